@@ -1,0 +1,75 @@
+import type { Context } from 'koa';
+import type { ConcordSettings } from '../config/index.ts';
+import type { KeyManager } from '../keys/index.ts';
+import type { Logger } from '../observability/index.ts';
+import type { Registry } from '../participants/index.ts';
+import type { AccountStore } from '../provider/index.ts';
+import type { Store } from '../store/index.ts';
+import { diffOf, type AuditLog, type AuditObjectType, type AuditRecord } from './audit.ts';
+import type { ConfigSync } from './sync.ts';
+import type { UpstreamCheck } from './upstream-check.ts';
+
+/** What the admin routes need; built once in app.ts. */
+export interface AdminDeps {
+  settings: ConcordSettings;
+  store: Store;
+  registry: Registry;
+  sync: ConfigSync;
+  audit: AuditLog;
+  keys: KeyManager;
+  accounts: AccountStore;
+  checkUpstream: UpstreamCheck;
+  log: Logger;
+}
+
+/** Records one change made through the API, with the token's label and the request id. */
+export async function recordChange(
+  ctx: Context,
+  audit: AuditLog,
+  action: string,
+  object: { type: AuditObjectType; id: string },
+  versions: { before?: unknown; after?: unknown } | undefined,
+  result?: Record<string, unknown>,
+): Promise<void> {
+  const entry: Omit<AuditRecord, 'at'> = {
+    actor: String(ctx.state.actor ?? 'unknown'),
+    action,
+    object,
+    ...(versions ? { diff: diffOf(versions.before, versions.after) } : {}),
+    ...(result ? { result } : {}),
+    ...(typeof ctx.state.requestId === 'string' ? { requestId: ctx.state.requestId } : {}),
+  };
+  await audit.record(entry);
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * A PUT body without the write-only secret keeps the stored one (so GET, edit, PUT works);
+ * the `...Set` flag that GET returns is dropped rather than refused.
+ */
+export function keepParticipantSecret(body: unknown, stored: { upstream: { clientSecret?: string | undefined } }): unknown {
+  if (!isObject(body) || !isObject(body.upstream)) return body;
+  const { clientSecretSet: _flag, ...upstream } = body.upstream;
+  const secret = stored.upstream.clientSecret;
+  const keep = secret !== undefined && !('clientSecret' in upstream) && !('clientSecretEnv' in upstream);
+  return { ...body, upstream: keep ? { ...upstream, clientSecret: secret } : upstream };
+}
+
+export function keepClientSecret(body: unknown, stored: { client_secret?: string | undefined } | undefined): unknown {
+  if (!isObject(body)) return body;
+  const { client_secret_set: _flag, ...rest } = body;
+  const secret = stored?.client_secret;
+  return secret !== undefined && !('client_secret' in rest) ? { ...rest, client_secret: secret } : rest;
+}
+
+/** Drops the `...Set` flags of a document copied from a GET (POST of an exported participant). */
+export const withoutFlags = (body: unknown): unknown => {
+  if (!isObject(body)) return body;
+  const { client_secret_set: _c, ...rest } = body;
+  if (!isObject(rest.upstream)) return rest;
+  const { clientSecretSet: _p, ...upstream } = rest.upstream;
+  return { ...rest, upstream };
+};
+
+export const idIn = (body: unknown, key: string): string | undefined => (isObject(body) && typeof body[key] === 'string' ? body[key] : undefined);

@@ -1,0 +1,74 @@
+import { ClientSchema, ParticipantSchema, type ClientConfig, type Participant } from '../config/index.ts';
+import type { SecretBox } from '../secrets/index.ts';
+
+/*
+ * How participants and clients sit in the store, and what the API shows of them. Secrets are
+ * write-only: sealed (AES-256-GCM) at rest, replaced by a `...Set` flag in every response.
+ */
+
+export const PARTICIPANTS = 'participants';
+export const CLIENTS = 'clients';
+
+export interface StoredParticipant {
+  /** The participant without `upstream.clientSecret`. */
+  config: Participant;
+  sealedClientSecret?: string;
+  updatedAt: string;
+}
+
+export interface StoredClient {
+  /** The client without `client_secret`. */
+  config: ClientConfig;
+  sealedClientSecret?: string;
+  updatedAt: string;
+}
+
+export function sealParticipant(participant: Participant, box: SecretBox): StoredParticipant {
+  const { clientSecret, ...upstream } = participant.upstream;
+  return {
+    config: { ...participant, upstream: upstream as Participant['upstream'] },
+    ...(clientSecret ? { sealedClientSecret: box.seal(clientSecret) } : {}),
+    updatedAt: new Date().toISOString(),
+  };
+}
+
+/**
+ * Re-validates what the store holds: another instance may run a newer schema, or the record may
+ * be damaged. Throws (zod or secret errors) and the caller keeps what it had.
+ */
+export function openParticipant(stored: StoredParticipant, box: SecretBox): Participant {
+  const upstream = { ...stored.config.upstream, ...(stored.sealedClientSecret ? { clientSecret: box.open(stored.sealedClientSecret) } : {}) };
+  return ParticipantSchema.parse({ ...stored.config, upstream });
+}
+
+export function sealClient(client: ClientConfig, box: SecretBox): StoredClient {
+  const { client_secret, ...config } = client;
+  return {
+    config: config as ClientConfig,
+    ...(client_secret ? { sealedClientSecret: box.seal(client_secret) } : {}),
+    updatedAt: new Date().toISOString(),
+  };
+}
+
+export function openClient(stored: StoredClient, box: SecretBox): ClientConfig {
+  return ClientSchema.parse({ ...stored.config, ...(stored.sealedClientSecret ? { client_secret: box.open(stored.sealedClientSecret) } : {}) });
+}
+
+export type ParticipantView = Omit<Participant, 'upstream'> & {
+  upstream: Omit<Participant['upstream'], 'clientSecret'> & { clientSecretSet: boolean };
+};
+
+export function participantView(participant: Participant): ParticipantView {
+  const { clientSecret, ...upstream } = participant.upstream;
+  return { ...participant, upstream: { ...upstream, clientSecretSet: Boolean(clientSecret) } };
+}
+
+export type ClientView = Omit<ClientConfig, 'client_secret'> & { client_secret_set: boolean };
+
+export function clientView(client: ClientConfig): ClientView {
+  const { client_secret, ...rest } = client;
+  return { ...rest, client_secret_set: Boolean(client_secret) };
+}
+
+/** Paths of write-only fields, for the audit diff. */
+export const SECRET_PATHS = new Set(['upstream.clientSecret', 'client_secret']);

@@ -1,0 +1,204 @@
+import type { AdminClient } from './api.ts';
+import { CliError, usage } from './errors.ts';
+import { readDocument } from './files.ts';
+import { emit, table, yaml, type Output } from './output.ts';
+import { describeIssue, validateConfig } from './validate.ts';
+
+export interface CommandOptions {
+  file?: string | undefined;
+  participant?: string | undefined;
+  claims?: string | undefined;
+  mapping?: string | undefined;
+  limit?: string | undefined;
+  before?: string | undefined;
+}
+
+export interface CommandContext {
+  io: Output;
+  /** Built on first use: `validate` needs no API, token or URL. */
+  api(): AdminClient;
+  env: NodeJS.ProcessEnv;
+  options: CommandOptions;
+}
+
+type Command = (ctx: CommandContext, args: string[]) => Promise<void>;
+
+const needFile = (ctx: CommandContext, what: string) => {
+  if (!ctx.options.file) throw usage(`${what} needs -f FILE (YAML or JSON)`);
+  return readDocument(ctx.options.file);
+};
+
+const needArg = (args: string[], what: string) => {
+  const value = args[0];
+  if (!value) throw usage(`missing ${what}`);
+  return encodeURIComponent(value);
+};
+
+const idOf = (doc: unknown, key: string) => (typeof doc === 'object' && doc !== null && typeof (doc as Record<string, unknown>)[key] === 'string' ? ((doc as Record<string, unknown>)[key] as string) : undefined);
+
+const revokedText = (r: { accounts: number; sessions: number; grants: number }) => `${r.grants} grant(s) and ${r.sessions} session(s) of ${r.accounts} account(s) revoked`;
+
+interface ParticipantView {
+  id: string;
+  displayName: string;
+  domains: string[];
+  enabled: boolean;
+  upstream: { issuer: string; clientSecretSet: boolean };
+}
+
+const participantRow = (p: ParticipantView) => [p.id, p.displayName, p.domains.join(','), p.enabled ? 'yes' : 'no', p.upstream.issuer];
+const PARTICIPANT_HEADERS = ['ID', 'NAME', 'DOMAINS', 'ENABLED', 'UPSTREAM'];
+
+const participants: Record<string, Command> = {
+  async list(ctx) {
+    const body = await ctx.api().get<{ participants: ParticipantView[] }>('/participants');
+    emit(ctx.io, body, () => table(PARTICIPANT_HEADERS, body.participants.map(participantRow)));
+  },
+  async show(ctx, args) {
+    const body = await ctx.api().get(`/participants/${needArg(args, 'participant id')}`);
+    emit(ctx.io, body, () => yaml(body));
+  },
+  async add(ctx) {
+    const body = await ctx.api().post<ParticipantView>('/participants', await needFile(ctx, 'participants add'));
+    emit(ctx.io, body, () => `participant ${body.id} added (upstream checked, ${body.domains.join(', ')})`);
+  },
+  async update(ctx, args) {
+    const doc = await needFile(ctx, 'participants update');
+    const id = args[0] ?? idOf(doc, 'id');
+    if (!id) throw usage('participants update needs an id: as an argument or in the file');
+    const body = await ctx.api().put<ParticipantView>(`/participants/${encodeURIComponent(id)}`, doc);
+    emit(ctx.io, body, () => `participant ${body.id} updated`);
+  },
+  async disable(ctx, args) {
+    const body = await ctx.api().post<ParticipantView>(`/participants/${needArg(args, 'participant id')}/disable`);
+    emit(ctx.io, body, () => `participant ${body.id} disabled: no new logins through it`);
+  },
+  async enable(ctx, args) {
+    const body = await ctx.api().post<ParticipantView>(`/participants/${needArg(args, 'participant id')}/enable`);
+    emit(ctx.io, body, () => `participant ${body.id} enabled`);
+  },
+  async remove(ctx, args) {
+    const body = await ctx.api().del<{ deleted: string; revoked: { accounts: number; sessions: number; grants: number } }>(`/participants/${needArg(args, 'participant id')}`);
+    emit(ctx.io, body, () => `participant ${body.deleted} removed; ${revokedText(body.revoked)}`);
+  },
+  async 'revoke-sessions'(ctx, args) {
+    const body = await ctx.api().post<{ participant: string; revoked: { accounts: number; sessions: number; grants: number } }>(`/participants/${needArg(args, 'participant id')}/revoke-sessions`);
+    emit(ctx.io, body, () => `participant ${body.participant}: ${revokedText(body.revoked)}`);
+  },
+};
+
+interface ClientView {
+  client_id: string;
+  client_name?: string;
+  token_endpoint_auth_method: string;
+  grant_types: string[];
+  participants?: string[];
+}
+
+const clients: Record<string, Command> = {
+  async list(ctx) {
+    const body = await ctx.api().get<{ clients: ClientView[] }>('/clients');
+    emit(ctx.io, body, () =>
+      table(
+        ['CLIENT_ID', 'NAME', 'AUTH', 'GRANTS', 'PARTICIPANTS'],
+        body.clients.map((c) => [c.client_id, c.client_name, c.token_endpoint_auth_method, c.grant_types.join(','), c.participants?.join(',') ?? 'all']),
+      ),
+    );
+  },
+  async show(ctx, args) {
+    const body = await ctx.api().get(`/clients/${needArg(args, 'client id')}`);
+    emit(ctx.io, body, () => yaml(body));
+  },
+  async add(ctx) {
+    const body = await ctx.api().post<ClientView>('/clients', await needFile(ctx, 'clients add'));
+    emit(ctx.io, body, () => `client ${body.client_id} added`);
+  },
+  async update(ctx, args) {
+    const doc = await needFile(ctx, 'clients update');
+    const id = args[0] ?? idOf(doc, 'client_id');
+    if (!id) throw usage('clients update needs a client id: as an argument or in the file');
+    const body = await ctx.api().put<ClientView>(`/clients/${encodeURIComponent(id)}`, doc);
+    emit(ctx.io, body, () => `client ${body.client_id} updated`);
+  },
+  async remove(ctx, args) {
+    const body = await ctx.api().del<{ deleted: string }>(`/clients/${needArg(args, 'client id')}`);
+    emit(ctx.io, body, () => `client ${body.deleted} removed`);
+  },
+};
+
+type DryRun = { outcome: 'released'; claims: Record<string, unknown> } | { outcome: 'rejected'; rule: { index: number; requirement: string; message?: string; error?: string } };
+
+const mapping: Record<string, Command> = {
+  async 'dry-run'(ctx) {
+    const { participant, claims, mapping: mappingFile } = ctx.options;
+    if (!participant || !claims) throw usage('mapping dry-run needs --participant ID and --claims FILE');
+    const request = { claims: await readDocument(claims), ...(mappingFile ? { mapping: await readDocument(mappingFile) } : {}) };
+    const body = await ctx.api().post<DryRun>(`/participants/${encodeURIComponent(participant)}/mapping/dry-run`, request);
+    emit(ctx.io, body, () => (body.outcome === 'released' ? `released:\n${yaml(body.claims)}` : `rejected by rules[${body.rule.index}] (${body.rule.requirement})${body.rule.message ? `: ${body.rule.message}` : ''}${body.rule.error ? ` [${body.rule.error}]` : ''}`));
+    // Scripts can tell "the rules refuse these claims" from "the command failed".
+    if (body.outcome === 'rejected') throw new CliError(`the mapping rejects these claims at rules[${body.rule.index}]`, 3);
+  },
+};
+
+interface KeyView {
+  kid: string;
+  alg: string;
+  state: string;
+  createdAt: string;
+  activatesAt: string;
+  removeAt?: string;
+}
+
+const keys: Record<string, Command> = {
+  async list(ctx) {
+    const body = await ctx.api().get<{ keys: KeyView[] }>('/keys');
+    emit(ctx.io, body, () => table(['KID', 'ALG', 'STATE', 'ACTIVATES', 'REMOVED'], body.keys.map((k) => [k.kid, k.alg, k.state, k.activatesAt, k.removeAt])));
+  },
+  async rotate(ctx) {
+    const body = await ctx.api().post<{ key: KeyView }>('/keys/rotate');
+    emit(ctx.io, body, () => `new key ${body.key.kid} published; it signs from ${body.key.activatesAt}`);
+  },
+};
+
+interface AuditEntry {
+  seq: number;
+  at: string;
+  actor: string;
+  action: string;
+  object: { type: string; id: string };
+  diff?: Record<string, unknown>;
+  result?: Record<string, unknown>;
+}
+
+async function audit(ctx: CommandContext): Promise<void> {
+  const query = new URLSearchParams();
+  if (ctx.options.limit) query.set('limit', ctx.options.limit);
+  if (ctx.options.before) query.set('before', ctx.options.before);
+  const body = await ctx.api().get<{ entries: AuditEntry[]; next: number | null }>(`/audit${query.size ? `?${query}` : ''}`);
+  emit(ctx.io, body, () => {
+    const rows = body.entries.map((e) => [e.seq, e.at, e.actor, e.action, `${e.object.type}/${e.object.id}`, Object.keys(e.diff ?? {}).join(',')]);
+    const more = body.next === null ? '' : `\n(older: concord audit --before ${body.next})`;
+    return table(['SEQ', 'AT', 'ACTOR', 'ACTION', 'OBJECT', 'CHANGED'], rows) + more;
+  });
+}
+
+async function validate(ctx: CommandContext, args: string[]): Promise<void> {
+  const dir = args[0] ?? ctx.env.CONCORD_CONFIG_DIR ?? './config';
+  const report = await validateConfig(dir, ctx.env);
+  if (ctx.io.json) ctx.io.out(JSON.stringify({ valid: report.issues.length === 0, ...report }, null, 2));
+  if (report.issues.length > 0) {
+    if (!ctx.io.json) for (const issue of report.issues) ctx.io.err(describeIssue(issue));
+    throw new CliError(`${dir}: ${report.issues.length} problem(s) found`);
+  }
+  if (!ctx.io.json) ctx.io.out(`${dir} is valid: ${report.participants} participant(s), ${report.clients} client(s)`);
+}
+
+/** group -> action -> command; a group that is itself a command has the action '' */
+export const COMMANDS: Record<string, Record<string, Command>> = {
+  participants,
+  clients,
+  mapping,
+  keys,
+  audit: { '': audit },
+  validate: { '': validate },
+};

@@ -1,0 +1,173 @@
+import { z } from 'zod';
+import { MappingSchema } from '../mapping/index.ts';
+import { Duration } from './duration.ts';
+
+/*
+ * Every setting of Concord, with its default and what to choose in production.
+ * This file is the one documented place for defaults; `npm run schema` exports it as JSON Schema.
+ */
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const SIGNING_ALGORITHMS = ['ES256', 'EdDSA', 'RS256'] as const;
+
+const Port = z.coerce.number().int().min(0).max(65535);
+
+export const ResourceServerSchema = z
+  .object({
+    /** The audience services check: the `resource` a client asks for (RFC 8707). */
+    audience: z.url(),
+    /** Scopes this service understands; a token for it carries only these. */
+    scopes: z.array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/)).default([]),
+    accessTokenTtl: Duration.optional(),
+  })
+  .strict();
+
+export const ConcordSettingsSchema = z
+  .object({
+    /** Public URL of Concord; every token's `iss`. Production: https. Env CONCORD_ISSUER. */
+    issuer: z.url().default('http://localhost:3000'),
+    /** Public listener: OIDC endpoints, login pages, /healthz, /readyz. Env CONCORD_PORT, CONCORD_HOST. */
+    port: Port.default(3000),
+    host: z.string().default('0.0.0.0'),
+    /** Trust X-Forwarded-* from a load balancer in front. Production behind a proxy: true. Env CONCORD_TRUST_PROXY. */
+    trustProxy: z.boolean().default(false),
+    admin: z
+      .object({
+        /** Internal listener: /admin/v1/* and /metrics. Env CONCORD_ADMIN_PORT, CONCORD_ADMIN_HOST. */
+        port: Port.default(9090),
+        host: z.string().default('127.0.0.1'),
+        /** Bearer token of the admin API; absent = every admin call refused. Env CONCORD_ADMIN_TOKEN. */
+        token: z.string().min(16, 'use at least 16 characters').optional(),
+      })
+      .strict()
+      .default({ port: 9090, host: '127.0.0.1' }),
+    /** `memory` (one instance, nothing kept), `redis://host:port`, or `redis-cluster://h:p,h:p`. Env CONCORD_STORE. */
+    store: z
+      .string()
+      .regex(/^(memory|rediss?:\/\/.+|redis-cluster:\/\/.+)$/, 'memory, redis://host:port or redis-cluster://host:port,...')
+      .default('memory'),
+    /** Prefix of every key in Redis, so several deployments can share one. */
+    storePrefix: z.string().default('concord:'),
+    /** 32 bytes, base64: encrypts signing keys and secrets at rest. Production: required. Env CONCORD_SECRETS_KEY. */
+    secretsKey: z.string().optional(),
+    logLevel: z.enum(LOG_LEVELS).default('info'),
+    tokens: z
+      .object({
+        accessTokenTtl: Duration.default(300),
+        idTokenTtl: Duration.default(300),
+        refreshTokenTtl: Duration.default(14 * 86400),
+        authorizationCodeTtl: Duration.default(60),
+        clientCredentialsTtl: Duration.default(300),
+        sessionTtl: Duration.default(8 * 3600),
+        interactionTtl: Duration.default(600),
+        grantTtl: Duration.default(14 * 86400),
+      })
+      .strict()
+      .prefault({}),
+    /** APIs that clients may ask tokens for with `resource`. Tokens without one are for Concord's userinfo (aud = issuer). */
+    resourceServers: z.array(ResourceServerSchema).default([]),
+    keys: z
+      .object({
+        algorithm: z.enum(SIGNING_ALGORITHMS).default('ES256'),
+        /** Scheduled rotation, e.g. 30d; absent = only on demand. */
+        rotateEvery: Duration.optional(),
+        /** A new key is published this long before it signs: longer than any JWKS cache. */
+        activationDelay: Duration.default(15 * 60),
+      })
+      .strict()
+      .prefault({}),
+    upstream: z
+      .object({
+        /** Every call to a partner IdP gives up after this long. */
+        timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+        /** Upstream discovery documents are re-fetched after this long. */
+        discoveryTtl: Duration.default(3600),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+
+export const ParticipantIdSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes, at most 63');
+
+export const OidcUpstreamSchema = z
+  .object({
+    type: z.literal('oidc'),
+    issuer: z.url(),
+    clientId: z.string().min(1),
+    /** Write-only. Prefer clientSecretEnv so the secret stays out of files. */
+    clientSecret: z.string().min(1).optional(),
+    clientSecretEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional(),
+    scopes: z.array(z.string()).default(['openid', 'email', 'profile']),
+    /** Also call the upstream's userinfo endpoint and merge its claims. */
+    fetchUserinfo: z.boolean().default(false),
+    /** ID token algorithms accepted from this upstream. `none` and HS* are never accepted. */
+    allowedAlgorithms: z.array(z.enum(['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA'])).optional(),
+    /** Allow an http:// issuer. Only for loopback development and tests. */
+    allowInsecureHttp: z.boolean().default(false),
+  })
+  .strict()
+  .refine((u) => u.allowInsecureHttp || u.issuer.startsWith('https://'), {
+    message: 'the upstream issuer must be https (set allowInsecureHttp only for local development)',
+    path: ['issuer'],
+  });
+
+export const ParticipantSchema = z
+  .object({
+    id: ParticipantIdSchema,
+    displayName: z.string().min(1).max(200),
+    domains: z
+      .array(z.string().transform((d) => d.trim().toLowerCase()).pipe(z.string().regex(DOMAIN, 'a domain name like example.com')))
+      .min(1),
+    upstream: OidcUpstreamSchema,
+    mapping: MappingSchema.optional(),
+    enabled: z.boolean().default(true),
+  })
+  .strict();
+
+const RedirectUri = z.url().refine((u) => !u.includes('#'), 'a redirect URI has no fragment');
+
+export const ClientSchema = z
+  .object({
+    client_id: z.string().min(1).max(200).regex(/^[\x21-\x7E]+$/, 'printable ASCII without spaces'),
+    client_name: z.string().optional(),
+    /** Write-only. Absent for public clients (token_endpoint_auth_method: none). */
+    client_secret: z.string().min(16, 'use at least 16 characters').optional(),
+    redirect_uris: z.array(RedirectUri).default([]),
+    post_logout_redirect_uris: z.array(RedirectUri).default([]),
+    grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials'])).default(['authorization_code', 'refresh_token']),
+    response_types: z.array(z.literal('code')).default(['code']),
+    token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'none', 'private_key_jwt']).default('client_secret_basic'),
+    scope: z.string().optional(),
+    subject_type: z.enum(['public', 'pairwise']).optional(),
+    jwks_uri: z.url().optional(),
+    /** Skip the consent page: for first-party services. */
+    skip_consent: z.boolean().default(false),
+    /** Participants whose users may sign in to this client; all when absent. */
+    participants: z.array(ParticipantIdSchema).optional(),
+    /** Mapped claims copied into this client's access tokens, e.g. [groups, roles]. */
+    access_token_claims: z.array(z.string()).default([]),
+    /** Audience of access tokens when the client asks for no `resource`. */
+    default_resource: z.url().optional(),
+  })
+  .strict()
+  .superRefine((client, ctx) => {
+    const needsSecret = client.token_endpoint_auth_method.startsWith('client_secret');
+    if (needsSecret && !client.client_secret) {
+      ctx.addIssue({ code: 'custom', path: ['client_secret'], message: `required with token_endpoint_auth_method ${client.token_endpoint_auth_method}` });
+    }
+    if (client.grant_types.includes('authorization_code') && client.redirect_uris.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['redirect_uris'], message: 'at least one is required for authorization_code' });
+    }
+  });
+
+export type ConcordSettings = z.output<typeof ConcordSettingsSchema>;
+export type ResourceServer = z.output<typeof ResourceServerSchema>;
+export type Participant = z.output<typeof ParticipantSchema>;
+export type ParticipantInput = z.input<typeof ParticipantSchema>;
+export type OidcUpstream = z.output<typeof OidcUpstreamSchema>;
+export type ClientConfig = z.output<typeof ClientSchema>;

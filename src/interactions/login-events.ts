@@ -1,0 +1,31 @@
+/** Why a brokered login ended as it did; bounded, so it can label metrics. */
+export type LoginOutcome =
+  | 'success'
+  | 'unknown_domain'
+  | 'invalid_email'
+  | 'participant_disabled'
+  | 'participant_not_allowed'
+  | 'upstream_unreachable'
+  | 'upstream_timeout'
+  | 'upstream_error'
+  | 'state_mismatch'
+  | 'iss_mismatch'
+  | 'token_invalid'
+  | 'userinfo_invalid'
+  | 'discovery_invalid'
+  | 'mapping_rejected'
+  | 'session_expired'
+  | 'internal';
+
+export interface LoginEvent {
+  participant: string | undefined;
+  client: string | undefined;
+  outcome: LoginOutcome;
+  /** Whole brokered login, from the redirect to the upstream until the callback finished. */
+  durationMs?: number;
+  /** The part of it spent waiting for the upstream in the callback. */
+  upstreamMs?: number;
+}
+
+/** Where login outcomes go (metrics); a no-op by default. */
+export type LoginObserver = (event: LoginEvent) => void;

@@ -1,0 +1,44 @@
+import { createConcord } from './app.ts';
+import { ConfigError, loadConfig } from './config/index.ts';
+import { createLogger } from './observability/index.ts';
+
+/** Wires config, store, provider and listeners; nothing else. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = await loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      // A person fixes this: the files, fields and reasons, not a stack trace.
+      process.stderr.write(`concord: ${error.message}\n`);
+      process.exit(78);
+    }
+    throw error;
+  }
+  const log = createLogger({ level: config.settings.logLevel });
+  const concord = await createConcord({ config, logger: log });
+  const { publicUrl, adminUrl } = await concord.listen();
+  log.info(
+    { issuer: config.settings.issuer, public: publicUrl, admin: adminUrl, store: concord.store.kind, participants: concord.registry.participants().length, clients: concord.registry.clients().length },
+    'concord started',
+  );
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down: readiness off, finishing requests in flight');
+    const force = setTimeout(() => process.exit(1), 25_000);
+    force.unref();
+    await concord.close();
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`concord: failed to start: ${(error as Error)?.message ?? String(error)}\n`);
+  process.exit(1);
+});

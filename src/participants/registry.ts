@@ -1,0 +1,98 @@
+import { EventEmitter } from 'node:events';
+import type { ClientConfig, Participant } from '../config/index.ts';
+import { ConcordError } from '../errors.ts';
+import { compileMapping, type CompiledMapping } from '../mapping/index.ts';
+
+/** A participant ready for logins: its configuration and its mapping, compiled once. */
+export interface ActiveParticipant {
+  readonly config: Participant;
+  readonly mapping: CompiledMapping;
+}
+
+export type RegistryEvent =
+  | { kind: 'participant'; id: string; action: 'set' | 'removed' }
+  | { kind: 'client'; id: string; action: 'set' | 'removed' };
+
+/**
+ * The participants and clients this instance serves, in memory for every request to read without I/O.
+ * A participant is swapped in only after its mapping compiled, so a bad change leaves the previous
+ * version in force. Keeping it in step with the store is the sync's job (admin/sync.ts).
+ */
+export class Registry extends EventEmitter<{ change: [RegistryEvent] }> {
+  readonly #participants = new Map<string, ActiveParticipant>();
+  readonly #byDomain = new Map<string, string>();
+  readonly #clients = new Map<string, ClientConfig>();
+
+  /** Compiles and activates a participant; throws (MappingError, DomainConflictError) and changes nothing on failure. */
+  setParticipant(config: Participant): ActiveParticipant {
+    for (const domain of config.domains) {
+      const owner = this.#byDomain.get(domain);
+      if (owner && owner !== config.id) throw new DomainConflictError(domain, owner);
+    }
+    const active: ActiveParticipant = { config, mapping: compileMapping(config.mapping, { participantId: config.id, domains: config.domains }) };
+    this.#unindex(config.id);
+    this.#participants.set(config.id, active);
+    for (const domain of config.domains) this.#byDomain.set(domain, config.id);
+    this.emit('change', { kind: 'participant', id: config.id, action: 'set' });
+    return active;
+  }
+
+  removeParticipant(id: string): boolean {
+    const existed = this.#unindex(id);
+    this.#participants.delete(id);
+    if (existed) this.emit('change', { kind: 'participant', id, action: 'removed' });
+    return existed;
+  }
+
+  participant(id: string): ActiveParticipant | undefined {
+    return this.#participants.get(id);
+  }
+
+  /** Exact, case-insensitive match on the whole domain: `evil-acme.example` never matches `acme.example`. */
+  participantForDomain(domain: string): ActiveParticipant | undefined {
+    const id = this.#byDomain.get(domain.trim().toLowerCase());
+    return id === undefined ? undefined : this.#participants.get(id);
+  }
+
+  participants(): ActiveParticipant[] {
+    return [...this.#participants.values()];
+  }
+
+  setClient(client: ClientConfig): void {
+    this.#clients.set(client.client_id, client);
+    this.emit('change', { kind: 'client', id: client.client_id, action: 'set' });
+  }
+
+  removeClient(id: string): boolean {
+    const existed = this.#clients.delete(id);
+    if (existed) this.emit('change', { kind: 'client', id, action: 'removed' });
+    return existed;
+  }
+
+  client(id: string): ClientConfig | undefined {
+    return this.#clients.get(id);
+  }
+
+  clients(): ClientConfig[] {
+    return [...this.#clients.values()];
+  }
+
+  #unindex(id: string): boolean {
+    const previous = this.#participants.get(id);
+    if (!previous) return false;
+    for (const domain of previous.config.domains) {
+      if (this.#byDomain.get(domain) === id) this.#byDomain.delete(domain);
+    }
+    return true;
+  }
+}
+
+export class DomainConflictError extends ConcordError {
+  readonly domain: string;
+  readonly owner: string;
+  constructor(domain: string, owner: string) {
+    super('domain_conflict', `domain ${domain} is already owned by participant "${owner}"`, { status: 409, expose: true });
+    this.domain = domain;
+    this.owner = owner;
+  }
+}

@@ -1,0 +1,35 @@
+import type { Adapter, ClientMetadata } from 'oidc-provider';
+import type { ClientConfig } from '../config/index.ts';
+import type { Registry } from '../participants/index.ts';
+
+/** Client metadata Concord adds to OIDC's; oidc-provider must be told their names. */
+export const EXTRA_CLIENT_METADATA = ['skip_consent', 'participants', 'access_token_claims', 'default_resource'] as const;
+
+/** The client as oidc-provider wants it: the registry's entry without undefined fields. */
+export function toClientMetadata(client: ClientConfig): ClientMetadata {
+  const metadata: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(client)) if (value !== undefined) metadata[key] = value;
+  return metadata as ClientMetadata;
+}
+
+/**
+ * oidc-provider reads clients through the `Client` model's adapter; answering from the registry
+ * means a client added or changed at runtime is served on the next request, without a restart.
+ */
+export function clientAdapter(registry: Registry): Adapter {
+  const readOnly = async () => {
+    throw new Error('clients are managed through the admin API, not by oidc-provider');
+  };
+  return {
+    async find(id: string) {
+      const client = registry.client(id);
+      return client ? toClientMetadata(client) : undefined;
+    },
+    upsert: readOnly,
+    findByUid: async () => undefined,
+    findByUserCode: async () => undefined,
+    consume: readOnly,
+    destroy: readOnly,
+    revokeByGrantId: async () => undefined,
+  };
+}

@@ -1,0 +1,176 @@
+import { createHmac } from 'node:crypto';
+import Provider, { type Configuration, type KoaContextWithOIDC, type AsymmetricSigningAlgorithm } from 'oidc-provider';
+import type { ConcordSettings } from '../config/index.ts';
+import type { KeySet } from '../keys/index.ts';
+import type { Registry } from '../participants/index.ts';
+import type { Store } from '../store/index.ts';
+import type { Logger } from '../observability/index.ts';
+import { newReference } from '../observability/index.ts';
+import { renderPage, Trusted } from '../interactions/views.ts';
+import { AccountStore } from './accounts.ts';
+import { SCOPE_CLAIMS } from './claims.ts';
+import { clientAdapter, EXTRA_CLIENT_METADATA } from './clients.ts';
+import { allScopes, resourceIndicators } from './resources.ts';
+import { indexingAdapter } from './offboarding.ts';
+
+export { AccountStore, accountIdOf, type BrokeredAccount } from './accounts.ts';
+export { SCOPE_CLAIMS, OIDC_SCOPES, claimsForScopes } from './claims.ts';
+export { toClientMetadata } from './clients.ts';
+export { revokeParticipantSessions, type RevocationReport } from './offboarding.ts';
+
+export interface ProviderDeps {
+  settings: ConcordSettings;
+  store: Store;
+  registry: Registry;
+  accounts: AccountStore;
+  keySet: KeySet;
+  cookieKeys: string[];
+  log: Logger;
+}
+
+type ClientWithExtras = { clientId: string; skip_consent?: boolean; access_token_claims?: string[]; sectorIdentifier?: string };
+
+/** The one oidc-provider configuration of Concord. Built again (cheaply) when the key set changes. */
+export function createProvider(deps: ProviderDeps): Provider {
+  const { settings, store, registry, accounts, keySet, cookieKeys, log } = deps;
+  const secure = settings.issuer.startsWith('https://');
+  const signingAlg = () => (keySet.jwks.keys[0]?.alg ?? 'ES256') as AsymmetricSigningAlgorithm;
+  const t = settings.tokens;
+
+  const configuration: Configuration = {
+    adapter: (name: string) => (name === 'Client' ? clientAdapter(registry) : indexingAdapter(store, name)),
+    clients: [],
+    jwks: keySet.jwks as Configuration['jwks'],
+    cookies: {
+      keys: cookieKeys,
+      // Own names, so a service or partner IdP on the same host (localhost in the demo) cannot clash.
+      names: { session: 'concord_session', interaction: 'concord_interaction', resume: 'concord_resume' },
+      long: { signed: true, secure, httpOnly: true, sameSite: 'lax' },
+      short: { signed: true, secure, httpOnly: true, sameSite: 'lax' },
+    },
+    claims: SCOPE_CLAIMS,
+    scopes: allScopes(settings),
+    // Services get the mapped claims in the ID token, without a userinfo round trip.
+    conformIdTokenClaims: false,
+    responseTypes: ['code'],
+    pkce: { required: () => true },
+    extraParams: ['idp_hint'],
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: signingAlg(),
+    },
+    enabledJWA: { idTokenSigningAlgValues: [signingAlg()] },
+    extraClientMetadata: {
+      properties: [...EXTRA_CLIENT_METADATA],
+      validator(_ctx, key, value) {
+        if (key === 'skip_consent' && value !== undefined && typeof value !== 'boolean') throw new Error('skip_consent must be a boolean');
+      },
+    },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      userinfo: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => {
+          ctx.type = 'html';
+          ctx.body = renderPage('logout', 'Sign out', { host: ctx.host, form: new Trusted(form) });
+        },
+        postLogoutSuccessSource: async (ctx) => {
+          const name = ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId;
+          ctx.type = 'html';
+          ctx.body = renderPage('logged-out', 'Signed out', { clientSuffix: name ? ` of ${name}` : '' });
+        },
+      },
+      resourceIndicators: resourceIndicators(settings, signingAlg) as never,
+    },
+    ttl: {
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? t.accessTokenTtl,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? t.clientCredentialsTtl,
+      AuthorizationCode: t.authorizationCodeTtl,
+      IdToken: t.idTokenTtl,
+      RefreshToken: t.refreshTokenTtl,
+      Session: t.sessionTtl,
+      Interaction: t.interactionTtl,
+      Grant: t.grantTtl,
+    },
+    // Refresh tokens rotate on every use; a replayed one revokes the grant (oidc-provider's reuse detection).
+    rotateRefreshToken: () => true,
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    async loadExistingGrant(ctx: KoaContextWithOIDC) {
+      const client = ctx.oidc.client as unknown as ClientWithExtras | undefined;
+      const session = ctx.oidc.session;
+      if (!client || !session?.accountId) return undefined;
+      const grantId = ctx.oidc.result?.consent?.grantId ?? session.grantIdFor(client.clientId);
+      if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+      if (!client.skip_consent) return undefined;
+      // First-party clients: the grant is what they asked for, no consent page.
+      const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
+      const params = ctx.oidc.params as { scope?: string; resource?: string | string[] } | undefined;
+      if (params?.scope) grant.addOIDCScope(params.scope);
+      for (const resource of [ctx.oidc.resourceServers ? Object.values(ctx.oidc.resourceServers) : []].flat()) {
+        grant.addResourceScope(resource.identifier(), resource.scope ?? '');
+      }
+      await grant.save();
+      session.grantIdFor(client.clientId, grant.jti);
+      return grant;
+    },
+    async findAccount(_ctx, accountId) {
+      const account = await accounts.find(accountId);
+      if (!account) return undefined;
+      return {
+        accountId,
+        claims: async () => ({ ...account.claims, sub: accountId, idp: account.participantId }),
+      };
+    },
+    subjectTypes: ['public', 'pairwise'],
+    pairwiseIdentifier: async (_ctx, accountId, client) => {
+      const sector = (client as unknown as ClientWithExtras).sectorIdentifier ?? client.clientId;
+      return createHmac('sha256', cookieKeys[0]!).update(`${sector}\0${accountId}`).digest('base64url');
+    },
+    async extraTokenClaims(_ctx, token) {
+      // Access tokens carry the participant and the claims the client selected, so services need no call back.
+      const accountId = (token as { accountId?: string }).accountId;
+      if (!accountId) return undefined;
+      const account = await accounts.find(accountId);
+      if (!account) return undefined;
+      const client = token.client as unknown as ClientWithExtras | undefined;
+      const extra: Record<string, unknown> = { idp: account.participantId };
+      for (const name of client?.access_token_claims ?? []) {
+        if (account.claims[name] !== undefined && !(name in RESERVED_TOKEN_CLAIMS)) extra[name] = account.claims[name];
+      }
+      return extra;
+    },
+    clientBasedCORS(_ctx, origin, client) {
+      return (client.redirectUris ?? []).some((uri) => new URL(uri).origin === origin);
+    },
+    async renderError(ctx, out, error) {
+      const reference = (ctx.state.requestId as string | undefined) ?? newReference();
+      const status = (error as { status?: number }).status ?? 500;
+      (ctx.state.log ?? log)[status >= 500 ? 'error' : 'warn'](
+        { reference, error: out.error, description: out.error_description, err: status >= 500 ? error : undefined },
+        'authorization error page',
+      );
+      ctx.type = 'html';
+      ctx.body = renderPage('error', 'Sign-in error', {
+        heading: status >= 500 ? 'Something went wrong' : 'This sign-in request cannot be completed',
+        message: status >= 500 ? 'Concord could not complete the request. Please try again.' : `${out.error_description ?? out.error}`,
+        reference,
+      });
+    },
+  };
+
+  const provider = new Provider(settings.issuer, configuration);
+  provider.proxy = settings.trustProxy;
+  return provider;
+}
+
+const RESERVED_TOKEN_CLAIMS: Record<string, true> = {
+  iss: true, sub: true, aud: true, exp: true, iat: true, nbf: true, jti: true, client_id: true, scope: true,
+  auth_time: true, acr: true, amr: true, cnf: true, idp: true,
+};

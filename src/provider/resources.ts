@@ -1,0 +1,40 @@
+import { errors, type KoaContextWithOIDC, type ResourceServer as OidcResourceServer, type AsymmetricSigningAlgorithm } from 'oidc-provider';
+import type { ConcordSettings } from '../config/index.ts';
+import { OIDC_SCOPES } from './claims.ts';
+
+/**
+ * Every access token is a JWT (RFC 9068) for one audience (RFC 8707). A client that names no
+ * `resource` gets a token for its `default_resource`, else for Concord itself (aud = issuer),
+ * which Concord's userinfo accepts. Services should ask for their own audience.
+ */
+export function resourceIndicators(settings: ConcordSettings, signingAlg: () => AsymmetricSigningAlgorithm) {
+  const servers = new Map(settings.resourceServers.map((rs) => [rs.audience, rs]));
+  const oidcScopes = OIDC_SCOPES.filter((s) => s !== 'offline_access');
+
+  return {
+    enabled: true,
+    useGrantedResource: () => true,
+    defaultResource(_ctx: KoaContextWithOIDC, client: { default_resource?: string } & object): string {
+      return (client as { default_resource?: string }).default_resource ?? settings.issuer;
+    },
+    getResourceServerInfo(_ctx: KoaContextWithOIDC, resource: string): OidcResourceServer {
+      const base = { accessTokenFormat: 'jwt' as const, jwt: { sign: { alg: signingAlg() } } };
+      if (resource === settings.issuer) {
+        return { ...base, audience: settings.issuer, scope: oidcScopes.join(' '), accessTokenTTL: settings.tokens.accessTokenTtl };
+      }
+      const server = servers.get(resource);
+      if (!server) throw new errors.InvalidTarget(`unknown resource ${resource}`);
+      return {
+        ...base,
+        audience: server.audience,
+        scope: [...new Set([...oidcScopes, ...server.scopes])].join(' '),
+        accessTokenTTL: server.accessTokenTtl ?? settings.tokens.accessTokenTtl,
+      };
+    },
+  };
+}
+
+/** Scopes clients may ask for: the OIDC ones and every resource server's. */
+export function allScopes(settings: ConcordSettings): string[] {
+  return [...new Set([...OIDC_SCOPES, ...settings.resourceServers.flatMap((rs) => rs.scopes)])];
+}

@@ -1,0 +1,53 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { ConcordError } from '../errors.ts';
+
+/**
+ * AES-256-GCM for secrets at rest (signing keys, client and upstream secrets).
+ * The sealed form `v1.<iv>.<tag>.<ciphertext>` (base64url) names its version so the format can change.
+ */
+export interface SecretBox {
+  seal(plaintext: string): string;
+  open(sealed: string): string;
+  /** False when no CONCORD_SECRETS_KEY is set: values are then kept as plaintext, which the log warns about. */
+  readonly encrypting: boolean;
+}
+
+export function createSecretBox(base64Key: string | undefined): SecretBox {
+  if (!base64Key) {
+    return {
+      encrypting: false,
+      seal: (plaintext) => `plain.${Buffer.from(plaintext).toString('base64url')}`,
+      open: (sealed) => {
+        if (sealed.startsWith('plain.')) return Buffer.from(sealed.slice(6), 'base64url').toString();
+        throw new ConcordError('secrets_key_missing', 'a secret in the store is encrypted; set CONCORD_SECRETS_KEY to read it');
+      },
+    };
+  }
+  const key = Buffer.from(base64Key, 'base64');
+  if (key.length !== 32) {
+    throw new ConcordError('invalid_secrets_key', 'CONCORD_SECRETS_KEY must be 32 bytes in base64 (openssl rand -base64 32)');
+  }
+  return {
+    encrypting: true,
+    seal(plaintext) {
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', key, iv);
+      const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+      return ['v1', iv, cipher.getAuthTag(), ciphertext].map((p) => (typeof p === 'string' ? p : p.toString('base64url'))).join('.');
+    },
+    open(sealed) {
+      if (sealed.startsWith('plain.')) return Buffer.from(sealed.slice(6), 'base64url').toString();
+      const [version, iv, tag, ciphertext] = sealed.split('.');
+      if (version !== 'v1' || !iv || !tag || ciphertext === undefined) {
+        throw new ConcordError('secret_unreadable', 'a stored secret has an unknown format');
+      }
+      try {
+        const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
+        decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+        return Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]).toString('utf8');
+      } catch (cause) {
+        throw new ConcordError('secret_unreadable', 'a stored secret cannot be decrypted with CONCORD_SECRETS_KEY', { cause });
+      }
+    },
+  };
+}

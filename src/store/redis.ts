@@ -1,0 +1,524 @@
+import { createHash } from 'node:crypto';
+import { Cluster, Redis, ReplyError as ReplyErrorClass, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { StoreUnavailableError } from './errors.ts';
+import type { StoreOptions } from './factory.ts';
+import { RedisKeys } from './redis-keys.ts';
+import type { Adapter, AdapterPayload, LogEntry, Store } from './types.ts';
+
+/**
+ * The Redis backend, standalone or Cluster (ioredis). Key layout: see redis-keys.ts.
+ *
+ * Cluster safety: every command and every Lua script touches exactly one key, so no operation
+ * crosses a slot. What spans keys (an adapter upsert writes its payload and its indexes) is a
+ * sequence of single-key steps ordered so a failure in the middle leaves nothing unrevocable.
+ *
+ * Failure: no offline queue, no retries of a request, connect and command timeouts; a request
+ * while Redis is away fails at once with StoreUnavailableError. The client reconnects on its own
+ * (capped backoff) and pub/sub subscriptions are restored when it does.
+ */
+
+export interface RedisStoreOptions extends StoreOptions {
+  /** Timeout of one connection attempt. Default 2000 ms. */
+  connectTimeoutMs?: number;
+  /** Timeout of one command (a hung Redis). Default 2000 ms. */
+  commandTimeoutMs?: number;
+  /** How long createRedisStore waits for the first connection. Default 10000 ms. */
+  startupTimeoutMs?: number;
+  /** Longest pause between reconnection attempts. Default 2000 ms. */
+  maxReconnectDelayMs?: number;
+}
+
+type Client = Redis | Cluster;
+
+const DEFAULT_TTL_SECONDS = 14 * 24 * 3600; // as memory.ts, when oidc-provider gives no expiresIn
+
+/** Error replies that mean "not now" rather than "wrong command". */
+const TRANSIENT_REPLY = /^(CLUSTERDOWN|LOADING|TRYAGAIN|MASTERDOWN|BUSY|NOREPLICAS|READONLY)\b/;
+
+/** ioredis types ReplyError as `any`; this narrows. */
+const isReplyError = (err: unknown): err is Error => err instanceof (ReplyErrorClass as typeof Error);
+
+function unavailable(err: unknown): boolean {
+  if (isReplyError(err)) return TRANSIENT_REPLY.test(err.message);
+  // Everything else ioredis rejects with is about the connection: closed, not writable, timed out,
+  // cluster not ready, too many redirections, max retries, aborted.
+  // Our own mistakes (TypeError and the like) are not the backend's unavailability.
+  return err instanceof Error && !(err instanceof TypeError || err instanceof RangeError || err instanceof SyntaxError || err instanceof ReferenceError);
+}
+
+const serialize = (value: unknown): string => JSON.stringify(value) ?? 'null';
+const deserialize = <T>(raw: string | null | undefined): T | undefined => (raw == null ? undefined : (JSON.parse(raw) as T));
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+const ms = (seconds: number) => Math.max(1, Math.round(seconds * 1000));
+
+class Script {
+  readonly source: string;
+  readonly sha: string;
+  constructor(source: string) {
+    this.source = source;
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+}
+
+/** Sets `consumed` only on a payload that exists, so a consume never creates a key without TTL. */
+const CONSUME = new Script(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'consumed', ARGV[1])
+  return 1
+end
+return 0`);
+
+/** Adds a member to a grant index and extends the index's TTL to the member's if that is longer. */
+const GRANT_ADD = new Script(`
+redis.call('SADD', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[2])
+if redis.call('PTTL', KEYS[1]) < ttl then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+return 1`);
+
+/** One page of a log: { first seq, entries oldest first }. ARGV: before ('' = none), limit. */
+const PAGE = new Script(`
+local len = redis.call('LLEN', KEYS[1])
+local before = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local last = len
+if before ~= nil and before - 1 < last then last = before - 1 end
+if last < 1 or limit < 1 then return {0, {}} end
+local first = last - limit + 1
+if first < 1 then first = 1 end
+return {first, redis.call('LRANGE', KEYS[1], first - 1, last - 1)}`);
+
+interface ChannelState {
+  handlers: Set<{ fn: (message: string) => void }>;
+  subscribed: Promise<void>;
+}
+
+export class RedisStore implements Store {
+  readonly kind: 'redis' | 'redis-cluster';
+  /** The raw ioredis client (rate limiting uses it). Commands on it fail fast while Redis is away. */
+  readonly client: Redis | Cluster;
+  readonly keys: RedisKeys;
+  readonly #timeoutMs: number;
+  readonly #adapters = new Map<string, RedisAdapter>();
+  readonly #channels = new Map<string, ChannelState>();
+  #subscriber: Promise<Client> | undefined;
+  #lastError: unknown;
+  #closed = false;
+
+  constructor(client: Client, options: { prefix?: string; timeoutMs?: number } = {}) {
+    this.client = client;
+    this.kind = client instanceof Cluster ? 'redis-cluster' : 'redis';
+    this.keys = new RedisKeys(options.prefix);
+    this.#timeoutMs = options.timeoutMs ?? 2000;
+    client.on('error', (err: unknown) => {
+      this.#lastError = err;
+    });
+  }
+
+  adapter(name: string): Adapter {
+    let adapter = this.#adapters.get(name);
+    if (!adapter) {
+      adapter = new RedisAdapter(name, this);
+      this.#adapters.set(name, adapter);
+    }
+    return adapter;
+  }
+
+  /** Runs one request against Redis; connection trouble becomes StoreUnavailableError. */
+  async run<T>(request: (client: Client) => Promise<T>): Promise<T> {
+    try {
+      return await request(this.client);
+    } catch (err) {
+      if (this.#closed) throw new StoreUnavailableError('The session store is closed', err);
+      if (unavailable(err)) throw new StoreUnavailableError(undefined, err);
+      throw err;
+    }
+  }
+
+  /** EVALSHA, loading the script on the node that owns the key the first time. */
+  async script(script: Script, key: string, ...args: Array<string | number>): Promise<unknown> {
+    return this.run(async (client) => {
+      try {
+        return await client.evalsha(script.sha, 1, key, ...args);
+      } catch (err) {
+        if (isReplyError(err) && err.message.startsWith('NOSCRIPT')) return client.eval(script.source, 1, key, ...args);
+        throw err;
+      }
+    });
+  }
+
+  // records --------------------------------------------------------------------------------------
+
+  async getRecord<T>(collection: string, id: string): Promise<T | undefined> {
+    return deserialize<T>(await this.run((c) => c.hget(this.keys.record(collection), id)));
+  }
+
+  async putRecord<T>(collection: string, id: string, value: T): Promise<void> {
+    await this.run((c) => c.hset(this.keys.record(collection), id, serialize(value)));
+  }
+
+  async deleteRecord(collection: string, id: string): Promise<boolean> {
+    return (await this.run((c) => c.hdel(this.keys.record(collection), id))) > 0;
+  }
+
+  async listRecords<T>(collection: string): Promise<Array<{ id: string; value: T }>> {
+    const all = await this.run((c) => c.hgetall(this.keys.record(collection)));
+    return Object.entries(all).map(([id, raw]) => ({ id, value: JSON.parse(raw) as T }));
+  }
+
+  // temp -----------------------------------------------------------------------------------------
+
+  async setTemp<T>(key: string, value: T, ttlSeconds: number): Promise<void> {
+    const k = this.keys.temp(key);
+    if (!(ttlSeconds > 0)) {
+      // Already expired, as in memory.ts.
+      await this.run((c) => c.del(k));
+      return;
+    }
+    await this.run((c) => c.set(k, serialize(value), 'PX', ms(ttlSeconds)));
+  }
+
+  async getTemp<T>(key: string): Promise<T | undefined> {
+    return deserialize<T>(await this.run((c) => c.get(this.keys.temp(key))));
+  }
+
+  async takeTemp<T>(key: string): Promise<T | undefined> {
+    // GETDEL (Redis >= 6.2) is atomic on its one key.
+    return deserialize<T>(await this.run((c) => c.getdel(this.keys.temp(key))));
+  }
+
+  async deleteTemp(key: string): Promise<void> {
+    await this.run((c) => c.del(this.keys.temp(key)));
+  }
+
+  // counters -------------------------------------------------------------------------------------
+
+  async incr(key: string): Promise<number> {
+    return this.run((c) => c.incr(this.keys.counter(key)));
+  }
+
+  async getCounter(key: string): Promise<number> {
+    const raw = await this.run((c) => c.get(this.keys.counter(key)));
+    return raw === null ? 0 : Number(raw);
+  }
+
+  // logs -----------------------------------------------------------------------------------------
+
+  async append<T>(log: string, entry: T): Promise<number> {
+    // RPUSH answers the new length, which is the entry's seq: atomic, no separate counter.
+    return this.run((c) => c.rpush(this.keys.log(log), serialize(entry)));
+  }
+
+  async page<T>(log: string, opts: { before?: number; limit: number }): Promise<Array<LogEntry<T>>> {
+    const before = opts.before === undefined ? '' : Math.ceil(opts.before);
+    const limit = Math.ceil(opts.limit);
+    const [first, raw] = (await this.script(PAGE, this.keys.log(log), before, limit)) as [number, string[]];
+    const out: Array<LogEntry<T>> = raw.map((r, i) => ({ seq: first + i, entry: JSON.parse(r) as T }));
+    return out.reverse();
+  }
+
+  // sets -----------------------------------------------------------------------------------------
+
+  async addToSet(key: string, member: string): Promise<void> {
+    await this.run((c) => c.sadd(this.keys.set(key), member));
+  }
+
+  async removeFromSet(key: string, member: string): Promise<void> {
+    await this.run((c) => c.srem(this.keys.set(key), member));
+  }
+
+  async setMembers(key: string): Promise<string[]> {
+    return this.run((c) => c.smembers(this.keys.set(key)));
+  }
+
+  async deleteSet(key: string): Promise<void> {
+    await this.run((c) => c.del(this.keys.set(key)));
+  }
+
+  // pub/sub --------------------------------------------------------------------------------------
+
+  async publish(channel: string, message: string): Promise<void> {
+    await this.run((c) => c.publish(this.keys.channel(channel), message));
+  }
+
+  async subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
+    const subscriber = await this.#getSubscriber();
+    const name = this.keys.channel(channel);
+    const handler = { fn: onMessage };
+    let state = this.#channels.get(name);
+    if (!state) {
+      const created: ChannelState = {
+        handlers: new Set(),
+        subscribed: this.run(async () => {
+          await subscriber.subscribe(name);
+        }),
+      };
+      this.#channels.set(name, created);
+      created.subscribed.catch(() => {
+        if (this.#channels.get(name) === created) this.#channels.delete(name);
+      });
+      state = created;
+    }
+    state.handlers.add(handler);
+    await state.subscribed;
+    const current = state;
+    let done = false;
+    return async () => {
+      if (done) return;
+      done = true;
+      current.handlers.delete(handler);
+      if (current.handlers.size > 0 || this.#channels.get(name) !== current) return;
+      this.#channels.delete(name);
+      // If Redis is away this fails; the channel is no longer ours, so it is not resubscribed.
+      await subscriber.unsubscribe(name).catch(() => {});
+    };
+  }
+
+  /** The dedicated subscriber connection (a duplicate of the client), created on first use. */
+  #getSubscriber(): Promise<Client> {
+    if (this.#closed) return Promise.reject(new StoreUnavailableError('The session store is closed'));
+    if (!this.#subscriber) {
+      // Standalone: we resubscribe ourselves on every 'ready' (ioredis' autoResubscribe leaves its
+      // SUBSCRIBE promise unhandled, which would crash the process if the connection drops again
+      // at that moment). Cluster: ioredis' ClusterSubscriber moves and resubscribes on its own.
+      const subscriber = this.client instanceof Cluster ? this.client.duplicate() : this.client.duplicate({ autoResubscribe: false });
+      subscriber.on('error', (err: unknown) => {
+        this.#lastError = err;
+      });
+      if (!(subscriber instanceof Cluster)) {
+        subscriber.on('ready', () => {
+          const names = [...this.#channels.keys()];
+          if (names.length > 0) subscriber.subscribe(...names).catch(() => {});
+        });
+      }
+      subscriber.on('message', (channel: string, message: string) => {
+        const state = this.#channels.get(channel);
+        if (!state) return;
+        // Like memory.ts: never on the connection's own stack, and a throwing handler is not our parser's problem.
+        for (const handler of state.handlers) setImmediate(() => handler.fn(message));
+      });
+      this.#subscriber = Promise.resolve(subscriber);
+    }
+    return this.#subscriber.then(async (subscriber) => {
+      await waitReady(subscriber, this.#timeoutMs).catch((err) => {
+        throw new StoreUnavailableError(undefined, err ?? this.#lastError);
+      });
+      return subscriber;
+    });
+  }
+
+  // lifecycle ------------------------------------------------------------------------------------
+
+  async ping(): Promise<void> {
+    if (this.#closed) throw new StoreUnavailableError('The session store is closed');
+    if (this.client.status !== 'ready') throw new StoreUnavailableError(undefined, this.#lastError);
+    await this.run((c) => c.ping());
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#channels.clear();
+    const subscriber = this.#subscriber ? await this.#subscriber : undefined;
+    await Promise.all([shutdown(this.client, this.#timeoutMs), subscriber && shutdown(subscriber, this.#timeoutMs)]);
+  }
+}
+
+/** oidc-provider's adapter: one HASH per model+id ({payload, consumed}), with TTL. */
+class RedisAdapter implements Adapter {
+  readonly #name: string;
+  readonly #store: RedisStore;
+
+  constructor(name: string, store: RedisStore) {
+    this.#name = name;
+    this.#store = store;
+  }
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+    const store = this.#store;
+    const keys = store.keys;
+    const key = keys.oidc(this.#name, id);
+    const ttl = ms(expiresIn ?? DEFAULT_TTL_SECONDS);
+    // The grant index first: should the payload write fail after it, revoking finds a key that is
+    // not there, which is harmless; the other order could leave a token its grant cannot revoke.
+    if (payload.grantId) await store.script(GRANT_ADD, keys.grant(payload.grantId), key, ttl);
+    const writes: Array<Promise<unknown>> = [
+      store.run(async (c) => {
+        const results = await c.multi().del(key).hset(key, 'payload', serialize(payload)).pexpire(key, ttl).exec();
+        const failed = results?.find(([err]) => err);
+        if (!results) throw new Error('transaction aborted');
+        if (failed) throw failed[0];
+      }),
+    ];
+    if (payload.userCode) writes.push(store.run((c) => c.set(keys.userCode(this.#name, payload.userCode!), id, 'PX', ttl)));
+    if (payload.uid) writes.push(store.run((c) => c.set(keys.uid(this.#name, payload.uid!), id, 'PX', ttl)));
+    await Promise.all(writes);
+  }
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    const [raw, consumed] = await this.#store.run((c) => c.hmget(this.#store.keys.oidc(this.#name, id), 'payload', 'consumed'));
+    const payload = deserialize<AdapterPayload>(raw);
+    if (payload && consumed != null) payload.consumed = Number(consumed);
+    return payload;
+  }
+
+  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    const id = await this.#store.run((c) => c.get(this.#store.keys.uid(this.#name, uid)));
+    return id === null ? undefined : this.find(id);
+  }
+
+  async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    const id = await this.#store.run((c) => c.get(this.#store.keys.userCode(this.#name, userCode)));
+    return id === null ? undefined : this.find(id);
+  }
+
+  async consume(id: string): Promise<void> {
+    await this.#store.script(CONSUME, this.#store.keys.oidc(this.#name, id), nowSeconds());
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.#store.run((c) => c.del(this.#store.keys.oidc(this.#name, id)));
+  }
+
+  async revokeByGrantId(grantId: string): Promise<void> {
+    const index = this.#store.keys.grant(grantId);
+    // Read and drop the index in one transaction on its key; its members live on other slots,
+    // so they are deleted one by one.
+    const members = await this.#store.run(async (c) => {
+      const results = await c.multi().smembers(index).del(index).exec();
+      const [err, value] = results?.[0] ?? [new Error('transaction aborted'), undefined];
+      if (err) throw err;
+      return value as string[];
+    });
+    await Promise.all(members.map((key) => this.#store.run((c) => c.unlink(key))));
+  }
+}
+
+function waitReady(client: Client, timeoutMs: number): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  if (client.status === 'end') return Promise.reject(new Error('connection ended'));
+  return new Promise((resolve, reject) => {
+    let lastError: unknown;
+    const onError = (err: unknown) => {
+      lastError = err;
+    };
+    const onReady = () => {
+      cleanup();
+      resolve();
+    };
+    const onEnd = () => {
+      cleanup();
+      reject(lastError ?? new Error('connection ended'));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(lastError ?? new Error(`not connected within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const cleanup = () => {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+      client.off('error', onError);
+      client.off('end', onEnd);
+    };
+    client.on('ready', onReady);
+    client.on('error', onError);
+    client.on('end', onEnd);
+  });
+}
+
+async function shutdown(client: Client, timeoutMs: number): Promise<void> {
+  if (client.status === 'ready') {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        client.quit(),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('quit timed out')), timeoutMs))),
+      ]);
+    } catch {
+      // fall through to disconnect
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  client.disconnect();
+}
+
+/** Parses `redis-cluster://[user:pass@]host:port,host:port[?tls=true]`. */
+export function parseClusterUrl(url: string): { nodes: ClusterNode[]; username?: string; password?: string; tls: boolean } {
+  const match = /^redis-cluster:\/\/(?:([^@/]*)@)?([^/?]+)\/?(?:\?(.*))?$/.exec(url);
+  if (!match) throw new Error(`invalid Redis Cluster URL "${url}": expected redis-cluster://host:port,host:port`);
+  const [, auth, hosts = '', query = ''] = match;
+  const nodes = hosts.split(',').map((hostPort) => {
+    const at = hostPort.lastIndexOf(':');
+    const host = at > 0 ? hostPort.slice(0, at) : hostPort;
+    const port = at > 0 ? Number(hostPort.slice(at + 1)) : 6379;
+    if (!host || !Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`invalid node "${hostPort}" in Redis Cluster URL`);
+    return { host: host.replace(/^\[(.*)\]$/, '$1'), port };
+  });
+  const result: { nodes: ClusterNode[]; username?: string; password?: string; tls: boolean } = {
+    nodes,
+    tls: /^(1|true|yes)$/i.test(new URLSearchParams(query).get('tls') ?? ''),
+  };
+  if (auth) {
+    const colon = auth.indexOf(':');
+    const user = decodeURIComponent(colon < 0 ? '' : auth.slice(0, colon));
+    const pass = decodeURIComponent(colon < 0 ? auth : auth.slice(colon + 1));
+    if (user) result.username = user;
+    if (pass) result.password = pass;
+  }
+  return result;
+}
+
+/** Creates the client for `options.url`, waits for its first connection and returns the store. */
+export async function createRedisStore(options: RedisStoreOptions): Promise<RedisStore> {
+  const connectTimeout = options.connectTimeoutMs ?? 2000;
+  const commandTimeout = options.commandTimeoutMs ?? 2000;
+  const maxDelay = options.maxReconnectDelayMs ?? 2000;
+  const backoff = (times: number) => Math.min(50 * 2 ** Math.min(times, 10), maxDelay);
+  const common: RedisOptions = {
+    connectTimeout,
+    commandTimeout,
+    // Fail fast: nothing waits for a connection that is not there, nothing is retried.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    keepAlive: 10_000,
+  };
+  let client: Client;
+  if (options.url.startsWith('redis-cluster://')) {
+    const { nodes, username, password, tls } = parseClusterUrl(options.url);
+    const clusterOptions: ClusterOptions = {
+      enableOfflineQueue: false,
+      clusterRetryStrategy: backoff,
+      retryDelayOnFailover: 100,
+      retryDelayOnClusterDown: 100,
+      retryDelayOnTryAgain: 100,
+      maxRedirections: 8,
+      slotsRefreshTimeout: connectTimeout,
+      redisOptions: {
+        ...common,
+        ...(username ? { username } : {}),
+        ...(password ? { password } : {}),
+        ...(tls ? { tls: {} } : {}),
+      },
+    };
+    client = new Cluster(nodes, clusterOptions);
+  } else if (/^rediss?:\/\//.test(options.url)) {
+    client = new Redis(options.url, { ...common, retryStrategy: backoff });
+  } else {
+    throw new Error(`not a Redis URL: "${options.url}"`);
+  }
+  const store = new RedisStore(client, { prefix: options.prefix ?? 'concord:', timeoutMs: Math.max(connectTimeout, commandTimeout) });
+  try {
+    await waitReady(client, options.startupTimeoutMs ?? 10_000);
+  } catch (err) {
+    client.disconnect();
+    throw new StoreUnavailableError(`Redis at ${redact(options.url)} is unavailable`, err);
+  }
+  return store;
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}

@@ -1,0 +1,60 @@
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+
+export type { Adapter, AdapterPayload };
+
+/** What an append-only log hands back: its position and the entry. */
+export interface LogEntry<T> {
+  seq: number;
+  entry: T;
+}
+
+/**
+ * The one storage interface of Concord. `oidc-provider` sees it through `adapter()`;
+ * Concord's own state goes through the other methods. Every backend (memory, Redis,
+ * Redis Cluster) passes the same conformance suite in test/integration/store.test.ts.
+ *
+ * Three families of data, kept apart because they age differently:
+ * - records: small durable documents in named collections (participants, clients, keys); listable;
+ * - temp: single values with a TTL (pending upstream logins, rate-limit state, caches); `take` is
+ *   get-and-delete in one step so a single-use value cannot be used twice;
+ * - logs and sets: the audit log (append, page backwards) and membership indexes (grants of a participant).
+ */
+export interface Store {
+  readonly kind: 'memory' | 'redis' | 'redis-cluster';
+
+  /** The adapter `oidc-provider` uses for the model `name` (Session, AccessToken, Grant, ...). */
+  adapter(name: string): Adapter;
+
+  getRecord<T>(collection: string, id: string): Promise<T | undefined>;
+  putRecord<T>(collection: string, id: string, value: T): Promise<void>;
+  deleteRecord(collection: string, id: string): Promise<boolean>;
+  listRecords<T>(collection: string): Promise<Array<{ id: string; value: T }>>;
+
+  setTemp<T>(key: string, value: T, ttlSeconds: number): Promise<void>;
+  getTemp<T>(key: string): Promise<T | undefined>;
+  /** Reads and deletes atomically: of two concurrent callers, only one gets the value. */
+  takeTemp<T>(key: string): Promise<T | undefined>;
+  deleteTemp(key: string): Promise<void>;
+
+  /** Atomically increments a counter and returns the new value. */
+  incr(key: string): Promise<number>;
+  getCounter(key: string): Promise<number>;
+
+  /** Appends to a log and returns the entry's sequence number (1, 2, ...). */
+  append<T>(log: string, entry: T): Promise<number>;
+  /** Newest first; `before` pages backwards (entries with seq < before). */
+  page<T>(log: string, opts: { before?: number; limit: number }): Promise<Array<LogEntry<T>>>;
+
+  addToSet(key: string, member: string): Promise<void>;
+  removeFromSet(key: string, member: string): Promise<void>;
+  setMembers(key: string): Promise<string[]>;
+  deleteSet(key: string): Promise<void>;
+
+  publish(channel: string, message: string): Promise<void>;
+  /** Resolves once subscribed; the returned function unsubscribes. */
+  subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
+
+  /** Throws StoreUnavailableError when the backend does not answer. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

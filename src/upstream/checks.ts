@@ -1,0 +1,117 @@
+import { timingSafeEqual } from 'node:crypto';
+import { decodeProtectedHeader } from 'jose';
+import { UpstreamError, clip, oauthErrorCode } from './errors.ts';
+import type { PendingUpstreamLogin } from './types.ts';
+
+/**
+ * The checks of an upstream callback and of its ID token that Concord makes itself, one per
+ * function, in the order completeLogin runs them. openid-client repeats the callback checks and
+ * makes the rest of the ID token checks (see oidc.ts); these run first so each failure gets its
+ * own stable code, and cover what openid-client leaves to the caller.
+ */
+
+/** Seconds a clock may be ahead: same tolerance openid-client applies to exp. */
+export const CLOCK_TOLERANCE_S = 30;
+
+function single(params: URLSearchParams, name: string): string | undefined | null {
+  const values = params.getAll(name);
+  if (values.length > 1) return null; // present more than once: never acceptable
+  return values[0];
+}
+
+function sameString(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+export function checkPending(pending: PendingUpstreamLogin | undefined, participantId: string): asserts pending is PendingUpstreamLogin {
+  const ok =
+    pending !== null &&
+    typeof pending === 'object' &&
+    typeof pending.state === 'string' && pending.state.length > 0 &&
+    typeof pending.nonce === 'string' && pending.nonce.length > 0 &&
+    typeof pending.codeVerifier === 'string' && pending.codeVerifier.length >= 43 &&
+    typeof pending.redirectUri === 'string';
+  if (!ok) throw new UpstreamError('state_mismatch', 'no usable pending login for this callback', { participantId });
+}
+
+/** The `state` echoed by the upstream is the one this login sent (CSRF, login swapping). */
+export function checkState(params: URLSearchParams, pending: PendingUpstreamLogin, participantId: string): void {
+  const state = single(params, 'state');
+  if (state === null) throw new UpstreamError('state_mismatch', 'callback carries state more than once', { participantId });
+  if (state === undefined) throw new UpstreamError('state_mismatch', 'callback carries no state', { participantId });
+  if (!sameString(state, pending.state)) throw new UpstreamError('state_mismatch', 'callback state does not match the pending login', { participantId });
+}
+
+/**
+ * RFC 9207: a callback `iss` must be the upstream's issuer, always; it must be present when the
+ * upstream advertises authorization_response_iss_parameter_supported (mix-up defence). Runs before
+ * the error check, so an error response from the wrong IdP is refused as such too.
+ */
+export function checkCallbackIssuer(params: URLSearchParams, issuer: string, issAdvertised: boolean, participantId: string): void {
+  const iss = single(params, 'iss');
+  if (iss === null) throw new UpstreamError('iss_mismatch', 'callback carries iss more than once', { participantId });
+  if (iss === undefined) {
+    if (issAdvertised) throw new UpstreamError('iss_mismatch', 'callback carries no iss although the upstream advertises it (RFC 9207)', { participantId });
+    return;
+  }
+  if (iss !== issuer) throw new UpstreamError('iss_mismatch', `callback iss ${clip(iss, 100)} is not the upstream issuer ${issuer}`, { participantId });
+}
+
+/** The upstream answered with `error=` (access_denied, login_required, ...). */
+export function checkErrorResponse(params: URLSearchParams, participantId: string): void {
+  const error = params.get('error');
+  if (error === null) return;
+  const upstreamError = oauthErrorCode(error);
+  const description = params.get('error_description');
+  throw new UpstreamError('upstream_error', `upstream answered ${upstreamError ?? '(invalid error code)'}${description ? `: ${clip(description)}` : ''}`, {
+    participantId,
+    ...(upstreamError ? { upstreamError } : {}),
+  });
+}
+
+/** Exactly one authorization code, and no implicit/hybrid or JARM parameters we did not ask for. */
+export function checkCode(params: URLSearchParams, participantId: string): void {
+  const code = single(params, 'code');
+  if (!code) throw new UpstreamError('upstream_error', code === null ? 'callback carries code more than once' : 'callback carries no code', { participantId });
+  for (const unexpected of ['id_token', 'access_token', 'response']) {
+    if (params.has(unexpected)) throw new UpstreamError('upstream_error', `callback carries an unexpected ${unexpected} parameter`, { participantId });
+  }
+}
+
+/** The ID token's `alg` is on this participant's allow-list (openid-client checked it too; this is the last word). */
+export function checkIdTokenAlgorithm(idToken: string, allowed: readonly string[], participantId: string): void {
+  let alg: unknown;
+  try {
+    alg = decodeProtectedHeader(idToken).alg;
+  } catch (cause) {
+    throw new UpstreamError('token_invalid', 'ID token header cannot be decoded', { cause, participantId });
+  }
+  if (typeof alg !== 'string' || !allowed.includes(alg)) {
+    throw new UpstreamError('token_invalid', `ID token alg ${clip(alg, 20)} is not allowed (${allowed.join(' ')})`, { participantId });
+  }
+}
+
+/** `iat` is not in the future (openid-client only checks its type). */
+export function checkIssuedAt(claims: Record<string, unknown>, participantId: string, now = Math.floor(Date.now() / 1000)): void {
+  const iat = claims.iat;
+  if (typeof iat !== 'number' || !Number.isFinite(iat)) throw new UpstreamError('token_invalid', 'ID token has no numeric iat', { participantId });
+  if (iat > now + CLOCK_TOLERANCE_S) throw new UpstreamError('token_invalid', 'ID token iat is in the future', { participantId });
+}
+
+/** When `azp` is present it names us (OIDC Core 3.1.3.7 #5); openid-client checks it only for multiple audiences. */
+export function checkAuthorizedParty(claims: Record<string, unknown>, clientId: string, participantId: string): void {
+  if (claims.azp !== undefined && claims.azp !== clientId) {
+    throw new UpstreamError('token_invalid', 'ID token azp is not our client_id', { participantId });
+  }
+}
+
+/** A usable subject: a non-empty string of at most 255 characters (OIDC Core 2). */
+export function checkSubject(claims: Record<string, unknown>, participantId: string): string {
+  const sub = claims.sub;
+  if (typeof sub !== 'string' || sub.length === 0 || sub.length > 255) {
+    throw new UpstreamError('token_invalid', 'ID token sub is missing, empty or longer than 255 characters', { participantId });
+  }
+  return sub;
+}

@@ -1,0 +1,186 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { CustomFetch, CustomFetchOptions } from 'openid-client';
+import { UpstreamError } from './errors.ts';
+
+/** What a call to the upstream was for; a log field and the key to how a 5xx is read. */
+export type EndpointKind = 'discovery' | 'jwks' | 'token' | 'userinfo' | 'other';
+
+export interface UpstreamLogger {
+  debug(obj: object, msg?: string): void;
+}
+
+/** Bodies larger than this are refused: an IdP answer is a few kilobytes. */
+const MAX_BODY_BYTES = 1 << 20;
+
+/** Sums the time spent in upstream calls made inside `measure()`, per login, across awaits. */
+const spent = new AsyncLocalStorage<{ ms: number }>();
+
+export async function measure<T>(fn: () => Promise<T>): Promise<{ result: T; durationMs: number }> {
+  const acc = { ms: 0 };
+  const result = await spent.run(acc, fn);
+  return { result, durationMs: Math.round(acc.ms) };
+}
+
+/** Runs `fn` so that its upstream calls are not counted in the current `measure()` (background work). */
+export function unmeasured<T>(fn: () => T): T {
+  return spent.exit(fn);
+}
+
+/**
+ * The one way the connector talks to an upstream: every call gets its own timeout (covering the
+ * body too), is logged at debug level with its endpoint and duration (never its query string,
+ * body or headers), and has its body size capped. Connection failures and timeouts become
+ * UpstreamErrors here, so the stage that made the call does not have to guess.
+ */
+export class UpstreamHttp {
+  readonly #participantId: string;
+  readonly #timeoutMs: number;
+  readonly #logger: UpstreamLogger | undefined;
+  #endpoints = new Map<string, EndpointKind>();
+
+  constructor(opts: { participantId: string; timeoutMs: number; logger?: UpstreamLogger | undefined }) {
+    this.#participantId = opts.participantId;
+    this.#timeoutMs = opts.timeoutMs;
+    this.#logger = opts.logger;
+  }
+
+  /** Teaches the logger which URL is which endpoint (from the current discovery document). */
+  setEndpoints(endpoints: Partial<Record<EndpointKind, string | undefined>>): void {
+    const map = new Map<string, EndpointKind>();
+    for (const [kind, url] of Object.entries(endpoints) as Array<[EndpointKind, string | undefined]>) {
+      if (url) map.set(stripQuery(url), kind);
+    }
+    this.#endpoints = map;
+  }
+
+  kindOf(url: string): EndpointKind {
+    const bare = stripQuery(url);
+    if (bare.endsWith('/.well-known/openid-configuration') || bare.includes('/.well-known/oauth-authorization-server')) return 'discovery';
+    return this.#endpoints.get(bare) ?? 'other';
+  }
+
+  /** For openid-client's `customFetch`. */
+  readonly fetch: CustomFetch = (url: string, options: CustomFetchOptions) => this.request(url, options, this.kindOf(url));
+
+  async request(url: string, init: Partial<CustomFetchOptions> & { method: string }, kind: EndpointKind): Promise<Response> {
+    const started = performance.now();
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
+    let status: number | undefined;
+    let failure: string | undefined;
+    try {
+      let response: Response;
+      try {
+        response = await fetch(url, { ...(init as RequestInit), redirect: 'manual', signal });
+        status = response.status;
+        // Read the body here, under the same timeout, with a cap; hand openid-client a buffered copy.
+        const body = await readCapped(response, MAX_BODY_BYTES);
+        response = new Response(nullBodyStatus(response.status) ? null : body, {
+          status: response.status,
+          statusText: response.statusText,
+          headers: response.headers,
+        });
+      } catch (err) {
+        if (err instanceof BodyTooLarge) {
+          failure = 'body too large';
+          const code = kind === 'discovery' || kind === 'jwks' ? 'discovery_invalid' : kind === 'userinfo' ? 'userinfo_invalid' : 'upstream_error';
+          throw new UpstreamError(code, `${kind}: ${err.message}`, { participantId: this.#participantId });
+        }
+        if (timeout.aborted || (err instanceof Error && err.name === 'TimeoutError')) {
+          failure = 'timeout';
+          throw new UpstreamError('upstream_timeout', `${kind}: no answer from ${origin(url)} within ${this.#timeoutMs} ms`, {
+            cause: err,
+            participantId: this.#participantId,
+          });
+        }
+        failure = networkReason(err);
+        throw new UpstreamError('upstream_unreachable', `${kind}: cannot reach ${origin(url)} (${failure})`, {
+          cause: err,
+          participantId: this.#participantId,
+        });
+      }
+      // A server error on discovery or the JWKS means the IdP is down, not that it is misconfigured.
+      if (status >= 500 && (kind === 'discovery' || kind === 'jwks')) {
+        failure = `http ${status}`;
+        throw new UpstreamError('upstream_unreachable', `${kind}: ${origin(url)} answered HTTP ${status}`, { participantId: this.#participantId });
+      }
+      return response;
+    } finally {
+      const durationMs = performance.now() - started;
+      const acc = spent.getStore();
+      if (acc) acc.ms += durationMs;
+      this.#logger?.debug(
+        {
+          participant: this.#participantId,
+          endpoint: kind,
+          method: init.method,
+          url: stripQuery(url),
+          ...(status !== undefined ? { status } : {}),
+          ...(failure ? { failure } : {}),
+          durationMs: Math.round(durationMs * 10) / 10,
+        },
+        'upstream call',
+      );
+    }
+  }
+}
+
+class BodyTooLarge extends Error {}
+
+function nullBodyStatus(status: number): boolean {
+  return status === 101 || status === 204 || status === 205 || status === 304;
+}
+
+async function readCapped(response: Response, max: number): Promise<Uint8Array> {
+  const declared = Number(response.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > max) {
+    await response.body?.cancel().catch(() => {});
+    throw new BodyTooLarge(`response body of ${declared} bytes is larger than ${max}`);
+  }
+  if (!response.body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > max) {
+      await response.body.cancel().catch(() => {});
+      throw new BodyTooLarge(`response body larger than ${max} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}
+
+export function stripQuery(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.origin}${u.pathname}`;
+  } catch {
+    return '(invalid url)';
+  }
+}
+
+function origin(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '(invalid url)';
+  }
+}
+
+/** ECONNREFUSED, ENOTFOUND, ... from undici's `fetch failed` TypeError; never the message of a body. */
+function networkReason(err: unknown): string {
+  let current: unknown = err;
+  for (let i = 0; i < 5 && current; i++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && code) return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return err instanceof Error ? err.message.slice(0, 100) : 'network error';
+}

@@ -1,0 +1,7 @@
+/**
+ * Upstream identity providers. One Connector per participant; `createOidcConnector` speaks OIDC
+ * (authorization code + PKCE) through openid-client. Everything else in this folder is private.
+ */
+export type { Connector, OidcConnectorOptions, PendingUpstreamLogin, UpstreamIdentity } from './types.ts';
+export { createOidcConnector, DEFAULT_ALGORITHMS, DEFAULT_SCOPES, DEFAULT_TIMEOUT_MS, DEFAULT_DISCOVERY_TTL_S } from './oidc.ts';
+export { UpstreamError, UPSTREAM_ERROR_CODES, type UpstreamErrorCode } from './errors.ts';

@@ -1,0 +1,217 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { startConcord, type TestConcord } from '../support/concord.ts';
+import { ADMIN_TOKEN, clientDoc, participantDoc, startDiscoveryServer, UPSTREAM_SECRET, type DiscoveryServer } from './admin-fixtures.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/concord.js', import.meta.url));
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The real binary, in a child process (asynchronously: the instance it talks to runs in this one). */
+function concord(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const childEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...env };
+    execFile(process.execPath, [BIN, ...args], { env: childEnv, timeout: 30_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+describe('concord CLI', () => {
+  let instance: TestConcord;
+  let upstream: DiscoveryServer;
+  let dir: string;
+  let env: Record<string, string>;
+  const file = async (name: string, content: unknown) => {
+    const target = path.join(dir, name);
+    await mkdir(path.dirname(target), { recursive: true });
+    await writeFile(target, name.endsWith('.json') ? JSON.stringify(content) : stringify(content));
+    return target;
+  };
+
+  before(async () => {
+    upstream = await startDiscoveryServer();
+    instance = await startConcord();
+    dir = await mkdtemp(path.join(os.tmpdir(), 'concord-cli-'));
+    env = { CONCORD_ADMIN_URL: instance.adminUrl, CONCORD_ADMIN_TOKEN: ADMIN_TOKEN };
+  });
+  after(async () => {
+    await instance.close();
+    await upstream.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  describe('validate (offline)', () => {
+    it('accepts a valid configuration directory', async () => {
+      const config = path.join(dir, 'good');
+      await file('good/participants/acme.yaml', participantDoc('acme', 'https://login.acme.example', 'acme.example'));
+      await file('good/clients/portal.yaml', clientDoc('portal', { participants: ['acme'] }));
+      const run = await concord(['validate', config]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout, /valid: 1 participant\(s\), 1 client\(s\)/);
+    });
+
+    it('lists every problem, with participant, rule index and field, and exits non-zero', async () => {
+      const config = path.join(dir, 'bad');
+      await file('bad/participants/acme.yaml', participantDoc('acme', 'https://login.acme.example', 'acme.example', {
+        mapping: { rules: [{ claim: 'ok', from: 'sub' }, { claim: 'team', cel: 'claims.groups.exists(g, ' }, { claim: 'user', from: 'upn', regex: { pattern: '(a)\\1' } }] },
+      }));
+      // A rule the schema refuses must not hide another rule's expression error in the same file.
+      await file('bad/participants/globex.yaml', participantDoc('globex', 'https://login.globex.example', 'globex.example', { mapping: [{ claim: 'x' }, { claim: 'y', cel: '1 +' }] }));
+      await file('bad/participants/initech.yaml', participantDoc('initech', 'https://login.initech.example', 'acme.example'));
+      await file('bad/clients/portal.yaml', clientDoc('portal', { participants: ['nobody'] }));
+      const run = await concord(['validate', config], { CONCORD_ADMIN_TOKEN: undefined });
+      assert.equal(run.code, 1);
+      const lines = run.stderr.trim().split('\n');
+      assert.ok(lines.some((l) => /acme\.yaml.*participant acme, mapping\.rules\[1\]\.cel/.test(l)), run.stderr);
+      assert.ok(lines.some((l) => /acme\.yaml.*participant acme, mapping\.rules\[2\]\.regex/.test(l)), run.stderr);
+      assert.ok(lines.some((l) => /initech\.yaml.*domains.*acme\.example/.test(l)), run.stderr);
+      assert.ok(lines.some((l) => /globex\.yaml \(participant globex, mapping\.rules\[0\]\): a rule needs one of/.test(l)), run.stderr);
+      assert.ok(lines.some((l) => /globex\.yaml \(participant globex, mapping\.rules\[1\]\.cel\)/.test(l)), run.stderr);
+      assert.ok(lines.some((l) => /portal\.yaml.*participants.*nobody/.test(l)), run.stderr);
+      assert.match(lines.at(-1)!, /^concord: .*6 problem\(s\) found$/);
+
+      const json = await concord(['validate', config, '--json']);
+      assert.equal(json.code, 1);
+      const report = JSON.parse(json.stdout);
+      assert.equal(report.valid, false);
+      assert.equal(report.issues.length, 6);
+    });
+
+    it('refuses a directory that does not exist', async () => {
+      const run = await concord(['validate', path.join(dir, 'nope')]);
+      assert.equal(run.code, 1);
+      assert.match(run.stderr, /is not a directory/);
+    });
+  });
+
+  describe('against a running instance', () => {
+    it('adds, lists and shows participants, without their secret', async () => {
+      const doc = await file('acme.yaml', participantDoc('acme', upstream.issuer, 'acme.example'));
+      const add = await concord(['participants', 'add', '-f', doc], env);
+      assert.equal(add.code, 0, add.stderr);
+      assert.match(add.stdout, /participant acme added/);
+
+      const list = await concord(['participants', 'list'], env);
+      assert.equal(list.code, 0);
+      const [header, row] = list.stdout.trim().split('\n');
+      assert.match(header!, /^ID\s+NAME\s+DOMAINS\s+ENABLED\s+UPSTREAM$/);
+      assert.match(row!, /^acme\s+acme Corp\s+acme\.example\s+yes\s+http:\/\/127\.0\.0\.1/);
+
+      const json = await concord(['participants', 'list', '--json'], env);
+      assert.deepEqual(JSON.parse(json.stdout).participants.map((p: { id: string }) => p.id), ['acme']);
+      const show = await concord(['participants', 'show', 'acme'], env);
+      assert.match(show.stdout, /clientSecretSet: true/);
+      for (const out of [add, list, json, show]) assert.ok(!out.stdout.includes(UPSTREAM_SECRET));
+    });
+
+    it('fails with one line naming the reason: bad upstream, taken domain, unreachable API, wrong or missing token', async () => {
+      upstream.issuerMismatch = true;
+      const spoof = await concord(['participants', 'add', '-f', await file('spoof.json', participantDoc('spoof', upstream.issuer, 'spoof.example'))], env);
+      upstream.issuerMismatch = false;
+      assert.equal(spoof.code, 1);
+      assert.equal(spoof.stderr.trim().split('\n').length, 1);
+      assert.match(spoof.stderr, /^concord: upstream_invalid: .*issuer/);
+
+      const taken = await concord(['participants', 'add', '-f', await file('taken.yaml', participantDoc('taken', upstream.issuer, 'acme.example'))], env);
+      assert.equal(taken.code, 1);
+      assert.match(taken.stderr, /^concord: domain_conflict: domain acme\.example/);
+
+      const down = await concord(['participants', 'list', '--url', 'http://127.0.0.1:9'], env);
+      assert.equal(down.code, 1);
+      assert.match(down.stderr, /cannot reach the admin API at http:\/\/127\.0\.0\.1:9/);
+
+      const wrong = await concord(['participants', 'list', '--token', 'not-the-token-0123456789'], { CONCORD_ADMIN_URL: instance.adminUrl });
+      assert.equal(wrong.code, 1);
+      assert.match(wrong.stderr, /^concord: unauthorized: /);
+
+      const none = await concord(['participants', 'list'], { CONCORD_ADMIN_URL: instance.adminUrl });
+      assert.equal(none.code, 2);
+      assert.match(none.stderr, /CONCORD_ADMIN_TOKEN/);
+
+      const usage = await concord(['participants', 'frobnicate'], env);
+      assert.equal(usage.code, 2);
+      assert.match(usage.stderr, /expected one of list/);
+    });
+
+    it('updates, disables and enables a participant', async () => {
+      const doc = await file('acme-v2.yaml', { ...participantDoc('acme', upstream.issuer, 'acme.example'), displayName: 'Acme Two' });
+      const update = await concord(['participants', 'update', '-f', doc], env);
+      assert.equal(update.code, 0, update.stderr);
+      assert.equal(instance.concord.registry.participant('acme')?.config.displayName, 'Acme Two');
+      assert.equal((await concord(['participants', 'disable', 'acme'], env)).code, 0);
+      assert.equal(instance.concord.registry.participant('acme')?.config.enabled, false);
+      const enable = await concord(['participants', 'enable', 'acme', '--json'], env);
+      assert.equal(JSON.parse(enable.stdout).enabled, true);
+    });
+
+    it('dry-runs a mapping: 0 when released, 3 when a rule rejects', async () => {
+      const good = await file('claims-good.json', { sub: 'u1', email: 'u1@acme.example', email_verified: true, dept: 'R&D', active: true });
+      const released = await concord(['mapping', 'dry-run', '--participant', 'acme', '--claims', good], env);
+      assert.equal(released.code, 0, released.stderr);
+      assert.match(released.stdout, /^released:/);
+      assert.match(released.stdout, /department: R&D/);
+
+      const bad = await file('claims-bad.json', { sub: 'u2', active: false });
+      const rejected = await concord(['mapping', 'dry-run', '--participant', 'acme', '--claims', bad], env);
+      assert.equal(rejected.code, 3);
+      assert.match(rejected.stdout, /rejected by rules\[1\] \(active-only\): Your account is not active\./);
+
+      const rules = await file('rules.yaml', [{ claim: 'team', value: 'everyone' }]);
+      const unsaved = await concord(['mapping', 'dry-run', '-p', 'acme', '--claims', bad, '--mapping', rules, '--json'], env);
+      assert.equal(unsaved.code, 0);
+      assert.equal(JSON.parse(unsaved.stdout).claims.team, 'everyone');
+
+      const missing = await concord(['mapping', 'dry-run', '--participant', 'acme'], env);
+      assert.equal(missing.code, 2);
+    });
+
+    it('adds, lists and removes clients', async () => {
+      const add = await concord(['clients', 'add', '-f', await file('portal.yaml', clientDoc('portal'))], env);
+      assert.equal(add.code, 0, add.stderr);
+      const list = await concord(['clients', 'list'], env);
+      assert.match(list.stdout, /^portal\s+Client portal\s+client_secret_basic\s+authorization_code,refresh_token\s+all$/m);
+      assert.equal((await concord(['clients', 'remove', 'portal'], env)).code, 0);
+      assert.equal(instance.concord.registry.client('portal'), undefined);
+      const again = await concord(['clients', 'remove', 'portal'], env);
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /^concord: not_found: no client "portal"/);
+    });
+
+    it('lists and rotates keys', async () => {
+      const rotate = await concord(['keys', 'rotate'], env);
+      assert.equal(rotate.code, 0, rotate.stderr);
+      assert.match(rotate.stdout, /^new key \S+ published; it signs from /);
+      const list = await concord(['keys', 'list'], env);
+      assert.match(list.stdout, /^KID\s+ALG\s+STATE/);
+      assert.match(list.stdout, /\scurrent\s/);
+      assert.match(list.stdout, /\snext\s/);
+    });
+
+    it('removes a participant, reporting the revocations, and shows the audit log', async () => {
+      const remove = await concord(['participants', 'remove', 'acme'], env);
+      assert.equal(remove.code, 0, remove.stderr);
+      assert.match(remove.stdout, /participant acme removed; 0 grant\(s\) and 0 session\(s\) of 0 account\(s\) revoked/);
+
+      const audit = await concord(['audit', '--limit', '3'], env);
+      assert.equal(audit.code, 0, audit.stderr);
+      const lines = audit.stdout.trim().split('\n');
+      assert.match(lines[0]!, /^SEQ\s+AT\s+ACTOR\s+ACTION\s+OBJECT\s+CHANGED$/);
+      assert.match(lines[1]!, /\sadmin\s+participant\.delete\s+participant\/acme\s/);
+      assert.match(lines[2]!, /keys\.rotate/);
+      assert.match(lines.at(-1)!, /^\(older: concord audit --before \d+\)$/);
+      const json = JSON.parse((await concord(['audit', '--json'], env)).stdout);
+      assert.ok(json.entries.length >= 8);
+    });
+  });
+});

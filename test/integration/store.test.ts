@@ -1,0 +1,519 @@
+/**
+ * The storage conformance suite: one list of cases, run against every backend (memory, a
+ * standalone Redis and a 3-master Redis Cluster, both started here on loopback ports).
+ * A backend is done when this passes. Then fault tests of the Redis backend: Redis going away
+ * (SIGTERM), hanging (SIGSTOP), and coming back on the same port.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { Cluster } from 'ioredis';
+import { createStore, MemoryStore, type Store } from '../../src/store/index.ts';
+import { createRedisStore, RedisStore } from '../../src/store/redis.ts';
+import { startRedis, startRedisCluster, type RedisServer } from '../support/redis-server.ts';
+
+interface Ctx {
+  store: Store;
+  /** A second instance on the same backend (the same object for memory, which cannot share). */
+  other: Store;
+}
+
+interface Backend {
+  name: 'memory' | 'redis' | 'redis-cluster';
+  open(): Promise<Ctx & { close(): Promise<void> }>;
+}
+
+const id = (label = 'x') => `${label}-${randomUUID().slice(0, 8)}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until `check` holds; fails after `timeoutMs`. */
+async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 6000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) assert.fail(`${what} not reached within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+const byId = <T extends { id: string }>(rows: T[]) => [...rows].sort((a, b) => a.id.localeCompare(b.id));
+
+const cases: Array<{ name: string; run(ctx: Ctx): Promise<void> }> = [
+  {
+    name: 'records: put, get, overwrite, list, delete',
+    async run({ store, other }) {
+      const col = id('col');
+      assert.equal(await store.getRecord(col, 'a'), undefined);
+      assert.deepEqual(await store.listRecords(col), []);
+      await store.putRecord(col, 'a', { n: 1, tags: ['x'], nested: { ok: true } });
+      await store.putRecord(col, 'b', { n: 2, tags: [], nested: null });
+      assert.deepEqual(await store.getRecord(col, 'a'), { n: 1, tags: ['x'], nested: { ok: true } });
+      assert.deepEqual(await other.getRecord(col, 'b'), { n: 2, tags: [], nested: null });
+      await store.putRecord(col, 'a', { n: 3 });
+      assert.deepEqual(await store.getRecord(col, 'a'), { n: 3 });
+      assert.deepEqual(byId(await store.listRecords(col)), [
+        { id: 'a', value: { n: 3 } },
+        { id: 'b', value: { n: 2, tags: [], nested: null } },
+      ]);
+      assert.equal(await store.deleteRecord(col, 'a'), true);
+      assert.equal(await store.deleteRecord(col, 'a'), false);
+      assert.equal(await store.getRecord(col, 'a'), undefined);
+      assert.deepEqual(await store.listRecords(col), [{ id: 'b', value: { n: 2, tags: [], nested: null } }]);
+      // Collections are apart, whatever their names.
+      const odd = `${col}{with}braces}`;
+      await store.putRecord(odd, 'a', 'string value');
+      assert.equal(await store.getRecord(odd, 'a'), 'string value');
+      assert.equal(await store.getRecord(col, 'a'), undefined);
+      assert.deepEqual(await store.listRecords(odd), [{ id: 'a', value: 'string value' }]);
+    },
+  },
+  {
+    name: 'records: values are copies',
+    async run({ store }) {
+      const col = id('col');
+      const value = { list: [1] };
+      await store.putRecord(col, 'a', value);
+      value.list.push(2);
+      const read = await store.getRecord<{ list: number[] }>(col, 'a');
+      assert.deepEqual(read, { list: [1] });
+      read!.list.push(3);
+      assert.deepEqual(await store.getRecord(col, 'a'), { list: [1] });
+    },
+  },
+  {
+    name: 'temp: set, get, take, delete',
+    async run({ store, other }) {
+      const key = id('tmp');
+      assert.equal(await store.getTemp(key), undefined);
+      await store.setTemp(key, { state: 's', at: 1 }, 60);
+      assert.deepEqual(await other.getTemp(key), { state: 's', at: 1 });
+      await store.setTemp(key, { state: 't' }, 60);
+      assert.deepEqual(await store.takeTemp(key), { state: 't' });
+      assert.equal(await store.takeTemp(key), undefined);
+      assert.equal(await store.getTemp(key), undefined);
+      await store.setTemp(key, 'v', 60);
+      await store.deleteTemp(key);
+      assert.equal(await store.getTemp(key), undefined);
+      await store.deleteTemp(key); // deleting what is not there is fine
+      await store.setTemp(key, 'already expired', 0);
+      assert.equal(await store.getTemp(key), undefined);
+    },
+  },
+  {
+    name: 'temp: gone after its TTL, others stay',
+    async run({ store }) {
+      const short = id('short');
+      const long = id('long');
+      await store.setTemp(short, 'short', 1);
+      await store.setTemp(long, 'long', 60);
+      assert.equal(await store.getTemp(short), 'short');
+      await eventually(async () => (await store.getTemp(short)) === undefined, 6000, 'expiry of a 1 s temp value');
+      assert.equal(await store.takeTemp(short), undefined);
+      assert.equal(await store.getTemp(long), 'long');
+    },
+  },
+  {
+    name: 'temp: takeTemp is atomic (N parallel takes on two instances, one value)',
+    async run({ store, other }) {
+      for (let round = 0; round < 5; round++) {
+        const key = id('once');
+        await store.setTemp(key, { round }, 60);
+        const takes = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? other : store).takeTemp(key)));
+        const got = takes.filter((t) => t !== undefined);
+        assert.deepEqual(got, [{ round }], `round ${round}: ${got.length} takers got the value`);
+      }
+    },
+  },
+  {
+    name: 'counters: incr and getCounter, concurrent increments are distinct',
+    async run({ store, other }) {
+      const key = id('ctr');
+      assert.equal(await store.getCounter(key), 0);
+      assert.equal(await store.incr(key), 1);
+      assert.equal(await other.incr(key), 2);
+      assert.equal(await store.getCounter(key), 2);
+      const values = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? other : store).incr(key)));
+      assert.deepEqual([...values].sort((a, b) => a - b), Array.from({ length: 40 }, (_, i) => i + 3));
+      assert.equal(await other.getCounter(key), 42);
+    },
+  },
+  {
+    name: 'logs: append numbers entries, page goes newest first and backwards',
+    async run({ store }) {
+      const log = id('log');
+      assert.deepEqual(await store.page(log, { limit: 10 }), []);
+      for (let i = 1; i <= 25; i++) assert.equal(await store.append(log, { i }), i);
+      const seqs = (page: Array<{ seq: number; entry: unknown }>) => page.map((e) => e.seq);
+      const first = await store.page<{ i: number }>(log, { limit: 10 });
+      assert.deepEqual(seqs(first), [25, 24, 23, 22, 21, 20, 19, 18, 17, 16]);
+      assert.deepEqual(first.map((e) => e.entry.i), seqs(first));
+      const second = await store.page(log, { before: 16, limit: 10 });
+      assert.deepEqual(seqs(second), [15, 14, 13, 12, 11, 10, 9, 8, 7, 6]);
+      const third = await store.page(log, { before: 6, limit: 10 });
+      assert.deepEqual(seqs(third), [5, 4, 3, 2, 1]);
+      assert.deepEqual(third.at(-1), { seq: 1, entry: { i: 1 } });
+      assert.deepEqual(await store.page(log, { before: 1, limit: 10 }), []);
+      assert.deepEqual(seqs(await store.page(log, { before: 1000, limit: 3 })), [25, 24, 23]);
+      assert.deepEqual(await store.page(log, { limit: 0 }), []);
+      assert.deepEqual(await store.page(id('log'), { before: 5, limit: 3 }), []);
+    },
+  },
+  {
+    name: 'logs: concurrent appends get distinct, gapless sequence numbers',
+    async run({ store, other }) {
+      const log = id('log');
+      const seqs = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 ? other : store).append(log, { i })));
+      assert.deepEqual([...seqs].sort((a, b) => a - b), Array.from({ length: 30 }, (_, i) => i + 1));
+      const page = await store.page<{ i: number }>(log, { limit: 100 });
+      assert.equal(page.length, 30);
+      for (const { seq, entry } of page) assert.equal(seqs[entry.i], seq);
+    },
+  },
+  {
+    name: 'sets: add, remove, members, delete',
+    async run({ store, other }) {
+      const key = id('set');
+      assert.deepEqual(await store.setMembers(key), []);
+      await store.addToSet(key, 'a');
+      await store.addToSet(key, 'b');
+      await other.addToSet(key, 'a');
+      assert.deepEqual((await other.setMembers(key)).sort(), ['a', 'b']);
+      await store.removeFromSet(key, 'a');
+      await store.removeFromSet(key, 'missing');
+      assert.deepEqual(await store.setMembers(key), ['b']);
+      await store.deleteSet(key);
+      assert.deepEqual(await store.setMembers(key), []);
+      await store.deleteSet(key);
+    },
+  },
+  {
+    name: 'pub/sub: one instance publishes, the other receives; unsubscribe stops delivery',
+    async run({ store, other }) {
+      const channel = id('chan');
+      const got1: string[] = [];
+      const got2: string[] = [];
+      const elsewhere: string[] = [];
+      const unsub1 = await other.subscribe(channel, (m) => got1.push(m));
+      const unsub2 = await other.subscribe(channel, (m) => got2.push(m));
+      const unsubElsewhere = await other.subscribe(id('chan'), (m) => elsewhere.push(m));
+      await store.publish(channel, 'one');
+      await eventually(() => got1.length === 1 && got2.length === 1, 5000, 'delivery');
+      assert.deepEqual([got1, got2], [['one'], ['one']]);
+      await unsub1();
+      await unsub1(); // twice is fine
+      await store.publish(channel, 'two');
+      await eventually(() => got2.length === 2, 5000, 'delivery to the remaining handler');
+      await sleep(50);
+      assert.deepEqual([got1, got2], [['one'], ['one', 'two']]);
+      await unsub2();
+      await store.publish(channel, 'three');
+      await sleep(200);
+      assert.deepEqual(got2, ['one', 'two']);
+      assert.deepEqual(elsewhere, []);
+      await unsubElsewhere();
+      // Subscribing again after everything was unsubscribed works.
+      const again: string[] = [];
+      const unsubAgain = await other.subscribe(channel, (m) => again.push(m));
+      await store.publish(channel, 'four');
+      await eventually(() => again.length === 1, 5000, 'delivery after resubscribe');
+      await unsubAgain();
+    },
+  },
+  {
+    name: 'adapter: upsert, find (a copy), TTL',
+    async run({ store, other }) {
+      const at = store.adapter('AccessToken');
+      const key = id('at');
+      const payload = { jti: key, kind: 'AccessToken', accountId: 'p:1', scope: 'openid', exp: 123, extra: { a: [1, 2] } };
+      await at.upsert(key, payload, 60);
+      assert.deepEqual(await other.adapter('AccessToken').find(key), payload);
+      assert.equal(await store.adapter('RefreshToken').find(key), undefined, 'models are apart');
+      const found = await at.find(key);
+      found!.scope = 'changed';
+      assert.equal((await at.find(key))!.scope, 'openid');
+      await at.upsert(key, { ...payload, scope: 'openid email' }, 60);
+      assert.equal((await at.find(key))!.scope, 'openid email');
+      assert.equal(await at.find(id('missing')), undefined);
+      const short = id('at');
+      await at.upsert(short, { jti: short, kind: 'AccessToken' }, 1);
+      assert.ok(await at.find(short));
+      await eventually(async () => (await at.find(short)) === undefined, 6000, 'expiry of a 1 s token');
+      assert.ok(await at.find(key));
+    },
+  },
+  {
+    name: 'adapter: consume sets consumed; upsert replaces it; consuming nothing creates nothing',
+    async run({ store, other }) {
+      const codes = store.adapter('AuthorizationCode');
+      const key = id('code');
+      await codes.upsert(key, { jti: key, kind: 'AuthorizationCode', grantId: id('g') }, 60);
+      assert.equal((await codes.find(key))!.consumed, undefined);
+      const before = Math.floor(Date.now() / 1000);
+      await other.adapter('AuthorizationCode').consume(key);
+      const consumed = (await codes.find(key))!.consumed;
+      assert.equal(typeof consumed, 'number');
+      assert.ok((consumed as number) >= before && (consumed as number) <= Math.ceil(Date.now() / 1000));
+      await codes.upsert(key, { jti: key, kind: 'AuthorizationCode' }, 60);
+      assert.equal((await codes.find(key))!.consumed, undefined);
+      const nothing = id('code');
+      await codes.consume(nothing);
+      assert.equal(await codes.find(nothing), undefined);
+    },
+  },
+  {
+    name: 'adapter: findByUid, findByUserCode, destroy',
+    async run({ store, other }) {
+      const sessions = store.adapter('Session');
+      const sid = id('sess');
+      const uid = id('uid');
+      await sessions.upsert(sid, { jti: sid, uid, kind: 'Session', accountId: 'p:1' }, 60);
+      assert.deepEqual(await other.adapter('Session').findByUid(uid), { jti: sid, uid, kind: 'Session', accountId: 'p:1' });
+      assert.equal(await sessions.findByUid(id('uid')), undefined);
+      const devices = store.adapter('DeviceCode');
+      const did = id('dev');
+      const userCode = `${id('UC')}`.toUpperCase();
+      await devices.upsert(did, { jti: did, userCode, kind: 'DeviceCode' }, 60);
+      assert.deepEqual(await other.adapter('DeviceCode').findByUserCode(userCode), { jti: did, userCode, kind: 'DeviceCode' });
+      assert.equal(await devices.findByUserCode('NOPE-NOPE'), undefined);
+      await sessions.destroy(sid);
+      assert.equal(await sessions.find(sid), undefined);
+      assert.equal(await sessions.findByUid(uid), undefined);
+      await devices.destroy(did);
+      assert.equal(await devices.findByUserCode(userCode), undefined);
+      await devices.destroy(did); // twice is fine
+    },
+  },
+  {
+    name: 'adapter: revokeByGrantId removes every token of the grant, and only those',
+    async run({ store, other }) {
+      const models = ['AccessToken', 'RefreshToken', 'AuthorizationCode'] as const;
+      const redis = store instanceof RedisStore ? store : undefined;
+      const cluster = redis?.client instanceof Cluster ? redis.client : undefined;
+      const nodeOf = async (key: string) => {
+        const slot = (await cluster!.cluster('KEYSLOT', key)) as number;
+        return cluster!.slots[slot]?.[0];
+      };
+      // In the cluster, the point of the exercise: grant indexes and their tokens spread over every node.
+      const grants: string[] = [];
+      const indexNodes = new Set<string | undefined>();
+      while (grants.length < 8 || (cluster && indexNodes.size < 3 && grants.length < 100)) {
+        const grantId = id('grant');
+        grants.push(grantId);
+        if (cluster) indexNodes.add(await nodeOf(redis!.keys.grant(grantId)));
+      }
+      const tokens: Array<{ model: string; id: string; grantId: string | undefined }> = [];
+      for (const grantId of [...grants, undefined]) {
+        for (const model of models) {
+          for (let n = 0; n < 2; n++) {
+            const tid = id(model);
+            await store.adapter(model).upsert(tid, { jti: tid, kind: model, ...(grantId ? { grantId } : {}) }, 60);
+            tokens.push({ model, id: tid, grantId });
+          }
+        }
+      }
+      if (cluster) {
+        assert.equal(indexNodes.size, 3, `grant indexes on ${indexNodes.size} node(s)`);
+        const tokenNodes = new Set(await Promise.all(tokens.map((t) => nodeOf(redis!.keys.oidc(t.model, t.id)))));
+        assert.equal(tokenNodes.size, 3, `tokens on ${tokenNodes.size} node(s)`);
+      }
+      const revoked = new Set(grants.filter((_, i) => i % 2 === 0));
+      for (const [i, grantId] of [...revoked].entries()) {
+        // Any model's adapter revokes the whole grant, from either instance.
+        await (i % 2 ? other : store).adapter(models[i % models.length]!).revokeByGrantId(grantId);
+      }
+      for (const t of tokens) {
+        const found = await store.adapter(t.model).find(t.id);
+        if (t.grantId && revoked.has(t.grantId)) assert.equal(found, undefined, `${t.model} of revoked ${t.grantId}`);
+        else assert.ok(found, `${t.model} ${t.id} of ${t.grantId ?? 'no grant'} must stay`);
+      }
+      await store.adapter('AccessToken').revokeByGrantId(id('unknown-grant'));
+      await store.adapter('AccessToken').revokeByGrantId(grants[0]!); // again: nothing left to do
+    },
+  },
+  {
+    name: "adapter: a grant's index lives as long as its longest token",
+    async run({ store }) {
+      const at = store.adapter('AccessToken');
+      const rt = store.adapter('RefreshToken');
+      const longFirst = id('grant');
+      const shortFirst = id('grant');
+      const ids = { a: id('at'), b: id('rt'), c: id('at'), d: id('rt') };
+      await rt.upsert(ids.b, { jti: ids.b, grantId: longFirst }, 60);
+      await at.upsert(ids.a, { jti: ids.a, grantId: longFirst }, 1);
+      await at.upsert(ids.c, { jti: ids.c, grantId: shortFirst }, 1);
+      await rt.upsert(ids.d, { jti: ids.d, grantId: shortFirst }, 60);
+      await eventually(async () => (await at.find(ids.a)) === undefined && (await at.find(ids.c)) === undefined, 6000, 'expiry of the short tokens');
+      assert.ok(await rt.find(ids.b));
+      assert.ok(await rt.find(ids.d));
+      await at.revokeByGrantId(longFirst);
+      await at.revokeByGrantId(shortFirst);
+      assert.equal(await rt.find(ids.b), undefined, 'a shorter token must not shorten the index');
+      assert.equal(await rt.find(ids.d), undefined, 'a longer token must extend the index');
+    },
+  },
+];
+
+// ---------------------------------------------------------------------------------------------
+
+const prefix = () => `concord-test-${randomUUID().slice(0, 8)}:`;
+
+async function redisPair(url: string) {
+  const p = prefix();
+  const store = await createRedisStore({ url, prefix: p });
+  const other = await createRedisStore({ url, prefix: p });
+  return { store, other, close: () => Promise.all([store.close(), other.close()]).then(() => {}) };
+}
+
+let standalone: RedisServer | undefined;
+let cluster: Awaited<ReturnType<typeof startRedisCluster>> | undefined;
+
+const backends: Backend[] = [
+  {
+    name: 'memory',
+    async open() {
+      const store = new MemoryStore();
+      return { store, other: store, close: () => store.close() };
+    },
+  },
+  {
+    name: 'redis',
+    async open() {
+      standalone = await startRedis();
+      return redisPair(standalone.url);
+    },
+  },
+  {
+    name: 'redis-cluster',
+    async open() {
+      cluster = await startRedisCluster();
+      return redisPair(cluster.url);
+    },
+  },
+];
+
+after(async () => {
+  await standalone?.stop();
+  await cluster?.stop();
+});
+
+for (const backend of backends) {
+  describe(`store conformance: ${backend.name}`, { concurrency: true }, () => {
+    const ctx = {} as Ctx & { close(): Promise<void> };
+    before(async () => Object.assign(ctx, await backend.open()));
+    after(() => ctx.close?.());
+
+    it('has the kind of its backend', () => {
+      assert.equal(ctx.store.kind, backend.name);
+    });
+    for (const c of cases) it(c.name, () => c.run(ctx));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const assertUnavailable = async (what: string, promise: Promise<unknown>, withinMs = 3000) => {
+  const started = Date.now();
+  await assert.rejects(promise, (err: { code?: string }) => err.code === 'store_unavailable', `${what} must fail with store_unavailable`);
+  // Fails fast: no offline queue, no retry loop. (Generous bound; it is milliseconds in practice.)
+  assert.ok(Date.now() - started < withinMs, `${what} took ${Date.now() - started} ms to fail`);
+};
+
+describe('redis store: faults', () => {
+  let server: RedisServer;
+  before(async () => {
+    server = await startRedis();
+  });
+  after(() => server?.stop());
+
+  it('createStore picks the backend by URL and keeps deployments apart by prefix', async () => {
+    const a = await createStore({ url: server.url, prefix: prefix() });
+    const b = await createStore({ url: `${server.url}/0`, prefix: prefix() });
+    try {
+      assert.equal(a.kind, 'redis');
+      assert.ok((a as RedisStore).client);
+      await a.putRecord('c', 'x', 1);
+      assert.equal(await b.getRecord('c', 'x'), undefined);
+      const c = await createStore({ url: `${server.url}/3`, prefix: 'same:' });
+      const d = await createStore({ url: `${server.url}/4`, prefix: 'same:' });
+      await c.setTemp('k', 'db3', 60);
+      assert.equal(await d.getTemp('k'), undefined, 'the /db of the URL is honoured');
+      await Promise.all([c.close(), d.close()]);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('a Redis that is not there at startup: StoreUnavailableError, not a hang', async () => {
+    const gone = await startRedis();
+    const url = gone.url;
+    await gone.stop();
+    await assertUnavailable('createRedisStore', createRedisStore({ url, startupTimeoutMs: 500 }));
+  });
+
+  it('Redis goes away (SIGTERM): requests fail fast, ping throws; it comes back: the same store recovers, pub/sub too', async () => {
+    const p = prefix();
+    const store = await createRedisStore({ url: server.url, prefix: p, commandTimeoutMs: 500, connectTimeoutMs: 500 });
+    const other = await createRedisStore({ url: server.url, prefix: p, commandTimeoutMs: 500, connectTimeoutMs: 500 });
+    try {
+      const received: string[] = [];
+      await other.subscribe('events', (m) => received.push(m));
+      await store.setTemp('k', 'v', 60);
+      await store.ping();
+
+      await server.terminate();
+      await assertUnavailable('ping', store.ping());
+      await assertUnavailable('getTemp', store.getTemp('k'));
+      await assertUnavailable('setTemp', store.setTemp('k', 'v', 60));
+      await assertUnavailable('takeTemp', store.takeTemp('k'));
+      await assertUnavailable('putRecord', store.putRecord('c', 'x', 1));
+      await assertUnavailable('append', store.append('log', 1));
+      await assertUnavailable('incr', store.incr('n'));
+      await assertUnavailable('publish', store.publish('events', 'lost'));
+      await assertUnavailable('subscribe', other.subscribe('more', () => {}));
+      await assertUnavailable('adapter.find', store.adapter('Session').find('s'));
+      await assertUnavailable('adapter.upsert', store.adapter('Session').upsert('s', { uid: 'u', grantId: 'g' }, 60));
+      await assertUnavailable('adapter.consume', store.adapter('AuthorizationCode').consume('c'));
+      await assertUnavailable('revokeByGrantId', store.adapter('AccessToken').revokeByGrantId('g'));
+      await assertUnavailable('raw client', store.run((c) => c.get('x')));
+
+      await server.start();
+      await eventually(() => store.ping().then(() => true, () => false), 10_000, 'recovery of the store');
+      await store.setTemp('k', 'after', 60);
+      assert.equal(await store.getTemp('k'), 'after');
+      assert.equal(await store.incr('n'), 1);
+      // The subscriber connection came back and subscribed again on its own.
+      await eventually(async () => {
+        await store.publish('events', 'again').catch(() => {});
+        return received.includes('again');
+      }, 10_000, 'pub/sub after reconnect');
+      assert.ok(!received.includes('lost'));
+    } finally {
+      await Promise.all([store.close(), other.close()]);
+    }
+  });
+
+  it('Redis hangs (SIGSTOP): requests time out as StoreUnavailableError; it resumes: the store works', async () => {
+    const store = await createRedisStore({ url: server.url, prefix: prefix(), commandTimeoutMs: 300, connectTimeoutMs: 300 });
+    try {
+      await store.setTemp('k', 'v', 60);
+      server.pause();
+      try {
+        await assertUnavailable('getTemp on a hung Redis', store.getTemp('k'));
+        await assertUnavailable('ping on a hung Redis', store.ping());
+      } finally {
+        server.resume();
+      }
+      await eventually(() => store.getTemp('k').then((v) => v === 'v', () => false), 10_000, 'recovery after SIGCONT');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('close(): later requests fail with StoreUnavailableError; close twice is fine', async () => {
+    const store = await createRedisStore({ url: server.url, prefix: prefix() });
+    await store.close();
+    await store.close();
+    await assertUnavailable('getTemp after close', store.getTemp('k'));
+    await assertUnavailable('ping after close', store.ping());
+  });
+});

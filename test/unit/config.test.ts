@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, mkdir, writeFile, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig } from '../../src/config/index.ts';
+
+const run = promisify(execFile);
+
+async function configDir(files: Record<string, string>): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'concord-config-'));
+  for (const [name, text] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(dir, name)), { recursive: true });
+    await writeFile(path.join(dir, name), text);
+  }
+  return dir;
+}
+
+const ACME = `id: acme
+displayName: Acme
+domains: [Acme.Example]
+upstream:
+  type: oidc
+  issuer: https://idp.acme.example
+  clientId: concord
+  clientSecretEnv: ACME_SECRET
+`;
+
+describe('configuration', () => {
+  it('applies defaults, reads participants and clients, lowercases domains', async () => {
+    const dir = await configDir({ 'participants/acme.yaml': ACME, 'clients/a.yaml': 'client_id: a\nclient_secret: a-secret-0123456789abc\nredirect_uris: [https://a.example/cb]\n' });
+    const config = await loadConfig({ dir, env: {} });
+    assert.equal(config.settings.issuer, 'http://localhost:3000');
+    assert.equal(config.settings.tokens.accessTokenTtl, 300);
+    assert.equal(config.settings.admin.host, '127.0.0.1');
+    assert.deepEqual(config.participants[0]!.domains, ['acme.example']);
+    assert.deepEqual(config.participants[0]!.upstream.scopes, ['openid', 'email', 'profile']);
+    assert.equal(config.clients[0]!.token_endpoint_auth_method, 'client_secret_basic');
+    await rm(dir, { recursive: true });
+  });
+
+  it('lets CONCORD_* variables win over concord.yaml', async () => {
+    const dir = await configDir({ 'concord.yaml': 'issuer: https://from-file.example\nport: 3100\ntokens: { accessTokenTtl: 10m }\n' });
+    const config = await loadConfig({ dir, env: { CONCORD_ISSUER: 'https://from-env.example', CONCORD_ADMIN_PORT: '9999', CONCORD_STORE: 'redis://127.0.0.1:6379' } });
+    assert.equal(config.settings.issuer, 'https://from-env.example');
+    assert.equal(config.settings.port, 3100);
+    assert.equal(config.settings.admin.port, 9999);
+    assert.equal(config.settings.store, 'redis://127.0.0.1:6379');
+    assert.equal(config.settings.tokens.accessTokenTtl, 600);
+  });
+
+  it('names the file, the field and the problem for every bad value', async () => {
+    const dir = await configDir({
+      'concord.yaml': 'port: seventy\n',
+      'participants/acme.yaml': ACME.replace('https://idp.acme.example', 'not a url'),
+      'clients/b.yaml': 'client_id: b\nredirect_uris: [https://b.example/cb]\n',
+    });
+    const error = await loadConfig({ dir, env: {} }).then(() => undefined, (e: unknown) => e);
+    assert.ok(error instanceof ConfigError);
+    const byField = new Map(error.issues.map((i) => [`${path.basename(i.source)}:${i.field}`, i.message]));
+    assert.ok(byField.has('concord.yaml:port'), [...byField.keys()].join(', '));
+    assert.ok(byField.has('acme.yaml:upstream.issuer'));
+    assert.match(byField.get('b.yaml:client_secret') ?? '', /required/);
+    assert.doesNotMatch(error.message, /\n\s+at /, 'no stack trace in the message');
+  });
+
+  it('names the environment variable when it is the bad value', async () => {
+    const dir = await configDir({});
+    const error = await loadConfig({ dir, env: { CONCORD_STORE: 'mysql://x' } }).catch((e: ConfigError) => e);
+    assert.ok(error instanceof ConfigError);
+    assert.equal(error.issues[0]!.source, 'environment CONCORD_STORE');
+  });
+
+  it('refuses a domain owned by two participants and a file that is not YAML', async () => {
+    const dir = await configDir({
+      'participants/acme.yaml': ACME,
+      'participants/evil.yaml': ACME.replace('id: acme', 'id: evil'),
+      'participants/broken.yaml': 'id: [unclosed\n',
+    });
+    const error = await loadConfig({ dir, env: {} }).catch((e: ConfigError) => e);
+    assert.ok(error instanceof ConfigError);
+    assert.ok(error.issues.some((i) => i.field === 'domains' && /already owned by participant "acme"/.test(i.message)));
+    assert.ok(error.issues.some((i) => i.source.endsWith('broken.yaml') && /cannot be read/.test(i.message)));
+  });
+
+  it('refuses a plain-http upstream unless it is marked for development', async () => {
+    const dir = await configDir({ 'participants/acme.yaml': ACME.replace('https://', 'http://') });
+    const error = await loadConfig({ dir, env: {} }).catch((e: ConfigError) => e);
+    assert.ok(error instanceof ConfigError);
+    assert.equal(error.issues[0]!.field, 'upstream.issuer');
+  });
+
+  it('stops `npm start` on a bad file with a readable message and a non-zero exit', async () => {
+    const dir = await configDir({ 'concord.yaml': 'logLevel: loud\n' });
+    const result = await run(process.execPath, ['src/main.ts'], { env: { ...process.env, CONCORD_CONFIG_DIR: dir }, cwd: path.resolve(import.meta.dirname, '../..') }).then(
+      () => assert.fail('should exit non-zero'),
+      (e: { code: number; stderr: string }) => e,
+    );
+    assert.equal(result.code, 78);
+    assert.match(result.stderr, /concord\.yaml \(logLevel\)/);
+    assert.doesNotMatch(result.stderr, /\n\s+at /);
+  });
+
+  it('exports the schemas as JSON Schema (npm run schema)', async () => {
+    const out = await mkdtemp(path.join(os.tmpdir(), 'concord-schema-'));
+    await run(process.execPath, ['src/config/write-schema.ts', out], { cwd: path.resolve(import.meta.dirname, '../..') });
+    const participant = JSON.parse(await readFile(path.join(out, 'participant.schema.json'), 'utf8'));
+    assert.deepEqual(participant.required.sort(), ['displayName', 'domains', 'id', 'upstream']);
+    assert.ok(participant.properties.mapping, 'mapping rules are in the participant schema');
+    const concord = JSON.parse(await readFile(path.join(out, 'concord.schema.json'), 'utf8'));
+    assert.equal(concord.properties.port.default, 3000);
+  });
+});
