@@ -177,24 +177,37 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     return provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId: id } }, { mergeWithLastSubmission: true });
   });
 
+  // The upstream's redirect lands here; the interaction cookie's path is /interaction/{uid}, so the
+  // browser is sent on there, where the cookie binds the callback to the browser that began the login.
   router.get('/broker/:participantId/callback', async (ctx) => {
     const participantId = ctx.params.participantId!;
     const state = ctx.query.state;
     if (typeof state !== 'string' || state.length === 0 || state.length > 256) {
       return refuse(ctx, 'session_expired', 'state_mismatch', participantId, undefined);
     }
-    // Single use: a replayed callback finds nothing.
-    const record = await store.takeTemp<UpstreamLoginRecord>(pendingKey(state));
+    const record = await store.getTemp<UpstreamLoginRecord>(pendingKey(state));
     if (!record || record.participantId !== participantId) return refuse(ctx, 'session_expired', 'state_mismatch', participantId, undefined);
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${record.interactionUid}/callback?${ctx.querystring}`);
+  });
 
-    // The interaction cookie binds the callback to the browser that started the login.
+  router.get('/interaction/:uid/callback', async (ctx) => {
+    const state = ctx.query.state;
+    if (typeof state !== 'string' || state.length === 0 || state.length > 256) {
+      return refuse(ctx, 'session_expired', 'state_mismatch', undefined, undefined);
+    }
     let interaction;
     try {
       interaction = await details(ctx);
     } catch (cause) {
-      return refuse(ctx, 'session_expired', 'session_expired', participantId, record.clientId, { cause });
+      return refuse(ctx, 'session_expired', 'session_expired', undefined, undefined, { cause });
     }
-    if (interaction.uid !== record.interactionUid) return refuse(ctx, 'session_expired', 'state_mismatch', participantId, record.clientId);
+    // Single use: a replayed callback finds nothing.
+    const record = await store.takeTemp<UpstreamLoginRecord>(pendingKey(state));
+    if (!record || interaction.uid !== record.interactionUid || ctx.params.uid !== record.interactionUid) {
+      return refuse(ctx, 'session_expired', 'state_mismatch', record?.participantId, record?.clientId);
+    }
+    const participantId = record.participantId;
 
     const participant = registry.participant(participantId);
     if (!participant) return refuse(ctx, 'unknown_participant', 'unknown_domain', participantId, record.clientId);
@@ -202,7 +215,9 @@ export function interactionRoutes(deps: InteractionDeps): Router {
 
     let identity;
     try {
-      identity = await connectors.get(participant).completeLogin(new URL(ctx.originalUrl, settings.issuer), record.pending);
+      // openid-client checks the callback against the redirect URI the upstream knows.
+      const callbackUrl = new URL(`${connectors.redirectUri(participantId)}?${ctx.querystring}`);
+      identity = await connectors.get(participant).completeLogin(callbackUrl, record.pending);
     } catch (error) {
       if (error instanceof UpstreamError) {
         return refuse(ctx, UPSTREAM_PAGES[error.code] ?? 'upstream_invalid', error.code as LoginOutcome, participantId, record.clientId, { cause: error });

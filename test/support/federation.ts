@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import * as oidc from 'openid-client';
+import { DEMO_PASSWORD, startPartnerIdp, type PartnerIdp, type PartnerUser } from '../../demo/partner-idp.ts';
+import type { Store } from '../../src/store/index.ts';
+import { startConcord, type TestConcord } from './concord.ts';
+import { Browser, parseForm } from './http-client.ts';
+import { freePort } from './ports.ts';
+
+/** Where Concord sends the browser back after an upstream logout (registered at each partner IdP). */
+export const upstreamLogoutReturn = (issuer: string, participantId: string) => `${issuer}/broker/${participantId}/logged-out`;
+
+export const RP = {
+  client_id: 'rp',
+  client_name: 'Test RP',
+  client_secret: 'rp-secret-0123456789abcdef',
+  redirect_uris: ['http://127.0.0.1:9999/cb'],
+  post_logout_redirect_uris: ['http://127.0.0.1:9999/bye'],
+  grant_types: ['authorization_code', 'refresh_token'],
+  skip_consent: true,
+  access_token_claims: ['groups', 'roles'],
+};
+
+export interface Federation {
+  concord: TestConcord;
+  acme: PartnerIdp;
+  globex: PartnerIdp;
+  /** openid-client's view of Concord for the RP client. */
+  rp: oidc.Configuration;
+  close(): Promise<void>;
+}
+
+export interface FederationOptions {
+  store?: Store;
+  settings?: Record<string, unknown>;
+  /** Extra fields per participant (e.g. mapping, enabled). */
+  acme?: Record<string, unknown>;
+  globex?: Record<string, unknown>;
+  clients?: unknown[];
+  acmeUsers?: PartnerUser[];
+  port?: number;
+}
+
+/** Concord with two real partner IdPs (oidc-provider) and an RP client, all on loopback. */
+export async function startFederation(options: FederationOptions = {}): Promise<Federation> {
+  const port = options.port ?? (await freePort());
+  const issuer = `http://127.0.0.1:${port}`;
+  const partner = (name: string, domain: string, id: string, users?: PartnerUser[]) =>
+    startPartnerIdp({
+      name,
+      domain,
+      ...(users ? { users } : {}),
+      clients: [{ client_id: 'concord', client_secret: `${id}-upstream-secret-0123456789`, redirect_uris: [`${issuer}/broker/${id}/callback`], post_logout_redirect_uris: [upstreamLogoutReturn(issuer, id)] }],
+    });
+  const [acme, globex] = await Promise.all([partner('Acme', 'acme.example', 'acme', options.acmeUsers), partner('Globex', 'globex.example', 'globex')]);
+  const participant = (id: string, name: string, domain: string, idp: PartnerIdp, extra: Record<string, unknown> = {}) => ({
+    id,
+    displayName: name,
+    domains: [domain],
+    upstream: { type: 'oidc', issuer: idp.issuer, clientId: 'concord', clientSecret: `${id}-upstream-secret-0123456789`, allowInsecureHttp: true, scopes: ['openid', 'email', 'profile'] },
+    ...extra,
+  });
+  const concord = await startConcord({
+    port,
+    participants: [participant('acme', 'Acme', 'acme.example', acme, options.acme), participant('globex', 'Globex', 'globex.example', globex, options.globex)],
+    clients: options.clients ?? [RP],
+    ...(options.settings ? { settings: options.settings } : {}),
+    ...(options.store ? { store: options.store } : {}),
+  });
+  const rp = await oidc.discovery(new URL(issuer), RP.client_id, RP.client_secret, undefined, { execute: [oidc.allowInsecureRequests] });
+  return {
+    concord,
+    acme,
+    globex,
+    rp,
+    async close() {
+      await concord.close();
+      await Promise.all([acme.close(), globex.close()]);
+    },
+  };
+}
+
+export interface Authorization {
+  url: URL;
+  state: string;
+  nonce: string;
+  codeVerifier: string;
+}
+
+/** An authorization request as a well-behaved RP makes it: PKCE S256, state, nonce. */
+export async function authorizationRequest(rp: oidc.Configuration, params: Record<string, string> = {}): Promise<Authorization> {
+  const state = oidc.randomState();
+  const nonce = oidc.randomNonce();
+  const codeVerifier = oidc.randomPKCECodeVerifier();
+  const url = oidc.buildAuthorizationUrl(rp, {
+    redirect_uri: RP.redirect_uris[0]!,
+    scope: 'openid email profile groups offline_access',
+    state,
+    nonce,
+    code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: 'S256',
+    ...params,
+  });
+  return { url, state, nonce, codeVerifier };
+}
+
+const atRp = (u: URL) => u.href.startsWith(RP.redirect_uris[0]!);
+
+/**
+ * Drives a whole brokered login over HTTP: Concord's login page (email) -> the partner's login
+ * page (password) -> back through Concord -> the RP's redirect URI, which is returned, not requested.
+ * Throws with the page it got stuck on when the chain does not reach the RP.
+ */
+export async function brokeredLogin(browser: Browser, auth: Authorization, user: { email?: string; username?: string; password?: string }): Promise<URL> {
+  let page = await browser.get(auth.url, { stopAt: atRp });
+  if (page.stoppedAt) return page.stoppedAt;
+  if (new URL(page.url).pathname.startsWith('/interaction/')) {
+    assert.equal(page.status, 200, `Concord's login page: ${page.body.slice(0, 300)}`);
+    const form = parseForm(page.body, '/login');
+    page = await browser.post(new URL(form.action, page.url), { ...form.fields, email: user.email ?? '' }, { stopAt: atRp });
+    if (page.stoppedAt) return page.stoppedAt;
+  }
+  if (page.status !== 200 || !page.body.includes('password')) {
+    throw Object.assign(new Error(`stuck at ${page.url.href} (${page.status})`), { page });
+  }
+  const form = parseForm(page.body, '/login');
+  const done = await browser.post(new URL(form.action, page.url), { ...form.fields, username: user.username ?? user.email ?? '', password: user.password ?? DEMO_PASSWORD }, { stopAt: atRp });
+  if (!done.stoppedAt) throw Object.assign(new Error(`no redirect to the RP: ${done.status} at ${done.url.href}`), { page: done });
+  return done.stoppedAt;
+}
+
+/** The code exchange, with every check openid-client makes (state, iss, nonce, PKCE, ID token). */
+export function exchange(rp: oidc.Configuration, callback: URL, auth: Authorization) {
+  return oidc.authorizationCodeGrant(rp, callback, { expectedState: auth.state, expectedNonce: auth.nonce, pkceCodeVerifier: auth.codeVerifier, idTokenExpected: true });
+}
+
+/** Login + exchange in one step, for tests about what comes after. */
+export async function signedIn(fed: Federation, email: string, params: Record<string, string> = {}) {
+  const browser = new Browser();
+  const auth = await authorizationRequest(fed.rp, params);
+  const callback = await brokeredLogin(browser, auth, { email });
+  const tokens = await exchange(fed.rp, callback, auth);
+  return { browser, auth, callback, tokens };
+}
