@@ -12,7 +12,7 @@ import { interactionRoutes, stylesheet, type LoginObserver } from './interaction
 import { KeyManager } from './keys/index.ts';
 import { createLogger, createMetrics, requestLogging, type Logger, type Metrics } from './observability/index.ts';
 import { ConnectorPool, Registry } from './participants/index.ts';
-import { AccountStore, createProvider } from './provider/index.ts';
+import { AccountStore, createProvider, jwtUserinfo, pairwiseKey } from './provider/index.ts';
 import { createSecretBox, type SecretBox } from './secrets/index.ts';
 import { createStore, StoreUnavailableError, type Store } from './store/index.ts';
 
@@ -151,6 +151,9 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   publicApp.use(errorBoundary());
   publicApp.use(base.routes());
   publicApp.use(interactions.routes());
+  publicApp.use(
+    jwtUserinfo({ settings, keys, accounts, registry, pairwiseAccount: (clientId, sub) => store.getTemp<string>(pairwiseKey(clientId, sub)) }),
+  );
   publicApp.use(async (ctx, next) => {
     const { middleware } = providerState;
     await middleware(ctx, next);

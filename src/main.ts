@@ -39,6 +39,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`concord: failed to start: ${(error as Error)?.message ?? String(error)}\n`);
+  const e = error as { message?: string; error_description?: string };
+  process.stderr.write(`concord: failed to start: ${e?.error_description ?? e?.message ?? String(error)}\n`);
   process.exit(1);
 });

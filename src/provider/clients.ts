@@ -9,6 +9,12 @@ export const EXTRA_CLIENT_METADATA = ['skip_consent', 'participants', 'access_to
 export function toClientMetadata(client: ClientConfig): ClientMetadata {
   const metadata: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(client)) if (value !== undefined) metadata[key] = value;
+  if (!client.grant_types.includes('authorization_code')) {
+    // A machine client has no browser leg: no response types, and no redirect URIs to check.
+    metadata.response_types = [];
+    if (client.redirect_uris.length === 0) delete metadata.redirect_uris;
+    if (client.post_logout_redirect_uris.length === 0) delete metadata.post_logout_redirect_uris;
+  }
   return metadata as ClientMetadata;
 }
 

@@ -7,6 +7,8 @@ import type { Store } from '../store/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { newReference } from '../observability/index.ts';
 import { renderPage, Trusted } from '../interactions/views.ts';
+import { showError } from '../interactions/pages.ts';
+import { StoreUnavailableError } from '../store/index.ts';
 import { AccountStore } from './accounts.ts';
 import { SCOPE_CLAIMS } from './claims.ts';
 import { clientAdapter, EXTRA_CLIENT_METADATA } from './clients.ts';
@@ -16,6 +18,7 @@ import { indexingAdapter } from './offboarding.ts';
 export { AccountStore, accountIdOf, type BrokeredAccount } from './accounts.ts';
 export { SCOPE_CLAIMS, OIDC_SCOPES, claimsForScopes } from './claims.ts';
 export { toClientMetadata } from './clients.ts';
+export { jwtUserinfo } from './userinfo.ts';
 export { revokeParticipantSessions, type RevocationReport } from './offboarding.ts';
 
 export interface ProviderDeps {
@@ -131,7 +134,10 @@ export function createProvider(deps: ProviderDeps): Provider {
     subjectTypes: ['public', 'pairwise'],
     pairwiseIdentifier: async (_ctx, accountId, client) => {
       const sector = (client as unknown as ClientWithExtras).sectorIdentifier ?? client.clientId;
-      return createHmac('sha256', cookieKeys[0]!).update(`${sector}\0${accountId}`).digest('base64url');
+      const sub = createHmac('sha256', cookieKeys[0]!).update(`${sector}\0${accountId}`).digest('base64url');
+      // Userinfo gets the pairwise sub back from a JWT; this is how it finds the account again.
+      await store.setTemp(pairwiseKey(client.clientId, sub), accountId, t.refreshTokenTtl);
+      return sub;
     },
     async extraTokenClaims(_ctx, token) {
       // Access tokens carry the participant and the claims the client selected, so services need no call back.
@@ -150,6 +156,10 @@ export function createProvider(deps: ProviderDeps): Provider {
       return (client.redirectUris ?? []).some((uri) => new URL(uri).origin === origin);
     },
     async renderError(ctx, out, error) {
+      if (error instanceof StoreUnavailableError) {
+        ctx.set('Retry-After', '5');
+        return showError(ctx as never, 'store_unavailable', { cause: error });
+      }
       const reference = (ctx.state.requestId as string | undefined) ?? newReference();
       const status = (error as { status?: number }).status ?? 500;
       (ctx.state.log ?? log)[status >= 500 ? 'error' : 'warn'](
@@ -169,6 +179,8 @@ export function createProvider(deps: ProviderDeps): Provider {
   provider.proxy = settings.trustProxy;
   return provider;
 }
+
+export const pairwiseKey = (clientId: string, sub: string) => `pairwise:${clientId}:${sub}`;
 
 const RESERVED_TOKEN_CLAIMS: Record<string, true> = {
   iss: true, sub: true, aud: true, exp: true, iat: true, nbf: true, jti: true, client_id: true, scope: true,
