@@ -60,6 +60,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     secrets,
     algorithm: settings.keys.algorithm,
     activationDelay: settings.keys.activationDelay,
+    retireGrace: settings.keys.retireGrace,
     maxTokenTtl,
     rotateEvery: settings.keys.rotateEvery,
   });

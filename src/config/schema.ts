@@ -73,6 +73,8 @@ export const ConcordSettingsSchema = z
         rotateEvery: Duration.optional(),
         /** A new key is published this long before it signs: longer than any JWKS cache. */
         activationDelay: Duration.default(15 * 60),
+        /** A superseded key stays published this long after its last token expired (clock skew, caches). */
+        retireGrace: Duration.default(60),
       })
       .strict()
       .prefault({}),

@@ -16,6 +16,8 @@ export interface KeyManagerOptions {
   activationDelay: number;
   /** seconds the longest-lived signed token lives: how long a superseded key stays published */
   maxTokenTtl: number;
+  /** seconds a superseded key stays published after its last token expired; default 60 */
+  retireGrace?: number;
   /** scheduled rotation period in seconds; undefined = only on demand */
   rotateEvery?: number | undefined;
   now?: () => number;
@@ -170,7 +172,7 @@ export class KeyManager {
   #removeAt(key: StoredKey): number | undefined {
     const now = this.#now();
     const successor = this.#keys.filter((k) => k.activatesAt > key.activatesAt && k.activatesAt <= now).at(-1);
-    return successor ? successor.activatesAt + this.#opts.maxTokenTtl + 60 : undefined;
+    return successor ? successor.activatesAt + this.#opts.maxTokenTtl + (this.#opts.retireGrace ?? 60) : undefined;
   }
 
   #stateOf(key: StoredKey): KeyState | undefined {
