@@ -1,3 +1,5 @@
+import type { UpstreamErrorCode } from '../upstream/index.ts';
+
 /** Why a brokered login ended as it did; bounded, so it can label metrics. */
 export type LoginOutcome =
   | 'success'
@@ -5,14 +7,7 @@ export type LoginOutcome =
   | 'invalid_email'
   | 'participant_disabled'
   | 'participant_not_allowed'
-  | 'upstream_unreachable'
-  | 'upstream_timeout'
-  | 'upstream_error'
-  | 'state_mismatch'
-  | 'iss_mismatch'
-  | 'token_invalid'
-  | 'userinfo_invalid'
-  | 'discovery_invalid'
+  | UpstreamErrorCode
   | 'mapping_rejected'
   | 'session_expired'
   | 'internal';
