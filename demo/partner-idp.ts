@@ -41,6 +41,8 @@ export interface PartnerIdpOptions {
   name: string;
   /** 0 or absent: a random free port. */
   port?: number;
+  /** Host name in the issuer URL (default 127.0.0.1); it listens on 127.0.0.1 either way. */
+  host?: string;
   /** The email domain its users live in (for the page, and to pick the default demo users). */
   domain: string;
   /** Default: the demo users of `domain` (DEMO_USERS). */
@@ -123,7 +125,7 @@ export async function startPartnerIdp(options: PartnerIdpOptions): Promise<Partn
     server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
-  const issuer = `http://127.0.0.1:${port}`;
+  const issuer = `http://${options.host ?? '127.0.0.1'}:${port}`;
 
   const customClaims = new Set<string>(Object.keys(options.extraClaims ?? {}));
   for (const user of users) for (const key of Object.keys(user)) if (!NOT_CLAIMS.has(key)) customClaims.add(key);
@@ -422,13 +424,14 @@ if (import.meta.main) {
   const idp = await startPartnerIdp({
     name: which === 'globex' ? 'Globex' : 'Acme',
     port,
+    host: 'localhost',
     domain,
     clients: [
       {
         client_id: 'concord',
         client_secret: process.env.PARTNER_CLIENT_SECRET ?? 'concord-demo-secret-0123456789',
         redirect_uris: [`${redirect}/broker/${which}/callback`],
-        post_logout_redirect_uris: [`${redirect}/logout/callback`],
+        post_logout_redirect_uris: [`${redirect}/broker/${which}/logged-out`],
       },
     ],
   });

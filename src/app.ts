@@ -8,13 +8,16 @@ import { adminRouter, createAuditLog, createConfigSync, upstreamCheck } from './
 import type { LoadedConfig } from './config/index.ts';
 import { errorBoundary } from './http/errors.ts';
 import { securityHeaders } from './http/security-headers.ts';
+import { createRateLimits } from './http/rate-limit.ts';
+import { requestLimits } from './http/request-limits.ts';
 import { interactionRoutes, stylesheet, type LoginObserver } from './interactions/index.ts';
 import { KeyManager } from './keys/index.ts';
-import { createLogger, createMetrics, requestLogging, type Logger, type Metrics } from './observability/index.ts';
+import { createLogger, createMetrics, loginMetrics, observeKeyAges, providerMetrics, requestLogging, startTracing, timedStore, type Logger, type Metrics } from './observability/index.ts';
 import { ConnectorPool, Registry } from './participants/index.ts';
 import { AccountStore, createProvider, jwtUserinfo, pairwiseKey } from './provider/index.ts';
 import { createSecretBox, type SecretBox } from './secrets/index.ts';
 import { createStore, StoreUnavailableError, type Store } from './store/index.ts';
+import { UpstreamHealth } from './upstream/index.ts';
 
 export interface ConcordOptions {
   config: LoadedConfig;
@@ -43,6 +46,10 @@ export interface Concord {
   listen(): Promise<{ publicUrl: string; adminUrl: string }>;
   /** Readiness off, stop accepting, finish requests in flight, close the store. */
   close(): Promise<void>;
+  /** SIGTERM: readiness off, wait `shutdown.drainDelayMs` (load balancers drain the instance), then close(). */
+  shutdown(): Promise<void>;
+  /** Partner health: probes, gauges and the circuit breaker of each participant's IdP. */
+  readonly upstreamHealth: UpstreamHealth;
   ready(): Promise<boolean>;
 }
 
@@ -50,7 +57,9 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   const { settings, participants, clients } = options.config;
   const log = options.logger ?? createLogger({ level: settings.logLevel });
   const metrics = createMetrics();
-  const store = options.store ?? (await createStore({ url: settings.store, prefix: settings.storePrefix }));
+  const tracing = await startTracing({ log });
+  // At debug level every store call is logged with its duration; otherwise the store is used as is.
+  const store = timedStore(options.store ?? (await createStore({ url: settings.store, prefix: settings.storePrefix })), log);
   const secrets = createSecretBox(settings.secretsKey);
   if (!secrets.encrypting) log.warn('CONCORD_SECRETS_KEY is not set: signing keys and secrets are kept unencrypted in the store');
 
@@ -65,16 +74,26 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     rotateEvery: settings.keys.rotateEvery,
   });
   await keys.init();
+  observeKeyAges(metrics, keys, settings.keys.rotateEvery);
 
   const registry = new Registry();
   for (const participant of participants) registry.setParticipant(participant);
   for (const client of clients) registry.setClient(client);
 
   const accounts = new AccountStore(store, Math.max(settings.tokens.refreshTokenTtl, settings.tokens.sessionTtl, settings.tokens.grantTtl));
-  const connectors = new ConnectorPool(settings, log);
+  const upstreamHealth = new UpstreamHealth({
+    metrics,
+    log,
+    tracer: tracing?.tracer,
+    intervalMs: settings.upstream.healthInterval * 1000,
+    threshold: settings.upstream.breakerThreshold,
+    cooldownMs: settings.upstream.breakerCooldown * 1000,
+  });
+  const connectors = upstreamHealth.guardPool(new ConnectorPool(settings, log));
   // The files seeded the registry above; from here the store is the truth, shared by every instance.
   const sync = createConfigSync({ store, registry, secrets, metrics, log, seed: { participants, clients } });
   await sync.start();
+  upstreamHealth.start(registry, connectors);
 
   // The provider is rebuilt when the key set changes (a key activates, is added or leaves).
   // Requests already inside the old one finish there.
@@ -93,6 +112,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
         (ctx.state?.log ?? log).error({ err: error }, 'oidc-provider server error');
       }
     });
+    providerMetrics(provider, metrics, registry);
     providerState = { provider, fingerprint: keySet.fingerprint, middleware: compose(provider.middleware) as Koa.Middleware };
   }
   buildProvider();
@@ -121,7 +141,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     }
   }
 
-  const publicApp = new Koa({ keys: keys.cookieKeys(), proxy: settings.trustProxy });
+  const publicApp = new Koa({ keys: keys.cookieKeys(), proxy: settings.trustProxy, maxIpsCount: settings.rateLimits.proxyHops });
   publicApp.silent = true;
   const base = new Router();
   base.get('/healthz', (ctx) => {
@@ -144,12 +164,16 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     connectors,
     accounts,
     provider: () => providerState.provider,
-    ...(options.observe ? { observe: options.observe } : {}),
+    observe: loginMetrics(metrics, registry, options.observe),
   });
 
-  publicApp.use(requestLogging(log));
+  publicApp.use(requestLogging(log, { metrics, ...(tracing ? { tracer: tracing.tracer } : {}) }));
   publicApp.use(securityHeaders({ https: settings.issuer.startsWith('https://') }));
   publicApp.use(errorBoundary());
+  // The edge check (oversized, malformed parameters), then the rate limits: before any route touches the store.
+  const limits = createRateLimits({ settings, store, log, knownClient: (id) => registry.client(id) !== undefined });
+  publicApp.use(requestLimits({ issuer: settings.issuer, redirectUris: (id) => registry.client(id)?.redirect_uris }));
+  publicApp.use(limits.public);
   publicApp.use(base.routes());
   publicApp.use(interactions.routes());
   publicApp.use(
@@ -169,6 +193,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     ctx.body = await metrics.registry.metrics();
   });
   adminApp.use(adminBase.routes());
+  adminApp.use(limits.admin);
   adminApp.use(
     adminRouter(
       { settings, store, registry, sync, audit: createAuditLog(store), keys, accounts, checkUpstream: upstreamCheck(settings), log },
@@ -191,7 +216,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     return `http://${host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
   };
 
-  return {
+  const concord: Concord = {
     settings,
     store,
     registry,
@@ -200,6 +225,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     accounts,
     log,
     metrics,
+    upstreamHealth,
     provider: () => providerState.provider,
     publicApp,
     adminApp,
@@ -209,19 +235,36 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
       adminServer = await listenOn(adminApp, settings.admin.port, settings.admin.host);
       return { publicUrl: urlOf(publicServer, settings.host), adminUrl: urlOf(adminServer, settings.admin.host) };
     },
+    async shutdown() {
+      shuttingDown = true;
+      const drainMs = settings.shutdown.drainDelayMs;
+      log.info({ drainMs }, 'readiness off; draining before the listeners close');
+      if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
+      await concord.close();
+      log.info('listeners closed, requests finished, store closed');
+    },
     async close() {
       shuttingDown = true;
       clearInterval(keyTimer);
+      upstreamHealth.stop();
       const stop = (server: http.Server | undefined) =>
         new Promise<void>((resolve) => {
           if (!server?.listening) return resolve();
-          server.close(() => resolve());
+          // A keep-alive connection whose request finishes after this point goes idle and would
+          // hold the close up to keepAliveTimeout: close idle connections until none is left.
+          const sweep = setInterval(() => server.closeIdleConnections(), 50);
+          server.close(() => {
+            clearInterval(sweep);
+            resolve();
+          });
           server.closeIdleConnections();
         });
       await Promise.all([stop(publicServer), stop(adminServer)]);
       await unsubscribeKeys().catch(() => {});
       await sync.stop();
       await store.close();
+      await tracing?.shutdown().catch((err: unknown) => log.warn({ err }, 'tracing shutdown failed'));
     },
   };
+  return concord;
 }

@@ -28,11 +28,14 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down: readiness off, finishing requests in flight');
-    const force = setTimeout(() => process.exit(1), 25_000);
+    const force = setTimeout(() => process.exit(1), config.settings.shutdown.drainDelayMs + 25_000);
     force.unref();
-    await concord.close();
+    await concord.shutdown();
     log.info('stopped');
-    process.exit(0);
+    // pino writes stdout asynchronously, and process.exit() now could put 'stopped' before the line
+    // still being written: let the event loop end once the writes are out, or exit after a second.
+    process.exitCode = 0;
+    setTimeout(() => process.exit(0), 1000).unref();
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));

@@ -12,6 +12,16 @@ const SIGNING_ALGORITHMS = ['ES256', 'EdDSA', 'RS256'] as const;
 
 const Port = z.coerce.number().int().min(0).max(65535);
 
+/** A rate limit: `points` requests per `duration` (seconds, or 90s, 5m, 1h). */
+const rateLimit = (points: number, duration: number) =>
+  z
+    .object({
+      points: z.number().int().min(1).max(1_000_000).default(points),
+      duration: Duration.refine((seconds) => seconds >= 1, 'at least 1s').default(duration),
+    })
+    .strict()
+    .prefault({});
+
 export const ResourceServerSchema = z
   .object({
     /** The audience services check: the `resource` a client asks for (RFC 8707). */
@@ -84,6 +94,54 @@ export const ConcordSettingsSchema = z
         timeoutMs: z.number().int().min(100).max(60_000).default(5000),
         /** Upstream discovery documents are re-fetched after this long. */
         discoveryTtl: Duration.default(3600),
+        /** Each participant's IdP is probed (discovery + JWKS) this often: concord_upstream_up. 0 = no probes. */
+        healthInterval: Duration.default(30),
+        /** Consecutive failed calls (timeout, refused, 5xx) that open a participant's circuit; a failed probe opens it at once. */
+        breakerThreshold: z.number().int().min(1).max(1000).default(5),
+        /** An open circuit refuses that participant's logins at once for this long, then lets one trial through. */
+        breakerCooldown: Duration.default(30),
+      })
+      .strict()
+      .prefault({}),
+    shutdown: z
+      .object({
+        /** On SIGTERM /readyz answers 503 this long before the listeners stop accepting, so load balancers drain the instance first. */
+        drainDelayMs: z.number().int().min(0).max(60_000).default(5000),
+      })
+      .strict()
+      .prefault({}),
+    /**
+     * Rate limits, each a number of requests (`points`) per window (`duration`). With a Redis store the
+     * counters live in Redis, so every instance shares them; with the memory store each instance counts
+     * alone. When the limiter's store does not answer, requests are let through (fail open) with a
+     * warning in the log: a Redis blip must not become a total outage (the store's own errors still apply).
+     * A limited request gets 429 with Retry-After: JSON `{ "error": "rate_limited" }` on API endpoints,
+     * the "Too many attempts" page on browser routes.
+     */
+    rateLimits: z
+      .object({
+        /** Off only for load tests of the rest of Concord. */
+        enabled: z.boolean().default(true),
+        /**
+         * POST /token, per client: the client_id of HTTP Basic auth or of the form (a client_id no
+         * client has counts against the caller's IP). Default 600 per minute: each login is one code
+         * exchange, each refresh one more. Raise it for a client serving many users.
+         */
+        token: rateLimit(600, 60),
+        /**
+         * Browser routes, per client IP: /auth, the login and home-realm pages (/interaction/*) and the
+         * upstream callback (/broker/*). One login is about six requests. Default 300 per minute: an
+         * office behind one NAT address signs in together at nine. Behind a proxy set trustProxy, or
+         * every user shares the proxy's address.
+         */
+        browser: rateLimit(300, 60),
+        /** The admin API (/admin/v1/*), per bearer token (calls without one: per IP). Default 300 per minute. */
+        admin: rateLimit(300, 60),
+        /**
+         * With trustProxy: the client IP is this many addresses from the right of X-Forwarded-For, the one
+         * your own proxies appended (the leftmost entries are whatever the client sent). Default 1: one proxy.
+         */
+        proxyHops: z.number().int().min(1).max(10).default(1),
       })
       .strict()
       .prefault({}),

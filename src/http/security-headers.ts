@@ -1,21 +1,30 @@
 import type { Context, Next } from 'koa';
 
+/** The policy of every page: nothing inline, no framing. */
+export const CONTENT_SECURITY_POLICY = "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
+
 /**
  * Headers for every response; the CSP allows no inline script or style. `form-action` is left out
  * on purpose: browsers apply it to the redirects after a form post, and the login form's redirect
  * goes to each partner's own IdP.
+ *
+ * The CSP is set before the routes run: oidc-provider's auto-submitting pages (response_mode
+ * form_post, and the logout confirmation without a session) add the SHA-256 of their one inline
+ * script to an existing `script-src`. Without a CSP in place they would add nothing, and the policy
+ * set afterwards would block the script and leave the browser on a blank page.
  */
 export function securityHeaders(options: { https: boolean }) {
-  const csp = "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
   return async function setSecurityHeaders(ctx: Context, next: Next) {
+    ctx.set('Content-Security-Policy', CONTENT_SECURITY_POLICY);
     await next();
     ctx.set('X-Content-Type-Options', 'nosniff');
     ctx.set('Referrer-Policy', 'no-referrer');
     if (options.https) ctx.set('Strict-Transport-Security', 'max-age=31536000; includeSubDomains');
+    const existing = ctx.response.get('Content-Security-Policy');
+    if (!existing) ctx.set('Content-Security-Policy', CONTENT_SECURITY_POLICY);
+    // 'none' next to a hash oidc-provider added: the hash alone is the allow-list.
+    else if (/script-src 'none' 'sha256-/.test(existing)) ctx.set('Content-Security-Policy', existing.replace("script-src 'none' 'sha256-", "script-src 'sha256-"));
     if (ctx.response.is('html')) {
-      const existing = ctx.response.get('Content-Security-Policy');
-      // oidc-provider adds hashes for its own inline scripts (form_post); keep those when present.
-      if (!existing) ctx.set('Content-Security-Policy', csp);
       ctx.set('X-Frame-Options', 'DENY');
       ctx.set('Cache-Control', ctx.response.get('Cache-Control') || 'no-store');
     }

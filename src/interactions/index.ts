@@ -1,4 +1,4 @@
-export { interactionRoutes, type InteractionDeps } from './routes.ts';
+export { interactionRoutes, upstreamLogoutReturn, type InteractionDeps } from './routes.ts';
 export { showError, ERROR_PAGES, type ErrorPage } from './pages.ts';
 export { renderPage, render, escapeHtml, Trusted, stylesheet } from './views.ts';
 export type { LoginEvent, LoginObserver, LoginOutcome } from './login-events.ts';

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
@@ -34,6 +35,23 @@ interface UpstreamLoginRecord {
 }
 
 const pendingKey = (state: string) => `upstream-login:${state}`;
+
+/** Kept, single-use, while the browser visits the upstream's end_session_endpoint during logout. */
+interface UpstreamLogoutRecord {
+  participantId: string;
+  /** Where oidc-provider sent the browser after ending the Concord session: the RP's post_logout_redirect_uri (+ state) or its own page. */
+  returnTo: string;
+}
+
+const logoutKey = (id: string) => `upstream-logout:${id}`;
+
+/** oidc-provider's route that ends the session once the user confirmed the logout (features.rpInitiatedLogout). */
+const END_SESSION_CONFIRM = '/session/end/confirm';
+
+/** What the logout hook reads of oidc-provider's context after it ended a session. */
+interface EndSessionContext {
+  oidc?: { session?: { accountId?: string; destroyed?: boolean }; params?: { logout?: unknown } };
+}
 
 const UPSTREAM_PAGES: Record<string, ErrorPage> = {
   upstream_unreachable: 'upstream_unavailable',
@@ -254,5 +272,58 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     return deps.provider().interactionFinished(ctx.req, ctx.res, { login }, { mergeWithLastSubmission: false });
   });
 
+  // RP-initiated logout. oidc-provider ends the Concord session at the confirm step and redirects to the
+  // RP's post_logout_redirect_uri (with its state). When the user's participant offers an
+  // end_session_endpoint, that redirect is kept under a random id and the browser visits the upstream
+  // first (id_token_hint = the upstream ID token of the account); the upstream sends it back to
+  // /broker/{participantId}/logged-out with the id as state, and from there on to the RP.
+  router.post(END_SESSION_CONFIRM, async (ctx, next) => {
+    await next();
+    const { oidc } = ctx as unknown as EndSessionContext;
+    const accountId = oidc?.session?.accountId;
+    const returnTo = ctx.response.get('Location');
+    if (ctx.status !== 303 || !returnTo || !oidc?.params?.logout || !oidc.session?.destroyed || !accountId) return;
+    const account = await accounts.find(accountId);
+    const participant = account && registry.participant(account.participantId);
+    if (!account || !participant) return;
+    const participantId = participant.config.id;
+    try {
+      const id = randomBytes(24).toString('base64url');
+      const url = await connectors.get(participant).endSessionUrl({
+        postLogoutRedirectUri: upstreamLogoutReturn(settings.issuer, participantId),
+        state: id,
+        ...(account.upstreamIdToken ? { idTokenHint: account.upstreamIdToken } : {}),
+      });
+      if (!url) return;
+      const record: UpstreamLogoutRecord = { participantId, returnTo };
+      await store.setTemp(logoutKey(id), record, settings.tokens.interactionTtl);
+      ctx.state.log?.info({ participant: participantId }, 'signed out; ending the upstream session');
+      ctx.status = 303;
+      ctx.redirect(url);
+    } catch (error) {
+      // The Concord session is over either way; an unreachable upstream only skips its own logout.
+      ctx.state.log?.warn({ participant: participantId, err: error }, 'upstream logout skipped');
+    }
+  });
+
+  router.get('/broker/:participantId/logged-out', async (ctx) => {
+    const state = ctx.query.state;
+    const record = typeof state === 'string' && state.length > 0 && state.length <= 256 ? await store.takeTemp<UpstreamLogoutRecord>(logoutKey(state)) : undefined;
+    ctx.set('Cache-Control', 'no-store');
+    if (!record || record.participantId !== ctx.params.participantId) {
+      // Signed out already; without its record there is nowhere safe to send the browser on to.
+      ctx.type = 'html';
+      ctx.body = renderPage('logged-out', 'Signed out', { clientSuffix: '' });
+      return;
+    }
+    ctx.status = 303;
+    ctx.redirect(record.returnTo);
+  });
+
   return router;
+}
+
+/** Where a participant's IdP sends the browser back after its own logout; register it there as a post_logout_redirect_uri. */
+export function upstreamLogoutReturn(issuer: string, participantId: string): string {
+  return `${issuer}/broker/${participantId}/logged-out`;
 }

@@ -3,32 +3,151 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 /**
  * Every metric Concord exports, on one registry per instance (no module-level singletons, so
  * tests can run several instances in one process). Label values are bounded: participant and
- * client ids come from the registry, outcomes and codes from fixed lists.
+ * client ids come from the registry (anything else is `unknown`, never user input), outcomes,
+ * endpoints, grant types and error codes from fixed lists (anything else is `other`); see labels.ts.
+ *
+ * deploy/grafana/concord-dashboard.json and deploy/prometheus/alerts.yaml name these metrics; a test
+ * checks every name they use against a live /metrics.
  */
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  const registers = [registry];
 
   return {
     registry,
-    configVersion: new Gauge({ name: 'concord_config_version', help: 'Version of the participants and clients this instance serves', registers: [registry] }),
-    configSyncLag: new Gauge({ name: 'concord_config_sync_lag_seconds', help: 'Seconds between a configuration change in the store and this instance applying it (last change)', registers: [registry] }),
-    loginAttempts: new Counter({ name: 'concord_login_total', help: 'Brokered login attempts by outcome', labelNames: ['participant', 'client', 'outcome'] as const, registers: [registry] }),
+
+    // ---- configuration (admin/sync.ts) ---------------------------------------------------------
+    configVersion: new Gauge({ name: 'concord_config_version', help: 'Version of the participants and clients this instance serves', registers }),
+    configSyncLag: new Gauge({ name: 'concord_config_sync_lag_seconds', help: 'Seconds between a configuration change in the store and this instance applying it (last change)', registers }),
+
+    // ---- brokered logins (interactions, through the LoginObserver) -----------------------------
+    loginAttempts: new Counter({
+      name: 'concord_login_total',
+      help: 'Brokered login attempts by participant, client and outcome (success, unknown_domain, upstream_timeout, mapping_rejected, ...)',
+      labelNames: ['participant', 'client', 'outcome'] as const,
+      registers,
+    }),
     loginDuration: new Histogram({
       name: 'concord_login_duration_seconds',
-      help: 'Brokered login duration, from the redirect to the upstream until the callback finished',
+      help: 'Brokered login duration, from the redirect to the upstream until the callback finished (successful logins)',
       labelNames: ['participant'] as const,
       buckets: [0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
-      registers: [registry],
+      registers,
     }),
     loginUpstreamDuration: new Histogram({
       name: 'concord_login_upstream_duration_seconds',
       help: 'Time a brokered login callback spent waiting for the upstream (code exchange, JWKS, userinfo)',
       labelNames: ['participant'] as const,
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-      registers: [registry],
+      registers,
+    }),
+
+    // ---- upstream calls and health (upstream/http.ts, upstream/health.ts) ----------------------
+    upstreamRequestDuration: new Histogram({
+      name: 'concord_upstream_request_duration_seconds',
+      help: 'Duration of each call to a participant IdP by endpoint (discovery, jwks, token, userinfo, other), failed calls included',
+      labelNames: ['participant', 'endpoint'] as const,
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    upstreamErrors: new Counter({
+      name: 'concord_upstream_errors_total',
+      help: 'Failed calls to a participant IdP by endpoint and reason (timeout, network, http_5xx, http_4xx, body_too_large)',
+      labelNames: ['participant', 'endpoint', 'reason'] as const,
+      registers,
+    }),
+    upstreamUp: new Gauge({
+      name: 'concord_upstream_up',
+      help: '1 when the last health probe of the participant IdP (discovery and JWKS) succeeded, else 0',
+      labelNames: ['participant'] as const,
+      registers,
+    }),
+    upstreamLastSuccess: new Gauge({
+      name: 'concord_upstream_last_success_timestamp_seconds',
+      help: 'Unix time of the last successful health probe of the participant IdP (0: never)',
+      labelNames: ['participant'] as const,
+      registers,
+    }),
+    upstreamProbeDuration: new Histogram({
+      name: 'concord_upstream_probe_duration_seconds',
+      help: 'Duration of the health probe (discovery and JWKS) of the participant IdP',
+      labelNames: ['participant'] as const,
+      buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    circuitState: new Gauge({
+      name: 'concord_upstream_circuit_state',
+      help: '1 for the state the circuit breaker of the participant IdP is in (closed, open, half_open), 0 for the others',
+      labelNames: ['participant', 'state'] as const,
+      registers,
+    }),
+    circuitRejected: new Counter({
+      name: 'concord_upstream_circuit_rejected_total',
+      help: 'Logins refused at once with the "sign-in service unavailable" page because the circuit of the participant IdP was open',
+      labelNames: ['participant'] as const,
+      registers,
+    }),
+
+    // ---- tokens and OAuth errors (oidc-provider events) ------------------------------------------
+    tokensIssued: new Counter({
+      name: 'concord_tokens_issued_total',
+      help: 'Successful token endpoint grants by client and grant type',
+      labelNames: ['client', 'grant_type'] as const,
+      registers,
+    }),
+    tokenErrors: new Counter({
+      name: 'concord_token_errors_total',
+      help: 'Token endpoint errors by client and OAuth error code',
+      labelNames: ['client', 'error'] as const,
+      registers,
+    }),
+    authorizationErrors: new Counter({
+      name: 'concord_authorization_errors_total',
+      help: 'Authorization endpoint errors by client and OAuth error code',
+      labelNames: ['client', 'error'] as const,
+      registers,
+    }),
+
+    // ---- HTTP (public listener) -------------------------------------------------------------------
+    httpDuration: new Histogram({
+      name: 'concord_http_request_duration_seconds',
+      help: 'Public listener requests by route (oidc-provider route name or Concord route template), method and status class',
+      labelNames: ['route', 'method', 'status'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+
+    // ---- signing keys (keys/manager.ts ages(), read at scrape time) ------------------------------
+    keyAge: new Gauge({ name: 'concord_signing_key_age_seconds', help: 'Seconds since the key signing tokens now was created', registers }),
+    keyRotationPeriod: new Gauge({
+      name: 'concord_signing_key_rotation_period_seconds',
+      help: 'Configured scheduled rotation period (keys.rotateEvery); 0 when keys rotate only on demand',
+      registers,
+    }),
+    keyNextRotation: new Gauge({
+      name: 'concord_signing_key_next_rotation_seconds',
+      help: 'Seconds until the next scheduled key rotation; negative when it is overdue (absent when keys rotate only on demand)',
+      registers,
     }),
   };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** The key gauges read `ages()` at scrape time, so they are never stale. */
+export function observeKeyAges(
+  metrics: Metrics,
+  source: { ages(): { currentKeyAgeSeconds: number; secondsToNextRotation: number | undefined } },
+  rotateEvery: number | undefined,
+): void {
+  metrics.keyRotationPeriod.set(rotateEvery ?? 0);
+  // prom-client calls a metric's `collect` before each scrape; these metric objects are this instance's alone.
+  const collectors = metrics as unknown as Record<'keyAge' | 'keyNextRotation', { collect?: () => void }>;
+  collectors.keyAge.collect = () => metrics.keyAge.set(source.ages().currentKeyAgeSeconds);
+  collectors.keyNextRotation.collect = () => {
+    const next = source.ages().secondsToNextRotation;
+    if (next === undefined) metrics.keyNextRotation.remove();
+    else metrics.keyNextRotation.set(next);
+  };
+}

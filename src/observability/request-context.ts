@@ -1,8 +1,11 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
+import { context, propagation, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
 import type { Context, Next } from 'koa';
+import { methodLabel, routeLabel, statusClassLabel } from './labels.ts';
 import type { Logger } from './logger.ts';
 import { safeUrl } from './logger.ts';
+import type { Metrics } from './metrics.ts';
 
 export interface RequestContext {
   requestId: string;
@@ -28,30 +31,59 @@ export function newReference(): string {
   return out;
 }
 
+export interface RequestLoggingOptions {
+  /** Time every request into concord_http_request_duration_seconds (public listener). */
+  metrics?: Pick<Metrics, 'httpDuration'>;
+  /** A server span per request (only when tracing is on: see tracing.ts). */
+  tracer?: Tracer;
+}
+
 /**
  * One log line per request with its id (taken from X-Request-Id when sane, else made up) and
- * echoed in the response. Query values that are secrets never reach the line.
+ * echoed in the response. Query values that are secrets never reach the line. Every line logged
+ * while serving the request (upstream and store calls too, through `requestContext`) carries the id.
  */
-export function requestLogging(root: Logger) {
+export function requestLogging(root: Logger, options: RequestLoggingOptions = {}) {
+  const { metrics, tracer } = options;
   return async function logRequest(ctx: Context, next: Next) {
     const header = ctx.get('x-request-id');
     const requestId = VALID_ID.test(header) ? header : newReference();
-    const log = root.child({ requestId });
+    const started = performance.now();
+    const span = tracer?.startSpan(
+      ctx.method,
+      { kind: SpanKind.SERVER, attributes: { 'http.request.method': ctx.method, 'url.path': ctx.path, 'concord.request_id': requestId } },
+      propagation.extract(context.active(), ctx.headers),
+    );
+    const log = span ? root.child({ requestId, traceId: span.spanContext().traceId }) : root.child({ requestId });
     ctx.state.requestId = requestId;
     ctx.state.log = log;
     ctx.set('X-Request-Id', requestId);
-    const started = performance.now();
+    const serve = () => requestContext.run({ requestId, log }, next);
+    let thrown: number | undefined;
     try {
-      await requestContext.run({ requestId, log }, next);
+      await (span ? context.with(trace.setSpan(context.active(), span), serve) : serve());
+    } catch (err) {
+      // Koa answers an error thrown past this point with its status, or 500.
+      const s = (err as { status?: unknown } | null)?.status;
+      thrown = typeof s === 'number' && s >= 400 && s < 600 ? s : 500;
+      throw err;
     } finally {
-      const line = {
-        method: ctx.method,
-        url: safeUrl(ctx.originalUrl),
-        status: ctx.status,
-        ms: Math.round((performance.now() - started) * 10) / 10,
-      };
-      if (ctx.status >= 500) log.error(line, 'request');
+      const elapsed = performance.now() - started;
+      const status = thrown ?? ctx.status;
+      const line = { method: ctx.method, url: safeUrl(ctx.originalUrl), status, ms: Math.round(elapsed * 10) / 10 };
+      if (status >= 500) log.error(line, 'request');
       else log.info(line, 'request');
+      if (metrics || span) {
+        const route = routeLabel(ctx as unknown as Parameters<typeof routeLabel>[0]);
+        metrics?.httpDuration.observe({ route, method: methodLabel(ctx.method), status: statusClassLabel(status) }, elapsed / 1000);
+        if (span) {
+          span.updateName(`${ctx.method} ${route}`);
+          span.setAttribute('http.route', route);
+          span.setAttribute('http.response.status_code', status);
+          if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+          span.end();
+        }
+      }
     }
   };
 }

@@ -1,12 +1,12 @@
 import { createHmac } from 'node:crypto';
-import Provider, { type Configuration, type KoaContextWithOIDC, type AsymmetricSigningAlgorithm } from 'oidc-provider';
+import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC, type AsymmetricSigningAlgorithm } from 'oidc-provider';
 import type { ConcordSettings } from '../config/index.ts';
 import type { KeySet } from '../keys/index.ts';
 import type { Registry } from '../participants/index.ts';
 import type { Store } from '../store/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { newReference } from '../observability/index.ts';
-import { renderPage, Trusted } from '../interactions/views.ts';
+import { escapeHtml, renderPage, Trusted } from '../interactions/views.ts';
 import { showError } from '../interactions/pages.ts';
 import { StoreUnavailableError } from '../store/index.ts';
 import { AccountStore } from './accounts.ts';
@@ -81,7 +81,17 @@ export function createProvider(deps: ProviderDeps): Provider {
         enabled: true,
         logoutSource: async (ctx, form) => {
           ctx.type = 'html';
-          ctx.body = renderPage('logout', 'Sign out', { host: ctx.host, form: new Trusted(form) });
+          // After the confirmation, the interactions' logout hook also ends the upstream session (routes.ts).
+          const client = ctx.oidc.client;
+          const participantId = ctx.oidc.session?.accountId?.split(':')[0];
+          const organisation = participantId ? registry.participant(participantId)?.config.displayName : undefined;
+          ctx.body = renderPage('logout', 'Sign out', {
+            target: client ? (client.clientName ?? client.clientId) : 'Concord',
+            upstreamNote: organisation
+              ? new Trusted(`<p class="hint">You signed in with your ${escapeHtml(organisation)} account; Concord signs you out there too where your organisation allows it.</p>`)
+              : undefined,
+            form: new Trusted(form),
+          });
         },
         postLogoutSuccessSource: async (ctx) => {
           const name = ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId;
@@ -104,7 +114,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     // Refresh tokens rotate on every use; a replayed one revokes the grant (oidc-provider's reuse detection).
     rotateRefreshToken: () => true,
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { policy: loginPolicy(), url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     async loadExistingGrant(ctx: KoaContextWithOIDC) {
       const client = ctx.oidc.client as unknown as ClientWithExtras | undefined;
       const session = ctx.oidc.session;
@@ -126,6 +136,8 @@ export function createProvider(deps: ProviderDeps): Provider {
     async findAccount(_ctx, accountId) {
       const account = await accounts.find(accountId);
       if (!account) return undefined;
+      // A participant removed or disabled stops its users at once: sessions, codes and refresh tokens.
+      if (!registry.participant(account.participantId)?.config.enabled) return undefined;
       return {
         accountId,
         claims: async () => ({ ...account.claims, sub: accountId, idp: account.participantId }),
@@ -178,6 +190,21 @@ export function createProvider(deps: ProviderDeps): Provider {
   const provider = new Provider(settings.issuer, configuration);
   provider.proxy = settings.trustProxy;
   return provider;
+}
+
+/**
+ * oidc-provider's policy, plus one login check: a session whose account findAccount no longer
+ * gives (its participant was disabled or removed) must sign in again, instead of going on with
+ * no account (prompt=none answers login_required).
+ */
+function loginPolicy() {
+  const policy = interactionPolicy.base();
+  policy.get('login')!.checks.add(
+    new interactionPolicy.Check('account_unavailable', 'the signed-in account can no longer be used', 'login_required', (ctx) =>
+      Boolean(ctx.oidc.session?.accountId) && !ctx.oidc.account,
+    ),
+  );
+  return policy;
 }
 
 export const pairwiseKey = (clientId: string, sub: string) => `pairwise:${clientId}:${sub}`;

@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { CustomFetch, CustomFetchOptions } from 'openid-client';
+import { requestContext } from '../observability/index.ts';
 import { UpstreamError } from './errors.ts';
 
 /** What a call to the upstream was for; a log field and the key to how a 5xx is read. */
@@ -14,6 +15,37 @@ const MAX_BODY_BYTES = 1 << 20;
 
 /** Sums the time spent in upstream calls made inside `measure()`, per login, across awaits. */
 const spent = new AsyncLocalStorage<{ ms: number }>();
+
+/** One call to an upstream, as reported to an observer (metrics, breaker, tracing: health.ts). */
+export interface UpstreamCall {
+  participant: string;
+  endpoint: EndpointKind;
+  method: string;
+  /** Without its query string. */
+  url: string;
+}
+
+/** Why a call failed; absent when the upstream answered 2xx/3xx. Bounded: a metric label. */
+export type UpstreamFailureReason = 'timeout' | 'network' | 'http_5xx' | 'http_4xx' | 'body_too_large';
+
+export interface UpstreamCallResult {
+  durationMs: number;
+  status?: number;
+  reason?: UpstreamFailureReason;
+}
+
+export interface UpstreamCallObserver {
+  /** Called as a call starts; the function it returns, as it ends (after the body was read). */
+  start(call: UpstreamCall): (result: UpstreamCallResult) => void;
+}
+
+/** The observer of the calls made inside `observeUpstreamCalls()`, across awaits. */
+const observers = new AsyncLocalStorage<UpstreamCallObserver>();
+
+/** Runs `fn` so that every upstream call it makes (background refreshes it starts included) is reported to `observer`. */
+export function observeUpstreamCalls<T>(observer: UpstreamCallObserver, fn: () => T): T {
+  return observers.run(observer, fn);
+}
 
 export async function measure<T>(fn: () => Promise<T>): Promise<{ result: T; durationMs: number }> {
   const acc = { ms: 0 };
@@ -68,6 +100,8 @@ export class UpstreamHttp {
     const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
     let status: number | undefined;
     let failure: string | undefined;
+    let reason: UpstreamFailureReason | undefined;
+    const end = observers.getStore()?.start({ participant: this.#participantId, endpoint: kind, method: init.method, url: stripQuery(url) });
     try {
       let response: Response;
       try {
@@ -83,22 +117,27 @@ export class UpstreamHttp {
       } catch (err) {
         if (err instanceof BodyTooLarge) {
           failure = 'body too large';
+          reason = 'body_too_large';
           const code = kind === 'discovery' || kind === 'jwks' ? 'discovery_invalid' : kind === 'userinfo' ? 'userinfo_invalid' : 'upstream_error';
           throw new UpstreamError(code, `${kind}: ${err.message}`, { participantId: this.#participantId });
         }
         if (timeout.aborted || (err instanceof Error && err.name === 'TimeoutError')) {
           failure = 'timeout';
+          reason = 'timeout';
           throw new UpstreamError('upstream_timeout', `${kind}: no answer from ${origin(url)} within ${this.#timeoutMs} ms`, {
             cause: err,
             participantId: this.#participantId,
           });
         }
         failure = networkReason(err);
+        reason = 'network';
         throw new UpstreamError('upstream_unreachable', `${kind}: cannot reach ${origin(url)} (${failure})`, {
           cause: err,
           participantId: this.#participantId,
         });
       }
+      if (status >= 500) reason = 'http_5xx';
+      else if (status >= 400) reason = 'http_4xx';
       // A server error on discovery or the JWKS means the IdP is down, not that it is misconfigured.
       if (status >= 500 && (kind === 'discovery' || kind === 'jwks')) {
         failure = `http ${status}`;
@@ -109,7 +148,10 @@ export class UpstreamHttp {
       const durationMs = performance.now() - started;
       const acc = spent.getStore();
       if (acc) acc.ms += durationMs;
-      this.#logger?.debug(
+      end?.({ durationMs, ...(status !== undefined ? { status } : {}), ...(reason ? { reason } : {}) });
+      // Inside a request, its logger: the line carries the request id (and trace id) like every other line of it.
+      const logger = this.#logger && (requestContext.getStore()?.log ?? this.#logger);
+      logger?.debug(
         {
           participant: this.#participantId,
           endpoint: kind,

@@ -5,3 +5,6 @@
 export type { Connector, OidcConnectorOptions, PendingUpstreamLogin, UpstreamIdentity } from './types.ts';
 export { createOidcConnector, DEFAULT_ALGORITHMS, DEFAULT_SCOPES, DEFAULT_TIMEOUT_MS, DEFAULT_DISCOVERY_TTL_S } from './oidc.ts';
 export { UpstreamError, UPSTREAM_ERROR_CODES, type UpstreamErrorCode } from './errors.ts';
+export { UpstreamHealth, type UpstreamHealthOptions, type UpstreamStatus } from './health.ts';
+export { CircuitBreaker, CIRCUIT_STATES, type CircuitState, type CircuitBreakerOptions } from './breaker.ts';
+export type { UpstreamCall, UpstreamCallObserver, UpstreamCallResult, UpstreamFailureReason } from './http.ts';

@@ -37,6 +37,8 @@ export interface FederationOptions {
   globex?: Record<string, unknown>;
   clients?: unknown[];
   acmeUsers?: PartnerUser[];
+  /** Further participants (hostile or unreachable upstreams), after acme and globex. */
+  participants?: unknown[];
   port?: number;
 }
 
@@ -61,7 +63,7 @@ export async function startFederation(options: FederationOptions = {}): Promise<
   });
   const concord = await startConcord({
     port,
-    participants: [participant('acme', 'Acme', 'acme.example', acme, options.acme), participant('globex', 'Globex', 'globex.example', globex, options.globex)],
+    participants: [participant('acme', 'Acme', 'acme.example', acme, options.acme), participant('globex', 'Globex', 'globex.example', globex, options.globex), ...(options.participants ?? [])],
     clients: options.clients ?? [RP],
     ...(options.settings ? { settings: options.settings } : {}),
     ...(options.store ? { store: options.store } : {}),
@@ -113,7 +115,8 @@ const atRp = (u: URL) => u.href.startsWith(RP.redirect_uris[0]!);
 export async function brokeredLogin(browser: Browser, auth: Authorization, user: { email?: string; username?: string; password?: string }): Promise<URL> {
   let page = await browser.get(auth.url, { stopAt: atRp });
   if (page.stoppedAt) return page.stoppedAt;
-  if (new URL(page.url).pathname.startsWith('/interaction/')) {
+  // Concord's own login page (a login_hint or idp_hint goes straight on to the partner's).
+  if (page.url.origin === auth.url.origin && page.url.pathname.startsWith('/interaction/')) {
     assert.equal(page.status, 200, `Concord's login page: ${page.body.slice(0, 300)}`);
     const form = parseForm(page.body, '/login');
     page = await browser.post(new URL(form.action, page.url), { ...form.fields, email: user.email ?? '' }, { stopAt: atRp });

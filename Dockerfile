@@ -1,0 +1,55 @@
+# syntax=docker/dockerfile:1
+#
+# Concord's production image: Node 24 runs the TypeScript sources directly (type stripping), so
+# there is no build step; only the production dependencies are installed.
+#
+#   docker build -t concord .                     # the production image (the last stage)
+#   docker build -t concord-demo --target demo .  # + the demo partner IdPs (docker-compose.yml)
+#
+# No secrets are baked in: CONCORD_ADMIN_TOKEN, CONCORD_SECRETS_KEY and the partners' client
+# secrets come from the environment at run time. The image carries config/concord.yaml only (every
+# setting is overridable by CONCORD_* variables); mount clients and participants into
+# /app/config, or register them through the admin API.
+
+ARG NODE_IMAGE=node:24-slim
+
+# --- dependencies: production only (`node` and the other devDependencies stay out) --------------
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+ENV NODE_ENV=production
+COPY package.json package-lock.json ./
+# --ignore-scripts: no install script of any dependency runs at build time (none needs one).
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && npm cache clean --force
+
+# --- the application, owned by root and read-only to the user it runs as -------------------------
+FROM ${NODE_IMAGE} AS app
+WORKDIR /app
+ENV NODE_ENV=production \
+    CONCORD_CONFIG_DIR=/app/config \
+    CONCORD_HOST=0.0.0.0
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json ./
+COPY bin ./bin
+COPY src ./src
+COPY views ./views
+COPY config/concord.yaml ./config/concord.yaml
+USER node
+
+# --- the demo partner IdPs (docker-compose.yml): `node demo/partner-idp.ts acme|globex [port]` --
+FROM app AS demo
+COPY demo ./demo
+EXPOSE 4001 4002
+CMD ["node", "demo/partner-idp.ts", "acme", "4001"]
+
+# --- production (the default target) ------------------------------------------------------------
+FROM app AS runtime
+# 3000: public (OIDC, login pages, /healthz, /readyz). 9090: admin API and /metrics, bound to
+# 127.0.0.1 unless CONCORD_ADMIN_HOST says otherwise; never publish it to the internet.
+EXPOSE 3000 9090
+# Ready = the store answers and signing keys are loaded; /readyz turns 503 while draining on SIGTERM.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.CONCORD_PORT || 3000}/readyz`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# SIGTERM: readiness off, drain (shutdown.drainDelayMs, default 5 s), finish requests, exit.
+STOPSIGNAL SIGTERM
+CMD ["node", "src/main.ts"]

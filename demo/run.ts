@@ -1,0 +1,199 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createConcord, type Concord } from '../src/app.ts';
+import { loadConfig, type ClientConfig, type LoadedConfig, type Participant } from '../src/config/index.ts';
+import { upstreamLogoutReturn } from '../src/interactions/index.ts';
+import { createLogger } from '../src/observability/index.ts';
+import { DEMO_PASSWORD, DEMO_USERS, startPartnerIdp, type PartnerIdp } from './partner-idp.ts';
+import { startDemoService, type DemoService } from './service.ts';
+
+/**
+ * `npm run demo`: the whole federation on this machine, on the embedded memory store.
+ *
+ *   Acme    partner IdP (Entra-style)    http://localhost:4001   users alice@, carol@acme.example
+ *   Globex  partner IdP (Keycloak-style) http://localhost:4002   user bob@globex.example
+ *   Concord with ./config                http://localhost:3000   admin API http://127.0.0.1:9090
+ *   Demo Service (client demo-service)   http://localhost:4000   <- open this one
+ *
+ * DEMO_BASE_PORT=N moves everything to N (Concord), N+1 (admin), N+2 (service), N+3 (Acme) and
+ * N+4 (Globex); the URLs of config/ are rewritten to match. The e2e test runs it that way.
+ */
+
+/** The ports of config/ and of the demo partners, as documented. */
+const DEFAULT_PORTS = { concord: 3000, admin: 9090, service: 4000, acme: 4001, globex: 4002 } as const;
+const DEFAULT_CONFIG_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../config');
+const DEMO_ADMIN_TOKEN = 'demo-admin-token-change-me';
+const HOST = 'localhost';
+
+export interface DemoOptions {
+  /** See above; absent: the documented ports. */
+  basePort?: number;
+  /** Default: the repository's config/. */
+  configDir?: string;
+  /** Concord's log level. Default info. */
+  logLevel?: string;
+}
+
+export interface Demo {
+  concord: Concord;
+  concordUrl: string;
+  adminUrl: string;
+  adminToken: string;
+  serviceUrl: string;
+  acme: PartnerIdp;
+  globex: PartnerIdp;
+  service: DemoService;
+  close(): Promise<void>;
+}
+
+export function demoPorts(basePort?: number): Record<keyof typeof DEFAULT_PORTS, number> {
+  if (basePort === undefined) return { ...DEFAULT_PORTS };
+  return { concord: basePort, admin: basePort + 1, service: basePort + 2, acme: basePort + 3, globex: basePort + 4 };
+}
+
+export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
+  const ports = demoPorts(options.basePort);
+  const concordUrl = `http://${HOST}:${ports.concord}`;
+  const serviceUrl = `http://${HOST}:${ports.service}`;
+  const loaded = await loadConfig({ dir: options.configDir ?? DEFAULT_CONFIG_DIR, env: {} });
+  const secretOf = (id: string) => {
+    const upstream = loaded.participants.find((p) => p.id === id)?.upstream;
+    const secret = upstream?.clientSecret ?? (upstream?.clientSecretEnv ? process.env[upstream.clientSecretEnv] : undefined);
+    if (!secret) throw new Error(`config: participant ${id} needs upstream.clientSecret (or its clientSecretEnv set) for the demo`);
+    return secret;
+  };
+
+  const closers: Array<() => Promise<void>> = [];
+  const close = async () => {
+    for (const stop of closers.reverse()) await stop().catch(() => {});
+  };
+  try {
+    const partner = (id: 'acme' | 'globex', name: string, domain: string, color: string) =>
+      startPartnerIdp({
+        name,
+        domain,
+        host: HOST,
+        port: ports[id],
+        color,
+        users: DEMO_USERS[domain],
+        clients: [
+          {
+            client_id: 'concord',
+            client_secret: secretOf(id),
+            redirect_uris: [`${concordUrl}/broker/${id}/callback`],
+            post_logout_redirect_uris: [upstreamLogoutReturn(concordUrl, id)],
+          },
+        ],
+      });
+    const acme = await partner('acme', 'Acme', 'acme.example', '#0f6cbd');
+    closers.push(() => acme.close());
+    const globex = await partner('globex', 'Globex', 'globex.example', '#7a2e8f');
+    closers.push(() => globex.close());
+
+    const config = rewrite(loaded, { concordUrl, serviceUrl, ports, issuers: { acme: acme.issuer, globex: globex.issuer } });
+    const logger = createLogger({ level: options.logLevel ?? config.settings.logLevel });
+    const concord = await createConcord({ config, logger });
+    const { adminUrl } = await concord.listen();
+    closers.push(() => concord.close());
+
+    const client = config.clients.find((c) => c.client_id === 'demo-service');
+    if (!client?.client_secret) throw new Error('config: clients/demo-service.yaml with a client_secret is needed for the demo');
+    const service = await startDemoService({
+      issuer: concordUrl,
+      port: ports.service,
+      baseUrl: serviceUrl,
+      clientId: client.client_id,
+      clientSecret: client.client_secret,
+      audience: client.default_resource ?? `${serviceUrl}/api`,
+    });
+    closers.push(() => service.close());
+
+    return { concord, concordUrl, adminUrl, adminToken: config.settings.admin.token!, serviceUrl, acme, globex, service, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/**
+ * config/ names the documented URLs; the demo serves them, or, with another base port, the same
+ * services elsewhere. Every documented origin is rewritten to where it really runs.
+ */
+function rewrite(
+  loaded: LoadedConfig,
+  at: { concordUrl: string; serviceUrl: string; ports: Record<keyof typeof DEFAULT_PORTS, number>; issuers: Record<'acme' | 'globex', string> },
+): LoadedConfig {
+  const origins: Array<[string, string]> = [
+    [`http://localhost:${DEFAULT_PORTS.service}`, at.serviceUrl],
+    [`http://localhost:${DEFAULT_PORTS.concord}`, at.concordUrl],
+  ];
+  const moved = (url: string) => {
+    for (const [from, to] of origins) if (url === from || url.startsWith(`${from}/`)) return to + url.slice(from.length);
+    return url;
+  };
+  const settings = {
+    ...loaded.settings,
+    issuer: at.concordUrl,
+    port: at.ports.concord,
+    // The demo is for this machine only.
+    host: '127.0.0.1',
+    store: 'memory',
+    admin: { ...loaded.settings.admin, port: at.ports.admin, host: '127.0.0.1', token: loaded.settings.admin.token ?? DEMO_ADMIN_TOKEN },
+    resourceServers: loaded.settings.resourceServers.map((rs) => ({ ...rs, audience: moved(rs.audience) })),
+  };
+  const participants = loaded.participants.map((p): Participant => {
+    const issuer = p.id === 'acme' || p.id === 'globex' ? at.issuers[p.id] : undefined;
+    return issuer ? { ...p, upstream: { ...p.upstream, issuer } } : p;
+  });
+  const clients = loaded.clients.map(
+    (c): ClientConfig => ({
+      ...c,
+      redirect_uris: c.redirect_uris.map(moved),
+      post_logout_redirect_uris: c.post_logout_redirect_uris.map(moved),
+      ...(c.default_resource ? { default_resource: moved(c.default_resource) } : {}),
+    }),
+  );
+  return { ...loaded, settings, participants, clients };
+}
+
+if (import.meta.main) {
+  const raw = process.env.DEMO_BASE_PORT;
+  const basePort = raw ? Number(raw) : undefined;
+  if (basePort !== undefined && !(Number.isInteger(basePort) && basePort > 0 && basePort < 65531)) {
+    process.stderr.write(`demo: DEMO_BASE_PORT must be a port number, got ${raw}\n`);
+    process.exit(2);
+  }
+  const demo = await startDemo({
+    ...(basePort !== undefined ? { basePort } : {}),
+    ...(process.env.CONCORD_CONFIG_DIR ? { configDir: process.env.CONCORD_CONFIG_DIR } : {}),
+    ...(process.env.LOG_LEVEL ? { logLevel: process.env.LOG_LEVEL } : {}),
+  }).catch((error: unknown) => {
+    process.stderr.write(`demo: failed to start: ${(error as Error)?.message ?? String(error)}\n`);
+    process.exit(1);
+  });
+  const users = [...DEMO_USERS['acme.example']!, ...DEMO_USERS['globex.example']!].map((u) => u.email).join(', ');
+  process.stdout.write(
+    [
+      '',
+      'Concord demo is running.',
+      '',
+      `  Open ${demo.serviceUrl} and sign in as ${users} (password "${DEMO_PASSWORD}").`,
+      '',
+      `  Concord     ${demo.concordUrl}`,
+      `  Admin API   ${demo.adminUrl}/admin/v1  (Authorization: Bearer ${demo.adminToken})`,
+      `  Acme IdP    ${demo.acme.issuer}`,
+      `  Globex IdP  ${demo.globex.issuer}`,
+      '',
+      'Ctrl-C stops it.',
+      '',
+    ].join('\n'),
+  );
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    void demo.close().then(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}

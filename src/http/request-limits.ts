@@ -1,0 +1,296 @@
+import type { Context, Next } from 'koa';
+import { renderPage } from '../interactions/index.ts';
+import { newReference } from '../observability/index.ts';
+
+/*
+ * The edge check of the public listener: oversized and malformed requests are refused here, before
+ * any store, provider or upstream call, with the error the protocol asks for.
+ *
+ *   request target (path + query) over MAX_URL_CHARS          414 invalid_request
+ *   body over MAX_BODY_BYTES (Content-Length, or as it is read)  413 invalid_request
+ *   query or form not well-formed: bad %-escape, not UTF-8, raw
+ *   non-ASCII in the query, control characters, > MAX_PARAMS      400 invalid_request
+ *   on /auth, /token and the upstream callbacks also: a parameter
+ *   given twice (except `resource`), an odd parameter name, a value
+ *   over its PARAM_LIMITS entry                                   400 invalid_request
+ *
+ * How the error is told: /token answers JSON (`{ error, error_description }`, RFC 6749 5.2). /auth
+ * answers as RFC 6749 4.1.2.1 says: a bad or unknown client_id or redirect_uri gets the error page
+ * (never a redirect to an unchecked URI); any other bad parameter, with the client's registered
+ * redirect_uri, is sent back there as `error=invalid_request` (with `state` when that one is fine,
+ * and `iss`). The browser routes (/interaction/*, /broker/*, /session/end*) get the error page; the
+ * rest JSON.
+ *
+ * The form of POST /token and POST /auth is read here (oidc-provider would otherwise read it
+ * itself) and handed on as `ctx.request.body`, which oidc-provider takes instead of the stream
+ * (its documented path for an upstream body parser). oidc-provider prints one plain-text line
+ * about that, once per process: "oidc-provider WARNING: already parsed request body detected".
+ */
+
+/** Longest request target (path and query) accepted. Node refuses a request head over 16 KB itself (431). */
+export const MAX_URL_CHARS = 8 * 1024;
+/** Largest request body accepted on the public listener (every form of Concord and oidc-provider is far smaller). */
+export const MAX_BODY_BYTES = 32 * 1024;
+/** Most parameters in one query or form. */
+export const MAX_PARAMS = 64;
+/** Longest value of a parameter not in PARAM_LIMITS, on the protocol endpoints. */
+export const DEFAULT_PARAM_CHARS = 2048;
+
+/** Longest value (in characters) of each parameter on /auth, /token and the upstream callbacks. */
+export const PARAM_LIMITS: Readonly<Record<string, number>> = {
+  client_id: 200,
+  state: 512,
+  nonce: 512,
+  login_hint: 512,
+  idp_hint: 512,
+  scope: 1024,
+  redirect_uri: 2048,
+  post_logout_redirect_uri: 2048,
+  request_uri: 2048,
+  resource: 2048,
+  response_type: 64,
+  response_mode: 64,
+  prompt: 64,
+  display: 64,
+  max_age: 16,
+  code_challenge: 128,
+  code_challenge_method: 16,
+  code_verifier: 128,
+  ui_locales: 256,
+  claims_locales: 256,
+  acr_values: 512,
+  claims: 4096,
+  id_token_hint: 4096,
+  request: 8192,
+  grant_type: 128,
+  // Upstream IdPs' codes can be long (Entra's are over a kilobyte); Concord's own are 43 characters.
+  code: 2048,
+  refresh_token: 2048,
+  client_secret: 512,
+  client_assertion: 8192,
+  client_assertion_type: 128,
+  iss: 2048,
+  error: 128,
+  error_description: 2048,
+  error_uri: 2048,
+  session_state: 512,
+};
+
+/** Parameters that may be given more than once (RFC 8707 resource indicators). */
+const REPEATABLE = new Set(['resource']);
+/** JSON and JWT values may carry line breaks and tabs; no value may carry other control characters. */
+const MULTILINE = new Set(['claims', 'request']);
+const PARAM_NAME = /^[A-Za-z0-9_.~-]{1,64}$/;
+const CONTROL = /[\u0000-\u001F\u007F]/;
+const CONTROL_EXCEPT_WHITESPACE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/;
+const RAW_QUERY = /^[\x21-\x7E]*$/;
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+export type Params = Map<string, string[]>;
+
+export class BadRequest extends Error {
+  readonly status: number;
+  constructor(message: string, status = 400) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** Parses `a=1&b=2` strictly: every %-escape well-formed and UTF-8, no control characters. */
+export function parseParams(raw: string): Params {
+  const params: Params = new Map();
+  if (raw === '') return params;
+  let count = 0;
+  for (const pair of raw.split('&')) {
+    if (pair === '') continue;
+    if (++count > MAX_PARAMS) throw new BadRequest(`more than ${MAX_PARAMS} parameters`);
+    const eq = pair.indexOf('=');
+    const name = decode(eq === -1 ? pair : pair.slice(0, eq));
+    const value = eq === -1 ? '' : decode(pair.slice(eq + 1));
+    if (name === '' || CONTROL.test(name)) throw new BadRequest('a parameter name is malformed');
+    if ((MULTILINE.has(name) ? CONTROL_EXCEPT_WHITESPACE : CONTROL).test(value)) throw new BadRequest(`${printable(name)} contains control characters`);
+    const values = params.get(name);
+    if (values) values.push(value);
+    else params.set(name, [value]);
+  }
+  return params;
+}
+
+/**
+ * The parameters that decide where an /auth error may go, from a request that failed the check:
+ * each value as parseParams would give it, or null when that value itself is bad.
+ */
+function lenientParams(raw: string): Map<string, Array<string | null>> {
+  const params = new Map<string, Array<string | null>>();
+  for (const pair of raw.split('&').slice(0, MAX_PARAMS * 4)) {
+    const eq = pair.indexOf('=');
+    let name: string;
+    let value: string | null;
+    try {
+      name = decode(eq === -1 ? pair : pair.slice(0, eq));
+    } catch {
+      continue;
+    }
+    try {
+      value = eq === -1 ? '' : decode(pair.slice(eq + 1));
+      if (CONTROL.test(value)) value = null;
+    } catch {
+      value = null;
+    }
+    const values = params.get(name);
+    if (values) values.push(value);
+    else params.set(name, [value]);
+  }
+  return params;
+}
+
+function decode(text: string): string {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '));
+  } catch {
+    throw new BadRequest('a parameter is not well-formed UTF-8 percent-encoding');
+  }
+}
+
+/** A parameter name, safe to put into an error description. */
+const printable = (name: string) => (PARAM_NAME.test(name) ? name : 'a parameter');
+
+/** The protocol endpoints' rules on top of well-formedness: no repeats, known shapes, bounded values. */
+export function checkProtocolParams(params: Params): void {
+  for (const [name, values] of params) {
+    if (!PARAM_NAME.test(name)) throw new BadRequest('a parameter name is malformed');
+    if (values.length > 1 && !REPEATABLE.has(name)) throw new BadRequest(`${name} must not be provided twice`);
+    const limit = PARAM_LIMITS[name] ?? DEFAULT_PARAM_CHARS;
+    for (const value of values) if (value.length > limit) throw new BadRequest(`${name} is longer than ${limit} characters`);
+  }
+}
+
+type Kind = 'authorization' | 'token' | 'callback' | 'page' | 'api';
+
+function kindOf(ctx: Context): Kind {
+  const p = ctx.path;
+  if (p === '/auth') return 'authorization';
+  if (p === '/token') return 'token';
+  if (/^\/broker\/[^/]+\/callback$/.test(p) || /^\/interaction\/[^/]+\/callback$/.test(p)) return 'callback';
+  if (p.startsWith('/interaction/') || p.startsWith('/broker/') || p.startsWith('/auth/') || p.startsWith('/session/end')) return 'page';
+  return 'api';
+}
+
+export interface RequestLimitsOptions {
+  issuer: string;
+  /** The registered redirect URIs of a client, or undefined when there is no such client. */
+  redirectUris(clientId: string): readonly string[] | undefined;
+}
+
+/** What the edge check leaves for later middleware (the rate limiter reads the client of /token). */
+export interface CheckedRequest {
+  /** The form of POST /token or POST /auth, parsed and checked. */
+  form?: Params;
+  /** That form as it came (UTF-8). */
+  rawForm?: string;
+}
+
+export function requestLimits(options: RequestLimitsOptions) {
+  return async function checkRequest(ctx: Context, next: Next) {
+    const kind = kindOf(ctx);
+    try {
+      if (ctx.originalUrl.length > MAX_URL_CHARS) throw new BadRequest(`the request URL is longer than ${MAX_URL_CHARS} characters`, 414);
+      const declared = ctx.request.length;
+      if (declared !== undefined && declared > MAX_BODY_BYTES) throw new BadRequest(`the request body is larger than ${MAX_BODY_BYTES} bytes`, 413);
+
+      const raw = ctx.querystring;
+      if (!RAW_QUERY.test(raw)) throw new BadRequest('the query string has characters that are not percent-encoded');
+      const query = parseParams(raw);
+      const checked: CheckedRequest = {};
+      ctx.state.checked = checked;
+
+      if (kind === 'authorization' || kind === 'token' || kind === 'callback') {
+        checkProtocolParams(query);
+        if (ctx.method === 'POST' && (kind === 'token' || kind === 'authorization') && ctx.is('application/x-www-form-urlencoded')) {
+          checked.rawForm = await readBody(ctx);
+          const form = parseParams(checked.rawForm);
+          checkProtocolParams(form);
+          checked.form = form;
+        }
+      }
+    } catch (error) {
+      if (!(error instanceof BadRequest)) throw error;
+      return refuse(ctx, kind, error, options);
+    }
+    await next();
+  };
+}
+
+/** Reads the body (at most MAX_BODY_BYTES) and hands it on to oidc-provider as `ctx.request.body`. */
+async function readBody(ctx: Context): Promise<string> {
+  const charset = ctx.request.charset;
+  if (charset && !/^(utf-?8|us-ascii)$/i.test(charset)) throw new BadRequest(`charset ${printable(charset)} is not supported: send UTF-8`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new BadRequest(`the request body is larger than ${MAX_BODY_BYTES} bytes`, 413);
+    chunks.push(chunk);
+  }
+  const body = Buffer.concat(chunks, size);
+  (ctx.request as { body?: unknown }).body = body;
+  try {
+    return UTF8.decode(body);
+  } catch {
+    throw new BadRequest('the request body is not UTF-8');
+  }
+}
+
+function refuse(ctx: Context, kind: Kind, error: BadRequest, options: RequestLimitsOptions): void {
+  const description = error.message;
+  ctx.state.log?.warn({ status: error.status, reason: description }, 'request refused at the edge');
+  ctx.set('Cache-Control', 'no-store');
+  // The rest of an oversized body is not read: the connection closes after the answer.
+  if (error.status === 413) ctx.set('Connection', 'close');
+  if (kind === 'authorization' && error.status === 400 && redirectWithError(ctx, description, options)) return;
+  ctx.status = error.status;
+  if (kind === 'token' || kind === 'api') {
+    ctx.body = { error: 'invalid_request', error_description: description };
+    return;
+  }
+  ctx.type = 'html';
+  ctx.body = renderPage('error', 'Sign-in error', {
+    heading: 'This sign-in request cannot be completed',
+    message: `invalid_request: ${description}`,
+    reference: (ctx.state.requestId as string | undefined) ?? newReference(),
+  });
+}
+
+/**
+ * RFC 6749 4.1.2.1: with a known client and one of its registered redirect URIs, the error goes back
+ * to the client. Returns false when the client or redirect URI cannot be trusted (the page is shown).
+ */
+function redirectWithError(ctx: Context, description: string, options: RequestLimitsOptions): boolean {
+  const checked = ctx.state.checked as CheckedRequest | undefined;
+  const params = lenientParams(ctx.method === 'POST' ? (checked?.rawForm ?? '') : ctx.querystring);
+  /** The value of a parameter given once, with a good value; otherwise undefined. */
+  const single = (name: string) => {
+    const values = params.get(name);
+    const value = values?.length === 1 ? values[0] : undefined;
+    return typeof value === 'string' && value.length <= (PARAM_LIMITS[name] ?? DEFAULT_PARAM_CHARS) ? value : undefined;
+  };
+  const clientId = single('client_id');
+  const registered = clientId ? options.redirectUris(clientId) : undefined;
+  if (!registered) return false;
+  const asked = single('redirect_uri');
+  const redirectUri = asked ?? (params.has('redirect_uri') ? undefined : registered.length === 1 ? registered[0] : undefined);
+  if (!redirectUri || !registered.includes(redirectUri)) return false;
+  const mode = single('response_mode') ?? (params.has('response_mode') ? 'invalid' : 'query');
+  if (mode !== 'query' && mode !== 'fragment') return false;
+
+  const answer = new URLSearchParams({ error: 'invalid_request', error_description: description });
+  const state = single('state');
+  if (state !== undefined) answer.set('state', state);
+  answer.set('iss', options.issuer);
+  const target = new URL(redirectUri);
+  if (mode === 'fragment') target.hash = answer.toString();
+  else for (const [k, v] of answer) target.searchParams.append(k, v);
+  ctx.status = 303;
+  ctx.redirect(target.href);
+  return true;
+}

@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { startDemo, type Demo } from '../../demo/run.ts';
+
+/**
+ * The demo in a real browser: Chromium (Debian's package, driven by playwright-core) signs alice in
+ * at the demo service through Concord and Acme's login page, reads the claims the service shows,
+ * and signs out again. The demo runs in this process on free ports (DEMO_BASE_PORT's scheme).
+ */
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const SHOTS = process.env.E2E_SCREENSHOT_DIR ?? os.tmpdir();
+// Without a browser on a developer's machine the test is skipped; in CI (CI=true) it must run.
+const skip = !existsSync(CHROMIUM) && !process.env.CI ? `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)` : false;
+
+/** A base port B with B..B+4 all free on 127.0.0.1. */
+async function freeBasePort(): Promise<number> {
+  const free = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const server = net.createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 40_000);
+    const checks = await Promise.all([0, 1, 2, 3, 4].map((i) => free(base + i)));
+    if (checks.every(Boolean)) return base;
+  }
+  throw new Error('no 5 consecutive free ports found');
+}
+
+describe('demo in Chromium', { skip }, () => {
+  let demo: Demo;
+  let browser: Browser;
+  let page: Page;
+
+  before(async () => {
+    demo = await startDemo({ basePort: await freeBasePort(), logLevel: 'warn' });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+    page.setDefaultTimeout(10_000);
+  });
+  after(async () => {
+    await browser?.close();
+    await demo?.close();
+  });
+
+  const origin = (url: string) => new URL(url).origin;
+  const onOrigin = (url: string) => (u: URL) => u.origin === origin(url);
+  const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `concord-e2e-${name}.png`), fullPage: true });
+
+  it('signs alice in through Acme and shows the verified, mapped claims', async () => {
+    await page.goto(demo.serviceUrl);
+    await page.click('#sign-in');
+
+    // Concord's login page: home-realm discovery by email.
+    await page.waitForURL((u) => u.origin === origin(demo.concordUrl) && u.pathname.startsWith('/interaction/'));
+    assert.match(await page.locator('h1').innerText(), /Sign in to Demo Service/);
+    await page.fill('#email', 'alice@acme.example');
+    await shot('1-concord-login');
+    await page.click('button[type=submit]');
+
+    // Acme's own login page, the email carried over as login_hint.
+    await page.waitForURL(onOrigin(demo.acme.issuer));
+    assert.equal(await page.inputValue('#username'), 'alice@acme.example');
+    await page.fill('#password', 'demo');
+    await shot('2-acme-login');
+    await page.click('button:has-text("Sign in")');
+
+    // Back at the service, signed in.
+    await page.waitForURL((u) => u.origin === origin(demo.serviceUrl) && u.pathname === '/');
+    assert.equal(await page.locator('#idp').innerText(), 'acme');
+    assert.match(await page.locator('#sub').innerText(), /^acme:5f0c1a52-8d1e-4b7a-9f0e-acme00000001$/);
+    const id = JSON.parse(await page.locator('#id-claims').innerText()) as Record<string, unknown>;
+    assert.equal(id.iss, demo.concordUrl);
+    assert.equal(id.email, 'alice@acme.example');
+    assert.equal(id.preferred_username, 'alice');
+    assert.deepEqual(id.groups, ['engineering', 'staff'], 'Acme’s groups through the lookup of config/participants/acme.yaml');
+    assert.deepEqual(id.roles, ['user'], 'Acme’s app role Concord.User mapped to user');
+    assert.deepEqual(id.amr, ['pwd']);
+    assert.equal(id.upn, undefined);
+
+    const access = JSON.parse(await page.locator('#access-claims').innerText()) as Record<string, unknown>;
+    assert.equal(access.sub, id.sub);
+    assert.equal(access.aud, `${demo.serviceUrl}/api`);
+    assert.deepEqual(access.groups, ['engineering', 'staff']);
+    assert.deepEqual(access.roles, ['user']);
+
+    // The service's API accepted the token through concordKoa.
+    assert.equal(await page.locator('#api-status').innerText(), 'HTTP 200');
+    const api = JSON.parse(await page.locator('#api-result').innerText()) as Record<string, unknown>;
+    assert.equal(api.sub, id.sub);
+    assert.equal(api.idp, 'acme');
+    await shot('3-signed-in');
+  });
+
+  it('signs out of the service, Concord and Acme', async () => {
+    await page.click('#sign-out');
+    await page.waitForURL((u) => u.origin === origin(demo.concordUrl) && u.pathname === '/session/end');
+    await page.click('button:has-text("Yes, sign me out")');
+    // Acme asks too: its session ends as well.
+    await page.waitForURL((u) => u.origin === origin(demo.acme.issuer) && u.pathname === '/session/end');
+    await page.click('button:has-text("Yes, sign me out")');
+    await page.waitForURL((u) => u.origin === origin(demo.serviceUrl) && u.pathname === '/');
+    assert.equal(await page.locator('#sign-in').count(), 1, 'the service shows the sign-in button again');
+
+    // Signing in again asks for the email and, at Acme, for the password: no session was left behind.
+    await page.click('#sign-in');
+    await page.waitForURL((u) => u.origin === origin(demo.concordUrl) && u.pathname.startsWith('/interaction/'));
+    await page.fill('#email', 'alice@acme.example');
+    await page.click('button[type=submit]');
+    await page.waitForURL(onOrigin(demo.acme.issuer));
+    assert.equal(await page.locator('#password').count(), 1);
+  });
+});

@@ -1,0 +1,254 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
+import * as oidc from 'openid-client';
+import { DEMO_PASSWORD } from '../../demo/partner-idp.ts';
+import { authorizationRequest, brokeredLogin, exchange, RP, signedIn, startFederation, type Federation } from '../support/federation.ts';
+import { Browser, parseForm, type BrowserResponse } from '../support/http-client.ts';
+import { freePort } from '../support/ports.ts';
+import { assertErrorPage, assertNoCodeAtRp, atRp, hopTo } from './broker-helpers.ts';
+
+/**
+ * Whole brokered logins over HTTP with a cookie jar: Concord, two real partner IdPs (oidc-provider)
+ * and, for the failure cases, a participant whose IdP is down. Every refusal must end on Concord's
+ * error page with a reference that is in the logs, and never with a code at the RP.
+ */
+
+const RESTRICTED = {
+  client_id: 'rp-globex-only',
+  client_name: 'Globex-only RP',
+  client_secret: 'rp-globex-only-secret-0123456789',
+  redirect_uris: RP.redirect_uris,
+  grant_types: ['authorization_code'],
+  skip_consent: true,
+  participants: ['globex'],
+};
+
+describe('brokered login over HTTP', () => {
+  let fed: Federation;
+  let restricted: oidc.Configuration;
+  let acmeOrigin: string;
+  let globexOrigin: string;
+
+  before(async () => {
+    const deadPort = await freePort();
+    fed = await startFederation({
+      clients: [RP, RESTRICTED],
+      settings: { upstream: { timeoutMs: 2000 } },
+      participants: [
+        {
+          id: 'initech',
+          displayName: 'Initech',
+          domains: ['initech.example'],
+          upstream: { type: 'oidc', issuer: `http://127.0.0.1:${deadPort}`, clientId: 'concord', clientSecret: 'initech-upstream-secret-0123456789', allowInsecureHttp: true },
+        },
+      ],
+    });
+    restricted = await oidc.discovery(new URL(fed.concord.issuer), RESTRICTED.client_id, RESTRICTED.client_secret, undefined, { execute: [oidc.allowInsecureRequests] });
+    acmeOrigin = new URL(fed.acme.issuer).origin;
+    globexOrigin = new URL(fed.globex.issuer).origin;
+  });
+  after(() => fed.close());
+
+  /** Starts a login and posts `email` on Concord's login page. */
+  async function submitEmail(email: string, rp = fed.rp, params: Record<string, string> = {}) {
+    const browser = new Browser();
+    const auth = await authorizationRequest(rp, params);
+    const page = await browser.get(auth.url, { stopAt: atRp });
+    assert.equal(page.status, 200, page.body.slice(0, 300));
+    assert.equal(new URL(page.url).origin, fed.concord.issuer);
+    const form = parseForm(page.body, '/login');
+    const res = await browser.post(new URL(form.action, page.url), { ...form.fields, email }, { stopAt: atRp });
+    return { browser, auth, res };
+  }
+
+  /** Concord answered every hop of this chain with a redirect: it never showed a page of its own. */
+  function onlyRedirectsAtConcord(res: BrowserResponse) {
+    const pages = res.chain.filter((hop) => hop.url.origin === fed.concord.issuer && hop.status < 300);
+    assert.deepEqual(pages.map((h) => h.url.pathname), [], 'Concord showed a page');
+  }
+
+  const visited = (browser: Browser, origin: string) => browser.history.some((hop) => hop.url.origin === origin);
+
+  it('signs alice in through Acme: prefixed sub, idp, and acr/amr/auth_time of the partner login', async () => {
+    const { browser, tokens } = await signedIn(fed, 'alice@acme.example');
+    assert.ok(visited(browser, acmeOrigin) && !visited(browser, globexOrigin), 'the login went through Acme only');
+    const claims = tokens.claims()!;
+    const alice = fed.acme.users.find((u) => u.email === 'alice@acme.example')!;
+    assert.equal(claims.sub, `acme:${alice.sub}`);
+    assert.equal(claims.idp, 'acme');
+    assert.equal(claims.email, 'alice@acme.example');
+    assert.equal(claims.email_verified, true);
+
+    // acr and amr are the partner's, from its own ID token, not constants of Concord.
+    const account = await fed.concord.concord.accounts.find(claims.sub);
+    assert.ok(account?.upstreamIdToken, 'the account keeps the upstream ID token');
+    const upstream = decodeJwt(account.upstreamIdToken);
+    assert.ok(upstream.acr && Array.isArray(upstream.amr), 'the partner sent acr and amr');
+    assert.equal(claims.acr, upstream.acr);
+    assert.deepEqual(claims.amr, upstream.amr);
+    assert.deepEqual(claims.amr, ['pwd']);
+    assert.equal(typeof claims.auth_time, 'number');
+    assert.ok(Math.abs(claims.auth_time! - Date.now() / 1000) < 60);
+
+    const jwks = createRemoteJWKSet(new URL(`${fed.concord.issuer}/jwks`));
+    const at = await jwtVerify(tokens.access_token, jwks, { issuer: fed.concord.issuer, typ: 'at+jwt' });
+    assert.equal(at.payload.sub, claims.sub);
+    assert.equal(at.payload.idp, 'acme');
+    assert.equal(at.payload.client_id, RP.client_id);
+  });
+
+  it('signs bob in through Globex', async () => {
+    const { browser, tokens } = await signedIn(fed, 'bob@globex.example');
+    assert.ok(visited(browser, globexOrigin) && !visited(browser, acmeOrigin), 'the login went through Globex only');
+    const claims = tokens.claims()!;
+    assert.equal(claims.sub, 'globex:f4e1b9c0-0b6d-4c55-9c3a-globex000001');
+    assert.equal(claims.idp, 'globex');
+    assert.equal(claims.email, 'bob@globex.example');
+    assert.equal(claims.acr, 'urn:concord:demo:password');
+    assert.deepEqual(claims.amr, ['pwd']);
+  });
+
+  it('login_hint=user@domain skips the login page and goes straight to the partner', async () => {
+    const browser = new Browser();
+    const auth = await authorizationRequest(fed.rp, { login_hint: 'alice@acme.example' });
+    const page = await browser.get(auth.url, { stopAt: atRp });
+    onlyRedirectsAtConcord(page);
+    assert.equal(page.url.origin, acmeOrigin, `ended at ${page.url.href}`);
+    assert.equal(page.status, 200);
+    // The hint travels on to the partner, which prefills its form.
+    assert.equal(parseForm(page.body, '/login').fields.username, 'alice@acme.example');
+    const callback = await brokeredLogin(browser, auth, { email: 'alice@acme.example' });
+    const tokens = await exchange(fed.rp, callback, auth);
+    assert.equal(tokens.claims()!.idp, 'acme');
+  });
+
+  it('idp_hint={participantId} selects the participant directly', async () => {
+    const browser = new Browser();
+    const auth = await authorizationRequest(fed.rp, { idp_hint: 'globex' });
+    const page = await browser.get(auth.url, { stopAt: atRp });
+    onlyRedirectsAtConcord(page);
+    assert.equal(page.url.origin, globexOrigin, `ended at ${page.url.href}`);
+    const callback = await brokeredLogin(browser, auth, { email: 'bob@globex.example' });
+    const tokens = await exchange(fed.rp, callback, auth);
+    assert.equal(tokens.claims()!.sub, 'globex:f4e1b9c0-0b6d-4c55-9c3a-globex000001');
+  });
+
+  it('an unknown idp_hint gets the unknown organisation page', async () => {
+    const browser = new Browser();
+    const auth = await authorizationRequest(fed.rp, { idp_hint: 'nobody' });
+    const page = await browser.get(auth.url, { stopAt: atRp });
+    assertErrorPage(fed, page, 'unknown_participant');
+    assertNoCodeAtRp(browser);
+  });
+
+  it('matches the email domain case-insensitively', async () => {
+    const { browser, auth, res } = await submitEmail('Alice@ACME.Example');
+    assert.equal(res.url.origin, acmeOrigin, `ended at ${res.url.href}`);
+    const form = parseForm(res.body, '/login');
+    const done = await browser.post(new URL(form.action, res.url), { ...form.fields, username: 'alice@acme.example', password: DEMO_PASSWORD }, { stopAt: atRp });
+    assert.ok(done.stoppedAt, 'the login reached the RP');
+    const tokens = await exchange(fed.rp, done.stoppedAt, auth);
+    assert.equal(tokens.claims()!.idp, 'acme');
+  });
+
+  it('matches the email domain exactly, never as a suffix or prefix', async () => {
+    for (const email of ['eve@evil-acme.example', 'eve@sub.acme.example', 'eve@acme.example.evil', 'eve@xacme.example', 'eve@globex.example.acme.example']) {
+      const { browser, res } = await submitEmail(email);
+      assertErrorPage(fed, res, 'unknown_domain');
+      assert.ok(res.body.includes(email.split('@')[1]!), 'the page names the domain it does not know');
+      assert.ok(!visited(browser, acmeOrigin) && !visited(browser, globexOrigin), `${email} was sent to a partner`);
+      assertNoCodeAtRp(browser);
+    }
+    // The same through login_hint.
+    const browser = new Browser();
+    const auth = await authorizationRequest(fed.rp, { login_hint: 'eve@evil-acme.example' });
+    const page = await browser.get(auth.url, { stopAt: atRp });
+    assertErrorPage(fed, page, 'unknown_domain');
+    assert.ok(!visited(browser, acmeOrigin));
+  });
+
+  it('an address without a domain shows the form again with an error', async () => {
+    const { browser, res } = await submitEmail('alice');
+    assert.equal(res.status, 400);
+    assert.equal(res.url.origin, fed.concord.issuer);
+    assert.match(res.body, /id="email-error"/);
+    assert.equal(parseForm(res.body, '/login').fields.email, 'alice');
+    assertNoCodeAtRp(browser);
+  });
+
+  it('a client restricted to Globex cannot be entered through Acme', async () => {
+    const byEmail = await submitEmail('alice@acme.example', restricted);
+    assertErrorPage(fed, byEmail.res, 'participant_not_allowed');
+    assert.ok(!visited(byEmail.browser, acmeOrigin), 'Acme was asked to sign the user in');
+    assertNoCodeAtRp(byEmail.browser);
+
+    const byHint = new Browser();
+    const hinted = await authorizationRequest(restricted, { idp_hint: 'acme' });
+    assertErrorPage(fed, await byHint.get(hinted.url, { stopAt: atRp }), 'participant_not_allowed');
+    assertNoCodeAtRp(byHint);
+
+    // Its own participant works.
+    const browser = new Browser();
+    const auth = await authorizationRequest(restricted);
+    const callback = await brokeredLogin(browser, auth, { email: 'bob@globex.example' });
+    const tokens = await exchange(restricted, callback, auth);
+    assert.equal(tokens.claims()!.idp, 'globex');
+  });
+
+  it('a participant whose IdP cannot be reached gets the unavailable page', async () => {
+    const { browser, res } = await submitEmail('eve@initech.example');
+    assertErrorPage(fed, res, 'upstream_unavailable');
+    assertNoCodeAtRp(browser);
+  });
+
+  it('Cancel at the partner IdP gets the refused page, and no code', async () => {
+    const { browser, res } = await submitEmail('alice@acme.example');
+    assert.equal(res.url.origin, acmeOrigin);
+    const cancel = parseForm(res.body, '/abort');
+    const page = await browser.post(new URL(cancel.action, res.url), cancel.fields, { stopAt: atRp });
+    assert.ok(page.chain.some((hop) => hop.url.pathname === '/broker/acme/callback' && hop.url.searchParams.get('error') === 'access_denied'), 'Acme answered access_denied');
+    assertErrorPage(fed, page, 'upstream_error');
+    assertNoCodeAtRp(browser);
+  });
+
+  it('a replayed upstream callback gets session_expired, and no second code', async () => {
+    const { browser } = await signedIn(fed, 'alice@acme.example');
+    const brokerCallback = hopTo(browser, '/broker/acme/callback');
+    const interactionCallback = browser.history.find((hop) => /^\/interaction\/[^/]+\/callback$/.test(hop.url.pathname))?.url;
+    assert.ok(brokerCallback && interactionCallback);
+    const codesBefore = browser.history.filter((hop) => hop.location && atRp(hop.location)).length;
+    for (const url of [brokerCallback, interactionCallback]) {
+      const replay = await browser.get(url, { stopAt: atRp });
+      assert.equal(replay.stoppedAt, undefined, `replay of ${url.pathname} reached the RP`);
+      assertErrorPage(fed, replay, 'session_expired');
+    }
+    assert.equal(browser.history.filter((hop) => hop.location && atRp(hop.location)).length, codesBefore, 'a replay produced another redirect to the RP');
+  });
+
+  it('refuses the upstream callback in a browser that did not start the login', async () => {
+    const victim = new Browser();
+    const auth = await authorizationRequest(fed.rp);
+    const start = await victim.get(auth.url);
+    const emailForm = parseForm(start.body, '/login');
+    const partnerPage = await victim.post(new URL(emailForm.action, start.url), { ...emailForm.fields, email: 'alice@acme.example' });
+    const form = parseForm(partnerPage.body, '/login');
+    // The victim's browser is about to come back to Concord; the callback URL leaks to another browser.
+    const toConcord = await victim.post(new URL(form.action, partnerPage.url), { ...form.fields, username: 'alice@acme.example', password: DEMO_PASSWORD }, {
+      stopAt: (u) => u.pathname === '/broker/acme/callback',
+    });
+    assert.ok(toConcord.stoppedAt, 'Acme redirected back to Concord');
+
+    const attacker = new Browser();
+    const stolen = await attacker.get(toConcord.stoppedAt, { stopAt: atRp });
+    assert.equal(stolen.stoppedAt, undefined, 'the other browser got a code');
+    assertErrorPage(fed, stolen, 'session_expired');
+    assertNoCodeAtRp(attacker);
+
+    // The refused attempt did not burn the real login: the browser that began it finishes.
+    const done = await victim.get(toConcord.stoppedAt, { stopAt: atRp });
+    assert.ok(done.stoppedAt, `the victim's login did not finish: ${done.status} ${done.body.slice(0, 200)}`);
+    const tokens = await exchange(fed.rp, done.stoppedAt, auth);
+    assert.equal(tokens.claims()!.idp, 'acme');
+  });
+});

@@ -1,0 +1,241 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { basicClientId } from '../../src/http/rate-limit.ts';
+import { createStore, type Store } from '../../src/store/index.ts';
+import { CONFIDENTIAL_CLIENT, startConcord, type TestConcord } from '../support/concord.ts';
+import { startRedis, type RedisServer } from '../support/redis-server.ts';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const ADMIN_TOKEN = 'test-admin-token-0123456789';
+
+/** A second confidential client that authenticates with client_secret_post (its client_id is in the form). */
+const POST_CLIENT = {
+  client_id: 'service-post',
+  client_secret: 'service-post-secret-0123456789',
+  grant_types: ['client_credentials'],
+  token_endpoint_auth_method: 'client_secret_post',
+};
+
+const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+
+function tokenRequest(issuer: string, options: { client?: 'basic' | 'post' | 'unknown'; headers?: Record<string, string> } = {}) {
+  const client = options.client ?? 'basic';
+  const body = new URLSearchParams({ grant_type: 'client_credentials' });
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', ...options.headers };
+  if (client === 'basic') headers.authorization = basic(CONFIDENTIAL_CLIENT.client_id, CONFIDENTIAL_CLIENT.client_secret);
+  if (client === 'post') {
+    body.set('client_id', POST_CLIENT.client_id);
+    body.set('client_secret', POST_CLIENT.client_secret);
+  }
+  if (client === 'unknown') headers.authorization = basic(`nobody-${randomBytes(4).toString('hex')}`, 'whatever-secret');
+  return fetch(`${issuer}/token`, { method: 'POST', headers, body });
+}
+
+const authorize = (issuer: string, headers: Record<string, string> = {}) =>
+  fetch(
+    `${issuer}/auth?${new URLSearchParams({
+      client_id: CONFIDENTIAL_CLIENT.client_id,
+      response_type: 'code',
+      scope: 'openid',
+      redirect_uri: CONFIDENTIAL_CLIENT.redirect_uris[0]!,
+      code_challenge: 'a'.repeat(43),
+      code_challenge_method: 'S256',
+    })}`,
+    { redirect: 'manual', headers: { accept: 'text/html', ...headers } },
+  );
+
+const admin = (url: string, token: string | undefined = ADMIN_TOKEN) =>
+  fetch(`${url}/admin/v1/participants`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+
+async function redisStore(prefix: string): Promise<Store> {
+  return createStore({ url: REDIS_URL, prefix });
+}
+
+const uniquePrefix = () => `rl-test-${randomBytes(6).toString('hex')}:`;
+
+async function statuses(count: number, request: () => Promise<Response>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const response = await request();
+    await response.body?.cancel();
+    out.push(response.status);
+  }
+  return out;
+}
+
+describe('rate limits on the Redis store', () => {
+  let instance: TestConcord;
+  before(async () => {
+    const prefix = uniquePrefix();
+    instance = await startConcord({
+      store: await redisStore(prefix),
+      clients: [CONFIDENTIAL_CLIENT, POST_CLIENT],
+      logLevel: 'info',
+      settings: {
+        storePrefix: prefix,
+        rateLimits: { token: { points: 3, duration: 60 }, browser: { points: 3, duration: 60 }, admin: { points: 3, duration: 60 } },
+      },
+    });
+  });
+  after(() => instance.close());
+
+  it('limits /token per client (HTTP Basic) with 429, Retry-After and a JSON rate_limited error', async () => {
+    assert.deepEqual(await statuses(3, () => tokenRequest(instance.issuer)), [200, 200, 200], 'oidc-provider still reads the form after the edge check');
+    const limited = await tokenRequest(instance.issuer);
+    assert.equal(limited.status, 429);
+    const retryAfter = Number(limited.headers.get('retry-after'));
+    assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 60, `Retry-After ${limited.headers.get('retry-after')}`);
+    assert.match(limited.headers.get('content-type') ?? '', /json/);
+    const body = (await limited.json()) as { error: string };
+    assert.equal(body.error, 'rate_limited');
+    assert.ok(instance.logs.some((l) => l.msg === 'rate limited' && l.limit === 'token' && l.key === 'client:service-a'));
+  });
+
+  it('counts each client apart: a client_secret_post client is keyed by the form client_id', async () => {
+    // service-a is exhausted; service-post has its own budget, read from the form.
+    assert.deepEqual(await statuses(3, () => tokenRequest(instance.issuer, { client: 'post' })), [200, 200, 200]);
+    assert.equal((await tokenRequest(instance.issuer, { client: 'post' })).status, 429);
+  });
+
+  it('counts made-up client ids against the caller IP, not a fresh budget per id', async () => {
+    // Unknown clients from 127.0.0.1: the first three are refused by client auth, then the IP is limited.
+    assert.deepEqual(await statuses(4, () => tokenRequest(instance.issuer, { client: 'unknown' })), [401, 401, 401, 429]);
+  });
+
+  it('limits the browser routes per IP with the rate_limited page', async () => {
+    assert.deepEqual(await statuses(3, () => authorize(instance.issuer)), [303, 303, 303]);
+    const limited = await authorize(instance.issuer);
+    assert.equal(limited.status, 429);
+    assert.ok(Number(limited.headers.get('retry-after')) >= 1);
+    assert.match(limited.headers.get('content-type') ?? '', /html/);
+    const html = await limited.text();
+    assert.match(html, /Too many attempts/);
+    assert.match(limited.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/);
+    // The login pages and the upstream callback share the per-IP budget.
+    assert.equal((await fetch(`${instance.issuer}/interaction/abc`)).status, 429);
+    assert.equal((await fetch(`${instance.issuer}/broker/acme/callback?state=x`)).status, 429);
+    // Health, discovery and the token endpoint are not browser routes.
+    assert.equal((await fetch(`${instance.issuer}/readyz`)).status, 200);
+    assert.equal((await fetch(`${instance.issuer}/.well-known/openid-configuration`)).status, 200);
+  });
+
+  it('ignores X-Forwarded-For unless trustProxy is set', async () => {
+    const spoofed = await authorize(instance.issuer, { 'x-forwarded-for': '203.0.113.9' });
+    assert.equal(spoofed.status, 429, 'without trustProxy the header is not the client IP');
+  });
+
+  it('limits the admin API per token, answering JSON', async () => {
+    assert.deepEqual(await statuses(3, () => admin(instance.adminUrl)), [200, 200, 200]);
+    const limited = await admin(instance.adminUrl);
+    assert.equal(limited.status, 429);
+    assert.ok(Number(limited.headers.get('retry-after')) >= 1);
+    assert.equal(((await limited.json()) as { error: string }).error, 'rate_limited');
+    // Another token (here a wrong one) has its own budget; /metrics is not limited.
+    assert.equal((await admin(instance.adminUrl, 'another-token-0123456789')).status, 401);
+    assert.equal((await fetch(`${instance.adminUrl}/metrics`)).status, 200);
+    assert.ok(!instance.rawLogs().includes(ADMIN_TOKEN), 'the token is never logged');
+  });
+
+  it('keeps its counters in Redis under the store prefix', async () => {
+    const redis = (instance.concord.store as unknown as { client: { keys(p: string): Promise<string[]> } }).client;
+    const keys = await redis.keys(`${instance.concord.settings.storePrefix}rl:*`);
+    assert.ok(keys.some((k) => k.endsWith('rl:token:client:service-a')), keys.join(', '));
+    assert.ok(keys.some((k) => k.includes('rl:browser:ip:')), keys.join(', '));
+  });
+});
+
+describe('rate limits shared across instances', () => {
+  let a: TestConcord;
+  let b: TestConcord;
+  before(async () => {
+    const prefix = uniquePrefix();
+    const settings = { storePrefix: prefix, rateLimits: { token: { points: 4, duration: 60 }, browser: { points: 4, duration: 60 } } };
+    a = await startConcord({ store: await redisStore(prefix), clients: [CONFIDENTIAL_CLIENT], settings, logLevel: 'info' });
+    b = await startConcord({ store: await redisStore(prefix), clients: [CONFIDENTIAL_CLIENT], settings, logLevel: 'info' });
+  });
+  after(async () => {
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('two instances on one Redis share one budget per client and per IP', async () => {
+    const token = [
+      ...(await statuses(2, () => tokenRequest(a.issuer))),
+      ...(await statuses(2, () => tokenRequest(b.issuer))),
+      ...(await statuses(1, () => tokenRequest(a.issuer))),
+      ...(await statuses(1, () => tokenRequest(b.issuer))),
+    ];
+    assert.deepEqual(token, [200, 200, 200, 200, 429, 429]);
+    const pages = [...(await statuses(3, () => authorize(b.issuer))), ...(await statuses(2, () => authorize(a.issuer)))];
+    assert.deepEqual(pages, [303, 303, 303, 303, 429]);
+  });
+});
+
+describe('rate limits behind a proxy (trustProxy)', () => {
+  let instance: TestConcord;
+  before(async () => {
+    instance = await startConcord({
+      clients: [CONFIDENTIAL_CLIENT],
+      logLevel: 'info',
+      settings: { trustProxy: true, rateLimits: { browser: { points: 2, duration: 60 } } },
+    });
+  });
+  after(() => instance.close());
+
+  it('keys by the address the proxy appended, not by what the client put in front of it', async () => {
+    const via = (forwarded: string) => () => authorize(instance.issuer, { 'x-forwarded-for': forwarded });
+    assert.deepEqual(await statuses(3, via('198.51.100.1')), [303, 303, 429]);
+    // Another client behind the proxy has its own budget.
+    assert.deepEqual(await statuses(2, via('198.51.100.2')), [303, 303]);
+    // A client that forges entries of its own is still the address our proxy appended (proxyHops 1).
+    assert.deepEqual(await statuses(2, via('10.9.9.9, 198.51.100.1')), [429, 429]);
+    assert.equal((await via(`${randomBytes(2).join('.')}.1.1, 198.51.100.2`)()).status, 429);
+  });
+
+  it('counts per instance on the memory store', () => {
+    assert.ok(instance.logs.some((l) => l.msg === 'rate limits are counted per instance (memory store)'));
+  });
+});
+
+describe('rate limits when Redis is away', () => {
+  let redis: RedisServer;
+  let instance: TestConcord;
+  before(async () => {
+    redis = await startRedis();
+    const prefix = uniquePrefix();
+    instance = await startConcord({
+      store: await createStore({ url: redis.url, prefix }),
+      clients: [CONFIDENTIAL_CLIENT],
+      logLevel: 'info',
+      settings: { storePrefix: prefix, rateLimits: { token: { points: 2, duration: 60 } } },
+    });
+  });
+  after(async () => {
+    await instance.close();
+    await redis.stop();
+  });
+
+  it('fails open with a warning: an exhausted budget no longer refuses while the limiter cannot count', async () => {
+    assert.deepEqual(await statuses(3, () => tokenRequest(instance.issuer)), [200, 200, 429]);
+    await redis.terminate();
+    // Client credentials need no store, so these succeed only if the limiter lets them through.
+    const started = Date.now();
+    assert.deepEqual(await statuses(3, () => tokenRequest(instance.issuer)), [200, 200, 200]);
+    assert.ok(Date.now() - started < 3000, 'no waiting for a Redis timeout');
+    const warnings = instance.logs.filter((l) => l.msg === 'rate limiter unavailable: letting requests through (fail open)');
+    assert.equal(warnings.length, 1, 'one warning, not one per request');
+    assert.equal(warnings[0]!.level, 'warn');
+  });
+});
+
+describe('basicClientId', () => {
+  it('reads the form-encoded client_id of HTTP Basic', () => {
+    assert.equal(basicClientId(basic('service a:b', 'secret')), 'service a:b');
+    assert.equal(basicClientId(`basic ${Buffer.from('id:secret').toString('base64')}`), 'id');
+  });
+  it('gives nothing for anything else', () => {
+    for (const header of ['', 'Bearer abc', 'Basic', 'Basic !!!!', `Basic ${Buffer.from('no-colon').toString('base64')}`, `Basic ${Buffer.from(':secret').toString('base64')}`, `Basic ${Buffer.from('%E0%A4%A:x').toString('base64')}`]) {
+      assert.equal(basicClientId(header), undefined, header);
+    }
+  });
+});
