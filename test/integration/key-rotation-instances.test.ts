@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { decodeProtectedHeader } from 'jose';
 import { createStore } from '../../src/store/index.ts';
+import { dropRedisPrefix } from './admin-fixtures.ts';
 import { startConcord, type TestConcord } from '../support/concord.ts';
 
 const ADMIN = { authorization: 'Bearer test-admin-token-0123456789' };
@@ -33,6 +34,7 @@ describe('key rotation across instances', () => {
   });
   after(async () => {
     await Promise.all([a.close(), b.close()]);
+    await dropRedisPrefix(prefix);
   });
 
   it('shares one signing key from the store', async () => {

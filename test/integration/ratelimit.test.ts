@@ -5,6 +5,7 @@ import { basicClientId } from '../../src/http/rate-limit.ts';
 import { createStore, type Store } from '../../src/store/index.ts';
 import { CONFIDENTIAL_CLIENT, startConcord, type TestConcord } from '../support/concord.ts';
 import { startRedis, type RedisServer } from '../support/redis-server.ts';
+import { dropRedisPrefix } from './admin-fixtures.ts';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -52,7 +53,16 @@ async function redisStore(prefix: string): Promise<Store> {
   return createStore({ url: REDIS_URL, prefix });
 }
 
-const uniquePrefix = () => `rl-test-${randomBytes(6).toString('hex')}:`;
+const usedPrefixes: string[] = [];
+const uniquePrefix = () => {
+  const prefix = `rl-test-${randomBytes(6).toString('hex')}:`;
+  usedPrefixes.push(prefix);
+  return prefix;
+};
+// The shared Redis outlives the test run: leave nothing behind.
+after(async () => {
+  for (const prefix of usedPrefixes) await dropRedisPrefix(prefix);
+});
 
 async function statuses(count: number, request: () => Promise<Response>): Promise<number[]> {
   const out: number[] = [];
