@@ -94,6 +94,10 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   const sync = createConfigSync({ store, registry, secrets, metrics, log, seed: { participants, clients } });
   await sync.start();
   upstreamHealth.start(registry, connectors);
+  // A removed participant's connector (and its cached discovery) goes with it.
+  registry.on('change', (event) => {
+    if (event.kind === 'participant' && event.action === 'removed') connectors.forget(event.id);
+  });
 
   // The provider is rebuilt when the key set changes (a key activates, is added or leaves).
   // Requests already inside the old one finish there.

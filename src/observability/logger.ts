@@ -4,7 +4,9 @@ export type { Logger };
 
 /**
  * Paths pino blanks in every line. Belt and braces: Concord never logs these on purpose, but an
- * error object or a request line must not carry a token, code, secret or cookie by accident.
+ * error object or a request line must not carry a token, secret or cookie by accident. `code` is
+ * not among them: it is the stable code of Concord's errors, which operators need; authorization
+ * codes only travel in URLs, and URLs are logged through safeUrl.
  */
 const REDACT = [
   'req.headers.authorization',
@@ -13,7 +15,6 @@ const REDACT = [
   '*.client_secret',
   '*.clientSecret',
   '*.password',
-  '*.code',
   '*.code_verifier',
   '*.codeVerifier',
   '*.access_token',
