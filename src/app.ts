@@ -53,6 +53,11 @@ export interface Concord {
   ready(): Promise<boolean>;
 }
 
+/** Runs `middleware` only for requests whose path starts with one of `prefixes`. */
+function forPaths(prefixes: string[], middleware: Koa.Middleware): Koa.Middleware {
+  return (ctx, next) => (prefixes.some((prefix) => ctx.path.startsWith(prefix)) ? middleware(ctx, next) : next());
+}
+
 export async function createConcord(options: ConcordOptions): Promise<Concord> {
   const { settings, participants, clients } = options.config;
   const log = options.logger ?? createLogger({ level: settings.logLevel });
@@ -178,8 +183,10 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   const limits = createRateLimits({ settings, store, log, knownClient: (id) => registry.client(id) !== undefined });
   publicApp.use(requestLimits({ issuer: settings.issuer, redirectUris: (id) => registry.client(id)?.redirect_uris }));
   publicApp.use(limits.public);
-  publicApp.use(base.routes());
-  publicApp.use(interactions.routes());
+  // Routers only see the paths they serve: most traffic is oidc-provider's, and a router's dispatch
+  // on every token request is measurable (bench/results.md).
+  publicApp.use(forPaths(['/healthz', '/readyz', '/assets/'], base.routes() as Koa.Middleware));
+  publicApp.use(forPaths(['/interaction/', '/broker/', '/session/end/confirm'], interactions.routes() as Koa.Middleware));
   publicApp.use(
     jwtUserinfo({ settings, keys, accounts, registry, pairwiseAccount: (clientId, sub) => store.getTemp<string>(pairwiseKey(clientId, sub)) }),
   );

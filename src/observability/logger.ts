@@ -2,33 +2,34 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
+/** Fields that hold secrets, wherever Concord might put them in a log object. */
+const SECRET_FIELDS = [
+  'client_secret', 'clientSecret', 'password', 'code_verifier', 'codeVerifier', 'access_token', 'refresh_token',
+  'id_token', 'id_token_hint', 'token', 'assertion', 'client_assertion', 'state', 'nonce', 'sealedPrivateJwk',
+];
+/** The objects that carry request or upstream data into log lines. */
+const CARRIERS = ['err', 'error', 'body', 'params', 'upstream', 'pending', 'record'];
+
 /**
  * Paths pino blanks in every line. Belt and braces: Concord never logs these on purpose, but an
- * error object or a request line must not carry a token, secret or cookie by accident. `code` is
- * not among them: it is the stable code of Concord's errors, which operators need; authorization
- * codes only travel in URLs, and URLs are logged through safeUrl.
+ * error object or a request line must not carry a token, secret or cookie by accident. The paths
+ * are explicit, not wildcards: pino compiles explicit paths into cheap code, while a wildcard walks
+ * every object of every line (a measurable share of a token request). `code` is not among them: it
+ * is the stable code of Concord's errors, which operators need; authorization codes only travel in
+ * URLs, and URLs are logged through safeUrl.
  */
 const REDACT = [
   'req.headers.authorization',
   'req.headers.cookie',
   'res.headers["set-cookie"]',
-  '*.client_secret',
-  '*.clientSecret',
-  '*.password',
-  '*.code_verifier',
-  '*.codeVerifier',
-  '*.access_token',
-  '*.refresh_token',
-  '*.id_token',
-  '*.id_token_hint',
-  '*.token',
-  '*.assertion',
-  '*.client_assertion',
-  '*.state',
-  '*.nonce',
-  '*.sealedPrivateJwk',
+  ...SECRET_FIELDS,
+  ...CARRIERS.flatMap((carrier) => SECRET_FIELDS.map((field) => `${carrier}.${field}`)),
 ];
 
+/**
+ * The JSON logger. Without a destination it writes to stdout asynchronously: under load lines are
+ * batched into fewer writes instead of one blocking write per line; `flush()` before exit.
+ */
 export function createLogger(options: { level: string; destination?: pino.DestinationStream }): Logger {
   return pino(
     {
@@ -38,7 +39,7 @@ export function createLogger(options: { level: string; destination?: pino.Destin
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    options.destination,
+    options.destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }
 

@@ -1,0 +1,91 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ChildSpec } from '../servers/child.ts';
+import { freePort } from '../../test/support/ports.ts';
+
+export type { ChildSpec };
+
+const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'servers', 'child.ts');
+const START_TIMEOUT_MS = 20_000;
+
+export interface Cpu {
+  /** CPU time (user + system) in milliseconds since the process started. */
+  ms: number;
+  rss: number;
+}
+
+export interface BenchChild {
+  readonly url: string;
+  readonly pid: number;
+  /** The child's own CPU time so far. */
+  cpu(): Promise<Cpu>;
+  stop(): Promise<void>;
+}
+
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
+/** A child's spec; the port is picked when absent. */
+export type StartSpec = ChildSpec extends infer S ? (S extends ChildSpec ? Omit<S, 'port'> & { port?: number } : never) : never;
+
+/** Starts one server (Concord, bare oidc-provider or partner IdP) in its own Node process. */
+export async function startChild(spec: StartSpec): Promise<BenchChild> {
+  const port = spec.port ?? (await freePort());
+  const child = fork(CHILD, [], {
+    env: { ...process.env, NODE_ENV: 'production' },
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    execArgv: [],
+  });
+  live.add(child);
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + String(chunk)).slice(-4000);
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  exited.then(() => live.delete(child));
+
+  child.send({ type: 'spec', spec: { ...spec, port } });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${spec.kind} child did not start within ${START_TIMEOUT_MS} ms\n${stderr}`)), START_TIMEOUT_MS);
+    child.on('message', (m: { type: string; url?: string }) => {
+      if (m.type === 'ready') {
+        clearTimeout(timer);
+        resolve(m.url!);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${spec.kind} child exited (${code}) before it was ready\n${stderr}`));
+    });
+  });
+
+  let nextId = 1;
+  return {
+    url,
+    pid: child.pid!,
+    cpu() {
+      const id = nextId++;
+      return new Promise<Cpu>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('child did not report its CPU time')), 5000);
+        const onMessage = (m: { type: string; id?: number; user?: number; system?: number; rss?: number }) => {
+          if (m.type !== 'cpu' || m.id !== id) return;
+          clearTimeout(timer);
+          child.off('message', onMessage);
+          resolve({ ms: ((m.user ?? 0) + (m.system ?? 0)) / 1000, rss: m.rss ?? 0 });
+        };
+        child.on('message', onMessage);
+        child.send({ type: 'cpu', id });
+      });
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.send({ type: 'stop' });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,270 @@
+/**
+ * What a login costs Redis: round trips, commands and bytes per login, and memory per thousand
+ * live sessions. Concord (child process) on the benchmark's own redis-server, real logins through
+ * a real partner IdP (bench/lib/login-driver.ts).
+ *
+ *  - commands, Redis CPU and bytes: INFO commandstats / stats deltas around N logins, minus
+ *    Concord's background traffic measured on the same instance while idle;
+ *  - round trips: MONITOR around M logins done one at a time, step by step (a MULTI..EXEC block
+ *    is one round trip, Lua-internal commands none);
+ *  - memory: INFO used_memory delta around the N logins, and MEMORY USAGE of every key Concord
+ *    holds afterwards, grouped by kind and lifetime.
+ *
+ *   node bench/parts/redis.ts
+ */
+import { randomBytes } from 'node:crypto';
+import type { RedisServer } from '../../test/support/redis-server.ts';
+import { login, loginLoad, startLoginRig, type LoginStep } from '../lib/login-driver.ts';
+import { Redis } from 'ioredis';
+import { benchRedis, commandStats, monitor, netBytes, processCpuMs, roundTrips, sendUnits, usedMemory, type CommandStats, type Monitored } from '../lib/redis.ts';
+import { fmtBytes, runAlone, sleep, type Row, type Section } from '../lib/report.ts';
+
+interface Snapshot {
+  at: number;
+  stats: CommandStats;
+  bytes: { input: number; output: number };
+}
+
+async function snapshot(redis: RedisServer): Promise<Snapshot> {
+  const bytes = await netBytes(redis);
+  const stats = await commandStats(redis);
+  return { at: performance.now(), stats, bytes };
+}
+
+function delta(a: Snapshot, b: Snapshot) {
+  const calls = new Map<string, number>();
+  for (const [name, n] of b.stats.calls) calls.set(name, n - (a.stats.calls.get(name) ?? 0));
+  return {
+    seconds: (b.at - a.at) / 1000,
+    commands: b.stats.total - a.stats.total,
+    usec: b.stats.totalUsec - a.stats.totalUsec,
+    input: b.bytes.input - a.bytes.input,
+    output: b.bytes.output - a.bytes.output,
+    calls,
+  };
+}
+
+/** The kind of a key: its prefix-free form with ids replaced, e.g. oidc:Session:*, tmp:account:*. */
+function kindOf(key: string, prefix: string): string {
+  const rest = key.slice(prefix.length);
+  const parts = rest.split(':');
+  const head = parts[0]!;
+  if (head === 'oidc' || head === 'oidc-uid' || head === 'oidc-ucode') return `${head}:${parts[1]}`;
+  if (head === 'oidc-grant') return 'oidc-grant (grant index)';
+  if (head === 'tmp' || head === 'set' || head === 'ctr' || head === 'rl') return `${head}:${(parts[1] ?? '').replace(/\{.*$/, '')}`;
+  if (head === 'rec' || head === 'log') return `${head}:${parts.slice(1).join(':')}`;
+  return head;
+}
+
+export async function redisPart(options: { logins?: number; monitored?: number } = {}): Promise<Section> {
+  const n = options.logins ?? 300;
+  const m = options.monitored ?? 30;
+  const redis = await benchRedis();
+  const prefix = `bench-redis-${randomBytes(3).toString('hex')}:`;
+  const rig = await startLoginRig({ store: redis.url, storePrefix: prefix, users: n + m + 100 });
+  const figures: Record<string, number> = {};
+  try {
+    // Warm-up (partner discovery and JWKS cached), with users the measured logins will not use.
+    const warmUsers = rig.users.slice(n + m);
+    const warm = await loginLoad(rig.issuer, warmUsers, { concurrency: 4, seconds: 3, maxLogins: 40 });
+    if (warm.logins === 0) throw new Error(`no login succeeded during warm-up: ${warm.firstError}`);
+
+    // Background: what an idle instance sends anyway (key reloads every second).
+    const snapshotCost = delta(await snapshot(redis), await snapshot(redis));
+    const idleCpu0 = processCpuMs(redis.pid!);
+    const idle0 = await snapshot(redis);
+    await sleep(3000);
+    const idle = delta(idle0, await snapshot(redis));
+    const idleCpuPerSecond = (processCpuMs(redis.pid!) - idleCpu0) / idle.seconds;
+    const perSecond = {
+      commands: (idle.commands - snapshotCost.commands) / idle.seconds,
+      input: (idle.input - snapshotCost.input) / idle.seconds,
+      output: (idle.output - snapshotCost.output) / idle.seconds,
+    };
+
+    // N logins: commands, bytes, memory.
+    const memory0 = await usedMemory(redis);
+    const cpu0 = processCpuMs(redis.pid!);
+    const before = await snapshot(redis);
+    const run = await loginLoad(rig.issuer, rig.users.slice(0, n), { concurrency: 4, seconds: 60, maxLogins: n });
+    const after = await snapshot(redis);
+    const cpu1 = processCpuMs(redis.pid!);
+    await sleep(200);
+    const memory1 = await usedMemory(redis);
+    if (run.logins < n * 0.95) throw new Error(`only ${run.logins} of ${n} logins succeeded: ${run.firstError}`);
+    const d = delta(before, after);
+    const background = (x: number) => x * d.seconds;
+    const commands = (d.commands - snapshotCost.commands - background(perSecond.commands)) / run.logins;
+    const input = (d.input - snapshotCost.input - background(perSecond.input)) / run.logins;
+    const output = (d.output - snapshotCost.output - background(perSecond.output)) / run.logins;
+    const memoryPerLogin = (memory1 - memory0) / run.logins;
+    const redisCpuPerLogin = (cpu1 - cpu0 - idleCpuPerSecond * d.seconds) / run.logins;
+    figures.redis_process_cpu_ms_per_login = redisCpuPerLogin;
+    figures.redis_commands_per_login = commands;
+    figures.redis_bytes_in_per_login = input;
+    figures.redis_bytes_out_per_login = output;
+    figures.redis_usec_per_login = d.usec / run.logins;
+    figures.redis_memory_per_login = memoryPerLogin;
+
+    // Key census: every key of this Concord, by kind, with its memory and remaining lifetime.
+    /** ttl: the longest remaining TTL in seconds of the kind's keys; -1 when one of them has none. */
+    const census = new Map<string, { keys: number; bytes: number; ttl: number }>();
+    let cursor = '0';
+    do {
+      const [next, keys] = (await redis.command('SCAN', cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)) as [string, string[]];
+      cursor = next;
+      for (const key of keys) {
+        const bytes = Number(await redis.command('MEMORY', 'USAGE', key, 'SAMPLES', 0));
+        const ttl = Number(await redis.command('TTL', key));
+        const kind = kindOf(key, prefix);
+        const entry = census.get(kind) ?? { keys: 0, bytes: 0, ttl: 0 };
+        entry.keys++;
+        entry.bytes += bytes;
+        entry.ttl = entry.ttl < 0 || ttl < 0 ? -1 : Math.max(entry.ttl, ttl);
+        census.set(kind, entry);
+      }
+    } while (cursor !== '0');
+    const loginsHeld = warm.logins + run.logins;
+    const lifetime = (ttl: number) => (ttl < 0 ? 'no TTL' : ttl <= 3600 ? `short (≤ ${Math.ceil(ttl / 60)} min)` : ttl <= 86400 ? `${Math.round(ttl / 3600)} h` : `${Math.round(ttl / 86400)} d`);
+    const kinds = [...census].sort((a, b) => b[1].bytes - a[1].bytes);
+    let longLived = 0;
+    let shortLived = 0;
+    const shared = (kind: string) => /^(rec|ctr|rl|log):/.test(kind);
+    for (const [kind, e] of kinds) {
+      if (shared(kind)) continue;
+      if (e.ttl > 3600 || e.ttl < 0) longLived += e.bytes;
+      else shortLived += e.bytes;
+    }
+    figures.redis_long_lived_bytes_per_login = longLived / loginsHeld;
+    figures.redis_short_lived_bytes_per_login = shortLived / loginsHeld;
+
+    // M logins one at a time under MONITOR: round trips per login and per step.
+    const steps: Record<LoginStep, number> = { authorize: 0, email: 0, upstream: 0, exchange: 0 };
+    const mon = await monitor(redis);
+    let commandsMonitored = 0;
+    let tripsMonitored = 0;
+    const t0 = performance.now();
+    try {
+      let mark = 0;
+      const settle = async () => {
+        await sleep(15);
+        return mon.lines.length;
+      };
+      for (let i = 0; i < m; i++) {
+        await login(rig.issuer, rig.users[n + i]!, async (step) => {
+          const end = await settle();
+          const slice = ours(mon.lines.slice(mark, end), prefix);
+          steps[step] += roundTrips(slice);
+          mark = end;
+        });
+      }
+    } finally {
+      await mon.stop();
+    }
+    const monitoredSeconds = (performance.now() - t0) / 1000;
+    const all = ours(mon.lines, prefix);
+    tripsMonitored = roundTrips(all);
+    commandsMonitored = all.filter((l) => l.client !== 'lua').length;
+    // The key reloads of the idle instance fall into the windows too; they are taken out pro rata.
+    const backgroundTrips = perSecond.commands * monitoredSeconds;
+    const tripsPerLogin = (tripsMonitored - backgroundTrips) / m;
+    figures.redis_round_trips_per_login = tripsPerLogin;
+    // Redis under load: the M logins' commands, replayed as fast as 16 connections (16 instances) go.
+    const replay = await replayUnits(redis, sendUnits(all), m, 4, idleCpuPerSecond);
+    figures.redis_replay_cpu_ms_per_login = replay.cpuMsPerLogin;
+    figures.redis_replay_logins_per_second = replay.loginsPerSecond;
+
+    const perStep = (Object.keys(steps) as LoginStep[]).map((s) => `${s} ${(steps[s] / m).toFixed(1)}`).join(', ');
+
+    const rows: Row[] = [
+      { name: 'Redis round trips per login', rate: tripsPerLogin, unit: 'round trips', note: `per step: ${perStep} (MONITOR, ${m} logins one by one; background ${perSecond.commands.toFixed(1)} cmd/s/instance removed)` },
+      { name: 'Redis commands per login', rate: commands, unit: 'commands', note: `incl. those inside MULTI/EXEC and Lua (INFO commandstats, ${run.logins} logins, 4 at a time); MONITOR counted ${(commandsMonitored / m).toFixed(1)} sent` },
+      {
+        name: 'Redis CPU per login',
+        rate: redisCpuPerLogin,
+        unit: 'ms',
+        note: `redis-server process time (/proc, 10 ms ticks) minus idle: ${Math.round(1000 / redisCpuPerLogin).toLocaleString('en-US')} logins/s per fully busy Redis core; commands alone (commandstats usec) ${(d.usec / run.logins / 1000).toFixed(2)} ms`,
+      },
+      {
+        name: 'Redis CPU per login, under load',
+        rate: replay.cpuMsPerLogin,
+        unit: 'ms',
+        note: `the ${m} logins' commands replayed over 16 connections for 4 s (${Math.round(replay.loginsPerSecond).toLocaleString('en-US')} logins/s worth, redis-server at ${Math.round(replay.busy * 100)} % of a core${replay.errors ? `, ${replay.errors} errors` : ''}): ${Math.round(1000 / replay.cpuMsPerLogin).toLocaleString('en-US')} logins/s per fully busy Redis core`,
+      },
+      { name: 'Bytes per login, Concord -> Redis', rate: input, unit: 'B', note: fmtBytes(input) },
+      { name: 'Bytes per login, Redis -> Concord', rate: output, unit: 'B', note: fmtBytes(output) },
+      { name: 'Redis memory per 1,000 logins (used_memory delta)', rate: (memoryPerLogin * 1000) / 1024, unit: 'KiB', note: `${fmtBytes(memoryPerLogin * 1000)} per 1,000 logins just after they finished (short-lived records included)` },
+      { name: 'Redis memory per 1,000 live sessions, long-lived keys', rate: (longLived / loginsHeld) * 1000 / 1024, unit: 'KiB', note: `MEMORY USAGE of keys living > 1 h or without TTL (session, grant, refresh token, account, indexes); short-lived ones add ${fmtBytes((shortLived / loginsHeld) * 1000)} per 1,000 for up to 10 min` },
+    ];
+
+    const calls = [...d.calls].filter(([, c]) => c > 0).sort((a, b) => b[1] - a[1]);
+    const extra = [
+      `Commands per login by name (INFO commandstats, background included): ${calls.map(([name, c]) => `${name} ${(c / run.logins).toFixed(2)}`).join(', ')}.`,
+      '',
+      `Keys Concord holds after ${loginsHeld} logins (MEMORY USAGE, per login; lifetime = longest remaining TTL of the kind):`,
+      '',
+      '| key kind | keys per login | bytes per login | lifetime |',
+      '|---|---:|---:|---|',
+      ...kinds.filter(([kind]) => !shared(kind)).map(([kind, e]) => `| ${kind} | ${(e.keys / loginsHeld).toFixed(2)} | ${Math.round(e.bytes / loginsHeld)} | ${lifetime(e.ttl)} |`),
+      '',
+      `Per deployment, not per login: ${kinds.filter(([kind]) => shared(kind)).map(([kind, e]) => `${kind} (${e.keys} key${e.keys === 1 ? '' : 's'}, ${fmtBytes(e.bytes)})`).join(', ')}.`,
+    ];
+    return {
+      title: 'Redis cost of a login',
+      method:
+        `Concord (child process, Redis store on the benchmark's own redis-server ${redis.url}) with a real partner IdP, logins as in the previous section (a refresh token issued each time). ` +
+        `Commands, Redis CPU and bytes: INFO commandstats / total_net_*_bytes deltas around ${n} logins (4 concurrent), minus the idle instance's background traffic (${perSecond.commands.toFixed(1)} commands/s, measured for 3 s) and the cost of reading INFO. ` +
+        `Round trips: MONITOR around ${m} logins one at a time (a MULTI..EXEC block counts once, commands inside Lua not at all). ` +
+        `Memory: INFO used_memory delta around the ${n} logins, and MEMORY USAGE of every key afterwards. Rate-limit counters (one INCR-like script per rate-limited request) are included.`,
+      rows,
+      extra,
+      figures,
+    };
+  } finally {
+    await rig.stop();
+  }
+}
+
+/**
+ * Replays what was sent (single commands and MULTI blocks, in trace order) over 16 connections for
+ * `seconds`, and reads redis-server's CPU time: Redis's cost per login when it is busy, where
+ * each read and each event-loop turn serve many commands.
+ */
+async function replayUnits(redis: RedisServer, units: Monitored[][], logins: number, seconds: number, idleCpuPerSecond: number) {
+  const clients = Array.from({ length: 16 }, () => new Redis(redis.url, { maxRetriesPerRequest: 0 }));
+  try {
+    await Promise.all(clients.map((c) => c.ping()));
+    let done = 0;
+    let errors = 0;
+    const cpu0 = processCpuMs(redis.pid!);
+    const t0 = performance.now();
+    const deadline = t0 + seconds * 1000;
+    await Promise.all(
+      clients.map(async (client, k) => {
+        for (let i = Math.floor((k * units.length) / clients.length); performance.now() < deadline && done < 5_000_000; i++) {
+          const unit = units[i % units.length]!;
+          try {
+            if (unit.length === 1) await client.call(unit[0]!.command, ...unit[0]!.args);
+            else await client.multi(unit.map((c) => [c.command, ...c.args])).exec();
+          } catch {
+            errors++;
+          }
+          done++;
+        }
+      }),
+    );
+    const elapsed = (performance.now() - t0) / 1000;
+    const cpu = processCpuMs(redis.pid!) - cpu0 - idleCpuPerSecond * elapsed;
+    const replayedLogins = done / (units.length / logins);
+    return { cpuMsPerLogin: cpu / replayedLogins, loginsPerSecond: replayedLogins / elapsed, busy: cpu / 1000 / elapsed, errors };
+  } finally {
+    for (const c of clients) c.disconnect();
+  }
+}
+
+/** The trace lines that are this Concord's (by key prefix), plus the MULTI/EXEC and Lua lines around them. */
+function ours(lines: Monitored[], prefix: string): Monitored[] {
+  return lines.filter((l) => l.command === 'multi' || l.command === 'exec' || l.args.some((a) => a.startsWith(prefix)) || (l.command === 'evalsha' && l.args.some((a) => a.startsWith(prefix))));
+}
+
+if (import.meta.main) await runAlone(() => redisPart());

@@ -1,0 +1,144 @@
+/**
+ * Concord's benchmarks, each with its baseline measured in the same run on the same machine.
+ *
+ *   npm run bench                      # every part (about 3-4 minutes), writes bench/results.md
+ *   npm run bench -- tokens verify     # some parts, printed only (add --write to write results.md)
+ *   node bench/parts/logins.ts         # one part on its own
+ *
+ * Parts: tokens, algorithms, logins, verify, mapping, redis. Servers run as child processes
+ * (bench/servers/child.ts); Redis is a redis-server of the benchmark's own (bench/lib/redis.ts).
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { algorithmsPart } from './parts/algorithms.ts';
+import { loginsPart } from './parts/logins.ts';
+import { mappingPart } from './parts/mapping.ts';
+import { redisPart } from './parts/redis.ts';
+import { tokensPart } from './parts/tokens.ts';
+import { verifyPart } from './parts/verify.ts';
+import { benchRedis, info, stopBenchRedis } from './lib/redis.ts';
+import { renderSection, table, type Row, type Section } from './lib/report.ts';
+
+const PARTS: Record<string, () => Promise<Section>> = {
+  tokens: () => tokensPart(),
+  algorithms: () => algorithmsPart(),
+  logins: () => loginsPart(),
+  verify: () => verifyPart(),
+  mapping: () => mappingPart(),
+  redis: () => redisPart(),
+};
+
+const args = process.argv.slice(2);
+const chosen = args.filter((a) => !a.startsWith('--'));
+for (const name of chosen) {
+  if (!PARTS[name]) {
+    process.stderr.write(`unknown part "${name}"; parts: ${Object.keys(PARTS).join(', ')}\n`);
+    process.exit(2);
+  }
+}
+const names = chosen.length ? chosen : Object.keys(PARTS);
+const write = chosen.length === 0 || args.includes('--write');
+
+async function machine(): Promise<string[]> {
+  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown';
+  const mhz = /^cpu MHz\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim();
+  let distro = '';
+  try {
+    distro = /^PRETTY_NAME="?([^"\n]+)"?/m.exec(fs.readFileSync('/etc/os-release', 'utf8'))?.[1] ?? '';
+  } catch {
+    // not Linux-like
+  }
+  const redis = await benchRedis();
+  const server = await info(redis, 'server');
+  let redisVersion = server.get('redis_version') ?? 'unknown';
+  try {
+    redisVersion += ` (${execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).match(/malloc=\S+/)?.[0] ?? ''})`;
+  } catch {
+    // version only
+  }
+  const version = (name: string) => {
+    try {
+      return (JSON.parse(fs.readFileSync(new URL(`../node_modules/${name}/package.json`, import.meta.url), 'utf8')) as { version: string }).version;
+    } catch {
+      return '?';
+    }
+  };
+  const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+  return [
+    `- Date: ${new Date().toISOString()}`,
+    `- CPU: ${model}${mhz ? ` (${Math.round(Number(mhz))} MHz reported)` : ''}, ${os.availableParallelism()} cores available`,
+    `- Memory: ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
+    `- OS: ${distro || os.type()} (kernel ${os.release()})`,
+    `- Node ${process.version}; Redis ${redisVersion}, a redis-server of the benchmark's own on loopback, no persistence`,
+    `- oidc-provider ${version('oidc-provider')}, jose ${version('jose')}, ioredis ${version('ioredis')}, autocannon ${version('autocannon')}`,
+    `- Load average at the start: ${load} (the machine is shared; other work may have run alongside)`,
+  ];
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const header = await machine();
+  process.stdout.write(`Concord benchmarks: ${names.join(', ')}\n${header.join('\n')}\n\n`);
+  const sections: Section[] = [];
+  for (const name of names) {
+    const t0 = Date.now();
+    process.stdout.write(`running ${name} ...\n`);
+    const section = await PARTS[name]!();
+    sections.push(section);
+    process.stdout.write(`${renderSection(section)}\n\n(${name}: ${((Date.now() - t0) / 1000).toFixed(0)} s)\n\n`);
+  }
+  const seconds = (Date.now() - started) / 1000;
+  const summary = summaryRows(sections);
+  const summaryText = table(summary);
+  process.stdout.write(`Summary\n\n${summaryText}\n\nTotal ${seconds.toFixed(0)} s; load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
+
+  if (write) {
+    const out = [
+      '# Concord benchmark results',
+      '',
+      'Written by `npm run bench` (bench/run.ts). Every figure and its baseline come from the same run on this machine:',
+      '',
+      ...header,
+      `- Load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; the whole run took ${seconds.toFixed(0)} s`,
+      '',
+      '## Summary',
+      '',
+      summaryText,
+      '',
+      'Reading these figures:',
+      '',
+      '- Rates are this machine\'s with the load generator on the same 2 cores; the CPU time per operation of each server process (its own user+system time over the run) is the figure that carries over to other machines and into docs/scaling.md.',
+      '- Baselines run in the same process model and alternate with what they are compared to, so drift of the shared machine hits both; single runs still move by 10-20 % (see the load averages above).',
+      '- Each part runs alone too: `node bench/parts/{tokens,algorithms,logins,verify,mapping,redis}.ts`, or `npm run bench -- logins redis`.',
+      '',
+      ...sections.flatMap((s) => [renderSection(s), '']),
+    ].join('\n');
+    const file = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results.md');
+    fs.writeFileSync(file, out);
+    process.stdout.write(`written: ${path.relative(process.cwd(), file)}\n`);
+  }
+}
+
+/** The headline rows of every section, for the summary table. */
+function summaryRows(sections: Section[]): Row[] {
+  const rows: Row[] = [];
+  for (const s of sections) for (const r of s.rows) if (!r.name.startsWith('  diagnostic')) rows.push({ ...r, note: shorten(r.note) });
+  return rows;
+}
+
+function shorten(note: string | undefined): string | undefined {
+  if (!note) return note;
+  const first = note.split(/;|\(/)[0]!.trim();
+  return first.length > 70 ? `${first.slice(0, 67)}...` : first;
+}
+
+try {
+  await main();
+} finally {
+  await stopBenchRedis();
+}
+process.exit(0);
