@@ -125,19 +125,27 @@ export function createProvider(deps: ProviderDeps): Provider {
       // First-party clients: the grant is what they asked for, no consent page.
       const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
       const params = ctx.oidc.params as { scope?: string; resource?: string | string[] } | undefined;
-      if (params?.scope) grant.addOIDCScope(params.scope);
+      const requested = new Set(String(params?.scope ?? '').split(' ').filter(Boolean));
+      if (requested.size) grant.addOIDCScope([...requested].join(' '));
+      // Only what was asked for: a wider grant would silently authorise later, wider requests.
       for (const resource of [ctx.oidc.resourceServers ? Object.values(ctx.oidc.resourceServers) : []].flat()) {
-        grant.addResourceScope(resource.identifier(), resource.scope ?? '');
+        const scopes = String(resource.scope ?? '').split(' ').filter((scope) => requested.has(scope));
+        grant.addResourceScope(resource.identifier(), scopes.join(' '));
       }
       await grant.save();
       session.grantIdFor(client.clientId, grant.jti);
       return grant;
     },
-    async findAccount(_ctx, accountId) {
+    async findAccount(ctx, accountId) {
       const account = await accounts.find(accountId);
       if (!account) return undefined;
       // A participant removed or disabled stops its users at once: sessions, codes and refresh tokens.
       if (!registry.participant(account.participantId)?.config.enabled) return undefined;
+      // A client restricted to some participants never sees another's account, even through a
+      // session made for another client, and even on refresh after the restriction was added.
+      const clientId = (ctx as KoaContextWithOIDC | undefined)?.oidc?.client?.clientId;
+      const allowed = clientId === undefined ? undefined : registry.client(clientId)?.participants;
+      if (allowed && !allowed.includes(account.participantId)) return undefined;
       return {
         accountId,
         claims: async () => ({ ...account.claims, sub: accountId, idp: account.participantId }),
