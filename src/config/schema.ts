@@ -123,9 +123,10 @@ export const ConcordSettingsSchema = z
         /** Off only for load tests of the rest of Concord. */
         enabled: z.boolean().default(true),
         /**
-         * POST /token, per client: the client_id of HTTP Basic auth or of the form (a client_id no
-         * client has counts against the caller's IP). Default 600 per minute: each login is one code
-         * exchange, each refresh one more. Raise it for a client serving many users.
+         * POST /token, per client and source IP: the client_id of HTTP Basic auth or of the form (a
+         * client_id no client has counts against the caller's IP). Keyed by the source too because
+         * the client_id is public and not yet authenticated here. Default 600 per minute: each login
+         * is one code exchange, each refresh one more. Raise it for a client serving many users.
          */
         token: rateLimit(600, 60),
         /**
@@ -135,7 +136,7 @@ export const ConcordSettingsSchema = z
          * every user shares the proxy's address.
          */
         browser: rateLimit(300, 60),
-        /** The admin API (/admin/v1/*), per bearer token (calls without one: per IP). Default 300 per minute. */
+        /** The admin API (/admin/v1/*), per source IP, so wrong tokens are limited too. Default 300 per minute. */
         admin: rateLimit(300, 60),
         /**
          * With trustProxy: the client IP is this many addresses from the right of X-Forwarded-For, the one

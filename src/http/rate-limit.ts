@@ -92,7 +92,9 @@ export function createRateLimits(options: RateLimitsOptions): RateLimits {
     const fromBasic = basicClientId(ctx.get('authorization'));
     const form = (ctx.state.checked as CheckedRequest | undefined)?.form;
     const clientId = fromBasic ?? form?.get('client_id')?.[0];
-    return clientId && options.knownClient(clientId) ? `client:${clientId}` : ipKey(ctx);
+    // Per client *and* source: the client_id is public and not yet authenticated here, so a bucket
+    // per client alone would let anyone exhaust a client's budget with wrong secrets.
+    return clientId && options.knownClient(clientId) ? `client:${clientId}:${ipKey(ctx)}` : ipKey(ctx);
   }
 
   function browserRoute(path: string): boolean {
@@ -118,8 +120,8 @@ export function createRateLimits(options: RateLimitsOptions): RateLimits {
 
     async admin(ctx, next) {
       if (!rateLimits.enabled || !(ctx.path === '/admin/v1' || ctx.path.startsWith('/admin/v1/'))) return next();
-      const bearer = /^Bearer[ ]+([\x21-\x7E]+)\s*$/i.exec(ctx.get('authorization'))?.[1];
-      const key = bearer ? `token:${createHash('sha256').update(bearer).digest('base64url').slice(0, 22)}` : ipKey(ctx);
+      // Per source address: keyed by the presented token, every wrong guess would get a fresh budget.
+      const key = ipKey(ctx);
       const retryAfter = await consume(ctx, 'admin', key);
       if (retryAfter === undefined) return next();
       ctx.status = 429;

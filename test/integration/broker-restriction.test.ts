@@ -24,7 +24,7 @@ describe('client restricted to participants', () => {
     await exchange(fed.rp, await brokeredLogin(browser, first, { email: 'alice@acme.example' }), first);
     browser.history.length = 0;
 
-    for (const params of [{}, { prompt: 'none' }, { idp_hint: 'globex' }]) {
+    for (const params of [{}, { prompt: 'none' }, { idp_hint: 'globex' }] as Array<Record<string, string>>) {
       const auth = await authorizationRequest(restricted, params);
       const page = await browser.get(auth.url, { stopAt: (u) => u.href.startsWith(RP.redirect_uris[0]!) });
       if (page.stoppedAt) {
