@@ -58,6 +58,9 @@ export interface ConfigSync {
   removeClient(id: string): Promise<ClientConfig | undefined>;
 }
 
+/** What makes two participants the same upstream: its issuer and Concord's client there. */
+const upstreamIdentity = (upstream: Pick<Participant['upstream'], 'issuer' | 'clientId'>) => `${upstream.issuer.replace(/\/$/, '')}\0${upstream.clientId}`;
+
 export type Expectation = 'new' | 'existing' | 'any';
 
 function expectation(kind: 'participant' | 'client', id: string, previous: unknown, expect: Expectation): void {
@@ -231,15 +234,26 @@ export function createConfigSync(options: ConfigSyncOptions): ConfigSync {
   async function checkParticipant(participant: Participant): Promise<void> {
     compileMapping(participant.mapping, { participantId: participant.id, domains: participant.domains });
     const owners = new Map<string, string>();
-    for (const { config } of registry.participants()) for (const d of config.domains) owners.set(d, config.id);
+    const upstreams = new Map<string, string>();
+    const index = (id: string, config: Pick<Participant, 'domains' | 'upstream'>) => {
+      for (const d of config.domains) owners.set(d, id);
+      upstreams.set(upstreamIdentity(config.upstream), id);
+    };
     // The store is the truth when it has a version: this instance may not have seen a change made elsewhere yet.
     if ((await store.getCounter(VERSION)) > 0) {
-      owners.clear();
-      for (const { id, value } of await store.listRecords<StoredParticipant>(PARTICIPANTS)) for (const d of value.config.domains) owners.set(d, id);
+      for (const { id, value } of await store.listRecords<StoredParticipant>(PARTICIPANTS)) index(id, value.config);
+    } else {
+      for (const { config } of registry.participants()) index(config.id, config);
     }
     for (const domain of participant.domains) {
       const owner = owners.get(domain);
       if (owner !== undefined && owner !== participant.id) throw new DomainConflictError(domain, owner);
+    }
+    // One upstream (issuer + client) serves one participant: otherwise idp_hint would let a user pick
+    // which participant's identity, domains and mapping their login gets.
+    const sharing = upstreams.get(upstreamIdentity(participant.upstream));
+    if (sharing !== undefined && sharing !== participant.id) {
+      throw new AdminError(409, 'upstream_conflict', `upstream ${participant.upstream.issuer} with client ${participant.upstream.clientId} already serves participant "${sharing}"`, { field: 'upstream.issuer' });
     }
   }
 

@@ -142,7 +142,13 @@ export function crossChecks(participants: Participant[], clients: ClientConfig[]
   const source = (kind: string, id: string) => path.join(path.relative(process.cwd(), dir) || '.', kind, `${id}.yaml`);
   const ids = new Set<string>();
   const owners = new Map<string, string>();
+  const upstreams = new Map<string, string>();
   for (const p of participants) {
+    // One upstream (issuer + client) serves one participant: otherwise idp_hint would pick the identity.
+    const upstream = `${p.upstream.issuer.replace(/\/$/, '')}\0${p.upstream.clientId}`;
+    const sharing = upstreams.get(upstream);
+    if (sharing) issues.push({ source: source('participants', p.id), field: 'upstream.issuer', message: `upstream ${p.upstream.issuer} with client ${p.upstream.clientId} already serves participant "${sharing}"` });
+    upstreams.set(upstream, p.id);
     if (ids.has(p.id)) issues.push({ source: source('participants', p.id), field: 'id', message: `participant "${p.id}" is defined twice` });
     ids.add(p.id);
     for (const domain of p.domains) {

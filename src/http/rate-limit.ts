@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { ConcordSettings } from '../config/index.ts';

@@ -5,16 +5,18 @@ import { LIMITS } from './limits.ts';
  * could forge identity (`sub`, `idp`), replay protection (`nonce`, `jti`) or token binding.
  * Beyond the protocol list: `s_hash`, `cnf`, `client_id`, `scope`, `act`, `may_act`, `sub_jwk` and the
  * aggregated/distributed-claims pointers, which would make a relying party fetch claims elsewhere.
+ * `acr` and `amr` come only from the upstream's verified ID token (through the session), never from
+ * a rule or from unsigned userinfo.
  */
 export const RESERVED_CLAIMS: readonly string[] = Object.freeze([
   'iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'auth_time', 'nonce', 'azp', 'sid', 'at_hash', 'c_hash', 'idp',
-  's_hash', 'cnf', 'client_id', 'scope', 'act', 'may_act', 'sub_jwk', '_claim_names', '_claim_sources',
+  's_hash', 'cnf', 'client_id', 'scope', 'act', 'may_act', 'sub_jwk', '_claim_names', '_claim_sources', 'acr', 'amr',
 ]);
 
 /** Claims copied from the upstream as they are unless the mapping says otherwise (`passthrough`). */
 export const STANDARD_CLAIMS: readonly string[] = Object.freeze([
   'email', 'email_verified', 'name', 'given_name', 'family_name', 'middle_name', 'nickname',
-  'preferred_username', 'picture', 'locale', 'zoneinfo', 'groups', 'amr', 'acr',
+  'preferred_username', 'picture', 'locale', 'zoneinfo', 'groups',
 ]);
 
 const RESERVED = new Set(RESERVED_CLAIMS);

@@ -15,7 +15,7 @@ export function emailPolicy(domains: readonly string[], keepForeignUnverified: b
       delete claims.email_verified;
       return;
     }
-    if (own.has(domainOf(email))) {
+    if (isPlainAddress(email) && own.has(domainOf(email))) {
       // Upstreams differ in spelling ("true" from some); anything but an explicit true is not verified.
       if ('email_verified' in claims) claims.email_verified = claims.email_verified === true || claims.email_verified === 'true';
       return;
@@ -27,6 +27,18 @@ export function emailPolicy(domains: readonly string[], keepForeignUnverified: b
       delete claims.email_verified;
     }
   };
+}
+
+/**
+ * A plain dot-atom address: one "@", no quotes, spaces or control characters. Anything else, such as
+ * `ceo@globex.example@acme.example` or `"ceo@globex.example"@acme.example`, is treated as foreign: a
+ * relying party that reads up to the first "@" must never see another organisation's address verified.
+ * (Internationalised local parts are refused too: conservative, and rare among partner IdPs.)
+ */
+export function isPlainAddress(email: string): boolean {
+  if (email.length > 320) return false;
+  const match = /^([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*)@([A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+)$/.exec(email);
+  return match !== null && match[1]!.length <= 64;
 }
 
 /**

@@ -105,6 +105,13 @@ describe('admin API', () => {
       assert.equal(taken.body.field, 'domains');
       assert.match(taken.body.message, /acme\.example.*acme/);
       assert.equal(instance.concord.registry.participant('copycat'), undefined);
+
+      // The same upstream and client as acme under another id would let idp_hint pick the identity.
+      const twin = participantDoc('twin', upstream.issuer, 'twin.example');
+      const shared = await api.post('/admin/v1/participants', { ...twin, upstream: { ...twin.upstream, clientId: 'concord-at-acme' } });
+      assert.equal(shared.status, 409);
+      assert.equal(shared.body.error, 'upstream_conflict');
+      assert.equal(instance.concord.registry.participant('twin'), undefined);
     });
 
     it('answers 422 when discovery names another issuer, and changes nothing', async () => {

@@ -83,6 +83,7 @@ describe('configuration', () => {
     assert.ok(error instanceof ConfigError);
     assert.ok(error.issues.some((i) => i.field === 'domains' && /already owned by participant "acme"/.test(i.message)));
     assert.ok(error.issues.some((i) => i.source.endsWith('broken.yaml') && /cannot be read/.test(i.message)));
+    assert.ok(error.issues.some((i) => i.field === 'upstream.issuer' && /already serves participant "acme"/.test(i.message)), 'one upstream serves one participant');
   });
 
   it('refuses a plain-http upstream unless it is marked for development', async () => {

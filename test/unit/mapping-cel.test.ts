@@ -139,13 +139,12 @@ describe('mapping CEL runtime bounds', () => {
     assert.match((!outcome.ok && outcome.error) || '', /too large/);
   });
 
-  it('stays fast on the worst input the load-time estimate allows', () => {
+  it('evaluates the worst input the load-time estimate allows, in full', () => {
     const m = compileMapping({ passthrough: [], rules: [{ claim: 'x', cel: "claims.g.map(r, r.lowerAscii() + '-' + r)" }] }, CTX);
     const groups = Array.from({ length: MAPPING_LIMITS.celList }, (_, i) => `GROUP-${i}`);
-    const started = performance.now();
+    // Its cost is measured by `npm run bench`, not asserted here.
     const out = claims(m.apply({ groups, g: groups }));
     assert.equal((out.x as unknown[]).length, MAPPING_LIMITS.celList);
-    assert.ok(performance.now() - started < 250, 'one worst-case expression takes milliseconds, not seconds');
   });
 });
 
