@@ -13,6 +13,11 @@ export const CONTENT_SECURITY_POLICY = "default-src 'none'; script-src 'none'; s
  * script to an existing `script-src`. Without a CSP in place they would add nothing, and the policy
  * set afterwards would block the script and leave the browser on a blank page.
  */
+function header(ctx: Context, name: string): string {
+  const value = ctx.res.getHeader(name);
+  return Array.isArray(value) ? value.join(', ') : value === undefined ? '' : String(value);
+}
+
 export function securityHeaders(options: { https: boolean }) {
   return async function setSecurityHeaders(ctx: Context, next: Next) {
     ctx.set('Content-Security-Policy', CONTENT_SECURITY_POLICY);
@@ -20,13 +25,14 @@ export function securityHeaders(options: { https: boolean }) {
     ctx.set('X-Content-Type-Options', 'nosniff');
     ctx.set('Referrer-Policy', 'no-referrer');
     if (options.https) ctx.set('Strict-Transport-Security', 'max-age=31536000; includeSubDomains');
-    const existing = ctx.response.get('Content-Security-Policy');
+    // Read through `ctx.res`: Koa's ctx.response.get copies every header on each call.
+    const existing = header(ctx, 'content-security-policy');
     if (!existing) ctx.set('Content-Security-Policy', CONTENT_SECURITY_POLICY);
     // 'none' next to a hash oidc-provider added: the hash alone is the allow-list.
-    else if (/script-src 'none' 'sha256-/.test(existing)) ctx.set('Content-Security-Policy', existing.replace("script-src 'none' 'sha256-", "script-src 'sha256-"));
-    if (ctx.response.is('html')) {
+    else if (existing.includes("script-src 'none' 'sha256-")) ctx.set('Content-Security-Policy', existing.replace("script-src 'none' 'sha256-", "script-src 'sha256-"));
+    if (/^text\/html\b/i.test(header(ctx, 'content-type'))) {
       ctx.set('X-Frame-Options', 'DENY');
-      ctx.set('Cache-Control', ctx.response.get('Cache-Control') || 'no-store');
+      ctx.set('Cache-Control', header(ctx, 'cache-control') || 'no-store');
     }
   };
 }

@@ -5,8 +5,20 @@ import type { Registry } from '../participants/index.ts';
 /** Client metadata Concord adds to OIDC's; oidc-provider must be told their names. */
 export const EXTRA_CLIENT_METADATA = ['skip_consent', 'participants', 'access_token_claims', 'default_resource'] as const;
 
+// The registry replaces a client's object when it changes, so the object is the cache key.
+const metadataOf = new WeakMap<ClientConfig, ClientMetadata>();
+
 /** The client as oidc-provider wants it: the registry's entry without undefined fields. */
 export function toClientMetadata(client: ClientConfig): ClientMetadata {
+  let metadata = metadataOf.get(client);
+  if (!metadata) {
+    metadata = buildMetadata(client);
+    metadataOf.set(client, metadata);
+  }
+  return metadata;
+}
+
+function buildMetadata(client: ClientConfig): ClientMetadata {
   const metadata: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(client)) if (value !== undefined) metadata[key] = value;
   if (!client.grant_types.includes('authorization_code')) {
