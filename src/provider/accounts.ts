@@ -28,7 +28,9 @@ export class AccountStore {
 
   async save(account: BrokeredAccount): Promise<void> {
     await this.#store.setTemp(key(account.accountId), account, this.#ttlSeconds);
-    await this.#store.addToSet(`participant-accounts:${account.participantId}`, account.accountId);
+    // The index lives as long as the newest account in it; older members may outlive their record,
+    // which offboarding tolerates (it removes what it finds).
+    await this.#store.addToSet(`participant-accounts:${account.participantId}`, account.accountId, this.#ttlSeconds);
   }
 
   find(accountId: string): Promise<BrokeredAccount | undefined> {

@@ -16,7 +16,8 @@ export function indexingAdapter(store: Store, name: string): Adapter {
     ...bind(inner),
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
       await inner.upsert(id, payload, expiresIn);
-      if (payload.accountId) await store.addToSet(indexKey(payload.accountId), id);
+      // The index outlives the newest record in it, so it never outgrows the account's activity.
+      if (payload.accountId) await store.addToSet(indexKey(payload.accountId), id, expiresIn);
     },
   };
 }

@@ -22,7 +22,7 @@ export class MemoryStore implements Store {
   readonly #records = new Map<string, Map<string, unknown>>();
   readonly #counters = new Map<string, number>();
   readonly #logs = new Map<string, unknown[]>();
-  readonly #sets = new Map<string, Set<string>>();
+  readonly #sets = new Map<string, Expiring<Set<string>>>();
   readonly #bus = new EventEmitter().setMaxListeners(0);
   readonly #adapters = new Map<string, MemoryAdapter>();
   #closed = false;
@@ -99,18 +99,32 @@ export class MemoryStore implements Store {
     return out;
   }
 
-  async addToSet(key: string, member: string): Promise<void> {
-    let set = this.#sets.get(key);
-    if (!set) this.#sets.set(key, (set = new Set()));
-    set.add(member);
+  #liveSet(key: string): Expiring<Set<string>> | undefined {
+    const entry = this.#sets.get(key);
+    if (entry?.expiresAt !== undefined && entry.expiresAt <= Date.now()) {
+      this.#sets.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+
+  async addToSet(key: string, member: string, ttlSeconds?: number): Promise<void> {
+    let entry = this.#liveSet(key);
+    if (!entry) this.#sets.set(key, (entry = { value: new Set(), expiresAt: undefined }));
+    entry.value.add(member);
+    if (ttlSeconds !== undefined) {
+      const until = Date.now() + ttlSeconds * 1000;
+      // Like EXPIRE NX + GT in redis.ts: a set given a lifetime keeps the longest one asked for.
+      if (entry.expiresAt === undefined || until > entry.expiresAt) entry.expiresAt = until;
+    }
   }
 
   async removeFromSet(key: string, member: string): Promise<void> {
-    this.#sets.get(key)?.delete(member);
+    this.#liveSet(key)?.value.delete(member);
   }
 
   async setMembers(key: string): Promise<string[]> {
-    return [...(this.#sets.get(key) ?? [])];
+    return [...(this.#liveSet(key)?.value ?? [])];
   }
 
   async deleteSet(key: string): Promise<void> {

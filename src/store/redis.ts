@@ -220,8 +220,19 @@ export class RedisStore implements Store {
 
   // sets -----------------------------------------------------------------------------------------
 
-  async addToSet(key: string, member: string): Promise<void> {
-    await this.run((c) => c.sadd(this.keys.set(key), member));
+  async addToSet(key: string, member: string, ttlSeconds?: number): Promise<void> {
+    const k = this.keys.set(key);
+    if (ttlSeconds === undefined) {
+      await this.run((c) => c.sadd(k, member));
+      return;
+    }
+    // One key, one slot: NX gives a new set its lifetime, GT only ever lengthens an existing one.
+    await this.run(async (c) => {
+      const results = await c.multi().sadd(k, member).pexpire(k, ms(ttlSeconds), 'NX').pexpire(k, ms(ttlSeconds), 'GT').exec();
+      if (!results) throw new Error('transaction aborted');
+      const failed = results.find(([err]) => err);
+      if (failed) throw failed[0];
+    });
   }
 
   async removeFromSet(key: string, member: string): Promise<void> {

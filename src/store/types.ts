@@ -45,7 +45,11 @@ export interface Store {
   /** Newest first; `before` pages backwards (entries with seq < before). */
   page<T>(log: string, opts: { before?: number; limit: number }): Promise<Array<LogEntry<T>>>;
 
-  addToSet(key: string, member: string): Promise<void>;
+  /**
+   * Adds a member. With `ttlSeconds` the set lives at least that long from now (an index of records
+   * that expire then goes with them); without it, the set has no expiry of its own.
+   */
+  addToSet(key: string, member: string, ttlSeconds?: number): Promise<void>;
   removeFromSet(key: string, member: string): Promise<void>;
   setMembers(key: string): Promise<string[]>;
   deleteSet(key: string): Promise<void>;

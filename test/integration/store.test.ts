@@ -187,6 +187,24 @@ const cases: Array<{ name: string; run(ctx: Ctx): Promise<void> }> = [
     },
   },
   {
+    name: 'sets with a lifetime: gone after it, lengthened by a longer one, never shortened',
+    async run({ store, other }) {
+      const short = id('set-short');
+      const kept = id('set-kept');
+      await store.addToSet(short, 'a', 1);
+      await store.addToSet(kept, 'a', 1);
+      // A later, shorter lifetime does not cut the longer one; a longer one extends it.
+      await other.addToSet(kept, 'b', 60);
+      await other.addToSet(kept, 'c', 1);
+      assert.deepEqual((await store.setMembers(short)).sort(), ['a']);
+      await eventually(async () => (await store.setMembers(short)).length === 0, 6000, 'expiry of a 1 s set');
+      assert.deepEqual((await store.setMembers(kept)).sort(), ['a', 'b', 'c']);
+      // A set that expired starts again empty, with the new member only.
+      await store.addToSet(short, 'z', 60);
+      assert.deepEqual(await other.setMembers(short), ['z']);
+    },
+  },
+  {
     name: 'pub/sub: one instance publishes, the other receives; unsubscribe stops delivery',
     async run({ store, other }) {
       const channel = id('chan');
