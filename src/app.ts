@@ -110,7 +110,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   const storeErrors = new WeakSet<object>();
   function buildProvider(): void {
     const keySet = keys.keySet();
-    const provider = createProvider({ settings, store, registry, accounts, keySet, cookieKeys: keys.cookieKeys(), log });
+    const provider = createProvider({ settings, store, registry, accounts, keySet, cookieKeys: keys.cookieKeys(), pairwiseSalt: keys.pairwiseSalt(), log });
     provider.on('server_error', (ctx: Koa.Context, error: unknown) => {
       if (error instanceof StoreUnavailableError) {
         storeErrors.add(ctx);

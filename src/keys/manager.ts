@@ -6,6 +6,7 @@ import type { KeyState, KeyView, SigningAlgorithm, StoredKey } from './types.ts'
 
 const KEYS = 'signing-keys';
 const COOKIE_KEYS = 'cookie-keys';
+const PAIRWISE_SALTS = 'pairwise-salt';
 const CHANNEL = 'keys';
 
 export interface KeyManagerOptions {
@@ -39,6 +40,7 @@ export class KeyManager {
   #keys: StoredKey[] = [];
   #privateJwks = new Map<string, JWK>();
   #cookieKeys: string[] = [];
+  #pairwiseSalt = '';
   readonly #now: () => number;
 
   constructor(options: KeyManagerOptions) {
@@ -58,7 +60,9 @@ export class KeyManager {
       await this.reload();
     }
     if (this.#keys.length === 0) throw new Error('no signing key could be loaded or created');
-    await this.#initCookieKeys();
+    this.#cookieKeys = await this.#sharedSecrets(COOKIE_KEYS);
+    // Pairwise subjects must never change, whatever happens to the cookie keys: a salt of their own.
+    [this.#pairwiseSalt] = (await this.#sharedSecrets(PAIRWISE_SALTS)) as [string];
   }
 
   get #store() {
@@ -162,6 +166,11 @@ export class KeyManager {
     return this.#cookieKeys;
   }
 
+  /** The secret pairwise subject identifiers are derived with; the same on every instance, for good. */
+  pairwiseSalt(): string {
+    return this.#pairwiseSalt;
+  }
+
   /** The newest key whose activation time has come signs. */
   #current(): StoredKey | undefined {
     const now = this.#now();
@@ -200,26 +209,20 @@ export class KeyManager {
     return key;
   }
 
-  async #initCookieKeys(): Promise<void> {
-    const stored = await this.#store.getRecord<string[]>(COOKIE_KEYS, 'current');
-    if (stored?.length) {
-      this.#cookieKeys = stored.map((s) => this.#opts.secrets.open(s));
-      return;
-    }
-    if ((await this.#store.incr('cookie-keys:init')) === 1) {
-      const key = randomBytes(32).toString('base64url');
-      await this.#store.putRecord(COOKIE_KEYS, 'current', [this.#opts.secrets.seal(key)]);
-      this.#cookieKeys = [key];
-      return;
+  /** Secrets every instance shares (cookie keys, pairwise salt): the first instance to start makes them. */
+  async #sharedSecrets(collection: string): Promise<string[]> {
+    const stored = await this.#store.getRecord<string[]>(collection, 'current');
+    if (stored?.length) return stored.map((s) => this.#opts.secrets.open(s));
+    if ((await this.#store.incr(`${collection}:init`)) === 1) {
+      const secret = randomBytes(32).toString('base64url');
+      await this.#store.putRecord(collection, 'current', [this.#opts.secrets.seal(secret)]);
+      return [secret];
     }
     for (let attempt = 0; attempt < 50; attempt++) {
       await new Promise((r) => setTimeout(r, 100));
-      const again = await this.#store.getRecord<string[]>(COOKIE_KEYS, 'current');
-      if (again?.length) {
-        this.#cookieKeys = again.map((s) => this.#opts.secrets.open(s));
-        return;
-      }
+      const again = await this.#store.getRecord<string[]>(collection, 'current');
+      if (again?.length) return again.map((s) => this.#opts.secrets.open(s));
     }
-    throw new Error('no cookie key could be loaded or created');
+    throw new Error(`no ${collection} could be loaded or created`);
   }
 }

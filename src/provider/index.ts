@@ -28,6 +28,8 @@ export interface ProviderDeps {
   accounts: AccountStore;
   keySet: KeySet;
   cookieKeys: string[];
+  /** Secret of the pairwise subject identifiers (KeyManager.pairwiseSalt). */
+  pairwiseSalt: string;
   log: Logger;
 }
 
@@ -35,7 +37,7 @@ type ClientWithExtras = { clientId: string; skip_consent?: boolean; access_token
 
 /** The one oidc-provider configuration of Concord. Built again (cheaply) when the key set changes. */
 export function createProvider(deps: ProviderDeps): Provider {
-  const { settings, store, registry, accounts, keySet, cookieKeys, log } = deps;
+  const { settings, store, registry, accounts, keySet, cookieKeys, pairwiseSalt, log } = deps;
   const secure = settings.issuer.startsWith('https://');
   const signingAlg = () => (keySet.jwks.keys[0]?.alg ?? 'ES256') as AsymmetricSigningAlgorithm;
   const t = settings.tokens;
@@ -154,7 +156,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     subjectTypes: ['public', 'pairwise'],
     pairwiseIdentifier: async (_ctx, accountId, client) => {
       const sector = (client as unknown as ClientWithExtras).sectorIdentifier ?? client.clientId;
-      const sub = createHmac('sha256', cookieKeys[0]!).update(`${sector}\0${accountId}`).digest('base64url');
+      const sub = createHmac('sha256', pairwiseSalt).update(`${sector}\0${accountId}`).digest('base64url');
       // Userinfo gets the pairwise sub back from a JWT; this is how it finds the account again.
       await store.setTemp(pairwiseKey(client.clientId, sub), accountId, t.refreshTokenTtl);
       return sub;

@@ -28,6 +28,21 @@ describe('signing keys', () => {
     assert.equal(again.views()[0]!.kid, keys.views()[0]!.kid, 'a restart keeps the key');
   });
 
+  it('shares cookie keys and a separate pairwise salt across instances, sealed in the store', async () => {
+    const { store, make } = setup();
+    const a = make();
+    const b = make();
+    await Promise.all([a.init(), b.init()]);
+    assert.deepEqual(b.cookieKeys(), a.cookieKeys());
+    assert.equal(b.pairwiseSalt(), a.pairwiseSalt());
+    assert.ok(a.pairwiseSalt().length >= 43, '256 bits');
+    assert.ok(!a.cookieKeys().includes(a.pairwiseSalt()), 'the salt is not a cookie key');
+    for (const collection of ['cookie-keys', 'pairwise-salt']) {
+      const [record] = await store.listRecords<string[]>(collection);
+      assert.match(record!.value[0]!, /^v1\./, `${collection} encrypted at rest`);
+    }
+  });
+
   it('publishes a rotated key first, signs with it after the delay, drops the old one after its tokens expired', async () => {
     const { make, advance } = setup();
     const keys = make();
