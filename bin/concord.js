@@ -1,5 +1,8 @@
 #!/usr/bin/env node
-// The `concord` command. Node (>= 22.18, or 23.6) runs the TypeScript sources directly by stripping types.
-import { run } from '../src/cli/main.ts';
+// The `concord` command. In a checkout, Node (>= 22.18, or 23.6) runs the TypeScript sources by
+// stripping types; Node refuses to strip types under node_modules, so an installed package runs
+// the JavaScript that `npm run build` (run by `prepare`) wrote to dist/.
+const installed = import.meta.url.includes('/node_modules/');
+const { run } = await import(installed ? '../dist/cli/main.js' : '../src/cli/main.ts');
 
 await run();

@@ -9,6 +9,7 @@ import {
   isCelList,
   listType,
   mapType,
+  type CelEnv,
   type CelFunc,
   type CelList,
   type CelValue,
@@ -117,7 +118,8 @@ function append(accu: CelList, items: CelList): CelList {
 
 FUNCTIONS.push(celFunc(APPEND, [LIST, LIST], LIST, append));
 
-export const ENV = celEnv({ variables: { claims: mapType(STRING, DYN) }, funcs: FUNCTIONS });
+// Annotated: the inferred type names a private symbol of @bufbuild/cel, which declarations (dist) cannot.
+export const ENV: CelEnv = celEnv({ variables: { claims: mapType(STRING, DYN) }, funcs: FUNCTIONS });
 
 /** Calls the planner resolves itself, which are not in the function table. */
 const OPERATORS = ['_&&_', '_||_', '_?_:_', '_[_]', '@not_strictly_false', '__not_strictly_false__'];

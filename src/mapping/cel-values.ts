@@ -2,9 +2,10 @@ import { celList, celMap, isCelList, isCelMap, isCelUint, type CelList, type Cel
 import { LIMITS } from './limits.ts';
 
 /** What an expression is evaluated against: built once per apply() and shared by every expression. */
-export interface CelBindings {
+// A type alias, not an interface: CEL's planner takes bindings as an indexable record.
+export type CelBindings = {
   claims: CelMap;
-}
+};
 
 const TOO_LARGE = Symbol('too large');
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -9,7 +9,8 @@ import { stringify } from 'yaml';
 import { startConcord, type TestConcord } from '../support/concord.ts';
 import { ADMIN_TOKEN, clientDoc, participantDoc, startDiscoveryServer, UPSTREAM_SECRET, type DiscoveryServer } from './admin-fixtures.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/concord.js', import.meta.url));
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = path.join(REPO, 'bin', 'concord.js');
 
 interface Run {
   code: number;
@@ -18,10 +19,10 @@ interface Run {
 }
 
 /** The real binary, in a child process (asynchronously: the instance it talks to runs in this one). */
-function concord(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+function concord(args: string[], env: Record<string, string | undefined> = {}, bin = BIN): Promise<Run> {
   return new Promise((resolve) => {
     const childEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...env };
-    execFile(process.execPath, [BIN, ...args], { env: childEnv, timeout: 30_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [bin, ...args], { env: childEnv, timeout: 30_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
     });
   });
@@ -92,6 +93,24 @@ describe('concord CLI', () => {
       const run = await concord(['validate', path.join(dir, 'nope')]);
       assert.equal(run.code, 1);
       assert.match(run.stderr, /is not a directory/);
+    });
+
+    it('runs as an installed package, from the JavaScript in dist/ (Node strips no types under node_modules)', async () => {
+      // The package as npm installs it (bin, dist, views, package.json; no sources), inside a
+      // node_modules folder whose parent's node_modules holds the dependencies.
+      const installRoot = await mkdtemp(path.join(REPO, 'node_modules', '.concord-install-'));
+      const pkg = path.join(installRoot, 'node_modules', 'concord');
+      try {
+        await mkdir(pkg, { recursive: true });
+        for (const entry of ['bin', 'dist', 'views', 'package.json']) await cp(path.join(REPO, entry), path.join(pkg, entry), { recursive: true });
+        const config = path.join(dir, 'installed');
+        await file('installed/participants/acme.yaml', participantDoc('acme', 'https://login.acme.example', 'acme.example'));
+        const run = await concord(['validate', config], {}, path.join(pkg, 'bin', 'concord.js'));
+        assert.equal(run.code, 0, run.stderr);
+        assert.match(run.stdout, /valid: 1 participant\(s\), 0 client\(s\)/);
+      } finally {
+        await rm(installRoot, { recursive: true, force: true });
+      }
     });
   });
 
