@@ -2,7 +2,7 @@ import type { Context, Next } from 'koa';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { ConcordSettings } from '../config/index.ts';
 import { showError } from '../interactions/index.ts';
-import type { Logger } from '../observability/index.ts';
+import type { Logger, Metrics } from '../observability/index.ts';
 import type { Store } from '../store/index.ts';
 import type { CheckedRequest } from './request-limits.ts';
 
@@ -28,6 +28,7 @@ export interface RateLimitsOptions {
   log: Logger;
   /** Whether a client_id names a registered client (unknown ones are limited per IP, not per made-up id). */
   knownClient(clientId: string): boolean;
+  metrics?: Pick<Metrics, 'rateLimited' | 'rateLimiterFailures'>;
 }
 
 export interface RateLimits {
@@ -73,9 +74,11 @@ export function createRateLimits(options: RateLimitsOptions): RateLimits {
       return undefined;
     } catch (outcome) {
       if (outcome instanceof RateLimiterRes) {
+        options.metrics?.rateLimited.inc({ limit: name });
         (ctx.state.log ?? options.log).warn({ limit: name, key: redact(key) }, 'rate limited');
         return Math.max(1, Math.ceil(outcome.msBeforeNext / 1000));
       }
+      options.metrics?.rateLimiterFailures.inc({ limit: name });
       const now = Date.now();
       if (now - lastWarning[name] >= FAIL_OPEN_LOG_EVERY_MS) {
         lastWarning[name] = now;

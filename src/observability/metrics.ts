@@ -109,6 +109,20 @@ export function createMetrics() {
       registers,
     }),
 
+    // ---- rate limits ------------------------------------------------------------------------------
+    rateLimited: new Counter({
+      name: 'concord_rate_limited_total',
+      help: 'Requests answered 429 by a rate limit (token: per client and source on /token; browser: per IP on the login routes; admin: per source on the admin API)',
+      labelNames: ['limit'] as const,
+      registers,
+    }),
+    rateLimiterFailures: new Counter({
+      name: 'concord_rate_limiter_failures_total',
+      help: 'Requests let through unlimited because the rate limiter could not count (its store did not answer: fail open)',
+      labelNames: ['limit'] as const,
+      registers,
+    }),
+
     // ---- HTTP (public listener) -------------------------------------------------------------------
     httpDuration: new Histogram({
       name: 'concord_http_request_duration_seconds',

@@ -64,6 +64,13 @@ after(async () => {
   for (const prefix of usedPrefixes) await dropRedisPrefix(prefix);
 });
 
+/** A counter of the instance's /metrics for one label set (0 when it has not moved yet). */
+async function counter(adminUrl: string, name: string, limit: string): Promise<number> {
+  const text = await (await fetch(`${adminUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{limit="${limit}"} `));
+  return line ? Number(line.split(' ')[1]) : 0;
+}
+
 async function statuses(count: number, request: () => Promise<Response>): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < count; i++) {
@@ -100,6 +107,8 @@ describe('rate limits on the Redis store', () => {
     const body = (await limited.json()) as { error: string };
     assert.equal(body.error, 'rate_limited');
     assert.ok(instance.logs.some((l) => l.msg === 'rate limited' && l.limit === 'token' && String(l.key).startsWith('client:service-a:ip:')));
+    assert.equal(await counter(instance.adminUrl, 'concord_rate_limited_total', 'token'), 1);
+    assert.equal(await counter(instance.adminUrl, 'concord_rate_limited_total', 'browser'), 0);
   });
 
   it('counts each client apart: a client_secret_post client is keyed by the form client_id', async () => {
@@ -125,6 +134,7 @@ describe('rate limits on the Redis store', () => {
     // The login pages and the upstream callback share the per-IP budget.
     assert.equal((await fetch(`${instance.issuer}/interaction/abc`)).status, 429);
     assert.equal((await fetch(`${instance.issuer}/broker/acme/callback?state=x`)).status, 429);
+    assert.equal(await counter(instance.adminUrl, 'concord_rate_limited_total', 'browser'), 3);
     // Health, discovery and the token endpoint are not browser routes.
     assert.equal((await fetch(`${instance.issuer}/readyz`)).status, 200);
     assert.equal((await fetch(`${instance.issuer}/.well-known/openid-configuration`)).status, 200);
@@ -235,6 +245,9 @@ describe('rate limits when Redis is away', () => {
     const warnings = instance.logs.filter((l) => l.msg === 'rate limiter unavailable: letting requests through (fail open)');
     assert.equal(warnings.length, 1, 'one warning, not one per request');
     assert.equal(warnings[0]!.level, 'warn');
+    // The metric counts every request let through, where the log says it once.
+    assert.equal(await counter(instance.adminUrl, 'concord_rate_limiter_failures_total', 'token'), 3);
+    assert.equal(await counter(instance.adminUrl, 'concord_rate_limited_total', 'token'), 1);
   });
 });
 
