@@ -92,6 +92,12 @@ export class UpstreamHealth {
         if (prop === 'beginLogin' || prop === 'completeLogin') {
           return (...args: unknown[]) => this.#admit(target, () => method.apply(target, args) as Promise<unknown>);
         }
+        if (prop === 'endSessionUrl') {
+          // Sending a user who signs out to an IdP that is failing would strand them on a dead page
+          // on the way back to the service: while the circuit is not closed, sign out of Concord only.
+          return (...args: unknown[]) =>
+            this.#track(id).breaker.state === 'closed' ? observeUpstreamCalls(this.#track(id).observer, () => method.apply(target, args)) : Promise.resolve(undefined);
+        }
         return (...args: unknown[]) => observeUpstreamCalls(this.#track(id).observer, () => method.apply(target, args));
       },
     });

@@ -3,8 +3,9 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startPartnerIdp, type PartnerIdp } from '../../demo/partner-idp.ts';
 import { CircuitBreaker } from '../../src/upstream/index.ts';
-import { authorizationRequest, signedIn, startFederation, upstreamLogoutReturn, type Federation } from '../support/federation.ts';
-import { Browser } from '../support/http-client.ts';
+import * as oidc from 'openid-client';
+import { authorizationRequest, RP, signedIn, startFederation, upstreamLogoutReturn, type Federation } from '../support/federation.ts';
+import { Browser, parseForm } from '../support/http-client.ts';
 import { eventually, scrape } from './observability-support.ts';
 
 /**
@@ -45,6 +46,8 @@ async function blackhole() {
 describe('partner health: a stopped upstream', () => {
   let fed: Federation;
   let restarted: PartnerIdp | undefined;
+  /** Alice's browser and tokens from a login while Acme was up. */
+  let signedInAlice: Awaited<ReturnType<typeof signedIn>>;
 
   before(async () => {
     fed = await startFederation({ settings: { upstream: { healthInterval: 1, timeoutMs: 800, breakerCooldown: 1, breakerThreshold: 3 } } });
@@ -63,7 +66,8 @@ describe('partner health: a stopped upstream', () => {
     assert.ok(Math.abs(last - Date.now() / 1000) < 10, `last success ${last}`);
     assert.equal(m.value('concord_upstream_circuit_state', { participant: 'acme', state: 'closed' }), 1);
     assert.ok(m.value('concord_upstream_probe_duration_seconds_count', { participant: 'acme' })! >= 1);
-    await signedIn(fed, 'alice@acme.example'); // warms acme's discovery: from now on beginLogin needs no call
+    // Warms acme's discovery: from now on beginLogin needs no call.
+    signedInAlice = await signedIn(fed, 'alice@acme.example');
   });
 
   it('flips the gauge of a stopped IdP, shows its users the unavailable page at once, and leaves the other partner alone', async () => {
@@ -94,6 +98,20 @@ describe('partner health: a stopped upstream', () => {
     assert.ok(after.value('concord_login_total', { participant: 'acme', outcome: 'upstream_unreachable' })! >= 1);
     assert.equal(after.value('concord_login_total', { participant: 'globex', outcome: 'upstream_unreachable' }), undefined);
     assert.equal(after.value('concord_upstream_circuit_rejected_total', { participant: 'globex' }), undefined);
+  });
+
+  it('signs a user out of Concord and back to the service without sending them to the IdP that is down', async () => {
+    const { browser, tokens } = signedInAlice;
+    const bye = RP.post_logout_redirect_uris[0]!;
+    const atBye = (u: URL) => u.href.startsWith(bye);
+    const page = await browser.get(oidc.buildEndSessionUrl(fed.rp, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: bye, state: 'rp-state' }), { stopAt: atBye });
+    assert.equal(page.status, 200, page.body.slice(0, 300));
+    const form = parseForm(page.body, '/session/end/confirm');
+    const done = await browser.post(new URL(form.action, page.url), { ...form.fields, logout: 'yes' }, { stopAt: atBye });
+    // Acme's discovery (with its end_session_endpoint) is cached: without the check it would be next.
+    assert.equal(done.stoppedAt?.href, `${bye}?state=rp-state`, `ended at ${done.url.href}`);
+    assert.equal(done.chain.some((hop) => hop.url.origin === new URL(fed.acme.issuer).origin), false, 'the browser was sent to the dead IdP');
+    assert.equal(browser.cookies(fed.concord.issuer).concord_session, undefined, 'the Concord session is over');
   });
 
   it('closes the circuit when the IdP answers again, and its users sign in', async () => {
