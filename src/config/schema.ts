@@ -51,10 +51,10 @@ export const ConcordSettingsSchema = z
       })
       .strict()
       .default({ port: 9090, host: '127.0.0.1' }),
-    /** `memory` (one instance, nothing kept), `redis://host:port`, or `redis-cluster://h:p,h:p`. Env CONCORD_STORE. */
+    /** `memory` (one instance, nothing kept), `redis://host:port`, `redis-cluster://h:p,h:p` or `redis-sentinel://h:p,h:p/masterName`. Env CONCORD_STORE. */
     store: z
       .string()
-      .regex(/^(memory|rediss?:\/\/.+|redis-cluster:\/\/.+)$/, 'memory, redis://host:port or redis-cluster://host:port,...')
+      .regex(/^(memory|rediss?:\/\/.+|redis-cluster:\/\/.+|redis-sentinel:\/\/.+)$/, 'memory, redis://host:port, redis-cluster://host:port,... or redis-sentinel://host:port,.../masterName')
       .default('memory'),
     /** Prefix of every key in Redis, so several deployments can share one. */
     storePrefix: z.string().default('concord:'),

@@ -2,7 +2,7 @@ import { MemoryStore } from './memory.ts';
 import type { Store } from './types.ts';
 
 export interface StoreOptions {
-  /** `memory`, `redis://...`/`rediss://...`, or `redis-cluster://host:port,host:port` */
+  /** `memory`, `redis://...`/`rediss://...`, `redis-cluster://host:port,host:port` or `redis-sentinel://host:port,host:port/masterName` */
   url: string;
   /** Prefix of every key, so several deployments can share one Redis. */
   prefix?: string;
@@ -11,9 +11,9 @@ export interface StoreOptions {
 /** Picks the backend named by CONCORD_STORE. The Redis backends are loaded only when used. */
 export async function createStore(options: StoreOptions): Promise<Store> {
   if (options.url === 'memory') return new MemoryStore();
-  if (/^rediss?:\/\//.test(options.url) || options.url.startsWith('redis-cluster://')) {
+  if (/^(rediss?|redis-cluster|redis-sentinel):\/\//.test(options.url)) {
     const { createRedisStore } = await import('./redis.ts');
     return createRedisStore(options);
   }
-  throw new Error(`unknown store "${options.url}": use memory, redis://host:port or redis-cluster://host:port,...`);
+  throw new Error(`unknown store "${options.url}": use memory, redis://host:port, redis-cluster://host:port,... or redis-sentinel://host:port,.../masterName`);
 }

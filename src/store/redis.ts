@@ -95,7 +95,7 @@ interface ChannelState {
 }
 
 export class RedisStore implements Store {
-  readonly kind: 'redis' | 'redis-cluster';
+  readonly kind: 'redis' | 'redis-cluster' | 'redis-sentinel';
   /** The raw ioredis client (rate limiting uses it). Commands on it fail fast while Redis is away. */
   readonly client: Redis | Cluster;
   readonly keys: RedisKeys;
@@ -108,7 +108,7 @@ export class RedisStore implements Store {
 
   constructor(client: Client, options: { prefix?: string; timeoutMs?: number } = {}) {
     this.client = client;
-    this.kind = client instanceof Cluster ? 'redis-cluster' : 'redis';
+    this.kind = client instanceof Cluster ? 'redis-cluster' : client.options.sentinels?.length ? 'redis-sentinel' : 'redis';
     this.keys = new RedisKeys(options.prefix);
     this.#timeoutMs = options.timeoutMs ?? 2000;
     client.on('error', (err: unknown) => {
@@ -455,22 +455,33 @@ async function shutdown(client: Client, timeoutMs: number): Promise<void> {
   client.disconnect();
 }
 
-/** Parses `redis-cluster://[user:pass@]host:port,host:port[?tls=true]`. */
-export function parseClusterUrl(url: string): { nodes: ClusterNode[]; username?: string; password?: string; tls: boolean } {
-  const match = /^redis-cluster:\/\/(?:([^@/]*)@)?([^/?]+)\/?(?:\?(.*))?$/.exec(url);
-  if (!match) throw new Error(`invalid Redis Cluster URL "${url}": expected redis-cluster://host:port,host:port`);
-  const [, auth, hosts = '', query = ''] = match;
+interface NodeListUrl {
+  nodes: ClusterNode[] & Array<{ host: string; port: number }>;
+  /** The path without its slash: the Sentinel master's name. */
+  name: string;
+  username?: string;
+  password?: string;
+  tls: boolean;
+  query: URLSearchParams;
+}
+
+/**
+ * Parses `{scheme}://[user:pass@]host:port,host:port[/name][?tls=true]`: the URL form of a Redis
+ * Cluster (seed nodes) and of Redis Sentinel (sentinels, then the master's name as the path).
+ */
+function parseNodeListUrl(scheme: 'redis-cluster' | 'redis-sentinel', url: string): NodeListUrl {
+  const match = new RegExp(`^${scheme}://(?:([^@/]*)@)?([^/?]+)(?:/([^?]*))?(?:\\?(.*))?$`).exec(url);
+  if (!match) throw new Error(`invalid ${scheme} URL: expected ${scheme}://host:port,host:port${scheme === 'redis-sentinel' ? '/masterName' : ''}`);
+  const [, auth, hosts = '', name = '', query = ''] = match;
   const nodes = hosts.split(',').map((hostPort) => {
     const at = hostPort.lastIndexOf(':');
     const host = at > 0 ? hostPort.slice(0, at) : hostPort;
-    const port = at > 0 ? Number(hostPort.slice(at + 1)) : 6379;
-    if (!host || !Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`invalid node "${hostPort}" in Redis Cluster URL`);
+    const port = at > 0 ? Number(hostPort.slice(at + 1)) : scheme === 'redis-sentinel' ? 26379 : 6379;
+    if (!host || !Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`invalid node "${hostPort}" in ${scheme} URL`);
     return { host: host.replace(/^\[(.*)\]$/, '$1'), port };
   });
-  const result: { nodes: ClusterNode[]; username?: string; password?: string; tls: boolean } = {
-    nodes,
-    tls: /^(1|true|yes)$/i.test(new URLSearchParams(query).get('tls') ?? ''),
-  };
+  const params = new URLSearchParams(query);
+  const result: NodeListUrl = { nodes, name: decodeURIComponent(name), tls: /^(1|true|yes)$/i.test(params.get('tls') ?? ''), query: params };
   if (auth) {
     const colon = auth.indexOf(':');
     const user = decodeURIComponent(colon < 0 ? '' : auth.slice(0, colon));
@@ -479,6 +490,24 @@ export function parseClusterUrl(url: string): { nodes: ClusterNode[]; username?:
     if (pass) result.password = pass;
   }
   return result;
+}
+
+/** Parses `redis-cluster://[user:pass@]host:port,host:port[?tls=true]`. */
+export function parseClusterUrl(url: string): { nodes: ClusterNode[]; username?: string; password?: string; tls: boolean } {
+  const { nodes, username, password, tls } = parseNodeListUrl('redis-cluster', url);
+  return { nodes, tls, ...(username ? { username } : {}), ...(password ? { password } : {}) };
+}
+
+/**
+ * Parses `redis-sentinel://[user:pass@]host:port,host:port/masterName[?tls=true&sentinelPassword=...]`:
+ * the sentinels to ask, the master's name, and the credentials of the Redis servers (the sentinels'
+ * own password, when they have one, as `sentinelPassword`).
+ */
+export function parseSentinelUrl(url: string): { sentinels: Array<{ host: string; port: number }>; name: string; username?: string; password?: string; sentinelPassword?: string; tls: boolean } {
+  const { nodes, name, username, password, tls, query } = parseNodeListUrl('redis-sentinel', url);
+  if (!name) throw new Error('invalid redis-sentinel URL: the master name is missing (redis-sentinel://host:port/masterName)');
+  const sentinelPassword = query.get('sentinelPassword') ?? undefined;
+  return { sentinels: nodes, name, tls, ...(username ? { username } : {}), ...(password ? { password } : {}), ...(sentinelPassword ? { sentinelPassword } : {}) };
 }
 
 /** Creates the client for `options.url`, waits for its first connection and returns the store. */
@@ -515,6 +544,21 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Redi
       },
     };
     client = new Cluster(nodes, clusterOptions);
+  } else if (options.url.startsWith('redis-sentinel://')) {
+    const { sentinels, name, username, password, sentinelPassword, tls } = parseSentinelUrl(options.url);
+    // ioredis asks the sentinels for the current master at every (re)connection and checks its
+    // role, so after a failover the store reconnects to the promoted replica by itself.
+    client = new Redis({
+      ...common,
+      sentinels,
+      name,
+      retryStrategy: backoff,
+      sentinelRetryStrategy: backoff,
+      ...(username ? { username } : {}),
+      ...(password ? { password } : {}),
+      ...(sentinelPassword ? { sentinelPassword } : {}),
+      ...(tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
+    });
   } else if (/^rediss?:\/\//.test(options.url)) {
     client = new Redis(options.url, { ...common, retryStrategy: backoff });
   } else {
@@ -530,6 +574,7 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Redi
   return store;
 }
 
-function redact(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
+/** The URL without its credentials (user:password@, and a sentinelPassword), for messages and logs. */
+export function redact(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@').replace(/([?&]sentinelPassword=)[^&]*/gi, '$1***');
 }

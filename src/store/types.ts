@@ -20,7 +20,7 @@ export interface LogEntry<T> {
  * - logs and sets: the audit log (append, page backwards) and membership indexes (grants of a participant).
  */
 export interface Store {
-  readonly kind: 'memory' | 'redis' | 'redis-cluster';
+  readonly kind: 'memory' | 'redis' | 'redis-cluster' | 'redis-sentinel';
 
   /** The adapter `oidc-provider` uses for the model `name` (Session, AccessToken, Grant, ...). */
   adapter(name: string): Adapter;

@@ -47,8 +47,10 @@ describe('pairwise subjects', () => {
   });
   after(async () => {
     // fed.concord may be the restarted instance: close what runs now, then the partner IdPs.
-    await fed.concord.close();
-    await Promise.all([fed.acme.close(), fed.globex.close()]);
+    if (fed) {
+      await fed.concord.close();
+      await Promise.all([fed.acme.close(), fed.globex.close()]);
+    }
     await dropRedisPrefix(prefix);
   });
 

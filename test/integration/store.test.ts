@@ -1,8 +1,9 @@
 /**
  * The storage conformance suite: one list of cases, run against every backend (memory, a
- * standalone Redis and a 3-master Redis Cluster, both started here on loopback ports).
- * A backend is done when this passes. Then fault tests of the Redis backend: Redis going away
- * (SIGTERM), hanging (SIGSTOP), and coming back on the same port.
+ * standalone Redis, a 3-master Redis Cluster, and a primary with a replica behind a Sentinel, all
+ * started here on loopback ports). A backend is done when this passes. Then fault tests of the Redis
+ * backend: Redis going away (SIGTERM), hanging (SIGSTOP), coming back on the same port, and a
+ * Sentinel failover.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -10,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { Cluster } from 'ioredis';
 import { createStore, MemoryStore, type Store } from '../../src/store/index.ts';
 import { createRedisStore, RedisStore } from '../../src/store/redis.ts';
-import { startRedis, startRedisCluster, type RedisServer } from '../support/redis-server.ts';
+import { startRedis, startRedisCluster, startRedisSentinel, type RedisSentinel, type RedisServer } from '../support/redis-server.ts';
 
 interface Ctx {
   store: Store;
@@ -19,7 +20,7 @@ interface Ctx {
 }
 
 interface Backend {
-  name: 'memory' | 'redis' | 'redis-cluster';
+  name: 'memory' | 'redis' | 'redis-cluster' | 'redis-sentinel';
   open(): Promise<Ctx & { close(): Promise<void> }>;
 }
 
@@ -384,6 +385,15 @@ async function redisPair(url: string) {
 
 let standalone: RedisServer | undefined;
 let cluster: Awaited<ReturnType<typeof startRedisCluster>> | undefined;
+/** A master, its replica and one Sentinel: Concord finds the master through the Sentinel. */
+let sentinelled: { master: RedisServer; replica: RedisServer; sentinel: RedisSentinel } | undefined;
+
+async function startSentinelled() {
+  const master = await startRedis();
+  const replica = await startRedis({ args: ['--replicaof', master.host, String(master.port)] });
+  const sentinel = await startRedisSentinel({ master });
+  return { master, replica, sentinel, stop: () => Promise.all([sentinel.stop(), replica.stop(), master.stop()]).then(() => {}) };
+}
 
 const backends: Backend[] = [
   {
@@ -407,11 +417,19 @@ const backends: Backend[] = [
       return redisPair(cluster.url);
     },
   },
+  {
+    name: 'redis-sentinel',
+    async open() {
+      sentinelled = await startSentinelled();
+      return redisPair(sentinelled.sentinel.url);
+    },
+  },
 ];
 
 after(async () => {
   await standalone?.stop();
   await cluster?.stop();
+  if (sentinelled) await Promise.all([sentinelled.sentinel.stop(), sentinelled.replica.stop(), sentinelled.master.stop()]);
 });
 
 for (const backend of backends) {
@@ -533,5 +551,51 @@ describe('redis store: faults', () => {
     await store.close();
     await assertUnavailable('getTemp after close', store.getTemp('k'));
     await assertUnavailable('ping after close', store.ping());
+  });
+});
+
+describe('redis store: Sentinel failover', () => {
+  let nodes: Awaited<ReturnType<typeof startSentinelled>>;
+  before(async () => {
+    nodes = await startSentinelled();
+  });
+  after(() => nodes?.stop());
+
+  it('loses the master: fails fast meanwhile, then serves from the promoted replica, what was written still there', async () => {
+    const p = prefix();
+    const store = await createRedisStore({ url: nodes.sentinel.url, prefix: p, commandTimeoutMs: 500, connectTimeoutMs: 500 });
+    // The other through createStore, as Concord opens CONCORD_STORE.
+    const other = await createStore({ url: nodes.sentinel.url, prefix: p });
+    try {
+      assert.equal(store.kind, 'redis-sentinel');
+      assert.equal(other.kind, 'redis-sentinel');
+      assert.equal(await nodes.sentinel.masterAddress(), `${nodes.master.host}:${nodes.master.port}`);
+      const received: string[] = [];
+      await other.subscribe('events', (m) => received.push(m));
+      await store.putRecord('participants', 'acme', { id: 'acme', version: 1 });
+      await store.adapter('Grant').upsert('grant-1', { accountId: 'acme:alice', grantId: 'grant-1' }, 3600);
+      // On the replica before the master goes: a failover keeps what was replicated.
+      await eventually(async () => {
+        const link = String(await nodes.replica.command('INFO', 'replication'));
+        return link.includes('master_link_status:up') && (await nodes.replica.command('DBSIZE')) === (await nodes.master.command('DBSIZE'));
+      }, 20_000, 'replication to the replica');
+
+      await nodes.master.kill();
+      await assertUnavailable('putRecord without a master', store.putRecord('participants', 'globex', { id: 'globex' }));
+
+      await eventually(async () => (await nodes.sentinel.masterAddress()) === `${nodes.replica.host}:${nodes.replica.port}`, 20_000, 'the Sentinel promoting the replica');
+      await eventually(() => store.ping().then(() => true, () => false), 20_000, 'the store reconnecting to the new master');
+      assert.deepEqual(await store.getRecord('participants', 'acme'), { id: 'acme', version: 1 });
+      assert.deepEqual(await other.adapter('Grant').find('grant-1'), { accountId: 'acme:alice', grantId: 'grant-1' });
+      await store.putRecord('participants', 'globex', { id: 'globex' });
+      assert.deepEqual(await other.getRecord('participants', 'globex'), { id: 'globex' });
+      assert.equal(String(await nodes.replica.command('ROLE')).split(',')[0], 'master', 'the writes went to the promoted replica');
+      await eventually(async () => {
+        await store.publish('events', 'after failover').catch(() => {});
+        return received.includes('after failover');
+      }, 20_000, 'pub/sub through the new master');
+    } finally {
+      await Promise.all([store.close(), other.close()]);
+    }
   });
 });

@@ -61,13 +61,20 @@ export async function startFederation(options: FederationOptions = {}): Promise<
     upstream: { type: 'oidc', issuer: idp.issuer, clientId: 'concord', clientSecret: `${id}-upstream-secret-0123456789`, allowInsecureHttp: true, scopes: ['openid', 'email', 'profile'] },
     ...extra,
   });
-  const concord = await startConcord({
-    port,
-    participants: [participant('acme', 'Acme', 'acme.example', acme, options.acme), participant('globex', 'Globex', 'globex.example', globex, options.globex), ...(options.participants ?? [])],
-    clients: options.clients ?? [RP],
-    ...(options.settings ? { settings: options.settings } : {}),
-    ...(options.store ? { store: options.store } : {}),
-  });
+  let concord: TestConcord;
+  try {
+    concord = await startConcord({
+      port,
+      participants: [participant('acme', 'Acme', 'acme.example', acme, options.acme), participant('globex', 'Globex', 'globex.example', globex, options.globex), ...(options.participants ?? [])],
+      clients: options.clients ?? [RP],
+      ...(options.settings ? { settings: options.settings } : {}),
+      ...(options.store ? { store: options.store } : {}),
+    });
+  } catch (err) {
+    // Left running, the partner IdPs would keep the test process alive after the failure.
+    await Promise.all([acme.close(), globex.close()]);
+    throw err;
+  }
   const rp = await oidc.discovery(new URL(issuer), RP.client_id, RP.client_secret, undefined, { execute: [oidc.allowInsecureRequests] });
   return {
     concord,

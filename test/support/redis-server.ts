@@ -215,15 +215,21 @@ class ServerProcess implements RedisServer {
   readonly port: number;
   readonly dir: string;
   readonly #args: string[];
+  /** Arguments before the options: a Sentinel's config file and --sentinel. */
+  readonly #leading: string[];
+  /** Files written into the directory before each start (a Sentinel rewrites its config). */
+  readonly #files: Record<string, string>;
   #child: ChildProcess | undefined;
   #exited: Promise<void> | undefined;
   #paused = false;
   #removed = false;
 
-  constructor(port: number, dir: string, args: string[]) {
+  constructor(port: number, dir: string, args: string[], leading: string[] = [], files: Record<string, string> = {}) {
     this.port = port;
     this.dir = dir;
     this.#args = args;
+    this.#leading = leading;
+    this.#files = files;
   }
 
   get url() {
@@ -254,9 +260,11 @@ class ServerProcess implements RedisServer {
     if (this.#removed) throw new Error(`redis-server on port ${this.port} was stopped for good; start a new one`);
     if (this.#child) return;
     fs.mkdirSync(this.dir, { recursive: true });
+    for (const [name, content] of Object.entries(this.#files)) fs.writeFileSync(path.join(this.dir, name), content);
     const child = spawn(
       'redis-server',
       [
+        ...this.#leading,
         '--port', String(this.port),
         '--bind', HOST,
         '--dir', this.dir,
@@ -370,7 +378,7 @@ class ServerProcess implements RedisServer {
   }
 }
 
-async function launch(options: RedisServerOptions, extraArgs: string[]): Promise<ServerProcess> {
+async function launch(options: RedisServerOptions, extraArgs: string[], sentinelConfig?: string): Promise<ServerProcess> {
   installExitHooks();
   const args = [
     ...(options.persistence ? ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always'] : ['--save', '', '--appendonly', 'no']),
@@ -383,7 +391,9 @@ async function launch(options: RedisServerOptions, extraArgs: string[]): Promise
   for (let i = 0; i < attempts; i++) {
     const port = options.port ?? (await freeRedisPort());
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `concord-redis-${port}-`));
-    const server = new ServerProcess(port, dir, args.map((a) => a.replaceAll('{dir}', dir)));
+    const server = sentinelConfig === undefined
+      ? new ServerProcess(port, dir, args.map((a) => a.replaceAll('{dir}', dir)))
+      : new ServerProcess(port, dir, args, [path.join(dir, 'sentinel.conf'), '--sentinel'], { 'sentinel.conf': sentinelConfig });
     try {
       await server.start();
       return server;
@@ -398,6 +408,47 @@ async function launch(options: RedisServerOptions, extraArgs: string[]): Promise
 /** Starts a standalone redis-server on a loopback port and waits until it answers PING. */
 export function startRedis(options: RedisServerOptions = {}): Promise<RedisServer> {
   return launch(options, []);
+}
+
+export interface RedisSentinelOptions {
+  /** The master the Sentinel monitors (quorum 1: this Sentinel alone decides a failover). */
+  master: RedisServer;
+  /** The master's name in Sentinel. Default `concord`. */
+  name?: string;
+  /** down-after-milliseconds. Default 1000. */
+  downAfterMs?: number;
+}
+
+export interface RedisSentinel {
+  /** `redis-sentinel://127.0.0.1:{port}/{name}` */
+  readonly url: string;
+  readonly name: string;
+  readonly server: RedisServer;
+  /** `host:port` of the master the Sentinel names now. */
+  masterAddress(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** Starts one Redis Sentinel (`redis-server sentinel.conf --sentinel`) watching `master`. */
+export async function startRedisSentinel(options: RedisSentinelOptions): Promise<RedisSentinel> {
+  const name = options.name ?? 'concord';
+  const config = [
+    `sentinel monitor ${name} ${HOST} ${options.master.port} 1`,
+    `sentinel down-after-milliseconds ${name} ${options.downAfterMs ?? 1000}`,
+    `sentinel failover-timeout ${name} 10000`,
+    '',
+  ].join('\n');
+  const server = await launch({}, [], config);
+  return {
+    url: `redis-sentinel://${HOST}:${server.port}/${name}`,
+    name,
+    server,
+    async masterAddress() {
+      const reply = await server.command('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name);
+      return Array.isArray(reply) ? reply.join(':') : String(reply);
+    },
+    stop: () => server.stop(),
+  };
 }
 
 async function clusterOk(node: RedisServer, masters: number): Promise<boolean> {

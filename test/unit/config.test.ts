@@ -66,6 +66,14 @@ describe('configuration', () => {
     assert.doesNotMatch(error.message, /\n\s+at /, 'no stack trace in the message');
   });
 
+  it('takes every store URL form: memory, redis, rediss, redis-cluster, redis-sentinel', async () => {
+    const dir = await configDir({});
+    for (const store of ['memory', 'redis://127.0.0.1:6379/2', 'rediss://u:p@redis.example:6380', 'redis-cluster://10.0.0.1:7000,10.0.0.2:7000', 'redis-sentinel://10.0.0.1:26379,10.0.0.2:26379/concord']) {
+      assert.equal((await loadConfig({ dir, env: { CONCORD_STORE: store } })).settings.store, store);
+    }
+    await rm(dir, { recursive: true });
+  });
+
   it('names the environment variable when it is the bad value', async () => {
     const dir = await configDir({});
     const error = await loadConfig({ dir, env: { CONCORD_STORE: 'mysql://x' } }).catch((e: ConfigError) => e);
