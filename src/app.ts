@@ -6,6 +6,7 @@ import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import { adminRouter, createAuditLog, createConfigSync, upstreamCheck } from './admin/index.ts';
 import type { LoadedConfig } from './config/index.ts';
+import { ConcordError } from './errors.ts';
 import { errorBoundary } from './http/errors.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { createRateLimits } from './http/rate-limit.ts';
@@ -62,11 +63,19 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   const { settings, participants, clients } = options.config;
   const log = options.logger ?? createLogger({ level: settings.logLevel });
   const metrics = createMetrics();
+  // A store that outlives the process holds the signing keys, cookie keys and client secrets: never
+  // in the clear. Only the embedded store (gone with the process) runs without a key.
+  const persistent = (options.store?.kind ?? (settings.store === 'memory' ? 'memory' : 'redis')) !== 'memory';
+  if (persistent && !settings.secretsKey) {
+    throw new ConcordError(
+      'secrets_key_required',
+      'CONCORD_SECRETS_KEY is not set: with a Redis store it is required, since signing keys and secrets are kept there (32 random bytes, base64: openssl rand -base64 32; the same on every instance)',
+    );
+  }
+  const secrets = createSecretBox(settings.secretsKey);
   const tracing = await startTracing({ log });
   // At debug level every store call is logged with its duration; otherwise the store is used as is.
   const store = timedStore(options.store ?? (await createStore({ url: settings.store, prefix: settings.storePrefix })), log);
-  const secrets = createSecretBox(settings.secretsKey);
-  if (!secrets.encrypting) log.warn('CONCORD_SECRETS_KEY is not set: signing keys and secrets are kept unencrypted in the store');
 
   const maxTokenTtl = Math.max(settings.tokens.accessTokenTtl, settings.tokens.idTokenTtl, settings.tokens.clientCredentialsTtl, ...settings.resourceServers.map((rs) => rs.accessTokenTtl ?? 0));
   const keys = new KeyManager({

@@ -63,6 +63,8 @@ async function startConcordChild(s: Extract<ChildSpec, { kind: 'concord' }>): Pr
     admin: { port: 0, host: '127.0.0.1', token: 'bench-admin-token-0123456789' },
     logLevel: 'info',
     shutdown: { drainDelayMs: 0 },
+    // Required with a Redis store; one key for every child, which may share a store.
+    secretsKey: Buffer.alloc(32, 5).toString('base64'),
     ...s.settings,
   });
   const config: LoadedConfig = {

@@ -8,7 +8,7 @@ import { ConcordError } from '../errors.ts';
 export interface SecretBox {
   seal(plaintext: string): string;
   open(sealed: string): string;
-  /** False when no CONCORD_SECRETS_KEY is set: values are then kept as plaintext, which the log warns about. */
+  /** False when no CONCORD_SECRETS_KEY is set: values are then kept as plaintext (the embedded store only). */
   readonly encrypting: boolean;
 }
 
@@ -36,7 +36,9 @@ export function createSecretBox(base64Key: string | undefined): SecretBox {
       return ['v1', iv, cipher.getAuthTag(), ciphertext].map((p) => (typeof p === 'string' ? p : p.toString('base64url'))).join('.');
     },
     open(sealed) {
-      if (sealed.startsWith('plain.')) return Buffer.from(sealed.slice(6), 'base64url').toString();
+      // With a key, Concord never writes a value in the clear: one in the store was put there by
+      // someone else (a planted signing key would let them mint tokens), so it is refused.
+      if (sealed.startsWith('plain.')) throw new ConcordError('secret_not_sealed', 'a stored secret is not encrypted although CONCORD_SECRETS_KEY is set: Concord did not write it');
       const [version, iv, tag, ciphertext] = sealed.split('.');
       if (version !== 'v1' || !iv || !tag || ciphertext === undefined) {
         throw new ConcordError('secret_unreadable', 'a stored secret has an unknown format');

@@ -25,6 +25,8 @@ export interface TestConcordOptions {
   logLevel?: string;
 }
 
+export const TEST_SECRETS_KEY = Buffer.alloc(32, 11).toString('base64');
+
 /** An in-process Concord on loopback ports, its logs captured. */
 export async function startConcord(options: TestConcordOptions = {}): Promise<TestConcord> {
   const port = options.port ?? (await freePort());
@@ -35,6 +37,8 @@ export async function startConcord(options: TestConcordOptions = {}): Promise<Te
     host: '127.0.0.1',
     admin: { port: 0, host: '127.0.0.1', token: 'test-admin-token-0123456789' },
     logLevel: options.logLevel ?? 'debug',
+    // Required with a Redis store; the same for every instance a test starts, as in a deployment.
+    secretsKey: TEST_SECRETS_KEY,
     ...options.settings,
   });
   const config: LoadedConfig = {

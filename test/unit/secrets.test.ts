@@ -23,6 +23,13 @@ describe('secrets at rest', () => {
     assert.throws(() => createSecretBox(randomBytes(32).toString('base64')).open(sealed), { code: 'secret_unreadable' });
   });
 
+  it('with a key, refuses a value stored in the clear (one Concord did not write)', () => {
+    const planted = createSecretBox(undefined).seal('attacker-chosen-private-key');
+    assert.match(planted, /^plain\./);
+    assert.throws(() => createSecretBox(key).open(planted), { code: 'secret_not_sealed' });
+    assert.equal(createSecretBox(undefined).open(planted), 'attacker-chosen-private-key', 'the embedded store, without a key, reads its own');
+  });
+
   it('refuses a key of the wrong size', () => {
     assert.throws(() => createSecretBox(randomBytes(16).toString('base64')), { code: 'invalid_secrets_key' });
   });
