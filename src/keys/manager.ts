@@ -60,9 +60,14 @@ export class KeyManager {
       await this.reload();
     }
     if (this.#keys.length === 0) throw new Error('no signing key could be loaded or created');
-    this.#cookieKeys = await this.#sharedSecrets(COOKIE_KEYS);
     // Pairwise subjects must never change, whatever happens to the cookie keys: a salt of their own.
-    [this.#pairwiseSalt] = (await this.#sharedSecrets(PAIRWISE_SALTS)) as [string];
+    // A new deployment writes its salt before its cookie keys, so cookie keys without a salt mean a
+    // store from before the salt existed, whose pairwise subs came from the first cookie key: that
+    // key becomes the salt, and every pairwise sub already handed out stays what it was.
+    this.#cookieKeys = await this.#sharedSecrets(COOKIE_KEYS, {
+      beforeCreate: () => this.#sharedSecrets(PAIRWISE_SALTS),
+    });
+    [this.#pairwiseSalt] = (await this.#sharedSecrets(PAIRWISE_SALTS, { initial: this.#cookieKeys[0] })) as [string];
   }
 
   get #store() {
@@ -210,18 +215,20 @@ export class KeyManager {
   }
 
   /** Secrets every instance shares (cookie keys, pairwise salt): the first instance to start makes them. */
-  async #sharedSecrets(collection: string): Promise<string[]> {
+  async #sharedSecrets(collection: string, opts: { initial?: string | undefined; beforeCreate?: () => Promise<unknown> } = {}): Promise<string[]> {
+    const open = (stored: string[]) => stored.map((s) => this.#opts.secrets.open(s));
     const stored = await this.#store.getRecord<string[]>(collection, 'current');
-    if (stored?.length) return stored.map((s) => this.#opts.secrets.open(s));
+    if (stored?.length) return open(stored);
     if ((await this.#store.incr(`${collection}:init`)) === 1) {
-      const secret = randomBytes(32).toString('base64url');
+      await opts.beforeCreate?.();
+      const secret = opts.initial ?? randomBytes(32).toString('base64url');
       await this.#store.putRecord(collection, 'current', [this.#opts.secrets.seal(secret)]);
       return [secret];
     }
     for (let attempt = 0; attempt < 50; attempt++) {
       await new Promise((r) => setTimeout(r, 100));
       const again = await this.#store.getRecord<string[]>(collection, 'current');
-      if (again?.length) return again.map((s) => this.#opts.secrets.open(s));
+      if (again?.length) return open(again);
     }
     throw new Error(`no ${collection} could be loaded or created`);
   }

@@ -36,9 +36,12 @@ export function createSecretBox(base64Key: string | undefined): SecretBox {
       return ['v1', iv, cipher.getAuthTag(), ciphertext].map((p) => (typeof p === 'string' ? p : p.toString('base64url'))).join('.');
     },
     open(sealed) {
-      // With a key, Concord never writes a value in the clear: one in the store was put there by
-      // someone else (a planted signing key would let them mint tokens), so it is refused.
-      if (sealed.startsWith('plain.')) throw new ConcordError('secret_not_sealed', 'a stored secret is not encrypted although CONCORD_SECRETS_KEY is set: Concord did not write it');
+      // With a key, Concord never writes a value in the clear: one in the store was either written
+      // before the key was set or put there by someone else (a planted signing key would let them
+      // mint tokens). Either way it is not used; docs/operations.md says how to replace it.
+      if (sealed.startsWith('plain.')) {
+        throw new ConcordError('secret_not_sealed', 'a stored secret is not encrypted although CONCORD_SECRETS_KEY is set (written before the key was set, or planted): see "Setting CONCORD_SECRETS_KEY on an existing store" in docs/operations.md');
+      }
       const [version, iv, tag, ciphertext] = sealed.split('.');
       if (version !== 'v1' || !iv || !tag || ciphertext === undefined) {
         throw new ConcordError('secret_unreadable', 'a stored secret has an unknown format');

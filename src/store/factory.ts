@@ -15,5 +15,6 @@ export async function createStore(options: StoreOptions): Promise<Store> {
     const { createRedisStore } = await import('./redis.ts');
     return createRedisStore(options);
   }
-  throw new Error(`unknown store "${options.url}": use memory, redis://host:port, redis-cluster://host:port,... or redis-sentinel://host:port,.../masterName`);
+  // Only the scheme: the rest of a store URL may hold a password.
+  throw new Error(`unknown store "${options.url.replace(/:\/\/.*$/, '://...')}": use memory, redis://host:port, redis-cluster://host:port,... or redis-sentinel://host:port,.../masterName`);
 }

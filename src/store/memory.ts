@@ -109,14 +109,15 @@ export class MemoryStore implements Store {
   }
 
   async addToSet(key: string, member: string, ttlSeconds?: number): Promise<void> {
-    let entry = this.#liveSet(key);
-    if (!entry) this.#sets.set(key, (entry = { value: new Set(), expiresAt: undefined }));
-    entry.value.add(member);
-    if (ttlSeconds !== undefined) {
-      const until = Date.now() + ttlSeconds * 1000;
-      // Like EXPIRE NX + GT in redis.ts: a set given a lifetime keeps the longest one asked for.
-      if (entry.expiresAt === undefined || until > entry.expiresAt) entry.expiresAt = until;
+    const until = ttlSeconds === undefined ? undefined : Date.now() + ttlSeconds * 1000;
+    const entry = this.#liveSet(key);
+    if (!entry) {
+      this.#sets.set(key, { value: new Set([member]), expiresAt: until });
+      return;
     }
+    entry.value.add(member);
+    // As SET_ADD in redis.ts: lengthened, never shortened; a set without a lifetime keeps none.
+    if (until !== undefined && entry.expiresAt !== undefined && until > entry.expiresAt) entry.expiresAt = until;
   }
 
   async removeFromSet(key: string, member: string): Promise<void> {

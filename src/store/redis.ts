@@ -77,6 +77,24 @@ if redis.call('PTTL', KEYS[1]) < ttl then
 end
 return 1`);
 
+/**
+ * Adds a member to a set that lives at least ARGV[2] ms from now: a new set gets that lifetime, one
+ * with a shorter TTL is lengthened, never shortened. A set that already exists without a TTL (written
+ * before sets had one) stays so: giving it this member's lifetime could drop longer-lived members.
+ * A script, not SET options: PEXPIRE's NX/GT need Redis 7.
+ */
+const SET_ADD = new Script(`
+local existed = redis.call('EXISTS', KEYS[1])
+redis.call('SADD', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[2])
+if existed == 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+else
+  local current = redis.call('PTTL', KEYS[1])
+  if current >= 0 and current < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+end
+return 1`);
+
 /** One page of a log: { first seq, entries oldest first }. ARGV: before ('' = none), limit. */
 const PAGE = new Script(`
 local len = redis.call('LLEN', KEYS[1])
@@ -226,13 +244,7 @@ export class RedisStore implements Store {
       await this.run((c) => c.sadd(k, member));
       return;
     }
-    // One key, one slot: NX gives a new set its lifetime, GT only ever lengthens an existing one.
-    await this.run(async (c) => {
-      const results = await c.multi().sadd(k, member).pexpire(k, ms(ttlSeconds), 'NX').pexpire(k, ms(ttlSeconds), 'GT').exec();
-      if (!results) throw new Error('transaction aborted');
-      const failed = results.find(([err]) => err);
-      if (failed) throw failed[0];
-    });
+    await this.script(SET_ADD, k, member, ms(ttlSeconds));
   }
 
   async removeFromSet(key: string, member: string): Promise<void> {
@@ -462,7 +474,7 @@ interface NodeListUrl {
   username?: string;
   password?: string;
   tls: boolean;
-  query: URLSearchParams;
+  query: Map<string, string>;
 }
 
 /**
@@ -480,7 +492,13 @@ function parseNodeListUrl(scheme: 'redis-cluster' | 'redis-sentinel', url: strin
     if (!host || !Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`invalid node "${hostPort}" in ${scheme} URL`);
     return { host: host.replace(/^\[(.*)\]$/, '$1'), port };
   });
-  const params = new URLSearchParams(query);
+  // Decoded as the user:password part is: URLSearchParams would turn a '+' in a password into a space.
+  const params = new Map<string, string>();
+  for (const pair of query.split('&')) {
+    if (!pair) continue;
+    const eq = pair.indexOf('=');
+    params.set(decodeURIComponent(eq < 0 ? pair : pair.slice(0, eq)), decodeURIComponent(eq < 0 ? '' : pair.slice(eq + 1)));
+  }
   const result: NodeListUrl = { nodes, name: decodeURIComponent(name), tls: /^(1|true|yes)$/i.test(params.get('tls') ?? ''), query: params };
   if (auth) {
     const colon = auth.indexOf(':');
@@ -557,7 +575,10 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Redi
       ...(username ? { username } : {}),
       ...(password ? { password } : {}),
       ...(sentinelPassword ? { sentinelPassword } : {}),
-      ...(tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
+      // TLS to the Sentinels (sentinelTLS) and to the Redis servers they name (enableTLSForSentinelMode).
+      ...(tls ? { tls: {}, sentinelTLS: {}, enableTLSForSentinelMode: true } : {}),
+      // Also listen to the Sentinels' +switch-master: a client cut off from the old primary moves at once.
+      failoverDetector: true,
     });
   } else if (/^rediss?:\/\//.test(options.url)) {
     client = new Redis(options.url, { ...common, retryStrategy: backoff });

@@ -46,8 +46,9 @@ export interface Store {
   page<T>(log: string, opts: { before?: number; limit: number }): Promise<Array<LogEntry<T>>>;
 
   /**
-   * Adds a member. With `ttlSeconds` the set lives at least that long from now (an index of records
-   * that expire then goes with them); without it, the set has no expiry of its own.
+   * Adds a member. With `ttlSeconds`, a new set lives that long and an existing set with a lifetime
+   * lives at least that long from now (an index of records that expire then goes with them); a set
+   * created without a lifetime keeps none.
    */
   addToSet(key: string, member: string, ttlSeconds?: number): Promise<void>;
   removeFromSet(key: string, member: string): Promise<void>;

@@ -94,9 +94,12 @@ export class UpstreamHealth {
         }
         if (prop === 'endSessionUrl') {
           // Sending a user who signs out to an IdP that is failing would strand them on a dead page
-          // on the way back to the service: while the circuit is not closed, sign out of Concord only.
+          // on the way back to the service: while the circuit is not closed, the logout route signs
+          // them out of Concord only, and logs that the IdP's own session was left.
           return (...args: unknown[]) =>
-            this.#track(id).breaker.state === 'closed' ? observeUpstreamCalls(this.#track(id).observer, () => method.apply(target, args)) : Promise.resolve(undefined);
+            this.#track(id).breaker.state === 'closed'
+              ? observeUpstreamCalls(this.#track(id).observer, () => method.apply(target, args))
+              : Promise.reject(new UpstreamError('upstream_unreachable', `circuit open: ${id}'s IdP is failing, its end_session is skipped`, { participantId: id }));
         }
         return (...args: unknown[]) => observeUpstreamCalls(this.#track(id).observer, () => method.apply(target, args));
       },

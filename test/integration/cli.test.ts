@@ -28,6 +28,16 @@ function concord(args: string[], env: Record<string, string | undefined> = {}, b
   });
 }
 
+/** Compiles src/ as `npm run build` does (tsconfig.build.json), into `outDir`. */
+function build(outDir: string): Promise<void> {
+  const tsc = path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [tsc, '-p', path.join(REPO, 'tsconfig.build.json'), '--outDir', outDir], { cwd: REPO, timeout: 60_000 }, (error, stdout, stderr) =>
+      error ? reject(new Error(`tsc failed: ${stdout}${stderr}`)) : resolve(),
+    );
+  });
+}
+
 describe('concord CLI', () => {
   let instance: TestConcord;
   let upstream: DiscoveryServer;
@@ -102,7 +112,9 @@ describe('concord CLI', () => {
       const pkg = path.join(installRoot, 'node_modules', 'concord');
       try {
         await mkdir(pkg, { recursive: true });
-        for (const entry of ['bin', 'dist', 'views', 'package.json']) await cp(path.join(REPO, entry), path.join(pkg, entry), { recursive: true });
+        // dist/ as `npm run build` makes it from the sources of this checkout, not whatever dist/ holds.
+        await build(path.join(pkg, 'dist'));
+        for (const entry of ['bin', 'views', 'package.json']) await cp(path.join(REPO, entry), path.join(pkg, entry), { recursive: true });
         const config = path.join(dir, 'installed');
         await file('installed/participants/acme.yaml', participantDoc('acme', 'https://login.acme.example', 'acme.example'));
         const run = await concord(['validate', config], {}, path.join(pkg, 'bin', 'concord.js'));

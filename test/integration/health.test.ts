@@ -112,6 +112,9 @@ describe('partner health: a stopped upstream', () => {
     assert.equal(done.stoppedAt?.href, `${bye}?state=rp-state`, `ended at ${done.url.href}`);
     assert.equal(done.chain.some((hop) => hop.url.origin === new URL(fed.acme.issuer).origin), false, 'the browser was sent to the dead IdP');
     assert.equal(browser.cookies(fed.concord.issuer).concord_session, undefined, 'the Concord session is over');
+    const skipped = fed.concord.logs.find((l) => l.msg === 'upstream logout skipped');
+    assert.equal(skipped?.participant, 'acme', 'the skipped upstream logout is logged');
+    assert.equal((skipped?.err as { code?: string } | undefined)?.code, 'upstream_unreachable');
   });
 
   it('closes the circuit when the IdP answers again, and its users sign in', async () => {

@@ -192,14 +192,19 @@ const cases: Array<{ name: string; run(ctx: Ctx): Promise<void> }> = [
     async run({ store, other }) {
       const short = id('set-short');
       const kept = id('set-kept');
-      await store.addToSet(short, 'a', 1);
-      await store.addToSet(kept, 'a', 1);
+      const permanent = id('set-permanent');
+      await store.addToSet(short, 'a', 2);
+      await store.addToSet(kept, 'a', 2);
       // A later, shorter lifetime does not cut the longer one; a longer one extends it.
       await other.addToSet(kept, 'b', 60);
-      await other.addToSet(kept, 'c', 1);
+      await other.addToSet(kept, 'c', 2);
+      // A set made without a lifetime (as before sets had one) does not get a short one later.
+      await store.addToSet(permanent, 'old');
+      await other.addToSet(permanent, 'new', 2);
       assert.deepEqual((await store.setMembers(short)).sort(), ['a']);
-      await eventually(async () => (await store.setMembers(short)).length === 0, 6000, 'expiry of a 1 s set');
+      await eventually(async () => (await store.setMembers(short)).length === 0, 8000, 'expiry of a 2 s set');
       assert.deepEqual((await store.setMembers(kept)).sort(), ['a', 'b', 'c']);
+      assert.deepEqual((await other.setMembers(permanent)).sort(), ['new', 'old']);
       // A set that expired starts again empty, with the new member only.
       await store.addToSet(short, 'z', 60);
       assert.deepEqual(await other.setMembers(short), ['z']);
@@ -579,6 +584,15 @@ describe('redis store: Sentinel failover', () => {
         const link = String(await nodes.replica.command('INFO', 'replication'));
         return link.includes('master_link_status:up') && (await nodes.replica.command('DBSIZE')) === (await nodes.master.command('DBSIZE'));
       }, 20_000, 'replication to the replica');
+      // The Sentinel learns of replicas from the primary's INFO (every 10 s): it can only promote one it knows.
+      await eventually(async () => {
+        const replicas = (await nodes.sentinel.server.command('SENTINEL', 'REPLICAS', nodes.sentinel.name)) as string[][];
+        return replicas.some((fields) => {
+          const info = new Map<string, string>();
+          for (let i = 0; i + 1 < fields.length; i += 2) info.set(fields[i]!, fields[i + 1]!);
+          return info.get('port') === String(nodes.replica.port) && !/s_down|disconnected/.test(info.get('flags') ?? '');
+        });
+      }, 20_000, 'the Sentinel knowing the replica');
 
       await nodes.master.kill();
       await assertUnavailable('putRecord without a master', store.putRecord('participants', 'globex', { id: 'globex' }));

@@ -10,7 +10,7 @@ function setup(options: { rotateEvery?: number } = {}) {
   const store = new MemoryStore();
   const secrets = createSecretBox(randomBytes(32).toString('base64'));
   const make = () => new KeyManager({ store, secrets, algorithm: 'ES256', activationDelay: 900, maxTokenTtl: 300, now: () => now, ...options });
-  return { store, make, advance: (s: number) => (now += s) };
+  return { store, secrets, make, advance: (s: number) => (now += s) };
 }
 
 const states = (m: KeyManager) => m.views().map((v) => v.state);
@@ -41,6 +41,21 @@ describe('signing keys', () => {
       const [record] = await store.listRecords<string[]>(collection);
       assert.match(record!.value[0]!, /^v1\./, `${collection} encrypted at rest`);
     }
+  });
+
+  it('takes the first cookie key as the pairwise salt of a store from before the salt, so pairwise subs stay', async () => {
+    const { store, secrets, make } = setup();
+    // The store as an earlier version left it: cookie keys (the old pairwise secret), no salt.
+    const oldCookieKey = randomBytes(32).toString('base64url');
+    await store.putRecord('cookie-keys', 'current', [secrets.seal(oldCookieKey)]);
+    await store.incr('cookie-keys:init');
+    const upgraded = make();
+    await upgraded.init();
+    assert.deepEqual(upgraded.cookieKeys(), [oldCookieKey]);
+    assert.equal(upgraded.pairwiseSalt(), oldCookieKey);
+    const again = make();
+    await again.init();
+    assert.equal(again.pairwiseSalt(), oldCookieKey, 'kept in the store from then on');
   });
 
   it('publishes a rotated key first, signs with it after the delay, drops the old one after its tokens expired', async () => {
