@@ -23,6 +23,7 @@ export function upstreamCheck(settings: ConcordSettings): UpstreamCheck {
       timeoutMs: settings.upstream.timeoutMs,
       ...(upstream.allowedAlgorithms ? { allowedAlgorithms: upstream.allowedAlgorithms } : {}),
       allowInsecureHttp: upstream.allowInsecureHttp,
+      allowPrivateNetwork: upstream.allowPrivateNetwork,
     });
     try {
       await connector.probe();

@@ -168,8 +168,13 @@ export const OidcUpstreamSchema = z
     fetchUserinfo: z.boolean().default(false),
     /** ID token algorithms accepted from this upstream. `none` and HS* are never accepted. */
     allowedAlgorithms: z.array(z.enum(['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA'])).optional(),
-    /** Allow an http:// issuer. Only for loopback development and tests. */
+    /** Allow an http:// issuer. Only for loopback development and tests; implies allowPrivateNetwork. */
     allowInsecureHttp: z.boolean().default(false),
+    /**
+     * Allow the IdP's endpoints on loopback, private or link-local addresses (an IdP on the partner's
+     * private network). Off: only public addresses are called, whatever the discovery document says.
+     */
+    allowPrivateNetwork: z.boolean().default(false),
   })
   .strict()
   .refine((u) => u.allowInsecureHttp || u.issuer.startsWith('https://'), {

@@ -40,6 +40,7 @@ export class ConnectorPool {
       discoveryTtlSeconds: this.#settings.upstream.discoveryTtl,
       ...(upstream.allowedAlgorithms ? { allowedAlgorithms: upstream.allowedAlgorithms } : {}),
       allowInsecureHttp: upstream.allowInsecureHttp,
+      allowPrivateNetwork: upstream.allowPrivateNetwork,
       logger: this.#log.child({ participant: id }),
     });
     this.#connectors.set(id, { signature, connector });

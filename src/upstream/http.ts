@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { CustomFetch, CustomFetchOptions } from 'openid-client';
 import { requestContext } from '../observability/index.ts';
+import { nonPublicAddresses } from './addresses.ts';
 import { UpstreamError } from './errors.ts';
 
 /** What a call to the upstream was for; a log field and the key to how a 5xx is read. */
@@ -68,12 +69,14 @@ export class UpstreamHttp {
   readonly #participantId: string;
   readonly #timeoutMs: number;
   readonly #logger: UpstreamLogger | undefined;
+  readonly #allowPrivateNetwork: boolean;
   #endpoints = new Map<string, EndpointKind>();
 
-  constructor(opts: { participantId: string; timeoutMs: number; logger?: UpstreamLogger | undefined }) {
+  constructor(opts: { participantId: string; timeoutMs: number; logger?: UpstreamLogger | undefined; allowPrivateNetwork?: boolean }) {
     this.#participantId = opts.participantId;
     this.#timeoutMs = opts.timeoutMs;
     this.#logger = opts.logger;
+    this.#allowPrivateNetwork = opts.allowPrivateNetwork === true;
   }
 
   /** Teaches the logger which URL is which endpoint (from the current discovery document). */
@@ -103,6 +106,16 @@ export class UpstreamHttp {
     let reason: UpstreamFailureReason | undefined;
     const end = observers.getStore()?.start({ participant: this.#participantId, endpoint: kind, method: init.method, url: stripQuery(url) });
     try {
+      if (!this.#allowPrivateNetwork) {
+        // addresses.ts: the endpoints come from the IdP's discovery document; only public addresses are called.
+        const refused = await nonPublicAddresses(new URL(url));
+        if (refused.length > 0) {
+          failure = 'not a public address';
+          throw new UpstreamError('discovery_invalid', `${kind}: ${origin(url)} is at ${refused.join(', ')}, not a public address (allowPrivateNetwork is off)`, {
+            participantId: this.#participantId,
+          });
+        }
+      }
       let response: Response;
       try {
         response = await fetch(url, { ...(init as RequestInit), redirect: 'manual', signal });

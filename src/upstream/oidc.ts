@@ -57,7 +57,13 @@ class OidcConnector implements Connector {
     this.#ttlMs = (opts.discoveryTtlSeconds ?? DEFAULT_DISCOVERY_TTL_S) * 1000;
     this.#scopes = [...new Set(['openid', ...(opts.scopes ?? DEFAULT_SCOPES)])].join(' ');
     this.#allowed = (opts.allowedAlgorithms ?? [...DEFAULT_ALGORITHMS]).filter((alg) => !isForbiddenAlg(alg));
-    this.#http = new UpstreamHttp({ participantId: opts.participantId, timeoutMs: this.#timeoutMs, logger: opts.logger });
+    this.#http = new UpstreamHttp({
+      participantId: opts.participantId,
+      timeoutMs: this.#timeoutMs,
+      logger: opts.logger,
+      // Loopback development (allowInsecureHttp) is a private network too.
+      allowPrivateNetwork: opts.allowPrivateNetwork === true || opts.allowInsecureHttp === true,
+    });
   }
 
   // ---- Connector -------------------------------------------------------------------------

@@ -63,7 +63,9 @@ export interface OidcConnectorOptions {
   discoveryTtlSeconds?: number;
   /** ID token algorithms accepted. Default RS256 PS256 ES256 EdDSA. `none` and HS* are never accepted. */
   allowedAlgorithms?: string[];
-  /** Allow http:// for the issuer and its endpoints: loopback development and tests only. */
+  /** Allow http:// for the issuer and its endpoints: loopback development and tests only (implies allowPrivateNetwork). */
   allowInsecureHttp?: boolean;
+  /** Allow calls to loopback, private and link-local addresses (an IdP on a private network). Default false: public addresses only. */
+  allowPrivateNetwork?: boolean;
   logger?: { debug(obj: object, msg?: string): void };
 }

@@ -114,6 +114,19 @@ describe('admin API', () => {
       assert.equal(instance.concord.registry.participant('twin'), undefined);
     });
 
+    it('answers 422 for an IdP on a private address unless the participant allows its private network', async () => {
+      const inside = participantDoc('inside', 'https://127.0.0.1:1', 'inside.example');
+      const res = await api.post('/admin/v1/participants', { ...inside, upstream: { ...inside.upstream, allowInsecureHttp: false } });
+      assert.equal(res.status, 422);
+      assert.equal(res.body.reason, 'discovery_invalid');
+      assert.match(res.body.message, /127\.0\.0\.1.*not a public address/);
+      assert.equal(instance.concord.registry.participant('inside'), undefined);
+      // Allowed, the check calls it (nothing listens on port 1): unreachable, not refused.
+      const allowed = await api.post('/admin/v1/participants', { ...inside, upstream: { ...inside.upstream, allowInsecureHttp: false, allowPrivateNetwork: true } });
+      assert.equal(allowed.status, 422);
+      assert.equal(allowed.body.reason, 'upstream_unreachable');
+    });
+
     it('answers 422 when discovery names another issuer, and changes nothing', async () => {
       const auditBefore = (await api.get('/admin/v1/audit')).body.entries.length;
       upstream.issuerMismatch = true;

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { DEMO_PASSWORD, startPartnerIdp, type PartnerIdp } from '../../demo/partner-idp.ts';
 import { createOidcConnector, UpstreamError, type Connector, type OidcConnectorOptions } from '../../src/upstream/index.ts';
@@ -226,5 +228,45 @@ describe('upstream OIDC connector against the demo partner IdP', () => {
     for (const secret of [CLIENT.client_secret, identity.idToken, callback.searchParams.get('code')!, pending.codeVerifier, pending.nonce, pending.state]) {
       assert.ok(!text.includes(secret), 'a secret leaked into the logs');
     }
+  });
+});
+
+/**
+ * Endpoints come from the IdP's discovery document; without allowPrivateNetwork only public
+ * addresses are called. A loopback listener stands in for the private service a partner could aim
+ * Concord at: it counts the connections it gets.
+ */
+describe('OIDC connector: private addresses', () => {
+  let server: http.Server;
+  let connections = 0;
+  let port = 0;
+  before(async () => {
+    server = http.createServer((_req, res) => res.end('{}'));
+    server.on('connection', () => connections++);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  const connector = (extra: Partial<OidcConnectorOptions>) =>
+    createOidcConnector({ participantId: 'inside', issuer: `https://127.0.0.1:${port}`, clientId: 'concord', clientSecret: 'x'.repeat(20), timeoutMs: 2000, ...extra });
+
+  it('does not call an IdP on a loopback or private address, and says why', async () => {
+    const before = connections;
+    await assert.rejects(connector({}).probe(), (err: unknown) => {
+      assert.ok(err instanceof UpstreamError);
+      assert.equal(err.code, 'discovery_invalid');
+      assert.match(err.message, /127\.0\.0\.1.*not a public address/);
+      return true;
+    });
+    await assert.rejects(connector({ issuer: `https://localhost:${port}` }).probe(), rejectsWith('discovery_invalid'));
+    assert.equal(connections, before, 'no connection was made');
+  });
+
+  it('calls it when the participant allows its private network', async () => {
+    const before = connections;
+    // The listener speaks http, so the https call fails; what matters is that it was made.
+    await assert.rejects(connector({ allowPrivateNetwork: true }).probe(), rejectsWith('upstream_unreachable'));
+    assert.ok(connections > before, 'the call reached the listener');
   });
 });
