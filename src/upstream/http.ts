@@ -106,18 +106,19 @@ export class UpstreamHttp {
     let reason: UpstreamFailureReason | undefined;
     const end = observers.getStore()?.start({ participant: this.#participantId, endpoint: kind, method: init.method, url: stripQuery(url) });
     try {
-      if (!this.#allowPrivateNetwork) {
-        // addresses.ts: the endpoints come from the IdP's discovery document; only public addresses are called.
-        const refused = await nonPublicAddresses(new URL(url));
-        if (refused.length > 0) {
-          failure = 'not a public address';
-          throw new UpstreamError('discovery_invalid', `${kind}: ${origin(url)} is at ${refused.join(', ')}, not a public address (allowPrivateNetwork is off)`, {
-            participantId: this.#participantId,
-          });
-        }
-      }
       let response: Response;
       try {
+        if (!this.#allowPrivateNetwork) {
+          // addresses.ts: the endpoints come from the IdP's discovery document; only public addresses
+          // are called. The name lookup counts against the call's timeout.
+          const refused = await untilAborted(nonPublicAddresses(new URL(url)), signal);
+          if (refused.length > 0) {
+            failure = 'not a public address';
+            throw new UpstreamError('discovery_invalid', `${kind}: ${origin(url)} is at ${refused.join(', ')}, not a public address (allowPrivateNetwork is off)`, {
+              participantId: this.#participantId,
+            });
+          }
+        }
         response = await fetch(url, { ...(init as RequestInit), redirect: 'manual', signal });
         status = response.status;
         // Read the body here, under the same timeout, with a cap; hand openid-client a buffered copy.
@@ -128,6 +129,7 @@ export class UpstreamHttp {
           headers: response.headers,
         });
       } catch (err) {
+        if (err instanceof UpstreamError) throw err;
         if (err instanceof BodyTooLarge) {
           failure = 'body too large';
           reason = 'body_too_large';
@@ -181,6 +183,25 @@ export class UpstreamHttp {
 }
 
 class BodyTooLarge extends Error {}
+
+/** `promise`, or the signal's reason once it aborts (a name lookup cannot be cancelled, only left). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
 
 function nullBodyStatus(status: number): boolean {
   return status === 101 || status === 204 || status === 205 || status === 304;
