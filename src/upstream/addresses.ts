@@ -1,5 +1,6 @@
-import { lookup } from 'node:dns/promises';
+import dns from 'node:dns';
 import { BlockList, isIP } from 'node:net';
+import { Agent } from 'undici';
 
 /*
  * Where Concord may call a participant's IdP. The endpoints come from the IdP's own discovery
@@ -8,9 +9,10 @@ import { BlockList, isIP } from 'node:net';
  * called. A partner whose IdP really sits on a private network is registered with
  * `allowPrivateNetwork: true` (and `allowInsecureHttp`, for loopback development, implies it).
  *
- * The check resolves the host name before the call; the call then resolves it again. A partner
- * that controls its DNS could answer differently the second time (DNS rebinding): pinning the
- * checked address would need a dispatcher of the undici package for fetch, which is not used here.
+ * The check sits in the connection itself (`publicOnlyDispatcher`: an undici Agent whose lookup
+ * drops every address that is not public), so the address checked is the address connected to: a
+ * partner that controls its DNS cannot answer one thing to a check and another to the connection.
+ * IP literals are never looked up; `nonPublicAddresses` checks those before the call.
  */
 
 const NOT_PUBLIC = new BlockList();
@@ -69,18 +71,36 @@ export function isPublicAddress(address: string): boolean {
   return false;
 }
 
-/**
- * The addresses of `url`'s host that are not public; empty when every address is public. A host
- * that does not resolve gives no verdict here: the call itself then fails as unreachable.
- */
-export async function nonPublicAddresses(url: URL): Promise<string[]> {
+/** The IP literal host of `url` when it is not public (names are checked as they are connected to). */
+export function nonPublicLiteral(url: URL): string | undefined {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  if (isIP(host)) return isPublicAddress(host) ? [] : [host];
-  let addresses: Array<{ address: string }>;
-  try {
-    addresses = await lookup(host, { all: true, verbatim: true });
-  } catch {
-    return [];
+  return isIP(host) && !isPublicAddress(host) ? host : undefined;
+}
+
+/** The error a refused lookup gives; `fetch` reports it as the cause of its TypeError. */
+export class NotPublicAddress extends Error {
+  readonly code = 'ENOTPUBLIC';
+  readonly addresses: string[];
+  constructor(hostname: string, addresses: string[]) {
+    super(`${hostname} is at ${addresses.join(', ')}, not a public address`);
+    this.addresses = addresses;
   }
-  return addresses.map((a) => a.address).filter((address) => !isPublicAddress(address));
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+
+/** dns.lookup, minus every address that is not public; none left is an error (no connection is made). */
+export function publicOnlyLookup(hostname: string, options: dns.LookupOptions, callback: LookupCallback): void {
+  dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
+    if (err) return callback(err, []);
+    const allowed = addresses.filter((a) => isPublicAddress(a.address));
+    if (allowed.length === 0) return callback(new NotPublicAddress(hostname, addresses.map((a) => a.address)), []);
+    if (options.all) return callback(null, allowed);
+    callback(null, allowed[0]!.address, allowed[0]!.family);
+  });
+}
+
+/** An undici dispatcher for `fetch` that only connects to public addresses. */
+export function publicOnlyDispatcher(): Agent {
+  return new Agent({ connect: { lookup: publicOnlyLookup as never } });
 }

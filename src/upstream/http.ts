@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { CustomFetch, CustomFetchOptions } from 'openid-client';
 import { requestContext } from '../observability/index.ts';
-import { nonPublicAddresses } from './addresses.ts';
+import { nonPublicLiteral, NotPublicAddress, publicOnlyDispatcher } from './addresses.ts';
 import { UpstreamError } from './errors.ts';
 
 /** What a call to the upstream was for; a log field and the key to how a 5xx is read. */
@@ -69,14 +69,15 @@ export class UpstreamHttp {
   readonly #participantId: string;
   readonly #timeoutMs: number;
   readonly #logger: UpstreamLogger | undefined;
-  readonly #allowPrivateNetwork: boolean;
+  /** Only public addresses (addresses.ts); undefined when the participant allows its private network. */
+  readonly #dispatcher: ReturnType<typeof publicOnlyDispatcher> | undefined;
   #endpoints = new Map<string, EndpointKind>();
 
   constructor(opts: { participantId: string; timeoutMs: number; logger?: UpstreamLogger | undefined; allowPrivateNetwork?: boolean }) {
     this.#participantId = opts.participantId;
     this.#timeoutMs = opts.timeoutMs;
     this.#logger = opts.logger;
-    this.#allowPrivateNetwork = opts.allowPrivateNetwork === true;
+    this.#dispatcher = opts.allowPrivateNetwork === true ? undefined : publicOnlyDispatcher();
   }
 
   /** Teaches the logger which URL is which endpoint (from the current discovery document). */
@@ -108,18 +109,11 @@ export class UpstreamHttp {
     try {
       let response: Response;
       try {
-        if (!this.#allowPrivateNetwork) {
-          // addresses.ts: the endpoints come from the IdP's discovery document; only public addresses
-          // are called. The name lookup counts against the call's timeout.
-          const refused = await untilAborted(nonPublicAddresses(new URL(url)), signal);
-          if (refused.length > 0) {
-            failure = 'not a public address';
-            throw new UpstreamError('discovery_invalid', `${kind}: ${origin(url)} is at ${refused.join(', ')}, not a public address (allowPrivateNetwork is off)`, {
-              participantId: this.#participantId,
-            });
-          }
-        }
-        response = await fetch(url, { ...(init as RequestInit), redirect: 'manual', signal });
+        // addresses.ts: the endpoints come from the IdP's discovery document; only public addresses are
+        // called. A name is checked as it is connected to (the dispatcher), a literal address here.
+        const literal = this.#dispatcher ? nonPublicLiteral(new URL(url)) : undefined;
+        if (literal) throw new NotPublicAddress(literal, [literal]);
+        response = await fetch(url, { ...(init as RequestInit), redirect: 'manual', signal, ...(this.#dispatcher ? { dispatcher: this.#dispatcher } : {}) } as RequestInit);
         status = response.status;
         // Read the body here, under the same timeout, with a cap; hand openid-client a buffered copy.
         const body = await readCapped(response, MAX_BODY_BYTES);
@@ -129,7 +123,13 @@ export class UpstreamHttp {
           headers: response.headers,
         });
       } catch (err) {
-        if (err instanceof UpstreamError) throw err;
+        const notPublic = err instanceof NotPublicAddress ? err : (err as { cause?: unknown } | null)?.cause instanceof NotPublicAddress ? ((err as { cause: NotPublicAddress }).cause) : undefined;
+        if (notPublic) {
+          failure = 'not a public address';
+          throw new UpstreamError('discovery_invalid', `${kind}: ${origin(url)} is at ${notPublic.addresses.join(', ')}, not a public address (allowPrivateNetwork is off)`, {
+            participantId: this.#participantId,
+          });
+        }
         if (err instanceof BodyTooLarge) {
           failure = 'body too large';
           reason = 'body_too_large';
@@ -183,25 +183,6 @@ export class UpstreamHttp {
 }
 
 class BodyTooLarge extends Error {}
-
-/** `promise`, or the signal's reason once it aborts (a name lookup cannot be cancelled, only left). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
-}
 
 function nullBodyStatus(status: number): boolean {
   return status === 101 || status === 204 || status === 205 || status === 304;

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isPublicAddress, nonPublicAddresses } from '../../src/upstream/addresses.ts';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { isPublicAddress, nonPublicLiteral, NotPublicAddress, publicOnlyDispatcher, publicOnlyLookup } from '../../src/upstream/addresses.ts';
 
 /** Which addresses Concord calls for a participant without allowPrivateNetwork. */
 describe('upstream addresses', () => {
@@ -17,12 +19,42 @@ describe('upstream addresses', () => {
     for (const address of isPublic) assert.equal(isPublicAddress(address), true, address);
   });
 
-  it('resolves host names, and reads IP literals as they are', async () => {
-    assert.ok((await nonPublicAddresses(new URL('https://localhost:8443/jwks'))).length > 0, 'localhost is loopback');
-    assert.deepEqual(await nonPublicAddresses(new URL('https://[::1]:8443/')), ['::1']);
-    assert.deepEqual(await nonPublicAddresses(new URL('https://169.254.169.254/latest/meta-data/')), ['169.254.169.254']);
-    assert.deepEqual(await nonPublicAddresses(new URL('https://8.8.8.8/')), []);
-    // A name that does not resolve gets no verdict here: the call fails as unreachable.
-    assert.deepEqual(await nonPublicAddresses(new URL('https://does-not-exist.invalid/')), []);
+  it('reads IP literals in URLs as they are', () => {
+    assert.equal(nonPublicLiteral(new URL('https://[::1]:8443/')), '::1');
+    assert.equal(nonPublicLiteral(new URL('https://169.254.169.254/latest/meta-data/')), '169.254.169.254');
+    assert.equal(nonPublicLiteral(new URL('https://8.8.8.8/')), undefined);
+    assert.equal(nonPublicLiteral(new URL('https://localhost/')), undefined, 'names are checked as they are connected to');
+  });
+
+  it('answers a connection lookup in both of its shapes with the public addresses', async () => {
+    const lookup = (options: { all?: boolean; family?: number }) =>
+      new Promise<unknown[]>((resolve) => publicOnlyLookup('8.8.8.8', options, (err, address, family) => resolve([err, address, family])));
+    assert.deepEqual(await lookup({ all: true }), [null, [{ address: '8.8.8.8', family: 4 }], undefined]);
+    assert.deepEqual(await lookup({}), [null, '8.8.8.8', 4]);
+    const [err] = await new Promise<unknown[]>((resolve) => publicOnlyLookup('127.0.0.1', { all: true }, (...args) => resolve(args)));
+    assert.ok(err instanceof NotPublicAddress);
+  });
+
+  it('connects to a name only through its public addresses: localhost gets no connection', async () => {
+    let connections = 0;
+    const server = http.createServer((_req, res) => res.end('ok'));
+    server.on('connection', () => connections++);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const refused = await fetch(`http://localhost:${port}/`, { dispatcher: publicOnlyDispatcher() } as RequestInit).then(
+        () => undefined,
+        (err: { cause?: unknown }) => err.cause,
+      );
+      assert.ok(refused instanceof NotPublicAddress, `expected NotPublicAddress, got ${String(refused)}`);
+      assert.match(refused.message, /localhost is at .*127\.0\.0\.1|localhost is at ::1/);
+      assert.equal(connections, 0);
+      // The same server, without the dispatcher: reachable (the refusal above was the dispatcher's).
+      assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'ok');
+      assert.equal(connections, 1);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
