@@ -23,11 +23,15 @@ export interface StoredClient {
   updatedAt: string;
 }
 
+/** What a sealed secret is for (SecretBox context): a secret copied to another record does not open there. */
+export const participantSecretContext = (id: string) => `participant:${id}:upstream.clientSecret`;
+export const clientSecretContext = (clientId: string) => `client:${clientId}:client_secret`;
+
 export function sealParticipant(participant: Participant, box: SecretBox): StoredParticipant {
   const { clientSecret, ...upstream } = participant.upstream;
   return {
     config: { ...participant, upstream: upstream as Participant['upstream'] },
-    ...(clientSecret ? { sealedClientSecret: box.seal(clientSecret) } : {}),
+    ...(clientSecret ? { sealedClientSecret: box.seal(clientSecret, participantSecretContext(participant.id)) } : {}),
     updatedAt: new Date().toISOString(),
   };
 }
@@ -37,7 +41,7 @@ export function sealParticipant(participant: Participant, box: SecretBox): Store
  * be damaged. Throws (zod or secret errors) and the caller keeps what it had.
  */
 export function openParticipant(stored: StoredParticipant, box: SecretBox): Participant {
-  const upstream = { ...stored.config.upstream, ...(stored.sealedClientSecret ? { clientSecret: box.open(stored.sealedClientSecret) } : {}) };
+  const upstream = { ...stored.config.upstream, ...(stored.sealedClientSecret ? { clientSecret: box.open(stored.sealedClientSecret, participantSecretContext(stored.config.id)) } : {}) };
   return ParticipantSchema.parse({ ...stored.config, upstream });
 }
 
@@ -45,13 +49,13 @@ export function sealClient(client: ClientConfig, box: SecretBox): StoredClient {
   const { client_secret, ...config } = client;
   return {
     config: config as ClientConfig,
-    ...(client_secret ? { sealedClientSecret: box.seal(client_secret) } : {}),
+    ...(client_secret ? { sealedClientSecret: box.seal(client_secret, clientSecretContext(client.client_id)) } : {}),
     updatedAt: new Date().toISOString(),
   };
 }
 
 export function openClient(stored: StoredClient, box: SecretBox): ClientConfig {
-  return ClientSchema.parse({ ...stored.config, ...(stored.sealedClientSecret ? { client_secret: box.open(stored.sealedClientSecret) } : {}) });
+  return ClientSchema.parse({ ...stored.config, ...(stored.sealedClientSecret ? { client_secret: box.open(stored.sealedClientSecret, clientSecretContext(stored.config.client_id)) } : {}) });
 }
 
 export type ParticipantView = Omit<Participant, 'upstream'> & {

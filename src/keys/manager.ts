@@ -78,7 +78,7 @@ export class KeyManager {
     const stored = (await this.#store.listRecords<StoredKey>(KEYS)).map((r) => r.value);
     stored.sort((a, b) => b.activatesAt - a.activatesAt || b.createdAt - a.createdAt);
     for (const key of stored) {
-      if (!this.#privateJwks.has(key.kid)) this.#privateJwks.set(key.kid, JSON.parse(this.#opts.secrets.open(key.sealedPrivateJwk)) as JWK);
+      if (!this.#privateJwks.has(key.kid)) this.#privateJwks.set(key.kid, JSON.parse(this.#opts.secrets.open(key.sealedPrivateJwk, `signing-key:${key.kid}`)) as JWK);
     }
     this.#keys = stored;
   }
@@ -208,7 +208,7 @@ export class KeyManager {
       alg,
       createdAt: this.#now(),
       activatesAt,
-      sealedPrivateJwk: this.#opts.secrets.seal(JSON.stringify(jwk)),
+      sealedPrivateJwk: this.#opts.secrets.seal(JSON.stringify(jwk), `signing-key:${kid}`),
     };
     await this.#store.putRecord(KEYS, kid, key);
     return key;
@@ -216,13 +216,13 @@ export class KeyManager {
 
   /** Secrets every instance shares (cookie keys, pairwise salt): the first instance to start makes them. */
   async #sharedSecrets(collection: string, opts: { initial?: string | undefined; beforeCreate?: () => Promise<unknown> } = {}): Promise<string[]> {
-    const open = (stored: string[]) => stored.map((s) => this.#opts.secrets.open(s));
+    const open = (stored: string[]) => stored.map((s) => this.#opts.secrets.open(s, collection));
     const stored = await this.#store.getRecord<string[]>(collection, 'current');
     if (stored?.length) return open(stored);
     if ((await this.#store.incr(`${collection}:init`)) === 1) {
       await opts.beforeCreate?.();
       const secret = opts.initial ?? randomBytes(32).toString('base64url');
-      await this.#store.putRecord(collection, 'current', [this.#opts.secrets.seal(secret)]);
+      await this.#store.putRecord(collection, 'current', [this.#opts.secrets.seal(secret, collection)]);
       return [secret];
     }
     for (let attempt = 0; attempt < 50; attempt++) {

@@ -3,11 +3,16 @@ import { ConcordError } from '../errors.ts';
 
 /**
  * AES-256-GCM for secrets at rest (signing keys, client and upstream secrets).
- * The sealed form `v1.<iv>.<tag>.<ciphertext>` (base64url) names its version so the format can change.
+ * The sealed form `v2.<iv>.<tag>.<ciphertext>` (base64url) names its version so the format can change.
+ *
+ * Every value is sealed for a context (what it is and whose: `signing-key:{kid}`,
+ * `participant:{id}:upstream.clientSecret`...), authenticated as GCM's additional data: a sealed value
+ * copied into another record, by someone who can write to the store, does not open there. `v1` values
+ * (no context) from before are still read.
  */
 export interface SecretBox {
-  seal(plaintext: string): string;
-  open(sealed: string): string;
+  seal(plaintext: string, context: string): string;
+  open(sealed: string, context: string): string;
   /** False when no CONCORD_SECRETS_KEY is set: values are then kept as plaintext (the embedded store only). */
   readonly encrypting: boolean;
 }
@@ -29,13 +34,14 @@ export function createSecretBox(base64Key: string | undefined): SecretBox {
   }
   return {
     encrypting: true,
-    seal(plaintext) {
+    seal(plaintext, context) {
       const iv = randomBytes(12);
       const cipher = createCipheriv('aes-256-gcm', key, iv);
+      cipher.setAAD(Buffer.from(context, 'utf8'));
       const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-      return ['v1', iv, cipher.getAuthTag(), ciphertext].map((p) => (typeof p === 'string' ? p : p.toString('base64url'))).join('.');
+      return ['v2', iv, cipher.getAuthTag(), ciphertext].map((p) => (typeof p === 'string' ? p : p.toString('base64url'))).join('.');
     },
-    open(sealed) {
+    open(sealed, context) {
       // With a key, Concord never writes a value in the clear: one in the store was either written
       // before the key was set or put there by someone else (a planted signing key would let them
       // mint tokens). Either way it is not used; docs/operations.md says how to replace it.
@@ -43,15 +49,16 @@ export function createSecretBox(base64Key: string | undefined): SecretBox {
         throw new ConcordError('secret_not_sealed', 'a stored secret is not encrypted although CONCORD_SECRETS_KEY is set (written before the key was set, or planted): see "Setting CONCORD_SECRETS_KEY on an existing store" in docs/operations.md');
       }
       const [version, iv, tag, ciphertext] = sealed.split('.');
-      if (version !== 'v1' || !iv || !tag || ciphertext === undefined) {
+      if ((version !== 'v1' && version !== 'v2') || !iv || !tag || ciphertext === undefined) {
         throw new ConcordError('secret_unreadable', 'a stored secret has an unknown format');
       }
       try {
         const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
+        if (version === 'v2') decipher.setAAD(Buffer.from(context, 'utf8'));
         decipher.setAuthTag(Buffer.from(tag, 'base64url'));
         return Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]).toString('utf8');
       } catch (cause) {
-        throw new ConcordError('secret_unreadable', 'a stored secret cannot be decrypted with CONCORD_SECRETS_KEY', { cause });
+        throw new ConcordError('secret_unreadable', `a stored secret (${context}) cannot be decrypted with CONCORD_SECRETS_KEY, or was sealed for another record`, { cause });
       }
     },
   };

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startConcord, type TestConcord } from '../support/concord.ts';
+import { participantSecretContext } from '../../src/admin/stored.ts';
 import { ADMIN_TOKEN, adminApi, CLIENT_SECRET, clientDoc, participantDoc, SECRETS_KEY, startDiscoveryServer, UPSTREAM_SECRET, type DiscoveryServer } from './admin-fixtures.ts';
 
 /** The admin API on one instance (memory store): auth, validation, checks, secrets, audit. */
@@ -90,8 +91,10 @@ describe('admin API', () => {
       const stored = await instance.concord.store.getRecord<{ sealedClientSecret: string }>('participants', 'acme');
       assert.ok(stored);
       assert.doesNotMatch(JSON.stringify(stored), new RegExp(UPSTREAM_SECRET));
-      assert.match(stored.sealedClientSecret, /^v1\./);
-      assert.equal(instance.concord.secrets.open(stored.sealedClientSecret), UPSTREAM_SECRET);
+      assert.match(stored.sealedClientSecret, /^v2\./);
+      assert.equal(instance.concord.secrets.open(stored.sealedClientSecret, participantSecretContext('acme')), UPSTREAM_SECRET);
+      // Sealed for acme: copied to another participant's record it does not open.
+      assert.throws(() => instance.concord.secrets.open(stored.sealedClientSecret, participantSecretContext('globex')), { code: 'secret_unreadable' });
     });
 
     it('answers 409 for an id that exists and for a domain another participant owns', async () => {

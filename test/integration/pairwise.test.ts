@@ -101,7 +101,7 @@ describe('pairwise subjects', () => {
     const store = await createStore({ url: REDIS, prefix });
     const cookieKeys = await store.getRecord<string[]>('cookie-keys', 'current');
     assert.ok(cookieKeys?.length, 'cookie keys are kept in the store');
-    await store.putRecord('cookie-keys', 'current', [box.seal(randomBytes(32).toString('base64url'))]);
+    await store.putRecord('cookie-keys', 'current', [box.seal(randomBytes(32).toString('base64url'), 'cookie-keys')]);
     await store.close();
 
     // Same issuer, same store: participants and clients come from the store, not from files.

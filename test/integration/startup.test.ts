@@ -82,12 +82,12 @@ describe('start-up: secrets at rest', () => {
       assert.ok(Object.keys(signingKeys).length >= 1, 'a signing key in the store');
       for (const raw of Object.values(signingKeys)) {
         const stored = JSON.parse(raw) as { sealedPrivateJwk: string };
-        assert.match(stored.sealedPrivateJwk, /^v1\./);
+        assert.match(stored.sealedPrivateJwk, /^v2\./);
         assert.doesNotMatch(raw, /"d"\s*:/, 'no private key member in the clear');
       }
       for (const collection of ['cookie-keys', 'pairwise-salt']) {
         const [value] = JSON.parse((await redis.hget(`${prefix}rec:{${collection}}`, 'current'))!) as string[];
-        assert.match(value!, /^v1\./, `${collection} sealed`);
+        assert.match(value!, /^v2\./, `${collection} sealed`);
       }
     } finally {
       redis.disconnect();

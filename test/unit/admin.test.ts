@@ -138,7 +138,7 @@ describe('config sync (memory store)', () => {
     await a.sync.putParticipant(participant('one', ['one.example']));
     const raw = JSON.stringify(await store.getRecord('participants', 'one'));
     assert.doesNotMatch(raw, /secret-of-one/);
-    assert.match(raw, /"sealedClientSecret":"v1\./);
+    assert.match(raw, /"sealedClientSecret":"v2\./);
     await a.sync.stop();
   });
 });

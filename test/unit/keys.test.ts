@@ -22,7 +22,7 @@ describe('signing keys', () => {
     await keys.init();
     assert.deepEqual(states(keys), ['current']);
     const [stored] = await store.listRecords<{ sealedPrivateJwk: string }>('signing-keys');
-    assert.match(stored!.value.sealedPrivateJwk, /^v1\./, 'encrypted at rest');
+    assert.match(stored!.value.sealedPrivateJwk, /^v2\./, 'encrypted at rest');
     const again = make();
     await again.init();
     assert.equal(again.views()[0]!.kid, keys.views()[0]!.kid, 'a restart keeps the key');
@@ -39,7 +39,7 @@ describe('signing keys', () => {
     assert.ok(!a.cookieKeys().includes(a.pairwiseSalt()), 'the salt is not a cookie key');
     for (const collection of ['cookie-keys', 'pairwise-salt']) {
       const [record] = await store.listRecords<string[]>(collection);
-      assert.match(record!.value[0]!, /^v1\./, `${collection} encrypted at rest`);
+      assert.match(record!.value[0]!, /^v2\./, `${collection} encrypted at rest`);
     }
   });
 
@@ -47,7 +47,7 @@ describe('signing keys', () => {
     const { store, secrets, make } = setup();
     // The store as an earlier version left it: cookie keys (the old pairwise secret), no salt.
     const oldCookieKey = randomBytes(32).toString('base64url');
-    await store.putRecord('cookie-keys', 'current', [secrets.seal(oldCookieKey)]);
+    await store.putRecord('cookie-keys', 'current', [secrets.seal(oldCookieKey, 'cookie-keys')]);
     await store.incr('cookie-keys:init');
     const upgraded = make();
     await upgraded.init();

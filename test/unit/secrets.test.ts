@@ -1,33 +1,49 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { createSecretBox } from '../../src/secrets/index.ts';
 
 describe('secrets at rest', () => {
   const key = randomBytes(32).toString('base64');
 
-  it('seals with AES-256-GCM and opens again', () => {
+  it('seals with AES-256-GCM for a context and opens again', () => {
     const box = createSecretBox(key);
-    const sealed = box.seal('upstream-secret');
-    assert.match(sealed, /^v1\./);
+    const sealed = box.seal('upstream-secret', 'participant:acme:upstream.clientSecret');
+    assert.match(sealed, /^v2\./);
     assert.ok(!sealed.includes('upstream-secret'));
-    assert.notEqual(box.seal('upstream-secret'), sealed, 'a fresh IV each time');
-    assert.equal(box.open(sealed), 'upstream-secret');
+    assert.notEqual(box.seal('upstream-secret', 'participant:acme:upstream.clientSecret'), sealed, 'a fresh IV each time');
+    assert.equal(box.open(sealed, 'participant:acme:upstream.clientSecret'), 'upstream-secret');
+  });
+
+  it('does not open a value in another context: a secret copied to another record stays shut', () => {
+    const box = createSecretBox(key);
+    const sealed = box.seal('acme-secret', 'participant:acme:upstream.clientSecret');
+    assert.throws(() => box.open(sealed, 'participant:evil:upstream.clientSecret'), { code: 'secret_unreadable' });
+    assert.throws(() => box.open(box.seal('{"d":"..."}', 'signing-key:k1'), 'signing-key:k2'), { code: 'secret_unreadable' });
+  });
+
+  it('still reads v1 values, sealed before contexts, in any context', () => {
+    // v1 as the previous version wrote it: AES-256-GCM without additional data.
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', Buffer.from(key, 'base64'), iv);
+    const ciphertext = Buffer.concat([cipher.update('old-secret', 'utf8'), cipher.final()]);
+    const v1 = ['v1', iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), ciphertext.toString('base64url')].join('.');
+    assert.equal(createSecretBox(key).open(v1, 'cookie-keys'), 'old-secret');
   });
 
   it('refuses a tampered value and a wrong key', () => {
-    const sealed = createSecretBox(key).seal('x');
+    const sealed = createSecretBox(key).seal('x', 'c');
     const parts = sealed.split('.');
     parts[3] = Buffer.from('y').toString('base64url');
-    assert.throws(() => createSecretBox(key).open(parts.join('.')), { code: 'secret_unreadable' });
-    assert.throws(() => createSecretBox(randomBytes(32).toString('base64')).open(sealed), { code: 'secret_unreadable' });
+    assert.throws(() => createSecretBox(key).open(parts.join('.'), 'c'), { code: 'secret_unreadable' });
+    assert.throws(() => createSecretBox(randomBytes(32).toString('base64')).open(sealed, 'c'), { code: 'secret_unreadable' });
   });
 
   it('with a key, refuses a value stored in the clear (one Concord did not write)', () => {
-    const planted = createSecretBox(undefined).seal('attacker-chosen-private-key');
+    const planted = createSecretBox(undefined).seal('attacker-chosen-private-key', 'signing-key:k1');
     assert.match(planted, /^plain\./);
-    assert.throws(() => createSecretBox(key).open(planted), { code: 'secret_not_sealed' });
-    assert.equal(createSecretBox(undefined).open(planted), 'attacker-chosen-private-key', 'the embedded store, without a key, reads its own');
+    assert.throws(() => createSecretBox(key).open(planted, 'signing-key:k1'), { code: 'secret_not_sealed' });
+    assert.equal(createSecretBox(undefined).open(planted, 'signing-key:k1'), 'attacker-chosen-private-key', 'the embedded store, without a key, reads its own');
   });
 
   it('refuses a key of the wrong size', () => {
