@@ -303,6 +303,14 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     } catch (error) {
       // The Concord session is over either way; an unreachable upstream only skips its own logout.
       ctx.state.log?.warn({ participant: participantId, err: error }, 'upstream logout skipped');
+      if (error instanceof UpstreamError && (error.code === 'upstream_unreachable' || error.code === 'upstream_timeout')) {
+        // The IdP's session may outlive this logout: say so (a shared computer), then go on to the service.
+        ctx.status = 200;
+        ctx.remove('Location');
+        ctx.set('Cache-Control', 'no-store');
+        ctx.type = 'html';
+        ctx.body = renderPage('logged-out-upstream-unavailable', 'Signed out', { participant: participant.config.displayName, continueUrl: returnTo });
+      }
     }
   });
 
