@@ -2,8 +2,8 @@
  * The storage conformance suite: one list of cases, run against every backend (memory, a
  * standalone Redis, a 3-master Redis Cluster, and a primary with a replica behind a Sentinel, all
  * started here on loopback ports). A backend is done when this passes. Then fault tests of the Redis
- * backend: Redis going away (SIGTERM), hanging (SIGSTOP), coming back on the same port, and a
- * Sentinel failover.
+ * backend: Redis going away (SIGTERM), hanging (SIGSTOP), coming back on the same port, a Sentinel
+ * failover and a Cluster failover.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -610,6 +610,62 @@ describe('redis store: Sentinel failover', () => {
       }, 20_000, 'pub/sub through the new master');
     } finally {
       await Promise.all([store.close(), other.close()]);
+    }
+  });
+});
+
+describe('redis store: Cluster failover', () => {
+  let nodes: Awaited<ReturnType<typeof startRedisCluster>>;
+  before(async () => {
+    nodes = await startRedisCluster({ masters: 3, replicas: 1 });
+  });
+  after(() => nodes?.stop());
+
+  /** Whether every master's replica has caught up with it (INFO replication offsets). */
+  async function replicated(): Promise<boolean> {
+    for (const node of nodes.nodes.filter((n) => n.running)) {
+      const info = String(await node.command('INFO', 'replication'));
+      if (!info.includes('role:master')) continue;
+      const offset = /master_repl_offset:(\d+)/.exec(info)?.[1];
+      const replica = /slave0:[^\r\n]*state=online,offset=(\d+)/.exec(info)?.[1];
+      if (offset === undefined || replica !== offset) return false;
+    }
+    return true;
+  }
+
+  it('loses a master: its replica takes over, and the same store serves every slot again with what was replicated', async () => {
+    const store = await createRedisStore({ url: nodes.url, prefix: prefix(), commandTimeoutMs: 500, connectTimeoutMs: 500 });
+    try {
+      const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
+      for (const [i, key] of keys.entries()) await store.setTemp(key, { i }, 600);
+      await eventually(replicated, 20_000, 'replication to every replica');
+
+      // A master that holds some of them goes away for good.
+      const masters = [];
+      for (const node of nodes.nodes) if (String(await node.command('INFO', 'replication')).includes('role:master')) masters.push(node);
+      const sizes = await Promise.all(masters.map(async (m) => Number(await m.command('DBSIZE'))));
+      const victim = masters[sizes.findIndex((n) => n > 0)]!;
+      await victim.kill();
+      // Until then, the keys of its slots fail fast as unavailable; the others are served.
+      const during = await Promise.allSettled(keys.map((key) => store.getTemp(key)));
+      const failed = during.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      assert.ok(failed.length > 0 && failed.length < keys.length, `${failed.length} of ${keys.length} reads failed`);
+      for (const f of failed) assert.equal((f.reason as { code?: string }).code, 'store_unavailable');
+
+      // Its replica is promoted (cluster-node-timeout 2 s); ioredis follows the new slot map by itself.
+      await eventually(async () => {
+        try {
+          const values = await Promise.all(keys.map((key) => store.getTemp<{ i: number }>(key)));
+          return values.every((v, i) => v?.i === i);
+        } catch {
+          return false;
+        }
+      }, 30_000, 'every key readable after the failover');
+      for (const key of keys) await store.setTemp(`${key}-after`, 'written after the failover', 600);
+      assert.equal(await store.getTemp('k7-after'), 'written after the failover');
+      await store.ping();
+    } finally {
+      await store.close();
     }
   });
 });

@@ -68,8 +68,10 @@ export interface RedisCluster {
 }
 
 export interface RedisClusterOptions {
-  /** Number of masters (no replicas). Default 3, at least 3. */
+  /** Number of masters. Default 3, at least 3. */
   masters?: number;
+  /** Replicas per master (redis-cli --cluster-replicas). Default 0. */
+  replicas?: number;
   /** cluster-node-timeout in ms. Default 2000. */
   nodeTimeoutMs?: number;
 }
@@ -451,13 +453,13 @@ export async function startRedisSentinel(options: RedisSentinelOptions): Promise
   };
 }
 
-async function clusterOk(node: RedisServer, masters: number): Promise<boolean> {
+async function clusterOk(node: RedisServer, nodeCount: number): Promise<boolean> {
   try {
     const info = String(await node.command('CLUSTER', 'INFO'));
     return (
       info.includes('cluster_state:ok') &&
       info.includes('cluster_slots_ok:16384') &&
-      new RegExp(`cluster_known_nodes:${masters}\\b`).test(info)
+      new RegExp(`cluster_known_nodes:${nodeCount}\\b`).test(info)
     );
   } catch {
     return false;
@@ -465,11 +467,13 @@ async function clusterOk(node: RedisServer, masters: number): Promise<boolean> {
 }
 
 /**
- * Starts `masters` cluster-enabled redis-servers (no replicas), joins them with
+ * Starts `masters` cluster-enabled redis-servers (and `replicas` per master), joins them with
  * `redis-cli --cluster create`, and waits until every node reports cluster_state:ok.
  */
 export async function startRedisCluster(options: RedisClusterOptions = {}): Promise<RedisCluster> {
   const masters = options.masters ?? 3;
+  const replicas = options.replicas ?? 0;
+  const nodeCount = masters * (1 + replicas);
   if (masters < 3) throw new Error('a Redis Cluster needs at least 3 masters');
   const nodeTimeout = options.nodeTimeoutMs ?? 2000;
   const nodes: RedisServer[] = [];
@@ -477,7 +481,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     await Promise.all(nodes.map((n) => n.stop()));
   };
   try {
-    for (let i = 0; i < masters; i++) {
+    for (let i = 0; i < nodeCount; i++) {
       nodes.push(
         await launch({}, [
           '--cluster-enabled', 'yes',
@@ -489,7 +493,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     await new Promise<void>((resolve, reject) => {
       execFile(
         'redis-cli',
-        ['--cluster', 'create', ...nodes.map((n) => `${HOST}:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'],
+        ['--cluster', 'create', ...nodes.map((n) => `${HOST}:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'],
         { timeout: 30_000 },
         (err, stdout, stderr) => (err ? reject(new Error(`redis-cli --cluster create failed: ${err.message}\n${stdout}\n${stderr}`)) : resolve()),
       );
@@ -501,7 +505,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
         const deadline = Date.now() + timeoutMs;
         for (;;) {
           const up = nodes.filter((n) => n.running);
-          const states = await Promise.all(up.map((n) => clusterOk(n, masters)));
+          const states = await Promise.all(up.map((n) => clusterOk(n, nodeCount)));
           if (up.length > 0 && states.every(Boolean)) return;
           if (Date.now() > deadline) throw new Error(`Redis Cluster not ok after ${timeoutMs} ms`);
           await sleep(50);
