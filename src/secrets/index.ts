@@ -52,10 +52,13 @@ export function createSecretBox(base64Key: string | undefined): SecretBox {
       if ((version !== 'v1' && version !== 'v2') || !iv || !tag || ciphertext === undefined) {
         throw new ConcordError('secret_unreadable', 'a stored secret has an unknown format');
       }
+      const authTag = Buffer.from(tag, 'base64url');
+      // A full 128-bit tag only: a shortened one would be checked on fewer bits.
+      if (authTag.length !== 16) throw new ConcordError('secret_unreadable', 'a stored secret has an unknown format');
       try {
-        const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
+        const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'), { authTagLength: 16 });
         if (version === 'v2') decipher.setAAD(Buffer.from(context, 'utf8'));
-        decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+        decipher.setAuthTag(authTag);
         return Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]).toString('utf8');
       } catch (cause) {
         throw new ConcordError('secret_unreadable', `a stored secret (${context}) cannot be decrypted with CONCORD_SECRETS_KEY, or was sealed for another record`, { cause });

@@ -46,6 +46,12 @@ describe('secrets at rest', () => {
     assert.equal(createSecretBox(undefined).open(planted, 'signing-key:k1'), 'attacker-chosen-private-key', 'the embedded store, without a key, reads its own');
   });
 
+  it('refuses a shortened authentication tag', () => {
+    const parts = createSecretBox(key).seal('x', 'c').split('.');
+    parts[2] = Buffer.from(parts[2]!, 'base64url').subarray(0, 4).toString('base64url');
+    assert.throws(() => createSecretBox(key).open(parts.join('.'), 'c'), { code: 'secret_unreadable' });
+  });
+
   it('refuses a key of the wrong size', () => {
     assert.throws(() => createSecretBox(randomBytes(16).toString('base64')), { code: 'invalid_secrets_key' });
   });
