@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import * as oidc from 'openid-client';
-import { DEMO_PASSWORD, startPartnerIdp, type PartnerIdp } from '../../demo/partner-idp.ts';
+import { DEMO_PASSWORD, type PartnerIdp } from '../../demo/partner-idp.ts';
 import { createVerifier } from '../../src/verify/index.ts';
-import { authorizationRequest, exchange, RP } from '../support/federation.ts';
+import { authorizationRequest, exchange, RP, startParticipantIdp, upstreamSecret } from '../support/federation.ts';
 import { Browser, parseForm } from '../support/http-client.ts';
 import { startRedis, type RedisServer } from '../support/redis-server.ts';
 import { startBalancer, startConcordProcess, type Balancer, type ConcordProcess } from './faults-harness.ts';
@@ -28,11 +28,7 @@ describe('faults: an instance dies in the middle of a login', () => {
     redis = await startRedis();
     balancer = await startBalancer();
     const issuer = balancer.url;
-    acme = await startPartnerIdp({
-      name: 'Acme',
-      domain: 'acme.example',
-      clients: [{ client_id: 'concord', client_secret: 'acme-upstream-secret-0123456789', redirect_uris: [`${issuer}/broker/acme/callback`] }],
-    });
+    acme = await startParticipantIdp({ concordIssuer: issuer, participantId: 'acme', name: 'Acme', domain: 'acme.example' });
     const common = {
       issuer,
       store: redis.url,
@@ -43,7 +39,7 @@ describe('faults: an instance dies in the middle of a login', () => {
           id: 'acme',
           displayName: 'Acme',
           domains: ['acme.example'],
-          upstream: { type: 'oidc', issuer: acme.issuer, clientId: 'concord', clientSecret: 'acme-upstream-secret-0123456789', allowInsecureHttp: true },
+          upstream: { type: 'oidc', issuer: acme.issuer, clientId: 'concord', clientSecret: upstreamSecret('acme'), allowInsecureHttp: true },
         },
       ],
       clients: [RP],

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import * as oidc from 'openid-client';
-import { startPartnerIdp, type PartnerIdp } from '../../demo/partner-idp.ts';
-import { authorizationRequest, brokeredLogin, exchange, RP } from '../support/federation.ts';
+import type { PartnerIdp } from '../../demo/partner-idp.ts';
+import { authorizationRequest, brokeredLogin, exchange, RP, startParticipantIdp, upstreamSecret } from '../support/federation.ts';
 import { Browser } from '../support/http-client.ts';
 import { startRedis, type RedisServer } from '../support/redis-server.ts';
 import { sleep, startConcordProcess, status, until, type ConcordProcess } from './faults-harness.ts';
@@ -34,11 +34,7 @@ describe('faults: Redis restarts in the middle of traffic', () => {
     const { freePort } = await import('../support/ports.ts');
     const port = await freePort();
     issuer = `http://127.0.0.1:${port}`;
-    acme = await startPartnerIdp({
-      name: 'Acme',
-      domain: 'acme.example',
-      clients: [{ client_id: 'concord', client_secret: 'acme-upstream-secret-0123456789', redirect_uris: [`${issuer}/broker/acme/callback`] }],
-    });
+    acme = await startParticipantIdp({ concordIssuer: issuer, participantId: 'acme', name: 'Acme', domain: 'acme.example' });
     concord = await startConcordProcess({
       issuer,
       port,
@@ -50,7 +46,7 @@ describe('faults: Redis restarts in the middle of traffic', () => {
           id: 'acme',
           displayName: 'Acme',
           domains: ['acme.example'],
-          upstream: { type: 'oidc', issuer: acme.issuer, clientId: 'concord', clientSecret: 'acme-upstream-secret-0123456789', allowInsecureHttp: true },
+          upstream: { type: 'oidc', issuer: acme.issuer, clientId: 'concord', clientSecret: upstreamSecret('acme'), allowInsecureHttp: true },
         },
       ],
       clients: [RP, MACHINE],

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import * as oidc from 'openid-client';
-import { startPartnerIdp, type PartnerIdp } from '../../demo/partner-idp.ts';
-import { authorizationRequest, brokeredLogin, exchange, RP } from '../support/federation.ts';
+import type { PartnerIdp } from '../../demo/partner-idp.ts';
+import { authorizationRequest, brokeredLogin, exchange, RP, startParticipantIdp, upstreamSecret } from '../support/federation.ts';
 import { Browser, type BrowserResponse } from '../support/http-client.ts';
 import { startHostileIdp, type HostileIdp } from '../support/hostile-idp.ts';
 import { startRedis, type RedisServer } from '../support/redis-server.ts';
@@ -31,11 +31,7 @@ describe('faults: an upstream that hangs', () => {
     const port = await freePort();
     issuer = `http://127.0.0.1:${port}`;
     [acme, hostile] = await Promise.all([
-      startPartnerIdp({
-        name: 'Acme',
-        domain: 'acme.example',
-        clients: [{ client_id: 'concord', client_secret: 'acme-upstream-secret-0123456789', redirect_uris: [`${issuer}/broker/acme/callback`] }],
-      }),
+      startParticipantIdp({ concordIssuer: issuer, participantId: 'acme', name: 'Acme', domain: 'acme.example' }),
       startHostileIdp({ mode: 'ok', domain: 'hostile.example' }),
     ]);
     concord = await startConcordProcess({
@@ -50,7 +46,7 @@ describe('faults: an upstream that hangs', () => {
           id: 'acme',
           displayName: 'Acme',
           domains: ['acme.example'],
-          upstream: { type: 'oidc', issuer: acme.issuer, clientId: 'concord', clientSecret: 'acme-upstream-secret-0123456789', allowInsecureHttp: true },
+          upstream: { type: 'oidc', issuer: acme.issuer, clientId: 'concord', clientSecret: upstreamSecret('acme'), allowInsecureHttp: true },
         },
         {
           id: 'hostile',

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { startPartnerIdp, type PartnerIdp } from '../../demo/partner-idp.ts';
-import { CircuitBreaker } from '../../src/upstream/index.ts';
 import * as oidc from 'openid-client';
-import { authorizationRequest, RP, signedIn, startFederation, upstreamLogoutReturn, type Federation } from '../support/federation.ts';
+import type { PartnerIdp } from '../../demo/partner-idp.ts';
+import { CircuitBreaker } from '../../src/upstream/index.ts';
+import { authorizationRequest, RP, signedIn, startFederation, startParticipantIdp, upstreamSecret, type Federation } from '../support/federation.ts';
 import { Browser, parseForm } from '../support/http-client.ts';
 import { eventually, scrape } from './observability-support.ts';
 
@@ -126,12 +126,7 @@ describe('partner health: a stopped upstream', () => {
   it('closes the circuit when the IdP answers again, and its users sign in', async () => {
     const { port } = new URL(fed.acme.issuer);
     const issuer = fed.concord.issuer;
-    restarted = await startPartnerIdp({
-      name: 'Acme',
-      domain: 'acme.example',
-      port: Number(port),
-      clients: [{ client_id: 'concord', client_secret: 'acme-upstream-secret-0123456789', redirect_uris: [`${issuer}/broker/acme/callback`], post_logout_redirect_uris: [upstreamLogoutReturn(issuer, 'acme')] }],
-    });
+    restarted = await startParticipantIdp({ concordIssuer: issuer, participantId: 'acme', name: 'Acme', domain: 'acme.example', port: Number(port) });
     const m = await eventually(async () => {
       const s = await scrape(fed.concord.adminUrl);
       return s.value('concord_upstream_up', { participant: 'acme' }) === 1 && s;
@@ -164,7 +159,7 @@ describe('partner health: an IdP that hangs', () => {
     fed = await startFederation({
       // No scheduled probe: the breaker must open from the logins' own failures.
       settings: { upstream: { healthInterval: 0, timeoutMs: TIMEOUT, breakerCooldown: 30, breakerThreshold: 2 } },
-      acme: { upstream: { type: 'oidc', issuer: hole.url, clientId: 'concord', clientSecret: 'acme-upstream-secret-0123456789', allowInsecureHttp: true } },
+      acme: { upstream: { type: 'oidc', issuer: hole.url, clientId: 'concord', clientSecret: upstreamSecret('acme'), allowInsecureHttp: true } },
     });
   });
   after(async () => {
@@ -223,12 +218,7 @@ describe('partner health: the half-open trial', () => {
     assert.equal(m.value('concord_upstream_circuit_state', { participant: 'acme', state: 'open' }), 1);
 
     const issuer = fed.concord.issuer;
-    restarted = await startPartnerIdp({
-      name: 'Acme',
-      domain: 'acme.example',
-      port: Number(port),
-      clients: [{ client_id: 'concord', client_secret: 'acme-upstream-secret-0123456789', redirect_uris: [`${issuer}/broker/acme/callback`], post_logout_redirect_uris: [upstreamLogoutReturn(issuer, 'acme')] }],
-    });
+    restarted = await startParticipantIdp({ concordIssuer: issuer, participantId: 'acme', name: 'Acme', domain: 'acme.example', port: Number(port) });
     await new Promise((resolve) => setTimeout(resolve, 1100)); // the cool-down
     const alice = await signedIn(fed, 'alice@acme.example');
     assert.equal(alice.tokens.claims()!.idp, 'acme');

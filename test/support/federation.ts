@@ -42,23 +42,44 @@ export interface FederationOptions {
   port?: number;
 }
 
+/** The secret Concord's client at a participant's partner IdP has in these tests. */
+export const upstreamSecret = (participantId: string) => `${participantId}-upstream-secret-0123456789`;
+
+/**
+ * A partner IdP (demo/partner-idp.ts) with Concord registered as its client `concord` for
+ * participant `participantId` of the Concord at `concordIssuer`: the broker callback and the
+ * upstream logout return as its redirect URIs. `port` brings one back on the port it had.
+ */
+export function startParticipantIdp(options: { concordIssuer: string; participantId: string; name: string; domain: string; users?: PartnerUser[] | undefined; port?: number }): Promise<PartnerIdp> {
+  const { concordIssuer, participantId } = options;
+  return startPartnerIdp({
+    name: options.name,
+    domain: options.domain,
+    ...(options.users ? { users: options.users } : {}),
+    ...(options.port !== undefined ? { port: options.port } : {}),
+    clients: [
+      {
+        client_id: 'concord',
+        client_secret: upstreamSecret(participantId),
+        redirect_uris: [`${concordIssuer}/broker/${participantId}/callback`],
+        post_logout_redirect_uris: [upstreamLogoutReturn(concordIssuer, participantId)],
+      },
+    ],
+  });
+}
+
 /** Concord with two real partner IdPs (oidc-provider) and an RP client, all on loopback. */
 export async function startFederation(options: FederationOptions = {}): Promise<Federation> {
   const port = options.port ?? (await freePort());
   const issuer = `http://127.0.0.1:${port}`;
   const partner = (name: string, domain: string, id: string, users?: PartnerUser[]) =>
-    startPartnerIdp({
-      name,
-      domain,
-      ...(users ? { users } : {}),
-      clients: [{ client_id: 'concord', client_secret: `${id}-upstream-secret-0123456789`, redirect_uris: [`${issuer}/broker/${id}/callback`], post_logout_redirect_uris: [upstreamLogoutReturn(issuer, id)] }],
-    });
+    startParticipantIdp({ concordIssuer: issuer, participantId: id, name, domain, users });
   const [acme, globex] = await Promise.all([partner('Acme', 'acme.example', 'acme', options.acmeUsers), partner('Globex', 'globex.example', 'globex')]);
   const participant = (id: string, name: string, domain: string, idp: PartnerIdp, extra: Record<string, unknown> = {}) => ({
     id,
     displayName: name,
     domains: [domain],
-    upstream: { type: 'oidc', issuer: idp.issuer, clientId: 'concord', clientSecret: `${id}-upstream-secret-0123456789`, allowInsecureHttp: true, scopes: ['openid', 'email', 'profile'] },
+    upstream: { type: 'oidc', issuer: idp.issuer, clientId: 'concord', clientSecret: upstreamSecret(id), allowInsecureHttp: true, scopes: ['openid', 'email', 'profile'] },
     ...extra,
   });
   let concord: TestConcord;
