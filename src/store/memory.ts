@@ -9,6 +9,16 @@ interface Expiring<T> {
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
+/** The entry under `key` unless it has expired; an expired one is dropped as it is found. */
+function liveEntry<T>(map: Map<string, Expiring<T>>, key: string): Expiring<T> | undefined {
+  const entry = map.get(key);
+  if (entry?.expiresAt !== undefined && entry.expiresAt <= Date.now()) {
+    map.delete(key);
+    return undefined;
+  }
+  return entry;
+}
+
 /** Values are copied in and out so callers can never mutate what is stored, as with Redis. */
 const copy = <T>(value: T): T => (value === undefined ? value : structuredClone(value));
 
@@ -100,12 +110,7 @@ export class MemoryStore implements Store {
   }
 
   #liveSet(key: string): Expiring<Set<string>> | undefined {
-    const entry = this.#sets.get(key);
-    if (entry?.expiresAt !== undefined && entry.expiresAt <= Date.now()) {
-      this.#sets.delete(key);
-      return undefined;
-    }
-    return entry;
+    return liveEntry(this.#sets, key);
   }
 
   async addToSet(key: string, member: string, ttlSeconds?: number): Promise<void> {
@@ -154,13 +159,7 @@ export class MemoryStore implements Store {
   }
 
   #live(key: string): unknown {
-    const item = this.#temp.get(key);
-    if (!item) return undefined;
-    if (item.expiresAt !== undefined && item.expiresAt <= Date.now()) {
-      this.#temp.delete(key);
-      return undefined;
-    }
-    return item.value;
+    return liveEntry(this.#temp, key)?.value;
   }
 
   /** @internal used by MemoryAdapter */

@@ -68,18 +68,9 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return 0`);
 
-/** Adds a member to a grant index and extends the index's TTL to the member's if that is longer. */
-const GRANT_ADD = new Script(`
-redis.call('SADD', KEYS[1], ARGV[1])
-local ttl = tonumber(ARGV[2])
-if redis.call('PTTL', KEYS[1]) < ttl then
-  redis.call('PEXPIRE', KEYS[1], ttl)
-end
-return 1`);
-
 /**
  * Adds a member to a set that lives at least ARGV[2] ms from now: a new set gets that lifetime, one
- * with a shorter TTL is lengthened, never shortened. A set that already exists without a TTL (written
+ * with a shorter TTL is lengthened, never shortened (the grant indexes, and addToSet with a lifetime). A set that already exists without a TTL (written
  * before sets had one) stays so: giving it this member's lifetime could drop longer-lived members.
  * A script, not SET options: PEXPIRE's NX/GT need Redis 7.
  */
@@ -365,7 +356,7 @@ class RedisAdapter implements Adapter {
     const ttl = ms(expiresIn ?? DEFAULT_TTL_SECONDS);
     // The grant index first: should the payload write fail after it, revoking finds a key that is
     // not there, which is harmless; the other order could leave a token its grant cannot revoke.
-    if (payload.grantId) await store.script(GRANT_ADD, keys.grant(payload.grantId), key, ttl);
+    if (payload.grantId) await store.script(SET_ADD, keys.grant(payload.grantId), key, ttl);
     const writes: Array<Promise<unknown>> = [
       store.run(async (c) => {
         const results = await c.multi().del(key).hset(key, 'payload', serialize(payload)).pexpire(key, ttl).exec();

@@ -92,16 +92,16 @@ export class UpstreamHealth {
         if (prop === 'beginLogin' || prop === 'completeLogin') {
           return (...args: unknown[]) => this.#admit(target, () => method.apply(target, args) as Promise<unknown>);
         }
-        if (prop === 'endSessionUrl') {
+        return (...args: unknown[]) => {
+          const tracked = this.#track(id);
           // Sending a user who signs out to an IdP that is failing would strand them on a dead page
           // on the way back to the service: while the circuit is not closed, the logout route signs
           // them out of Concord only, and logs that the IdP's own session was left.
-          return (...args: unknown[]) =>
-            this.#track(id).breaker.state === 'closed'
-              ? observeUpstreamCalls(this.#track(id).observer, () => method.apply(target, args))
-              : Promise.reject(new UpstreamError('upstream_unreachable', `circuit open: ${id}'s IdP is failing, its end_session is skipped`, { participantId: id }));
-        }
-        return (...args: unknown[]) => observeUpstreamCalls(this.#track(id).observer, () => method.apply(target, args));
+          if (prop === 'endSessionUrl' && tracked.breaker.state !== 'closed') {
+            return Promise.reject(new UpstreamError('upstream_unreachable', `circuit open: ${id}'s IdP is failing, its end_session is skipped`, { participantId: id }));
+          }
+          return observeUpstreamCalls(tracked.observer, () => method.apply(target, args));
+        };
       },
     });
     this.#guarded.set(connector, guarded);
