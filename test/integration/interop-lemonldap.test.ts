@@ -57,10 +57,13 @@ describe('LemonLDAP::NG 2.16 as a participant IdP', () => {
               issuer: llng.issuer,
               clientId: UPSTREAM_CLIENT_ID,
               clientSecret: UPSTREAM_CLIENT_SECRET,
-              scopes: ['openid', 'email', 'profile'],
+              // `groups` is a scope of this LLNG's own (oidcRPMetaDataOptionsExtraClaims).
+              scopes: ['openid', 'email', 'profile', 'groups'],
               fetchUserinfo: true,
               allowInsecureHttp: true,
             },
+            // LLNG's groups as they are, and a role derived from one of them.
+            mapping: { rules: [{ claim: 'roles', from: 'groups', lookup: { timelords: 'admin' } }] },
           },
         ],
         clients: [RP],
@@ -102,7 +105,7 @@ describe('LemonLDAP::NG 2.16 as a participant IdP', () => {
 
   async function signIn(browser: Browser, login: keyof typeof LLNG_DEMO_USERS) {
     const user = LLNG_DEMO_USERS[login];
-    const auth = await authorizationRequest(rp);
+    const auth = await authorizationRequest(rp, { scope: 'openid email profile groups roles' });
     const atLlng = await startLogin(browser, auth, user.mail);
     const done = await loginAtLlng(browser, atLlng, login, user.password);
     assert.ok(done.stoppedAt, `the login did not come back to the RP: ${trail(done)}`);
@@ -115,7 +118,7 @@ describe('LemonLDAP::NG 2.16 as a participant IdP', () => {
     return browser.get(auth.url, stopAtRp);
   }
 
-  it('signs dwho in: sub and idp of badwolf, email and name from LLNG’s userinfo', async () => {
+  it('signs dwho in: sub and idp of badwolf, email, name and groups from LLNG’s userinfo, mapped', async () => {
     const browser = new Browser();
     const { tokens } = await signIn(browser, 'dwho');
     const claims = tokens.claims()!;
@@ -123,11 +126,14 @@ describe('LemonLDAP::NG 2.16 as a participant IdP', () => {
     assert.equal(claims.idp, PARTICIPANT);
     assert.equal(claims.email, LLNG_DEMO_USERS.dwho.mail);
     assert.equal(claims.name, LLNG_DEMO_USERS.dwho.cn);
+    assert.deepEqual([...(claims.groups as string[])].sort(), LLNG_DEMO_USERS.dwho.groups);
+    assert.deepEqual(claims.roles, ['admin']);
     const userinfo = await oidc.fetchUserInfo(rp, tokens.access_token, claims.sub);
     assert.equal(userinfo.sub, `${PARTICIPANT}:dwho`);
     assert.equal(userinfo.email, LLNG_DEMO_USERS.dwho.mail);
     assert.equal(userinfo.name, LLNG_DEMO_USERS.dwho.cn);
     assert.equal(userinfo.preferred_username, 'dwho');
+    assert.deepEqual([...(userinfo.groups as string[])].sort(), LLNG_DEMO_USERS.dwho.groups);
     // Concord authenticated at LLNG's token endpoint and read its userinfo endpoint.
     const log = llng.log(400);
     assert.match(log, /"POST \/oauth2\/token HTTP\/1\.1" 200/);
@@ -140,6 +146,8 @@ describe('LemonLDAP::NG 2.16 as a participant IdP', () => {
     assert.equal(claims.sub, `${PARTICIPANT}:rtyler`);
     assert.equal(claims.email, LLNG_DEMO_USERS.rtyler.mail);
     assert.equal(claims.name, LLNG_DEMO_USERS.rtyler.cn);
+    assert.deepEqual([...(claims.groups as string[])].sort(), LLNG_DEMO_USERS.rtyler.groups);
+    assert.deepEqual(claims.roles ?? [], [], 'no group of rtyler maps to a role');
   });
 
   it('a wrong password stays on LLNG’s form: no code reaches the RP', async () => {

@@ -10,11 +10,11 @@
  *   await llng.close();
  *
  * Users are the portal's built-in Demo backend (Lemonldap::NG::Portal::UserDB::Demo): dwho, rtyler
- * and msmith, password = login, mail `{login}@badwolf.org`, cn their full name. Concord is registered
- * as one relying party: authorization code flow, ID token RS256 signed with a key generated here,
+ * and msmith, password = login, mail `{login}@badwolf.org`, cn their full name, and Demo groups.
+ * Concord is registered as one relying party: authorization code flow, ID token RS256 signed with a key generated here,
  * the broker callback and the upstream-logout return as its redirect URIs, and the claims of the
- * `email` and `profile` scopes served, as LLNG does by default (OIDC Core 5.4), at the userinfo
- * endpoint only.
+ * `email`, `profile` and `groups` scopes served, as LLNG does by default (OIDC Core 5.4), at the
+ * userinfo endpoint only.
  *
  * Install (what .ci/run does): `apt-get install --no-install-recommends liblemonldap-ng-portal-perl
  * libio-string-perl libstring-random-perl libgd-securityimage-perl libimage-magick-perl`.
@@ -37,9 +37,9 @@ const TEMPLATE_DIR = '/usr/share/lemonldap-ng/portal/templates';
 
 /** The Demo backend's accounts (Lemonldap::NG::Portal::UserDB::Demo), password = login. */
 export const LLNG_DEMO_USERS = {
-  dwho: { password: 'dwho', mail: 'dwho@badwolf.org', cn: 'Doctor Who' },
-  rtyler: { password: 'rtyler', mail: 'rtyler@badwolf.org', cn: 'Rose Tyler' },
-  msmith: { password: 'msmith', mail: 'msmith@badwolf.org', cn: 'Mickey Smith' },
+  dwho: { password: 'dwho', mail: 'dwho@badwolf.org', cn: 'Doctor Who', groups: ['timelords', 'users'] },
+  rtyler: { password: 'rtyler', mail: 'rtyler@badwolf.org', cn: 'Rose Tyler', groups: ['earthlings', 'users'] },
+  msmith: { password: 'msmith', mail: 'msmith@badwolf.org', cn: 'Mickey Smith', groups: ['earthlings', 'users'] },
 } as const;
 
 /** The email domain of the Demo users. */
@@ -222,8 +222,10 @@ function writeConfiguration(dir: string, port: number, key: SigningKey, options:
         oidcRPMetaDataOptionsLogoutBypassConfirm: options.logoutBypassConfirm ? 1 : 0,
       },
     },
-    // Claim -> session attribute; each claim is released with its standard scope (email, profile).
-    oidcRPMetaDataExportedVars: { concord: { email: 'mail', name: 'cn', preferred_username: 'uid' } },
+    // Claim -> session attribute[;type;array]; each claim is released with its scope: the standard ones
+    // (email, profile) and a `groups` scope of our own (the Demo groups, always as a JSON array).
+    oidcRPMetaDataExportedVars: { concord: { email: 'mail', name: 'cn', preferred_username: 'uid', groups: 'groups;string;always' } },
+    oidcRPMetaDataOptionsExtraClaims: { concord: { groups: 'groups' } },
   };
   fs.writeFileSync(path.join(dir, 'conf', 'lmConf-1.json'), JSON.stringify(conf, null, 1));
   // The portal's PSGI app with an access log, so a failing test shows which requests LLNG saw.
