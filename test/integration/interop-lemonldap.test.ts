@@ -21,6 +21,8 @@ import { freePort } from '../support/ports.ts';
  */
 
 const PARTICIPANT = 'badwolf';
+/** A second LLNG whose RP keeps the Manager's default ID token algorithm, HS512. */
+const HS512_PARTICIPANT = 'badwolf-hs512';
 const UPSTREAM_CLIENT_ID = 'concordrp';
 const UPSTREAM_CLIENT_SECRET = 'llngUpstreamSecret0123456789';
 const BYE = RP.post_logout_redirect_uris[0]!;
@@ -37,13 +39,17 @@ const stopAtBye = { stopAt: atBye, headers: NAVIGATION };
 
 describe('LemonLDAP::NG 2.16 as a participant IdP', () => {
   let llng: LemonLdap;
+  let llngHs512: LemonLdap;
   let concord: TestConcord;
   let rp: oidc.Configuration;
 
   before(async () => {
     const port = await freePort();
     const concordIssuer = `http://127.0.0.1:${port}`;
-    llng = await startLemonLdap({ concordIssuer, participantId: PARTICIPANT, clientId: UPSTREAM_CLIENT_ID, clientSecret: UPSTREAM_CLIENT_SECRET });
+    [llng, llngHs512] = await Promise.all([
+      startLemonLdap({ concordIssuer, participantId: PARTICIPANT, clientId: UPSTREAM_CLIENT_ID, clientSecret: UPSTREAM_CLIENT_SECRET }),
+      startLemonLdap({ concordIssuer, participantId: HS512_PARTICIPANT, clientId: UPSTREAM_CLIENT_ID, clientSecret: UPSTREAM_CLIENT_SECRET, idTokenSignAlg: 'HS512' }),
+    ]);
     try {
       concord = await startConcord({
         port,
@@ -65,18 +71,24 @@ describe('LemonLDAP::NG 2.16 as a participant IdP', () => {
             // LLNG's groups as they are, and a role derived from one of them.
             mapping: { rules: [{ claim: 'roles', from: 'groups', lookup: { timelords: 'admin' } }] },
           },
+          {
+            id: HS512_PARTICIPANT,
+            displayName: 'Bad Wolf (HS512)',
+            domains: ['hs512.badwolf.example'],
+            upstream: { type: 'oidc', issuer: llngHs512.issuer, clientId: UPSTREAM_CLIENT_ID, clientSecret: UPSTREAM_CLIENT_SECRET, fetchUserinfo: true, allowInsecureHttp: true },
+          },
         ],
         clients: [RP],
       });
     } catch (err) {
-      await llng.close();
+      await Promise.all([llng.close(), llngHs512.close()]);
       throw err;
     }
     rp = await oidc.discovery(new URL(concord.issuer), RP.client_id, RP.client_secret, undefined, { execute: [oidc.allowInsecureRequests] });
   });
   after(async () => {
     await concord?.close();
-    await llng?.close();
+    await Promise.all([llng?.close(), llngHs512?.close()]);
   });
 
   /** Failure messages carry where the browser went, what Concord warned about and what LLNG logged. */
@@ -94,8 +106,8 @@ describe('LemonLDAP::NG 2.16 as a participant IdP', () => {
   }
 
   /** LLNG's login form, filled in as a browser would: its hidden fields (CSRF token, url, skin) and the user's credentials. */
-  async function loginAtLlng(browser: Browser, page: BrowserResponse, user: string, password: string): Promise<BrowserResponse> {
-    assert.equal(page.url.origin, llng.origin, `expected LLNG's login page: ${trail(page)}`);
+  async function loginAtLlng(browser: Browser, page: BrowserResponse, user: string, password: string, portal = llng): Promise<BrowserResponse> {
+    assert.equal(page.url.origin, portal.origin, `expected LLNG's login page: ${trail(page)}`);
     assert.equal(page.status, 200, trail(page));
     const form = parseForm(page.body);
     assert.ok(form.fields.token, 'LLNG’s login form carries a CSRF token');
@@ -159,6 +171,23 @@ describe('LemonLDAP::NG 2.16 as a participant IdP', () => {
     assert.equal(res.url.origin, llng.origin);
     assert.match(res.body, /name="password"/);
     assert.ok(!browser.history.some((hop) => hop.location && atRp(hop.location)), 'the RP was reached');
+  });
+
+  it('an ID token signed HS512 (the Manager’s default for a new RP) is refused: Concord’s error page, the algorithm named in its log', async () => {
+    const browser = new Browser();
+    const auth = await authorizationRequest(rp, { idp_hint: HS512_PARTICIPANT });
+    const atLlng = await browser.get(auth.url, stopAtRp);
+    assert.equal(atLlng.url.origin, llngHs512.origin, trail(atLlng));
+    const res = await loginAtLlng(browser, atLlng, 'dwho', LLNG_DEMO_USERS.dwho.password, llngHs512);
+    assert.equal(res.stoppedAt, undefined, trail(res));
+    assert.ok(!browser.history.some((hop) => hop.location && atRp(hop.location)), 'the RP was reached');
+    assert.equal(res.url.origin, concord.issuer, trail(res));
+    assert.ok(res.status >= 400, trail(res));
+    const reference = /Reference: <code>([^<]+)<\/code>/.exec(res.body)?.[1];
+    assert.ok(reference, 'the error page shows a reference');
+    // The log line says which participant and that the ID token's algorithm is the problem.
+    const logged = concord.logs.filter((line) => line.reference === reference && line.participant === HS512_PARTICIPANT);
+    assert.ok(logged.some((line) => /\balg\b/.test(String((line.err as { message?: unknown } | undefined)?.message))), `the log line of ${reference} does not name the algorithm: ${JSON.stringify(logged)}`);
   });
 
   it('signs out through LLNG’s end_session endpoint and lands on the RP with its state', async () => {

@@ -11,10 +11,10 @@
  *
  * Users are the portal's built-in Demo backend (Lemonldap::NG::Portal::UserDB::Demo): dwho, rtyler
  * and msmith, password = login, mail `{login}@badwolf.org`, cn their full name, and Demo groups.
- * Concord is registered as one relying party: authorization code flow, ID token RS256 signed with a key generated here,
- * the broker callback and the upstream-logout return as its redirect URIs, and the claims of the
- * `email`, `profile` and `groups` scopes served, as LLNG does by default (OIDC Core 5.4), at the
- * userinfo endpoint only.
+ * Concord is registered as one relying party: authorization code flow with PKCE required, ID token
+ * signed RS256 with a key generated here, the broker callback and the upstream-logout return as its
+ * redirect URIs, and the claims of the `email`, `profile` and `groups` scopes served, as LLNG does
+ * by default (OIDC Core 5.4), at the userinfo endpoint only.
  *
  * Install (what .ci/run does): `apt-get install --no-install-recommends liblemonldap-ng-portal-perl
  * libio-string-perl libstring-random-perl libgd-securityimage-perl libimage-magick-perl`.
@@ -52,6 +52,11 @@ export interface LemonLdapOptions {
   /** Concord's client id at LLNG. */
   clientId: string;
   clientSecret: string;
+  /**
+   * How LLNG signs its ID tokens for Concord (oidcRPMetaDataOptionsIDTokenSignAlg). Default RS256;
+   * LLNG's Manager proposes HS512 for a new RP, which Concord refuses.
+   */
+  idTokenSignAlg?: 'RS256' | 'RS384' | 'RS512' | 'HS256' | 'HS512';
   /** Skip LLNG's "Do you want to logout?" page for this RP (oidcRPMetaDataOptionsLogoutBypassConfirm). Default false. */
   logoutBypassConfirm?: boolean;
   /** LLNG's logLevel: error, warn, notice, info or debug. Default info. */
@@ -217,7 +222,9 @@ function writeConfiguration(dir: string, port: number, key: SigningKey, options:
         oidcRPMetaDataOptionsClientSecret: options.clientSecret,
         oidcRPMetaDataOptionsRedirectUris: `${broker}/callback`,
         oidcRPMetaDataOptionsPostLogoutRedirectUris: `${broker}/logged-out`,
-        oidcRPMetaDataOptionsIDTokenSignAlg: 'RS256',
+        oidcRPMetaDataOptionsIDTokenSignAlg: options.idTokenSignAlg ?? 'RS256',
+        // Concord always sends PKCE (S256): LLNG can insist on it.
+        oidcRPMetaDataOptionsRequirePKCE: 1,
         oidcRPMetaDataOptionsBypassConsent: 1,
         oidcRPMetaDataOptionsLogoutBypassConfirm: options.logoutBypassConfirm ? 1 : 0,
       },
