@@ -68,8 +68,15 @@ describe('LemonLDAP::NG 2.16 as a participant IdP', () => {
               fetchUserinfo: true,
               allowInsecureHttp: true,
             },
-            // LLNG's groups as they are, and a role derived from one of them.
-            mapping: { rules: [{ claim: 'roles', from: 'groups', lookup: { timelords: 'admin' } }] },
+            // LLNG sends no email_verified: the directory's addresses are the partner's own, so Concord
+            // says so (only for addresses at the participant's domains). Its groups as they are, and a
+            // role derived from one of them.
+            mapping: {
+              rules: [
+                { claim: 'email_verified', value: true },
+                { claim: 'roles', from: 'groups', lookup: { timelords: 'admin' } },
+              ],
+            },
           },
           {
             id: HS512_PARTICIPANT,
@@ -137,6 +144,7 @@ describe('LemonLDAP::NG 2.16 as a participant IdP', () => {
     assert.equal(claims.sub, `${PARTICIPANT}:dwho`);
     assert.equal(claims.idp, PARTICIPANT);
     assert.equal(claims.email, LLNG_DEMO_USERS.dwho.mail);
+    assert.equal(claims.email_verified, true);
     assert.equal(claims.name, LLNG_DEMO_USERS.dwho.cn);
     assert.deepEqual([...(claims.groups as string[])].sort(), LLNG_DEMO_USERS.dwho.groups);
     assert.deepEqual(claims.roles, ['admin']);
@@ -173,7 +181,7 @@ describe('LemonLDAP::NG 2.16 as a participant IdP', () => {
     assert.ok(!browser.history.some((hop) => hop.location && atRp(hop.location)), 'the RP was reached');
   });
 
-  it('an ID token signed HS512 (the Manager’s default for a new RP) is refused: Concord’s error page, the algorithm named in its log', async () => {
+  it('an ID token signed HS512 (the Manager’s default for a new RP) is refused: Concord’s error page, and a log line about the ID token’s alg', async () => {
     const browser = new Browser();
     const auth = await authorizationRequest(rp, { idp_hint: HS512_PARTICIPANT });
     const atLlng = await browser.get(auth.url, stopAtRp);
@@ -185,7 +193,7 @@ describe('LemonLDAP::NG 2.16 as a participant IdP', () => {
     assert.ok(res.status >= 400, trail(res));
     const reference = /Reference: <code>([^<]+)<\/code>/.exec(res.body)?.[1];
     assert.ok(reference, 'the error page shows a reference');
-    // The log line says which participant and that the ID token's algorithm is the problem.
+    // The log line names the participant and says the ID token's alg is the problem.
     const logged = concord.logs.filter((line) => line.reference === reference && line.participant === HS512_PARTICIPANT);
     assert.ok(logged.some((line) => /\balg\b/.test(String((line.err as { message?: unknown } | undefined)?.message))), `the log line of ${reference} does not name the algorithm: ${JSON.stringify(logged)}`);
   });
