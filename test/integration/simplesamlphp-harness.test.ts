@@ -17,6 +17,7 @@ import { SAML, ValidateInResponseTo, type Profile, type SamlConfig } from '@node
 import { Browser, type BrowserResponse } from '../support/http-client.ts';
 import { freePort } from '../support/ports.ts';
 import { NAMEID_FORMAT, samlPostForm, startSimpleSamlPhp, submitSimpleSamlPhpLogin, type ServiceProviderRegistration, type SimpleSamlPhpIdp } from '../support/simplesamlphp.ts';
+import { FORGERIES, forgeResponses, nodeSamlVerdict } from '../support/saml-forge.ts';
 import { createTestCertificate, pemBody, type TestKeyPair } from '../support/x509.ts';
 
 const inflate = promisify(inflateRaw);
@@ -373,5 +374,25 @@ describe('SimpleSAMLphp harness (node-saml as the SP)', () => {
     stripped.delete('SigAlg');
     const result = await saml.validateRedirectAsync(Object.fromEntries(stripped), stripped.toString());
     assert.equal(result.loggedOut, true);
+  });
+
+  it("the attack corpus works on SimpleSAMLphp's own Response: node-saml gives every variant the verdict recorded in FORGERIES", async () => {
+    const r = reg('default');
+    const { xml, requestId, outcome } = await login('default', 'alice');
+    assert.equal(outcome.ok, true, outcome.error);
+    const attacker = await createTestCertificate({ commonName: 'attacker' });
+    const forged = forgeResponses({ response: xml, idp: idp.keyPair, attacker, oversizeBytes: 300_000 });
+    assert.deepEqual(forged.map((f) => f.name).sort(), Object.keys(FORGERIES).sort());
+    const sp = { idpCert: idp.certificate, idpEntityId: idp.entityId, spEntityId: r.entityId, acsUrl: r.acsUrl, requestId, original: xml };
+    const control = await nodeSamlVerdict({ xml, submit: 'once' }, sp);
+    assert.ok(control.accepted, control.accepted ? '' : control.error);
+    const wrong: string[] = [];
+    for (const f of forged) {
+      const verdict = await nodeSamlVerdict(f, sp);
+      const got = verdict.accepted ? 'accepts' : 'refuses';
+      if (got !== f.nodeSaml) wrong.push(`${f.name}: node-saml ${got}${verdict.accepted ? '' : ` (${verdict.error})`}, recorded ${f.nodeSaml}`);
+      if (verdict.accepted) for (const value of f.mustNotYield) assert.notEqual(verdict.profile.mail, value, f.name);
+    }
+    assert.deepEqual(wrong, []);
   });
 });
