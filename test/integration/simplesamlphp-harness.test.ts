@@ -363,6 +363,29 @@ describe('SimpleSAMLphp harness (node-saml as the SP)', () => {
     assert.match(again.body, /name="password"/);
   });
 
+  it('IdP-initiated logout: a signed LogoutRequest for the session reaches the SP, its LogoutResponse lets the IdP finish at ReturnTo', async () => {
+    const r = reg('default');
+    const { browser, outcome } = await login('default', 'alice');
+    assert.equal(outcome.ok, true, outcome.error);
+    const returnTo = `${acs.base}/logged-out`;
+    const atSp = await browser.get(idp.idpInitiatedLogoutUrl(returnTo), { stopAt: (url) => url.href.startsWith(r.sloUrl!) });
+    assert.ok(atSp.stoppedAt, `stopped at the SP's SLO URL (${atSp.status} ${atSp.url.href})\n${idp.log()}`);
+    const params = Object.fromEntries(atSp.stoppedAt.searchParams);
+    assert.ok(params.Signature, 'the LogoutRequest is signed (Redirect binding)');
+    const logoutRequest = await decodeRedirectMessage(atSp.stoppedAt, 'SAMLRequest');
+    assert.equal(text(logoutRequest, 'NameID'), outcome.outcome!.nameID);
+    assert.equal(text(logoutRequest, 'SessionIndex'), outcome.outcome!.sessionIndex);
+    assert.equal(attr(logoutRequest, 'LogoutRequest', 'Destination'), r.sloUrl);
+    const saml = sps.get('default')!;
+    const received = await saml.validateRedirectAsync(params, atSp.stoppedAt.search.slice(1));
+    assert.equal(received.profile?.nameID, outcome.outcome!.nameID);
+    const answer = await saml.getLogoutResponseUrlAsync(received.profile!, params.RelayState ?? '', {}, true);
+    const done = await browser.get(answer, { stopAt: (url) => url.href.startsWith(returnTo) });
+    assert.equal(done.stoppedAt?.href, returnTo, `the IdP finished at ReturnTo (${done.status} ${done.url.href})\n${idp.log()}`);
+    const again = await browser.get(await saml.getAuthorizeUrlAsync('again', undefined, {}));
+    assert.match(again.body, /name="password"/, 'the IdP session is gone');
+  });
+
   it('node-saml accepts a Redirect-binding LogoutResponse with its signature stripped (so Concord must require it)', async () => {
     const r = reg('default');
     const { browser, outcome } = await login('default', 'bob');

@@ -203,6 +203,12 @@ export interface SimpleSamlPhpIdp {
   persistentNameId(username: string, spEntityId: string): string;
   /** IdP-initiated (unsolicited) SSO towards an SP: a GET on this URL logs in and POSTs a Response without InResponseTo. */
   idpInitiatedUrl(spEntityId: string, relayState?: string): string;
+  /**
+   * IdP-initiated single logout: a GET on this URL (in the browser that holds the IdP session)
+   * sends a LogoutRequest to each SP of the session that has an SLO URL, then goes to `returnTo`
+   * (a loopback URL).
+   */
+  idpInitiatedLogoutUrl(returnTo: string): string;
   /** The last lines of the PHP server's output and SimpleSAMLphp's log. */
   log(lines?: number): string;
   /** Kills the PHP server and removes the directory. Idempotent. */
@@ -394,6 +400,11 @@ function makeIdp(s: {
       if (relayState !== undefined) url.searchParams.set('RelayState', relayState);
       return url.href;
     },
+    idpInitiatedLogoutUrl(returnTo) {
+      const url = new URL(`${s.baseUrl}saml2/idp/SingleLogoutService.php`);
+      url.searchParams.set('ReturnTo', returnTo);
+      return url.href;
+    },
     log: s.log,
     async close() {
       if (closed) return;
@@ -495,7 +506,9 @@ function writeConfig(configDir: string, c: { baseUrl: string; dir: string; secre
     errorreporting: false,
     production: true,
     'assertion.allowed_clock_skew': 180,
-    'trusted.url.domains': [],
+    // ReturnTo (IdP-initiated logout) and other redirects: loopback on any port, nothing else.
+    'trusted.url.domains': ['127\\.0\\.0\\.1:\\d+', 'localhost:\\d+', '\\[::1\\]:\\d+'],
+    'trusted.url.regex': true,
   });
 }
 
