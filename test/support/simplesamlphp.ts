@@ -327,7 +327,7 @@ export async function startSimpleSamlPhp(options: SimpleSamlPhpOptions = {}): Pr
       const metadataUrl = `${baseUrl}saml2/idp/metadata.php`;
       try {
         const metadataXml = await waitForMetadata(child, metadataUrl);
-        const entityId = /entityID="([^"]+)"/.exec(metadataXml)?.[1];
+        const entityId = options.entityId ?? /entityID="([^"&<]+)"/.exec(metadataXml)?.[1];
         if (!entityId) throw new Error('the metadata has no entityID');
         output.push(`[harness] metadata answered ${Date.now() - started} ms after spawn`);
         return makeIdp({ baseUrl, entityId, metadataUrl, metadataXml, keyPair, users, dir, child, secretSalt, sps, writeSps, log, entry });
