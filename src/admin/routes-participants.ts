@@ -121,6 +121,8 @@ export function participantRoutes(router: Router, deps: AdminDeps): void {
       ? { outcome: 'released', claims: outcome.claims }
       : {
           outcome: 'rejected',
+          // mapping_rejected (a require rule said no), or the limit that stopped the mapping (claims_too_deep, ...).
+          code: outcome.code,
           rule: {
             index: outcome.ruleIndex,
             requirement: outcome.requirement,

@@ -1,3 +1,4 @@
+import type { MappingLimitCode } from '../mapping/index.ts';
 import type { UpstreamErrorCode } from '../upstream/index.ts';
 
 /** Why a brokered login ended as it did; bounded, so it can label metrics. */
@@ -9,6 +10,7 @@ export type LoginOutcome =
   | 'participant_not_allowed'
   | UpstreamErrorCode
   | 'mapping_rejected'
+  | MappingLimitCode
   | 'session_expired'
   | 'internal';
 

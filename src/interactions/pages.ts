@@ -13,6 +13,7 @@ export const ERROR_PAGES = {
   upstream_error: { status: 502, heading: 'Your organisation’s sign-in service refused the sign-in', message: 'Your organisation’s sign-in service reported an error. Please try again, or contact your administrator.' },
   upstream_invalid: { status: 502, heading: 'The sign-in could not be verified', message: 'The answer from your organisation’s sign-in service failed our security checks, so we did not sign you in.' },
   mapping_rejected: { status: 403, heading: 'Your account does not meet this service’s requirements', message: 'Your organisation’s account does not meet a requirement for signing in here.' },
+  claims_not_accepted: { status: 502, heading: 'Your account could not be accepted', message: 'Your organisation’s sign-in service sent account information that Concord cannot accept within its limits (for example, too many groups). Please contact your administrator and quote the reference below.' },
   session_expired: { status: 400, heading: 'This sign-in has expired', message: 'The sign-in took too long or was already used. Go back to the service and start again.' },
   access_denied: { status: 403, heading: 'Access denied', message: 'You declined the request.' },
   store_unavailable: { status: 503, heading: 'Sign-in is temporarily unavailable', message: 'Concord cannot reach its session store. Please try again in a moment.' },

@@ -245,10 +245,10 @@ export function interactionRoutes(deps: InteractionDeps): Router {
 
     const outcome = participant.mapping.apply(identity.claims);
     if (!outcome.ok) {
-      observe({ participant: participantId, client: record.clientId, outcome: 'mapping_rejected' });
-      return showError(ctx, 'mapping_rejected', {
+      observe({ participant: participantId, client: record.clientId, outcome: outcome.code });
+      return showError(ctx, outcome.code === 'mapping_rejected' ? 'mapping_rejected' : 'claims_not_accepted', {
         ...(outcome.message ? { message: outcome.message } : {}),
-        log: { participant: participantId, client: record.clientId, rule: outcome.ruleIndex, requirement: outcome.requirement },
+        log: { participant: participantId, client: record.clientId, outcome: outcome.code, rule: outcome.ruleIndex, requirement: outcome.requirement },
       });
     }
 

@@ -15,19 +15,76 @@ import {
   type CelValue,
 } from '@bufbuild/cel';
 import { strings } from '@bufbuild/cel/ext';
+import { charge, exceed, LimitExceeded } from './budget.ts';
 import { LIMITS } from './limits.ts';
+import { compilePattern, matchSteps } from './regex.ts';
 
 /*
  * The CEL environment of mappings: one variable, `claims`, the standard library and the strings
  * extension, where every function that can build a string, bytes or list larger than the runtime limits
  * (`+`, the strings extension) fails instead. This is what makes the load-time cost estimate (cel.ts) hold.
+ *
+ * Every function is metered: before it runs it charges the active budget (budget.ts) one unit, plus a
+ * unit per STRING_CHARS_PER_UNIT characters of the strings it is given, plus, for matches(), a unit per
+ * MATCH_STEPS_PER_UNIT steps its RE2 program may take on that input. So the expression's real cost is
+ * counted as it runs, and a budget spent or a deadline passed stops it at its next call.
  */
 
-const { STRING, BYTES, INT, DYN } = CelScalar;
+const { STRING, BYTES, INT, BOOL, DYN } = CelScalar;
 const LIST = listType(DYN);
 
-export function tooLarge(what: string): Error {
-  return new Error(`${what} larger than the mapping allows`);
+/** Characters of string a function reads for one cost unit. */
+export const STRING_CHARS_PER_UNIT = 100;
+/** RE2 steps (program instructions x input characters) for one cost unit. */
+export const MATCH_STEPS_PER_UNIT = 100;
+
+export function tooLarge(what: string): LimitExceeded {
+  const bound = what === 'list' ? `lists <= ${LIMITS.celList} entries` : `${what} <= ${LIMITS.celString} characters`;
+  return exceed(new LimitExceeded('cel_cost_exceeded', `expression ${bound}`, `an expression built a ${what} larger than the mapping allows`));
+}
+
+const sizeUnits = (value: unknown): number =>
+  typeof value === 'string' || value instanceof Uint8Array ? Math.ceil(value.length / STRING_CHARS_PER_UNIT) : 0;
+
+/** The same function, charging the budget for each call (see above). */
+function metered(func: CelFunc): CelFunc {
+  const impl = function (this: CelValue | undefined, ...args: CelValue[]) {
+    let units = 1 + sizeUnits(this);
+    for (const arg of args) units += sizeUnits(arg);
+    charge(units);
+    const result = func.call(0, this, args);
+    if (result === undefined) throw new Error(`no matching overload for ${func.name}`);
+    if (isCelError(result)) throw result;
+    return result;
+  };
+  return func.target
+    ? celMethod(func.name, func.target, func.arguments, func.result, impl as never)
+    : celFunc(func.name, func.arguments, func.result, impl as never);
+}
+
+/**
+ * `string.matches(pattern)` on re2js (the RE2 port, linear in its input), replacing the library's own,
+ * which compiles the pattern on every call. Patterns are string literals checked at load (cel.ts), so
+ * each is compiled once; the cache holds at most MATCHES_CACHE of them.
+ */
+const MATCHES_CACHE = 1024;
+const compiledPatterns = new Map<string, ReturnType<typeof compilePattern>>();
+
+export function matchesPattern(pattern: string) {
+  let re = compiledPatterns.get(pattern);
+  if (re === undefined) {
+    re = compilePattern(pattern);
+    if (compiledPatterns.size >= MATCHES_CACHE) compiledPatterns.delete(compiledPatterns.keys().next().value!);
+    compiledPatterns.set(pattern, re);
+  }
+  return re;
+}
+
+function matches(this: string, pattern: string): boolean {
+  const re = matchesPattern(pattern);
+  if (typeof re === 'string') throw new Error(`invalid matches() pattern: ${re}`);
+  charge(1 + Math.ceil(matchSteps(re, this.length) / MATCH_STEPS_PER_UNIT));
+  return re.test(this);
 }
 
 function checkSize(value: unknown): void {
@@ -89,6 +146,7 @@ const FUNCTIONS: CelFunc[] = [
     if (l.size + r.size > LIMITS.celList) throw tooLarge('list');
     return celListConcat(l, r);
   }),
+  celMethod('matches', STRING, [STRING], BOOL, matches),
 ];
 
 /**
@@ -118,8 +176,11 @@ function append(accu: CelList, items: CelList): CelList {
 
 FUNCTIONS.push(celFunc(APPEND, [LIST, LIST], LIST, append));
 
+const variables = { claims: mapType(STRING, DYN) };
+// Every overload of the standard library and of FUNCTIONS, metered; matches() meters itself by its input.
+const ALL = Array.from(celEnv({ variables, funcs: FUNCTIONS }).funcs).map((func) => (func.name === 'matches' ? func : metered(func)));
 // Annotated: the inferred type names a private symbol of @bufbuild/cel, which declarations (dist) cannot.
-export const ENV: CelEnv = celEnv({ variables: { claims: mapType(STRING, DYN) }, funcs: FUNCTIONS });
+export const ENV: CelEnv = celEnv({ variables, funcs: ALL });
 
 /** Calls the planner resolves itself, which are not in the function table. */
 const OPERATORS = ['_&&_', '_||_', '_?_:_', '_[_]', '@not_strictly_false', '__not_strictly_false__'];

@@ -1,16 +1,20 @@
-import { celError, isCelError, parse, plan, type CelResult } from '@bufbuild/cel';
+import { celError, parse, plan, type CelResult } from '@bufbuild/cel';
 import type { CelBindings } from './cel-values.ts';
-import { APPEND, ENV, KNOWN_FUNCTIONS, TYPE_NAMES } from './cel-env.ts';
+import { APPEND, ENV, KNOWN_FUNCTIONS, MATCH_STEPS_PER_UNIT, matchesPattern, STRING_CHARS_PER_UNIT, TYPE_NAMES } from './cel-env.ts';
 import { LIMITS } from './limits.ts';
+import { matchSteps } from './regex.ts';
 
 /*
  * Compiling a CEL expression once, at load. Expressions see one variable, `claims` (the upstream
- * claims), and the functions of cel-env.ts. Their cost is bounded twice:
+ * claims), and the functions of cel-env.ts. Their cost is bounded three times:
  *  - here, by source size, bracket nesting, tree size and depth, an allow-list of names, and an
- *    estimated cost in which every comprehension over data runs LIMITS.celList times (Analysis);
- *  - at run time, by making that estimate hold: the claims an expression is given (cel-values.ts) hold
- *    no list, map or string larger than the limits, and the functions that could build larger ones fail
- *    instead (cel-env.ts). An expression that fails evaluates to an error; it never throws.
+ *    estimated cost in which every comprehension over data runs LIMITS.celList times, every function
+ *    reading a string pays for LIMITS.celStringEstimate characters and matches() for its RE2 program
+ *    over such a string (Analysis);
+ *  - at run time, by the claims an expression is given (cel-values.ts), which hold no list, map or
+ *    string larger than the limits, and the functions that could build larger ones, which fail instead;
+ *  - and by the meter every function charges as it runs (cel-env.ts, budget.ts): cost and time.
+ * An expression that fails evaluates to an error; it never throws.
  */
 
 type Expr = ReturnType<typeof parse>['expr'];
@@ -45,7 +49,7 @@ export function compileCel(source: string): CelProgram | string {
     throw error;
   }
   if (cost > LIMITS.celCost) {
-    return `too heavy: estimated cost ${Math.round(cost)} exceeds ${LIMITS.celCost} (every comprehension over claims counts ${LIMITS.celList} iterations; nested ones multiply)`;
+    return `too heavy: estimated cost ${Math.round(cost)} exceeds ${LIMITS.celCost} (every comprehension over claims counts ${LIMITS.celList} iterations, nested ones multiply; a matches() costs its pattern's RE2 program over ${LIMITS.celStringEstimate} characters)`;
   }
   let run: (bindings: CelBindings) => CelResult;
   try {
@@ -123,7 +127,8 @@ class Analysis {
           }
           if (target) cost += this.estimate(target, scope, next);
         }
-        if (call.function === 'matches') checkMatches(call.args[call.target ? 0 : 1]);
+        if (call.function === 'matches') cost += matchesCost(call.args[call.target ? 0 : 1]);
+        else if (STRING_FUNCTIONS.has(call.function)) cost += Math.ceil(LIMITS.celStringEstimate / STRING_CHARS_PER_UNIT);
         for (const arg of call.args) cost += this.estimate(arg, scope, next);
         return cost;
       }
@@ -179,16 +184,24 @@ function isVariable(name: string, scope: readonly string[]): boolean {
   return name === 'claims' || scope.includes(name);
 }
 
-/** RE2 is linear in its input, but compiling a pattern is not free: only short literal patterns, checked now. */
-function checkMatches(pattern: Expr | undefined): void {
+/** Functions that read their string arguments through: each call pays for the string's length. */
+const STRING_FUNCTIONS = new Set([
+  'contains', 'startsWith', 'endsWith', '_+_', 'charAt', 'indexOf', 'lastIndexOf', 'lowerAscii', 'upperAscii', 'replace', 'split', 'substring', 'trim', 'join', 'quote', 'reverse', 'format',
+]);
+
+/**
+ * RE2 is linear in its input, but compiling a pattern is not free and a large program makes every
+ * character cost more: only literal patterns, checked and compiled now; the estimate is the program
+ * over a string of LIMITS.celStringEstimate characters.
+ */
+function matchesCost(pattern: Expr | undefined): number {
   const kind = pattern?.exprKind;
   if (kind?.case !== 'constExpr' || kind.value.constantKind.case !== 'stringValue') {
     throw new Refusal('matches() takes a string literal as its pattern');
   }
-  const source = kind.value.constantKind.value;
-  if (source.length > LIMITS.regexPattern) throw new Refusal(`a matches() pattern has at most ${LIMITS.regexPattern} characters`);
-  const result = ENV.funcs.find('matches')?.call(0, '', [source]);
-  if (result === undefined || isCelError(result)) throw new Refusal(`invalid matches() pattern: ${result?.message ?? 'unsupported'}`);
+  const re = matchesPattern(kind.value.constantKind.value);
+  if (typeof re === 'string') throw new Refusal(`invalid matches() pattern: ${re}`);
+  return 1 + Math.ceil(matchSteps(re, LIMITS.celStringEstimate) / MATCH_STEPS_PER_UNIT);
 }
 
 /** Deepest nesting of (), [] and {} outside string literals: the parser recurses on it, so it is bounded first. */

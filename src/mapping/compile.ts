@@ -1,5 +1,7 @@
 import { isCelError } from '@bufbuild/cel';
+import { Budget, LimitExceeded, type BudgetLimits, type MappingLimitCode } from './budget.ts';
 import { compileCel, type CelProgram } from './cel.ts';
+import { exceededClaimBound } from './claims-bounds.ts';
 import { STANDARD_CLAIMS } from './claims.ts';
 import { MappingError, type MappingIssue } from './errors.ts';
 import { LIMITS } from './limits.ts';
@@ -9,6 +11,9 @@ import { MappingRuleSchema, MappingSchema, type MappingConfig, type RequireRule 
 
 /*
  * Semantics of apply(), in order:
+ *  0. the upstream claims are checked against the claim bounds (claims-bounds.ts): past one, the login
+ *     ends with that limit's outcome (claims_too_deep, claim_list_too_long, claims_too_large), before
+ *     anything is mapped or stored;
  *  1. the passthrough claims are copied from the upstream (absent and null ones are skipped);
  *  2. the rules run in order. Every source (paths, templates, CEL) reads the upstream claims, never the
  *     output of earlier rules, so a rule means the same wherever it stands. A rule that yields a value
@@ -19,8 +24,10 @@ import { MappingRuleSchema, MappingSchema, type MappingConfig, type RequireRule 
  *     `when` applies a rule only when it is exactly true (an error counts as false). A `require` rule
  *     refuses the login unless its expression is exactly true (an error refuses too);
  *  3. the email domain policy (policy.ts), whatever the rules did.
- * Every expression of a login fails when a claim the expressions read exceeds the runtime limits (cel.ts):
- * `when` is then false, `cel` yields nothing and `require` refuses.
+ * A limit hit while the rules run (an expression's cost, a value it builds past the list or string
+ * limits, the mapping's time budget: budget.ts) also ends the login with that limit's outcome
+ * (cel_cost_exceeded, mapping_timeout), whichever kind of rule hit it: a limit is never mistaken for a
+ * rule that said no.
  */
 
 export type MappingOutcome =
@@ -36,11 +43,26 @@ export type MappingOutcome =
       message?: string;
       /** Why the expression was not true when it failed rather than returned false: for logs and the dry-run, not for users. */
       error?: string;
+    }
+  | {
+      ok: false;
+      /** Which limit (budget.ts): the login's outcome. */
+      code: MappingLimitCode;
+      /** 0-based index of the rule that was running, or null when the claims were refused before any rule. */
+      ruleIndex: number | null;
+      /** The limit, for the log: e.g. `claims nesting <= 16`. */
+      requirement: string;
+      /** What exceeded it, for the log and the dry-run (names a claim, never its value). */
+      error: string;
+      message?: undefined;
     };
 
 export interface CompiledMapping {
-  /** Same code for real logins and dry-run. Pure: no I/O, no logging, never throws. */
-  apply(upstreamClaims: Record<string, unknown>): MappingOutcome;
+  /**
+   * Same code for real logins and dry-run. Pure: no I/O, no logging, never throws. `limits` overrides
+   * the time and cost budget (tests).
+   */
+  apply(upstreamClaims: Record<string, unknown>, limits?: Partial<BudgetLimits>): MappingOutcome;
 }
 
 export interface MappingContext {
@@ -50,6 +72,7 @@ export interface MappingContext {
 
 interface SetStep {
   readonly kind: 'set';
+  readonly index: number;
   readonly when: CelProgram | undefined;
   readonly claim: string;
   readonly produce: (evaluation: Evaluation) => Yield;
@@ -57,6 +80,7 @@ interface SetStep {
 
 interface RequireStep {
   readonly kind: 'require';
+  readonly index: number;
   readonly when: CelProgram | undefined;
   readonly program: CelProgram;
   /** Prebuilt, so a refusal allocates nothing unless it carries an error. */
@@ -103,11 +127,11 @@ export function compileMapping(config: MappingConfig | undefined, ctx: MappingCo
     const when = rule.when === undefined ? undefined : cel('when', rule.when);
     if ('require' in rule) {
       const program = cel('require', rule.require);
-      if (program) steps.push({ kind: 'require', when, program, refusal: refusal(rule, index) });
+      if (program) steps.push({ kind: 'require', index, when, program, refusal: refusal(rule, index) });
       return;
     }
     const produce = producer(rule, problem, cel);
-    if (produce) steps.push({ kind: 'set', when, claim: rule.claim, produce });
+    if (produce) steps.push({ kind: 'set', index, when, claim: rule.claim, produce });
   });
   if (totalCost > LIMITS.celCostPerMapping) {
     issues.push({ participant, index: null, field: 'rules', message: `the expressions together are too heavy: estimated cost ${Math.round(totalCost)} exceeds ${LIMITS.celCostPerMapping}` });
@@ -121,7 +145,7 @@ export function compileMapping(config: MappingConfig | undefined, ctx: MappingCo
     policy: emailPolicy(ctx.domains, mapping.keepForeignEmailUnverified ?? false),
     reads,
   };
-  return { apply: (upstream) => apply(upstream, plan) };
+  return { apply: (upstream, limits) => apply(upstream, plan, new Budget(limits)) };
 }
 
 /** A schema issue, placed in a rule when its path goes through `rules[i]`. */
@@ -137,28 +161,44 @@ function rawRules(input: unknown): unknown[] {
   return Array.isArray(rules) ? rules : [];
 }
 
-function apply(upstream: Record<string, unknown>, { passthrough, steps, policy, reads }: Plan): MappingOutcome {
+function apply(upstream: Record<string, unknown>, { passthrough, steps, policy, reads }: Plan, budget: Budget): MappingOutcome {
   const claims = upstream !== null && typeof upstream === 'object' && !Array.isArray(upstream) ? upstream : {};
+  const bound = exceededClaimBound(claims);
+  if (bound) return limitOutcome(bound, null);
   const out: Record<string, unknown> = {};
   for (const name of passthrough) {
     const value = Object.hasOwn(claims, name) ? claims[name] : undefined;
     if (value !== undefined && value !== null) out[name] = value;
   }
-  const evaluation = new Evaluation(claims, reads);
-  for (const step of steps) {
-    if (step.when && evaluation.run(step.when) !== true) continue;
-    if (step.kind === 'require') {
-      const result = evaluation.run(step.program);
-      if (result === true) continue;
-      return isCelError(result) ? { ...step.refusal, error: result.message } : step.refusal;
+  const evaluation = new Evaluation(claims, reads, budget);
+  let index = 0;
+  try {
+    for (const step of steps) {
+      index = step.index;
+      if (step.when && evaluation.run(step.when) !== true) continue;
+      if (step.kind === 'require') {
+        const result = evaluation.run(step.program);
+        if (result === true) continue;
+        return isCelError(result) ? { ...step.refusal, error: result.message } : step.refusal;
+      }
+      const value = step.produce(evaluation);
+      if (value === NOTHING) continue;
+      if (value === REMOVE) delete out[step.claim];
+      else out[step.claim] = value;
     }
-    const value = step.produce(evaluation);
-    if (value === NOTHING) continue;
-    if (value === REMOVE) delete out[step.claim];
-    else out[step.claim] = value;
+  } catch (error) {
+    if (error instanceof LimitExceeded) return limitOutcome(error, index);
+    throw error;
   }
   policy(out);
+  // What is released is stored with the account: it keeps to the same bounds (constants and lookups could grow it).
+  const released = exceededClaimBound(out);
+  if (released) return limitOutcome(released, null);
   return { ok: true, claims: out };
+}
+
+function limitOutcome(error: LimitExceeded, ruleIndex: number | null): MappingOutcome {
+  return { ok: false, code: error.code, ruleIndex, requirement: error.limit, error: error.message };
 }
 
 function refusal(rule: RequireRule, index: number): Extract<MappingOutcome, { ok: false }> {

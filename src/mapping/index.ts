@@ -11,3 +11,5 @@ export { MappingError } from './errors.ts';
 export type { MappingIssue } from './errors.ts';
 export { RESERVED_CLAIMS, STANDARD_CLAIMS } from './claims.ts';
 export { LIMITS as MAPPING_LIMITS } from './limits.ts';
+export { MAPPING_LIMIT_CODES, type MappingLimitCode } from './budget.ts';
+export { exceededClaimBound, DEFAULT_CLAIMS_BOUNDS, type ClaimsBounds } from './claims-bounds.ts';

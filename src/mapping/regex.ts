@@ -1,3 +1,4 @@
+import { RE2JS, RE2JSException, type Matcher } from 're2js';
 import { LIMITS } from './limits.ts';
 
 export interface RegexSpec {
@@ -9,7 +10,7 @@ export interface RegexSpec {
   replace?: string;
 }
 
-/** Yields the transformed value, or undefined (no match, or a value too long to be matched safely). */
+/** Yields the transformed value, or undefined (no match, or a value too long to be matched). */
 export type CompiledRegex = (value: string) => string | undefined;
 
 export interface RegexIssue {
@@ -18,124 +19,69 @@ export interface RegexIssue {
 }
 
 /**
- * Patterns use JavaScript's backtracking engine, so the worst inputs of some patterns take exponential
- * time. What is refused here, before compiling: patterns longer than LIMITS.regexPattern, backreferences
- * and lookaround (neither has a linear-time equivalent), repetition counts above LIMITS.regexRepeat, and a
- * repeated group that itself holds a quantifier or an alternation (`(a+)+`, `(a|ab)*`, `(a?){20}`): the
- * shapes behind exponential backtracking. Not refused: polynomial cases such as `\d*\d*\d*x`; they are
- * bounded by matching only values of at most LIMITS.regexInput characters.
+ * A pattern compiled for RE2 (re2js, the JavaScript port of RE2): matching is linear in the input,
+ * whatever the pattern, so there is no catastrophic backtracking to guard against. What is bounded
+ * here is the cost of one match, which is at most (program size x input length) steps: patterns have
+ * at most LIMITS.regexPattern characters and compile to at most LIMITS.regexProgram instructions.
+ * The syntax is RE2's (github.com/google/re2/wiki/Syntax), which is JavaScript's for everything a
+ * mapping needs (classes, `\d`, `\p{L}`, `(?:...)`, `(?<name>...)`), except: a code point is written
+ * `\x{e9}`, not `\u00e9`, and backreferences and lookaround do not exist (refused as syntax errors).
+ *
+ * Returns the compiled pattern, or a message saying why the pattern is refused.
  */
-export function patternProblem(pattern: string): string | undefined {
+export function compilePattern(pattern: string, options: { ignoreCase?: boolean } = {}): RE2JS | string {
   if (pattern.length > LIMITS.regexPattern) return `a pattern has at most ${LIMITS.regexPattern} characters`;
-  const groups: { quantified: boolean; alternation: boolean }[] = [{ quantified: false, alternation: false }];
-  let i = 0;
-  while (i < pattern.length) {
-    const c = pattern[i]!;
-    let group: { quantified: boolean; alternation: boolean } | undefined;
-    if (c === '\\') {
-      const d = pattern[i + 1] ?? '';
-      if (/[1-9]/.test(d) || (d === 'k' && pattern[i + 2] === '<')) return 'backreferences are not supported';
-      i += 2;
-      // \p{..}, \u{..}: the braces belong to the escape, not to a quantifier.
-      if ('pPu'.includes(d) && pattern[i] === '{') {
-        const end = pattern.indexOf('}', i);
-        i = end === -1 ? pattern.length : end + 1;
-      }
-    } else if (c === '[') {
-      i = classEnd(pattern, i);
-    } else if (c === '(') {
-      if (/^\(\?<?[=!]/.test(pattern.slice(i, i + 4))) return 'lookahead and lookbehind are not supported';
-      if (pattern[i + 1] === '?' && pattern[i + 2] !== ':' && pattern[i + 2] !== '<') return 'only (...), (?:...) and (?<name>...) groups are supported';
-      groups.push({ quantified: false, alternation: false });
-      i++;
-      continue;
-    } else if (c === ')') {
-      group = groups.length > 1 ? groups.pop() : undefined;
-      i++;
-    } else if (c === '|') {
-      groups[groups.length - 1]!.alternation = true;
-      i++;
-      continue;
-    } else {
-      i++;
-    }
-    const quantifier = readQuantifier(pattern, i);
-    const parent = groups[groups.length - 1]!;
-    if (group) {
-      parent.quantified ||= group.quantified;
-      parent.alternation ||= group.alternation;
-    }
-    if (!quantifier) continue;
-    if ((Number.isFinite(quantifier.max) && quantifier.max > LIMITS.regexRepeat) || quantifier.min > LIMITS.regexRepeat) return `repetition counts are at most ${LIMITS.regexRepeat}`;
-    if (group && quantifier.max > 1 && group.quantified) return 'a repeated group cannot hold a quantifier (nested quantifiers can take exponential time)';
-    if (group && quantifier.max > 1 && group.alternation) return 'a repeated group cannot hold an alternation (use a character class, e.g. [ab]+, instead of (a|b)+)';
-    parent.quantified = true;
-    i = quantifier.end;
+  let re: RE2JS;
+  try {
+    re = RE2JS.compile(pattern, options.ignoreCase ? RE2JS.CASE_INSENSITIVE : 0);
+  } catch (error) {
+    if (error instanceof RE2JSException) return `not a valid RE2 regular expression: ${error.message.replace(/^error parsing regexp: /, '')}`;
+    throw error;
   }
-  return undefined;
+  const size = re.programSize();
+  if (size > LIMITS.regexProgram) return `the pattern is too large once compiled: ${size} instructions (at most ${LIMITS.regexProgram}); use smaller repetition counts`;
+  return re;
 }
 
-function classEnd(pattern: string, open: number): number {
-  for (let j = open + 1; j < pattern.length; j++) {
-    if (pattern[j] === '\\') j++;
-    else if (pattern[j] === ']') return j + 1;
-  }
-  return pattern.length;
-}
-
-function readQuantifier(pattern: string, i: number): { end: number; min: number; max: number } | undefined {
-  const c = pattern[i];
-  let result: { end: number; min: number; max: number } | undefined;
-  if (c === '*') result = { end: i + 1, min: 0, max: Infinity };
-  else if (c === '+') result = { end: i + 1, min: 1, max: Infinity };
-  else if (c === '?') result = { end: i + 1, min: 0, max: 1 };
-  else if (c === '{') {
-    const m = /^\{(\d+)(,(\d*))?\}/.exec(pattern.slice(i, i + 24));
-    if (!m) return undefined;
-    const min = Number(m[1]);
-    const max = m[2] === undefined ? min : m[3] === '' ? Infinity : Number(m[3]);
-    result = { end: i + m[0].length, min, max };
-  }
-  if (result && pattern[result.end] === '?') result.end++;
-  return result;
-}
+/** The steps one match of `re` over `length` characters can take at most (RE2: program size x input). */
+export const matchSteps = (re: RE2JS, length: number) => re.programSize() * Math.max(1, length);
 
 type Part = string | { group: number } | { name: string } | { before: true } | { after: true } | { whole: true };
 
 export function compileRegex(spec: RegexSpec): CompiledRegex | RegexIssue[] {
-  const problem = patternProblem(spec.pattern);
-  if (problem) return [{ field: 'regex.pattern', message: problem }];
-  const flags = spec.ignoreCase ? 'iu' : 'u';
-  let re: RegExp;
-  let groupCount: number;
-  let names: Set<string>;
-  try {
-    re = new RegExp(spec.pattern, flags);
-    const empty = new RegExp(`(?:${spec.pattern})|`, flags).exec('')!;
-    groupCount = empty.length - 1;
-    names = new Set(Object.keys(empty.groups ?? {}));
-  } catch (error) {
-    return [{ field: 'regex.pattern', message: `not a valid regular expression: ${(error as Error).message}` }];
-  }
+  const re = compilePattern(spec.pattern, { ignoreCase: spec.ignoreCase ?? false });
+  if (typeof re === 'string') return [{ field: 'regex.pattern', message: re }];
+  const groupCount = re.groupCount();
+  const names = new Set(Object.keys(re.namedGroups()));
   const limit = LIMITS.regexInput;
 
   if (spec.replace !== undefined) {
-    const parsed = parseReplacement(spec.replace, groupCount, names);
-    if (typeof parsed === 'string') return [{ field: 'regex.replace', message: parsed }];
-    const global = new RegExp(spec.pattern, `${flags}g`);
-    const replacement = spec.replace;
-    return (value) => (value.length > limit ? undefined : value.replace(global, replacement));
+    const parts = parseReplacement(spec.replace, groupCount, names);
+    if (typeof parts === 'string') return [{ field: 'regex.replace', message: parts }];
+    return (value) => (value.length > limit ? undefined : replaceAll(re, value, parts));
   }
   if (spec.extract !== undefined) {
     const parts = parseReplacement(spec.extract, groupCount, names);
     if (typeof parts === 'string') return [{ field: 'regex.extract', message: parts }];
     return (value) => {
       if (value.length > limit) return undefined;
-      const match = re.exec(value);
-      return match ? expand(parts, match) : undefined;
+      const matcher = re.matcher(value);
+      return matcher.find() ? expand(parts, matcher, value) : undefined;
     };
   }
   return (value) => (value.length <= limit && re.test(value) ? value : undefined);
+}
+
+/** As String.prototype.replace with a global pattern: every match replaced, an empty match included. */
+function replaceAll(re: RE2JS, value: string, parts: Part[]): string {
+  const matcher = re.matcher(value);
+  let out = '';
+  let from = 0;
+  while (matcher.find()) {
+    out += value.slice(from, matcher.start()) + expand(parts, matcher, value);
+    from = matcher.end();
+  }
+  return out + value.slice(from);
 }
 
 /** Parses `$1`, `$<name>`, `$&`, `` $` ``, `$'`, `$$` once, refusing references to groups the pattern lacks. */
@@ -188,15 +134,15 @@ function parseReplacement(text: string, groupCount: number, names: Set<string>):
   return parts.filter((p) => p !== '');
 }
 
-function expand(parts: Part[], match: RegExpExecArray): string {
+function expand(parts: Part[], match: Matcher, input: string): string {
   let out = '';
   for (const part of parts) {
     if (typeof part === 'string') out += part;
-    else if ('group' in part) out += match[part.group] ?? '';
-    else if ('name' in part) out += match.groups?.[part.name] ?? '';
-    else if ('whole' in part) out += match[0];
-    else if ('before' in part) out += match.input.slice(0, match.index);
-    else out += match.input.slice(match.index + match[0].length);
+    else if ('group' in part) out += match.group(part.group) ?? '';
+    else if ('name' in part) out += match.group(part.name) ?? '';
+    else if ('whole' in part) out += match.group(0) ?? '';
+    else if ('before' in part) out += input.slice(0, match.start());
+    else out += input.slice(match.end());
   }
   return out;
 }

@@ -1,4 +1,5 @@
-import { celError, isCelError, type CelError, type CelResult } from '@bufbuild/cel';
+import { isCelError, type CelResult } from '@bufbuild/cel';
+import { Budget, LimitExceeded, withBudget } from './budget.ts';
 import { celToJson, claimsView, NOT_JSON, type CelBindings } from './cel-values.ts';
 import type { CelProgram } from './cel.ts';
 import { LIMITS } from './limits.ts';
@@ -13,26 +14,36 @@ export const NOTHING = Symbol('nothing');
 export const REMOVE = Symbol('remove');
 export type Yield = unknown; // a claim value, NOTHING or REMOVE
 
-/** The state of one apply(): the upstream claims and, once an expression needs it, their CEL form. */
+/**
+ * The state of one apply(): the upstream claims, once an expression needs it their CEL form, and the
+ * budget of time and cost. A limit hit anywhere throws LimitExceeded out of the rule that hit it: the
+ * login ends with that limit's outcome instead of the rule quietly yielding nothing.
+ */
 export class Evaluation {
   readonly claims: Record<string, unknown>;
+  readonly budget: Budget;
   readonly #reads: ReadonlySet<string> | 'all';
-  #bindings: CelBindings | null | undefined;
+  #bindings: CelBindings | undefined;
 
-  constructor(claims: Record<string, unknown>, reads: ReadonlySet<string> | 'all') {
+  constructor(claims: Record<string, unknown>, reads: ReadonlySet<string> | 'all', budget: Budget) {
     this.claims = claims;
+    this.budget = budget;
     this.#reads = reads;
   }
 
   run(program: CelProgram): CelResult {
-    if (this.#bindings === undefined) this.#bindings = claimsView(this.claims, this.#reads) ?? null;
-    return this.#bindings === null ? CLAIMS_TOO_LARGE : program.evaluate(this.#bindings);
+    if (this.#bindings === undefined) {
+      const bindings = claimsView(this.claims, this.#reads);
+      if (!bindings) throw new LimitExceeded('claims_too_large', `claims given to expressions <= ${LIMITS.celClaimsValues} values`, 'the upstream claims are too large for expressions');
+      this.#bindings = bindings;
+    }
+    const budget = this.budget;
+    budget.startEvaluation();
+    const result = withBudget(budget, () => program.evaluate(this.#bindings!));
+    if (budget.exceeded) throw budget.exceeded;
+    return result;
   }
 }
-
-const CLAIMS_TOO_LARGE: CelError = celError(
-  `the upstream claims are too large for expressions (lists and maps up to ${LIMITS.celList} entries, strings up to ${LIMITS.celString} characters)`,
-);
 
 export type Problem = (field: string, message: string) => void;
 export type CelCompiler = (field: string, source: string) => CelProgram | undefined;
@@ -64,7 +75,7 @@ export function producer(rule: ClaimRule, problem: Problem, cel: CelCompiler): (
     if (typeof path === 'string') problem(typeof rule.from === 'string' ? 'from' : `from.${i}`, path);
     else paths.push(path);
   });
-  let transform: ((value: unknown) => Yield) | undefined;
+  let transform: ((value: unknown, budget: Budget) => Yield) | undefined;
   if (rule.lookup !== undefined) transform = lookup(rule.lookup, rule.unmatched ?? 'drop');
   if (rule.regex !== undefined) {
     const compiled = compileRegex(rule.regex);
@@ -79,7 +90,7 @@ export function producer(rule: ClaimRule, problem: Problem, cel: CelCompiler): (
       if (value !== undefined) break;
     }
     if (value === undefined) return NOTHING;
-    return transform ? transform(value) : value;
+    return transform ? transform(value, evaluation.budget) : value;
   };
 }
 
@@ -112,14 +123,20 @@ function lookup(table: Record<string, LookupValue>, unmatched: 'drop' | 'keep'):
   };
 }
 
-/** Strings (and numbers, as text) are matched; elements of arrays one by one, non-matches dropped. */
-function regex(compiled: CompiledRegex): (value: unknown) => Yield {
+/**
+ * Strings (and numbers, as text) are matched; elements of arrays one by one, non-matches dropped.
+ * The mapping's deadline is checked before each value: one match is bounded (regex.ts), a list of them
+ * is bounded by the time budget.
+ */
+function regex(compiled: CompiledRegex): (value: unknown, budget: Budget) => Yield {
   const one = (value: unknown): string | undefined =>
     typeof value === 'string' ? compiled(value) : typeof value === 'number' ? compiled(String(value)) : undefined;
-  return (value) => {
+  return (value, budget) => {
+    budget.checkTime();
     if (!Array.isArray(value)) return one(value) ?? NOTHING;
     const out: string[] = [];
     for (const element of value) {
+      budget.checkTime();
       const result = one(element);
       if (result !== undefined) out.push(result);
     }

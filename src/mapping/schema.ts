@@ -48,7 +48,7 @@ const Scalar = z.union([z.string(), z.number(), z.boolean()]);
 
 const RegexSpecSchema = z
   .object({
-    pattern: z.string().min(1).describe('JavaScript regular expression, without backreferences or lookaround'),
+    pattern: z.string().min(1).describe('RE2 regular expression (linear-time matching): JavaScript syntax without backreferences or lookaround; a code point as \\x{e9}'),
     ignoreCase: z.boolean().optional(),
     extract: z.string().optional().describe('On a match, yield this: $1, $<name>, $& are filled in from the match'),
     replace: z.string().optional().describe('Replace every match ($1, $<name>, $&, $$ as in JavaScript)'),

@@ -20,8 +20,16 @@ export function clientLabel(known: KnownIds, id: unknown): string {
   return typeof id === 'string' && id.length <= 200 && known.client(id) ? id : UNKNOWN;
 }
 
+/**
+ * The outcomes of a login stopped at a mapping limit (src/mapping/budget.ts MAPPING_LIMIT_CODES; a
+ * unit test keeps the two lists equal): one series each, so a dashboard tells "too many groups" from
+ * "refused by a rule".
+ */
+export const MAPPING_LIMIT_OUTCOMES: ReadonlySet<string> = new Set(['claims_too_deep', 'claim_list_too_long', 'claims_too_large', 'cel_cost_exceeded', 'mapping_timeout']);
+
 /** Login outcomes come from code (LoginOutcome), never from a request; this only guards the shape. */
 export function outcomeLabel(outcome: unknown): string {
+  if (typeof outcome === 'string' && MAPPING_LIMIT_OUTCOMES.has(outcome)) return outcome;
   return typeof outcome === 'string' && /^[a-z][a-z0-9_]{0,39}$/.test(outcome) ? outcome : OTHER;
 }
 

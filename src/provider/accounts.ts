@@ -1,3 +1,4 @@
+import { exceededClaimBound } from '../mapping/index.ts';
 import type { Store } from '../store/index.ts';
 
 /** What Concord knows of a person: the mapped claims of their last brokered login. Concord owns no users. */
@@ -33,8 +34,17 @@ export class AccountStore {
     await this.#store.addToSet(`participant-accounts:${account.participantId}`, account.accountId, this.#ttlSeconds);
   }
 
-  find(accountId: string): Promise<BrokeredAccount | undefined> {
-    return this.#store.getTemp<BrokeredAccount>(key(accountId));
+  /**
+   * The account, or undefined. A record whose claims are not an object within the mapping's claim
+   * bounds (stored before the bounds existed, or damaged) counts as absent: the user signs in again,
+   * where the bounds apply, instead of every request for them failing on it.
+   */
+  async find(accountId: string): Promise<BrokeredAccount | undefined> {
+    const account = await this.#store.getTemp<BrokeredAccount>(key(accountId));
+    if (!account) return undefined;
+    const claims = account.claims as unknown;
+    if (claims === null || typeof claims !== 'object' || Array.isArray(claims) || exceededClaimBound(claims)) return undefined;
+    return account;
   }
 
   async remove(accountId: string): Promise<void> {

@@ -10,6 +10,15 @@ function claims(outcome: MappingOutcome): Record<string, unknown> {
   return (outcome as { claims: Record<string, unknown> }).claims;
 }
 
+/** The limit outcome (code) of a login whose mapping stopped at a limit. */
+function limitHit(outcome: MappingOutcome): string {
+  assert.equal(outcome.ok, false, JSON.stringify(outcome));
+  return (outcome as { code: string }).code;
+}
+
+/** The outcome code of `cel: expr` on `upstream` when it stops at a limit. */
+const celLimit = (expr: string, upstream: Record<string, unknown>) => limitHit(compileMapping({ passthrough: [], rules: [{ claim: 'out', cel: expr }] }, CTX).apply(upstream));
+
 /** What `cel: expr` yields for `upstream`; undefined when it yields nothing. */
 function evalCel(expr: string, upstream: Record<string, unknown>): unknown {
   return claims(compileMapping({ passthrough: [], rules: [{ claim: 'out', cel: expr }] }, CTX).apply(upstream)).out;
@@ -84,27 +93,50 @@ describe('mapping CEL list building', () => {
     assert.deepEqual(first.chained, g.slice(2).map((x) => `${x}.`));
   });
 
-  it('refuses to build a list longer than the limit', () => {
-    const literal = `[${Array.from({ length: MAPPING_LIMITS.celList + 1 }, () => '1').join(',')}]`;
-    assert.equal(evalCel(`${literal}.map(x, x)`, {}), undefined);
+  it('stops the login (cel_cost_exceeded) when an expression builds a list longer than the limit', () => {
+    const g = Array.from({ length: MAPPING_LIMITS.celList / 2 + 1 }, (_, i) => i);
+    assert.equal(celLimit('claims.g + claims.g', { g }), 'cel_cost_exceeded');
+    assert.equal(celLimit('claims.g.map(x, x) + claims.g.filter(x, true)', { g }), 'cel_cost_exceeded');
+    assert.equal((evalCel('claims.g + claims.g', { g: g.slice(1) }) as unknown[]).length, MAPPING_LIMITS.celList);
   });
 });
 
 describe('mapping CEL runtime bounds', () => {
   const big = 'x'.repeat(MAPPING_LIMITS.celString - 10);
 
-  it('refuses to build strings, lists or bytes beyond the limits', () => {
-    assert.equal(evalCel('claims.s + claims.s', { s: big }), undefined);
+  it('stops the login (cel_cost_exceeded) when an expression builds strings, lists or bytes beyond the limits', () => {
+    assert.equal(celLimit('claims.s + claims.s', { s: big }), 'cel_cost_exceeded');
     assert.equal(evalCel('size(claims.s + "y")', { s: 'x' }), 2);
-    assert.equal(evalCel("claims.s.replace('x', 'xx')", { s: big }), undefined);
-    assert.equal(evalCel("claims.s.split('')", { s: 'x'.repeat(MAPPING_LIMITS.celList + 1) }), undefined);
+    assert.equal(celLimit("claims.s.replace('x', 'xx')", { s: big }), 'cel_cost_exceeded');
+    assert.equal(celLimit("claims.s.split('')", { s: 'x'.repeat(MAPPING_LIMITS.celList + 1) }), 'cel_cost_exceeded');
     assert.deepEqual(evalCel("claims.s.split(',')", { s: 'a,b' }), ['a', 'b']);
-    assert.equal(evalCel('claims.g + claims.g', { g: Array.from({ length: 200 }, (_, i) => i) }), undefined);
-    assert.equal(evalCel("claims.g.join('-')", { g: Array.from({ length: 200 }, () => 'y'.repeat(100)) }), undefined);
-    assert.equal(evalCel("bytes(claims.s) + bytes(claims.s)", { s: big }), undefined);
+    assert.equal(celLimit("claims.g.join('-')", { g: Array.from({ length: 200 }, () => 'y'.repeat(100)) }), 'cel_cost_exceeded');
+    assert.equal(celLimit("bytes(claims.s) + bytes(claims.s)", { s: big }), 'cel_cost_exceeded');
   });
 
-  it('gives expressions nothing when the claims they read exceed the limits; other rules still run', () => {
+  it('a limit hit in a `when` or a `require` is the limit, never a quiet false or a policy refusal', () => {
+    const over = { s: big };
+    for (const rules of [
+      [{ claim: 'x', value: 1, when: 'size(claims.s + claims.s) > 0' }],
+      [{ require: 'size(claims.s + claims.s) > 0', name: 'concat' }],
+    ] as MappingRule[][]) {
+      const outcome = compileMapping({ rules }, CTX).apply(over);
+      assert.equal(limitHit(outcome), 'cel_cost_exceeded');
+      assert.equal((outcome as { ruleIndex: number }).ruleIndex, 0);
+    }
+  });
+
+  it('stops the login at the cost meter and at the time budget, with the named outcome', () => {
+    const m = compileMapping({ rules: [{ require: "claims.groups.exists(g, g.endsWith('-admins'))", name: 'admins' }] }, CTX);
+    const groups = Array.from({ length: 1000 }, (_, i) => `g${i}`);
+    assert.equal(limitHit(m.apply({ groups }, { celCost: 50 })), 'cel_cost_exceeded');
+    assert.equal(limitHit(m.apply({ groups }, { timeMs: -1 })), 'mapping_timeout');
+    assert.equal(limitHit(m.apply({ groups })), 'mapping_rejected', 'with the default budget the rule itself decides');
+    const regex = compileMapping({ passthrough: [], rules: [{ claim: 'g', from: 'groups', regex: { pattern: '^g(1+)$', extract: '$1' } }] }, CTX);
+    assert.equal(limitHit(regex.apply({ groups }, { timeMs: -1 })), 'mapping_timeout');
+  });
+
+  it('refuses claims past the claim bounds before any rule runs, naming the bound', () => {
     const m = compileMapping(
       {
         passthrough: [],
@@ -116,27 +148,48 @@ describe('mapping CEL runtime bounds', () => {
       },
       CTX,
     );
-    const over = [
-      { groups: Array.from({ length: MAPPING_LIMITS.celList + 1 }, (_, i) => `g${i}`) },
-      { groups: ['g0'], extra: 'b'.repeat(MAPPING_LIMITS.celString + 1) },
-      { groups: ['g0'], extra: JSON.parse(`${'{"a":'.repeat(20)}1${'}'.repeat(20)}`) },
-      { groups: ['g0'], extra: Object.fromEntries(Array.from({ length: MAPPING_LIMITS.celList + 1 }, (_, i) => [`c${i}`, i])) },
-      { groups: ['g0'], extra: Array.from({ length: 100 }, () => Array.from({ length: 120 }, () => 0)) },
+    const over: Array<[Record<string, unknown>, string]> = [
+      [{ groups: Array.from({ length: MAPPING_LIMITS.claimList + 1 }, (_, i) => `g${i}`) }, 'claim_list_too_long'],
+      [{ groups: ['g0'], extra: 'b'.repeat(MAPPING_LIMITS.claimString + 1) }, 'claims_too_large'],
+      [{ groups: ['g0'], extra: JSON.parse(`${'{"a":'.repeat(20)}1${'}'.repeat(20)}`) }, 'claims_too_deep'],
+      [{ groups: ['g0'], extra: JSON.parse(`${'['.repeat(3000)}1${']'.repeat(3000)}`) }, 'claims_too_deep'],
+      [{ groups: ['g0'], extra: Object.fromEntries(Array.from({ length: MAPPING_LIMITS.claimList + 1 }, (_, i) => [`c${i}`, i])) }, 'claim_list_too_long'],
+      [{ groups: ['g0'], extra: Array.from({ length: 100 }, () => 'x'.repeat(MAPPING_LIMITS.claimString)) }, 'claims_too_large'],
     ];
-    for (const upstream of over) assert.deepEqual(claims(m.apply(upstream)), { copied: 'g0' }, JSON.stringify(upstream).slice(0, 60));
+    for (const [upstream, code] of over) {
+      const outcome = m.apply(upstream);
+      assert.equal(limitHit(outcome), code, JSON.stringify(upstream).slice(0, 60));
+      assert.equal((outcome as { ruleIndex: number | null }).ruleIndex, null);
+      assert.doesNotMatch((outcome as { error: string }).error, /bbbb|xxxx/, 'the log line names the claim, never its value');
+    }
     assert.deepEqual(claims(m.apply({ groups: ['g0'] })), { copied: 'g0', cel: 'g0', when: 1 });
-    // Claims no expression reads are not given to CEL, so their size does not matter...
-    assert.deepEqual(claims(m.apply({ groups: ['g0'], unrelated: 'b'.repeat(MAPPING_LIMITS.celString + 1) })), { copied: 'g0', cel: 'g0', when: 1 });
-    // ...unless an expression uses `claims` as a whole.
+    // Within the bounds, claims no expression reads are not given to CEL...
+    assert.deepEqual(claims(m.apply({ groups: ['g0'], unrelated: Array.from({ length: 100 }, () => Array.from({ length: 120 }, () => 0)) })), { copied: 'g0', cel: 'g0', when: 1 });
+    // ...and an expression that uses `claims` as a whole sees them all.
     const whole = compileMapping({ passthrough: [], rules: [{ claim: 'n', cel: 'size(claims)' }] }, CTX);
     assert.deepEqual(claims(whole.apply({ a: 1, b: 2 })), { n: 2 });
-    assert.deepEqual(claims(whole.apply({ a: 1, unrelated: 'b'.repeat(MAPPING_LIMITS.celString + 1) })), {});
   });
 
-  it('refuses the login when a requirement cannot be evaluated on oversized claims', () => {
-    const outcome = compileMapping({ rules: [{ require: "claims.blob != ''", name: 'blob' }] }, CTX).apply({ blob: 'b'.repeat(MAPPING_LIMITS.celString + 1) });
-    assert.equal(outcome.ok, false);
-    assert.match((!outcome.ok && outcome.error) || '', /too large/);
+  it('passes 1,000 groups of 128 characters through lookups, regexes, CEL and require rules', () => {
+    const groups = Array.from({ length: 1000 }, (_, i) => `${String(i).padStart(4, '0')}-${'g'.repeat(123)}`);
+    const m = compileMapping(
+      {
+        passthrough: ['groups'],
+        rules: [
+          { require: "claims.groups.exists(g, g.startsWith('0999-'))", name: 'member' },
+          { require: "claims.groups.all(g, g.matches('^[0-9]{4}-g+$'))", name: 'well-formed' },
+          { claim: 'short', from: 'groups', regex: { pattern: '^(\\d{4})-', extract: '$1' } },
+          { claim: 'count', cel: 'size(claims.groups)' },
+          { claim: 'mapped', from: 'groups', lookup: { [groups[7]!]: 'seven' } },
+        ],
+      },
+      CTX,
+    );
+    const out = claims(m.apply({ groups }));
+    assert.equal((out.groups as string[]).length, 1000);
+    assert.equal((out.short as string[])[999], '0999');
+    assert.equal(out.count, 1000);
+    assert.deepEqual(out.mapped, ['seven']);
   });
 
   it('evaluates the worst input the load-time estimate allows, in full', () => {

@@ -175,7 +175,7 @@ describe('mapping validation: CEL at load', () => {
   it('refuses a mapping whose expressions are together too heavy', () => {
     const rule = { claim: 'x', cel: "claims.g.map(x, ['a', 'b', 'c', 'd', 'e'].exists(y, y == x))" };
     accepted(rule);
-    const issues = issuesOf({ rules: Array.from({ length: 8 }, () => rule) });
+    const issues = issuesOf({ rules: Array.from({ length: 10 }, () => rule) });
     assert.deepEqual(issues.map((i) => [i.index, i.field]), [[null, 'rules']]);
     assert.match(issues[0]!.message, /together are too heavy/);
   });
@@ -194,19 +194,21 @@ describe('mapping validation: regexes', () => {
     return issue.message;
   };
 
-  it('refuses nested quantifiers and repeated alternations (exponential backtracking)', () => {
-    for (const p of ['(a+)+', '(a*)*b', '(?:a+)*', '(\\w+\\s?)*$', '(a?){25}', '((ab)*c)+', '(?<x>a+)+']) assert.match(patternIssue(p), /cannot hold a quantifier/, p);
-    for (const p of ['(a|aa)+', '(?:x|y)*z', '((a|b)c)+']) assert.match(patternIssue(p), /cannot hold an alternation/, p);
+  it('accepts nested quantifiers and repeated alternations: RE2 matches them in linear time', () => {
+    for (const p of ['(a+)+', '(a*)*b', '(?:a+)*', '(\\w+\\s?)*$', '(a?){25}', '((ab)*c)+', '(?<x>a+)+', '(a|aa)+', '(?:x|y)*z', '((a|b)c)+', '(a+){000000000000000000000001,}$']) {
+      accepted({ claim: 'x', from: 'y', regex: { pattern: p } });
+    }
   });
 
-  it('refuses backreferences, lookaround, huge counts and long patterns', () => {
-    assert.match(patternIssue('(a)\\1'), /backreferences/);
-    assert.match(patternIssue('(?<n>a)\\k<n>'), /backreferences/);
-    assert.match(patternIssue('a(?=b)'), /lookahead/);
-    assert.match(patternIssue('(?<!a)b'), /lookahead and lookbehind/);
-    assert.match(patternIssue('a{2000}'), /at most 1000/);
+  it('refuses what RE2 cannot do (backreferences, lookaround), huge programs and long patterns', () => {
+    assert.match(patternIssue('(a)\\1'), /not a valid RE2 regular expression: invalid escape/);
+    assert.match(patternIssue('(?<n>a)\\k<n>'), /not a valid RE2 regular expression/);
+    assert.match(patternIssue('a(?=b)'), /not a valid RE2 regular expression/);
+    assert.match(patternIssue('(?<!a)b'), /not a valid RE2 regular expression/);
+    assert.match(patternIssue('a{2000}'), /invalid repeat count/);
+    assert.match(patternIssue('(?:a?){800}a{800}'), /too large once compiled: \d+ instructions \(at most 1500\)/);
     assert.match(patternIssue('a'.repeat(300)), /at most 256/);
-    assert.match(patternIssue('(unclosed'), /not a valid regular expression/);
+    assert.match(patternIssue('(unclosed'), /not a valid RE2 regular expression: missing closing \)/);
   });
 
   it('accepts ordinary patterns, with quantifiers inside classes, escapes and optional groups', () => {
