@@ -17,7 +17,7 @@ import { createLogger, createMetrics, loginMetrics, observeKeyAges, providerMetr
 import { ConnectorPool, Registry } from './participants/index.ts';
 import { AccountStore, createProvider, jwtUserinfo, pairwiseKey } from './provider/index.ts';
 import { createSecretBox, type SecretBox } from './secrets/index.ts';
-import { createStore, StoreUnavailableError, type Store } from './store/index.ts';
+import { createStore, StoreFullError, StoreUnavailableError, type Store } from './store/index.ts';
 import { UpstreamHealth } from './upstream/index.ts';
 
 export interface ConcordOptions {
@@ -75,7 +75,8 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   const secrets = createSecretBox(settings.secretsKey);
   const tracing = await startTracing({ log });
   // At debug level every store call is logged with its duration; otherwise the store is used as is.
-  const store = timedStore(options.store ?? (await createStore({ url: settings.store, prefix: settings.storePrefix })), log);
+  const memory = { maxEntries: settings.memoryStore.maxEntries, maxBytes: settings.memoryStore.maxBytes, sweepIntervalMs: settings.memoryStore.sweepInterval * 1000 };
+  const store = timedStore(options.store ?? (await createStore({ url: settings.store, prefix: settings.storePrefix, memory })), log);
 
   const maxTokenTtl = Math.max(settings.tokens.accessTokenTtl, settings.tokens.idTokenTtl, settings.tokens.clientCredentialsTtl, ...settings.resourceServers.map((rs) => rs.accessTokenTtl ?? 0));
   const keys = new KeyManager({
@@ -123,9 +124,10 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     provider.on('server_error', (ctx: Koa.Context, error: unknown) => {
       if (error instanceof StoreUnavailableError) {
         storeErrors.add(ctx);
+        if (error instanceof StoreFullError) (ctx.state?.log ?? log).warn({ detail: error.detail }, 'embedded store full: request refused');
         ctx.status = 503;
         ctx.set('Retry-After', '5');
-        ctx.body = { error: 'temporarily_unavailable', error_description: 'the session store is unavailable' };
+        ctx.body = { error: 'temporarily_unavailable', error_description: error instanceof StoreFullError ? error.error_description : 'the session store is unavailable' };
       } else {
         (ctx.state?.log ?? log).error({ err: error }, 'oidc-provider server error');
       }

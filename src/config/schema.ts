@@ -58,6 +58,21 @@ export const ConcordSettingsSchema = z
       .default('memory'),
     /** Prefix of every key in Redis, so several deployments can share one. */
     storePrefix: z.string().default('concord:'),
+    /**
+     * The embedded store (`store: memory`) never grows without bound: expired entries are swept every
+     * `sweepInterval`, and past `maxEntries` entries or `maxBytes` bytes (interactions, sessions, codes,
+     * tokens, accounts, pending logins) new ones are refused with 503 until some expire, instead of the
+     * process running out of memory. Defaults: 200,000 entries and 256 MiB, a few times what one
+     * instance holds at a thousand logins a minute with 8-hour sessions; raise both together.
+     */
+    memoryStore: z
+      .object({
+        maxEntries: z.number().int().min(100).max(100_000_000).default(200_000),
+        maxBytes: z.number().int().min(1024 * 1024).max(64 * 1024 * 1024 * 1024).default(256 * 1024 * 1024),
+        sweepInterval: Duration.refine((seconds) => seconds >= 1, 'at least 1s').default(10),
+      })
+      .strict()
+      .prefault({}),
     /** 32 bytes, base64: encrypts signing keys and secrets at rest. Production: required. Env CONCORD_SECRETS_KEY. */
     secretsKey: z.string().optional(),
     logLevel: z.enum(LOG_LEVELS).default('info'),

@@ -14,3 +14,17 @@ export class StoreUnavailableError extends ConcordError {
     this.error_description = description;
   }
 }
+
+/**
+ * The embedded store is at its cap (entries or bytes): new interactions, sessions and tokens are
+ * refused with 503 until entries expire. A StoreUnavailableError, so every path that answers a store
+ * outage (503, Retry-After, `temporarily_unavailable`, the error page) answers this too.
+ */
+export class StoreFullError extends StoreUnavailableError {
+  /** Entries and bytes held and the caps, for the log (not for callers). */
+  readonly detail: string;
+  constructor(detail: string) {
+    super('Concord is at capacity (too many sign-ins in progress); try again shortly');
+    this.detail = detail;
+  }
+}

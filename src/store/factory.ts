@@ -1,4 +1,4 @@
-import { MemoryStore } from './memory.ts';
+import { MemoryStore, type MemoryStoreOptions } from './memory.ts';
 import type { Store } from './types.ts';
 
 export interface StoreOptions {
@@ -6,11 +6,13 @@ export interface StoreOptions {
   url: string;
   /** Prefix of every key, so several deployments can share one Redis. */
   prefix?: string;
+  /** Caps and sweeping of the embedded store (settings `memoryStore`). */
+  memory?: MemoryStoreOptions;
 }
 
 /** Picks the backend named by CONCORD_STORE. The Redis backends are loaded only when used. */
 export async function createStore(options: StoreOptions): Promise<Store> {
-  if (options.url === 'memory') return new MemoryStore();
+  if (options.url === 'memory') return new MemoryStore(options.memory);
   if (/^(rediss?|redis-cluster|redis-sentinel):\/\//.test(options.url)) {
     const { createRedisStore } = await import('./redis.ts');
     return createRedisStore(options);

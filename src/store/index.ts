@@ -1,4 +1,4 @@
 export type { Store, Adapter, AdapterPayload, LogEntry } from './types.ts';
-export { StoreUnavailableError } from './errors.ts';
-export { MemoryStore } from './memory.ts';
+export { StoreFullError, StoreUnavailableError } from './errors.ts';
+export { MEMORY_STORE_DEFAULTS, MemoryStore, type MemoryStoreOptions } from './memory.ts';
 export { createStore } from './factory.ts';

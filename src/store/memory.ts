@@ -1,41 +1,104 @@
 import { EventEmitter } from 'node:events';
+import { StoreFullError } from './errors.ts';
 import type { Adapter, AdapterPayload, LogEntry, Store } from './types.ts';
+
+export interface MemoryStoreOptions {
+  /**
+   * Most entries the traffic-driven spaces may hold: temp values (interactions, sessions, codes,
+   * tokens, accounts, pending logins), set members and counters. Default 200,000.
+   */
+  maxEntries?: number;
+  /** Most bytes (JSON characters, plus keys) those entries may take. Default 256 MiB. */
+  maxBytes?: number;
+  /** How often expired entries are swept, in milliseconds (0: only as they are read). Default 10,000. */
+  sweepIntervalMs?: number;
+}
+
+export const MEMORY_STORE_DEFAULTS = { maxEntries: 200_000, maxBytes: 256 * 1024 * 1024, sweepIntervalMs: 10_000 } as const;
+
+/** What one entry costs beyond its key and value: the Map slot and the record around it. */
+const ENTRY_OVERHEAD = 64;
 
 interface Expiring<T> {
   value: T;
   /** epoch ms; undefined = never */
   expiresAt: number | undefined;
+  /** What this entry counts against maxBytes. */
+  bytes: number;
 }
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
+const expired = (entry: { expiresAt: number | undefined }, now: number) => entry.expiresAt !== undefined && entry.expiresAt <= now;
 
-/** The entry under `key` unless it has expired; an expired one is dropped as it is found. */
-function liveEntry<T>(map: Map<string, Expiring<T>>, key: string): Expiring<T> | undefined {
-  const entry = map.get(key);
-  if (entry?.expiresAt !== undefined && entry.expiresAt <= Date.now()) {
-    map.delete(key);
-    return undefined;
-  }
-  return entry;
-}
-
-/** Values are copied in and out so callers can never mutate what is stored, as with Redis. */
-const copy = <T>(value: T): T => (value === undefined ? value : structuredClone(value));
+/**
+ * Values are kept as JSON, as Redis keeps them: callers can never mutate what is stored, both
+ * backends give back the same shapes, a value's size is its length, and reading a value back never
+ * recurses (a deeply nested value that JSON.stringify wrote, JSON.parse reads).
+ */
+const serialize = (value: unknown): string => JSON.stringify(value) ?? 'null';
+const deserialize = <T>(raw: string | undefined): T | undefined => (raw === undefined ? undefined : (JSON.parse(raw) as T));
 
 /**
  * The embedded store: one process, nothing persisted. The default for development and the demo;
  * production with more than one instance uses Redis.
+ *
+ * Nothing grows without bound: expired entries are swept on a timer (not only when read again), and
+ * the traffic-driven spaces (temp values, sets, counters) are capped in entries and bytes. Past the
+ * cap a write that would add an entry fails with StoreFullError (a StoreUnavailableError: 503 with
+ * Retry-After, a page for people, `temporarily_unavailable` for programs) and a warning is logged
+ * by the caller; updates and deletes of existing entries still work, so logins under way can finish
+ * and the store drains as entries expire. Records and logs (participants, clients, keys, the audit
+ * log) are written by administrators, not traffic, and are not capped.
  */
 export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
-  readonly #temp = new Map<string, Expiring<unknown>>();
-  readonly #records = new Map<string, Map<string, unknown>>();
+  readonly #temp = new Map<string, Expiring<string>>();
+  readonly #records = new Map<string, Map<string, string>>();
   readonly #counters = new Map<string, number>();
-  readonly #logs = new Map<string, unknown[]>();
+  readonly #logs = new Map<string, string[]>();
   readonly #sets = new Map<string, Expiring<Set<string>>>();
   readonly #bus = new EventEmitter().setMaxListeners(0);
   readonly #adapters = new Map<string, MemoryAdapter>();
+  readonly #maxEntries: number;
+  readonly #maxBytes: number;
+  readonly #sweeper: NodeJS.Timeout | undefined;
+  #entries = 0;
+  #bytes = 0;
   #closed = false;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.#maxEntries = options.maxEntries ?? MEMORY_STORE_DEFAULTS.maxEntries;
+    this.#maxBytes = options.maxBytes ?? MEMORY_STORE_DEFAULTS.maxBytes;
+    const every = options.sweepIntervalMs ?? MEMORY_STORE_DEFAULTS.sweepIntervalMs;
+    if (every > 0) {
+      this.#sweeper = setInterval(() => this.sweep(), every);
+      this.#sweeper.unref();
+    }
+  }
+
+  /** Entries and bytes held now in the capped spaces (for tests and metrics). */
+  usage(): { entries: number; bytes: number; maxEntries: number; maxBytes: number } {
+    return { entries: this.#entries, bytes: this.#bytes, maxEntries: this.#maxEntries, maxBytes: this.#maxBytes };
+  }
+
+  /** Drops every expired temp value and set now. Returns how many entries went. */
+  sweep(): number {
+    const now = Date.now();
+    let dropped = 0;
+    for (const [key, entry] of this.#temp) {
+      if (expired(entry, now)) {
+        this.#dropTemp(key, entry);
+        dropped++;
+      }
+    }
+    for (const [key, entry] of this.#sets) {
+      if (expired(entry, now)) {
+        dropped += entry.value.size;
+        this.#dropSet(key, entry);
+      }
+    }
+    return dropped;
+  }
 
   adapter(name: string): Adapter {
     let adapter = this.#adapters.get(name);
@@ -47,13 +110,13 @@ export class MemoryStore implements Store {
   }
 
   async getRecord<T>(collection: string, id: string): Promise<T | undefined> {
-    return copy(this.#records.get(collection)?.get(id) as T | undefined);
+    return deserialize<T>(this.#records.get(collection)?.get(id));
   }
 
   async putRecord<T>(collection: string, id: string, value: T): Promise<void> {
     let records = this.#records.get(collection);
     if (!records) this.#records.set(collection, (records = new Map()));
-    records.set(id, copy(value));
+    records.set(id, serialize(value));
   }
 
   async deleteRecord(collection: string, id: string): Promise<boolean> {
@@ -61,29 +124,32 @@ export class MemoryStore implements Store {
   }
 
   async listRecords<T>(collection: string): Promise<Array<{ id: string; value: T }>> {
-    return [...(this.#records.get(collection) ?? [])].map(([id, value]) => ({ id, value: copy(value as T) }));
+    return [...(this.#records.get(collection) ?? [])].map(([id, value]) => ({ id, value: JSON.parse(value) as T }));
   }
 
   async setTemp<T>(key: string, value: T, ttlSeconds: number): Promise<void> {
-    this.#temp.set(key, { value: copy(value), expiresAt: Date.now() + ttlSeconds * 1000 });
+    this._writeTemp(key, serialize(value), Date.now() + ttlSeconds * 1000);
   }
 
   async getTemp<T>(key: string): Promise<T | undefined> {
-    return copy(this.#live(key) as T | undefined);
+    return deserialize<T>(this._readTemp(key)?.value);
   }
 
   async takeTemp<T>(key: string): Promise<T | undefined> {
-    const value = this.#live(key);
-    this.#temp.delete(key);
-    return value as T | undefined;
+    const entry = this._readTemp(key);
+    if (entry) this.#dropTemp(key, entry);
+    return deserialize<T>(entry?.value);
   }
 
   async deleteTemp(key: string): Promise<void> {
-    this.#temp.delete(key);
+    const entry = this.#temp.get(key);
+    if (entry) this.#dropTemp(key, entry);
   }
 
   async incr(key: string): Promise<number> {
-    const next = (this.#counters.get(key) ?? 0) + 1;
+    const current = this.#counters.get(key);
+    if (current === undefined) this.#admit(key.length + ENTRY_OVERHEAD);
+    const next = (current ?? 0) + 1;
     this.#counters.set(key, next);
     return next;
   }
@@ -95,7 +161,7 @@ export class MemoryStore implements Store {
   async append<T>(log: string, entry: T): Promise<number> {
     let entries = this.#logs.get(log);
     if (!entries) this.#logs.set(log, (entries = []));
-    entries.push(copy(entry));
+    entries.push(serialize(entry));
     return entries.length;
   }
 
@@ -104,29 +170,46 @@ export class MemoryStore implements Store {
     const end = Math.min(opts.before === undefined ? entries.length : opts.before - 1, entries.length);
     const out: Array<LogEntry<T>> = [];
     for (let seq = end; seq >= 1 && out.length < opts.limit; seq--) {
-      out.push({ seq, entry: copy(entries[seq - 1] as T) });
+      out.push({ seq, entry: JSON.parse(entries[seq - 1]!) as T });
     }
     return out;
   }
 
   #liveSet(key: string): Expiring<Set<string>> | undefined {
-    return liveEntry(this.#sets, key);
+    const entry = this.#sets.get(key);
+    if (entry && expired(entry, Date.now())) {
+      this.#dropSet(key, entry);
+      return undefined;
+    }
+    return entry;
   }
 
   async addToSet(key: string, member: string, ttlSeconds?: number): Promise<void> {
     const until = ttlSeconds === undefined ? undefined : Date.now() + ttlSeconds * 1000;
     const entry = this.#liveSet(key);
+    if (entry?.value.has(member)) {
+      if (until !== undefined && entry.expiresAt !== undefined && until > entry.expiresAt) entry.expiresAt = until;
+      return;
+    }
+    const bytes = member.length + ENTRY_OVERHEAD + (entry ? 0 : key.length);
+    this.#admit(bytes);
     if (!entry) {
-      this.#sets.set(key, { value: new Set([member]), expiresAt: until });
+      this.#sets.set(key, { value: new Set([member]), expiresAt: until, bytes });
       return;
     }
     entry.value.add(member);
+    entry.bytes += bytes;
     // As SET_ADD in redis.ts: lengthened, never shortened; a set without a lifetime keeps none.
     if (until !== undefined && entry.expiresAt !== undefined && until > entry.expiresAt) entry.expiresAt = until;
   }
 
   async removeFromSet(key: string, member: string): Promise<void> {
-    this.#liveSet(key)?.value.delete(member);
+    const entry = this.#liveSet(key);
+    if (!entry?.value.delete(member)) return;
+    const bytes = member.length + ENTRY_OVERHEAD;
+    entry.bytes -= bytes;
+    this.#entries--;
+    this.#bytes -= bytes;
   }
 
   async setMembers(key: string): Promise<string[]> {
@@ -134,7 +217,8 @@ export class MemoryStore implements Store {
   }
 
   async deleteSet(key: string): Promise<void> {
-    this.#sets.delete(key);
+    const entry = this.#sets.get(key);
+    if (entry) this.#dropSet(key, entry);
   }
 
   async publish(channel: string, message: string): Promise<void> {
@@ -155,16 +239,54 @@ export class MemoryStore implements Store {
 
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#sweeper) clearInterval(this.#sweeper);
     this.#bus.removeAllListeners();
   }
 
-  #live(key: string): unknown {
-    return liveEntry(this.#temp, key)?.value;
+  /** Room for one more entry of `bytes`, or StoreFullError. */
+  #admit(bytes: number): void {
+    if (this.#entries + 1 > this.#maxEntries || this.#bytes + bytes > this.#maxBytes) {
+      throw new StoreFullError(`the embedded store is full (${this.#entries} entries, ${this.#bytes} bytes; caps ${this.#maxEntries} and ${this.#maxBytes})`);
+    }
+    this.#entries++;
+    this.#bytes += bytes;
   }
 
-  /** @internal used by MemoryAdapter */
-  _temp(): Map<string, Expiring<unknown>> {
-    return this.#temp;
+  #dropTemp(key: string, entry: Expiring<string>): void {
+    this.#temp.delete(key);
+    this.#entries--;
+    this.#bytes -= entry.bytes;
+  }
+
+  #dropSet(key: string, entry: Expiring<Set<string>>): void {
+    this.#sets.delete(key);
+    this.#entries -= entry.value.size;
+    this.#bytes -= entry.bytes;
+  }
+
+  /** @internal The live entry under `key` (an expired one is dropped as it is found); used by MemoryAdapter. */
+  _readTemp(key: string): Expiring<string> | undefined {
+    const entry = this.#temp.get(key);
+    if (entry && expired(entry, Date.now())) {
+      this.#dropTemp(key, entry);
+      return undefined;
+    }
+    return entry;
+  }
+
+  /** @internal Writes a serialized value; a new key must fit under the caps, an existing one is replaced. */
+  _writeTemp(key: string, raw: string, expiresAt: number): void {
+    const bytes = key.length + raw.length + ENTRY_OVERHEAD;
+    const existing = this._readTemp(key);
+    if (existing) {
+      this.#bytes += bytes - existing.bytes;
+      existing.value = raw;
+      existing.expiresAt = expiresAt;
+      existing.bytes = bytes;
+      return;
+    }
+    this.#admit(bytes);
+    this.#temp.set(key, { value: raw, expiresAt, bytes });
   }
 }
 
@@ -189,10 +311,11 @@ class MemoryAdapter implements Adapter {
     if (payload.grantId) {
       // The grant index lives as long as its longest member.
       const indexKey = `oidc:grant:${payload.grantId}`;
-      const index = (await store.getTemp<string[]>(indexKey)) ?? [];
+      const current = store._readTemp(indexKey);
+      const index = deserialize<string[]>(current?.value) ?? [];
       index.push(this.#key(id));
-      const current = store._temp().get(indexKey)?.expiresAt ?? 0;
-      await store.setTemp(indexKey, index, Math.max(ttl, Math.ceil((current - Date.now()) / 1000)));
+      const until = Math.max(Date.now() + ttl * 1000, current?.expiresAt ?? 0);
+      store._writeTemp(indexKey, serialize(index), until);
     }
     if (payload.userCode) await store.setTemp(`oidc:userCode:${payload.userCode}`, id, ttl);
     if (payload.uid) await store.setTemp(`oidc:uid:${payload.uid}`, id, ttl);
@@ -213,8 +336,12 @@ class MemoryAdapter implements Adapter {
   }
 
   async consume(id: string): Promise<void> {
-    const item = this.#store._temp().get(this.#key(id));
-    if (item) (item.value as AdapterPayload).consumed = nowSeconds();
+    const key = this.#key(id);
+    const entry = this.#store._readTemp(key);
+    if (!entry) return;
+    const payload = JSON.parse(entry.value) as AdapterPayload;
+    payload.consumed = nowSeconds();
+    this.#store._writeTemp(key, serialize(payload), entry.expiresAt ?? Date.now());
   }
 
   async destroy(id: string): Promise<void> {
