@@ -11,6 +11,7 @@ import { errorBoundary } from './http/errors.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { createRateLimits } from './http/rate-limit.ts';
 import { requestLimits } from './http/request-limits.ts';
+import { routeTable, routing } from './http/route.ts';
 import { interactionRoutes, stylesheet, type LoginObserver } from './interactions/index.ts';
 import { KeyManager } from './keys/index.ts';
 import { createLogger, createMetrics, loginMetrics, observeKeyAges, providerMetrics, requestLogging, startTracing, timedStore, type Logger, type Metrics } from './observability/index.ts';
@@ -187,6 +188,9 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     observe: loginMetrics(metrics, registry, options.observe),
   });
 
+  // The route of every request, derived once as oidc-provider will dispatch it (`/TOKEN` is /token):
+  // every middleware below that decides by route reads it (src/http/route.ts).
+  publicApp.use(routing(routeTable((name) => providerState.provider.pathFor(name))));
   publicApp.use(requestLogging(log, { metrics, ...(tracing ? { tracer: tracing.tracer } : {}) }));
   publicApp.use(securityHeaders({ https: settings.issuer.startsWith('https://') }));
   publicApp.use(errorBoundary());

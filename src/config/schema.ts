@@ -138,19 +138,41 @@ export const ConcordSettingsSchema = z
         /** Off only for load tests of the rest of Concord. */
         enabled: z.boolean().default(true),
         /**
-         * POST /token, per client and source IP: the client_id of HTTP Basic auth or of the form (a
-         * client_id no client has counts against the caller's IP). Keyed by the source too because
-         * the client_id is public and not yet authenticated here. Default 600 per minute: each login
-         * is one code exchange, each refresh one more. Raise it for a client serving many users.
+         * POST /token, introspection and revocation, per client and source IP: the client_id of HTTP
+         * Basic auth or of the form (a client_id no client has counts against the caller's IP). Keyed by
+         * the source too because the client_id is public and not yet authenticated here. Default 3,000
+         * per minute (50 a second): each login is one code exchange, each refresh one more, and a busy
+         * confidential client behind one address must not be throttled. Guessing is stopped by
+         * `credentialFailures`, not by this budget.
          */
-        token: rateLimit(600, 60),
+        token: rateLimit(3000, 60),
         /**
-         * Browser routes, per client IP: /auth, the login and home-realm pages (/interaction/*) and the
-         * upstream callback (/broker/*). One login is about six requests. Default 300 per minute: an
-         * office behind one NAT address signs in together at nine. Behind a proxy set trustProxy, or
-         * every user shares the proxy's address.
+         * Browser routes, per client IP: /auth, pushed authorization requests (/request), the login and
+         * home-realm pages (/interaction/*) and the upstream callback (/broker/*); each can create state
+         * in the store. One login is about six requests. Default 300 per minute: an office behind one NAT
+         * address signs in together at nine. Behind a proxy set trustProxy, or every user shares the
+         * proxy's address.
          */
         browser: rateLimit(300, 60),
+        /**
+         * Brute-force protection, as Keycloak's: failed credentials are counted apart from the budgets
+         * above. On the client endpoints (token, introspection, revocation, PAR) a wrong client secret or
+         * assertion (invalid_client) and an unknown or spent code or refresh token (invalid_grant) count
+         * per client and source; on the admin API a wrong token counts per source. After `max` failures
+         * since the key's last success it is locked for `wait`; each further lock within `reset` doubles
+         * the wait, up to `maxWait`. Defaults 30, 60s, 15m, 12h (Keycloak's failureFactor, waitIncrement,
+         * maxFailureWait, failureResetTime): a client that lost its secret is noticed, not punished for a
+         * day; a guesser gets 30 tries, then about one per minute, then one per quarter of an hour.
+         */
+        credentialFailures: z
+          .object({
+            max: z.number().int().min(1).max(100_000).default(30),
+            wait: Duration.refine((seconds) => seconds >= 1, 'at least 1s').default(60),
+            maxWait: Duration.refine((seconds) => seconds >= 1, 'at least 1s').default(15 * 60),
+            reset: Duration.refine((seconds) => seconds >= 1, 'at least 1s').default(12 * 3600),
+          })
+          .strict()
+          .prefault({}),
         /** The admin API (/admin/v1/*), per source IP, so wrong tokens are limited too. Default 300 per minute. */
         admin: rateLimit(300, 60),
         /**
@@ -226,6 +248,8 @@ export const ClientSchema = z
     scope: z.string().optional(),
     subject_type: z.enum(['public', 'pairwise']).optional(),
     jwks_uri: z.url().optional(),
+    /** RFC 9126: this client must push its authorization requests to /request first; /auth without a request_uri is refused. */
+    require_pushed_authorization_requests: z.boolean().default(false),
     /** Skip the consent page: for first-party services. */
     skip_consent: z.boolean().default(false),
     /** Participants whose users may sign in to this client; all when absent. */

@@ -4,8 +4,10 @@ import { ConcordError } from '../errors.ts';
 import { renderPage, showError } from '../interactions/index.ts';
 import { newReference } from '../observability/index.ts';
 import { StoreUnavailableError } from '../store/index.ts';
+import { routeOf } from './route.ts';
 
-const wantsHtml = (ctx: Context) => ctx.path.startsWith('/interaction/') || ctx.path.startsWith('/broker/') || ctx.accepts('json', 'html') === 'html';
+const BROWSER_ROUTES = new Set(['interaction', 'interaction_login', 'interaction_consent', 'interaction_callback', 'broker_callback', 'broker']);
+const wantsHtml = (ctx: Context) => BROWSER_ROUTES.has(routeOf(ctx)?.name ?? '') || ctx.accepts('json', 'html') === 'html';
 
 /**
  * A 4xx the caller caused and may read about: Concord's own (ConcordError, e.g. a form too large) or

@@ -5,12 +5,27 @@ import { showError } from '../interactions/index.ts';
 import type { Logger, Metrics } from '../observability/index.ts';
 import type { Store } from '../store/index.ts';
 import type { CheckedRequest } from './request-limits.ts';
+import { routeOf, type RouteName } from './route.ts';
 
 /*
- * Rate limits (settings: `rateLimits`, documented in src/config/schema.ts):
- *   token    POST /token, per client (HTTP Basic client_id, else the form's; an unknown client: per IP)
- *   browser  /auth, /interaction/*, /broker/*, per client IP (ctx.ip: X-Forwarded-For with trustProxy)
- *   admin    /admin/v1/*, per bearer token (its SHA-256, never the token; no token: per IP)
+ * Rate limits (settings: `rateLimits`, documented in src/config/schema.ts). Which limit a request
+ * counts against comes from its route (route.ts), so `/TOKEN` and `/token/` count as /token.
+ *
+ * Budgets (every request counts):
+ *   token    POST /token, introspection, revocation, per client and source (the client_id of HTTP
+ *            Basic or the form; an unknown client: per source)
+ *   browser  /auth, /request (PAR), /auth/*, /interaction/*, /broker/*, per source: each of these
+ *            can create state in the store (an interaction, a pushed request, a pending login)
+ *   admin    /admin/v1/*, per source
+ *
+ * Credential failures (Keycloak-style brute-force protection), counted apart from the budgets:
+ *   a wrong client secret or assertion (invalid_client), an unknown or spent code or refresh token
+ *   (invalid_grant) on the client endpoints, per client and source; a wrong admin token (401), per
+ *   source. After `credentialFailures.max` failures since the key's last success, the key is locked
+ *   for `wait`, doubled at each further lock within `reset`, up to `maxWait`. A success clears the
+ *   count. A locked key gets 429 with Retry-After before its request reaches oidc-provider or the
+ *   admin API; the lock is logged and counted (concord_rate_limited_total{limit="credentials"} and
+ *   {limit="admin_credentials"}, concord_credential_lockouts_total).
  *
  * With a Redis (or Redis Cluster) store the counters are Redis keys `{storePrefix}rl:{limit}:{key}`,
  * one key per command, so every instance shares them; with the memory store each instance counts alone.
@@ -20,7 +35,7 @@ import type { CheckedRequest } from './request-limits.ts';
  * must not turn a Redis blip into refusing every login. Requests that need the store fail on their own.
  */
 
-export type LimitName = 'token' | 'browser' | 'admin';
+export type LimitName = 'token' | 'browser' | 'admin' | 'credentials' | 'admin_credentials';
 
 export interface RateLimitsOptions {
   settings: Pick<ConcordSettings, 'rateLimits' | 'storePrefix'>;
@@ -28,7 +43,7 @@ export interface RateLimitsOptions {
   log: Logger;
   /** Whether a client_id names a registered client (unknown ones are limited per IP, not per made-up id). */
   knownClient(clientId: string): boolean;
-  metrics?: Pick<Metrics, 'rateLimited' | 'rateLimiterFailures'>;
+  metrics?: Pick<Metrics, 'rateLimited' | 'rateLimiterFailures'> & Partial<Pick<Metrics, 'credentialLockouts'>>;
 }
 
 export interface RateLimits {
@@ -44,13 +59,21 @@ const redisClientOf = (store: Store) => (store.kind !== 'memory' && 'client' in 
 
 const FAIL_OPEN_LOG_EVERY_MS = 30_000;
 
+/** Routes whose callers authenticate as a client: their failures are credential failures. */
+const CLIENT_ROUTES: ReadonlySet<RouteName> = new Set(['token', 'introspection', 'revocation', 'pushed_authorization_request']);
+/** Routes that count against the per-source browser budget: each can create state in the store. */
+const BROWSER_ROUTES: ReadonlySet<RouteName> = new Set(['authorization', 'pushed_authorization_request', 'resume', 'interaction', 'interaction_login', 'interaction_consent', 'interaction_callback', 'broker_callback', 'broker']);
+
+/** The OAuth error of a JSON answer oidc-provider gave, if any. */
+const oauthError = (ctx: Context) => (ctx.body && typeof ctx.body === 'object' && 'error' in ctx.body ? String((ctx.body as { error: unknown }).error) : undefined);
+
 export function createRateLimits(options: RateLimitsOptions): RateLimits {
   const { rateLimits, storePrefix } = options.settings;
   const client = redisClientOf(options.store);
   if (rateLimits.enabled && !client) options.log.info('rate limits are counted per instance (memory store)');
+  const failures = rateLimits.credentialFailures;
 
-  const limiter = (name: LimitName): RateLimiterAbstract => {
-    const { points, duration } = rateLimits[name];
+  const limiter = (name: string, points: number, duration: number): RateLimiterAbstract => {
     if (client) {
       return new RateLimiterRedis({
         storeClient: client,
@@ -64,33 +87,75 @@ export function createRateLimits(options: RateLimitsOptions): RateLimits {
     }
     return new RateLimiterMemory({ keyPrefix: name, points, duration });
   };
-  const limiters: Record<LimitName, RateLimiterAbstract> = { token: limiter('token'), browser: limiter('browser'), admin: limiter('admin') };
-  const lastWarning: Record<LimitName, number> = { token: 0, browser: 0, admin: 0 };
+  const budget = (name: 'token' | 'browser' | 'admin') => limiter(name, rateLimits[name].points, rateLimits[name].duration);
+  const limiters: Record<'token' | 'browser' | 'admin', RateLimiterAbstract> = { token: budget('token'), browser: budget('browser'), admin: budget('admin') };
+  // Failures since the last success; a lock is a block() on this limiter. Strikes: locks within `reset`.
+  const failed = limiter('fail', failures.max, failures.reset);
+  const strikes = limiter('strike', 1_000_000, failures.reset);
+  const lastWarning = new Map<string, number>();
+
+  function failOpen(name: string, error: unknown): void {
+    options.metrics?.rateLimiterFailures.inc({ limit: name });
+    const now = Date.now();
+    if (now - (lastWarning.get(name) ?? 0) >= FAIL_OPEN_LOG_EVERY_MS) {
+      lastWarning.set(name, now);
+      options.log.warn({ limit: name, err: error }, 'rate limiter unavailable: letting requests through (fail open)');
+    }
+  }
+
+  const limited = (ctx: Context, name: LimitName, key: string, msBeforeNext: number) => {
+    options.metrics?.rateLimited.inc({ limit: name });
+    (ctx.state.log ?? options.log).warn({ limit: name, key: redact(key) }, 'rate limited');
+    return Math.max(1, Math.ceil(msBeforeNext / 1000));
+  };
 
   /** The seconds to wait when limited; undefined when the request may go on (also when the limiter failed). */
-  async function consume(ctx: Context, name: LimitName, key: string): Promise<number | undefined> {
+  async function consume(ctx: Context, name: 'token' | 'browser' | 'admin', key: string): Promise<number | undefined> {
     try {
       await limiters[name].consume(key);
       return undefined;
     } catch (outcome) {
-      if (outcome instanceof RateLimiterRes) {
-        options.metrics?.rateLimited.inc({ limit: name });
-        (ctx.state.log ?? options.log).warn({ limit: name, key: redact(key) }, 'rate limited');
-        return Math.max(1, Math.ceil(outcome.msBeforeNext / 1000));
-      }
-      options.metrics?.rateLimiterFailures.inc({ limit: name });
-      const now = Date.now();
-      if (now - lastWarning[name] >= FAIL_OPEN_LOG_EVERY_MS) {
-        lastWarning[name] = now;
-        options.log.warn({ limit: name, err: outcome }, 'rate limiter unavailable: letting requests through (fail open)');
-      }
+      if (outcome instanceof RateLimiterRes) return limited(ctx, name, key, outcome.msBeforeNext);
+      failOpen(name, outcome);
       return undefined;
+    }
+  }
+
+  /** The key's failures since its last success, and the seconds it still waits when locked. */
+  async function locked(ctx: Context, name: 'credentials' | 'admin_credentials', key: string): Promise<{ failures: number; wait?: number }> {
+    try {
+      const state = await failed.get(key);
+      if (!state) return { failures: 0 };
+      if (state.consumedPoints < failures.max) return { failures: state.consumedPoints };
+      return { failures: state.consumedPoints, wait: limited(ctx, name, key, state.msBeforeNext) };
+    } catch (error) {
+      failOpen(name, error);
+      return { failures: 0 };
+    }
+  }
+
+  /** Counts the request's outcome against its key: a failure may lock it, a success clears its failures. */
+  async function settle(ctx: Context, name: 'credentials' | 'admin_credentials', key: string, failure: boolean, earlier: number): Promise<void> {
+    try {
+      if (!failure) {
+        if (ctx.status < 400 && earlier > 0) await failed.delete(key);
+        return;
+      }
+      const state = await failed.penalty(key, 1);
+      if (state.consumedPoints < failures.max) return;
+      const strike = await strikes.penalty(key, 1);
+      const wait = Math.min(failures.maxWait, failures.wait * 2 ** Math.min(strike.consumedPoints - 1, 30));
+      await failed.block(key, wait);
+      options.metrics?.credentialLockouts?.inc({ limit: name });
+      (ctx.state.log ?? options.log).warn({ limit: name, key: redact(key), failures: failures.max, lock: strike.consumedPoints, waitSeconds: wait }, 'credential failures: locked out');
+    } catch (error) {
+      failOpen(name, error);
     }
   }
 
   const ipKey = (ctx: Context) => `ip:${ctx.ip || 'unknown'}`;
 
-  function tokenKey(ctx: Context): string {
+  function clientKey(ctx: Context): string {
     const fromBasic = basicClientId(ctx.get('authorization'));
     const form = (ctx.state.checked as CheckedRequest | undefined)?.form;
     const clientId = fromBasic ?? form?.get('client_id')?.[0];
@@ -99,37 +164,52 @@ export function createRateLimits(options: RateLimitsOptions): RateLimits {
     return clientId && options.knownClient(clientId) ? `client:${clientId}:${ipKey(ctx)}` : ipKey(ctx);
   }
 
-  function browserRoute(path: string): boolean {
-    return path === '/auth' || path.startsWith('/auth/') || path.startsWith('/interaction/') || path.startsWith('/broker/');
+  function tooMany(ctx: Context, retryAfter: number, json: boolean): void {
+    ctx.set('Retry-After', String(retryAfter));
+    ctx.set('Cache-Control', 'no-store');
+    if (json) {
+      ctx.status = 429;
+      ctx.body = { error: 'rate_limited', error_description: `too many requests; retry after ${retryAfter} s` };
+      return;
+    }
+    showError(ctx, 'rate_limited');
   }
 
   return {
     async public(ctx, next) {
       if (!rateLimits.enabled) return next();
-      const name: LimitName | undefined = ctx.path === '/token' && ctx.method === 'POST' ? 'token' : browserRoute(ctx.path) ? 'browser' : undefined;
-      if (!name) return next();
-      const retryAfter = await consume(ctx, name, name === 'token' ? tokenKey(ctx) : ipKey(ctx));
-      if (retryAfter === undefined) return next();
-      ctx.set('Retry-After', String(retryAfter));
-      ctx.set('Cache-Control', 'no-store');
-      if (name === 'token') {
-        ctx.status = 429;
-        ctx.body = { error: 'rate_limited', error_description: `too many requests; retry after ${retryAfter} s` };
-        return;
+      const route = routeOf(ctx)?.name;
+      const credentialRoute = route !== undefined && CLIENT_ROUTES.has(route) && ctx.method === 'POST';
+      const key = credentialRoute ? clientKey(ctx) : ipKey(ctx);
+      const before = credentialRoute ? await locked(ctx, 'credentials', key) : undefined;
+      if (before?.wait !== undefined) return tooMany(ctx, before.wait, true);
+      const name = credentialRoute && route !== 'pushed_authorization_request' ? 'token' : route !== undefined && BROWSER_ROUTES.has(route) ? 'browser' : undefined;
+      if (name) {
+        const retryAfter = await consume(ctx, name, name === 'token' ? key : ipKey(ctx));
+        if (retryAfter !== undefined) return tooMany(ctx, retryAfter, name === 'token' || route === 'pushed_authorization_request');
       }
-      showError(ctx, 'rate_limited');
+      await next();
+      if (before) {
+        const error = oauthError(ctx);
+        await settle(ctx, 'credentials', key, error === 'invalid_client' || error === 'invalid_grant', before.failures);
+      }
     },
 
     async admin(ctx, next) {
       if (!rateLimits.enabled || !(ctx.path === '/admin/v1' || ctx.path.startsWith('/admin/v1/'))) return next();
       // Per source address: keyed by the presented token, every wrong guess would get a fresh budget.
       const key = ipKey(ctx);
-      const retryAfter = await consume(ctx, 'admin', key);
-      if (retryAfter === undefined) return next();
-      ctx.status = 429;
-      ctx.set('Retry-After', String(retryAfter));
-      ctx.set('Cache-Control', 'no-store');
-      ctx.body = { error: 'rate_limited', message: `too many requests; retry after ${retryAfter} s` };
+      const before = await locked(ctx, 'admin_credentials', key);
+      const retryAfter = before.wait ?? (await consume(ctx, 'admin', key));
+      if (retryAfter !== undefined) {
+        ctx.status = 429;
+        ctx.set('Retry-After', String(retryAfter));
+        ctx.set('Cache-Control', 'no-store');
+        ctx.body = { error: 'rate_limited', message: `too many requests; retry after ${retryAfter} s` };
+        return;
+      }
+      await next();
+      await settle(ctx, 'admin_credentials', key, ctx.status === 401, before.failures);
     },
   };
 }

@@ -1,6 +1,7 @@
 import type { Context, Next } from 'koa';
 import { renderPage } from '../interactions/index.ts';
 import { newReference } from '../observability/index.ts';
+import { routeOf } from './route.ts';
 
 /*
  * The edge check of the public listener: oversized and malformed requests are refused here, before
@@ -10,18 +11,22 @@ import { newReference } from '../observability/index.ts';
  *   body over MAX_BODY_BYTES (Content-Length, or as it is read)  413 invalid_request
  *   query or form not well-formed: bad %-escape, not UTF-8, raw
  *   non-ASCII in the query, control characters, > MAX_PARAMS      400 invalid_request
- *   on /auth, /token and the upstream callbacks also: a parameter
+ *   on /auth, /request (PAR), /token, introspection, revocation
+ *   and the upstream callbacks also: a parameter
  *   given twice (except `resource`), an odd parameter name, a value
  *   over its PARAM_LIMITS entry                                   400 invalid_request
  *
- * How the error is told: /token answers JSON (`{ error, error_description }`, RFC 6749 5.2). /auth
+ * Which endpoint a request is for comes from its route (route.ts), as oidc-provider will dispatch it:
+ * `/AUTH` and `/token/` are checked as /auth and /token.
+ *
+ * How the error is told: /token and /request answer JSON (`{ error, error_description }`, RFC 6749 5.2). /auth
  * answers as RFC 6749 4.1.2.1 says: a bad or unknown client_id or redirect_uri gets the error page
  * (never a redirect to an unchecked URI); any other bad parameter, with the client's registered
  * redirect_uri, is sent back there as `error=invalid_request` (with `state` when that one is fine,
  * and `iss`). The browser routes (/interaction/*, /broker/*, /session/end*) get the error page; the
  * rest JSON.
  *
- * The form of POST /token and POST /auth is read here (oidc-provider would otherwise read it
+ * The form of POST /token, /request and /auth is read here (oidc-provider would otherwise read it
  * itself) and handed on as `ctx.request.body`, which oidc-provider takes instead of the stream
  * (its documented path for an upstream body parser). oidc-provider prints one plain-text line
  * about that, once per process: "oidc-provider WARNING: already parsed request body detected".
@@ -165,15 +170,34 @@ export function checkProtocolParams(params: Params): void {
   }
 }
 
-type Kind = 'authorization' | 'token' | 'callback' | 'page' | 'api';
+type Kind = 'authorization' | 'par' | 'token' | 'callback' | 'page' | 'api';
 
+/** What the check does with a request, by its route (route.ts): every spelling of a path alike. */
 function kindOf(ctx: Context): Kind {
-  const p = ctx.path;
-  if (p === '/auth') return 'authorization';
-  if (p === '/token') return 'token';
-  if (/^\/broker\/[^/]+\/callback$/.test(p) || /^\/interaction\/[^/]+\/callback$/.test(p)) return 'callback';
-  if (p.startsWith('/interaction/') || p.startsWith('/broker/') || p.startsWith('/auth/') || p.startsWith('/session/end')) return 'page';
-  return 'api';
+  switch (routeOf(ctx)?.name) {
+    case 'authorization':
+      return 'authorization';
+    case 'pushed_authorization_request':
+      return 'par';
+    case 'token':
+    case 'introspection':
+    case 'revocation':
+      return 'token';
+    case 'broker_callback':
+    case 'interaction_callback':
+      return 'callback';
+    case 'resume':
+    case 'interaction':
+    case 'interaction_login':
+    case 'interaction_consent':
+    case 'broker':
+    case 'end_session':
+    case 'end_session_confirm':
+    case 'end_session_success':
+      return 'page';
+    default:
+      return 'api';
+  }
 }
 
 export interface RequestLimitsOptions {
@@ -184,7 +208,7 @@ export interface RequestLimitsOptions {
 
 /** What the edge check leaves for later middleware (the rate limiter reads the client of /token). */
 export interface CheckedRequest {
-  /** The form of POST /token or POST /auth, parsed and checked. */
+  /** The form of POST /token (introspection, revocation), /request or /auth, parsed and checked. */
   form?: Params;
   /** That form as it came (UTF-8). */
   rawForm?: string;
@@ -204,9 +228,9 @@ export function requestLimits(options: RequestLimitsOptions) {
       const checked: CheckedRequest = {};
       ctx.state.checked = checked;
 
-      if (kind === 'authorization' || kind === 'token' || kind === 'callback') {
+      if (kind === 'authorization' || kind === 'par' || kind === 'token' || kind === 'callback') {
         checkProtocolParams(query);
-        if (ctx.method === 'POST' && (kind === 'token' || kind === 'authorization') && ctx.is('application/x-www-form-urlencoded')) {
+        if (ctx.method === 'POST' && kind !== 'callback' && ctx.is('application/x-www-form-urlencoded')) {
           checked.rawForm = await readBody(ctx);
           const form = parseParams(checked.rawForm);
           checkProtocolParams(form);
@@ -249,7 +273,7 @@ function refuse(ctx: Context, kind: Kind, error: BadRequest, options: RequestLim
   if (error.status === 413) ctx.set('Connection', 'close');
   if (kind === 'authorization' && error.status === 400 && redirectWithError(ctx, description, options)) return;
   ctx.status = error.status;
-  if (kind === 'token' || kind === 'api') {
+  if (kind === 'token' || kind === 'par' || kind === 'api') {
     ctx.body = { error: 'invalid_request', error_description: description };
     return;
   }

@@ -116,6 +116,12 @@ export function createMetrics() {
       labelNames: ['limit'] as const,
       registers,
     }),
+    credentialLockouts: new Counter({
+      name: 'concord_credential_lockouts_total',
+      help: 'Keys locked out after rateLimits.credentialFailures.max credential failures (credentials: a client and source on the client endpoints; admin_credentials: a source on the admin API)',
+      labelNames: ['limit'] as const,
+      registers,
+    }),
     rateLimiterFailures: new Counter({
       name: 'concord_rate_limiter_failures_total',
       help: 'Requests let through unlimited because the rate limiter could not count (its store did not answer: fail open)',

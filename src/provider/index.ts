@@ -102,6 +102,12 @@ export function createProvider(deps: ProviderDeps): Provider {
         },
       },
       resourceIndicators: resourceIndicators(settings, signingAlg) as never,
+      // RFC 9126, on purpose: POST /request takes the authorization parameters from the client's back
+      // end (client authentication as at /token) and answers a request_uri for /auth. It gets the edge
+      // checks of /auth (src/http/request-limits.ts), the per-source budget of /auth and the credential
+      // failure limits of /token (src/http/rate-limit.ts). A client with
+      // `require_pushed_authorization_requests: true` must use it; others may.
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false, allowUnregisteredRedirectUris: false },
     },
     ttl: {
       AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? t.accessTokenTtl,

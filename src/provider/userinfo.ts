@@ -33,7 +33,7 @@ export function jwtUserinfo(deps: { settings: ConcordSettings; keys: KeyManager;
   };
 
   return async function userinfo(ctx: Context, next: Next) {
-    if (ctx.path !== '/me' || (ctx.method !== 'GET' && ctx.method !== 'POST')) return next();
+    if ((ctx.state.route as { name?: string } | undefined)?.name !== 'userinfo' || (ctx.method !== 'GET' && ctx.method !== 'POST')) return next();
     const header = ctx.get('authorization');
     const token = /^Bearer /i.test(header) ? header.slice(7).trim() : '';
     if (!token) return refuse(ctx, 401, 'invalid_token', 'no access token provided');

@@ -1,0 +1,113 @@
+import type { Context, Next } from 'koa';
+import ProviderRouter from 'oidc-provider/lib/helpers/router.js';
+
+/*
+ * One view of the path. oidc-provider dispatches `/TOKEN`, `/Token` and `/token/` to its token route
+ * (segments compared case-insensitively, one trailing slash ignored). A middleware comparing
+ * `ctx.path === '/token'` would let every other spelling past its limit. So the route of a request is
+ * derived once, here, by oidc-provider's own router class populated with the same paths, and every
+ * middleware that decides by route reads `ctx.state.route`.
+ */
+
+/** The routes Concord's middleware decides on. oidc-provider's use its route names. */
+export type RouteName =
+  | 'authorization'
+  | 'resume'
+  | 'pushed_authorization_request'
+  | 'token'
+  | 'introspection'
+  | 'revocation'
+  | 'userinfo'
+  | 'jwks'
+  | 'discovery'
+  | 'end_session'
+  | 'end_session_confirm'
+  | 'end_session_success'
+  | 'interaction'
+  | 'interaction_login'
+  | 'interaction_consent'
+  | 'interaction_callback'
+  | 'broker_callback'
+  | 'broker'
+  | 'health';
+
+export interface Route {
+  name: RouteName;
+  /** The route's template, e.g. `/interaction/:uid/callback`. */
+  template: string;
+}
+
+/** oidc-provider's routes Concord enables (features in src/provider/index.ts), by name. */
+const PROVIDER_ROUTES: ReadonlyArray<[RouteName, string]> = [
+  ['authorization', 'authorization'],
+  ['resume', 'resume'],
+  ['pushed_authorization_request', 'pushed_authorization_request'],
+  ['token', 'token'],
+  ['introspection', 'introspection'],
+  ['revocation', 'revocation'],
+  ['userinfo', 'userinfo'],
+  ['jwks', 'jwks'],
+  ['end_session', 'end_session'],
+  ['end_session_confirm', 'end_session_confirm'],
+  ['end_session_success', 'end_session_success'],
+];
+
+/** Concord's own routes (interactions, broker, health). */
+const CONCORD_ROUTES: ReadonlyArray<[RouteName, string]> = [
+  ['interaction', '/interaction/:uid'],
+  ['interaction_login', '/interaction/:uid/login'],
+  ['interaction_consent', '/interaction/:uid/consent'],
+  ['interaction_callback', '/interaction/:uid/callback'],
+  ['broker_callback', '/broker/:participantId/callback'],
+  ['broker', '/broker/:participantId/:action'],
+  ['health', '/healthz'],
+  ['health', '/readyz'],
+];
+
+const METHODS = ['get', 'post', 'put', 'delete', 'options'] as const;
+
+export interface RouteTable {
+  /** The route `path` dispatches to, whatever the method; undefined for paths no route serves. */
+  match(path: string): Route | undefined;
+}
+
+/**
+ * The route table. `pathFor` is oidc-provider's `provider.pathFor(name)`: the paths come from the
+ * provider's configuration, the matching from its router.
+ */
+export function routeTable(pathFor: (name: string) => string): RouteTable {
+  const router = new ProviderRouter();
+  const noop = () => undefined;
+  const add = (name: RouteName, template: string) => {
+    for (const method of METHODS) router[method](name, template, noop);
+  };
+  for (const [name, providerName] of PROVIDER_ROUTES) {
+    let path: string;
+    try {
+      path = pathFor(providerName);
+    } catch {
+      continue; // a feature that is off has no route
+    }
+    add(name, path);
+  }
+  add('discovery', '/.well-known/openid-configuration');
+  add('discovery', '/.well-known/oauth-authorization-server');
+  for (const [name, template] of CONCORD_ROUTES) add(name, template);
+  return {
+    match(path) {
+      const found = router.match('GET', path);
+      return found ? { name: found.route.name as RouteName, template: found.route.path } : undefined;
+    },
+  };
+}
+
+/** The request's route, set once by `routing()`; undefined for paths no route serves. */
+export const routeOf = (ctx: Context): Route | undefined => ctx.state.route as Route | undefined;
+
+/** Sets `ctx.state.route` for every later middleware. First on the public app. */
+export function routing(table: RouteTable) {
+  return function deriveRoute(ctx: Context, next: Next) {
+    ctx.state.route = table.match(ctx.path);
+    return next();
+  };
+}
