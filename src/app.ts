@@ -196,7 +196,14 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   publicApp.use(errorBoundary());
   // The edge check (oversized, malformed parameters), then the rate limits: before any route touches the store.
   const limits = createRateLimits({ settings, store, log, metrics, knownClient: (id) => registry.client(id) !== undefined });
-  publicApp.use(requestLimits({ issuer: settings.issuer, redirectUris: (id) => registry.client(id)?.redirect_uris }));
+  publicApp.use(
+    requestLimits({
+      issuer: settings.issuer,
+      redirectUris: (id) => registry.client(id)?.redirect_uris,
+      applicationType: (id) => registry.client(id)?.application_type,
+      allowHttpRedirects: settings.clients.allowHttpRedirectUris,
+    }),
+  );
   publicApp.use(limits.public);
   // Routers only see the paths they serve: most traffic is oidc-provider's, and a router's dispatch
   // on every token request is measurable (bench/results.md).

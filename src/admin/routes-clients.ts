@@ -1,5 +1,5 @@
 import type Router from '@koa/router';
-import { ClientSchema, type ClientConfig } from '../config/index.ts';
+import { ClientSchema, redirectUriProblem, type ClientConfig } from '../config/index.ts';
 import { idIn, keepClientSecret, recordChange, withoutFlags, type AdminDeps } from './context.ts';
 import { AdminError, notFound } from './errors.ts';
 import { clientView } from './stored.ts';
@@ -9,6 +9,16 @@ import { parseWith, readJson } from './validation.ts';
 export function clientRoutes(router: Router, deps: AdminDeps): void {
   const { registry, sync, audit } = deps;
   const object = (id: string) => ({ type: 'client' as const, id });
+
+  /** The deployment's rule on http redirect URIs (clients.allowHttpRedirectUris), as the config loader applies it. */
+  function checkRedirectPolicy(client: ClientConfig): void {
+    for (const field of ['redirect_uris', 'post_logout_redirect_uris'] as const) {
+      client[field].forEach((uri, i) => {
+        const problem = redirectUriProblem(uri, client.application_type, deps.settings.clients.allowHttpRedirectUris);
+        if (problem) throw new AdminError(422, 'invalid_request', `invalid client: ${field}.${i}: ${problem}`, { field: `${field}.${i}` });
+      });
+    }
+  }
 
   /** The files' cross-check, at the API: a client may only name participants that exist. */
   async function checkParticipants(client: ClientConfig): Promise<void> {
@@ -26,6 +36,7 @@ export function clientRoutes(router: Router, deps: AdminDeps): void {
 
   router.post('/clients', async (ctx) => {
     const client = parseWith(ClientSchema, withoutFlags(await readJson(ctx)), { what: 'client' });
+    checkRedirectPolicy(client);
     await checkParticipants(client);
     await sync.putClient(client, 'new');
     await recordChange(ctx, audit, 'client.create', object(client.client_id), { after: client });
@@ -49,6 +60,7 @@ export function clientRoutes(router: Router, deps: AdminDeps): void {
     if (!current) throw notFound('client', id);
     const body = keepClientSecret(typeof raw === 'object' && raw !== null ? { ...raw, client_id: id } : raw, current);
     const client = parseWith(ClientSchema, body, { what: 'client' });
+    checkRedirectPolicy(client);
     await checkParticipants(client);
     const previous = await sync.putClient(client, 'existing');
     await recordChange(ctx, audit, 'client.update', object(id), { before: previous, after: client });

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigIssue } from './errors.ts';
+import { redirectUriProblem } from './redirect-uris.ts';
 import {
   ClientSchema,
   ConcordSettingsSchema,
@@ -132,8 +133,23 @@ export async function loadConfig(options: { dir?: string; env?: NodeJS.ProcessEn
   }
 
   issues.push(...crossChecks(participants, clients, dir));
+  if (settingsResult.success) issues.push(...redirectPolicyIssues(clients, settingsResult.data, dir));
   if (issues.length > 0 || !settingsResult.success) throw new ConfigError(issues);
   return { dir, settings: settingsResult.data, participants, clients };
+}
+
+/** The deployment's rule on http redirect URIs (settings `clients.allowHttpRedirectUris`), for the client files. */
+export function redirectPolicyIssues(clients: ClientConfig[], settings: ConcordSettings, dir: string): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  for (const c of clients) {
+    for (const field of ['redirect_uris', 'post_logout_redirect_uris'] as const) {
+      c[field].forEach((uri, i) => {
+        const problem = redirectUriProblem(uri, c.application_type, settings.clients.allowHttpRedirectUris);
+        if (problem) issues.push({ source: path.join(path.relative(process.cwd(), dir) || '.', 'clients', `${c.client_id}.yaml`), field: `${field}.${i}`, message: problem });
+      });
+    }
+  }
+  return issues;
 }
 
 /** Rules that span files: unique ids, each domain owned by one participant, clients naming real participants. */

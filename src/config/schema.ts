@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { MappingSchema } from '../mapping/index.ts';
 import { Duration } from './duration.ts';
+import { redirectUriProblem } from './redirect-uris.ts';
 
 /*
  * Every setting of Concord, with its default and what to choose in production.
@@ -70,6 +71,17 @@ export const ConcordSettingsSchema = z
         maxEntries: z.number().int().min(100).max(100_000_000).default(200_000),
         maxBytes: z.number().int().min(1024 * 1024).max(64 * 1024 * 1024 * 1024).default(256 * 1024 * 1024),
         sweepInterval: Duration.refine((seconds) => seconds >= 1, 'at least 1s').default(10),
+      })
+      .strict()
+      .prefault({}),
+    clients: z
+      .object({
+        /**
+         * Accept http redirect and post-logout URIs to hosts that are not loopback (web clients). Off:
+         * https only, http to 127.0.0.1, [::1] or localhost. Only for a closed development network: a
+         * code sent over http can be read on the way.
+         */
+        allowHttpRedirectUris: z.boolean().default(false),
       })
       .strict()
       .prefault({}),
@@ -232,7 +244,8 @@ export const ParticipantSchema = z
   })
   .strict();
 
-const RedirectUri = z.url().refine((u) => !u.includes('#'), 'a redirect URI has no fragment');
+/** Shape only; where a URI may point is checked with the client's application_type (redirect-uris.ts). */
+const RedirectUri = z.url().max(2048);
 
 export const ClientSchema = z
   .object({
@@ -240,6 +253,9 @@ export const ClientSchema = z
     client_name: z.string().optional(),
     /** Write-only. Absent for public clients (token_endpoint_auth_method: none). */
     client_secret: z.string().min(16, 'use at least 16 characters').optional(),
+    /** `web` (a server or browser app) or `native` (a desktop or mobile app, RFC 8252): decides which redirect URIs are allowed. */
+    application_type: z.enum(['web', 'native']).default('web'),
+    /** https, or http to a loopback host; native clients also a private-use scheme (com.example.app:/cb). See redirect-uris.ts. */
     redirect_uris: z.array(RedirectUri).default([]),
     post_logout_redirect_uris: z.array(RedirectUri).default([]),
     grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials'])).default(['authorization_code', 'refresh_token']),
@@ -264,6 +280,12 @@ export const ClientSchema = z
     const needsSecret = client.token_endpoint_auth_method.startsWith('client_secret');
     if (needsSecret && !client.client_secret) {
       ctx.addIssue({ code: 'custom', path: ['client_secret'], message: `required with token_endpoint_auth_method ${client.token_endpoint_auth_method}` });
+    }
+    for (const field of ['redirect_uris', 'post_logout_redirect_uris'] as const) {
+      client[field].forEach((uri, i) => {
+        const problem = redirectUriProblem(uri, client.application_type);
+        if (problem) ctx.addIssue({ code: 'custom', path: [field, i], message: problem });
+      });
     }
     if (client.grant_types.includes('authorization_code') && client.redirect_uris.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['redirect_uris'], message: 'at least one is required for authorization_code' });

@@ -1,6 +1,7 @@
 import type { Context, Next } from 'koa';
 import { renderPage } from '../interactions/index.ts';
 import { newReference } from '../observability/index.ts';
+import { isSafeRedirect, type ApplicationType } from '../config/index.ts';
 import { routeOf } from './route.ts';
 
 /*
@@ -204,6 +205,10 @@ export interface RequestLimitsOptions {
   issuer: string;
   /** The registered redirect URIs of a client, or undefined when there is no such client. */
   redirectUris(clientId: string): readonly string[] | undefined;
+  /** The client's application_type (web when unknown): which redirect URIs are safe to send a browser to. */
+  applicationType?(clientId: string): ApplicationType | undefined;
+  /** The deployment allows http redirect URIs to hosts that are not loopback (clients.allowHttpRedirectUris). */
+  allowHttpRedirects?: boolean;
 }
 
 /** What the edge check leaves for later middleware (the rate limiter reads the client of /token). */
@@ -304,6 +309,8 @@ function redirectWithError(ctx: Context, description: string, options: RequestLi
   const asked = single('redirect_uri');
   const redirectUri = asked ?? (params.has('redirect_uri') ? undefined : registered.length === 1 ? registered[0] : undefined);
   if (!redirectUri || !registered.includes(redirectUri)) return false;
+  // Registered is not enough: a record from before the rules, or damaged, must not become a redirect to javascript: or data:.
+  if (!isSafeRedirect(redirectUri, options.applicationType?.(clientId!) ?? 'web', options.allowHttpRedirects ?? false)) return false;
   const mode = single('response_mode') ?? (params.has('response_mode') ? 'invalid' : 'query');
   if (mode !== 'query' && mode !== 'fragment') return false;
 
