@@ -16,7 +16,7 @@ import { interactionRoutes, stylesheet, type LoginObserver } from './interaction
 import { KeyManager } from './keys/index.ts';
 import { createLogger, createMetrics, loginMetrics, observeKeyAges, providerMetrics, requestLogging, startTracing, timedStore, type Logger, type Metrics } from './observability/index.ts';
 import { ConnectorPool, Registry } from './participants/index.ts';
-import { AccountStore, createProvider, jwtUserinfo, pairwiseKey } from './provider/index.ts';
+import { AccountStore, createProvider, jwtUserinfo, pairwiseKey, tokenIdKey } from './provider/index.ts';
 import { createSecretBox, type SecretBox } from './secrets/index.ts';
 import { createStore, StoreFullError, StoreUnavailableError, type Store } from './store/index.ts';
 import { UpstreamHealth } from './upstream/index.ts';
@@ -96,7 +96,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   for (const participant of participants) registry.setParticipant(participant);
   for (const client of clients) registry.setClient(client);
 
-  const accounts = new AccountStore(store, Math.max(settings.tokens.refreshTokenTtl, settings.tokens.sessionTtl, settings.tokens.grantTtl));
+  const accounts = new AccountStore(store, Math.max(settings.tokens.refreshTokenTtl, settings.tokens.sessionTtl, settings.tokens.grantTtl), secrets);
   const upstreamHealth = new UpstreamHealth({
     metrics,
     log,
@@ -115,13 +115,14 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     if (event.kind === 'participant' && event.action === 'removed') connectors.forget(event.id);
   });
 
+  const tokenIds = tokenIdKey(settings.secretsKey, keys.pairwiseSalt());
   // The provider is rebuilt when the key set changes (a key activates, is added or leaves).
   // Requests already inside the old one finish there.
   let providerState: { provider: Provider; fingerprint: string; middleware: Koa.Middleware };
   const storeErrors = new WeakSet<object>();
   function buildProvider(): void {
     const keySet = keys.keySet();
-    const provider = createProvider({ settings, store, registry, accounts, keySet, cookieKeys: keys.cookieKeys(), pairwiseSalt: keys.pairwiseSalt(), log });
+    const provider = createProvider({ settings, store, registry, accounts, keySet, cookieKeys: keys.cookieKeys(), pairwiseSalt: keys.pairwiseSalt(), tokenIdKey: tokenIds, log });
     provider.on('server_error', (ctx: Koa.Context, error: unknown) => {
       if (error instanceof StoreUnavailableError) {
         storeErrors.add(ctx);

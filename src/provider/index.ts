@@ -14,6 +14,7 @@ import { SCOPE_CLAIMS } from './claims.ts';
 import { clientAdapter, EXTRA_CLIENT_METADATA } from './clients.ts';
 import { allScopes, resourceIndicators } from './resources.ts';
 import { indexingAdapter } from './offboarding.ts';
+import { hashedIdAdapter } from './hashed-ids.ts';
 
 export { AccountStore, accountIdOf, type BrokeredAccount } from './accounts.ts';
 export { SCOPE_CLAIMS, OIDC_SCOPES, claimsForScopes } from './claims.ts';
@@ -30,6 +31,8 @@ export interface ProviderDeps {
   cookieKeys: string[];
   /** Secret of the pairwise subject identifiers (KeyManager.pairwiseSalt). */
   pairwiseSalt: string;
+  /** HMAC key of the store keys of bearer values (codes, refresh tokens): tokenIdKey() of the same module. */
+  tokenIdKey: Buffer;
   log: Logger;
 }
 
@@ -43,7 +46,8 @@ export function createProvider(deps: ProviderDeps): Provider {
   const t = settings.tokens;
 
   const configuration: Configuration = {
-    adapter: (name: string) => (name === 'Client' ? clientAdapter(registry) : indexingAdapter(store, name)),
+    // Codes, refresh tokens and other bearer values are stored under a keyed hash of their value (hashed-ids.ts).
+    adapter: (name: string) => (name === 'Client' ? clientAdapter(registry) : hashedIdAdapter(indexingAdapter(store, name), name, deps.tokenIdKey)),
     clients: [],
     jwks: keySet.jwks as Configuration['jwks'],
     cookies: {
@@ -224,6 +228,16 @@ function loginPolicy() {
 }
 
 export const pairwiseKey = (clientId: string, sub: string) => `pairwise:${clientId}:${sub}`;
+
+/**
+ * The HMAC key of bearer values' store keys. From CONCORD_SECRETS_KEY when set (required with Redis:
+ * the same on every instance, and not in the store a reader could see); else from the embedded store's
+ * own secret, which lives and dies with the process.
+ */
+export function tokenIdKey(secretsKey: string | undefined, fallbackSecret: string): Buffer {
+  const base = secretsKey ? Buffer.from(secretsKey, 'base64') : Buffer.from(fallbackSecret, 'utf8');
+  return createHmac('sha256', base).update('concord:bearer-ids:v1').digest();
+}
 
 const RESERVED_TOKEN_CLAIMS: Record<string, true> = {
   iss: true, sub: true, aud: true, exp: true, iat: true, nbf: true, jti: true, client_id: true, scope: true,

@@ -1,0 +1,57 @@
+import { createHmac } from 'node:crypto';
+import type { Adapter, AdapterPayload } from '../store/index.ts';
+
+/**
+ * oidc-provider models whose id is the credential itself: whoever holds the value can redeem it
+ * (a code, a refresh token, an opaque access token, a request_uri of a pushed request).
+ */
+export const BEARER_MODELS: ReadonlySet<string> = new Set([
+  'AuthorizationCode',
+  'RefreshToken',
+  'AccessToken',
+  'ClientCredentials',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+  'PushedAuthorizationRequest',
+  'RegistrationAccessToken',
+  'InitialAccessToken',
+]);
+
+/** The store key of a bearer value: `h1.` + HMAC-SHA256(key, value), base64url. */
+export function hashedId(key: Buffer, value: string): string {
+  return `h1.${createHmac('sha256', key).update(value, 'utf8').digest('base64url')}`;
+}
+
+/**
+ * Stores a bearer model under a keyed hash of its value, and without the value in its payload
+ * (oidc-provider keeps it as `jti`), so read access to the store (a Redis replica, a backup, a
+ * MONITOR session) yields no usable code or refresh token. The key is derived from
+ * CONCORD_SECRETS_KEY, which a store reader does not have; a hash without it cannot be redeemed.
+ *
+ * Entries written before (under the value itself) keep working until they expire: a value not found
+ * under its hash is looked up as it is, and consume/destroy reach both.
+ */
+export function hashedIdAdapter(inner: Adapter, name: string, key: Buffer): Adapter {
+  if (!BEARER_MODELS.has(name)) return inner;
+  const h = (id: string) => hashedId(key, id);
+  return {
+    async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
+      const { jti: _value, ...stored } = payload;
+      await inner.upsert(h(id), stored as AdapterPayload, expiresIn);
+    },
+    async find(id: string) {
+      const stored = await inner.find(h(id));
+      if (stored) return { ...stored, jti: id };
+      return inner.find(id);
+    },
+    findByUid: (uid: string) => inner.findByUid(uid),
+    findByUserCode: (userCode: string) => inner.findByUserCode(userCode),
+    async consume(id: string) {
+      await Promise.all([inner.consume(h(id)), inner.consume(id)]);
+    },
+    async destroy(id: string) {
+      await Promise.all([inner.destroy(h(id)), inner.destroy(id)]);
+    },
+    revokeByGrantId: (grantId: string) => inner.revokeByGrantId(grantId),
+  };
+}

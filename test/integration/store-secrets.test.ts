@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import * as oidc from 'openid-client';
+import { hashedId } from '../../src/provider/hashed-ids.ts';
+import { tokenIdKey } from '../../src/provider/index.ts';
+import { createStore, type AdapterPayload } from '../../src/store/index.ts';
+import { TEST_SECRETS_KEY } from '../support/concord.ts';
+import { authorizationRequest, brokeredLogin, exchange, startFederation, type Federation } from '../support/federation.ts';
+import { Browser } from '../support/http-client.ts';
+import { dropRedisPrefix } from './admin-fixtures.ts';
+
+/*
+ * Issue 19 item 7 against real Redis: someone who can read the store (a replica, a backup, MONITOR)
+ * finds no usable authorization code, refresh token or upstream ID token in it. Codes and refresh
+ * tokens are stored under a keyed hash of their value and without the value; the upstream ID token
+ * is sealed. Entries written before (under the value) keep working until they expire.
+ */
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** Every key and value under `prefix`, as one string, the way a store reader would dump it. */
+async function dump(prefix: string): Promise<string> {
+  const redis = new Redis(REDIS_URL);
+  try {
+    const out: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      cursor = next;
+      for (const key of keys) {
+        out.push(key);
+        const type = await redis.type(key);
+        if (type === 'string') out.push((await redis.get(key)) ?? '');
+        else if (type === 'hash') out.push(JSON.stringify(await redis.hgetall(key)));
+        else if (type === 'set') out.push(...(await redis.smembers(key)));
+        else if (type === 'list') out.push(...(await redis.lrange(key, 0, -1)));
+      }
+    } while (cursor !== '0');
+    return out.join('\n');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+describe('what a store reader gets', () => {
+  const prefix = `store-secrets-${randomBytes(6).toString('hex')}:`;
+  let fed: Federation;
+
+  before(async () => {
+    fed = await startFederation({ store: await createStore({ url: REDIS_URL, prefix }), settings: { storePrefix: prefix, upstream: { healthInterval: 0 } } });
+  });
+  after(async () => {
+    await fed.close();
+    await dropRedisPrefix(prefix);
+  });
+
+  it('finds no authorization code, refresh token or upstream ID token, and the tokens still work', async () => {
+    const browser = new Browser();
+    const auth = await authorizationRequest(fed.rp);
+    const callback = await brokeredLogin(browser, auth, { email: 'alice@acme.example' });
+    const code = callback.searchParams.get('code')!;
+    assert.ok(code.length >= 32);
+    const beforeExchange = await dump(prefix);
+    assert.ok(beforeExchange.includes('oidc:AuthorizationCode:h1.'), 'the code is stored, under its hash');
+    assert.ok(!beforeExchange.includes(code), 'the code itself is nowhere in the store');
+
+    const tokens = await exchange(fed.rp, callback, auth);
+    const refreshToken = tokens.refresh_token!;
+    const account = await fed.concord.concord.accounts.find(String(tokens.claims()!.sub));
+    const upstreamIdToken = account?.upstreamIdToken;
+    assert.ok(upstreamIdToken && upstreamIdToken.split('.').length === 3, 'the account still gives the upstream ID token to Concord');
+
+    const afterExchange = await dump(prefix);
+    for (const [what, value] of [['refresh token', refreshToken], ['upstream ID token', upstreamIdToken], ['its signature', upstreamIdToken.split('.')[2]!]] as const) {
+      assert.ok(!afterExchange.includes(value), `the ${what} is in the store in the clear`);
+    }
+    assert.ok(afterExchange.includes('sealedUpstreamIdToken'));
+
+    // Still usable by its holder: refresh rotates, the old one is spent.
+    const refreshed = await oidc.refreshTokenGrant(fed.rp, refreshToken);
+    assert.ok(refreshed.access_token);
+    await assert.rejects(oidc.refreshTokenGrant(fed.rp, refreshToken), (err: { error?: string }) => err.error === 'invalid_grant');
+  });
+
+  it('keeps a refresh token stored under its value (before this change) working until it expires', async () => {
+    const { tokens } = await (async () => {
+      const browser = new Browser();
+      const auth = await authorizationRequest(fed.rp);
+      const callback = await brokeredLogin(browser, auth, { email: 'alice@acme.example' });
+      return { tokens: await exchange(fed.rp, callback, auth) };
+    })();
+    const value = tokens.refresh_token!;
+    // Rewrite it as the old code stored it: under the value, with the value as jti.
+    const adapter = fed.concord.concord.store.adapter('RefreshToken');
+    const hashed = hashedId(tokenIdKey(TEST_SECRETS_KEY, ''), value);
+    const payload = (await adapter.find(hashed)) as AdapterPayload;
+    assert.ok(payload, 'found under its hash');
+    assert.equal(payload.jti, undefined, 'the stored payload does not carry the value');
+    await adapter.upsert(value, { ...payload, jti: value }, 3600);
+    await adapter.destroy(hashed);
+    assert.ok((await dump(prefix)).includes(value), 'the legacy entry is in place');
+
+    const refreshed = await oidc.refreshTokenGrant(fed.rp, value);
+    assert.ok(refreshed.refresh_token && refreshed.refresh_token !== value);
+    // The rotated one is stored the new way; the legacy one is spent.
+    assert.ok(!(await dump(prefix)).includes(refreshed.refresh_token));
+    await assert.rejects(oidc.refreshTokenGrant(fed.rp, value), (err: { error?: string }) => err.error === 'invalid_grant');
+  });
+});
