@@ -16,7 +16,7 @@ import { interactionRoutes, stylesheet, type LoginObserver } from './interaction
 import { KeyManager } from './keys/index.ts';
 import { createLogger, createMetrics, loginMetrics, observeKeyAges, providerMetrics, requestLogging, startTracing, timedStore, type Logger, type Metrics } from './observability/index.ts';
 import { ConnectorPool, Registry } from './participants/index.ts';
-import { AccountStore, createProvider, jwtUserinfo, pairwiseKey, tokenIdKey } from './provider/index.ts';
+import { AccountStore, createProvider, jwtUserinfo, openResourceServers, pairwiseKey, tokenIdKey } from './provider/index.ts';
 import { createSecretBox, type SecretBox } from './secrets/index.ts';
 import { createStore, StoreFullError, StoreUnavailableError, type Store } from './store/index.ts';
 import { UpstreamHealth } from './upstream/index.ts';
@@ -92,6 +92,9 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   await keys.init();
   observeKeyAges(metrics, keys, settings.keys.rotateEvery);
 
+  for (const audience of openResourceServers(settings)) {
+    log.warn({ audience }, 'resource server without a clients list: every client can get access tokens for it (set resourceServers[].clients)');
+  }
   const registry = new Registry();
   for (const participant of participants) registry.setParticipant(participant);
   for (const client of clients) registry.setClient(client);

@@ -30,6 +30,12 @@ export const ResourceServerSchema = z
     /** Scopes this service understands; a token for it carries only these. */
     scopes: z.array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/)).default([]),
     accessTokenTtl: Duration.optional(),
+    /**
+     * The clients that may get access tokens for this API (their client_id). Absent: every client, as
+     * before this setting existed; Concord warns at start-up, since any client could then mint a token
+     * this API accepts. Production: list them.
+     */
+    clients: z.array(z.string().min(1).max(200)).optional(),
   })
   .strict();
 

@@ -13,6 +13,7 @@ import { AccountStore } from './accounts.ts';
 import { SCOPE_CLAIMS } from './claims.ts';
 import { clientAdapter, EXTRA_CLIENT_METADATA } from './clients.ts';
 import { allScopes, resourceIndicators } from './resources.ts';
+export { openResourceServers } from './resources.ts';
 import { indexingAdapter } from './offboarding.ts';
 import { hashedIdAdapter } from './hashed-ids.ts';
 

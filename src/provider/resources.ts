@@ -3,6 +3,14 @@ import type { ConcordSettings } from '../config/index.ts';
 import { OIDC_SCOPES } from './claims.ts';
 
 /**
+ * The resource servers that let every client get tokens for them (no `clients` list): logged as a
+ * warning at start-up.
+ */
+export function openResourceServers(settings: ConcordSettings): string[] {
+  return settings.resourceServers.filter((rs) => rs.clients === undefined).map((rs) => rs.audience);
+}
+
+/**
  * Every access token is a JWT (RFC 9068) for one audience (RFC 8707). A client that names no
  * `resource` gets a token for its `default_resource`, else for Concord itself (aud = issuer),
  * which Concord's userinfo accepts. Services should ask for their own audience.
@@ -17,13 +25,15 @@ export function resourceIndicators(settings: ConcordSettings, signingAlg: () => 
     defaultResource(_ctx: KoaContextWithOIDC, client: { default_resource?: string } & object): string {
       return (client as { default_resource?: string }).default_resource ?? settings.issuer;
     },
-    getResourceServerInfo(_ctx: KoaContextWithOIDC, resource: string): OidcResourceServer {
+    getResourceServerInfo(_ctx: KoaContextWithOIDC, resource: string, client?: { clientId: string }): OidcResourceServer {
       const base = { accessTokenFormat: 'jwt' as const, jwt: { sign: { alg: signingAlg() } } };
       if (resource === settings.issuer) {
         return { ...base, audience: settings.issuer, scope: oidcScopes.join(' '), accessTokenTTL: settings.tokens.accessTokenTtl };
       }
       const server = servers.get(resource);
       if (!server) throw new errors.InvalidTarget(`unknown resource ${resource}`);
+      // Only the clients the API names get tokens for it (all when it names none; see resourceServers[].clients).
+      if (server.clients && !(client && server.clients.includes(client.clientId))) throw new errors.InvalidTarget(`this client may not get tokens for ${resource}`);
       return {
         ...base,
         audience: server.audience,
