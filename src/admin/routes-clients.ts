@@ -1,5 +1,5 @@
 import type Router from '@koa/router';
-import { ClientSchema, redirectUriProblem, type ClientConfig } from '../config/index.ts';
+import { ClientSchema, clientRedirectProblems, type ClientConfig } from '../config/index.ts';
 import { idIn, keepClientSecret, recordChange, withoutFlags, type AdminDeps } from './context.ts';
 import { AdminError, notFound } from './errors.ts';
 import { clientView } from './stored.ts';
@@ -12,12 +12,8 @@ export function clientRoutes(router: Router, deps: AdminDeps): void {
 
   /** The deployment's rule on http redirect URIs (clients.allowHttpRedirectUris), as the config loader applies it. */
   function checkRedirectPolicy(client: ClientConfig): void {
-    for (const field of ['redirect_uris', 'post_logout_redirect_uris'] as const) {
-      client[field].forEach((uri, i) => {
-        const problem = redirectUriProblem(uri, client.application_type, deps.settings.clients.allowHttpRedirectUris);
-        if (problem) throw new AdminError(422, 'invalid_request', `invalid client: ${field}.${i}: ${problem}`, { field: `${field}.${i}` });
-      });
-    }
+    const [problem] = clientRedirectProblems(client, deps.settings.clients.allowHttpRedirectUris);
+    if (problem) throw new AdminError(422, 'invalid_request', `invalid client: ${problem.field}: ${problem.message}`, { field: problem.field });
   }
 
   /** The files' cross-check, at the API: a client may only name participants that exist. */

@@ -3,4 +3,4 @@ export { ConfigError, type ConfigIssue } from './errors.ts';
 export { loadConfig, crossChecks, issuesOf, type LoadedConfig } from './load.ts';
 export { jsonSchemas } from './json-schema.ts';
 export { Duration } from './duration.ts';
-export { redirectUriProblem, isSafeRedirect, isLoopbackHost, type ApplicationType } from './redirect-uris.ts';
+export { clientRedirectProblems, redirectUriProblem, isSafeRedirect, isLoopbackHost, type ApplicationType } from './redirect-uris.ts';

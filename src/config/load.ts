@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigIssue } from './errors.ts';
-import { redirectUriProblem } from './redirect-uris.ts';
+import { clientRedirectProblems } from './redirect-uris.ts';
 import {
   ClientSchema,
   ConcordSettingsSchema,
@@ -142,11 +142,8 @@ export async function loadConfig(options: { dir?: string; env?: NodeJS.ProcessEn
 export function redirectPolicyIssues(clients: ClientConfig[], settings: ConcordSettings, dir: string): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   for (const c of clients) {
-    for (const field of ['redirect_uris', 'post_logout_redirect_uris'] as const) {
-      c[field].forEach((uri, i) => {
-        const problem = redirectUriProblem(uri, c.application_type, settings.clients.allowHttpRedirectUris);
-        if (problem) issues.push({ source: path.join(path.relative(process.cwd(), dir) || '.', 'clients', `${c.client_id}.yaml`), field: `${field}.${i}`, message: problem });
-      });
+    for (const { field, message } of clientRedirectProblems(c, settings.clients.allowHttpRedirectUris)) {
+      issues.push({ source: path.join(path.relative(process.cwd(), dir) || '.', 'clients', `${c.client_id}.yaml`), field, message });
     }
   }
   return issues;

@@ -58,3 +58,18 @@ export function redirectUriProblem(uri: string, applicationType: ApplicationType
 export function isSafeRedirect(uri: string, applicationType: ApplicationType = 'web', allowHttp = false): boolean {
   return redirectUriProblem(uri, applicationType, allowHttp) === undefined;
 }
+
+/** Every problem of a client's redirect and post-logout URIs, with the field it is in (`redirect_uris.0`). */
+export function clientRedirectProblems(
+  client: { application_type: ApplicationType; redirect_uris: readonly string[]; post_logout_redirect_uris: readonly string[] },
+  allowHttp?: boolean,
+): Array<{ field: string; message: string }> {
+  const problems: Array<{ field: string; message: string }> = [];
+  for (const field of ['redirect_uris', 'post_logout_redirect_uris'] as const) {
+    client[field].forEach((uri, i) => {
+      const message = redirectUriProblem(uri, client.application_type, allowHttp);
+      if (message) problems.push({ field: `${field}.${i}`, message });
+    });
+  }
+  return problems;
+}

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { MappingSchema } from '../mapping/index.ts';
 import { Duration } from './duration.ts';
-import { redirectUriProblem } from './redirect-uris.ts';
+import { clientRedirectProblems } from './redirect-uris.ts';
 
 /*
  * Every setting of Concord, with its default and what to choose in production.
@@ -287,11 +287,9 @@ export const ClientSchema = z
     if (needsSecret && !client.client_secret) {
       ctx.addIssue({ code: 'custom', path: ['client_secret'], message: `required with token_endpoint_auth_method ${client.token_endpoint_auth_method}` });
     }
-    for (const field of ['redirect_uris', 'post_logout_redirect_uris'] as const) {
-      client[field].forEach((uri, i) => {
-        const problem = redirectUriProblem(uri, client.application_type);
-        if (problem) ctx.addIssue({ code: 'custom', path: [field, i], message: problem });
-      });
+    for (const { field, message } of clientRedirectProblems(client)) {
+      const [name, index] = field.split('.');
+      ctx.addIssue({ code: 'custom', path: [name!, Number(index)], message });
     }
     if (client.grant_types.includes('authorization_code') && client.redirect_uris.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['redirect_uris'], message: 'at least one is required for authorization_code' });
