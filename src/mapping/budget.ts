@@ -44,6 +44,7 @@ export interface BudgetLimits {
  */
 export class Budget {
   readonly #deadline: number;
+  readonly #timeMs: number;
   readonly #maxCost: number;
   #cost = 0;
   #sinceClock = 0;
@@ -51,7 +52,8 @@ export class Budget {
   exceeded: LimitExceeded | undefined;
 
   constructor(limits: Partial<BudgetLimits> = {}) {
-    this.#deadline = performance.now() + (limits.timeMs ?? LIMITS.mappingTimeMs);
+    this.#timeMs = limits.timeMs ?? LIMITS.mappingTimeMs;
+    this.#deadline = performance.now() + this.#timeMs;
     this.#maxCost = limits.celCost ?? LIMITS.celRuntimeCost;
   }
 
@@ -69,7 +71,7 @@ export class Budget {
     if (this.exceeded) throw this.exceeded;
     this.#cost += units;
     if (this.#cost > this.#maxCost) {
-      throw this.#fail(new LimitExceeded('cel_cost_exceeded', `cel.runtimeCost <= ${this.#maxCost}`, `an expression spent more than ${this.#maxCost} cost units`));
+      throw this.#fail(new LimitExceeded('cel_cost_exceeded', `expression cost <= ${this.#maxCost} units`, `an expression spent more than ${this.#maxCost} cost units`));
     }
     this.#sinceClock += units;
     if (this.#sinceClock >= CLOCK_EVERY) {
@@ -82,7 +84,7 @@ export class Budget {
   checkTime(): void {
     if (this.exceeded) throw this.exceeded;
     if (performance.now() > this.#deadline) {
-      throw this.#fail(new LimitExceeded('mapping_timeout', `mapping.timeMs <= ${LIMITS.mappingTimeMs}`, 'the mapping ran past its time budget'));
+      throw this.#fail(new LimitExceeded('mapping_timeout', `mapping time <= ${this.#timeMs} ms`, 'the mapping ran past its time budget'));
     }
   }
 

@@ -5,7 +5,7 @@ import type { Adapter, AdapterPayload, LogEntry, Store } from './types.ts';
 export interface MemoryStoreOptions {
   /**
    * Most entries the traffic-driven spaces may hold: temp values (interactions, sessions, codes,
-   * tokens, accounts, pending logins), set members and counters. Default 200,000.
+   * tokens, accounts, pending logins) and set members. Default 200,000.
    */
   maxEntries?: number;
   /** Most bytes (JSON characters, plus keys) those entries may take. Default 256 MiB. */
@@ -43,12 +43,13 @@ const deserialize = <T>(raw: string | undefined): T | undefined => (raw === unde
  * production with more than one instance uses Redis.
  *
  * Nothing grows without bound: expired entries are swept on a timer (not only when read again), and
- * the traffic-driven spaces (temp values, sets, counters) are capped in entries and bytes. Past the
+ * the traffic-driven spaces (temp values, sets) are capped in entries and bytes. Past the
  * cap a write that would add an entry fails with StoreFullError (a StoreUnavailableError: 503 with
  * Retry-After, a page for people, `temporarily_unavailable` for programs) and a warning is logged
  * by the caller; updates and deletes of existing entries still work, so logins under way can finish
- * and the store drains as entries expire. Records and logs (participants, clients, keys, the audit
- * log) are written by administrators, not traffic, and are not capped.
+ * and the store drains as entries expire. Records, counters and logs (participants, clients, keys,
+ * rotation and sync counters, the audit log) are written by administrators and timers, not traffic,
+ * and are not capped: a full store never stops a key rotation.
  */
 export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
@@ -147,9 +148,7 @@ export class MemoryStore implements Store {
   }
 
   async incr(key: string): Promise<number> {
-    const current = this.#counters.get(key);
-    if (current === undefined) this.#admit(key.length + ENTRY_OVERHEAD);
-    const next = (current ?? 0) + 1;
+    const next = (this.#counters.get(key) ?? 0) + 1;
     this.#counters.set(key, next);
     return next;
   }
