@@ -3,7 +3,7 @@ import { errors as oidcErrors } from 'oidc-provider';
 import { ConcordError } from '../errors.ts';
 import { renderPage, showError } from '../interactions/index.ts';
 import { newReference } from '../observability/index.ts';
-import { StoreUnavailableError } from '../store/index.ts';
+import { StoreFullError, StoreUnavailableError } from '../store/index.ts';
 import { routeOf } from './route.ts';
 
 const BROWSER_ROUTES = new Set(['interaction', 'interaction_login', 'interaction_consent', 'interaction_callback', 'broker_callback', 'broker']);
@@ -38,7 +38,7 @@ export function errorBoundary() {
       if (storeDown) ctx.set('Retry-After', '5');
       const refused = storeDown ? undefined : clientError(error);
       if (wantsHtml(ctx)) {
-        if (storeDown) return showError(ctx, 'store_unavailable', { cause: error });
+        if (storeDown) return showError(ctx, error instanceof StoreFullError ? 'at_capacity' : 'store_unavailable', { cause: error });
         // The interaction cookie is gone (expired, another browser, a bookmarked URL): start again.
         if (error instanceof oidcErrors.SessionNotFound) return showError(ctx, 'session_expired', { cause: error });
         if (refused) {

@@ -17,6 +17,7 @@ export const ERROR_PAGES = {
   session_expired: { status: 400, heading: 'This sign-in has expired', message: 'The sign-in took too long or was already used. Go back to the service and start again.' },
   access_denied: { status: 403, heading: 'Access denied', message: 'You declined the request.' },
   store_unavailable: { status: 503, heading: 'Sign-in is temporarily unavailable', message: 'Concord cannot reach its session store. Please try again in a moment.' },
+  at_capacity: { status: 503, heading: 'Sign-in is temporarily unavailable', message: 'Concord is holding as many sign-ins in progress as it can. Please try again in a minute.' },
   rate_limited: { status: 429, heading: 'Too many attempts', message: 'Please wait a moment before trying again.' },
   internal: { status: 500, heading: 'Something went wrong', message: 'Concord could not complete the sign-in. Please try again.' },
 } as const;

@@ -8,7 +8,7 @@ import type { Logger } from '../observability/index.ts';
 import { newReference } from '../observability/index.ts';
 import { escapeHtml, renderPage, Trusted } from '../interactions/views.ts';
 import { showError } from '../interactions/pages.ts';
-import { StoreUnavailableError } from '../store/index.ts';
+import { StoreFullError, StoreUnavailableError } from '../store/index.ts';
 import { AccountStore } from './accounts.ts';
 import { SCOPE_CLAIMS } from './claims.ts';
 import { clientAdapter, EXTRA_CLIENT_METADATA } from './clients.ts';
@@ -191,7 +191,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     async renderError(ctx, out, error) {
       if (error instanceof StoreUnavailableError) {
         ctx.set('Retry-After', '5');
-        return showError(ctx as never, 'store_unavailable', { cause: error });
+        return showError(ctx as never, error instanceof StoreFullError ? 'at_capacity' : 'store_unavailable', { cause: error });
       }
       const reference = (ctx.state.requestId as string | undefined) ?? newReference();
       const status = (error as { status?: number }).status ?? 500;

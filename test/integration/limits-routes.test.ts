@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
+import { ClientSchema } from '../../src/config/index.ts';
 import { routeTable, type RouteName } from '../../src/http/route.ts';
 import { CONFIDENTIAL_CLIENT, startConcord, type TestConcord } from '../support/concord.ts';
 import { scrape } from './observability-support.ts';
@@ -178,6 +179,12 @@ describe('limits by route, whatever the spelling', () => {
     for (let i = 0; i < 3; i++) errors.push(((await (await form(concord.issuer, '/Token', { grant_type: 'refresh_token', refresh_token: `guess-${i}` }, auth)).json()) as { error: string }).error);
     for (let i = 0; i < 3; i++) errors.push(((await (await form(concord.issuer, '/token/', { grant_type: 'authorization_code', code: `guess-${i}`, redirect_uri: REFRESHING_CLIENT.redirect_uris[0]!, code_verifier: 'v'.repeat(43) }, auth)).json()) as { error: string }).error);
     assert.deepEqual(errors, ['invalid_grant', 'invalid_grant', 'invalid_grant', 'invalid_grant', 'invalid_grant', 'rate_limited']);
+  });
+
+  it('leaves guessing over many addresses hopeless: client secrets have at least 16 characters', () => {
+    const client = (secret: string) => ClientSchema.safeParse({ client_id: 'x', client_secret: secret, redirect_uris: ['https://x.example/cb'] }).success;
+    assert.equal(client('fifteen-chars-1'), false);
+    assert.equal(client('sixteen-chars-12'), true);
   });
 
   it('gives a busy client\'s successes a generous budget: hundreds in a row are not throttled', async () => {
