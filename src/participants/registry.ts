@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { ClientConfig, Participant } from '../config/index.ts';
 import { ConcordError } from '../errors.ts';
+import { canonicalDomain } from '../domains/index.ts';
 import { compileMapping, type CompiledMapping } from '../mapping/index.ts';
 
 /** A participant ready for logins: its configuration and its mapping, compiled once. */
@@ -48,9 +49,14 @@ export class Registry extends EventEmitter<{ change: [RegistryEvent] }> {
     return this.#participants.get(id);
   }
 
-  /** Exact, case-insensitive match on the whole domain: `evil-acme.example` never matches `acme.example`. */
+  /**
+   * Exact match on the whole domain in canonical form (domains/index.ts: `ACME.example.` and
+   * `acme.example` are one domain, `bücher.example` is `xn--bcher-kva.example`); never a suffix:
+   * `evil-acme.example` never matches `acme.example`.
+   */
   participantForDomain(domain: string): ActiveParticipant | undefined {
-    const id = this.#byDomain.get(domain.trim().toLowerCase());
+    const canonical = canonicalDomain(domain);
+    const id = canonical === undefined ? undefined : this.#byDomain.get(canonical);
     return id === undefined ? undefined : this.#participants.get(id);
   }
 
