@@ -1,2 +1,3 @@
 export { KeyManager, type KeyManagerOptions, type KeySet } from './manager.ts';
 export type { KeyState, KeyView, SigningAlgorithm, StoredKey } from './types.ts';
+export { BrokerClientKeys, CLIENT_KEY_COLLECTION } from './client-keys.ts';

@@ -4,10 +4,25 @@ import type { SecretBox } from '../secrets/index.ts';
 import type { Store } from '../store/index.ts';
 import type { KeyState, KeyView, SigningAlgorithm, StoredKey } from './types.ts';
 
-const KEYS = 'signing-keys';
 const COOKIE_KEYS = 'cookie-keys';
 const PAIRWISE_SALTS = 'pairwise-salt';
-const CHANNEL = 'keys';
+
+/** Where a key ring lives in the store; the signing keys keep the names they always had. */
+interface RingNames {
+  /** Record collection of the keys. */
+  keys: string;
+  /** Counter the first instance increments to create the first key. */
+  init: string;
+  /** Prefix of the per-period counters of scheduled rotation. */
+  rotation: string;
+  /** Channel announcing a rotation to the other instances. */
+  channel: string;
+  /** SecretBox context prefix of each sealed private key (`{seal}:{kid}`). */
+  seal: string;
+}
+
+const SIGNING_KEYS: RingNames = { keys: 'signing-keys', init: 'keys:init', rotation: 'keys:rotation', channel: 'keys', seal: 'signing-key' };
+const ringNames = (collection: string): RingNames => ({ keys: collection, init: `${collection}:init`, rotation: `${collection}:rotation`, channel: collection, seal: collection });
 
 export interface KeyManagerOptions {
   store: Store;
@@ -21,6 +36,13 @@ export interface KeyManagerOptions {
   retireGrace?: number;
   /** scheduled rotation period in seconds; undefined = only on demand */
   rotateEvery?: number | undefined;
+  /**
+   * Another key ring with the same rotation rules, under this store collection (e.g. Concord's own
+   * client keys for private_key_jwt at upstream IdPs). Default: the signing keys.
+   */
+  collection?: string;
+  /** Also keep the cookie keys and the pairwise salt (the signing ring does). Default true. */
+  sharedSecrets?: boolean;
   now?: () => number;
 }
 
@@ -42,16 +64,18 @@ export class KeyManager {
   #cookieKeys: string[] = [];
   #pairwiseSalt = '';
   readonly #now: () => number;
+  readonly #names: RingNames;
 
   constructor(options: KeyManagerOptions) {
     this.#opts = options;
+    this.#names = options.collection === undefined ? SIGNING_KEYS : ringNames(options.collection);
     this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
   }
 
   /** Loads the key set; on a first start (no key anywhere) one instance generates the first key. */
   async init(): Promise<void> {
     await this.reload();
-    if (this.#keys.length === 0 && (await this.#store.incr('keys:init')) === 1) {
+    if (this.#keys.length === 0 && (await this.#store.incr(this.#names.init)) === 1) {
       await this.#addKey(this.#now());
       await this.reload();
     }
@@ -59,7 +83,8 @@ export class KeyManager {
       await new Promise((r) => setTimeout(r, 100));
       await this.reload();
     }
-    if (this.#keys.length === 0) throw new Error('no signing key could be loaded or created');
+    if (this.#keys.length === 0) throw new Error(`no key of ${this.#names.keys} could be loaded or created`);
+    if (this.#opts.sharedSecrets === false) return;
     // Pairwise subjects must never change, whatever happens to the cookie keys: a salt of their own.
     // A new deployment writes its salt before its cookie keys, so cookie keys without a salt mean a
     // store from before the salt existed, whose pairwise subs came from the first cookie key: that
@@ -75,10 +100,10 @@ export class KeyManager {
   }
 
   async reload(): Promise<void> {
-    const stored = (await this.#store.listRecords<StoredKey>(KEYS)).map((r) => r.value);
+    const stored = (await this.#store.listRecords<StoredKey>(this.#names.keys)).map((r) => r.value);
     stored.sort((a, b) => b.activatesAt - a.activatesAt || b.createdAt - a.createdAt);
     for (const key of stored) {
-      if (!this.#privateJwks.has(key.kid)) this.#privateJwks.set(key.kid, JSON.parse(this.#opts.secrets.open(key.sealedPrivateJwk, `signing-key:${key.kid}`)) as JWK);
+      if (!this.#privateJwks.has(key.kid)) this.#privateJwks.set(key.kid, JSON.parse(this.#opts.secrets.open(key.sealedPrivateJwk, `${this.#names.seal}:${key.kid}`)) as JWK);
     }
     this.#keys = stored;
   }
@@ -87,7 +112,7 @@ export class KeyManager {
   async rotate(): Promise<KeyView> {
     const key = await this.#addKey(this.#now() + this.#opts.activationDelay);
     await this.reload();
-    await this.#store.publish(CHANNEL, key.kid);
+    await this.#store.publish(this.#names.channel, key.kid);
     return this.views().find((v) => v.kid === key.kid)!;
   }
 
@@ -98,7 +123,7 @@ export class KeyManager {
     const newest = this.#keys[0];
     if (newest && newest.createdAt + every > this.#now()) return false;
     const period = Math.floor(this.#now() / every);
-    if ((await this.#store.incr(`keys:rotation:${period}`)) !== 1) return false;
+    if ((await this.#store.incr(`${this.#names.rotation}:${period}`)) !== 1) return false;
     await this.rotate();
     return true;
   }
@@ -108,7 +133,7 @@ export class KeyManager {
     let removed = 0;
     for (const key of this.#keys) {
       if (this.#stateOf(key) === undefined) {
-        await this.#store.deleteRecord(KEYS, key.kid);
+        await this.#store.deleteRecord(this.#names.keys, key.kid);
         this.#privateJwks.delete(key.kid);
         removed++;
       }
@@ -119,7 +144,7 @@ export class KeyManager {
 
   /** Calls back when another instance rotated. */
   async onRemoteChange(callback: () => void): Promise<() => Promise<void>> {
-    return this.#store.subscribe(CHANNEL, () => callback());
+    return this.#store.subscribe(this.#names.channel, () => callback());
   }
 
   keySet(): KeySet {
@@ -208,9 +233,9 @@ export class KeyManager {
       alg,
       createdAt: this.#now(),
       activatesAt,
-      sealedPrivateJwk: this.#opts.secrets.seal(JSON.stringify(jwk), `signing-key:${kid}`),
+      sealedPrivateJwk: this.#opts.secrets.seal(JSON.stringify(jwk), `${this.#names.seal}:${kid}`),
     };
-    await this.#store.putRecord(KEYS, kid, key);
+    await this.#store.putRecord(this.#names.keys, kid, key);
     return key;
   }
 

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { decodeProtectedHeader } from 'jose';
-import { UpstreamError, clip, oauthErrorCode } from './errors.ts';
-import type { PendingUpstreamLogin } from './types.ts';
+import { UpstreamError, clip, oauthError } from './errors.ts';
+import type { CallbackInput, PendingOidcLogin } from './types.ts';
 
 /**
  * The checks of an upstream callback and of its ID token that Concord makes itself, one per
@@ -13,7 +13,23 @@ import type { PendingUpstreamLogin } from './types.ts';
 /** Seconds a clock may be ahead: same tolerance openid-client applies to exp. */
 export const CLOCK_TOLERANCE_S = 30;
 
-function single(params: URLSearchParams, name: string): string | undefined | null {
+/** The parameters an authorization response names in the callback. */
+const RESPONSE_PARAMETERS = ['code', 'state', 'iss', 'error', 'error_description', 'error_uri', 'id_token', 'access_token', 'response'];
+
+/**
+ * The authorization response's parameters: the query of a GET (`response_mode=query`), the form of
+ * a POST (`form_post`), whichever the upstream used (some ignore `response_mode`), but never a mix of
+ * the two, so nothing can be slipped in beside a posted response.
+ */
+export function responseParameters(callback: CallbackInput, participantId: string): URLSearchParams {
+  if (callback.method === 'GET') return callback.query;
+  if (RESPONSE_PARAMETERS.some((name) => callback.query.has(name))) {
+    throw new UpstreamError('callback_invalid', 'a posted callback also carries response parameters in its query string', { participantId });
+  }
+  return callback.body;
+}
+
+export function single(params: URLSearchParams, name: string): string | undefined | null {
   const values = params.getAll(name);
   if (values.length > 1) return null; // present more than once: never acceptable
   return values[0];
@@ -25,21 +41,23 @@ function sameString(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-export function checkPending(pending: PendingUpstreamLogin | undefined, participantId: string): asserts pending is PendingUpstreamLogin {
+export function checkPending(pending: unknown, participantId: string): asserts pending is PendingOidcLogin {
+  const p = pending as PendingOidcLogin | null | undefined;
   const ok =
-    pending !== null &&
-    typeof pending === 'object' &&
-    typeof pending.state === 'string' && pending.state.length > 0 &&
-    typeof pending.nonce === 'string' && pending.nonce.length > 0 &&
-    typeof pending.codeVerifier === 'string' && pending.codeVerifier.length >= 43 &&
-    typeof pending.redirectUri === 'string';
+    p !== null &&
+    typeof p === 'object' &&
+    p.protocol === 'oidc' &&
+    typeof p.state === 'string' && p.state.length > 0 &&
+    typeof p.nonce === 'string' && p.nonce.length > 0 &&
+    typeof p.codeVerifier === 'string' && p.codeVerifier.length >= 43 &&
+    typeof p.redirectUri === 'string';
   if (!ok) throw new UpstreamError('state_mismatch', 'no usable pending login for this callback', { participantId });
 }
 
 /** The `state` echoed by the upstream is the one this login sent (CSRF, login swapping). */
-export function checkState(params: URLSearchParams, pending: PendingUpstreamLogin, participantId: string): void {
+export function checkState(params: URLSearchParams, pending: PendingOidcLogin, participantId: string): void {
   const state = single(params, 'state');
-  if (state === null) throw new UpstreamError('state_mismatch', 'callback carries state more than once', { participantId });
+  if (state === null) throw new UpstreamError('callback_invalid', 'callback carries state more than once', { participantId });
   if (state === undefined) throw new UpstreamError('state_mismatch', 'callback carries no state', { participantId });
   if (!sameString(state, pending.state)) throw new UpstreamError('state_mismatch', 'callback state does not match the pending login', { participantId });
 }
@@ -51,7 +69,7 @@ export function checkState(params: URLSearchParams, pending: PendingUpstreamLogi
  */
 export function checkCallbackIssuer(params: URLSearchParams, issuer: string, issAdvertised: boolean, participantId: string): void {
   const iss = single(params, 'iss');
-  if (iss === null) throw new UpstreamError('iss_mismatch', 'callback carries iss more than once', { participantId });
+  if (iss === null) throw new UpstreamError('callback_invalid', 'callback carries iss more than once', { participantId });
   if (iss === undefined) {
     if (issAdvertised) throw new UpstreamError('iss_mismatch', 'callback carries no iss although the upstream advertises it (RFC 9207)', { participantId });
     return;
@@ -59,24 +77,24 @@ export function checkCallbackIssuer(params: URLSearchParams, issuer: string, iss
   if (iss !== issuer) throw new UpstreamError('iss_mismatch', `callback iss ${clip(iss, 100)} is not the upstream issuer ${issuer}`, { participantId });
 }
 
-/** The upstream answered with `error=` (access_denied, login_required, ...). */
+/**
+ * The upstream answered with `error=` (RFC 6749 4.1.2.1, OIDC Core 3.1.2.6): the user cancelled
+ * (`access_denied`), its policy needs an interaction (`login_required`, ...), or Concord's
+ * registration there is wrong (`unauthorized_client`, ...): see errors.ts oauthError.
+ */
 export function checkErrorResponse(params: URLSearchParams, participantId: string): void {
   const error = params.get('error');
   if (error === null) return;
-  const upstreamError = oauthErrorCode(error);
-  const description = params.get('error_description');
-  throw new UpstreamError('upstream_error', `upstream answered ${upstreamError ?? '(invalid error code)'}${description ? `: ${clip(description)}` : ''}`, {
-    participantId,
-    ...(upstreamError ? { upstreamError } : {}),
-  });
+  throw oauthError('the authorization endpoint', error, params.get('error_description'), participantId);
 }
 
-/** Exactly one authorization code, and no implicit/hybrid or JARM parameters we did not ask for. */
+/** Exactly one authorization code, and no implicit/hybrid or JARM parameters we did not ask for (token injection). */
 export function checkCode(params: URLSearchParams, participantId: string): void {
   const code = single(params, 'code');
-  if (!code) throw new UpstreamError('upstream_error', code === null ? 'callback carries code more than once' : 'callback carries no code', { participantId });
+  if (code === null) throw new UpstreamError('callback_invalid', 'callback carries code more than once', { participantId });
+  if (!code) throw new UpstreamError('upstream_misconfigured', 'callback carries neither code nor error: not an authorization code response', { participantId });
   for (const unexpected of ['id_token', 'access_token', 'response']) {
-    if (params.has(unexpected)) throw new UpstreamError('upstream_error', `callback carries an unexpected ${unexpected} parameter`, { participantId });
+    if (params.has(unexpected)) throw new UpstreamError('callback_invalid', `callback carries an unexpected ${unexpected} parameter`, { participantId });
   }
 }
 

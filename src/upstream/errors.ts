@@ -2,46 +2,62 @@ import * as oidc from 'openid-client';
 import { ConcordError } from '../errors.ts';
 
 /**
- * Stable codes of every way an upstream login can fail. They are metric labels and the lead's
- * routes map them to pages: never rename one.
+ * Stable codes of every way an upstream login can fail. They are metric labels (login outcomes)
+ * and the routes map their kind to pages: never rename one.
  */
 export type UpstreamErrorCode =
   | 'upstream_unreachable'
   | 'upstream_timeout'
   | 'upstream_error'
+  | 'upstream_misconfigured'
   | 'state_mismatch'
   | 'iss_mismatch'
+  | 'callback_invalid'
   | 'token_invalid'
   | 'userinfo_invalid'
   | 'discovery_invalid';
 
-export const UPSTREAM_ERROR_CODES: readonly UpstreamErrorCode[] = [
-  'upstream_unreachable',
-  'upstream_timeout',
-  'upstream_error',
-  'state_mismatch',
-  'iss_mismatch',
-  'token_invalid',
-  'userinfo_invalid',
-  'discovery_invalid',
-];
+/**
+ * What kind of failure a code is; it decides what the user is shown, whether the circuit breaker
+ * counts it, and whether the health check calls the participant down or misconfigured.
+ *
+ *   unavailable    the IdP did not answer (refused connection, timeout, 5xx): transient, the only
+ *                  kind the circuit breaker counts;
+ *   misconfigured  the IdP answered, but it or its registration cannot work with Concord (issuer
+ *                  mismatch, no acceptable algorithm, client authentication refused, an answer
+ *                  Concord cannot use): permanent until someone fixes the configuration;
+ *   refused        the IdP answered an OAuth error about this login (the user cancelled, its policy
+ *                  said no, the code expired);
+ *   invalid        the answer failed a security check (signature, issuer, audience, nonce, iss,
+ *                  a tampered callback): never relaxed;
+ *   expired        the callback belongs to no pending login of this browser (state unknown or used).
+ */
+export type UpstreamErrorKind = 'unavailable' | 'misconfigured' | 'refused' | 'invalid' | 'expired';
 
-const STATUS: Record<UpstreamErrorCode, number> = {
-  upstream_unreachable: 502,
-  upstream_timeout: 504,
-  upstream_error: 502,
-  state_mismatch: 400,
-  iss_mismatch: 400,
-  token_invalid: 502,
-  userinfo_invalid: 502,
-  discovery_invalid: 502,
+const CODES: Record<UpstreamErrorCode, { status: number; kind: UpstreamErrorKind }> = {
+  upstream_unreachable: { status: 502, kind: 'unavailable' },
+  upstream_timeout: { status: 504, kind: 'unavailable' },
+  upstream_error: { status: 502, kind: 'refused' },
+  upstream_misconfigured: { status: 502, kind: 'misconfigured' },
+  discovery_invalid: { status: 502, kind: 'misconfigured' },
+  state_mismatch: { status: 400, kind: 'expired' },
+  iss_mismatch: { status: 400, kind: 'invalid' },
+  callback_invalid: { status: 400, kind: 'invalid' },
+  token_invalid: { status: 502, kind: 'invalid' },
+  userinfo_invalid: { status: 502, kind: 'invalid' },
 };
+
+export const UPSTREAM_ERROR_CODES = Object.keys(CODES) as readonly UpstreamErrorCode[];
 
 export interface UpstreamErrorOptions {
   cause?: unknown;
   participantId?: string;
-  /** For `upstream_error`: the OAuth `error` code the upstream sent (`access_denied`, `invalid_grant`, ...). */
+  /** The OAuth `error` code the upstream sent (`access_denied`, `invalid_client`, ...), when it sent one. */
   upstreamError?: string;
+  /** Its `error_description`, clipped: for the log line, never for the user. */
+  upstreamErrorDescription?: string;
+  /** The participant setting a misconfiguration is about (`upstream.tokenEndpointAuthMethod`, ...), when it is one. */
+  setting?: string;
 }
 
 /**
@@ -50,13 +66,34 @@ export interface UpstreamErrorOptions {
  */
 export class UpstreamError extends ConcordError {
   declare readonly code: UpstreamErrorCode;
+  readonly kind: UpstreamErrorKind;
   readonly participantId: string | undefined;
   readonly upstreamError: string | undefined;
+  readonly upstreamErrorDescription: string | undefined;
+  readonly setting: string | undefined;
 
   constructor(code: UpstreamErrorCode, message: string, options: UpstreamErrorOptions = {}) {
-    super(code, message, { status: STATUS[code], expose: false, cause: options.cause });
+    super(code, message, { status: CODES[code].status, expose: false, cause: options.cause });
+    this.kind = CODES[code].kind;
     this.participantId = options.participantId;
     this.upstreamError = options.upstreamError;
+    this.upstreamErrorDescription = options.upstreamErrorDescription;
+    this.setting = options.setting;
+  }
+
+  /** Only an IdP that did not answer counts toward its circuit breaker or is reported down. */
+  get transient(): boolean {
+    return this.kind === 'unavailable';
+  }
+
+  /** The fields a log line carries: the code, its kind, the upstream's own error and description (never its tokens). */
+  logFields(): Record<string, string> {
+    return {
+      code: this.code,
+      kind: this.kind,
+      ...(this.upstreamError ? { upstreamError: this.upstreamError } : {}),
+      ...(this.upstreamErrorDescription ? { upstreamErrorDescription: this.upstreamErrorDescription } : {}),
+    };
   }
 }
 
@@ -85,8 +122,55 @@ export function oauthErrorCode(value: unknown): string | undefined {
 }
 
 /**
+ * OAuth error codes that say Concord's registration at the IdP, or the IdP's support for what
+ * Concord asks, is wrong (RFC 6749 4.1.2.1 and 5.2, OIDC Core 3.1.2.6): someone must fix a
+ * configuration; retrying cannot help.
+ */
+const MISCONFIGURATION_ERRORS = new Set([
+  'invalid_client',
+  'unauthorized_client',
+  'unsupported_grant_type',
+  'unsupported_response_type',
+  'unsupported_response_mode',
+  'invalid_scope',
+  'invalid_request',
+  'invalid_request_uri',
+  'invalid_request_object',
+  'request_not_supported',
+  'request_uri_not_supported',
+  'registration_not_supported',
+]);
+
+/**
+ * The UpstreamError for an OAuth error answer (`error`, `error_description`) at the authorization
+ * or token endpoint: a misconfiguration (MISCONFIGURATION_ERRORS), or the upstream refusing this
+ * login (`access_denied`, `login_required`, `invalid_grant`, ...).
+ */
+export function oauthError(where: string, error: unknown, description: unknown, participantId: string, cause?: unknown): UpstreamError {
+  const upstreamError = oauthErrorCode(error);
+  const upstreamErrorDescription = typeof description === 'string' && description ? clip(description) : undefined;
+  const code: UpstreamErrorCode = upstreamError && MISCONFIGURATION_ERRORS.has(upstreamError) ? 'upstream_misconfigured' : 'upstream_error';
+  return new UpstreamError(code, `${where} answered ${upstreamError ?? '(invalid error code)'}${upstreamErrorDescription ? `: ${upstreamErrorDescription}` : ''}`, {
+    participantId,
+    ...(cause === undefined ? {} : { cause }),
+    ...(upstreamError ? { upstreamError } : {}),
+    ...(upstreamErrorDescription ? { upstreamErrorDescription } : {}),
+  });
+}
+
+/** The HTTP status of the response behind an openid-client error, when there is one. */
+function statusOf(err: unknown): number | undefined {
+  for (const e of causes(err)) {
+    const status = (e as { status?: unknown } | null)?.status;
+    if (typeof status === 'number' && status >= 100 && status < 600 && !(e instanceof UpstreamError)) return status;
+  }
+  return undefined;
+}
+
+/**
  * Turns whatever openid-client (or our fetch) threw into one UpstreamError. An UpstreamError
- * anywhere in the cause chain (thrown by our fetch: unreachable, timeout) wins.
+ * anywhere in the cause chain (thrown by our fetch: unreachable, timeout, an answer our checks of
+ * its shape refused) wins.
  */
 export function toUpstreamError(err: unknown, stage: Stage, participantId: string): UpstreamError {
   for (const e of causes(err)) {
@@ -105,28 +189,30 @@ export function toUpstreamError(err: unknown, stage: Stage, participantId: strin
     .filter((m): m is string => Boolean(m) && m !== message)
     .join(': ');
   const text = `${stage}: ${clip(message)}${detail ? ` (${clip(detail)})` : ''}`;
+  const status = statusOf(err);
 
+  // A server error is the IdP being down, at whatever stage.
+  if (status !== undefined && status >= 500) {
+    return new UpstreamError('upstream_unreachable', `${stage}: the upstream answered HTTP ${status}`, { cause: err, participantId });
+  }
   if (stage === 'discovery') {
     return new UpstreamError('discovery_invalid', text, { cause: err, participantId });
   }
-  if (stage === 'userinfo') {
-    return new UpstreamError('userinfo_invalid', text, { cause: err, participantId });
-  }
-  // Token endpoint: an OAuth error answer, or an answer that is not a token response at all.
   if (err instanceof oidc.ResponseBodyError) {
-    const upstreamError = oauthErrorCode(err.error);
-    return new UpstreamError('upstream_error', `token endpoint answered ${upstreamError ?? 'an error'}: ${clip(err.error_description)}`, {
-      cause: err,
-      participantId,
-      ...(upstreamError ? { upstreamError } : {}),
-    });
+    return oauthError(`${stage === 'token' ? 'the token' : 'the userinfo'} endpoint`, err.error, err.error_description, participantId, err);
   }
-  if (err instanceof oidc.AuthorizationResponseError || err instanceof oidc.WWWAuthenticateChallengeError) {
-    return new UpstreamError('upstream_error', text, { cause: err, participantId });
+  if (err instanceof oidc.WWWAuthenticateChallengeError) {
+    // userinfo refusing our access token: the IdP does not accept what it issued to us there.
+    return new UpstreamError('upstream_misconfigured', text, { cause: err, participantId });
   }
-  if (code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' || code === 'OAUTH_RESPONSE_IS_NOT_JSON') {
-    return new UpstreamError('upstream_error', text, { cause: err, participantId });
+  if (stage === 'userinfo') {
+    // Anything else at userinfo is an answer that is not a userinfo response: not compatible.
+    return new UpstreamError('upstream_misconfigured', text, { cause: err, participantId });
   }
-  // Everything else is a check of the token response / ID token that failed.
+  if (code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' || code === 'OAUTH_RESPONSE_IS_NOT_JSON' || code === 'OAUTH_PARSE_ERROR' || code === 'OAUTH_UNSUPPORTED_OPERATION') {
+    return new UpstreamError('upstream_misconfigured', text, { cause: err, participantId });
+  }
+  // The token response's shape was checked before openid-client read it (oidc.ts): what is left is
+  // a check of the ID token that failed.
   return new UpstreamError('token_invalid', text, { cause: err, participantId });
 }

@@ -133,7 +133,8 @@ export class UpstreamHttp {
         if (err instanceof BodyTooLarge) {
           failure = 'body too large';
           reason = 'body_too_large';
-          const code = kind === 'discovery' || kind === 'jwks' ? 'discovery_invalid' : kind === 'userinfo' ? 'userinfo_invalid' : 'upstream_error';
+          // Not an answer Concord can use: the IdP is not compatible (or not set up right), not down.
+          const code = kind === 'discovery' || kind === 'jwks' ? 'discovery_invalid' : 'upstream_misconfigured';
           throw new UpstreamError(code, `${kind}: ${err.message}`, { participantId: this.#participantId });
         }
         if (timeout.aborted || (err instanceof Error && err.name === 'TimeoutError')) {

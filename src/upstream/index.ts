@@ -2,9 +2,26 @@
  * Upstream identity providers. One Connector per participant; `createOidcConnector` speaks OIDC
  * (authorization code + PKCE) through openid-client. Everything else in this folder is private.
  */
-export type { Connector, OidcConnectorOptions, PendingUpstreamLogin, UpstreamIdentity } from './types.ts';
-export { createOidcConnector, DEFAULT_ALGORITHMS, DEFAULT_SCOPES, DEFAULT_TIMEOUT_MS, DEFAULT_DISCOVERY_TTL_S } from './oidc.ts';
-export { UpstreamError, UPSTREAM_ERROR_CODES, type UpstreamErrorCode } from './errors.ts';
-export { UpstreamHealth, type UpstreamHealthOptions, type UpstreamStatus } from './health.ts';
+export type {
+  CallbackInput,
+  ClientKeySource,
+  Connector,
+  ForwardedParams,
+  LoginRequest,
+  LogoutRequest,
+  OidcConnectorOptions,
+  OidcLogout,
+  PendingLogin,
+  PendingOidcLogin,
+  ProbeResult,
+  TokenEndpointAuthMethod,
+  UpstreamIdentity,
+  UpstreamLogout,
+  UpstreamProtocol,
+} from './types.ts';
+export { TOKEN_ENDPOINT_AUTH_METHODS } from './types.ts';
+export { createOidcConnector, DEFAULT_ALGORITHMS, DEFAULT_SCOPES, DEFAULT_TIMEOUT_MS, DEFAULT_DISCOVERY_TTL_S, JWKS_REFETCH_FLOOR_MS } from './oidc.ts';
+export { UpstreamError, UPSTREAM_ERROR_CODES, type UpstreamErrorCode, type UpstreamErrorKind } from './errors.ts';
+export { UpstreamHealth, type UpstreamHealthOptions, type UpstreamState, type UpstreamStatus } from './health.ts';
 export { CircuitBreaker, CIRCUIT_STATES, type CircuitState, type CircuitBreakerOptions } from './breaker.ts';
 export type { UpstreamCall, UpstreamCallObserver, UpstreamCallResult, UpstreamFailureReason } from './http.ts';

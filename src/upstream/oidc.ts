@@ -1,3 +1,4 @@
+import { compactVerify, decodeJwt, errors as joseErrors, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import {
   checkAuthorizedParty,
@@ -9,15 +10,38 @@ import {
   checkPending,
   checkState,
   checkSubject,
+  responseParameters,
+  single,
 } from './checks.ts';
 import { UpstreamError, clip, toUpstreamError } from './errors.ts';
 import { UpstreamHttp, measure, unmeasured } from './http.ts';
-import type { Connector, OidcConnectorOptions, PendingUpstreamLogin, UpstreamIdentity } from './types.ts';
+import { UpstreamKeys } from './keys.ts';
+import { lenientTokenResponse } from './lenient.ts';
+import type {
+  CallbackInput,
+  Connector,
+  LoginRequest,
+  LogoutRequest,
+  OidcConnectorOptions,
+  PendingLogin,
+  PendingOidcLogin,
+  ProbeResult,
+  TokenEndpointAuthMethod,
+  UpstreamIdentity,
+} from './types.ts';
 
 export const DEFAULT_SCOPES = ['openid', 'email', 'profile'] as const;
 export const DEFAULT_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'EdDSA'] as const;
 export const DEFAULT_TIMEOUT_MS = 5000;
 export const DEFAULT_DISCOVERY_TTL_S = 3600;
+/**
+ * A token signed with a key (`kid`) the cached JWKS does not hold makes the connector fetch the
+ * JWKS again at once, so a login right after the IdP rotated its keys succeeds; at most once per
+ * this many milliseconds, whatever the health probe does, and concurrent logins share the fetch.
+ */
+export const JWKS_REFETCH_FLOOR_MS = 10_000;
+/** The JWKS is fetched again after this long in any case (a removed key stops being accepted). */
+const JWKS_MAX_AGE_MS = 300_000;
 /** After a failed background refresh, the next try waits this long (at most the TTL). */
 const REFRESH_RETRY_MS = 30_000;
 
@@ -29,6 +53,12 @@ interface Discovered {
   metadata: oidc.ServerMetadata;
   /** Our allow-list intersected with what the upstream advertises. */
   algorithms: string[];
+  /** The upstream's signing keys: refetched for an unknown kid, at most once per JWKS_REFETCH_FLOOR_MS. */
+  keys: UpstreamKeys;
+  /** Whether completeLogin calls userinfo. */
+  fetchUserinfo: boolean;
+  /** `response_mode` sent with each authorization request, when one is sent. */
+  responseMode: 'query' | 'form_post' | undefined;
   fetchedAt: number;
 }
 
@@ -36,8 +66,15 @@ export function createOidcConnector(opts: OidcConnectorOptions): Connector {
   return new OidcConnector(opts);
 }
 
+/**
+ * An OIDC upstream (authorization code + PKCE) through openid-client: discovery (cached, refreshed
+ * in the background), the authorization request, the callback's checks (checks.ts), the code
+ * exchange and the ID token's claims (openid-client), its signature (jose, against the upstream
+ * JWKS with the refetch rule above), userinfo (plain or signed), RP-initiated logout.
+ */
 class OidcConnector implements Connector {
   readonly participantId: string;
+  readonly protocol = 'oidc' as const;
   readonly issuer: string;
   readonly #opts: OidcConnectorOptions;
   readonly #http: UpstreamHttp;
@@ -68,35 +105,49 @@ class OidcConnector implements Connector {
 
   // ---- Connector -------------------------------------------------------------------------
 
-  async beginLogin(opts: { redirectUri: string; loginHint?: string }): Promise<{ url: string; pending: PendingUpstreamLogin }> {
-    assertRedirectUri(opts.redirectUri);
-    const { config } = await this.#discovered();
-    const pending: PendingUpstreamLogin = {
+  async beginLogin(request: LoginRequest): Promise<{ url: string; pending: PendingLogin }> {
+    assertRedirectUri(request.redirectUri);
+    const { config, responseMode } = await this.#discovered();
+    const pending: PendingOidcLogin = {
+      protocol: 'oidc',
       state: oidc.randomState(),
       nonce: oidc.randomNonce(),
       codeVerifier: oidc.randomPKCECodeVerifier(),
-      redirectUri: opts.redirectUri,
+      redirectUri: request.redirectUri,
       createdAt: Date.now(),
     };
     const params: Record<string, string> = {
       response_type: 'code',
-      redirect_uri: opts.redirectUri,
+      redirect_uri: request.redirectUri,
       scope: this.#scopes,
       state: pending.state,
       nonce: pending.nonce,
       code_challenge: await oidc.calculatePKCECodeChallenge(pending.codeVerifier),
       code_challenge_method: 'S256',
     };
-    if (opts.loginHint) params.login_hint = opts.loginHint;
+    if (responseMode) params.response_mode = responseMode;
+    // What the service asked for (OIDC Core 3.1.2.1), as far as the participant forwards it.
+    const forwarded = request.params ?? {};
+    if (forwarded.login_hint) params.login_hint = forwarded.login_hint;
+    if (forwarded.prompt?.length) params.prompt = forwarded.prompt.join(' ');
+    if (forwarded.max_age !== undefined) params.max_age = String(forwarded.max_age);
+    if (forwarded.acr_values?.length) params.acr_values = forwarded.acr_values.join(' ');
+    if (forwarded.ui_locales?.length) params.ui_locales = forwarded.ui_locales.join(' ');
     return { url: oidc.buildAuthorizationUrl(config, params).href, pending };
   }
 
-  async completeLogin(callbackUrl: URL, pending: PendingUpstreamLogin): Promise<UpstreamIdentity> {
+  callbackState(callback: CallbackInput): string | undefined {
+    const params = callback.method === 'POST' ? callback.body : callback.query;
+    return single(params, 'state') ?? undefined;
+  }
+
+  async completeLogin(callback: CallbackInput, pending: PendingLogin): Promise<UpstreamIdentity> {
     const pid = this.participantId;
     checkPending(pending, pid);
     const { result, durationMs } = await measure(async () => {
-      const { config, metadata, algorithms } = await this.#discovered();
-      const params = callbackUrl.searchParams;
+      const discovered = await this.#discovered();
+      const { config, metadata, algorithms } = discovered;
+      const params = responseParameters(callback, pid);
 
       // The authorization response, before anything is sent anywhere.
       checkState(params, pending, pid);
@@ -104,12 +155,12 @@ class OidcConnector implements Connector {
       checkErrorResponse(params, pid);
       checkCode(params, pid);
 
-      // Code exchange + ID token: openid-client checks state and iss again, sends the PKCE verifier,
-      // and validates the ID token (alg against our allow-list, iss, aud, azp for several audiences,
-      // exp, iat/sub presence, nonce), then its signature against the upstream JWKS (non-repudiation).
-      // openid-client derives redirect_uri from the URL it is given: give it the one we sent.
+      // Code exchange + ID token claims: openid-client checks state and iss again, sends the PKCE
+      // verifier, and validates the ID token (alg against our allow-list, iss, aud, azp for several
+      // audiences, exp, iat/sub presence, nonce). openid-client derives redirect_uri from the URL it
+      // is given: give it the one we sent, with the response's parameters (from a query or a form).
       const current = new URL(bareUrl(pending.redirectUri));
-      current.search = callbackUrl.search;
+      current.search = params.toString();
       let tokens: Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>;
       try {
         tokens = await oidc.authorizationCodeGrant(config, current, {
@@ -121,10 +172,11 @@ class OidcConnector implements Connector {
       } catch (err) {
         throw toUpstreamError(err, 'token', pid);
       }
-      const idToken = tokens.id_token;
-      const claims = tokens.claims() as Record<string, unknown> | undefined;
-      if (!idToken || !claims) throw new UpstreamError('token_invalid', 'token response carries no ID token', { participantId: pid });
+      const idToken = tokens.id_token!; // lenientTokenResponse refused a response without one
+      const claims = tokens.claims() as Record<string, unknown>;
 
+      // Its signature, against the upstream's keys (OIDC Core 3.1.3.7 #6; a key rotation at the IdP is followed at once).
+      await this.#verifySignature(idToken, discovered.keys, algorithms);
       // What openid-client leaves to us.
       checkIdTokenAlgorithm(idToken, algorithms, pid);
       checkIssuedAt(claims, pid);
@@ -132,19 +184,19 @@ class OidcConnector implements Connector {
       const subject = checkSubject(claims, pid);
 
       let merged: Record<string, unknown> = { ...claims };
-      if (this.#opts.fetchUserinfo) {
-        let userinfo: Record<string, unknown>;
-        try {
-          // openid-client refuses a userinfo answer whose sub is not the ID token's.
-          userinfo = (await oidc.fetchUserInfo(config, tokens.access_token, subject)) as Record<string, unknown>;
-        } catch (err) {
-          throw toUpstreamError(err, 'userinfo', pid);
-        }
+      if (discovered.fetchUserinfo) {
+        const userinfo = await this.#userinfo(discovered, tokens.access_token, subject);
         // The signed ID token wins any conflict (iss, aud, sub, email, ...).
         merged = { ...userinfo, ...claims };
       }
 
-      const identity: Omit<UpstreamIdentity, 'durationMs'> = { issuer: metadata.issuer, subject, claims: merged, idToken };
+      const identity: Omit<UpstreamIdentity, 'durationMs'> = {
+        issuer: metadata.issuer,
+        subject,
+        claims: merged,
+        logout: { protocol: 'oidc', idTokenHint: idToken, ...(typeof claims.sid === 'string' ? { sid: claims.sid } : {}) },
+      };
+      if (typeof claims.auth_time === 'number' && Number.isFinite(claims.auth_time)) identity.authTime = claims.auth_time;
       if (Array.isArray(claims.amr) && claims.amr.every((v) => typeof v === 'string')) identity.amr = claims.amr as string[];
       if (typeof claims.acr === 'string') identity.acr = claims.acr;
       return identity;
@@ -152,39 +204,27 @@ class OidcConnector implements Connector {
     return { ...result, durationMs };
   }
 
-  async endSessionUrl(opts: { idTokenHint?: string; postLogoutRedirectUri: string; state?: string }): Promise<string | undefined> {
+  async logoutUrl(request: LogoutRequest): Promise<string | undefined> {
     const { config, metadata } = await this.#discovered();
     if (!metadata.end_session_endpoint) return undefined;
-    const params: Record<string, string> = { post_logout_redirect_uri: opts.postLogoutRedirectUri };
-    if (opts.idTokenHint) params.id_token_hint = opts.idTokenHint;
-    if (opts.state) params.state = opts.state;
+    const params: Record<string, string> = { post_logout_redirect_uri: request.postLogoutRedirectUri, state: request.state };
+    if (request.logout?.protocol === 'oidc') params.id_token_hint = request.logout.idTokenHint;
     return oidc.buildEndSessionUrl(config, params).href; // adds client_id
   }
 
-  async probe(): Promise<{ issuer: string; endpoints: Record<string, string | undefined>; algorithms: string[] }> {
+  async probe(): Promise<ProbeResult> {
     const discovered = await this.#refresh();
-    const { metadata, algorithms, config } = discovered;
-    const jwksUri = metadata.jwks_uri!;
-    let response: Response;
-    try {
-      response = await this.#http.request(jwksUri, { method: 'GET', headers: { accept: 'application/json, application/jwk-set+json' }, body: undefined }, 'jwks');
-    } catch (err) {
-      throw toUpstreamError(err, 'discovery', this.participantId);
-    }
-    if (response.status !== 200) throw this.#invalid(`jwks_uri answered HTTP ${response.status}`);
-    let jwks: unknown;
-    try {
-      jwks = await response.json();
-    } catch (cause) {
-      throw this.#invalid('jwks_uri did not answer JSON', cause);
-    }
-    const keys = (jwks as { keys?: unknown } | null)?.keys;
-    if (!Array.isArray(keys)) throw this.#invalid('jwks_uri answered no "keys" array');
+    const { metadata, algorithms } = discovered;
+    const jwks = await this.#fetchJwks(metadata.jwks_uri!);
+    const keys = (jwks as { keys: unknown[] }).keys;
     if (!keys.some((k) => algorithms.some((alg) => usableFor(k, alg)))) {
       throw this.#invalid(`the JWKS holds no signing key for ${algorithms.join(' ')}`);
     }
-    // Warm openid-client's JWKS cache with what we just fetched.
-    oidc.setJwksCache(config, { jwks: jwks as oidc.ExportedJWKSCache['jwks'], uat: Math.floor(Date.now() / 1000) });
+    try {
+      discovered.keys.update(jwks); // the next login need not fetch it again
+    } catch (cause) {
+      throw this.#invalid('jwks_uri answered no usable JWK Set', cause);
+    }
     return {
       issuer: metadata.issuer,
       endpoints: {
@@ -196,6 +236,98 @@ class OidcConnector implements Connector {
       },
       algorithms: [...algorithms],
     };
+  }
+
+  // ---- signatures and userinfo ---------------------------------------------------------------
+
+  /** The upstream's JWKS (RFC 7517 JWK Set): a JSON object with a `keys` array, or UpstreamError. */
+  async #fetchJwks(uri: string): Promise<unknown> {
+    let response: Response;
+    try {
+      response = await this.#http.request(uri, { method: 'GET', headers: { accept: 'application/json, application/jwk-set+json' }, body: undefined }, 'jwks');
+    } catch (err) {
+      throw toUpstreamError(err, 'discovery', this.participantId);
+    }
+    if (response.status !== 200) throw this.#invalid(`jwks_uri answered HTTP ${response.status}`);
+    let jwks: unknown;
+    try {
+      jwks = await response.json();
+    } catch (cause) {
+      throw this.#invalid('jwks_uri did not answer JSON', cause);
+    }
+    if (!Array.isArray((jwks as { keys?: unknown } | null)?.keys)) throw this.#invalid('jwks_uri answered no "keys" array');
+    return jwks;
+  }
+
+  /** The ID token's signature by one of the upstream's keys (an unknown kid refetches them: keys.ts), in an allowed algorithm. */
+  async #verifySignature(jws: string, keys: UpstreamKeys, algorithms: string[]): Promise<void> {
+    try {
+      await compactVerify(jws, keys.resolve, { algorithms });
+    } catch (err) {
+      throw this.#keyError(err, 'token_invalid', 'signature');
+    }
+  }
+
+  #keyError(err: unknown, code: 'token_invalid' | 'userinfo_invalid', what: string): UpstreamError {
+    if (err instanceof UpstreamError) return err; // the JWKS fetch itself failed (unreachable, timeout, not public)
+    const pid = this.participantId;
+    // The JWKS answered, but not with a key set: the upstream's keys are unusable, for every login.
+    if (err instanceof joseErrors.JWKSInvalid) {
+      return new UpstreamError('discovery_invalid', `jwks_uri: ${clip((err as Error).message)}`, { participantId: pid, cause: err, setting: 'upstream.issuer' });
+    }
+    return new UpstreamError(code, `${code === 'token_invalid' ? 'ID token' : 'userinfo'} ${what}: ${clip(err instanceof Error ? err.message : String(err))}`, { participantId: pid, cause: err });
+  }
+
+  /**
+   * The userinfo answer (OIDC Core 5.3): JSON, or a JWT signed like the ID token (5.3.2: its
+   * signature by the upstream's keys in an allowed algorithm, its `iss` and `aud` when present);
+   * its `sub` must be the ID token's (5.3.4).
+   */
+  async #userinfo(discovered: Discovered, accessToken: string, subject: string): Promise<Record<string, unknown>> {
+    const pid = this.participantId;
+    const { config, metadata, algorithms, keys } = discovered;
+    let response: Response;
+    try {
+      response = await oidc.fetchProtectedResource(config, accessToken, new URL(metadata.userinfo_endpoint!), 'GET', null, new Headers({ accept: 'application/json, application/jwt' }));
+    } catch (err) {
+      throw toUpstreamError(err, 'userinfo', pid);
+    }
+    if (response.status >= 500) throw new UpstreamError('upstream_unreachable', `userinfo: the upstream answered HTTP ${response.status}`, { participantId: pid });
+    if (response.status !== 200) throw new UpstreamError('upstream_misconfigured', `userinfo answered HTTP ${response.status}`, { participantId: pid });
+    const type = (response.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+    let claims: unknown;
+    if (type === 'application/jwt') {
+      const jwt = (await response.text()).trim();
+      if (jwt.split('.').length !== 3) throw new UpstreamError('upstream_misconfigured', 'userinfo answered a JWT that is not a signed JWS (encrypted userinfo is not supported)', { participantId: pid });
+      let unverified: Record<string, unknown>;
+      try {
+        unverified = decodeJwt(jwt);
+      } catch (cause) {
+        throw new UpstreamError('userinfo_invalid', 'userinfo JWT cannot be decoded', { participantId: pid, cause });
+      }
+      try {
+        const verified = await jwtVerify(jwt, keys.resolve, {
+          algorithms,
+          ...(unverified.iss !== undefined ? { issuer: metadata.issuer } : {}),
+          ...(unverified.aud !== undefined ? { audience: this.#opts.clientId } : {}),
+        });
+        claims = verified.payload;
+      } catch (err) {
+        throw this.#keyError(err, 'userinfo_invalid', 'JWT');
+      }
+    } else {
+      try {
+        claims = JSON.parse(await response.text());
+      } catch (cause) {
+        throw new UpstreamError('upstream_misconfigured', `userinfo answered ${type || 'no content type'}, neither JSON nor a JWT`, { participantId: pid, cause });
+      }
+    }
+    if (claims === null || typeof claims !== 'object' || Array.isArray(claims)) {
+      throw new UpstreamError('upstream_misconfigured', 'userinfo answered no JSON object', { participantId: pid });
+    }
+    const sub = (claims as Record<string, unknown>).sub;
+    if (sub !== subject) throw new UpstreamError('userinfo_invalid', 'userinfo sub is not the ID token sub (OIDC Core 5.3.4)', { participantId: pid });
+    return claims as Record<string, unknown>;
   }
 
   // ---- discovery cache ---------------------------------------------------------------------
@@ -223,11 +355,6 @@ class OidcConnector implements Connector {
   #refresh(): Promise<Discovered> {
     this.#inflight ??= this.#load()
       .then((next) => {
-        const previous = this.#current;
-        if (previous && previous.metadata.jwks_uri === next.metadata.jwks_uri) {
-          const cache = oidc.getJwksCache(previous.config);
-          if (cache) oidc.setJwksCache(next.config, cache);
-        }
         this.#current = next;
         return next;
       })
@@ -257,44 +384,60 @@ class OidcConnector implements Connector {
       });
       metadata = { ...discovered.serverMetadata() };
     } catch (err) {
+      const named = issuerComparison(err);
+      if (named) throw this.#issuerMismatch(named);
       throw toUpstreamError(err, 'discovery', this.participantId);
     }
     const algorithms = this.#validateMetadata(metadata, insecure);
+    const method = this.#authMethod(metadata);
+    const responseMode = this.#responseMode(metadata);
+    const fetchUserinfo = this.#opts.fetchUserinfo ?? metadata.userinfo_endpoint !== undefined;
 
     const secret = this.#opts.clientSecret;
     const config = new oidc.Configuration(
       // Our copy of the metadata lists only the algorithms we accept: openid-client refuses any other ID token alg.
       { ...metadata, id_token_signing_alg_values_supported: algorithms },
       this.#opts.clientId,
-      secret ? { client_secret: secret } : undefined,
-      clientAuthentication(metadata, secret),
+      secret && method?.startsWith('client_secret') ? { client_secret: secret } : undefined,
+      this.#clientAuthentication(metadata, method),
     );
-    config[oidc.customFetch] = this.#http.fetch;
+    // Token responses pass the leniency of lenient.ts before openid-client reads them.
+    config[oidc.customFetch] = (url, options) =>
+      this.#http.kindOf(url) === 'token'
+        ? this.#http.fetch(url, options).then((response) => lenientTokenResponse(response, this.participantId))
+        : this.#http.fetch(url, options);
     config.timeout = timeout;
     if (insecure) oidc.allowInsecureRequests(config);
-    // Verify ID token signatures against the upstream JWKS (openid-client skips it by default for
-    // back-channel responses). An unknown kid makes it refetch the JWKS (at most once a minute).
-    oidc.enableNonRepudiationChecks(config);
+    // ID token signatures are verified by #verifySignature (jose), not openid-client's non-repudiation
+    // checks: its JWKS cache refetches for an unknown kid only once a minute, and a login right after
+    // the IdP rotated its keys must not fail.
 
     this.#http.setEndpoints({
       jwks: metadata.jwks_uri,
       token: metadata.token_endpoint,
       userinfo: metadata.userinfo_endpoint,
     });
-    return { config, metadata, algorithms, fetchedAt: Date.now() };
+    // The same JWKS URL keeps its key set (and cache, and refetch floor) across discovery refreshes.
+    const previous = this.#current;
+    const jwksUri = metadata.jwks_uri!;
+    const keys =
+      previous && previous.metadata.jwks_uri === jwksUri
+        ? previous.keys
+        : new UpstreamKeys({ fetch: () => this.#fetchJwks(jwksUri), maxAgeMs: JWKS_MAX_AGE_MS, unknownKeyFloorMs: JWKS_REFETCH_FLOOR_MS });
+    return { config, metadata, algorithms, keys, fetchUserinfo, responseMode, fetchedAt: Date.now() };
   }
 
-  /** Checks a discovery document; returns the ID token algorithms we will accept from it. */
+  /** Checks a discovery document; returns the signature algorithms we will accept from it. */
   #validateMetadata(metadata: oidc.ServerMetadata, insecure: boolean): string[] {
     // openid-client compares issuers too, but lets Entra "{tenantid}" templates and *.b2clogin.com
     // through: a participant is one tenant, so we want the exact issuer.
     if (metadata.issuer.includes('{') || !sameUrl(metadata.issuer, this.issuer)) {
-      throw this.#invalid(`discovery issuer ${clip(metadata.issuer, 100)} is not ${this.issuer}`);
+      throw this.#issuerMismatch({ configured: this.issuer, discovered: metadata.issuer });
     }
     const required: Array<keyof oidc.ServerMetadata> = ['authorization_endpoint', 'token_endpoint', 'jwks_uri'];
-    if (this.#opts.fetchUserinfo) required.push('userinfo_endpoint');
+    if (this.#opts.fetchUserinfo === true) required.push('userinfo_endpoint');
     for (const name of required) {
-      if (!metadata[name]) throw this.#invalid(`discovery has no ${String(name)}`);
+      if (!metadata[name]) throw this.#invalid(`discovery has no ${String(name)}${name === 'userinfo_endpoint' ? ' (fetchUserinfo is true)' : ''}`);
     }
     for (const name of ['authorization_endpoint', 'token_endpoint', 'jwks_uri', 'userinfo_endpoint', 'end_session_endpoint'] as const) {
       const value = metadata[name];
@@ -315,19 +458,103 @@ class OidcConnector implements Connector {
     return algorithms;
   }
 
+  /**
+   * How Concord authenticates at the token endpoint: the participant's choice, which the upstream
+   * must list when it lists any (RFC 8414 `token_endpoint_auth_methods_supported`); without a
+   * choice, client_secret_basic, else client_secret_post, as listed (basic when it lists none).
+   * Undefined: a public client (no secret, no method).
+   */
+  #authMethod(metadata: oidc.ServerMetadata): TokenEndpointAuthMethod | undefined {
+    const chosen = this.#opts.tokenEndpointAuthMethod;
+    const listed = Array.isArray(metadata.token_endpoint_auth_methods_supported) ? metadata.token_endpoint_auth_methods_supported : undefined;
+    if (chosen) {
+      if (listed && !listed.includes(chosen)) {
+        throw this.#misconfigured(`tokenEndpointAuthMethod ${chosen} is not one the upstream supports (${clip(listed.join(' '), 150)})`, 'upstream.tokenEndpointAuthMethod');
+      }
+      if (chosen === 'private_key_jwt') {
+        const keys = this.#opts.clientKeys;
+        if (!keys) throw this.#misconfigured('private_key_jwt needs Concord’s client keys, and none were given', 'upstream.tokenEndpointAuthMethod');
+        const algs = metadata.token_endpoint_auth_signing_alg_values_supported;
+        if (Array.isArray(algs) && !algs.includes(keys.algorithm)) {
+          throw this.#misconfigured(`the upstream accepts client assertions signed with ${clip(algs.join(' '), 100)}, Concord's client keys are ${keys.algorithm} (upstream.clientKeyAlgorithm)`, 'upstream.tokenEndpointAuthMethod');
+        }
+      } else if (!this.#opts.clientSecret) {
+        throw this.#misconfigured(`tokenEndpointAuthMethod ${chosen} needs a client secret (clientSecret or clientSecretEnv)`, 'upstream.tokenEndpointAuthMethod');
+      } else if (chosen === 'client_secret_jwt') {
+        const algs = metadata.token_endpoint_auth_signing_alg_values_supported;
+        if (Array.isArray(algs) && !algs.includes('HS256')) throw this.#misconfigured(`the upstream accepts client assertions signed with ${clip(algs.join(' '), 100)}, client_secret_jwt signs with HS256`, 'upstream.tokenEndpointAuthMethod');
+      }
+      return chosen;
+    }
+    if (!this.#opts.clientSecret) return undefined;
+    const offered = listed ?? ['client_secret_basic'];
+    if (offered.includes('client_secret_basic')) return 'client_secret_basic';
+    if (offered.includes('client_secret_post')) return 'client_secret_post';
+    throw this.#misconfigured(`the upstream offers neither client_secret_basic nor client_secret_post (${clip(offered.join(' '), 150)}): set upstream.tokenEndpointAuthMethod`, 'upstream.tokenEndpointAuthMethod');
+  }
+
+  #clientAuthentication(metadata: oidc.ServerMetadata, method: TokenEndpointAuthMethod | undefined): oidc.ClientAuth {
+    const secret = this.#opts.clientSecret;
+    // RFC 7523 3: the assertion's audience is the token endpoint it is sent to (what Entra, Okta, ADFS and Keycloak accept).
+    const audience = { [oidc.modifyAssertion]: (_header: unknown, payload: Record<string, unknown>) => void (payload.aud = metadata.token_endpoint) };
+    switch (method) {
+      case undefined:
+        return oidc.None();
+      case 'client_secret_basic':
+        return oidc.ClientSecretBasic(secret!);
+      case 'client_secret_post':
+        return oidc.ClientSecretPost(secret!);
+      case 'client_secret_jwt':
+        return oidc.ClientSecretJwt(secret!, audience);
+      case 'private_key_jwt': {
+        const keys = this.#opts.clientKeys!;
+        // The current key each time: Concord's client keys rotate (published at /broker/jwks before they sign).
+        return async (as, client, body, headers) => {
+          const { key, kid } = await keys.signingKey();
+          return oidc.PrivateKeyJwt({ key, kid }, audience)(as, client, body, headers);
+        };
+      }
+    }
+  }
+
+  /** `response_mode` to send: form_post when the participant asks (and the upstream lists it, when it lists any); query only when the upstream advertises response modes (it is code's default, and some IdPs refuse parameters they do not list). */
+  #responseMode(metadata: oidc.ServerMetadata): 'query' | 'form_post' | undefined {
+    const listed = Array.isArray(metadata.response_modes_supported) ? metadata.response_modes_supported : undefined;
+    if (this.#opts.responseMode === 'form_post') {
+      if (listed && !listed.includes('form_post')) throw this.#misconfigured(`responseMode form_post is not one the upstream supports (${clip(listed.join(' '), 100)})`, 'upstream.responseMode');
+      return 'form_post';
+    }
+    return listed?.includes('query') ? 'query' : undefined;
+  }
+
+  #issuerMismatch({ configured, discovered }: { configured: string; discovered: string }): UpstreamError {
+    let hint = '';
+    if (discovered.includes('{')) {
+      hint =
+        ': it is a multi-tenant template (Entra ID /common or /organizations). A participant is one organisation: set upstream.issuer to its tenant, https://login.microsoftonline.com/{tenant id}/v2.0';
+    } else if (configured.replace(/\/+$/, '') === discovered.replace(/\/+$/, '')) {
+      hint = ': they differ only by a trailing slash; copy the issuer exactly as the discovery document spells it';
+    } else {
+      hint = ': set upstream.issuer to the issuer the discovery document names, if that is the IdP you mean';
+    }
+    return this.#invalid(`issuer mismatch: upstream.issuer is ${clip(configured, 150)} but its discovery document names ${clip(discovered, 150)}${hint}`);
+  }
+
   #invalid(message: string, cause?: unknown): UpstreamError {
-    return new UpstreamError('discovery_invalid', message, { participantId: this.participantId, cause });
+    return new UpstreamError('discovery_invalid', message, { participantId: this.participantId, cause, setting: 'upstream.issuer' });
+  }
+
+  #misconfigured(message: string, setting: string): UpstreamError {
+    return new UpstreamError('upstream_misconfigured', message, { participantId: this.participantId, setting });
   }
 }
 
-function clientAuthentication(metadata: oidc.ServerMetadata, secret: string | undefined): oidc.ClientAuth {
-  if (!secret) return oidc.None();
-  const methods = metadata.token_endpoint_auth_methods_supported;
-  // client_secret_basic is the default when the upstream does not say (RFC 8414).
-  if (!Array.isArray(methods) || methods.includes('client_secret_basic') || !methods.includes('client_secret_post')) {
-    return oidc.ClientSecretBasic(secret);
-  }
-  return oidc.ClientSecretPost(secret);
+/** The two issuers of openid-client's "issuer does not match" discovery error, when that is what it is. */
+function issuerComparison(err: unknown): { configured: string; discovered: string } | undefined {
+  const e = err as { code?: unknown; cause?: { attribute?: unknown; expected?: unknown; body?: { issuer?: unknown } } } | null;
+  if (e?.code !== 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED' || e.cause?.attribute !== 'issuer') return undefined;
+  const discovered = e.cause.body?.issuer;
+  return typeof e.cause.expected === 'string' && typeof discovered === 'string' ? { configured: e.cause.expected, discovered } : undefined;
 }
 
 function assertRedirectUri(uri: string): void {

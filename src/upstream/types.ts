@@ -1,67 +1,169 @@
+import type { CryptoKey } from 'jose';
+
 /**
- * One connector per participant: a small capability interface (after Dex's connector.go). OIDC is
- * the first kind; another protocol implements the same four methods and returns the same identity.
+ * One connector per participant: a small capability interface (after Dex's connector.go). Each
+ * upstream protocol is one implementation (OIDC: oidc.ts; SAML next) returning the same normalised
+ * identity. Interactions, mapping, accounts, health and the admin API use this interface alone and
+ * never branch on the protocol; what a protocol must remember between calls travels in its own
+ * variant of `PendingLogin` and `UpstreamLogout`, opaque to everyone else.
  */
 export interface Connector {
   readonly participantId: string;
+  /** The protocol it speaks: for logs and the admin view, never for branching outside upstream/. */
+  readonly protocol: UpstreamProtocol;
+  /** The upstream's identifier as configured (OIDC issuer, SAML entity ID). */
   readonly issuer: string;
   /**
-   * Builds the upstream authorization URL with fresh state, nonce and PKCE (S256). The returned
-   * `pending` is JSON-serialisable and is stored by the caller with the interaction so any
-   * instance can finish the login. Throws UpstreamError when discovery fails.
+   * Starts a login: the URL to send the browser to, and what must be kept (JSON-serialisable) until
+   * the callback, by any instance, under `pending.state`. Throws UpstreamError (discovery/metadata
+   * failures: `discovery_invalid`, `upstream_unreachable`, ...).
    */
-  beginLogin(opts: { redirectUri: string; loginHint?: string }): Promise<{ url: string; pending: PendingUpstreamLogin }>;
+  beginLogin(request: LoginRequest): Promise<{ url: string; pending: PendingLogin }>;
   /**
-   * Validates the callback and finishes the login: state, RFC 9207 `iss`, error responses, code
-   * exchange, the ID token (iss, aud, azp, signature against the upstream JWKS, exp/iat, nonce,
-   * alg allow-list), optionally userinfo (its `sub` must match). Throws UpstreamError.
+   * The value in a callback that names its pending login (OIDC `state`, SAML `RelayState`), so the
+   * routes can find it before anything else is checked; undefined when absent or not exactly once.
    */
-  completeLogin(callbackUrl: URL, pending: PendingUpstreamLogin): Promise<UpstreamIdentity>;
+  callbackState(callback: CallbackInput): string | undefined;
   /**
-   * The upstream's end_session_endpoint URL (id_token_hint, post_logout_redirect_uri, client_id,
-   * state) when it offers one, else undefined. Throws UpstreamError when discovery fails.
+   * Validates the callback against `pending` and finishes the login (for OIDC: state, RFC 9207 `iss`,
+   * error answers, code exchange, the ID token and its signature, userinfo). Throws UpstreamError;
+   * its `kind` says whether the IdP refused, was unreachable, is misconfigured or failed a check.
    */
-  endSessionUrl(opts: { idTokenHint?: string; postLogoutRedirectUri: string; state?: string }): Promise<string | undefined>;
-  /** Fetches discovery and the JWKS now (health probe, admin registration check). Throws UpstreamError. */
-  probe(): Promise<{ issuer: string; endpoints: Record<string, string | undefined>; algorithms: string[] }>;
+  completeLogin(callback: CallbackInput, pending: PendingLogin): Promise<UpstreamIdentity>;
+  /**
+   * Where to send the browser to end the user's session at the upstream, coming back to
+   * `postLogoutRedirectUri` with `state`; undefined when the upstream offers no logout.
+   * Throws UpstreamError when the upstream's metadata cannot be had.
+   */
+  logoutUrl(request: LogoutRequest): Promise<string | undefined>;
+  /** Fetches and checks the upstream's metadata and keys now (health probe, admin registration check). Throws UpstreamError. */
+  probe(): Promise<ProbeResult>;
 }
 
-export interface PendingUpstreamLogin {
+export type UpstreamProtocol = 'oidc';
+
+/**
+ * What the service asked for that the upstream should see, already filtered by the participant's
+ * `upstream.forwardParams`. Named as in OIDC Core 3.1.2.1 (the service's own request): another
+ * protocol translates them (SAML: ForceAuthn, RequestedAuthnContext, ...) or leaves them out.
+ */
+export interface ForwardedParams {
+  login_hint?: string;
+  /** Each of `login`, `none`, `consent`, `select_account`. */
+  prompt?: string[];
+  /** Seconds. */
+  max_age?: number;
+  acr_values?: string[];
+  ui_locales?: string[];
+}
+
+export interface LoginRequest {
+  /** Concord's callback for this participant, absolute, without query or fragment. */
+  redirectUri: string;
+  params?: ForwardedParams;
+}
+
+/**
+ * A callback as it reached Concord: the browser's method, the query string and, for a POST, the
+ * urlencoded body (OIDC `response_mode=form_post`, SAML HTTP-POST binding).
+ */
+export interface CallbackInput {
+  method: 'GET' | 'POST';
+  query: URLSearchParams;
+  /** Empty for a GET. */
+  body: URLSearchParams;
+}
+
+/** What an OIDC login keeps between beginLogin and completeLogin. */
+export interface PendingOidcLogin {
+  protocol: 'oidc';
   state: string;
   nonce: string;
+  /** PKCE (RFC 7636), S256. */
   codeVerifier: string;
   redirectUri: string;
+  /** Epoch milliseconds. */
   createdAt: number;
 }
 
+/** The pending login of any protocol, tagged by `protocol`; every variant has the `state` it is kept under. */
+export type PendingLogin = PendingOidcLogin;
+
+/** What a later logout at an OIDC upstream needs (OIDC RP-Initiated Logout 1.0 `id_token_hint`; `sid` of OIDC Front/Back-Channel Logout). */
+export interface OidcLogout {
+  protocol: 'oidc';
+  idTokenHint: string;
+  sid?: string;
+}
+
+/** What a later logout at the upstream needs, tagged by `protocol`; stored with the account, given back to `logoutUrl`. */
+export type UpstreamLogout = OidcLogout;
+
+export interface LogoutRequest {
+  /** From the identity of the login being ended; absent for accounts saved before it was kept. */
+  logout?: UpstreamLogout;
+  postLogoutRedirectUri: string;
+  state: string;
+}
+
+/** One normalised identity, whatever the protocol. */
 export interface UpstreamIdentity {
-  /** The upstream issuer, exactly as its discovery document and ID token spell it. */
+  /** The upstream issuer, exactly as its metadata and assertions spell it. */
   issuer: string;
   subject: string;
-  /** The validated ID token claims, plus userinfo claims when fetched (the signed ID token wins a conflict). */
+  /** The validated claims (OIDC: the ID token's, plus userinfo's; the signed ID token wins a conflict). */
   claims: Record<string, unknown>;
-  idToken: string;
-  amr?: string[];
+  /** When the user authenticated at the upstream, epoch seconds (OIDC `auth_time`); absent when it did not say. */
+  authTime?: number;
   acr?: string;
-  /** Time spent in calls to the upstream during completeLogin (token, JWKS, userinfo, discovery if cold). */
+  amr?: string[];
+  /** What logoutUrl needs to end this session at the upstream. */
+  logout?: UpstreamLogout;
+  /** Milliseconds spent in calls to the upstream during completeLogin (token, JWKS, userinfo, discovery if cold). */
   durationMs: number;
+}
+
+export interface ProbeResult {
+  /** The upstream's identifier as its metadata states it. */
+  issuer: string;
+  endpoints: Record<string, string | undefined>;
+  /** Signature algorithms Concord will accept from it. */
+  algorithms: string[];
+}
+
+/** How Concord authenticates at an OIDC upstream's token endpoint (RFC 6749 2.3.1, OIDC Core 9). */
+export type TokenEndpointAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'client_secret_jwt' | 'private_key_jwt';
+
+export const TOKEN_ENDPOINT_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt'];
+
+/** Concord's own client key, for `private_key_jwt` (RFC 7523): the current one each time it signs, since keys rotate. */
+export interface ClientKeySource {
+  /** The JWS algorithm its keys sign with (RS256, ES256, ...). */
+  readonly algorithm: string;
+  signingKey(): Promise<{ key: CryptoKey; kid: string }>;
 }
 
 export interface OidcConnectorOptions {
   participantId: string;
   issuer: string;
   clientId: string;
-  /** Absent: a public client (PKCE only, token_endpoint_auth_method none). */
+  /** Absent (with no tokenEndpointAuthMethod that needs none): a public client, PKCE only. */
   clientSecret?: string;
+  /** Absent: client_secret_basic, else client_secret_post, whichever the upstream lists first in that order (RFC 8414: basic when it lists none). */
+  tokenEndpointAuthMethod?: TokenEndpointAuthMethod;
+  /** Required for private_key_jwt. */
+  clientKeys?: ClientKeySource;
   /** Default: openid email profile. `openid` is always sent. */
   scopes?: string[];
-  /** Also call userinfo and merge its claims. Default false. */
+  /** Call userinfo and merge its claims. Default (undefined): when the upstream publishes a userinfo_endpoint. */
   fetchUserinfo?: boolean;
-  /** Every upstream call (discovery, JWKS, token, userinfo) gives up after this long. Default 5000. */
+  /** How the upstream returns the authorization response. Default query. */
+  responseMode?: 'query' | 'form_post';
+  /** Every upstream call (discovery, JWKS, token, userinfo) gives up after this long (milliseconds). Default 5000. */
   timeoutMs?: number;
-  /** Discovery is cached this long, then refreshed in the background (the last good copy is kept on failure). Default 3600. */
+  /** Discovery is cached this long (seconds), then refreshed in the background (the last good copy is kept on failure). Default 3600. */
   discoveryTtlSeconds?: number;
-  /** ID token algorithms accepted. Default RS256 PS256 ES256 EdDSA. `none` and HS* are never accepted. */
+  /** Signature algorithms accepted (ID token, signed userinfo). Default RS256 PS256 ES256 EdDSA. `none` and HS* are never accepted. */
   allowedAlgorithms?: string[];
   /** Allow http:// for the issuer and its endpoints: loopback development and tests only (implies allowPrivateNetwork). */
   allowInsecureHttp?: boolean;

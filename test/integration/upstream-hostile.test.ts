@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createOidcConnector, UpstreamError, type Connector, type OidcConnectorOptions, type UpstreamErrorCode } from '../../src/upstream/index.ts';
 import { startHostileIdp, type HostileIdp, type HostileMode } from '../support/hostile-idp.ts';
+import { callbackFrom } from '../support/callbacks.ts';
 import { freePort } from '../support/ports.ts';
 
 /**
@@ -31,7 +32,7 @@ async function login(connector: Connector) {
   assert.equal(res.status, 302);
   const callback = new URL(res.headers.get('location')!);
   assert.ok(callback.href.startsWith(REDIRECT_URI));
-  return connector.completeLogin(callback, pending);
+  return connector.completeLogin(callbackFrom(callback), pending);
 }
 
 describe('upstream OIDC connector against a hostile IdP', () => {
@@ -191,7 +192,7 @@ describe('upstream OIDC connector against an IdP that is down or hangs', () => {
     const connector = createOidcConnector({ ...base, issuer: `http://127.0.0.1:${port}`, timeoutMs: 2000 });
     await assert.rejects(connector.probe(), rejectsWith('upstream_unreachable', /ECONNREFUSED/));
     await assert.rejects(connector.beginLogin({ redirectUri: REDIRECT_URI }), rejectsWith('upstream_unreachable'));
-    await assert.rejects(connector.endSessionUrl({ postLogoutRedirectUri: REDIRECT_URI }), rejectsWith('upstream_unreachable'));
+    await assert.rejects(connector.logoutUrl({ postLogoutRedirectUri: REDIRECT_URI, state: 's' }), rejectsWith('upstream_unreachable'));
   });
 
   it('reports an unresolvable host as upstream_unreachable', async () => {

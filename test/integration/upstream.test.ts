@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { DEMO_PASSWORD, startPartnerIdp, type PartnerIdp } from '../../demo/partner-idp.ts';
 import { createOidcConnector, UpstreamError, type Connector, type OidcConnectorOptions } from '../../src/upstream/index.ts';
+import { callbackFrom } from '../support/callbacks.ts';
 import { Browser, parseForm } from '../support/http-client.ts';
 
 /**
@@ -73,7 +74,7 @@ describe('upstream OIDC connector against the demo partner IdP', () => {
   });
 
   it('builds an authorization URL with state, nonce and PKCE S256', async () => {
-    const { url, pending } = await connector.beginLogin({ redirectUri: REDIRECT_URI, loginHint: 'alice@acme.example' });
+    const { url, pending } = await connector.beginLogin({ redirectUri: REDIRECT_URI, params: { login_hint: 'alice@acme.example' } });
     const u = new URL(url);
     assert.equal(u.origin + u.pathname, `${idp.issuer}/auth`);
     const p = u.searchParams;
@@ -95,13 +96,13 @@ describe('upstream OIDC connector against the demo partner IdP', () => {
 
   it('completes a login: subject, claims, amr and acr', async () => {
     const browser = new Browser();
-    const { url, pending } = await connector.beginLogin({ redirectUri: REDIRECT_URI, loginHint: 'alice@acme.example' });
+    const { url, pending } = await connector.beginLogin({ redirectUri: REDIRECT_URI, params: { login_hint: 'alice@acme.example' } });
     const callback = await signIn(browser, url, 'alice@acme.example', DEMO_PASSWORD);
     assert.equal(callback.searchParams.get('iss'), idp.issuer, 'RFC 9207 iss in the response');
 
     // Another connector instance (another Concord instance) finishes it from the stored pending.
     const stored = JSON.parse(JSON.stringify(pending));
-    const identity = await make().completeLogin(callback, stored);
+    const identity = await make().completeLogin(callbackFrom(callback), stored);
     const alice = idp.users.find((u) => u.email === 'alice@acme.example')!;
     assert.equal(identity.issuer, idp.issuer);
     assert.equal(identity.subject, alice.sub);
@@ -113,7 +114,9 @@ describe('upstream OIDC connector against the demo partner IdP', () => {
     assert.equal(identity.claims.password, undefined);
     assert.deepEqual(identity.amr, ['pwd']);
     assert.equal(identity.acr, 'urn:concord:demo:password');
-    assert.equal(identity.idToken.split('.').length, 3);
+    assert.equal(identity.logout?.protocol, 'oidc');
+    assert.equal(identity.logout.idTokenHint.split('.').length, 3, 'the ID token is kept as id_token_hint for logout');
+    assert.equal(typeof identity.authTime, 'number');
     assert.ok(identity.durationMs >= 0 && identity.durationMs < 3000);
   });
 
@@ -128,7 +131,7 @@ describe('upstream OIDC connector against the demo partner IdP', () => {
       const c = createOidcConnector({ participantId: 'globex', issuer: globex.issuer, clientId: CLIENT.client_id, clientSecret: CLIENT.client_secret, allowInsecureHttp: true, fetchUserinfo: true });
       const { url, pending } = await c.beginLogin({ redirectUri: REDIRECT_URI });
       const callback = await signIn(new Browser(), url, 'bob', DEMO_PASSWORD); // by username
-      const identity = await c.completeLogin(callback, pending);
+      const identity = await c.completeLogin(callbackFrom(callback), pending);
       assert.equal(identity.claims.email, 'bob@globex.example');
       assert.deepEqual(identity.claims.realm_access, { roles: ['sales', 'offline_access', 'uma_authorization'] });
       assert.deepEqual(identity.claims.groups, ['/globex/sales', '/globex/staff']);
@@ -165,19 +168,19 @@ describe('upstream OIDC connector against the demo partner IdP', () => {
     const callback = await signIn(new Browser(), url, 'alice@acme.example', DEMO_PASSWORD);
     const other = await connector.beginLogin({ redirectUri: REDIRECT_URI });
     const before = logs.filter((l) => l.obj.endpoint === 'token').length;
-    await assert.rejects(connector.completeLogin(callback, other.pending), rejectsWith('state_mismatch'));
+    await assert.rejects(connector.completeLogin(callbackFrom(callback), other.pending), rejectsWith('state_mismatch'));
     const tampered = new URL(callback);
     tampered.searchParams.set('state', 'x'.repeat(pending.state.length));
-    await assert.rejects(connector.completeLogin(tampered, pending), rejectsWith('state_mismatch'));
+    await assert.rejects(connector.completeLogin(callbackFrom(tampered), pending), rejectsWith('state_mismatch'));
     const noState = new URL(callback);
     noState.searchParams.delete('state');
-    await assert.rejects(connector.completeLogin(noState, pending), rejectsWith('state_mismatch'));
+    await assert.rejects(connector.completeLogin(callbackFrom(noState), pending), rejectsWith('state_mismatch'));
     assert.equal(logs.filter((l) => l.obj.endpoint === 'token').length, before, 'no code exchange was attempted');
     // The untouched callback still works once.
-    const identity = await connector.completeLogin(callback, pending);
+    const identity = await connector.completeLogin(callbackFrom(callback), pending);
     assert.equal(identity.claims.email, 'alice@acme.example');
     // A replayed code is refused by the IdP.
-    await assert.rejects(connector.completeLogin(callback, pending), rejectsWith('upstream_error'));
+    await assert.rejects(connector.completeLogin(callbackFrom(callback), pending), rejectsWith('upstream_error'));
   });
 
   it('turns "Cancel" at the IdP into upstream_error (access_denied)', async () => {
@@ -187,7 +190,7 @@ describe('upstream OIDC connector against the demo partner IdP', () => {
     const cancel = parseForm(page.body, '/abort');
     const done = await browser.post(new URL(cancel.action, page.url), cancel.fields, { stopAt: (u) => u.href.startsWith(REDIRECT_URI) });
     assert.ok(done.stoppedAt);
-    await assert.rejects(connector.completeLogin(done.stoppedAt, pending), (err: unknown) => {
+    await assert.rejects(connector.completeLogin(callbackFrom(done.stoppedAt), pending), (err: unknown) => {
       assert.ok(err instanceof UpstreamError);
       assert.equal(err.code, 'upstream_error');
       assert.equal(err.upstreamError, 'access_denied');
@@ -200,14 +203,14 @@ describe('upstream OIDC connector against the demo partner IdP', () => {
     const callback = await signIn(new Browser(), url, 'alice@acme.example', DEMO_PASSWORD);
     const wrong = new URL(callback);
     wrong.searchParams.set('iss', 'https://evil.example');
-    await assert.rejects(connector.completeLogin(wrong, pending), rejectsWith('iss_mismatch'));
+    await assert.rejects(connector.completeLogin(callbackFrom(wrong), pending), rejectsWith('iss_mismatch'));
     const missing = new URL(callback);
     missing.searchParams.delete('iss');
-    await assert.rejects(connector.completeLogin(missing, pending), rejectsWith('iss_mismatch'));
+    await assert.rejects(connector.completeLogin(callbackFrom(missing), pending), rejectsWith('iss_mismatch'));
   });
 
   it('builds the end-session URL of the partner IdP', async () => {
-    const url = await connector.endSessionUrl({ idTokenHint: 'a.b.c', postLogoutRedirectUri: POST_LOGOUT, state: 's1' });
+    const url = await connector.logoutUrl({ logout: { protocol: 'oidc', idTokenHint: 'a.b.c' }, postLogoutRedirectUri: POST_LOGOUT, state: 's1' });
     assert.ok(url);
     const u = new URL(url);
     assert.equal(u.origin + u.pathname, `${idp.issuer}/session/end`);
@@ -220,12 +223,12 @@ describe('upstream OIDC connector against the demo partner IdP', () => {
   it('logs each upstream call with endpoint and duration, and never a token, code or secret', async () => {
     const { url, pending } = await connector.beginLogin({ redirectUri: REDIRECT_URI });
     const callback = await signIn(new Browser(), url, 'alice@acme.example', DEMO_PASSWORD);
-    const identity = await connector.completeLogin(callback, pending);
+    const identity = await connector.completeLogin(callbackFrom(callback), pending);
     const calls = logs.filter((l) => l.msg === 'upstream call');
     assert.ok(calls.some((l) => l.obj.endpoint === 'discovery'));
     assert.ok(calls.some((l) => l.obj.endpoint === 'token' && typeof l.obj.durationMs === 'number' && l.obj.status === 200));
     const text = JSON.stringify(logs);
-    for (const secret of [CLIENT.client_secret, identity.idToken, callback.searchParams.get('code')!, pending.codeVerifier, pending.nonce, pending.state]) {
+    for (const secret of [CLIENT.client_secret, identity.logout!.idTokenHint, callback.searchParams.get('code')!, pending.codeVerifier, pending.nonce, pending.state]) {
       assert.ok(!text.includes(secret), 'a secret leaked into the logs');
     }
   });
