@@ -13,9 +13,9 @@ import { createRateLimits } from './http/rate-limit.ts';
 import { requestLimits } from './http/request-limits.ts';
 import { routeTable, routing } from './http/route.ts';
 import { interactionRoutes, stylesheet, type LoginObserver } from './interactions/index.ts';
-import { KeyManager } from './keys/index.ts';
+import { BrokerClientKeys, CLIENT_KEY_COLLECTION, KeyManager } from './keys/index.ts';
 import { createLogger, createMetrics, loginMetrics, observeKeyAges, providerMetrics, requestLogging, startTracing, timedStore, type Logger, type Metrics } from './observability/index.ts';
-import { ConnectorPool, Registry } from './participants/index.ts';
+import { ConnectorPool, Registry, UpstreamWatch } from './participants/index.ts';
 import { AccountStore, createProvider, jwtUserinfo, openResourceServers, pairwiseKey, tokenIdKey } from './provider/index.ts';
 import { createSecretBox, type SecretBox } from './secrets/index.ts';
 import { createStore, StoreFullError, StoreUnavailableError, type Store } from './store/index.ts';
@@ -50,8 +50,12 @@ export interface Concord {
   close(): Promise<void>;
   /** SIGTERM: readiness off, wait `shutdown.drainDelayMs` (load balancers drain the instance), then close(). */
   shutdown(): Promise<void>;
-  /** Partner health: probes, gauges and the circuit breaker of each participant's IdP. */
+  /** Partner health: probe results, gauges and the circuit breaker of each participant's IdP. */
   readonly upstreamHealth: UpstreamHealth;
+  /** When each participant's IdP is checked: at start-up, on change, on schedule. */
+  readonly upstreamWatch: UpstreamWatch;
+  /** Concord's own client keys (private_key_jwt at upstream IdPs), published at /broker/jwks. */
+  readonly clientKeys: BrokerClientKeys;
   ready(): Promise<boolean>;
 }
 
@@ -91,6 +95,21 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   });
   await keys.init();
   observeKeyAges(metrics, keys, settings.keys.rotateEvery);
+  // Concord's own client keys for private_key_jwt: a key ring of their own, on the same rotation rules
+  // (a client assertion lives 60 s: that is the longest token they sign).
+  const clientKeyRing = new KeyManager({
+    store,
+    secrets,
+    collection: CLIENT_KEY_COLLECTION,
+    sharedSecrets: false,
+    algorithm: settings.upstream.clientKeyAlgorithm,
+    activationDelay: settings.keys.activationDelay,
+    retireGrace: settings.keys.retireGrace,
+    maxTokenTtl: 60,
+    rotateEvery: settings.keys.rotateEvery,
+  });
+  await clientKeyRing.init();
+  const clientKeys = new BrokerClientKeys(clientKeyRing, settings.upstream.clientKeyAlgorithm);
 
   for (const audience of openResourceServers(settings)) {
     log.warn({ audience }, 'resource server without a clients list: every client can get access tokens for it (set resourceServers[].clients)');
@@ -104,15 +123,17 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     metrics,
     log,
     tracer: tracing?.tracer,
-    intervalMs: settings.upstream.healthInterval * 1000,
     threshold: settings.upstream.breakerThreshold,
     cooldownMs: settings.upstream.breakerCooldown * 1000,
   });
-  const connectors = upstreamHealth.guardPool(new ConnectorPool(settings, log));
+  const connectors = new ConnectorPool({ settings, log, clientKeys, wrap: (connector) => upstreamHealth.guard(connector) });
   // The files seeded the registry above; from here the store is the truth, shared by every instance.
   const sync = createConfigSync({ store, registry, secrets, metrics, log, seed: { participants, clients } });
   await sync.start();
-  upstreamHealth.start(registry, connectors);
+  // Every participant's IdP is checked now, in the background (start-up does not wait, and one
+  // partner's broken IdP delays no other), then on schedule and whenever its configuration changes.
+  const upstreamWatch = new UpstreamWatch({ registry, pool: connectors, health: upstreamHealth, intervalMs: settings.upstream.healthInterval * 1000 });
+  upstreamWatch.start();
   // A removed participant's connector (and its cached discovery) goes with it.
   registry.on('change', (event) => {
     if (event.kind === 'participant' && event.action === 'removed') connectors.forget(event.id);
@@ -146,6 +167,9 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     await keys.reload();
     await keys.rotateIfDue();
     await keys.sweep();
+    await clientKeyRing.reload();
+    await clientKeyRing.rotateIfDue();
+    await clientKeyRing.sweep();
     if (keys.keySet().fingerprint !== providerState.fingerprint) {
       buildProvider();
       log.info({ keys: providerState.fingerprint }, 'signing keys changed; provider rebuilt');
@@ -175,7 +199,16 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   base.get('/readyz', async (ctx) => {
     const ok = await ready();
     ctx.status = ok ? 200 : 503;
-    ctx.body = { status: ok ? 'ready' : shuttingDown ? 'shutting_down' : 'store_unavailable' };
+    // Readiness is Concord's own (store, keys): a partner's IdP never takes the instance out of the
+    // load balancer. Each participant's upstream state is a detail, by id only (reasons are for admins).
+    const upstreams = Object.fromEntries(upstreamHealth.status().map((s) => [s.participant, s.state]));
+    ctx.body = { status: ok ? 'ready' : shuttingDown ? 'shutting_down' : 'store_unavailable', upstreams };
+  });
+  // Concord's client keys for private_key_jwt (RFC 7523), for partner IdPs to fetch (RFC 7517 JWK Set).
+  base.get('/broker/jwks', (ctx) => {
+    ctx.type = 'application/jwk-set+json';
+    ctx.set('Cache-Control', 'public, max-age=300');
+    ctx.body = clientKeys.publicJwks();
   });
   base.get('/assets/concord.css', (ctx) => {
     ctx.type = 'text/css';
@@ -211,7 +244,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   publicApp.use(limits.public);
   // Routers only see the paths they serve: most traffic is oidc-provider's, and a router's dispatch
   // on every token request is measurable (bench/results.md).
-  publicApp.use(forPaths(['/healthz', '/readyz', '/assets/'], base.routes() as Koa.Middleware));
+  publicApp.use(forPaths(['/healthz', '/readyz', '/assets/', '/broker/jwks'], base.routes() as Koa.Middleware));
   publicApp.use(forPaths(['/interaction/', '/broker/', '/session/end/confirm'], interactions.routes() as Koa.Middleware));
   publicApp.use(
     jwtUserinfo({ settings, keys, accounts, registry, pairwiseAccount: (clientId, sub) => store.getTemp<string>(pairwiseKey(clientId, sub)) }),
@@ -233,7 +266,18 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   adminApp.use(limits.admin);
   adminApp.use(
     adminRouter(
-      { settings, store, registry, sync, audit: createAuditLog(store), keys, accounts, checkUpstream: upstreamCheck(settings), log },
+      {
+        settings,
+        store,
+        registry,
+        sync,
+        audit: createAuditLog(store),
+        keys,
+        accounts,
+        checkUpstream: upstreamCheck({ settings, clientKeys }),
+        upstreamStatus: (id) => upstreamHealth.statusOf(id),
+        log,
+      },
       settings.admin.token ? [{ label: 'admin', token: settings.admin.token }] : [],
     ),
   );
@@ -263,6 +307,8 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     log,
     metrics,
     upstreamHealth,
+    upstreamWatch,
+    clientKeys,
     provider: () => providerState.provider,
     publicApp,
     adminApp,
@@ -283,7 +329,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     async close() {
       shuttingDown = true;
       clearInterval(keyTimer);
-      upstreamHealth.stop();
+      upstreamWatch.stop();
       const stop = (server: http.Server | undefined) =>
         new Promise<void>((resolve) => {
           if (!server?.listening) return resolve();

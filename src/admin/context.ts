@@ -5,6 +5,7 @@ import type { Logger } from '../observability/index.ts';
 import type { Registry } from '../participants/index.ts';
 import type { AccountStore } from '../provider/index.ts';
 import type { Store } from '../store/index.ts';
+import type { UpstreamStatus } from '../upstream/index.ts';
 import { diffOf, type AuditLog, type AuditObjectType, type AuditRecord } from './audit.ts';
 import type { ConfigSync } from './sync.ts';
 import type { UpstreamCheck } from './upstream-check.ts';
@@ -19,6 +20,8 @@ export interface AdminDeps {
   keys: KeyManager;
   accounts: AccountStore;
   checkUpstream: UpstreamCheck;
+  /** What the last check of a participant's upstream found (undefined: not tracked: disabled, or not checked yet). */
+  upstreamStatus: (participantId: string) => UpstreamStatus | undefined;
   log: Logger;
 }
 
@@ -48,8 +51,10 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  * A PUT body without the write-only secret keeps the stored one (so GET, edit, PUT works);
  * the `...Set` flag that GET returns is dropped rather than refused.
  */
-export function keepParticipantSecret(body: unknown, stored: { upstream: { clientSecret?: string | undefined } }): unknown {
-  if (!isObject(body) || !isObject(body.upstream)) return body;
+export function keepParticipantSecret(input: unknown, stored: { upstream: { clientSecret?: string | undefined } }): unknown {
+  if (!isObject(input)) return input;
+  const { status: _status, ...body } = input; // GET's read-only upstream status
+  if (!isObject(body.upstream)) return body;
   const { clientSecretSet: _flag, ...upstream } = body.upstream;
   const secret = stored.upstream.clientSecret;
   const keep = secret !== undefined && !('clientSecret' in upstream) && !('clientSecretEnv' in upstream);
@@ -63,10 +68,10 @@ export function keepClientSecret(body: unknown, stored: { client_secret?: string
   return secret !== undefined && !('client_secret' in rest) ? { ...rest, client_secret: secret } : rest;
 }
 
-/** Drops the `...Set` flags of a document copied from a GET (POST of an exported participant). */
+/** Drops the `...Set` flags and the read-only `status` of a document copied from a GET (POST of an exported participant). */
 export const withoutFlags = (body: unknown): unknown => {
   if (!isObject(body)) return body;
-  const { client_secret_set: _c, ...rest } = body;
+  const { client_secret_set: _c, status: _s, ...rest } = body;
   if (!isObject(rest.upstream)) return rest;
   const { clientSecretSet: _p, ...upstream } = rest.upstream;
   return { ...rest, upstream };

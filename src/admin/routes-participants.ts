@@ -22,8 +22,25 @@ const DryRunSchema = z
  * within a second); writes go through the sync, after the mapping, domain and upstream checks.
  */
 export function participantRoutes(router: Router, deps: AdminDeps): void {
-  const { registry, sync, audit, store, accounts, checkUpstream } = deps;
+  const { registry, sync, audit, store, accounts, checkUpstream, upstreamStatus } = deps;
   const object = (id: string) => ({ type: 'participant' as const, id });
+
+  /** A participant as GET shows it: its configuration (secrets masked) and what the last check of its upstream found. */
+  const withStatus = (config: Participant) => {
+    const status = upstreamStatus(config.id);
+    return {
+      ...participantView(config),
+      status: !config.enabled
+        ? { state: 'disabled' }
+        : {
+            state: status?.state ?? 'unknown',
+            ...(status?.lastCheck ? { checkedAt: status.lastCheck.toISOString() } : {}),
+            ...(status?.code ? { code: status.code } : {}),
+            ...(status?.reason ? { reason: status.reason } : {}),
+            ...(status ? { circuit: status.circuit } : {}),
+          },
+    };
+  };
 
   /** Cheap local checks first, then the network: a typo in a rule fails without calling the upstream. */
   async function validate(participant: Participant): Promise<void> {
@@ -38,7 +55,7 @@ export function participantRoutes(router: Router, deps: AdminDeps): void {
   }
 
   router.get('/participants', (ctx) => {
-    const all = registry.participants().map((p) => participantView(p.config));
+    const all = registry.participants().map((p) => withStatus(p.config));
     ctx.body = { participants: all.sort((a, b) => a.id.localeCompare(b.id)) };
   });
 
@@ -59,7 +76,7 @@ export function participantRoutes(router: Router, deps: AdminDeps): void {
   router.get('/participants/:id', (ctx) => {
     const active = registry.participant(ctx.params.id!);
     if (!active) throw notFound('participant', ctx.params.id!);
-    ctx.body = participantView(active.config);
+    ctx.body = withStatus(active.config);
   });
 
   router.put('/participants/:id', async (ctx) => {

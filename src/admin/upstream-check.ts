@@ -1,5 +1,6 @@
 import type { ConcordSettings, Participant } from '../config/index.ts';
-import { createOidcConnector, UpstreamError } from '../upstream/index.ts';
+import { createConnector } from '../participants/index.ts';
+import { UpstreamError, type ClientKeySource } from '../upstream/index.ts';
 import { AdminError } from './errors.ts';
 
 /** Checks an upstream before a participant is registered or changed; throws AdminError 422 with the reason. */
@@ -7,31 +8,21 @@ export type UpstreamCheck = (participant: Participant) => Promise<void>;
 
 /**
  * Fetches the discovery document and the JWKS with the connector a login would use: the issuer
- * must match exactly, the endpoints Concord needs must be there, and an ID token algorithm we
- * accept must be offered with a key for it. A throwaway connector: nothing is cached from a
- * check of a configuration that may yet be refused.
+ * must match exactly (the answer names both issuers, with a hint for multi-tenant templates), the
+ * endpoints Concord needs must be there, an ID token algorithm we accept must be offered with a key
+ * for it, and the upstream must list the client authentication method and response mode chosen. A
+ * throwaway connector: nothing is cached from a check of a configuration that may yet be refused.
  */
-export function upstreamCheck(settings: ConcordSettings): UpstreamCheck {
+export function upstreamCheck(deps: { settings: ConcordSettings; clientKeys?: ClientKeySource | undefined; env?: NodeJS.ProcessEnv }): UpstreamCheck {
   return async (participant) => {
-    const { upstream } = participant;
-    const connector = createOidcConnector({
-      participantId: participant.id,
-      issuer: upstream.issuer,
-      clientId: upstream.clientId,
-      scopes: upstream.scopes,
-      fetchUserinfo: upstream.fetchUserinfo,
-      timeoutMs: settings.upstream.timeoutMs,
-      ...(upstream.allowedAlgorithms ? { allowedAlgorithms: upstream.allowedAlgorithms } : {}),
-      allowInsecureHttp: upstream.allowInsecureHttp,
-      allowPrivateNetwork: upstream.allowPrivateNetwork,
-    });
+    const connector = createConnector(participant, deps);
     try {
       await connector.probe();
     } catch (error) {
       if (!(error instanceof UpstreamError)) throw error;
       // Admins are trusted readers: the upstream's (clipped) answer is what they need to fix it.
-      throw new AdminError(422, 'upstream_invalid', `upstream check of ${upstream.issuer} failed: ${error.message}`, {
-        field: 'upstream.issuer',
+      throw new AdminError(422, 'upstream_invalid', `upstream check of ${participant.upstream.issuer} failed: ${error.message}`, {
+        field: error.setting ?? 'upstream.issuer',
         reason: error.code,
       });
     }

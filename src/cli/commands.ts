@@ -44,10 +44,19 @@ interface ParticipantView {
   domains: string[];
   enabled: boolean;
   upstream: { issuer: string; clientSecretSet: boolean };
+  /** What the last check of its upstream found (GET only): ok, unknown, unreachable, misconfigured, disabled. */
+  status?: { state: string; code?: string };
 }
 
-const participantRow = (p: ParticipantView) => [p.id, p.displayName, p.domains.join(','), p.enabled ? 'yes' : 'no', p.upstream.issuer];
-const PARTICIPANT_HEADERS = ['ID', 'NAME', 'DOMAINS', 'ENABLED', 'UPSTREAM'];
+const participantRow = (p: ParticipantView) => [
+  p.id,
+  p.displayName,
+  p.domains.join(','),
+  p.enabled ? 'yes' : 'no',
+  p.status ? `${p.status.state}${p.status.code ? ` (${p.status.code})` : ''}` : '',
+  p.upstream.issuer,
+];
+const PARTICIPANT_HEADERS = ['ID', 'NAME', 'DOMAINS', 'ENABLED', 'STATUS', 'UPSTREAM'];
 
 const participants: Record<string, Command> = {
   async list(ctx) {

@@ -59,7 +59,13 @@ export function createMetrics() {
     }),
     upstreamUp: new Gauge({
       name: 'concord_upstream_up',
-      help: '1 when the last health probe of the participant IdP (discovery and JWKS) succeeded, else 0',
+      help: '0 when the last health probe of the participant IdP (discovery and JWKS) found it unreachable (refused, timeout, 5xx), else 1',
+      labelNames: ['participant'] as const,
+      registers,
+    }),
+    upstreamMisconfigured: new Gauge({
+      name: 'concord_upstream_misconfigured',
+      help: '1 when the last check of the participant IdP found a permanent misconfiguration (issuer mismatch, no acceptable algorithm, unsupported client authentication, ...): its logins cannot work until the configuration is fixed',
       labelNames: ['participant'] as const,
       registers,
     }),

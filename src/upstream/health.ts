@@ -1,7 +1,6 @@
 import { context, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
 import type { Logger, Metrics } from '../observability/index.ts';
 import { newReference, requestContext } from '../observability/index.ts';
-import type { ActiveParticipant, Registry, RegistryEvent } from '../participants/index.ts';
 import { CIRCUIT_STATES, CircuitBreaker, type CircuitState } from './breaker.ts';
 import { UpstreamError } from './errors.ts';
 import { observeUpstreamCalls, type UpstreamCall, type UpstreamCallObserver, type UpstreamCallResult } from './http.ts';
@@ -10,8 +9,6 @@ import type { Connector } from './types.ts';
 export interface UpstreamHealthOptions {
   metrics: Metrics;
   log: Logger;
-  /** Probe every participant's IdP this often; 0: no scheduled probes (the breaker still works). */
-  intervalMs: number;
   /** Consecutive availability failures that open a participant's circuit. */
   threshold: number;
   /** How long an open circuit refuses logins before one trial. */
@@ -20,63 +17,72 @@ export interface UpstreamHealthOptions {
   tracer?: Tracer | undefined;
 }
 
+/**
+ * What the last check of a participant's upstream found:
+ *   unknown        not checked yet (start-up: checks run in the background);
+ *   ok             metadata and keys fetched and acceptable;
+ *   unreachable    it did not answer (refused, timeout, 5xx): its circuit opens;
+ *   misconfigured  it answered, but it or its registration cannot work (UpstreamError kind
+ *                  `misconfigured`: issuer mismatch, unsupported client authentication, ...); a
+ *                  configuration must be fixed, and the circuit breaker is left alone.
+ */
+export type UpstreamState = 'unknown' | 'ok' | 'unreachable' | 'misconfigured';
+
 export interface UpstreamStatus {
   participant: string;
-  /** undefined until the first probe finished. */
+  state: UpstreamState;
+  /** undefined until the first probe finished; true unless the last one found the IdP unreachable. */
   up: boolean | undefined;
   lastSuccess: Date | undefined;
+  /** When the last probe finished, whatever it found. */
+  lastCheck: Date | undefined;
   circuit: CircuitState;
+  /** Why it is not ok: the UpstreamError code and message (for admins: it may quote the upstream). */
+  code?: string;
+  reason?: string;
 }
 
 interface Tracked {
   breaker: CircuitBreaker;
   observer: UpstreamCallObserver;
-  up: boolean | undefined;
+  state: UpstreamState;
   lastSuccess: number | undefined;
+  lastCheck: number | undefined;
+  code: string | undefined;
+  reason: string | undefined;
   /** The upstream configuration the breaker's history belongs to. */
   signature: string | undefined;
 }
 
-/** Where the pool of connectors comes from; `get` is wrapped by `guardPool`. */
-interface ConnectorSource {
-  get(participant: ActiveParticipant): Connector;
-}
-
 /**
- * Partner health: probes each enabled participant's IdP (discovery and JWKS: `connector.probe()`)
- * on a schedule, keeps `concord_upstream_up` and the time of the last success, and gives each
- * participant a circuit breaker (breaker.ts) that the connectors it guards honour: while the
- * circuit is open, beginLogin and completeLogin fail at once with `upstream_unreachable`, which
- * the login routes show as the "your organisation's sign-in service is unavailable" page. Every
- * upstream call made through a guarded connector is timed into
- * `concord_upstream_request_duration_seconds` / `concord_upstream_errors_total` and counted by
- * the breaker. One participant's state never touches another's.
+ * Partner health, one participant at a time: a circuit breaker per participant (breaker.ts) that
+ * the connectors it guards honour (while the circuit is open, beginLogin and completeLogin fail at
+ * once with `upstream_unreachable`, which the login routes show as the "your organisation's sign-in
+ * service is unavailable" page), the result of each probe (`connector.probe()`: discovery and JWKS)
+ * as a state, `concord_upstream_up`, `concord_upstream_misconfigured` and a log line when it
+ * changes, and every upstream call made through a guarded connector timed into
+ * `concord_upstream_request_duration_seconds` / `concord_upstream_errors_total` and counted by the
+ * breaker. Only transient failures (the IdP not answering) open a circuit: a misconfiguration is
+ * reported as one and does not look like an outage. One participant's state never touches another's.
+ *
+ * Which participants exist, and when to probe them, is the caller's business
+ * (participants/upstream-watch.ts): this class knows connectors and participant ids only.
  */
 export class UpstreamHealth {
   readonly #opts: UpstreamHealthOptions;
   readonly #tracked = new Map<string, Tracked>();
   readonly #guarded = new WeakMap<Connector, Connector>();
   readonly #guards = new WeakSet<Connector>();
-  #timer: NodeJS.Timeout | undefined;
-  #stopped = false;
-  #unsubscribe: (() => void) | undefined;
-  #running: Promise<void> | undefined;
 
   constructor(options: UpstreamHealthOptions) {
     this.#opts = options;
   }
 
-  /** Makes `pool.get` hand out guarded connectors (the same guarded object for the same connector). */
-  guardPool<P extends ConnectorSource>(pool: P): P {
-    const get = pool.get.bind(pool);
-    pool.get = (participant: ActiveParticipant) => this.guard(get(participant));
-    return pool;
-  }
-
   /**
    * The connector behind its participant's breaker: beginLogin and completeLogin are refused while
    * the circuit is open (the half-open trial probes first); probe() is always made and its result
-   * sets the health gauge and the breaker; every call is observed.
+   * sets the state, the gauges and the breaker; every call is observed. The same guarded object
+   * for the same connector.
    */
   guard(connector: Connector): Connector {
     if (this.#guards.has(connector)) return connector;
@@ -92,13 +98,14 @@ export class UpstreamHealth {
         if (prop === 'beginLogin' || prop === 'completeLogin') {
           return (...args: unknown[]) => this.#admit(target, () => method.apply(target, args) as Promise<unknown>);
         }
+        if (prop === 'callbackState') return method.bind(target);
         return (...args: unknown[]) => {
           const tracked = this.#track(id);
           // Sending a user who signs out to an IdP that is failing would strand them on a dead page
           // on the way back to the service: while the circuit is not closed, the logout route signs
           // them out of Concord only, and logs that the IdP's own session was left.
-          if (prop === 'endSessionUrl' && tracked.breaker.state !== 'closed') {
-            return Promise.reject(new UpstreamError('upstream_unreachable', `circuit open: ${id}'s IdP is failing, its end_session is skipped`, { participantId: id }));
+          if (prop === 'logoutUrl' && tracked.breaker.state !== 'closed') {
+            return Promise.reject(new UpstreamError('upstream_unreachable', `circuit open: ${id}'s IdP is failing, its logout is skipped`, { participantId: id }));
           }
           return observeUpstreamCalls(tracked.observer, () => method.apply(target, args));
         };
@@ -109,66 +116,58 @@ export class UpstreamHealth {
     return guarded;
   }
 
-  /** Starts probing the registry's enabled participants (now, then every interval) and following its changes. */
-  start(registry: Registry, pool: ConnectorSource): void {
-    this.#stopped = false;
-    const onChange = (event: RegistryEvent) => {
-      if (event.kind === 'participant') this.#changed(registry, pool, event.id);
-    };
-    registry.on('change', onChange);
-    this.#unsubscribe = () => registry.off('change', onChange);
-    if (this.#opts.intervalMs <= 0) return;
-    const tick = () => {
-      this.#running = this.probeAll(registry, pool).finally(() => {
-        this.#running = undefined;
-        if (this.#stopped) return;
-        this.#timer = setTimeout(tick, this.#opts.intervalMs);
-        this.#timer.unref();
-      });
-    };
-    tick();
-  }
-
-  /** Stops the schedule; a probe under way finishes on its own (within the upstream timeout). */
-  stop(): void {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    this.#unsubscribe?.();
-    this.#unsubscribe = undefined;
-  }
-
-  /** Resolves when the probe round under way (if any) is over. For tests and shutdown. */
-  async settled(): Promise<void> {
-    await this.#running;
-  }
-
-  /** One probe round over every enabled participant, in parallel; forgets participants gone or disabled. */
-  async probeAll(registry: Registry, pool: ConnectorSource): Promise<void> {
-    const active = registry.participants().filter((p) => p.config.enabled);
-    const ids = new Set(active.map((p) => p.config.id));
-    for (const id of this.#tracked.keys()) if (!ids.has(id)) this.#forget(id);
-    await Promise.all(
-      active.map(async (participant) => {
-        this.#sync(participant);
-        await this.guard(pool.get(participant))
-          .probe()
-          .catch(() => {}); // recorded by #probe
-      }),
-    );
+  /**
+   * Records the configuration the participant's upstream now has; when it changed, its history
+   * (breaker, state) starts again. True when it changed (or was not known).
+   */
+  track(participantId: string, signature: string): boolean {
+    const tracked = this.#track(participantId);
+    if (tracked.signature === signature) return false;
+    const changed = tracked.signature !== undefined;
+    tracked.signature = signature;
+    if (changed) {
+      tracked.breaker.reset();
+      tracked.state = 'unknown';
+      tracked.code = undefined;
+      tracked.reason = undefined;
+      this.#opts.metrics.upstreamMisconfigured.set({ participant: participantId }, 0);
+    }
+    return true;
   }
 
   status(): UpstreamStatus[] {
-    return [...this.#tracked].map(([participant, t]) => ({
-      participant,
-      up: t.up,
+    return [...this.#tracked.keys()].map((id) => this.statusOf(id)!);
+  }
+
+  /** The status of one participant, or undefined when it is not tracked (unknown, disabled). */
+  statusOf(participantId: string): UpstreamStatus | undefined {
+    const t = this.#tracked.get(participantId);
+    if (!t) return undefined;
+    return {
+      participant: participantId,
+      state: t.state,
+      up: t.state === 'unknown' ? undefined : t.state !== 'unreachable',
       lastSuccess: t.lastSuccess === undefined ? undefined : new Date(t.lastSuccess),
+      lastCheck: t.lastCheck === undefined ? undefined : new Date(t.lastCheck),
       circuit: t.breaker.state,
-    }));
+      ...(t.code ? { code: t.code } : {}),
+      ...(t.reason ? { reason: t.reason } : {}),
+    };
   }
 
   /** The breaker of a participant (created closed on first use). */
   breaker(participantId: string): CircuitBreaker {
     return this.#track(participantId).breaker;
+  }
+
+  /** Stops tracking a participant (removed, disabled) and drops its series. */
+  forget(id: string): void {
+    if (!this.#tracked.delete(id)) return;
+    const { metrics } = this.#opts;
+    metrics.upstreamUp.remove({ participant: id });
+    metrics.upstreamMisconfigured.remove({ participant: id });
+    metrics.upstreamLastSuccess.remove({ participant: id });
+    for (const state of CIRCUIT_STATES) metrics.circuitState.remove({ participant: id, state });
   }
 
   // ---- internals -----------------------------------------------------------------------------
@@ -189,7 +188,11 @@ export class UpstreamHealth {
     return observeUpstreamCalls(tracked.observer, call);
   }
 
-  /** Discovery + JWKS now. Success: up, last success, circuit closed. Failure: down, circuit open. */
+  /**
+   * Discovery + JWKS now. Success: ok, last success, circuit closed. A transient failure:
+   * unreachable, circuit open. A misconfiguration: misconfigured, and the circuit is left alone
+   * (closed if the IdP answered: it is there, only wrongly set up).
+   */
   async #probe(connector: Connector): ReturnType<Connector['probe']> {
     const id = connector.participantId;
     const tracked = this.#track(id);
@@ -205,14 +208,16 @@ export class UpstreamHealth {
       if (this.#tracked.get(id) !== tracked) return result; // forgotten meanwhile (removed, disabled): no series for it
       tracked.lastSuccess = Date.now();
       metrics.upstreamLastSuccess.set({ participant: id }, Math.floor(tracked.lastSuccess / 1000));
-      this.#setUp(id, tracked, true);
+      this.#setState(id, tracked, 'ok');
       tracked.breaker.success();
       return result;
     } catch (err) {
       span?.setStatus({ code: SpanStatusCode.ERROR, message: (err as { code?: string }).code ?? 'error' });
       if (this.#tracked.get(id) !== tracked) throw err;
-      this.#setUp(id, tracked, false, err);
-      tracked.breaker.trip();
+      const transient = !(err instanceof UpstreamError) || err.transient;
+      this.#setState(id, tracked, transient ? 'unreachable' : 'misconfigured', err);
+      if (transient) tracked.breaker.trip();
+      else tracked.breaker.success();
       throw err;
     } finally {
       metrics.upstreamProbeDuration.observe({ participant: id }, (performance.now() - started) / 1000);
@@ -225,16 +230,29 @@ export class UpstreamHealth {
     return requestContext.run({ requestId, log: this.#opts.log.child({ requestId }) }, fn);
   }
 
-  #setUp(id: string, tracked: Tracked, up: boolean, err?: unknown): void {
-    const previous = tracked.up;
-    tracked.up = up;
-    this.#opts.metrics.upstreamUp.set({ participant: id }, up ? 1 : 0);
-    if (previous === up) return;
-    if (up) {
-      if (previous === false) this.#opts.log.info({ participant: id }, 'upstream IdP is up again');
-    } else {
-      const e = err as { code?: unknown; message?: unknown } | undefined;
-      this.#opts.log.warn({ participant: id, code: e?.code, reason: e?.message }, 'upstream IdP health probe failed: its logins are refused until it answers again');
+  /** Records a probe's finding; the gauges follow it, and a change (or the first finding) is logged. */
+  #setState(id: string, tracked: Tracked, state: Exclude<UpstreamState, 'unknown'>, err?: unknown): void {
+    const previous = tracked.state;
+    const e = err as { code?: unknown; message?: unknown } | undefined;
+    tracked.state = state;
+    tracked.lastCheck = Date.now();
+    tracked.code = typeof e?.code === 'string' ? e.code : undefined;
+    tracked.reason = typeof e?.message === 'string' ? e.message : undefined;
+    const { metrics, log } = this.#opts;
+    metrics.upstreamUp.set({ participant: id }, state === 'unreachable' ? 0 : 1);
+    metrics.upstreamMisconfigured.set({ participant: id }, state === 'misconfigured' ? 1 : 0);
+    if (previous === state) return;
+    switch (state) {
+      case 'ok':
+        if (previous === 'unknown') log.info({ participant: id, state }, 'upstream IdP checked: ready for logins');
+        else log.info({ participant: id, state, previous }, 'upstream IdP is up again');
+        return;
+      case 'unreachable':
+        log.warn({ participant: id, state, code: e?.code, reason: e?.message }, 'upstream IdP health probe failed: its logins are refused until it answers again');
+        return;
+      case 'misconfigured':
+        log.error({ participant: id, state, code: e?.code, reason: e?.message }, 'upstream IdP is misconfigured: its logins cannot work until its configuration (or Concord’s registration there) is fixed');
+        return;
     }
   }
 
@@ -251,7 +269,7 @@ export class UpstreamHealth {
       },
     });
     for (const s of CIRCUIT_STATES) metrics.circuitState.set({ participant: id, state: s }, s === 'closed' ? 1 : 0);
-    tracked = { breaker, observer: this.#observer(id, breaker), up: undefined, lastSuccess: undefined, signature: undefined };
+    tracked = { breaker, observer: this.#observer(id, breaker), state: 'unknown', lastSuccess: undefined, lastCheck: undefined, code: undefined, reason: undefined, signature: undefined };
     this.#tracked.set(id, tracked);
     return tracked;
   }
@@ -277,37 +295,5 @@ export class UpstreamHealth {
         };
       },
     };
-  }
-
-  /** A participant was set or removed: forget it, or start a clean history when its upstream changed. */
-  #changed(registry: Registry, pool: ConnectorSource, id: string): void {
-    const participant = registry.participant(id);
-    if (!participant || !participant.config.enabled) {
-      this.#forget(id);
-      return;
-    }
-    if (!this.#sync(participant) || this.#stopped || this.#opts.intervalMs <= 0) return;
-    void this.guard(pool.get(participant))
-      .probe()
-      .catch(() => {});
-  }
-
-  /** Records the participant's upstream configuration; true (and a reset breaker) when it changed. */
-  #sync(participant: ActiveParticipant): boolean {
-    const tracked = this.#track(participant.config.id);
-    const signature = JSON.stringify(participant.config.upstream);
-    if (tracked.signature === signature) return false;
-    const changed = tracked.signature !== undefined;
-    tracked.signature = signature;
-    if (changed) tracked.breaker.reset();
-    return true;
-  }
-
-  #forget(id: string): void {
-    if (!this.#tracked.delete(id)) return;
-    const { metrics } = this.#opts;
-    metrics.upstreamUp.remove({ participant: id });
-    metrics.upstreamLastSuccess.remove({ participant: id });
-    for (const state of CIRCUIT_STATES) metrics.circuitState.remove({ participant: id, state });
   }
 }

@@ -136,8 +136,9 @@ describe('concord CLI', () => {
       const list = await concord(['participants', 'list'], env);
       assert.equal(list.code, 0);
       const [header, row] = list.stdout.trim().split('\n');
-      assert.match(header!, /^ID\s+NAME\s+DOMAINS\s+ENABLED\s+UPSTREAM$/);
-      assert.match(row!, /^acme\s+acme Corp\s+acme\.example\s+yes\s+http:\/\/127\.0\.0\.1/);
+      assert.match(header!, /^ID\s+NAME\s+DOMAINS\s+ENABLED\s+STATUS\s+UPSTREAM$/);
+      // STATUS: what the check of its upstream found (it runs in the background as the participant is added).
+      assert.match(row!, /^acme\s+acme Corp\s+acme\.example\s+yes\s+(ok|unknown)\s+http:\/\/127\.0\.0\.1/);
 
       const json = await concord(['participants', 'list', '--json'], env);
       assert.deepEqual(JSON.parse(json.stdout).participants.map((p: { id: string }) => p.id), ['acme']);
