@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { canonicalDomain } from '../domains/index.ts';
 import { MappingSchema } from '../mapping/index.ts';
 import { Duration } from './duration.ts';
 import { clientRedirectProblems } from './redirect-uris.ts';
@@ -133,6 +134,12 @@ export const ConcordSettingsSchema = z
         breakerThreshold: z.number().int().min(1).max(1000).default(5),
         /** An open circuit refuses that participant's logins at once for this long, then lets one trial through. */
         breakerCooldown: Duration.default(30),
+        /**
+         * Algorithm of Concord's own client keys, used with participants whose tokenEndpointAuthMethod
+         * is private_key_jwt (published at {issuer}/broker/jwks, rotated on keys.rotateEvery). RS256 is
+         * the one every IdP accepts; ES256 where the IdP allows it.
+         */
+        clientKeyAlgorithm: z.enum(['RS256', 'ES256']).default('RS256'),
       })
       .strict()
       .prefault({}),
@@ -204,11 +211,22 @@ export const ConcordSettingsSchema = z
   })
   .strict();
 
-const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+/** A domain, stored in canonical form (domains/index.ts): `Bücher.Example.` is kept as `xn--bcher-kva.example`. */
+const Domain = z.string().transform((value, ctx) => {
+  const canonical = canonicalDomain(value.trim());
+  if (canonical === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'a domain name like example.com' });
+    return z.NEVER;
+  }
+  return canonical;
+});
 
 export const ParticipantIdSchema = z
   .string()
   .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes, at most 63');
+
+/** The service's authorization parameters a participant may pass on to its upstream. */
+export const FORWARDABLE_PARAMS = ['login_hint', 'prompt', 'max_age', 'acr_values', 'ui_locales'] as const;
 
 export const OidcUpstreamSchema = z
   .object({
@@ -219,8 +237,27 @@ export const OidcUpstreamSchema = z
     clientSecret: z.string().min(1).optional(),
     clientSecretEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional(),
     scopes: z.array(z.string()).default(['openid', 'email', 'profile']),
-    /** Also call the upstream's userinfo endpoint and merge its claims. */
-    fetchUserinfo: z.boolean().default(false),
+    /**
+     * Call the upstream's userinfo endpoint and merge its claims (the signed ID token wins a
+     * conflict). Absent: whenever the upstream publishes a userinfo_endpoint, since OIDC Core 5.4
+     * lets an IdP return the `email` and `profile` claims there only. `false` turns it off.
+     */
+    fetchUserinfo: z.boolean().optional(),
+    /**
+     * How Concord authenticates at the upstream's token endpoint. Absent: client_secret_basic, else
+     * client_secret_post, whichever the upstream lists (basic when it lists none). private_key_jwt
+     * signs with Concord's own client keys, published at {issuer}/broker/jwks. A method the upstream
+     * does not list is refused when the participant is registered.
+     */
+    tokenEndpointAuthMethod: z.enum(['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt']).optional(),
+    /** How the upstream returns its answer: `query` (a redirect) or `form_post` (a POST to the callback). */
+    responseMode: z.enum(['query', 'form_post']).default('query'),
+    /**
+     * Authorization parameters of the service's request passed on to the upstream (OIDC Core
+     * 3.1.2.1). Default all: `login_hint`, `prompt` (login, none, consent, select_account), `max_age`,
+     * `acr_values`, `ui_locales`. Leave one out for an IdP that refuses it.
+     */
+    forwardParams: z.array(z.enum(FORWARDABLE_PARAMS)).default([...FORWARDABLE_PARAMS]),
     /** ID token algorithms accepted from this upstream. `none` and HS* are never accepted. */
     allowedAlgorithms: z.array(z.enum(['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA'])).optional(),
     /** Allow an http:// issuer. Only for loopback development and tests; implies allowPrivateNetwork. */
@@ -235,15 +272,27 @@ export const OidcUpstreamSchema = z
   .refine((u) => u.allowInsecureHttp || u.issuer.startsWith('https://'), {
     message: 'the upstream issuer must be https (set allowInsecureHttp only for local development)',
     path: ['issuer'],
+  })
+  .refine((u) => !u.tokenEndpointAuthMethod?.startsWith('client_secret') || u.clientSecret !== undefined || u.clientSecretEnv !== undefined, {
+    message: 'this tokenEndpointAuthMethod needs clientSecret or clientSecretEnv',
+    path: ['tokenEndpointAuthMethod'],
   });
 
 export const ParticipantSchema = z
   .object({
     id: ParticipantIdSchema,
     displayName: z.string().min(1).max(200),
+    /** The email domains whose users sign in here; unique across participants, and two spellings of one domain are one domain. */
     domains: z
-      .array(z.string().transform((d) => d.trim().toLowerCase()).pipe(z.string().regex(DOMAIN, 'a domain name like example.com')))
-      .min(1),
+      .array(Domain)
+      .min(1)
+      .superRefine((domains, ctx) => {
+        const seen = new Set<string>();
+        domains.forEach((domain, index) => {
+          if (seen.has(domain)) ctx.addIssue({ code: 'custom', path: [index], message: `${domain} is listed twice (domains are compared in canonical form)` });
+          seen.add(domain);
+        });
+      }),
     upstream: OidcUpstreamSchema,
     mapping: MappingSchema.optional(),
     enabled: z.boolean().default(true),

@@ -62,7 +62,7 @@ const FAIL_OPEN_LOG_EVERY_MS = 30_000;
 /** Routes whose callers authenticate as a client: their failures are credential failures. */
 const CLIENT_ROUTES: ReadonlySet<RouteName> = new Set(['token', 'introspection', 'revocation', 'pushed_authorization_request']);
 /** Routes that count against the per-source browser budget: each can create state in the store. */
-const BROWSER_ROUTES: ReadonlySet<RouteName> = new Set(['authorization', 'pushed_authorization_request', 'resume', 'interaction', 'interaction_login', 'interaction_consent', 'interaction_callback', 'broker_callback', 'broker']);
+const BROWSER_ROUTES: ReadonlySet<RouteName> = new Set(['authorization', 'pushed_authorization_request', 'resume', 'interaction', 'interaction_login', 'interaction_consent', 'interaction_abort', 'interaction_callback', 'broker_callback', 'broker']);
 
 /** The OAuth error of a JSON answer oidc-provider gave, if any. */
 const oauthError = (ctx: Context) => (ctx.body && typeof ctx.body === 'object' && 'error' in ctx.body ? String((ctx.body as { error: unknown }).error) : undefined);

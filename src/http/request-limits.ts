@@ -27,7 +27,7 @@ import { routeOf } from './route.ts';
  * and `iss`). The browser routes (/interaction/*, /broker/*, /session/end*) get the error page; the
  * rest JSON.
  *
- * The form of POST /token, /request and /auth is read here (oidc-provider would otherwise read it
+ * The form of POST /token, /request and /auth, and of a posted upstream callback (form_post), is read here (oidc-provider would otherwise read it
  * itself) and handed on as `ctx.request.body`, which oidc-provider takes instead of the stream
  * (its documented path for an upstream body parser). oidc-provider prints one plain-text line
  * about that, once per process: "oidc-provider WARNING: already parsed request body detected".
@@ -191,6 +191,7 @@ function kindOf(ctx: Context): Kind {
     case 'interaction':
     case 'interaction_login':
     case 'interaction_consent':
+    case 'interaction_abort':
     case 'broker':
     case 'end_session':
     case 'end_session_confirm':
@@ -235,7 +236,7 @@ export function requestLimits(options: RequestLimitsOptions) {
 
       if (kind === 'authorization' || kind === 'par' || kind === 'token' || kind === 'callback') {
         checkProtocolParams(query);
-        if (ctx.method === 'POST' && kind !== 'callback' && ctx.is('application/x-www-form-urlencoded')) {
+        if (ctx.method === 'POST' && ctx.is('application/x-www-form-urlencoded')) {
           checked.rawForm = await readBody(ctx);
           const form = parseParams(checked.rawForm);
           checkProtocolParams(form);

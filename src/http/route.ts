@@ -26,6 +26,7 @@ export type RouteName =
   | 'interaction'
   | 'interaction_login'
   | 'interaction_consent'
+  | 'interaction_abort'
   | 'interaction_callback'
   | 'broker_callback'
   | 'broker'
@@ -57,6 +58,7 @@ const CONCORD_ROUTES: ReadonlyArray<[RouteName, string]> = [
   ['interaction', '/interaction/:uid'],
   ['interaction_login', '/interaction/:uid/login'],
   ['interaction_consent', '/interaction/:uid/consent'],
+  ['interaction_abort', '/interaction/:uid/abort'],
   ['interaction_callback', '/interaction/:uid/callback'],
   ['broker_callback', '/broker/:participantId/callback'],
   ['broker', '/broker/:participantId/:action'],

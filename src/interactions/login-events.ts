@@ -8,6 +8,10 @@ export type LoginOutcome =
   | 'invalid_email'
   | 'participant_disabled'
   | 'participant_not_allowed'
+  /** A callback for a participant no longer (or never) known. */
+  | 'unknown_participant'
+  /** A request on /broker/* that is no callback: another method, another path. */
+  | 'broker_not_found'
   | UpstreamErrorCode
   | 'mapping_rejected'
   | MappingLimitCode

@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import { newReference } from '../observability/index.ts';
-import { renderPage, Trusted } from './views.ts';
+import { escapeHtml, renderPage, Trusted } from './views.ts';
 
 /** Pages a person may land on when a sign-in cannot go on; each names its cause plainly. */
 export const ERROR_PAGES = {
@@ -12,6 +12,8 @@ export const ERROR_PAGES = {
   upstream_unavailable: { status: 503, heading: 'Your organisation’s sign-in service is unavailable', message: 'We could not reach your organisation’s sign-in service. Please try again in a few minutes.' },
   upstream_error: { status: 502, heading: 'Your organisation’s sign-in service refused the sign-in', message: 'Your organisation’s sign-in service reported an error. Please try again, or contact your administrator.' },
   upstream_invalid: { status: 502, heading: 'The sign-in could not be verified', message: 'The answer from your organisation’s sign-in service failed our security checks, so we did not sign you in.' },
+  upstream_misconfigured: { status: 502, heading: 'Your organisation’s sign-in service is not set up correctly for this service', message: 'Its settings, or the way it answers, are not compatible with Concord, so we could not sign you in. Trying again will not help: please tell your administrator, quoting the reference below.' },
+  broker_not_found: { status: 404, heading: 'This is not a sign-in address', message: 'Concord does not know this address. Go back to the service you were signing in to and start again.' },
   mapping_rejected: { status: 403, heading: 'Your account does not meet this service’s requirements', message: 'Your organisation’s account does not meet a requirement for signing in here.' },
   claims_not_accepted: { status: 502, heading: 'Your account could not be accepted', message: 'Your organisation’s sign-in service sent account information that Concord cannot accept within its limits (for example, too many groups). Please contact your administrator and quote the reference below.' },
   session_expired: { status: 400, heading: 'This sign-in has expired', message: 'The sign-in took too long or was already used. Go back to the service and start again.' },
@@ -24,11 +26,20 @@ export const ERROR_PAGES = {
 
 export type ErrorPage = keyof typeof ERROR_PAGES;
 
+/** A way back to the service from an error page: a form that ends the sign-in there with an OAuth error. */
+export interface WayBack {
+  /** Where the form posts (the interaction's abort route). */
+  action: string;
+  /** The service's name, for the button. */
+  service: string;
+}
+
 /**
  * Renders an error page whose reference is the request id, and logs the same reference with the
- * cause, so support can find the log line from what the user reads out.
+ * cause, so support can find the log line from what the user reads out. With `back`, the page
+ * offers a way back to the service.
  */
-export function showError(ctx: Context, page: ErrorPage, details: { cause?: unknown; message?: string; log?: Record<string, unknown> } = {}): void {
+export function showError(ctx: Context, page: ErrorPage, details: { cause?: unknown; message?: string; log?: Record<string, unknown>; back?: WayBack } = {}): void {
   const spec = ERROR_PAGES[page];
   const reference = (ctx.state.requestId as string | undefined) ?? newReference();
   const log = ctx.state.log as { warn: (o: object, m: string) => void; error: (o: object, m: string) => void } | undefined;
@@ -41,6 +52,8 @@ export function showError(ctx: Context, page: ErrorPage, details: { cause?: unkn
     heading: spec.heading,
     message: details.message ?? spec.message,
     reference,
-    extra: details.message && details.message !== spec.message ? new Trusted('') : undefined,
+    extra: details.back
+      ? new Trusted(`<form method="post" action="${escapeHtml(details.back.action)}"><button type="submit" class="secondary">Back to ${escapeHtml(details.back.service)}</button></form>`)
+      : undefined,
   });
 }

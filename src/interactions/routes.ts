@@ -3,14 +3,14 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { ConcordSettings } from '../config/index.ts';
+import { emailDomain } from '../domains/index.ts';
 import type { ActiveParticipant, ConnectorPool, Registry } from '../participants/index.ts';
-import { domainOf } from '../participants/index.ts';
-import { AccountStore, accountIdOf } from '../provider/index.ts';
+import { AccountStore, accountIdOf, type BrokeredAccount } from '../provider/index.ts';
 import type { Store } from '../store/index.ts';
-import type { PendingUpstreamLogin } from '../upstream/index.ts';
+import type { CallbackInput, ForwardedParams, PendingLogin, UpstreamLogout } from '../upstream/index.ts';
 import { UpstreamError } from '../upstream/index.ts';
 import type { LoginObserver, LoginOutcome } from './login-events.ts';
-import { showError, type ErrorPage } from './pages.ts';
+import { showError, type ErrorPage, type WayBack } from './pages.ts';
 import { readForm } from './form.ts';
 import { renderPage, Trusted, escapeHtml } from './views.ts';
 
@@ -25,18 +25,36 @@ export interface InteractionDeps {
   observe?: LoginObserver;
 }
 
-/** What is kept, single-use, between the redirect to the upstream and its callback. */
+/** What is kept, single-use, between the redirect to the upstream and its callback, under the pending login's state. */
 interface UpstreamLoginRecord {
   interactionUid: string;
   participantId: string;
   clientId: string;
-  pending: PendingUpstreamLogin;
+  pending: PendingLogin;
+  /** The service's max_age (seconds) when it was passed on: the upstream's auth_time must satisfy it. */
+  maxAge?: number;
   startedAt: number;
 }
 
 const pendingKey = (state: string) => `upstream-login:${state}`;
 
-/** Kept, single-use, while the browser visits the upstream's end_session_endpoint during logout. */
+/**
+ * A callback as it reached /broker/{participantId}/callback, carried (single-use, by a random
+ * reference) to /interaction/{uid}/callback, where the browser's interaction cookie is checked.
+ */
+interface CarriedCallback {
+  participantId: string;
+  state: string;
+  method: 'GET' | 'POST';
+  query: string;
+  body: string;
+}
+
+const callbackKey = (ref: string) => `upstream-callback:${ref}`;
+/** A carried callback is used by the very next request of the same browser: seconds. */
+const CALLBACK_TTL_S = 120;
+
+/** Kept while the browser visits the upstream's logout during an RP-initiated logout; taken only by its own participant's return. */
 interface UpstreamLogoutRecord {
   participantId: string;
   /** Where oidc-provider sent the browser after ending the Concord session: the RP's post_logout_redirect_uri (+ state) or its own page. */
@@ -53,21 +71,43 @@ interface EndSessionContext {
   oidc?: { session?: { accountId?: string; destroyed?: boolean }; params?: { logout?: unknown } };
 }
 
-const UPSTREAM_PAGES: Record<string, ErrorPage> = {
-  upstream_unreachable: 'upstream_unavailable',
-  upstream_timeout: 'upstream_unavailable',
-  discovery_invalid: 'upstream_unavailable',
-  upstream_error: 'upstream_error',
-  state_mismatch: 'session_expired',
-  iss_mismatch: 'upstream_invalid',
-  token_invalid: 'upstream_invalid',
-  userinfo_invalid: 'upstream_invalid',
+/** The page for each kind of upstream failure (upstream/errors.ts UpstreamErrorKind). */
+const UPSTREAM_PAGES: Record<UpstreamError['kind'], ErrorPage> = {
+  unavailable: 'upstream_unavailable',
+  misconfigured: 'upstream_misconfigured',
+  refused: 'upstream_error',
+  invalid: 'upstream_invalid',
+  expired: 'session_expired',
 };
 
 /**
+ * OAuth errors from the upstream that end the sign-in at the service with an error of its own
+ * (OIDC Core 3.1.2.6), as the service expects: the user cancelled, or the upstream needs an
+ * interaction the request forbade, or it is briefly unavailable. The description is Concord's; the
+ * upstream's own is in the log line.
+ */
+const RETURNED_TO_SERVICE: Record<string, { error: string; error_description: string }> = {
+  access_denied: { error: 'access_denied', error_description: 'the user or their organisation declined the sign-in' },
+  login_required: { error: 'login_required', error_description: 'the organisation’s sign-in service requires the user to sign in' },
+  consent_required: { error: 'consent_required', error_description: 'the organisation’s sign-in service requires the user’s consent' },
+  interaction_required: { error: 'interaction_required', error_description: 'the organisation’s sign-in service requires an interaction with the user' },
+  account_selection_required: { error: 'account_selection_required', error_description: 'the organisation’s sign-in service requires the user to select an account' },
+  temporarily_unavailable: { error: 'temporarily_unavailable', error_description: 'the organisation’s sign-in service is temporarily unavailable' },
+  server_error: { error: 'temporarily_unavailable', error_description: 'the organisation’s sign-in service is temporarily unavailable' },
+};
+
+/** `prompt` values passed on to the upstream (OIDC Core 3.1.2.1). */
+const PROMPTS = new Set(['login', 'none', 'consent', 'select_account']);
+/** Seconds an upstream's auth_time may be older than max_age allows (clock skew). */
+const AUTH_TIME_TOLERANCE_S = 30;
+
+/**
  * The login, consent and broker-callback routes. The flow: interaction -> home-realm discovery
- * (login_hint, idp_hint or the email form) -> the participant's upstream -> callback -> mapping
- * -> account -> back to oidc-provider, which issues the code.
+ * (login_hint, idp_hint or the email form) -> the participant's upstream (with the service's
+ * authorization parameters, as the participant forwards them) -> callback (GET, or POST for
+ * form_post) -> mapping -> account -> back to oidc-provider, which issues the code, with the
+ * upstream's auth_time, acr and amr; or, when the upstream answered an error the service expects,
+ * that error at the service.
  */
 export function interactionRoutes(deps: InteractionDeps): Router {
   const { settings, store, registry, connectors, accounts } = deps;
@@ -78,41 +118,83 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     return deps.provider().interactionDetails(ctx.req, ctx.res);
   }
 
-  function refuse(ctx: Context, page: ErrorPage, outcome: LoginOutcome, participant: string | undefined, client: string | undefined, extra: { cause?: unknown; message?: string } = {}) {
+  /** The way back to the service from an error page of interaction `uid`. */
+  function wayBack(uid: string | undefined, clientId: string | undefined): WayBack | undefined {
+    if (!uid || !clientId) return undefined;
+    return { action: `/interaction/${uid}/abort`, service: registry.client(clientId)?.client_name ?? clientId };
+  }
+
+  function refuse(
+    ctx: Context,
+    page: ErrorPage,
+    outcome: LoginOutcome,
+    participant: string | undefined,
+    client: string | undefined,
+    extra: { cause?: unknown; message?: string; uid?: string; log?: Record<string, unknown> } = {},
+  ) {
     observe({ participant, client, outcome });
-    showError(ctx, page, { ...extra, log: { participant, client, outcome } });
+    const back = wayBack(extra.uid, client);
+    showError(ctx, page, {
+      ...(extra.cause === undefined ? {} : { cause: extra.cause }),
+      ...(extra.message === undefined ? {} : { message: extra.message }),
+      ...(back ? { back } : {}),
+      log: { participant, client, outcome, ...extra.log },
+    });
+  }
+
+  /** An upstream failure: back to the service when it expects that error, else the page for its kind (with the upstream's own error in the log). */
+  async function upstreamFailure(ctx: Context, error: UpstreamError, participant: string, client: string, uid: string | undefined) {
+    const returned = error.kind === 'refused' && error.upstreamError ? RETURNED_TO_SERVICE[error.upstreamError] : undefined;
+    if (returned && uid) {
+      observe({ participant, client, outcome: error.code });
+      ctx.state.log?.info({ participant, client, outcome: error.code, returned: returned.error, ...error.logFields() }, 'the upstream answered an error: returned to the service');
+      return deps.provider().interactionFinished(ctx.req, ctx.res, returned, { mergeWithLastSubmission: false });
+    }
+    return refuse(ctx, UPSTREAM_PAGES[error.kind], error.code, participant, client, { cause: error, ...(uid ? { uid } : {}), log: error.logFields() });
   }
 
   /** Checks that the participant may be used for this client now, then redirects to its upstream. */
-  async function startUpstream(ctx: Context, uid: string, clientId: string, participant: ActiveParticipant, loginHint: string | undefined) {
+  async function startUpstream(ctx: Context, uid: string, params: Record<string, unknown>, participant: ActiveParticipant, loginHint: string | undefined) {
     const id = participant.config.id;
+    const clientId = String(params.client_id);
     const client = registry.client(clientId);
-    if (!participant.config.enabled) return refuse(ctx, 'participant_disabled', 'participant_disabled', id, clientId);
-    if (client?.participants && !client.participants.includes(id)) return refuse(ctx, 'participant_not_allowed', 'participant_not_allowed', id, clientId);
+    if (!participant.config.enabled) return refuse(ctx, 'participant_disabled', 'participant_disabled', id, clientId, { uid });
+    if (client?.participants && !client.participants.includes(id)) return refuse(ctx, 'participant_not_allowed', 'participant_not_allowed', id, clientId, { uid });
+    const forwarded = forwardedParams(params, participant.config.upstream.forwardParams, loginHint);
     try {
-      const { url, pending } = await connectors.get(participant).beginLogin({
-        redirectUri: connectors.redirectUri(id),
-        ...(loginHint ? { loginHint } : {}),
-      });
-      const record: UpstreamLoginRecord = { interactionUid: uid, participantId: id, clientId, pending, startedAt: Date.now() };
+      const { url, pending } = await connectors.get(participant).beginLogin({ redirectUri: connectors.redirectUri(id), params: forwarded });
+      const record: UpstreamLoginRecord = {
+        interactionUid: uid,
+        participantId: id,
+        clientId,
+        pending,
+        ...(forwarded.max_age !== undefined ? { maxAge: forwarded.max_age } : {}),
+        startedAt: Date.now(),
+      };
       await store.setTemp(pendingKey(pending.state), record, settings.tokens.interactionTtl);
       ctx.state.log?.info({ participant: id, client: clientId }, 'redirecting to upstream');
       ctx.redirect(url);
     } catch (error) {
-      if (error instanceof UpstreamError) {
-        return refuse(ctx, UPSTREAM_PAGES[error.code] ?? 'upstream_unavailable', error.code as LoginOutcome, id, clientId, { cause: error });
-      }
+      if (error instanceof UpstreamError) return upstreamFailure(ctx, error, id, clientId, uid);
       throw error;
     }
   }
 
-  /** Home-realm discovery from an email address: exact, case-insensitive domain match. */
-  async function discoverFromEmail(ctx: Context, uid: string, clientId: string, email: string) {
-    const domain = domainOf(email);
-    if (!domain) return refuse(ctx, 'invalid_email', 'invalid_email', undefined, clientId);
+  /** Home-realm discovery from an email address: the canonical domain (domains/index.ts), matched exactly. */
+  async function discoverFromEmail(ctx: Context, uid: string, params: Record<string, unknown>, email: string) {
+    const clientId = String(params.client_id);
+    const domain = emailDomain(email);
+    if (!domain) return refuse(ctx, 'invalid_email', 'invalid_email', undefined, clientId, { uid });
     const participant = registry.participantForDomain(domain);
-    if (!participant) return refuse(ctx, 'unknown_domain', 'unknown_domain', undefined, clientId, { message: `No partner organisation signs in with addresses at ${domain}. Check the address, or ask your administrator whether your organisation is connected.` });
-    return startUpstream(ctx, uid, clientId, participant, email);
+    if (!participant) {
+      // The page names the domain as the user typed it.
+      const typed = email.slice(email.indexOf('@') + 1);
+      return refuse(ctx, 'unknown_domain', 'unknown_domain', undefined, clientId, {
+        uid,
+        message: `No partner organisation signs in with addresses at ${typed}. Check the address, or ask your administrator whether your organisation is connected.`,
+      });
+    }
+    return startUpstream(ctx, uid, params, participant, email);
   }
 
   function loginPage(ctx: Context, uid: string, clientId: string, email = '', error?: string) {
@@ -131,16 +213,18 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const interaction = await details(ctx);
     const uid = ctx.params.uid!;
     if (interaction.uid !== uid) return showError(ctx, 'session_expired');
-    const params = interaction.params as { client_id: string; login_hint?: string; idp_hint?: string };
+    const params = interaction.params as Record<string, unknown> & { client_id: string; login_hint?: string; idp_hint?: string };
     ctx.set('Cache-Control', 'no-store');
 
-    if (interaction.prompt.name === 'login') {
+    // select_account (provider/index.ts) is a sign-in like login: discovery again, then the upstream with prompt=select_account.
+    if (interaction.prompt.name === 'login' || interaction.prompt.name === 'select_account') {
       if (params.idp_hint) {
-        const participant = registry.participant(params.idp_hint);
-        if (!participant) return refuse(ctx, 'unknown_participant', 'unknown_domain', undefined, params.client_id);
-        return startUpstream(ctx, uid, params.client_id, participant, params.login_hint);
+        // A participant id, or one of its domains.
+        const participant = registry.participant(params.idp_hint) ?? registry.participantForDomain(params.idp_hint);
+        if (!participant) return refuse(ctx, 'unknown_participant', 'unknown_domain', undefined, params.client_id, { uid });
+        return startUpstream(ctx, uid, params, participant, params.login_hint);
       }
-      if (params.login_hint && domainOf(params.login_hint)) return discoverFromEmail(ctx, uid, params.client_id, params.login_hint);
+      if (params.login_hint && emailDomain(params.login_hint)) return discoverFromEmail(ctx, uid, params, params.login_hint);
       return loginPage(ctx, uid, params.client_id);
     }
 
@@ -164,16 +248,28 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   router.post('/interaction/:uid/login', async (ctx) => {
     const interaction = await details(ctx);
     const uid = ctx.params.uid!;
-    if (interaction.uid !== uid || interaction.prompt.name !== 'login') return showError(ctx, 'session_expired');
+    if (interaction.uid !== uid || (interaction.prompt.name !== 'login' && interaction.prompt.name !== 'select_account')) return showError(ctx, 'session_expired');
     const form = await readForm(ctx);
     const email = (form.get('email') ?? '').trim();
     const clientId = String(interaction.params.client_id);
-    if (!domainOf(email)) {
+    if (!emailDomain(email)) {
       ctx.status = 400;
       observe({ participant: undefined, client: clientId, outcome: 'invalid_email' });
       return loginPage(ctx, uid, clientId, email.slice(0, 320), 'Enter a full work email address, like you@your-organisation.example.');
     }
-    return discoverFromEmail(ctx, uid, clientId, email);
+    return discoverFromEmail(ctx, uid, interaction.params, email);
+  });
+
+  // The way back to the service from an error page: the sign-in ends there with access_denied.
+  router.post('/interaction/:uid/abort', async (ctx) => {
+    let interaction;
+    try {
+      interaction = await details(ctx);
+    } catch (cause) {
+      return showError(ctx, 'session_expired', { cause });
+    }
+    if (interaction.uid !== ctx.params.uid) return showError(ctx, 'session_expired');
+    return deps.provider().interactionFinished(ctx.req, ctx.res, { error: 'access_denied', error_description: 'the user went back to the service without signing in' }, { mergeWithLastSubmission: false });
   });
 
   router.post('/interaction/:uid/consent', async (ctx) => {
@@ -195,60 +291,98 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     return provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId: id } }, { mergeWithLastSubmission: true });
   });
 
-  // The upstream's redirect lands here; the interaction cookie's path is /interaction/{uid}, so the
-  // browser is sent on there, where the cookie binds the callback to the browser that began the login.
-  router.get('/broker/:participantId/callback', async (ctx) => {
+  // The upstream's answer lands here: by redirect (GET, response_mode=query) or posted (form_post).
+  // The interaction cookie is SameSite=Lax with the path /interaction/{uid}: it comes neither here nor
+  // with a cross-site POST. So this route only finds the pending login by the answer's state and
+  // carries the answer (stored, single-use, under a random reference) to /interaction/{uid}/callback
+  // by a 303: a top-level GET, which brings the cookie, and there the cookie binds the answer to the
+  // browser that began the login (no login CSRF, whichever way the answer came).
+  async function brokerCallback(ctx: Context) {
     const participantId = ctx.params.participantId!;
-    const state = ctx.query.state;
-    if (typeof state !== 'string' || state.length === 0 || state.length > 256) {
-      return refuse(ctx, 'session_expired', 'state_mismatch', participantId, undefined);
+    const participant = registry.participant(participantId);
+    if (!participant) return refuse(ctx, 'unknown_participant', 'unknown_participant', undefined, undefined, { log: { path: ctx.path } });
+    let body = new URLSearchParams();
+    if (ctx.method === 'POST') {
+      const raw = (ctx.state.checked as { rawForm?: string } | undefined)?.rawForm;
+      try {
+        body = raw !== undefined ? new URLSearchParams(raw) : await readForm(ctx);
+      } catch (cause) {
+        return refuse(ctx, 'session_expired', 'callback_invalid', participantId, undefined, { cause });
+      }
     }
+    const callback: CallbackInput = { method: ctx.method === 'POST' ? 'POST' : 'GET', query: new URLSearchParams(ctx.querystring), body };
+    const state = connectors.get(participant).callbackState(callback);
+    if (!state || state.length > 512) return refuse(ctx, 'session_expired', 'state_mismatch', participantId, undefined);
     const record = await store.getTemp<UpstreamLoginRecord>(pendingKey(state));
     if (!record || record.participantId !== participantId) return refuse(ctx, 'session_expired', 'state_mismatch', participantId, undefined);
+    const ref = randomBytes(24).toString('base64url');
+    const carried: CarriedCallback = { participantId, state, method: callback.method, query: callback.query.toString(), body: body.toString() };
+    await store.setTemp(callbackKey(ref), carried, Math.min(CALLBACK_TTL_S, settings.tokens.interactionTtl));
+    ctx.set('Cache-Control', 'no-store');
     ctx.status = 303;
-    ctx.redirect(`/interaction/${record.interactionUid}/callback?${ctx.querystring}`);
-  });
+    ctx.redirect(`/interaction/${record.interactionUid}/callback?ref=${ref}`);
+  }
+  router.get('/broker/:participantId/callback', brokerCallback);
+  router.post('/broker/:participantId/callback', brokerCallback);
 
   router.get('/interaction/:uid/callback', async (ctx) => {
-    const state = ctx.query.state;
-    if (typeof state !== 'string' || state.length === 0 || state.length > 256) {
+    const ref = ctx.query.ref;
+    if (typeof ref !== 'string' || ref.length === 0 || ref.length > 64) {
       return refuse(ctx, 'session_expired', 'state_mismatch', undefined, undefined);
     }
     let interaction;
     try {
       interaction = await details(ctx);
     } catch (cause) {
+      // Another browser (no interaction cookie): nothing is taken, the real login can still finish.
       return refuse(ctx, 'session_expired', 'session_expired', undefined, undefined, { cause });
     }
-    // Single use: a replayed callback finds nothing.
-    const record = await store.takeTemp<UpstreamLoginRecord>(pendingKey(state));
-    if (!record || interaction.uid !== record.interactionUid || ctx.params.uid !== record.interactionUid) {
+    const uid = ctx.params.uid!;
+    const carried = await store.getTemp<CarriedCallback>(callbackKey(ref));
+    const record = carried ? await store.getTemp<UpstreamLoginRecord>(pendingKey(carried.state)) : undefined;
+    if (!carried || !record || record.participantId !== carried.participantId || interaction.uid !== record.interactionUid || uid !== record.interactionUid) {
       return refuse(ctx, 'session_expired', 'state_mismatch', record?.participantId, record?.clientId);
     }
-    const participantId = record.participantId;
+    // Single use: a replay, or a race with another tab, finds nothing.
+    const [tookCallback, tookLogin] = await Promise.all([store.takeTemp(callbackKey(ref)), store.takeTemp(pendingKey(carried.state))]);
+    if (!tookCallback || !tookLogin) return refuse(ctx, 'session_expired', 'state_mismatch', record.participantId, record.clientId);
+    const { participantId, clientId } = record;
 
     const participant = registry.participant(participantId);
-    if (!participant) return refuse(ctx, 'unknown_participant', 'unknown_domain', participantId, record.clientId);
-    if (!participant.config.enabled) return refuse(ctx, 'participant_disabled', 'participant_disabled', participantId, record.clientId);
+    if (!participant) return refuse(ctx, 'unknown_participant', 'unknown_participant', participantId, clientId, { uid });
+    if (!participant.config.enabled) return refuse(ctx, 'participant_disabled', 'participant_disabled', participantId, clientId, { uid });
 
     let identity;
     try {
-      // openid-client checks the callback against the redirect URI the upstream knows.
-      const callbackUrl = new URL(`${connectors.redirectUri(participantId)}?${ctx.querystring}`);
-      identity = await connectors.get(participant).completeLogin(callbackUrl, record.pending);
+      const callback: CallbackInput = { method: carried.method, query: new URLSearchParams(carried.query), body: new URLSearchParams(carried.body) };
+      identity = await connectors.get(participant).completeLogin(callback, record.pending);
     } catch (error) {
-      if (error instanceof UpstreamError) {
-        return refuse(ctx, UPSTREAM_PAGES[error.code] ?? 'upstream_invalid', error.code as LoginOutcome, participantId, record.clientId, { cause: error });
-      }
+      if (error instanceof UpstreamError) return upstreamFailure(ctx, error, participantId, clientId, uid);
       throw error;
+    }
+
+    // max_age (OIDC Core 3.1.2.1): the service asked for an authentication that recent, and the
+    // upstream was asked for it too; an older one is not passed off as fresh.
+    const now = Math.floor(Date.now() / 1000);
+    if (record.maxAge !== undefined && identity.authTime !== undefined && identity.authTime + record.maxAge + AUTH_TIME_TOLERANCE_S < now) {
+      observe({ participant: participantId, client: clientId, outcome: 'upstream_error' });
+      ctx.state.log?.warn({ participant: participantId, client: clientId, maxAge: record.maxAge, authTime: identity.authTime }, 'the upstream did not re-authenticate within max_age: login_required returned to the service');
+      return deps.provider().interactionFinished(
+        ctx.req,
+        ctx.res,
+        { error: 'login_required', error_description: 'the organisation’s sign-in service did not re-authenticate the user within max_age' },
+        { mergeWithLastSubmission: false },
+      );
     }
 
     const outcome = participant.mapping.apply(identity.claims);
     if (!outcome.ok) {
-      observe({ participant: participantId, client: record.clientId, outcome: outcome.code });
+      observe({ participant: participantId, client: clientId, outcome: outcome.code });
+      const back = wayBack(uid, clientId);
       return showError(ctx, outcome.code === 'mapping_rejected' ? 'mapping_rejected' : 'claims_not_accepted', {
         ...(outcome.message ? { message: outcome.message } : {}),
-        log: { participant: participantId, client: record.clientId, outcome: outcome.code, rule: outcome.ruleIndex, requirement: outcome.requirement },
+        ...(back ? { back } : {}),
+        log: { participant: participantId, client: clientId, outcome: outcome.code, rule: outcome.ruleIndex, requirement: outcome.requirement },
       });
     }
 
@@ -259,24 +393,27 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       upstreamIssuer: identity.issuer,
       upstreamSubject: identity.subject,
       claims: outcome.claims,
-      upstreamIdToken: identity.idToken,
-      updatedAt: Math.floor(Date.now() / 1000),
+      ...(identity.logout ? { upstreamLogout: identity.logout } : {}),
+      updatedAt: now,
     });
-    observe({ participant: participantId, client: record.clientId, outcome: 'success', durationMs: Date.now() - record.startedAt, upstreamMs: identity.durationMs });
-    ctx.state.log?.info({ participant: participantId, client: record.clientId }, 'brokered login succeeded');
+    observe({ participant: participantId, client: clientId, outcome: 'success', durationMs: Date.now() - record.startedAt, upstreamMs: identity.durationMs });
+    ctx.state.log?.info({ participant: participantId, client: clientId }, 'brokered login succeeded');
+    // auth_time, acr and amr of Concord's tokens are the upstream's: it is where the user authenticated.
     const login = {
       accountId,
+      ...(identity.authTime !== undefined ? { ts: Math.min(identity.authTime, now) } : {}),
       ...(identity.amr ? { amr: identity.amr } : {}),
       ...(identity.acr ? { acr: identity.acr } : {}),
     };
-    return deps.provider().interactionFinished(ctx.req, ctx.res, { login }, { mergeWithLastSubmission: false });
+    // The select_account prompt (provider/index.ts) is answered by this sign-in too.
+    return deps.provider().interactionFinished(ctx.req, ctx.res, { login, select_account: {} }, { mergeWithLastSubmission: false });
   });
 
   // RP-initiated logout. oidc-provider ends the Concord session at the confirm step and redirects to the
-  // RP's post_logout_redirect_uri (with its state). When the user's participant offers an
-  // end_session_endpoint, that redirect is kept under a random id and the browser visits the upstream
-  // first (id_token_hint = the upstream ID token of the account); the upstream sends it back to
-  // /broker/{participantId}/logged-out with the id as state, and from there on to the RP.
+  // RP's post_logout_redirect_uri (with its state). When the user's participant offers a logout
+  // endpoint, that redirect is kept under a random id and the browser visits the upstream first (with
+  // what the login kept for it: for OIDC the upstream ID token as id_token_hint); the upstream sends it
+  // back to /broker/{participantId}/logged-out with the id as state, and from there on to the RP.
   router.post(END_SESSION_CONFIRM, async (ctx, next) => {
     await next();
     const { oidc } = ctx as unknown as EndSessionContext;
@@ -289,10 +426,11 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const participantId = participant.config.id;
     try {
       const id = randomBytes(24).toString('base64url');
-      const url = await connectors.get(participant).endSessionUrl({
+      const logout = upstreamLogoutOf(account);
+      const url = await connectors.get(participant).logoutUrl({
         postLogoutRedirectUri: upstreamLogoutReturn(settings.issuer, participantId),
         state: id,
-        ...(account.upstreamIdToken ? { idTokenHint: account.upstreamIdToken } : {}),
+        ...(logout ? { logout } : {}),
       });
       if (!url) return;
       const record: UpstreamLogoutRecord = { participantId, returnTo };
@@ -303,7 +441,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     } catch (error) {
       // The Concord session is over either way; an unreachable upstream only skips its own logout.
       ctx.state.log?.warn({ participant: participantId, err: error }, 'upstream logout skipped');
-      if (error instanceof UpstreamError && (error.code === 'upstream_unreachable' || error.code === 'upstream_timeout')) {
+      if (error instanceof UpstreamError && error.kind === 'unavailable') {
         // The IdP's session may outlive this logout: say so (a shared computer), then go on to the service.
         ctx.status = 200;
         ctx.remove('Location');
@@ -316,9 +454,12 @@ export function interactionRoutes(deps: InteractionDeps): Router {
 
   router.get('/broker/:participantId/logged-out', async (ctx) => {
     const state = ctx.query.state;
-    const record = typeof state === 'string' && state.length > 0 && state.length <= 256 ? await store.takeTemp<UpstreamLogoutRecord>(logoutKey(state)) : undefined;
+    const key = typeof state === 'string' && state.length > 0 && state.length <= 256 ? logoutKey(state) : undefined;
+    // Checked before it is taken: another participant's return path cannot use up this one's record.
+    const found = key ? await store.getTemp<UpstreamLogoutRecord>(key) : undefined;
+    const record = found && found.participantId === ctx.params.participantId ? await store.takeTemp<UpstreamLogoutRecord>(key!) : undefined;
     ctx.set('Cache-Control', 'no-store');
-    if (!record || record.participantId !== ctx.params.participantId) {
+    if (!record) {
       // Signed out already; without its record there is nowhere safe to send the browser on to.
       ctx.type = 'html';
       ctx.body = renderPage('logged-out', 'Signed out', { clientSuffix: '' });
@@ -328,7 +469,51 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     ctx.redirect(record.returnTo);
   });
 
+  // Anything else under /broker/: Concord's page, a log line with its reference, and a count.
+  router.all('/broker/{*rest}', (ctx) => {
+    const known = /^\/broker\/[^/]+\/(callback|logged-out)$/.test(ctx.path);
+    refuse(ctx, 'broker_not_found', 'broker_not_found', undefined, undefined, { log: { method: ctx.method, path: ctx.path.slice(0, 200) } });
+    if (known) {
+      ctx.status = 405;
+      ctx.set('Allow', ctx.path.endsWith('/callback') ? 'GET, POST' : 'GET');
+    }
+  });
+
   return router;
+}
+
+/**
+ * The service's authorization parameters to pass on, as far as the participant forwards them
+ * (`upstream.forwardParams`); `loginHint` is the address the user typed, or the service's hint.
+ */
+function forwardedParams(params: Record<string, unknown>, allowed: readonly string[], loginHint: string | undefined): ForwardedParams {
+  const out: ForwardedParams = {};
+  const words = (value: unknown) => (typeof value === 'string' ? value.split(' ').filter(Boolean) : []);
+  if (allowed.includes('login_hint') && loginHint) out.login_hint = loginHint;
+  if (allowed.includes('prompt')) {
+    const prompt = words(params.prompt).filter((p) => PROMPTS.has(p));
+    if (prompt.length) out.prompt = prompt;
+  }
+  if (allowed.includes('max_age')) {
+    const maxAge = typeof params.max_age === 'number' ? params.max_age : typeof params.max_age === 'string' && /^\d{1,10}$/.test(params.max_age) ? Number(params.max_age) : undefined;
+    if (maxAge !== undefined && Number.isSafeInteger(maxAge) && maxAge >= 0) out.max_age = maxAge;
+  }
+  if (allowed.includes('acr_values')) {
+    const acr = words(params.acr_values);
+    if (acr.length) out.acr_values = acr;
+  }
+  if (allowed.includes('ui_locales')) {
+    const locales = words(params.ui_locales);
+    if (locales.length) out.ui_locales = locales;
+  }
+  return out;
+}
+
+/** What the account kept for its upstream logout; accounts saved before the logout shape existed kept the ID token alone. */
+function upstreamLogoutOf(account: BrokeredAccount): UpstreamLogout | undefined {
+  if (account.upstreamLogout) return account.upstreamLogout;
+  const legacy = (account as { upstreamIdToken?: unknown }).upstreamIdToken;
+  return typeof legacy === 'string' ? { protocol: 'oidc', idTokenHint: legacy } : undefined;
 }
 
 /** Where a participant's IdP sends the browser back after its own logout; register it there as a post_logout_redirect_uri. */

@@ -1,6 +1,7 @@
 import { exceededClaimBound } from '../mapping/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
 import type { Store } from '../store/index.ts';
+import type { UpstreamLogout } from '../upstream/index.ts';
 
 /** What Concord knows of a person: the mapped claims of their last brokered login. Concord owns no users. */
 export interface BrokeredAccount {
@@ -11,22 +12,28 @@ export interface BrokeredAccount {
   upstreamSubject: string;
   /** Claims after the participant's mapping and the domain policy. */
   claims: Record<string, unknown>;
-  /** The upstream ID token, kept only as id_token_hint for upstream logout. */
-  upstreamIdToken?: string;
+  /** What a logout at the upstream needs (the connector's own shape: for OIDC the ID token as id_token_hint, and sid). */
+  upstreamLogout?: UpstreamLogout;
   updatedAt: number;
 }
 
 const key = (accountId: string) => `account:${accountId}`;
-/** SecretBox context of an account's upstream ID token: a sealed token copied to another account does not open. */
+/** SecretBox context of an account's upstream logout record: a sealed one copied to another account does not open. */
+const logoutContext = (accountId: string) => `account:${accountId}:upstreamLogout`;
+/** The context of the upstream ID token alone, as records written before the logout record existed sealed it. */
 const idTokenContext = (accountId: string) => `account:${accountId}:upstreamIdToken`;
 
-/** An account as the store holds it: the upstream ID token sealed like other secrets (records from before hold it in the clear). */
-type StoredAccount = Omit<BrokeredAccount, 'upstreamIdToken'> & { upstreamIdToken?: string; sealedUpstreamIdToken?: string };
+/**
+ * An account as the store holds it: what the upstream logout needs (for OIDC the upstream ID token)
+ * sealed like other secrets. Records from before hold the ID token alone, sealed
+ * (`sealedUpstreamIdToken`) or, older still, in the clear (`upstreamIdToken`).
+ */
+type StoredAccount = BrokeredAccount & { sealedUpstreamLogout?: string; sealedUpstreamIdToken?: string; upstreamIdToken?: string };
 
 /**
- * Accounts live as long as the longest grant that may still need their claims (refresh). The
- * upstream ID token (kept only as id_token_hint for upstream logout) is sealed with the SecretBox:
- * read access to the store does not yield it.
+ * Accounts live as long as the longest grant that may still need their claims (refresh). What the
+ * upstream logout needs (the upstream ID token as id_token_hint, for OIDC) is sealed with the
+ * SecretBox: read access to the store does not yield it.
  */
 export class AccountStore {
   readonly #store: Store;
@@ -40,9 +47,10 @@ export class AccountStore {
   }
 
   async save(account: BrokeredAccount): Promise<void> {
-    const { upstreamIdToken, ...rest } = account;
+    const { upstreamLogout, ...rest } = account;
+    // Without a SecretBox (tests of the store alone) it is kept as it is.
     const stored: StoredAccount =
-      upstreamIdToken === undefined ? rest : this.#box ? { ...rest, sealedUpstreamIdToken: this.#box.seal(upstreamIdToken, idTokenContext(account.accountId)) } : account;
+      upstreamLogout === undefined ? rest : this.#box ? { ...rest, sealedUpstreamLogout: this.#box.seal(JSON.stringify(upstreamLogout), logoutContext(account.accountId)) } : account;
     await this.#store.setTemp(key(account.accountId), stored, this.#ttlSeconds);
     // The index lives as long as the newest account in it; older members may outlive their record,
     // which offboarding tolerates (it removes what it finds).
@@ -59,16 +67,23 @@ export class AccountStore {
     if (!stored) return undefined;
     const claims = stored.claims as unknown;
     if (claims === null || typeof claims !== 'object' || Array.isArray(claims) || exceededClaimBound(claims)) return undefined;
-    const { sealedUpstreamIdToken, ...account } = stored;
-    if (sealedUpstreamIdToken === undefined) return account;
-    // A token that does not open (another key, copied from another record) is only a logout hint: drop it, keep the account.
-    let upstreamIdToken: string | undefined;
+    const { sealedUpstreamLogout, sealedUpstreamIdToken, upstreamIdToken, upstreamLogout, ...account } = stored;
+    const logout = upstreamLogout ?? this.#openLogout(accountId, sealedUpstreamLogout, sealedUpstreamIdToken, upstreamIdToken);
+    return logout === undefined ? account : { ...account, upstreamLogout: logout };
+  }
+
+  /** What the stored record keeps for the upstream logout; one that does not open (another key, another record's) is dropped: it is only a hint. */
+  #openLogout(accountId: string, sealed: string | undefined, sealedIdToken: string | undefined, idToken: string | undefined): UpstreamLogout | undefined {
     try {
-      upstreamIdToken = this.#box?.open(sealedUpstreamIdToken, idTokenContext(accountId));
+      if (sealed !== undefined) {
+        const logout = JSON.parse(this.#box?.open(sealed, logoutContext(accountId)) ?? 'null') as UpstreamLogout | null;
+        return logout && typeof logout === 'object' && typeof logout.protocol === 'string' ? logout : undefined;
+      }
+      const hint = sealedIdToken !== undefined ? this.#box?.open(sealedIdToken, idTokenContext(accountId)) : idToken;
+      return typeof hint === 'string' ? { protocol: 'oidc', idTokenHint: hint } : undefined;
     } catch {
-      upstreamIdToken = undefined;
+      return undefined;
     }
-    return upstreamIdToken === undefined ? account : { ...account, upstreamIdToken };
   }
 
   async remove(accountId: string): Promise<void> {

@@ -214,17 +214,31 @@ export function createProvider(deps: ProviderDeps): Provider {
 }
 
 /**
- * oidc-provider's policy, plus one login check: a session whose account findAccount no longer
- * gives (its participant was disabled or removed) must sign in again, instead of going on with
- * no account (prompt=none answers login_required).
+ * oidc-provider's policy, plus:
+ *   - a login check: a session whose account findAccount no longer gives (its participant was
+ *     disabled or removed) must sign in again, instead of going on with no account (prompt=none
+ *     answers login_required);
+ *   - a login check: a service asking `acr_values` that the session's acr is not among gets a fresh
+ *     sign-in, which passes them on to the upstream (oidc-provider checks only essential acr claims);
+ *   - `prompt=select_account` (OIDC Core 3.1.2.1) is accepted: a fresh sign-in, with the upstream
+ *     asked to let the user choose the account (the interaction answers it together with login).
  */
 function loginPolicy() {
   const policy = interactionPolicy.base();
-  policy.get('login')!.checks.add(
+  const login = policy.get('login')!;
+  login.checks.add(
     new interactionPolicy.Check('account_unavailable', 'the signed-in account can no longer be used', 'login_required', (ctx) =>
       Boolean(ctx.oidc.session?.accountId) && !ctx.oidc.account,
     ),
   );
+  login.checks.add(
+    new interactionPolicy.Check('acr_values', 'none of the requested acr_values was obtained', 'login_required', (ctx) => {
+      const requested = ctx.oidc.params?.acr_values;
+      if (typeof requested !== 'string' || !ctx.oidc.session?.accountId || ctx.oidc.result?.login) return false;
+      return !requested.split(' ').includes(String(ctx.oidc.session.acr));
+    }),
+  );
+  policy.add(new interactionPolicy.Prompt({ name: 'select_account', requestable: true }), 0);
   return policy;
 }
 

@@ -82,8 +82,8 @@ describe('brokered login over HTTP', () => {
 
     // acr and amr are the partner's, from its own ID token, not constants of Concord.
     const account = await fed.concord.concord.accounts.find(claims.sub);
-    assert.ok(account?.upstreamIdToken, 'the account keeps the upstream ID token');
-    const upstream = decodeJwt(account.upstreamIdToken);
+    assert.equal(account?.upstreamLogout?.protocol, 'oidc', 'the account keeps what the upstream logout needs');
+    const upstream = decodeJwt(account.upstreamLogout.idTokenHint);
     assert.ok(upstream.acr && Array.isArray(upstream.amr), 'the partner sent acr and amr');
     assert.equal(claims.acr, upstream.acr);
     assert.deepEqual(claims.amr, upstream.amr);

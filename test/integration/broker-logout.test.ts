@@ -25,6 +25,8 @@ describe('logout', () => {
     // An upstream without end_session_endpoint (the hostile IdP's discovery has none).
     plain = await startHostileIdp({ mode: 'ok', domain: 'plain.example' });
     fed = await startFederation({
+      // prompt=login at Concord must not reach Acme: throughAcme() probes whether Acme's own session lives.
+      acme: { upstream: { forwardParams: ['login_hint'] } },
       participants: [
         {
           id: 'plain',
@@ -66,7 +68,7 @@ describe('logout', () => {
     return res.stoppedAt;
   }
 
-  /** A new login forced through Acme (prompt=login, idp_hint): where it stops says whether Acme still has a session. */
+  /** A new login forced through Acme (prompt=login at Concord, not passed on; idp_hint): where it stops says whether Acme still has a session. */
   async function throughAcme(browser: Browser) {
     const auth = await authorizationRequest(fed.rp, { prompt: 'login', idp_hint: 'acme' });
     return browser.get(auth.url, { stopAt: atRp });

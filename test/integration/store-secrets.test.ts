@@ -69,19 +69,29 @@ describe('what a store reader gets', () => {
     const tokens = await exchange(fed.rp, callback, auth);
     const refreshToken = tokens.refresh_token!;
     const account = await fed.concord.concord.accounts.find(String(tokens.claims()!.sub));
-    const upstreamIdToken = account?.upstreamIdToken;
+    const upstreamIdToken = account?.upstreamLogout?.idTokenHint;
     assert.ok(upstreamIdToken && upstreamIdToken.split('.').length === 3, 'the account still gives the upstream ID token to Concord');
 
     const afterExchange = await dump(prefix);
     for (const [what, value] of [['refresh token', refreshToken], ['upstream ID token', upstreamIdToken], ['its signature', upstreamIdToken.split('.')[2]!]] as const) {
       assert.ok(!afterExchange.includes(value), `the ${what} is in the store in the clear`);
     }
-    assert.ok(afterExchange.includes('sealedUpstreamIdToken'));
+    assert.ok(afterExchange.includes('sealedUpstreamLogout'));
 
     // Still usable by its holder: refresh rotates, the old one is spent.
     const refreshed = await oidc.refreshTokenGrant(fed.rp, refreshToken);
     assert.ok(refreshed.access_token);
     await assert.rejects(oidc.refreshTokenGrant(fed.rp, refreshToken), (err: { error?: string }) => err.error === 'invalid_grant');
+  });
+
+  it('reads the upstream ID token of accounts saved before the logout record existed (sealed, or older, in the clear) as their logout record', async () => {
+    const { store, secrets, accounts } = fed.concord.concord;
+    const base = { participantId: 'acme', upstreamIssuer: fed.acme.issuer, upstreamSubject: 'u', claims: {}, updatedAt: 1 };
+    await store.setTemp('account:acme:legacy-sealed', { ...base, accountId: 'acme:legacy-sealed', sealedUpstreamIdToken: secrets.seal('a.b.c', 'account:acme:legacy-sealed:upstreamIdToken') }, 60);
+    await store.setTemp('account:acme:legacy-clear', { ...base, accountId: 'acme:legacy-clear', upstreamIdToken: 'd.e.f' }, 60);
+    assert.deepEqual((await accounts.find('acme:legacy-sealed'))?.upstreamLogout, { protocol: 'oidc', idTokenHint: 'a.b.c' });
+    assert.deepEqual((await accounts.find('acme:legacy-clear'))?.upstreamLogout, { protocol: 'oidc', idTokenHint: 'd.e.f' });
+    await Promise.all(['acme:legacy-sealed', 'acme:legacy-clear'].map((id) => store.deleteTemp(`account:${id}`)));
   });
 
   it('keeps a refresh token stored under its value (before this change) working until it expires', async () => {

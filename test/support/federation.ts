@@ -75,11 +75,20 @@ export async function startFederation(options: FederationOptions = {}): Promise<
   const partner = (name: string, domain: string, id: string, users?: PartnerUser[]) =>
     startParticipantIdp({ concordIssuer: issuer, participantId: id, name, domain, users });
   const [acme, globex] = await Promise.all([partner('Acme', 'acme.example', 'acme', options.acmeUsers), partner('Globex', 'globex.example', 'globex')]);
-  const participant = (id: string, name: string, domain: string, idp: PartnerIdp, extra: Record<string, unknown> = {}) => ({
+  // `extra.upstream` is merged into the upstream below (so a test can change one setting of it).
+  const participant = (id: string, name: string, domain: string, idp: PartnerIdp, { upstream, ...extra }: Record<string, unknown> = {}) => ({
     id,
     displayName: name,
     domains: [domain],
-    upstream: { type: 'oidc', issuer: idp.issuer, clientId: 'concord', clientSecret: upstreamSecret(id), allowInsecureHttp: true, scopes: ['openid', 'email', 'profile'] },
+    upstream: {
+      type: 'oidc',
+      issuer: idp.issuer,
+      clientId: 'concord',
+      clientSecret: upstreamSecret(id),
+      allowInsecureHttp: true,
+      scopes: ['openid', 'email', 'profile'],
+      ...(upstream as Record<string, unknown> | undefined),
+    },
     ...extra,
   });
   let concord: TestConcord;
