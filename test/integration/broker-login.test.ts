@@ -88,8 +88,9 @@ describe('brokered login over HTTP', () => {
     assert.equal(claims.acr, upstream.acr);
     assert.deepEqual(claims.amr, upstream.amr);
     assert.deepEqual(claims.amr, ['pwd']);
-    assert.equal(typeof claims.auth_time, 'number');
-    assert.ok(Math.abs(claims.auth_time! - Date.now() / 1000) < 60);
+    // auth_time too: when alice authenticated at Acme, not when Concord heard of it.
+    assert.equal(typeof upstream.auth_time, 'number');
+    assert.equal(claims.auth_time, upstream.auth_time);
 
     const jwks = createRemoteJWKSet(new URL(`${fed.concord.issuer}/jwks`));
     const at = await jwtVerify(tokens.access_token, jwks, { issuer: fed.concord.issuer, typ: 'at+jwt' });
@@ -202,14 +203,19 @@ describe('brokered login over HTTP', () => {
     assertNoCodeAtRp(browser);
   });
 
-  it('Cancel at the partner IdP gets the refused page, and no code', async () => {
-    const { browser, res } = await submitEmail('alice@acme.example');
+  it('Cancel at the partner IdP ends the sign-in at the RP with access_denied (state, iss), and no code', async () => {
+    const { browser, auth, res } = await submitEmail('alice@acme.example');
     assert.equal(res.url.origin, acmeOrigin);
     const cancel = parseForm(res.body, '/abort');
     const page = await browser.post(new URL(cancel.action, res.url), cancel.fields, { stopAt: atRp });
     assert.ok(page.chain.some((hop) => hop.url.pathname === '/broker/acme/callback' && hop.url.searchParams.get('error') === 'access_denied'), 'Acme answered access_denied');
-    assertErrorPage(fed, page, 'upstream_error');
+    assert.ok(page.stoppedAt, `the RP got no answer: ${page.status} ${page.url.href}`);
+    assert.equal(page.stoppedAt.searchParams.get('error'), 'access_denied');
+    assert.equal(page.stoppedAt.searchParams.get('state'), auth.state);
+    assert.equal(page.stoppedAt.searchParams.get('iss'), fed.concord.issuer);
     assertNoCodeAtRp(browser);
+    const logged = fed.concord.logs.find((l) => l.msg === 'the upstream answered an error: returned to the service' && l.participant === 'acme');
+    assert.equal(logged?.upstreamError, 'access_denied', 'the log line names the upstream’s own error');
   });
 
   it('a replayed upstream callback gets session_expired, and no second code', async () => {
