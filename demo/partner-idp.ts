@@ -32,8 +32,12 @@ export interface PartnerClient {
   client_secret: string;
   redirect_uris: string[];
   post_logout_redirect_uris?: string[];
-  /** Default client_secret_basic. */
-  token_endpoint_auth_method?: 'client_secret_basic' | 'client_secret_post';
+  /** Default client_secret_basic. private_key_jwt needs `jwks_uri` (Concord's /broker/jwks). */
+  token_endpoint_auth_method?: 'client_secret_basic' | 'client_secret_post' | 'client_secret_jwt' | 'private_key_jwt';
+  /** The client's public keys, for private_key_jwt. */
+  jwks_uri?: string;
+  /** Answer userinfo as a JWT signed with this algorithm (OIDC Core 5.3.2). */
+  userinfo_signed_response_alg?: 'RS256' | 'PS256' | 'ES256' | 'EdDSA';
 }
 
 export interface PartnerIdpOptions {
@@ -52,6 +56,12 @@ export interface PartnerIdpOptions {
   extraClaims?: Record<string, unknown>;
   /** Default RS256. */
   idTokenSigningAlg?: 'RS256' | 'PS256' | 'ES256' | 'EdDSA';
+  /**
+   * true: the claims of the email and profile scopes come from userinfo only (OIDC Core 5.4, and
+   * oidc-provider's own default, like LemonLDAP::NG). Default false: in the ID token too, as Entra
+   * and Keycloak send them.
+   */
+  claimsAtUserinfoOnly?: boolean;
   /** Accent colour of its pages. */
   color?: string;
 }
@@ -144,6 +154,8 @@ export async function startPartnerIdp(options: PartnerIdpOptions): Promise<Partn
       response_types: ['code'],
       token_endpoint_auth_method: c.token_endpoint_auth_method ?? 'client_secret_basic',
       id_token_signed_response_alg: alg as SigningAlgorithm,
+      ...(c.jwks_uri ? { jwks_uri: c.jwks_uri } : {}),
+      ...(c.userinfo_signed_response_alg ? { userinfo_signed_response_alg: c.userinfo_signed_response_alg } : {}),
     })),
     jwks: { keys: [await signingKey(alg)] } as Configuration['jwks'],
     enabledJWA: { idTokenSigningAlgValues: [alg as SigningAlgorithm] },
@@ -161,14 +173,15 @@ export async function startPartnerIdp(options: PartnerIdpOptions): Promise<Partn
       sid: null,
       iss: null,
     },
-    // Claims in the ID token itself (as Entra and Keycloak do), not only from userinfo.
-    conformIdTokenClaims: false,
+    // Claims in the ID token itself (as Entra and Keycloak do), not only from userinfo, unless asked.
+    conformIdTokenClaims: options.claimsAtUserinfoOnly === true,
     acrValues: [ACR],
     responseTypes: ['code'],
     pkce: { required: () => true },
     features: {
       devInteractions: { enabled: false },
       userinfo: { enabled: true },
+      jwtUserinfo: { enabled: options.clients.some((c) => c.userinfo_signed_response_alg !== undefined) },
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: async (ctx, form) => {
@@ -200,6 +213,12 @@ export async function startPartnerIdp(options: PartnerIdpOptions): Promise<Partn
     },
     ttl: { AccessToken: 600, AuthorizationCode: 60, IdToken: 600, Interaction: 3600, Session: 8 * 3600, Grant: 8 * 3600 },
     clientBasedCORS: () => false,
+    // Its clients (Concord, for private_key_jwt: its /broker/jwks) live on loopback beside it: the
+    // fetches oidc-provider makes for them go without its special-use address guard.
+    fetch: (url, options) => {
+      const { dispatcher: _guard, ...rest } = (options ?? {}) as RequestInit & { dispatcher?: unknown };
+      return globalThis.fetch(url, rest);
+    },
     async renderError(ctx, out) {
       ctx.type = 'html';
       ctx.body = page('Error', `<h1>Sign-in error</h1><p>${esc(out.error_description ?? out.error)}</p><p class="muted">${esc(out.error)}</p>`);

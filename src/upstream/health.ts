@@ -244,14 +244,14 @@ export class UpstreamHealth {
     if (previous === state) return;
     switch (state) {
       case 'ok':
-        if (previous === 'unknown') log.info({ participant: id, state }, 'upstream IdP checked: ready for logins');
-        else log.info({ participant: id, state, previous }, 'upstream IdP is up again');
+        if (previous === 'unknown') log.info({ participant: id, upstreamState: state }, 'upstream IdP checked: ready for logins');
+        else log.info({ participant: id, upstreamState: state, previous }, 'upstream IdP is up again');
         return;
       case 'unreachable':
-        log.warn({ participant: id, state, code: e?.code, reason: e?.message }, 'upstream IdP health probe failed: its logins are refused until it answers again');
+        log.warn({ participant: id, upstreamState: state, code: e?.code, reason: e?.message }, 'upstream IdP health probe failed: its logins are refused until it answers again');
         return;
       case 'misconfigured':
-        log.error({ participant: id, state, code: e?.code, reason: e?.message }, 'upstream IdP is misconfigured: its logins cannot work until its configuration (or Concord’s registration there) is fixed');
+        log.error({ participant: id, upstreamState: state, code: e?.code, reason: e?.message }, 'upstream IdP is misconfigured: its logins cannot work until its configuration (or Concord’s registration there) is fixed');
         return;
     }
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
-import { DEMO_PASSWORD, startPartnerIdp, type PartnerIdp, type PartnerUser } from '../../demo/partner-idp.ts';
+import { DEMO_PASSWORD, startPartnerIdp, type PartnerClient, type PartnerIdp, type PartnerIdpOptions, type PartnerUser } from '../../demo/partner-idp.ts';
 import type { Store } from '../../src/store/index.ts';
 import { startConcord, type TestConcord } from './concord.ts';
 import { Browser, parseForm } from './http-client.ts';
@@ -50,19 +50,32 @@ export const upstreamSecret = (participantId: string) => `${participantId}-upstr
  * participant `participantId` of the Concord at `concordIssuer`: the broker callback and the
  * upstream logout return as its redirect URIs. `port` brings one back on the port it had.
  */
-export function startParticipantIdp(options: { concordIssuer: string; participantId: string; name: string; domain: string; users?: PartnerUser[] | undefined; port?: number }): Promise<PartnerIdp> {
+export function startParticipantIdp(options: {
+  concordIssuer: string;
+  participantId: string;
+  name: string;
+  domain: string;
+  users?: PartnerUser[] | undefined;
+  port?: number;
+  /** How Concord's client is registered there, beyond the defaults (token_endpoint_auth_method, jwks_uri, ...). */
+  client?: Partial<PartnerClient>;
+  /** The IdP's own options beyond the defaults (claimsAtUserinfoOnly, host, ...). */
+  partner?: Partial<PartnerIdpOptions>;
+}): Promise<PartnerIdp> {
   const { concordIssuer, participantId } = options;
   return startPartnerIdp({
     name: options.name,
     domain: options.domain,
     ...(options.users ? { users: options.users } : {}),
     ...(options.port !== undefined ? { port: options.port } : {}),
+    ...options.partner,
     clients: [
       {
         client_id: 'concord',
         client_secret: upstreamSecret(participantId),
         redirect_uris: [`${concordIssuer}/broker/${participantId}/callback`],
         post_logout_redirect_uris: [upstreamLogoutReturn(concordIssuer, participantId)],
+        ...options.client,
       },
     ],
   });
