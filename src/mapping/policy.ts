@@ -59,13 +59,13 @@ export function emailPolicy(domains: readonly string[], keepForeignUnverified: b
 }
 
 /**
- * Whether a claim value is written like an email address (something, `@`, something with a dot):
- * such a value in any released claim is held to the domain policy. A value with several `@` counts,
- * and is then never released as the participant's own.
+ * Whether a claim value is, as a whole, written like an email address (no spaces; something, `@`,
+ * something with a dot): such a value in any released claim is held to the domain policy. A value
+ * with several `@` counts, and is then never released as the participant's own. Text that merely
+ * mentions an address (`Bob (bob@example.com)`) is not an address.
  */
 function looksLikeAddress(value: string): boolean {
-  const at = value.lastIndexOf('@');
-  return at > 0 && value.indexOf('.', at) > at + 1;
+  return /^[^\s@]+@\S*[^\s.]\.\S+$/u.test(value);
 }
 
 /**

@@ -16,9 +16,9 @@ function released(email: unknown, config: Partial<MappingConfig> = {}, verified:
 }
 
 describe('mapping email domain policy', () => {
-  it('releases an own-domain email as the upstream verified it, case-insensitively', () => {
+  it('releases an own-domain email as the upstream verified it, with its domain in canonical form', () => {
     assert.deepEqual(released('bob@acme.example'), { email: 'bob@acme.example', email_verified: true });
-    assert.deepEqual(released('Bob@ACME.Example'), { email: 'Bob@ACME.Example', email_verified: true });
+    assert.deepEqual(released('Bob@ACME.Example'), { email: 'Bob@acme.example', email_verified: true });
     assert.deepEqual(released('bob@acme-corp.example'), { email: 'bob@acme-corp.example', email_verified: true });
     assert.deepEqual(released('bob@acme.example', {}, false), { email: 'bob@acme.example', email_verified: false });
     assert.deepEqual(released('bob@acme.example', {}, 'true'), { email: 'bob@acme.example', email_verified: true });
@@ -33,25 +33,46 @@ describe('mapping email domain policy', () => {
       'bob@xacme.example',
       'bob@sub.acme.example',
       'bob@acme.example.evil.com',
-      'bob@acme.example.',
+      'bob@acme.example..',
       'bob@ acme.example',
       'bob@acme.example@evil.com',
       'acme.example',
       'bob@',
       '',
-      'bob@ａｃｍｅ.example', // fullwidth letters
-      'bob@аcme.example', // Cyrillic а
+      'bob@аcme.example', // Cyrillic а: another domain (xn--cme-5cd.example)
+      'bob@acme.example/x',
+      'bob@@acme.example',
     ]) {
       assert.deepEqual(released(email), { email: undefined, email_verified: undefined }, email);
     }
   });
 
-  it('does not fold Unicode case: the Kelvin sign is not "k"', () => {
+  it('reads every spelling of an own domain as that domain (UTS-46), and releases the one canonical form', () => {
+    // The relying party gets the form Concord compared, so no reader can take it for another domain.
+    for (const email of ['bob@acme.example.', 'bob@ＡＣＭＥ.example', 'bob@acme\u3002example', 'bob@ACME.EXAMPLE.']) {
+      assert.deepEqual(released(email), { email: 'bob@acme.example', email_verified: true }, email);
+    }
     const m = compileMapping({ rules: [] }, { participantId: 'kiwi', domains: ['kiwi.example'] });
-    const spoof = 'bob@\u212Aiwi.example';
-    assert.equal(spoof.toLowerCase(), 'bob@kiwi.example', 'what a Unicode lower-casing compare would accept');
-    assert.deepEqual(claims(m.apply({ email: spoof, email_verified: true })), {});
-    assert.deepEqual(claims(m.apply({ email: 'bob@KIWI.example', email_verified: true })), { email: 'bob@KIWI.example', email_verified: true });
+    assert.deepEqual(claims(m.apply({ email: 'bob@\u212Aiwi.example', email_verified: true })), { email: 'bob@kiwi.example', email_verified: true });
+    const idn = compileMapping({ rules: [] }, { participantId: 'b', domains: ['Bücher.example'] });
+    assert.deepEqual(claims(idn.apply({ email: 'Anna@BÜCHER.example.', email_verified: true })), { email: 'Anna@xn--bcher-kva.example', email_verified: true });
+  });
+
+  it('holds every other released claim that carries an address to the same domains (preferred_username, upn, lists)', () => {
+    const m = compileMapping({ rules: [], passthrough: ['preferred_username', 'upn', 'emails', 'name', 'groups'] }, CTX);
+    const out = claims(
+      m.apply({
+        preferred_username: 'ceo@globex.example',
+        upn: 'Bob@ACME.example',
+        emails: ['bob@acme-corp.example', 'bob@gmail.com', 42],
+        name: 'Bob (bob@gmail.com)',
+        groups: ['staff', 'admins@globex.example'],
+      }),
+    );
+    assert.deepEqual(out, { upn: 'Bob@acme.example', emails: ['bob@acme-corp.example', 42], name: 'Bob (bob@gmail.com)', groups: ['staff'] });
+    // Not even kept when foreign emails are: no _verified flag could tell a relying party.
+    const kept = compileMapping({ rules: [], keepForeignEmailUnverified: true, passthrough: ['preferred_username'] }, CTX);
+    assert.deepEqual(claims(kept.apply({ preferred_username: 'ceo@globex.example' })), {});
   });
 
   it('keeps a foreign email unverified when the mapping opts in, whatever the upstream or the rules say', () => {
