@@ -18,6 +18,12 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const skip = !existsSync(CHROMIUM) && !process.env.CI ? `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)` : false;
 const RP_CALLBACK = RP.redirect_uris[0]!;
 
+/** A page holding the posted answer as a form, ready to submit (from whatever site it is loaded in). */
+const formOf = (answer: { action: string; fields: Record<string, string> }) =>
+  `<form method="post" action="${answer.action}">${Object.entries(answer.fields)
+    .map(([k, v]) => `<input type="hidden" name="${k}" value="${v.replace(/"/g, '&quot;')}">`)
+    .join('')}</form>`;
+
 describe('form_post callbacks in Chromium, cross-site', { skip }, () => {
   let fed: Federation;
   let idp: PartnerIdp;
@@ -119,11 +125,7 @@ describe('form_post callbacks in Chromium, cross-site', { skip }, () => {
 
     // Another browser (another context: no cookies of the first) is made to post it.
     const other = await newPage();
-    await other.page.setContent(
-      `<form method="post" action="${answer.action}">${Object.entries(answer.fields)
-        .map(([k, v]) => `<input type="hidden" name="${k}" value="${v.replace(/"/g, '&quot;')}">`)
-        .join('')}</form>`,
-    );
+    await other.page.setContent(formOf(answer));
     await other.page.locator('form').evaluate((form) => (form as unknown as { submit(): void }).submit());
     await other.page.waitForURL((u) => u.origin === fed.concord.issuer && u.pathname.endsWith('/callback'));
     assert.match(await other.page.locator('h1').innerText(), /This sign-in has expired/);
@@ -131,11 +133,7 @@ describe('form_post callbacks in Chromium, cross-site', { skip }, () => {
 
     // The owner's own browser submits it: signed in.
     await owner.page.unroute(`${fed.concord.issuer}/broker/crosssite/callback`);
-    await owner.page.setContent(
-      `<form method="post" action="${answer.action}">${Object.entries(answer.fields)
-        .map(([k, v]) => `<input type="hidden" name="${k}" value="${v.replace(/"/g, '&quot;')}">`)
-        .join('')}</form>`,
-    );
+    await owner.page.setContent(formOf(answer));
     const [callback] = await Promise.all([owner.reachRp(), owner.page.locator('form').evaluate((form) => (form as unknown as { submit(): void }).submit())]);
     const tokens = await exchange(fed.rp, callback, auth);
     assert.equal(tokens.claims()!.idp, 'crosssite');
