@@ -65,6 +65,8 @@ describe('LemonLDAP::NG 2.16 as a participant IdP', () => {
               clientSecret: UPSTREAM_CLIENT_SECRET,
               // `groups` is a scope of this LLNG's own (oidcRPMetaDataOptionsExtraClaims).
               scopes: ['openid', 'email', 'profile', 'groups'],
+              // What docs/participants/lemonldap-ng.md says works with LLNG 2.16 (its Basic parsing is off).
+              tokenEndpointAuthMethod: 'client_secret_post',
               fetchUserinfo: true,
               allowInsecureHttp: true,
             },
