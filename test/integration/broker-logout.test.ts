@@ -113,6 +113,19 @@ describe('logout', () => {
     assert.match(replay.body, /signed out/i);
   });
 
+  it('another participant’s return path cannot use up the logout’s way back to the RP', async () => {
+    const { browser, tokens } = await signedIn(fed, 'carol@acme.example');
+    const toPartner = await logoutAtConcord(browser, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: BYE, state: 'rp-state-5' });
+    const upstreamState = toPartner.chain.find((hop) => hop.url.origin === acmeOrigin)?.url.searchParams.get('state');
+    assert.ok(upstreamState);
+    // The same state at Globex's return path: the signed-out page, no redirect, and the record stays.
+    const wrong = await new Browser().get(`${upstreamLogoutReturn(fed.concord.issuer, 'globex')}?state=${upstreamState}`, { noFollow: true });
+    assert.equal(wrong.status, 200);
+    assert.equal(wrong.location, undefined);
+    const back = await confirmAtPartner(browser, toPartner);
+    assert.equal(back.stoppedAt?.href, `${BYE}?state=rp-state-5`, 'Acme’s own return still leads to the RP');
+  });
+
   it('works with client_id instead of id_token_hint', async () => {
     const { browser } = await signedIn(fed, 'carol@acme.example');
     const toPartner = await logoutAtConcord(browser, { client_id: RP.client_id, post_logout_redirect_uri: BYE, state: 'rp-state-2' });
