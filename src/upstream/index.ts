@@ -1,6 +1,8 @@
 /**
- * Upstream identity providers. One Connector per participant; `createOidcConnector` speaks OIDC
- * (authorization code + PKCE) through openid-client. Everything else in this folder is private.
+ * Upstream identity providers. One Connector per participant (types.ts: the interface every
+ * protocol implements); `createOidcConnector` speaks OIDC (authorization code + PKCE) through
+ * openid-client. Errors are UpstreamErrors with a code and a kind (errors.ts); UpstreamHealth puts
+ * connectors behind a per-participant circuit breaker. Everything else in this folder is private.
  */
 export type {
   CallbackInput,
