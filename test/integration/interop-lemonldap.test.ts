@@ -23,8 +23,9 @@ import { freePort } from '../support/ports.ts';
 const PARTICIPANT = 'badwolf';
 /** A second LLNG whose RP keeps the Manager's default ID token algorithm, HS512. */
 const HS512_PARTICIPANT = 'badwolf-hs512';
-const UPSTREAM_CLIENT_ID = 'concordrp';
-const UPSTREAM_CLIENT_SECRET = 'llngUpstreamSecret0123456789';
+// A `-` in both: LLNG 2.16 reads form-encoded Basic credentials wrong (`%2D`), which client_secret_post avoids.
+const UPSTREAM_CLIENT_ID = 'concord-rp';
+const UPSTREAM_CLIENT_SECRET = 'llng-upstream-secret-0123456789';
 const BYE = RP.post_logout_redirect_uris[0]!;
 const atRp = (u: URL) => u.href.startsWith(RP.redirect_uris[0]!);
 const atBye = (u: URL) => u.href.startsWith(BYE);
@@ -67,7 +68,7 @@ describe('LemonLDAP::NG 2.16 as a participant IdP', () => {
               scopes: ['openid', 'email', 'profile', 'groups'],
               // What docs/participants/lemonldap-ng.md says works with LLNG 2.16 (its Basic parsing is off).
               tokenEndpointAuthMethod: 'client_secret_post',
-              fetchUserinfo: true,
+              // No fetchUserinfo: LLNG publishes a userinfo endpoint, so Concord fetches it by default (issue 18 item 1).
               allowInsecureHttp: true,
             },
             // LLNG sends no email_verified: the directory's addresses are the partner's own, so Concord
@@ -84,7 +85,7 @@ describe('LemonLDAP::NG 2.16 as a participant IdP', () => {
             id: HS512_PARTICIPANT,
             displayName: 'Bad Wolf (HS512)',
             domains: ['hs512.badwolf.example'],
-            upstream: { type: 'oidc', issuer: llngHs512.issuer, clientId: UPSTREAM_CLIENT_ID, clientSecret: UPSTREAM_CLIENT_SECRET, fetchUserinfo: true, allowInsecureHttp: true },
+            upstream: { type: 'oidc', issuer: llngHs512.issuer, clientId: UPSTREAM_CLIENT_ID, clientSecret: UPSTREAM_CLIENT_SECRET, tokenEndpointAuthMethod: 'client_secret_post', allowInsecureHttp: true },
           },
         ],
         clients: [RP],
