@@ -142,6 +142,13 @@ export class MemoryStore implements Store {
     return deserialize<T>(entry?.value);
   }
 
+  async claimTemp<T>(key: string, value: T, ttlSeconds: number): Promise<boolean> {
+    // Read and write with no await between: no other call runs in between.
+    if (!(ttlSeconds > 0) || this._readTemp(key) !== undefined) return false;
+    this._writeTemp(key, serialize(value), Date.now() + ttlSeconds * 1000);
+    return true;
+  }
+
   async deleteTemp(key: string): Promise<void> {
     const entry = this.#temp.get(key);
     if (entry) this.#dropTemp(key, entry);

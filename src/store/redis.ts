@@ -197,6 +197,12 @@ export class RedisStore implements Store {
     return deserialize<T>(await this.run((c) => c.getdel(this.keys.temp(key))));
   }
 
+  async claimTemp<T>(key: string, value: T, ttlSeconds: number): Promise<boolean> {
+    if (!(ttlSeconds > 0)) return false;
+    // SET NX is atomic on its one key.
+    return (await this.run((c) => c.set(this.keys.temp(key), serialize(value), 'PX', ms(ttlSeconds), 'NX'))) === 'OK';
+  }
+
   async deleteTemp(key: string): Promise<void> {
     await this.run((c) => c.del(this.keys.temp(key)));
   }

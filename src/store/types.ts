@@ -34,6 +34,12 @@ export interface Store {
   getTemp<T>(key: string): Promise<T | undefined>;
   /** Reads and deletes atomically: of two concurrent callers, only one gets the value. */
   takeTemp<T>(key: string): Promise<T | undefined>;
+  /**
+   * Sets the value only when the key holds none (Redis SET NX PX), atomically: of two concurrent
+   * callers, only one gets `true`. A lease: the holder deletes it when done, the TTL frees it if the
+   * holder dies. A `ttlSeconds` of 0 or less sets nothing and answers `false`.
+   */
+  claimTemp<T>(key: string, value: T, ttlSeconds: number): Promise<boolean>;
   deleteTemp(key: string): Promise<void>;
 
   /** Atomically increments a counter and returns the new value. */

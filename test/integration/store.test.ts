@@ -126,6 +126,28 @@ const cases: Array<{ name: string; run(ctx: Ctx): Promise<void> }> = [
     },
   },
   {
+    name: 'temp: claimTemp sets only an absent key, atomically (N parallel claims on two instances, one winner), and frees it after its TTL',
+    async run({ store, other }) {
+      for (let round = 0; round < 5; round++) {
+        const key = id('lease');
+        const claims = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? other : store).claimTemp(key, { holder: i }, 60)));
+        assert.equal(claims.filter(Boolean).length, 1, `round ${round}: ${claims.filter(Boolean).length} claimants won`);
+        assert.deepEqual(await store.getTemp(key), { holder: claims.indexOf(true) });
+        // Held: nobody else gets it, and the holder's value stays.
+        assert.equal(await other.claimTemp(key, { holder: 'late' }, 60), false);
+        assert.deepEqual(await other.getTemp(key), { holder: claims.indexOf(true) });
+        await store.deleteTemp(key);
+        assert.equal(await other.claimTemp(key, { holder: 'next' }, 60), true);
+        assert.deepEqual(await store.getTemp(key), { holder: 'next' });
+      }
+      const short = id('lease');
+      assert.equal(await store.claimTemp(short, 'first', 1), true);
+      await eventually(async () => (await store.getTemp(short)) === undefined, 6000, 'expiry of a 1 s lease');
+      assert.equal(await other.claimTemp(short, 'after expiry', 60), true);
+      assert.equal(await store.claimTemp(id('lease'), 'no lifetime', 0), false);
+    },
+  },
+  {
     name: 'counters: incr and getCounter, concurrent increments are distinct',
     async run({ store, other }) {
       const key = id('ctr');
