@@ -112,18 +112,43 @@ export class NotPublicAddress extends Error {
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
 
-/** dns.lookup, minus every address that is not public; none left is an error (no connection is made). */
-export function publicOnlyLookup(hostname: string, options: dns.LookupOptions, callback: LookupCallback): void {
-  dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
-    if (err) return callback(err, []);
-    const allowed = addresses.filter((a) => isPublicAddress(a.address));
-    if (allowed.length === 0) return callback(new NotPublicAddress(hostname, addresses.map((a) => a.address)), []);
-    if (options.all) return callback(null, allowed);
-    callback(null, allowed[0]!.address, allowed[0]!.family);
-  });
+/** A name lookup with the shape of `dns.lookup`, called with `all: true` here. */
+export type AddressLookup = (hostname: string, options: dns.LookupOptions & { all: true }, callback: (err: NodeJS.ErrnoException | null, addresses: dns.LookupAddress[]) => void) => void;
+
+const systemLookup: AddressLookup = (hostname, options, callback) => dns.lookup(hostname, options, callback);
+
+/** `lookup` (default dns.lookup), minus every address that is not public; none left is an error (no connection is made). */
+export function publicOnly(lookup: AddressLookup = systemLookup) {
+  return function publicLookup(hostname: string, options: dns.LookupOptions, callback: LookupCallback): void {
+    lookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) return callback(err, []);
+      const allowed = addresses.filter((a) => isPublicAddress(a.address));
+      if (allowed.length === 0) return callback(new NotPublicAddress(hostname, addresses.map((a) => a.address)), []);
+      if (options.all) return callback(null, allowed);
+      callback(null, allowed[0]!.address, allowed[0]!.family);
+    });
+  };
 }
 
-/** An undici dispatcher for `fetch` that only connects to public addresses. */
-export function publicOnlyDispatcher(): Agent {
-  return new Agent({ connect: { lookup: publicOnlyLookup as never } });
+/** dns.lookup, minus every address that is not public; none left is an error (no connection is made). */
+export const publicOnlyLookup = publicOnly();
+
+/**
+ * An undici dispatcher for `fetch` that only connects to public addresses, as `lookup` (default
+ * dns.lookup) finds them. Domain proof (domain-proof/) passes its configured resolvers' lookup.
+ */
+export function publicOnlyDispatcher(lookup?: AddressLookup): Agent {
+  return new Agent({ connect: { lookup: (lookup ? publicOnly(lookup) : publicOnlyLookup) as never } });
+}
+
+/** An undici dispatcher that connects wherever `lookup` says: for callers that allow their private network. */
+export function lookupDispatcher(lookup: AddressLookup): Agent {
+  const any = (hostname: string, options: dns.LookupOptions, callback: LookupCallback) =>
+    lookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) return callback(err, []);
+      if (options.all) return callback(null, addresses);
+      if (addresses.length === 0) return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), []);
+      callback(null, addresses[0]!.address, addresses[0]!.family);
+    });
+  return new Agent({ connect: { lookup: any as never } });
 }

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { CustomFetch, CustomFetchOptions } from 'openid-client';
 import { requestContext } from '../observability/index.ts';
-import { nonPublicLiteral, NotPublicAddress, publicOnlyDispatcher } from './addresses.ts';
+import { lookupDispatcher, nonPublicLiteral, NotPublicAddress, publicOnlyDispatcher, type AddressLookup } from './addresses.ts';
 import { UpstreamError } from './errors.ts';
 
 /** What a call to the upstream was for; a log field and the key to how a 5xx is read. */
@@ -69,15 +69,23 @@ export class UpstreamHttp {
   readonly #participantId: string;
   readonly #timeoutMs: number;
   readonly #logger: UpstreamLogger | undefined;
-  /** Only public addresses (addresses.ts); undefined when the participant allows its private network. */
+  /** Only public addresses (addresses.ts), unless the participant allows its private network. */
   readonly #dispatcher: ReturnType<typeof publicOnlyDispatcher> | undefined;
+  readonly #publicOnly: boolean;
+  readonly #maxBodyBytes: number;
   #endpoints = new Map<string, EndpointKind>();
 
-  constructor(opts: { participantId: string; timeoutMs: number; logger?: UpstreamLogger | undefined; allowPrivateNetwork?: boolean }) {
+  /**
+   * `lookup` finds a host's addresses instead of dns.lookup (domain proof's configured resolvers);
+   * `maxBodyBytes` lowers the 1 MiB cap on a response body.
+   */
+  constructor(opts: { participantId: string; timeoutMs: number; logger?: UpstreamLogger | undefined; allowPrivateNetwork?: boolean; lookup?: AddressLookup; maxBodyBytes?: number }) {
     this.#participantId = opts.participantId;
     this.#timeoutMs = opts.timeoutMs;
     this.#logger = opts.logger;
-    this.#dispatcher = opts.allowPrivateNetwork === true ? undefined : publicOnlyDispatcher();
+    this.#publicOnly = opts.allowPrivateNetwork !== true;
+    this.#maxBodyBytes = Math.min(opts.maxBodyBytes ?? MAX_BODY_BYTES, MAX_BODY_BYTES);
+    this.#dispatcher = this.#publicOnly ? publicOnlyDispatcher(opts.lookup) : opts.lookup ? lookupDispatcher(opts.lookup) : undefined;
   }
 
   /** Teaches the logger which URL is which endpoint (from the current discovery document). */
@@ -111,12 +119,12 @@ export class UpstreamHttp {
       try {
         // addresses.ts: the endpoints come from the IdP's discovery document; only public addresses are
         // called. A name is checked as it is connected to (the dispatcher), a literal address here.
-        const literal = this.#dispatcher ? nonPublicLiteral(new URL(url)) : undefined;
+        const literal = this.#publicOnly ? nonPublicLiteral(new URL(url)) : undefined;
         if (literal) throw new NotPublicAddress(literal, [literal]);
         response = await fetch(url, { ...(init as RequestInit), redirect: 'manual', signal, ...(this.#dispatcher ? { dispatcher: this.#dispatcher } : {}) } as RequestInit);
         status = response.status;
         // Read the body here, under the same timeout, with a cap; hand openid-client a buffered copy.
-        const body = await readCapped(response, MAX_BODY_BYTES);
+        const body = await readCapped(response, this.#maxBodyBytes);
         response = new Response(nullBodyStatus(response.status) ? null : body, {
           status: response.status,
           statusText: response.statusText,

@@ -27,3 +27,5 @@ export { UpstreamError, UPSTREAM_ERROR_CODES, type UpstreamErrorCode, type Upstr
 export { UpstreamHealth, type UpstreamHealthOptions, type UpstreamState, type UpstreamStatus } from './health.ts';
 export { CircuitBreaker, CIRCUIT_STATES, type CircuitState, type CircuitBreakerOptions } from './breaker.ts';
 export type { UpstreamCall, UpstreamCallObserver, UpstreamCallResult, UpstreamFailureReason } from './http.ts';
+export { UpstreamHttp } from './http.ts';
+export type { AddressLookup } from './addresses.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { isPublicAddress, nonPublicLiteral, NotPublicAddress, publicOnlyDispatcher, publicOnlyLookup } from '../../src/upstream/addresses.ts';
+import { isPublicAddress, lookupDispatcher, nonPublicLiteral, NotPublicAddress, publicOnlyDispatcher, publicOnlyLookup, type AddressLookup } from '../../src/upstream/addresses.ts';
 
 /** Which addresses Concord calls for a participant without allowPrivateNetwork. */
 describe('upstream addresses', () => {
@@ -51,6 +51,34 @@ describe('upstream addresses', () => {
       assert.equal(connections, 0);
       // The same server, without the dispatcher: reachable (the refusal above was the dispatcher's).
       assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'ok');
+      assert.equal(connections, 1);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('keeps the same guard over a lookup of its own (another resolver): a name it puts on loopback gets no connection, unless private networks are allowed', async () => {
+    let connections = 0;
+    const server = http.createServer((_req, res) => res.end('ok'));
+    server.on('connection', () => connections++);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const asked: string[] = [];
+    const lookup: AddressLookup = (hostname, _options, callback) => {
+      asked.push(hostname);
+      callback(null, [{ address: '127.0.0.1', family: 4 }]);
+    };
+    try {
+      const refused = await fetch(`http://proof.example:${port}/`, { dispatcher: publicOnlyDispatcher(lookup) } as RequestInit).then(
+        () => undefined,
+        (err: { cause?: unknown }) => err.cause,
+      );
+      assert.ok(refused instanceof NotPublicAddress, `expected NotPublicAddress, got ${String(refused)}`);
+      assert.equal(connections, 0);
+      assert.deepEqual(asked, ['proof.example'], 'the given lookup, not the system resolver, found the address');
+      const allowed = await fetch(`http://proof.example:${port}/`, { dispatcher: lookupDispatcher(lookup) } as RequestInit);
+      assert.equal(await allowed.text(), 'ok');
       assert.equal(connections, 1);
     } finally {
       server.closeAllConnections();
