@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { canonicalDomain } from '../domains/index.ts';
 import { MappingSchema } from '../mapping/index.ts';
@@ -37,6 +38,59 @@ export const ResourceServerSchema = z
      * this API accepts. Production: list them.
      */
     clients: z.array(z.string().min(1).max(200)).optional(),
+  })
+  .strict();
+
+const DomainProofMode = z.enum(['required', 'off']);
+
+/** A DNS server as node:dns setServers takes it: `192.0.2.53`, `192.0.2.53:5353`, `2001:db8::53` or `[2001:db8::53]:5353`. */
+const ResolverAddress = z.string().refine((text) => {
+  const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(text);
+  const v4 = /^([\d.]+)(?::(\d{1,5}))?$/.exec(text);
+  const [host, port] = bracketed ? [bracketed[1]!, bracketed[2]] : v4 ? [v4[1]!, v4[2]] : [text, undefined];
+  return isIP(host) !== 0 && (port === undefined || (Number(port) >= 1 && Number(port) <= 65535));
+}, 'an IP address with an optional port, like 192.0.2.53, 192.0.2.53:5353 or [2001:db8::53]:5353');
+
+/**
+ * Domain proof (domain-proof/): a domain routes logins, and counts as the participant's own when
+ * an email is released, only once its owner proved it holds it, by a DNS TXT record
+ * `_concord-challenge.{domain}` or `https://{domain}/.well-known/concord-challenge/{value}` holding
+ * the domain's challenge. docs/admin.md#domain-proof tells the whole story.
+ */
+export const DomainProofSchema = z
+  .object({
+    /**
+     * Whether proof is required, by where a domain came from: `runtime` (added through the admin
+     * API or the console; default `required`) and `files` (config/participants/*.yaml, which an
+     * operator wrote, and domains stored before domain proof existed; default `off`: verified by the
+     * operator). One word sets both. Set it the same on every instance.
+     */
+    mode: z
+      .union([
+        DomainProofMode.transform((mode) => ({ runtime: mode, files: mode })),
+        z.object({ runtime: DomainProofMode.default('required'), files: DomainProofMode.default('off') }).strict(),
+      ])
+      .default({ runtime: 'required', files: 'off' }),
+    /** A verified domain whose proof disappeared keeps routing this long (flagged, alerted), then is suspended. */
+    gracePeriod: Duration.default(7 * 86400),
+    /** Pending, suspended and flagged domains are checked this often, on a timer on each instance (one at a time per domain). 0: only on request. */
+    checkInterval: Duration.default(300),
+    /** A verified domain's proof is checked again this often. */
+    recheckInterval: Duration.refine((seconds) => seconds >= 60, 'at least 60s').default(86400),
+    /** DNS servers for the TXT check and for the HTTPS check's address lookup, e.g. [127.0.0.1:5353]; empty: the system's. */
+    resolvers: z.array(ResolverAddress).default([]),
+    /** Each DNS query and each HTTP request of a check gives up after this long. */
+    timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+    /**
+     * Let the HTTPS check call loopback, private or link-local addresses. Off: only public addresses,
+     * through the same guard as upstream calls (a domain's owner could point its name at Concord's
+     * own network). Only for tests on loopback.
+     */
+    allowPrivateNetwork: z.boolean().default(false),
+    /** The well-known check over http:// instead of https://. Only for loopback tests; implies allowPrivateNetwork. */
+    allowInsecureHttp: z.boolean().default(false),
+    /** Port of the well-known check: 443 (80 with allowInsecureHttp). Only loopback tests change it. */
+    wellKnownPort: Port.optional(),
   })
   .strict();
 
@@ -143,6 +197,7 @@ export const ConcordSettingsSchema = z
       })
       .strict()
       .prefault({}),
+    domainProof: DomainProofSchema.prefault({}),
     shutdown: z
       .object({
         /** On SIGTERM /readyz answers 503 this long before the listeners stop accepting, so load balancers drain the instance first. */
@@ -346,6 +401,7 @@ export const ClientSchema = z
   });
 
 export type ConcordSettings = z.output<typeof ConcordSettingsSchema>;
+export type DomainProofSettings = z.output<typeof DomainProofSchema>;
 export type ResourceServer = z.output<typeof ResourceServerSchema>;
 export type Participant = z.output<typeof ParticipantSchema>;
 export type ParticipantInput = z.input<typeof ParticipantSchema>;

@@ -21,6 +21,26 @@ export function createMetrics() {
     configVersion: new Gauge({ name: 'concord_config_version', help: 'Version of the participants and clients this instance serves', registers }),
     configSyncLag: new Gauge({ name: 'concord_config_sync_lag_seconds', help: 'Seconds between a configuration change in the store and this instance applying it (last change)', registers }),
 
+    // ---- domain proof (domain-proof/) ------------------------------------------------------------
+    domainProofState: new Gauge({
+      name: 'concord_domain_proof_state',
+      help: 'Domains of each participant by proof state (pending, verified, suspended); every instance reports the store\'s numbers',
+      labelNames: ['participant', 'state'] as const,
+      registers,
+    }),
+    domainProofMissing: new Gauge({
+      name: 'concord_domain_proof_missing',
+      help: 'Verified domains of each participant whose proof has disappeared (flagged; suspended after domainProof.gracePeriod)',
+      labelNames: ['participant'] as const,
+      registers,
+    }),
+    domainProofChecks: new Counter({
+      name: 'concord_domain_proof_checks_total',
+      help: 'Domain proof checks run by this instance, by participant, method (dns, https) and outcome (found, absent, mismatch, error)',
+      labelNames: ['participant', 'method', 'outcome'] as const,
+      registers,
+    }),
+
     // ---- brokered logins (interactions, through the LoginObserver) -----------------------------
     loginAttempts: new Counter({
       name: 'concord_login_total',
