@@ -6,6 +6,7 @@ import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import { adminRouter, createAuditLog, createConfigSync, upstreamCheck } from './admin/index.ts';
 import type { LoadedConfig } from './config/index.ts';
+import { createDomainProof, type DomainProof } from './domain-proof/index.ts';
 import { ConcordError } from './errors.ts';
 import { errorBoundary } from './http/errors.ts';
 import { securityHeaders } from './http/security-headers.ts';
@@ -27,6 +28,8 @@ export interface ConcordOptions {
   /** Use this store instead of the one named in the settings (tests share one). */
   store?: Store;
   observe?: LoginObserver;
+  /** The clock (Unix ms) of domain proof's states and grace period; tests pass a fake one. Default Date.now. */
+  now?: () => number;
 }
 
 export interface Concord {
@@ -56,6 +59,8 @@ export interface Concord {
   readonly upstreamWatch: UpstreamWatch;
   /** Concord's own client keys (private_key_jwt at upstream IdPs), published at /broker/jwks. */
   readonly clientKeys: BrokerClientKeys;
+  /** Domain proof: each domain's state, its checks and their timer. */
+  readonly domainProof: DomainProof;
   ready(): Promise<boolean>;
 }
 
@@ -115,7 +120,8 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     log.warn({ audience }, 'resource server without a clients list: every client can get access tokens for it (set resourceServers[].clients)');
   }
   const registry = new Registry();
-  for (const participant of participants) registry.setParticipant(participant);
+  // Until the store is read (sync.start below): the files' domains route when proof is off for them.
+  for (const participant of participants) registry.setParticipant(participant, settings.domainProof.mode.files === 'off' ? participant.domains : []);
   for (const client of clients) registry.setClient(client);
 
   const accounts = new AccountStore(store, Math.max(settings.tokens.refreshTokenTtl, settings.tokens.sessionTtl, settings.tokens.grantTtl), secrets);
@@ -127,13 +133,25 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     cooldownMs: settings.upstream.breakerCooldown * 1000,
   });
   const connectors = new ConnectorPool({ settings, log, clientKeys, wrap: (connector) => upstreamHealth.guard(connector) });
+  const audit = createAuditLog(store);
+  const domainProof = createDomainProof({
+    store,
+    settings: settings.domainProof,
+    log,
+    metrics,
+    audit,
+    claims: () => registry.participants().map(({ config }) => ({ id: config.id, domains: config.domains })),
+    announce: () => sync.announce(),
+    ...(options.now ? { now: options.now } : {}),
+  });
   // The files seeded the registry above; from here the store is the truth, shared by every instance.
-  const sync = createConfigSync({ store, registry, secrets, metrics, log, seed: { participants, clients } });
+  const sync = createConfigSync({ store, registry, secrets, metrics, log, seed: { participants, clients }, domains: domainProof });
   await sync.start();
   // Every participant's IdP is checked now, in the background (start-up does not wait, and one
   // partner's broken IdP delays no other), then on schedule and whenever its configuration changes.
   const upstreamWatch = new UpstreamWatch({ registry, pool: connectors, health: upstreamHealth, intervalMs: settings.upstream.healthInterval * 1000 });
   upstreamWatch.start();
+  domainProof.start();
   // A removed participant's connector (and its cached discovery) goes with it.
   registry.on('change', (event) => {
     if (event.kind === 'participant' && event.action === 'removed') connectors.forget(event.id);
@@ -271,7 +289,8 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
         store,
         registry,
         sync,
-        audit: createAuditLog(store),
+        audit,
+        domains: domainProof,
         keys,
         accounts,
         checkUpstream: upstreamCheck({ settings, clientKeys }),
@@ -309,6 +328,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     upstreamHealth,
     upstreamWatch,
     clientKeys,
+    domainProof,
     provider: () => providerState.provider,
     publicApp,
     adminApp,
@@ -344,6 +364,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
         });
       await Promise.all([stop(publicServer), stop(adminServer)]);
       await unsubscribeKeys().catch(() => {});
+      await domainProof.stop();
       await sync.stop();
       await store.close();
       await tracing?.shutdown().catch((err: unknown) => log.warn({ err }, 'tracing shutdown failed'));

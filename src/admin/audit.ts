@@ -4,7 +4,7 @@ import { SECRET_PATHS } from './stored.ts';
 const LOG = 'audit';
 const MASK = '[redacted]';
 
-export type AuditObjectType = 'participant' | 'client' | 'keys';
+export type AuditObjectType = 'participant' | 'client' | 'keys' | 'domain';
 
 /** One admin change. Kept in the store's append-only log (on Redis it outlives restarts). */
 export interface AuditRecord {
@@ -12,7 +12,10 @@ export interface AuditRecord {
   at: string;
   /** Label of the token used (`admin` for CONCORD_ADMIN_TOKEN), never the token. */
   actor: string;
-  /** e.g. participant.create, participant.update, participant.disable, participant.delete, participant.revoke_sessions, client.create, keys.rotate */
+  /**
+   * e.g. participant.create, participant.update, participant.disable, participant.delete, participant.revoke_sessions, client.create, keys.rotate;
+   * domain.claim, domain.release, domain.verify, domain.proof_missing, domain.proof_restored, domain.suspend (actor `domain-proof` when the timer did it)
+   */
   action: string;
   object: { type: AuditObjectType; id: string };
   /** Changed fields by dotted path; write-only fields show as [redacted] on both sides when they changed. */

@@ -1,5 +1,6 @@
 import type { Context } from 'koa';
 import type { ConcordSettings } from '../config/index.ts';
+import type { Actor, DomainProof } from '../domain-proof/index.ts';
 import type { KeyManager } from '../keys/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { Registry } from '../participants/index.ts';
@@ -17,12 +18,18 @@ export interface AdminDeps {
   registry: Registry;
   sync: ConfigSync;
   audit: AuditLog;
+  domains: DomainProof;
   keys: KeyManager;
   accounts: AccountStore;
   checkUpstream: UpstreamCheck;
   /** What the last check of a participant's upstream found (undefined: not tracked: disabled, or not checked yet). */
   upstreamStatus: (participantId: string) => UpstreamStatus | undefined;
   log: Logger;
+}
+
+/** Who makes this request's changes, for audit entries written below the route (domain proof). */
+export function actorOf(ctx: Context): Actor {
+  return { actor: String(ctx.state.actor ?? 'unknown'), ...(typeof ctx.state.requestId === 'string' ? { requestId: ctx.state.requestId } : {}) };
 }
 
 /** Records one change made through the API, with the token's label and the request id. */

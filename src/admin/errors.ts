@@ -1,4 +1,5 @@
 import type { Context, Next } from 'koa';
+import { DomainBusyError } from '../domain-proof/index.ts';
 import { ConcordError } from '../errors.ts';
 import { MappingError, type MappingIssue } from '../mapping/index.ts';
 import { DomainConflictError } from '../participants/index.ts';
@@ -46,6 +47,7 @@ function toAdminError(error: unknown): AdminError | undefined {
     });
   }
   if (error instanceof DomainConflictError) return new AdminError(409, 'domain_conflict', error.message, { field: 'domains' });
+  if (error instanceof DomainBusyError) return new AdminError(409, error.code, error.message);
   return undefined;
 }
 

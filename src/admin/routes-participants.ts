@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { ParticipantIdSchema, ParticipantSchema, type Participant } from '../config/index.ts';
 import { compileMapping, MappingSchema } from '../mapping/index.ts';
 import { revokeParticipantSessions } from '../provider/index.ts';
-import { idIn, keepParticipantSecret, recordChange, withoutFlags, type AdminDeps } from './context.ts';
+import { actorOf, idIn, keepParticipantSecret, recordChange, withoutFlags, type AdminDeps } from './context.ts';
 import { AdminError, notFound } from './errors.ts';
 import { participantView } from './stored.ts';
 import { parseWith, readJson } from './validation.ts';
@@ -66,7 +66,7 @@ export function participantRoutes(router: Router, deps: AdminDeps): void {
       throw new AdminError(409, 'already_exists', `participant "${participant.id}" already exists; change it with PUT /admin/v1/participants/${participant.id}`, { field: 'id' });
     }
     await validate(participant);
-    await sync.putParticipant(participant, 'new');
+    await sync.putParticipant(participant, 'new', actorOf(ctx));
     await recordChange(ctx, audit, 'participant.create', object(participant.id), { after: participant });
     ctx.status = 201;
     ctx.set('Location', `/admin/v1/participants/${participant.id}`);
@@ -88,14 +88,14 @@ export function participantRoutes(router: Router, deps: AdminDeps): void {
     const body = keepParticipantSecret(typeof raw === 'object' && raw !== null ? { ...raw, id } : raw, current);
     const participant = parseWith(ParticipantSchema, body, { what: 'participant', participant: id });
     await validate(participant);
-    const previous = await sync.putParticipant(participant, 'existing');
+    const previous = await sync.putParticipant(participant, 'existing', actorOf(ctx));
     await recordChange(ctx, audit, 'participant.update', object(id), { before: previous, after: participant });
     ctx.body = participantView(participant);
   });
 
   router.delete('/participants/:id', async (ctx) => {
     const id = ctx.params.id!;
-    const previous = await sync.removeParticipant(id);
+    const previous = await sync.removeParticipant(id, actorOf(ctx));
     if (!previous) throw notFound('participant', id);
     // Removed first: from here no instance starts a login through it, so no new session escapes the revocation.
     const revoked = await revokeParticipantSessions(store, accounts, id);
@@ -108,7 +108,7 @@ export function participantRoutes(router: Router, deps: AdminDeps): void {
     const current = await existing(id);
     if (current.enabled !== enabled) {
       const next = { ...current, enabled };
-      await sync.putParticipant(next, 'existing');
+      await sync.putParticipant(next, 'existing', actorOf(ctx));
       await recordChange(ctx, audit, enabled ? 'participant.enable' : 'participant.disable', object(id), { before: current, after: next });
       ctx.body = participantView(next);
     } else {
@@ -132,7 +132,7 @@ export function participantRoutes(router: Router, deps: AdminDeps): void {
     const active = registry.participant(id);
     if (!active) throw notFound('participant', id);
     // The same compiled apply() a real login runs; an unsaved rule set is compiled the same way.
-    const mapping = request.mapping === undefined ? active.mapping : compileMapping(request.mapping, { participantId: id, domains: active.config.domains });
+    const mapping = request.mapping === undefined ? active.mapping : compileMapping(request.mapping, { participantId: id, domains: [...active.verifiedDomains] });
     const outcome = mapping.apply(request.claims);
     ctx.body = outcome.ok
       ? { outcome: 'released', claims: outcome.claims }

@@ -1,5 +1,6 @@
 import type { ClientConfig, Participant } from '../config/index.ts';
 import { ConcordError } from '../errors.ts';
+import { verifiedDomains, type Actor, type DomainProof, type DomainRecord } from '../domain-proof/index.ts';
 import { compileMapping } from '../mapping/index.ts';
 import type { Logger, Metrics } from '../observability/index.ts';
 import { DomainConflictError, type Registry } from '../participants/index.ts';
@@ -16,6 +17,8 @@ import { CLIENTS, PARTICIPANTS, openClient, openParticipant, sealClient, sealPar
  *   counter `config:seeded`                        the instance that increments it to 1 seeds
  *   record  `config-meta/last-change`              { version, at } of the newest change, for the lag metric
  *   channel `config`                               the new version, published after each change
+ *   records `domain-proofs/{domain}`               each domain's proof state (domain-proof/): read with the
+ *                                                  participants, so a participant routes its verified domains only
  *
  * A published message makes instances look at once; each also checks the version every
  * `intervalMs`, so a missed message (reconnect, dropped subscriber) costs at most one interval.
@@ -35,6 +38,8 @@ export interface ConfigSyncOptions {
   seed: { participants: Participant[]; clients: ClientConfig[] };
   /** Default 500 ms. */
   intervalMs?: number;
+  /** Domain proof: without it (unit tests), every domain of a participant routes. */
+  domains?: DomainProof;
 }
 
 export interface ConfigSync {
@@ -51,9 +56,13 @@ export interface ConfigSync {
   /**
    * Writes, bumps the version, publishes and applies here. Returns the previous version.
    * `expect` refuses (409/404) when the id is taken / absent, checked inside the write lock.
+   * Domains added are claimed first (domain proof: pending until proven), domains given up released
+   * after; `by` signs those changes in the audit log.
    */
-  putParticipant(participant: Participant, expect?: Expectation): Promise<Participant | undefined>;
-  removeParticipant(id: string): Promise<Participant | undefined>;
+  putParticipant(participant: Participant, expect?: Expectation, by?: Actor): Promise<Participant | undefined>;
+  removeParticipant(id: string, by?: Actor): Promise<Participant | undefined>;
+  /** A change made elsewhere in the store (a domain's proof state): bump, publish, apply here. */
+  announce(): Promise<void>;
   putClient(client: ClientConfig, expect?: Expectation): Promise<ClientConfig | undefined>;
   removeClient(id: string): Promise<ClientConfig | undefined>;
 }
@@ -70,8 +79,11 @@ function expectation(kind: 'participant' | 'client', id: string, previous: unkno
   if (expect === 'existing' && !previous) throw notFound(kind, id);
 }
 
+/** Who changes what when no admin request does (a test, the seed). */
+const SYSTEM: Actor = { actor: 'system' };
+
 export function createConfigSync(options: ConfigSyncOptions): ConfigSync {
-  const { store, registry, secrets, metrics, log } = options;
+  const { store, registry, secrets, metrics, log, domains } = options;
   const intervalMs = options.intervalMs ?? 500;
   let applied = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -113,7 +125,11 @@ export function createConfigSync(options: ConfigSyncOptions): ConfigSync {
       store.listRecords<StoredClient>(CLIENTS),
       store.getRecord<{ version: number; at: number }>(META, 'last-change'),
     ]);
-    applyParticipants(participants);
+    // A store from before domain proof: its domains get records (verified by the upgrade) before they are first read.
+    if (applied === 0) await domains?.migrate(participants.map(({ value }) => value.config));
+    const proofs = domains ? await domains.list() : undefined;
+    applyParticipants(participants, proofs && new Map(proofs.map((r) => [r.domain, r])));
+    if (proofs) domains?.observe(proofs);
     applyClients(clients);
     if (applied === 0) log.info({ version }, 'serving participants and clients from the store');
     applied = version;
@@ -121,8 +137,11 @@ export function createConfigSync(options: ConfigSyncOptions): ConfigSync {
     if (meta?.version === version) metrics.configSyncLag.set(Math.max(0, (Date.now() - meta.at) / 1000));
   }
 
-  function applyParticipants(records: Array<{ id: string; value: StoredParticipant }>): void {
+  function applyParticipants(records: Array<{ id: string; value: StoredParticipant }>, proofs: ReadonlyMap<string, DomainRecord> | undefined): void {
     const wanted = new Map(records.map((r) => [r.id, r.value]));
+    const verified = (config: Participant) => (proofs ? verifiedDomains(config, proofs) : config.domains);
+    // What a participant is served as: its record, and which of its domains are proven.
+    const signatureOf = (stored: StoredParticipant) => JSON.stringify([stored, verified(stored.config)]);
     // Removals first, so a domain that moved to another participant is free when that one is applied.
     for (const { config } of registry.participants()) {
       if (wanted.has(config.id)) continue;
@@ -130,14 +149,14 @@ export function createConfigSync(options: ConfigSyncOptions): ConfigSync {
       seenParticipants.delete(config.id);
       log.info({ participant: config.id }, 'participant removed');
     }
-    let todo = [...wanted].filter(([id, stored]) => seenParticipants.get(id) !== JSON.stringify(stored));
+    let todo = [...wanted].filter(([id, stored]) => seenParticipants.get(id) !== signatureOf(stored));
     // A domain moving between participants in one change conflicts in one order: retry until no progress.
     while (todo.length > 0) {
       const conflicts: Array<[string, StoredParticipant, DomainConflictError]> = [];
       for (const [id, stored] of todo) {
-        const signature = JSON.stringify(stored);
+        const signature = signatureOf(stored);
         try {
-          registry.setParticipant(openParticipant(stored, secrets));
+          registry.setParticipant(openParticipant(stored, secrets), verified(stored.config));
           seenParticipants.set(id, signature);
           log.info({ participant: id }, 'participant applied');
         } catch (error) {
@@ -193,7 +212,10 @@ export function createConfigSync(options: ConfigSyncOptions): ConfigSync {
   /** Writes the files' entries that the store lacks (it never overwrites a record). */
   async function seedMissing(): Promise<void> {
     for (const participant of options.seed.participants) {
-      if (!(await store.getRecord(PARTICIPANTS, participant.id))) await store.putRecord(PARTICIPANTS, participant.id, sealParticipant(participant, secrets));
+      if (await store.getRecord(PARTICIPANTS, participant.id)) continue;
+      // Domain records first: a participant is never read without them.
+      await domains?.seed(participant.id, participant.domains);
+      await store.putRecord(PARTICIPANTS, participant.id, sealParticipant(participant, secrets));
     }
     for (const client of options.seed.clients) {
       if (!(await store.getRecord(CLIENTS, client.client_id))) await store.putRecord(CLIENTS, client.client_id, sealClient(client, secrets));
@@ -303,24 +325,41 @@ export function createConfigSync(options: ConfigSyncOptions): ConfigSync {
       await inflight?.catch(() => {});
     },
 
-    putParticipant: (participant, expect = 'any') =>
+    announce: commit,
+
+    putParticipant: (participant, expect = 'any', by = SYSTEM) =>
       exclusive(async () => {
         await ensureSeeded();
         const previous = await storedParticipant(participant.id);
         expectation('participant', participant.id, previous, expect);
         await checkParticipant(participant);
-        await store.putRecord(PARTICIPANTS, participant.id, sealParticipant(participant, secrets));
+        const added = participant.domains.filter((d) => !previous?.domains.includes(d));
+        const removed = previous?.domains.filter((d) => !participant.domains.includes(d)) ?? [];
+        // Claimed before the participant record names them, so it is never read without their records.
+        const claimed: string[] = [];
+        try {
+          for (const domain of added) {
+            await domains?.claim(participant.id, [domain], by);
+            claimed.push(domain);
+          }
+          await store.putRecord(PARTICIPANTS, participant.id, sealParticipant(participant, secrets));
+        } catch (error) {
+          await domains?.release(participant.id, claimed, by).catch((err: unknown) => log.warn({ participant: participant.id, reason: describe(err) }, 'could not release the domains of a refused change; they are removed within the hour'));
+          throw error;
+        }
         await commit();
+        await domains?.release(participant.id, removed, by);
         return previous;
       }),
 
-    removeParticipant: (id) =>
+    removeParticipant: (id, by = SYSTEM) =>
       exclusive(async () => {
         await ensureSeeded();
         const previous = await storedParticipant(id);
         if (!previous) return undefined;
         await store.deleteRecord(PARTICIPANTS, id);
         await commit();
+        await domains?.release(id, previous.domains, by);
         return previous;
       }),
 

@@ -5,6 +5,8 @@ import type { UpstreamErrorCode } from '../upstream/index.ts';
 export type LoginOutcome =
   | 'success'
   | 'unknown_domain'
+  /** The email's domain is claimed by a participant but not proven (pending or suspended): no login. */
+  | 'domain_unverified'
   | 'invalid_email'
   | 'participant_disabled'
   | 'participant_not_allowed'

@@ -185,10 +185,18 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const clientId = String(params.client_id);
     const domain = emailDomain(email);
     if (!domain) return refuse(ctx, 'invalid_email', 'invalid_email', undefined, clientId, { uid });
-    const participant = registry.participantForDomain(domain);
+    // The page names the domain as the user typed it.
+    const typed = email.slice(email.indexOf('@') + 1);
+    const claim = registry.domainClaim(domain);
+    if (claim && !claim.verified) {
+      // Claimed by a participant but not proven (domain-proof/): routes no login, as if unknown.
+      return refuse(ctx, 'unknown_domain', 'domain_unverified', claim.participant.config.id, clientId, {
+        uid,
+        message: `Sign-in with addresses at ${typed} is not available yet: the organisation’s ownership of this domain has not been confirmed. Ask your administrator.`,
+      });
+    }
+    const participant = claim?.participant;
     if (!participant) {
-      // The page names the domain as the user typed it.
-      const typed = email.slice(email.indexOf('@') + 1);
       return refuse(ctx, 'unknown_domain', 'unknown_domain', undefined, clientId, {
         uid,
         message: `No partner organisation signs in with addresses at ${typed}. Check the address, or ask your administrator whether your organisation is connected.`,

@@ -8,6 +8,11 @@ import { compileMapping, type CompiledMapping } from '../mapping/index.ts';
 export interface ActiveParticipant {
   readonly config: Participant;
   readonly mapping: CompiledMapping;
+  /**
+   * The domains that route its logins and count as its own when an email is released: its proven
+   * ones (domain-proof/). The others are claimed (no one else may take them) but route nothing.
+   */
+  readonly verifiedDomains: readonly string[];
 }
 
 export type RegistryEvent =
@@ -24,13 +29,18 @@ export class Registry extends EventEmitter<{ change: [RegistryEvent] }> {
   readonly #byDomain = new Map<string, string>();
   readonly #clients = new Map<string, ClientConfig>();
 
-  /** Compiles and activates a participant; throws (MappingError, DomainConflictError) and changes nothing on failure. */
-  setParticipant(config: Participant): ActiveParticipant {
+  /**
+   * Compiles and activates a participant; throws (MappingError, DomainConflictError) and changes
+   * nothing on failure. `verifiedDomains` (default: all of them) are those that route logins; the
+   * mapping's email policy counts only those as the participant's own.
+   */
+  setParticipant(config: Participant, verifiedDomains: readonly string[] = config.domains): ActiveParticipant {
     for (const domain of config.domains) {
       const owner = this.#byDomain.get(domain);
       if (owner && owner !== config.id) throw new DomainConflictError(domain, owner);
     }
-    const active: ActiveParticipant = { config, mapping: compileMapping(config.mapping, { participantId: config.id, domains: config.domains }) };
+    const verified = config.domains.filter((domain) => verifiedDomains.includes(domain));
+    const active: ActiveParticipant = { config, verifiedDomains: verified, mapping: compileMapping(config.mapping, { participantId: config.id, domains: verified }) };
     this.#unindex(config.id);
     this.#participants.set(config.id, active);
     for (const domain of config.domains) this.#byDomain.set(domain, config.id);
@@ -50,14 +60,22 @@ export class Registry extends EventEmitter<{ change: [RegistryEvent] }> {
   }
 
   /**
-   * Exact match on the whole domain in canonical form (domains/index.ts: `ACME.example.` and
-   * `acme.example` are one domain, `bücher.example` is `xn--bcher-kva.example`); never a suffix:
-   * `evil-acme.example` never matches `acme.example`.
+   * The participant whose verified domain this is. Exact match on the whole domain in canonical
+   * form (domains/index.ts: `ACME.example.` and `acme.example` are one domain, `bücher.example` is
+   * `xn--bcher-kva.example`); never a suffix: `evil-acme.example` never matches `acme.example`. A
+   * domain claimed but not proven (pending, suspended) routes nothing: see domainClaim.
    */
   participantForDomain(domain: string): ActiveParticipant | undefined {
+    const claim = this.domainClaim(domain);
+    return claim?.verified ? claim.participant : undefined;
+  }
+
+  /** The participant that claims a domain, proven or not (home-realm discovery says which it is). */
+  domainClaim(domain: string): { participant: ActiveParticipant; verified: boolean } | undefined {
     const canonical = canonicalDomain(domain);
     const id = canonical === undefined ? undefined : this.#byDomain.get(canonical);
-    return id === undefined ? undefined : this.#participants.get(id);
+    const participant = id === undefined ? undefined : this.#participants.get(id);
+    return participant && { participant, verified: participant.verifiedDomains.includes(canonical!) };
   }
 
   participants(): ActiveParticipant[] {
