@@ -6,6 +6,7 @@ import type { AdminDeps } from './context.ts';
 import { AdminError, adminErrors } from './errors.ts';
 import { auditRoutes } from './routes-audit.ts';
 import { clientRoutes } from './routes-clients.ts';
+import { domainRoutes } from './routes-domains.ts';
 import { keyRoutes } from './routes-keys.ts';
 import { participantRoutes } from './routes-participants.ts';
 
@@ -18,6 +19,7 @@ const PREFIX = '/admin/v1';
 export function adminRouter(deps: AdminDeps, tokens: AdminToken[]): Middleware {
   const router = new Router({ prefix: PREFIX });
   participantRoutes(router, deps);
+  domainRoutes(router, deps);
   clientRoutes(router, deps);
   keyRoutes(router, deps);
   auditRoutes(router, deps);
