@@ -11,6 +11,7 @@ export interface CommandOptions {
   mapping?: string | undefined;
   limit?: string | undefined;
   before?: string | undefined;
+  state?: string | undefined;
 }
 
 export interface CommandContext {
@@ -69,7 +70,7 @@ const participants: Record<string, Command> = {
   },
   async add(ctx) {
     const body = await ctx.api().post<ParticipantView>('/participants', await needFile(ctx, 'participants add'));
-    emit(ctx.io, body, () => `participant ${body.id} added (upstream checked, ${body.domains.join(', ')})`);
+    emit(ctx.io, body, () => `participant ${body.id} added (upstream checked, ${body.domains.join(', ')}); concord domains list -p ${body.id} shows what each domain must publish`);
   },
   async update(ctx, args) {
     const doc = await needFile(ctx, 'participants update');
@@ -132,6 +133,67 @@ const clients: Record<string, Command> = {
   async remove(ctx, args) {
     const body = await ctx.api().del<{ deleted: string }>(`/clients/${needArg(args, 'client id')}`);
     emit(ctx.io, body, () => `client ${body.deleted} removed`);
+  },
+};
+
+interface DomainView {
+  domain: string;
+  participant: string;
+  state: string;
+  proofRequired: boolean;
+  challenge: string;
+  proof: { dns: { name: string; value: string }; https: { url: string } };
+  verifiedBy: string | null;
+  proofMissingSince: string | null;
+  suspendsAt: string | null;
+  lastCheck: { at: string; found: boolean; dns: { outcome: string; detail: string }; https: { outcome: string; detail: string } } | null;
+}
+
+/** The participant of a domain, from -p or from the list (domains are unique across participants). */
+async function domainPath(ctx: CommandContext, args: string[]): Promise<string> {
+  const domain = args[0];
+  if (!domain) throw usage('missing domain');
+  let participant = ctx.options.participant;
+  if (!participant) {
+    const body = await ctx.api().get<{ domains: DomainView[] }>('/domains');
+    participant = body.domains.find((d) => d.domain === domain.trim().toLowerCase())?.participant;
+    if (!participant) throw new CliError(`not_found: no participant claims the domain ${domain}`);
+  }
+  return `/participants/${encodeURIComponent(participant)}/domains/${encodeURIComponent(domain)}`;
+}
+
+/** What a person needs to read about one domain: its state, what to publish, what the last check saw. */
+function domainText(d: DomainView): string {
+  const lines = [`${d.domain} (participant ${d.participant}): ${d.state}${d.proofMissingSince ? `, proof missing since ${d.proofMissingSince}` : ''}${d.verifiedBy && d.state === 'verified' ? `, verified by ${d.verifiedBy}` : ''}`];
+  if (d.suspendsAt) lines.push(`  suspended at ${d.suspendsAt} unless the proof comes back`);
+  if (!d.proofRequired) lines.push('  proof not required for it (domainProof.mode)');
+  lines.push(`  publish either:  TXT ${d.proof.dns.name} "${d.proof.dns.value}"`, `              or:  ${d.proof.https.url} answering ${d.challenge}`);
+  if (d.lastCheck) lines.push(`  last check ${d.lastCheck.at}: dns ${d.lastCheck.dns.outcome} (${d.lastCheck.dns.detail}); https ${d.lastCheck.https.outcome} (${d.lastCheck.https.detail})`);
+  return lines.join('\n');
+}
+
+const domains: Record<string, Command> = {
+  async list(ctx) {
+    const query = new URLSearchParams();
+    if (ctx.options.participant) query.set('participant', ctx.options.participant);
+    if (ctx.options.state) query.set('state', ctx.options.state);
+    const body = await ctx.api().get<{ domains: DomainView[] }>(`/domains${query.size ? `?${query}` : ''}`);
+    emit(ctx.io, body, () =>
+      table(
+        ['DOMAIN', 'PARTICIPANT', 'STATE', 'PROOF MISSING SINCE', 'LAST CHECK', 'TXT VALUE'],
+        body.domains.map((d) => [d.domain, d.participant, d.state, d.proofMissingSince ?? '-', d.lastCheck ? `${d.lastCheck.at} ${d.lastCheck.found ? 'found' : 'not found'}` : '-', d.challenge]),
+      ),
+    );
+  },
+  async show(ctx, args) {
+    const body = await ctx.api().get<DomainView>(await domainPath(ctx, args));
+    emit(ctx.io, body, () => domainText(body));
+  },
+  async check(ctx, args) {
+    const body = await ctx.api().post<DomainView>(`${await domainPath(ctx, args)}/check`);
+    emit(ctx.io, body, () => domainText(body));
+    // Scripts can tell "checked, not proven" from "the command failed".
+    if (body.state !== 'verified' || body.proofMissingSince) throw new CliError(`${body.domain} is not proven (${body.state})`, 4);
   },
 };
 
@@ -205,6 +267,7 @@ async function validate(ctx: CommandContext, args: string[]): Promise<void> {
 /** group -> action -> command; a group that is itself a command has the action '' */
 export const COMMANDS: Record<string, Record<string, Command>> = {
   participants,
+  domains,
   clients,
   mapping,
   keys,

@@ -1,4 +1,4 @@
-/** A failure the CLI reports as one line on stderr, with its exit code (1 failure, 2 usage, 3 a dry-run rejection). */
+/** A failure the CLI reports as one line on stderr, with its exit code (1 failure, 2 usage, 3 a dry-run rejection, 4 a domain not proven). */
 export class CliError extends Error {
   readonly exitCode: number;
   /** The admin API's error body, printed on stdout with --json. */

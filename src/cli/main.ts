@@ -10,6 +10,8 @@ Usage: concord <command> [options]
 
   participants list | show ID | add -f FILE | update [ID] -f FILE
                disable ID | enable ID | remove ID | revoke-sessions ID
+  domains      list [-p ID] [--state pending|verified|suspended]
+               show DOMAIN | check DOMAIN      state, what to publish, last check; check now
   clients      list | show ID | add -f FILE | update [ID] -f FILE | remove ID
   mapping      dry-run --participant ID --claims FILE [--mapping FILE]
   keys         list | rotate
@@ -23,7 +25,8 @@ Options:
   --json         print the API's JSON, for scripts
   -h, --help
 
-Exit codes: 0 done, 1 failed (one line on stderr says why), 2 usage, 3 dry-run rejected.
+Exit codes: 0 done, 1 failed (one line on stderr says why), 2 usage, 3 dry-run rejected,
+4 domain check done but the domain is not proven.
 `;
 
 const OPTIONS = {
@@ -36,6 +39,7 @@ const OPTIONS = {
   mapping: { type: 'string' },
   limit: { type: 'string' },
   before: { type: 'string' },
+  state: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 

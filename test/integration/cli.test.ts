@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { startConcord, type TestConcord } from '../support/concord.ts';
+import { startDnsServer, type TestDns } from '../support/dns-server.ts';
 import { ADMIN_TOKEN, clientDoc, participantDoc, startDiscoveryServer, UPSTREAM_SECRET, type DiscoveryServer } from './admin-fixtures.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -41,6 +42,7 @@ function build(outDir: string): Promise<void> {
 describe('concord CLI', () => {
   let instance: TestConcord;
   let upstream: DiscoveryServer;
+  let dns: TestDns;
   let dir: string;
   let env: Record<string, string>;
   const file = async (name: string, content: unknown) => {
@@ -52,13 +54,16 @@ describe('concord CLI', () => {
 
   before(async () => {
     upstream = await startDiscoveryServer();
-    instance = await startConcord();
+    dns = await startDnsServer();
+    // The timer off: the domain tests check on request.
+    instance = await startConcord({ settings: { domainProof: { resolvers: [dns.address], checkInterval: 0 } } });
     dir = await mkdtemp(path.join(os.tmpdir(), 'concord-cli-'));
     env = { CONCORD_ADMIN_URL: instance.adminUrl, CONCORD_ADMIN_TOKEN: ADMIN_TOKEN };
   });
   after(async () => {
     await instance.close();
     await upstream.close();
+    await dns.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -187,6 +192,38 @@ describe('concord CLI', () => {
       assert.equal(JSON.parse(enable.stdout).enabled, true);
     });
 
+    it('lists, shows and checks domains: pending with what to publish, 4 until proven, 0 once the TXT record is there', async () => {
+      const list = await concord(['domains', 'list'], env);
+      assert.equal(list.code, 0, list.stderr);
+      const [header, row] = list.stdout.trim().split('\n');
+      assert.match(header!, /^DOMAIN\s+PARTICIPANT\s+STATE\s+PROOF MISSING SINCE\s+LAST CHECK\s+TXT VALUE$/);
+      assert.match(row!, /^acme\.example\s+acme\s+pending\s+-\s+-\s+[\w-]{43}$/);
+      const challenge = row!.split(/\s+/).at(-1)!;
+
+      const show = await concord(['domains', 'show', 'acme.example'], env);
+      assert.equal(show.code, 0, show.stderr);
+      assert.match(show.stdout, /^acme\.example \(participant acme\): pending$/m);
+      assert.ok(show.stdout.includes(`TXT _concord-challenge.acme.example "${challenge}"`), show.stdout);
+      assert.ok(show.stdout.includes(`https://acme.example/.well-known/concord-challenge/${challenge}`), show.stdout);
+
+      const unproven = await concord(['domains', 'check', 'acme.example'], env);
+      assert.equal(unproven.code, 4, unproven.stderr);
+      assert.match(unproven.stdout, /dns absent \(no TXT record at _concord-challenge\.acme\.example/);
+      assert.match(unproven.stderr.trim(), /^concord: acme\.example is not proven \(pending\)$/);
+
+      dns.setTxt('_concord-challenge.acme.example', [challenge]);
+      const proven = await concord(['domains', 'check', 'acme.example', '-p', 'acme', '--json'], env);
+      assert.equal(proven.code, 0, proven.stderr);
+      assert.equal(JSON.parse(proven.stdout).state, 'verified');
+      assert.equal(JSON.parse(proven.stdout).verifiedBy, 'dns');
+      assert.equal(instance.concord.registry.participantForDomain('acme.example')?.config.id, 'acme');
+      assert.match((await concord(['domains', 'list', '--state', 'pending'], env)).stdout.trim(), /^DOMAIN[^\n]*$/, 'no pending domain left');
+
+      const nobody = await concord(['domains', 'show', 'nobody.example'], env);
+      assert.equal(nobody.code, 1);
+      assert.match(nobody.stderr, /no participant claims the domain nobody\.example/);
+    });
+
     it('dry-runs a mapping: 0 when released, 3 when a rule rejects', async () => {
       const good = await file('claims-good.json', { sub: 'u1', email: 'u1@acme.example', email_verified: true, dept: 'R&D', active: true });
       const released = await concord(['mapping', 'dry-run', '--participant', 'acme', '--claims', good], env);
@@ -240,7 +277,8 @@ describe('concord CLI', () => {
       const lines = audit.stdout.trim().split('\n');
       assert.match(lines[0]!, /^SEQ\s+AT\s+ACTOR\s+ACTION\s+OBJECT\s+CHANGED$/);
       assert.match(lines[1]!, /\sadmin\s+participant\.delete\s+participant\/acme\s/);
-      assert.match(lines[2]!, /keys\.rotate/);
+      assert.match(lines[2]!, /\sadmin\s+domain\.release\s+domain\/acme\.example\s/);
+      assert.match(lines[3]!, /keys\.rotate/);
       assert.match(lines.at(-1)!, /^\(older: concord audit --before \d+\)$/);
       const json = JSON.parse((await concord(['audit', '--json'], env)).stdout);
       assert.ok(json.entries.length >= 8);
