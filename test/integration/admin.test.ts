@@ -78,7 +78,10 @@ describe('admin API', () => {
       assert.equal(res.body.id, 'acme');
       assert.equal(res.body.upstream.clientSecretSet, true);
       assert.equal(res.body.upstream.clientSecret, undefined);
-      assert.equal(instance.concord.registry.participantForDomain('ACME.example')?.config.id, 'acme');
+      // Added at runtime, its domain is acme's but pending proof (domainProof.mode): it routes no login yet.
+      assert.equal(instance.concord.registry.domainClaim('ACME.example')?.participant.config.id, 'acme');
+      assert.equal(instance.concord.registry.domainClaim('ACME.example')?.verified, false);
+      assert.equal(instance.concord.registry.participantForDomain('ACME.example'), undefined);
 
       const got = await api.get('/admin/v1/participants/acme');
       assert.equal(got.status, 200);
@@ -203,7 +206,8 @@ describe('admin API', () => {
       assert.equal(res.status, 200, res.text);
       assert.equal(res.body.upstream.clientSecretSet, true);
       assert.equal(instance.concord.registry.participant('acme')?.config.upstream.clientSecret, UPSTREAM_SECRET);
-      assert.equal(instance.concord.registry.participantForDomain('acme.test')?.config.id, 'acme');
+      assert.equal(instance.concord.registry.domainClaim('acme.test')?.participant.config.id, 'acme');
+      assert.equal(instance.concord.registry.domainClaim('acme.test')?.verified, false, 'a domain added by PUT is pending too');
 
       const mismatch = await api.put('/admin/v1/participants/acme', { ...current, id: 'globex' });
       assert.equal(mismatch.status, 422);
@@ -229,7 +233,9 @@ describe('admin API', () => {
       assert.equal(released.status, 200, released.text);
       assert.equal(released.body.outcome, 'released');
       assert.equal(released.body.claims.department, 'R&D');
-      assert.equal(released.body.claims.email, 'u1@acme.example');
+      // acme.example is not proven yet, so it is not acme's own domain at release: the email is dropped.
+      assert.equal(released.body.claims.email, undefined);
+      assert.equal(released.body.claims.email_verified, undefined);
 
       const rejected = await api.post('/admin/v1/participants/acme/mapping/dry-run', { claims: { sub: 'u2', active: false } });
       assert.equal(rejected.body.outcome, 'rejected');
