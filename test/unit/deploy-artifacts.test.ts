@@ -181,9 +181,9 @@ describe('deploy artifacts', () => {
     }
   });
 
-  it('has the alerts the runbook promises: multiwindow burn rates per participant, upstream down, sync lag, keys', () => {
+  it('has the alerts the runbook promises: multiwindow burn rates per participant, upstream down, sync lag, keys, domain proof', () => {
     const alerts = new Map(rules.groups.flatMap((g) => g.rules.filter((r) => r.alert).map((r) => [r.alert!, r] as const)));
-    for (const name of ['ConcordLoginAvailabilityBurnRateCritical', 'ConcordLoginAvailabilityBurnRateWarning', 'ConcordUpstreamDown', 'ConcordConfigSyncLagHigh', 'ConcordSigningKeyRotationOverdue', 'ConcordSigningKeyNearMaxAge']) {
+    for (const name of ['ConcordLoginAvailabilityBurnRateCritical', 'ConcordLoginAvailabilityBurnRateWarning', 'ConcordUpstreamDown', 'ConcordConfigSyncLagHigh', 'ConcordSigningKeyRotationOverdue', 'ConcordSigningKeyNearMaxAge', 'ConcordDomainProofMissing', 'ConcordDomainSuspended']) {
       assert.ok(alerts.has(name), `no alert ${name}`);
     }
     // Multiwindow: each burn-rate alert pairs a long and a short window, per participant.
