@@ -23,6 +23,8 @@ export interface TestConcordOptions {
   store?: Store;
   port?: number;
   logLevel?: string;
+  /** Domain proof's clock (Unix ms): a fake one for the grace period. */
+  now?: () => number;
 }
 
 export const TEST_SECRETS_KEY = Buffer.alloc(32, 11).toString('base64');
@@ -55,7 +57,7 @@ export async function startConcord(options: TestConcordOptions = {}): Promise<Te
     },
   });
   const logger = createLogger({ level: settings.logLevel, destination });
-  const concord = await createConcord({ config, logger, ...(options.store ? { store: options.store } : {}) });
+  const concord = await createConcord({ config, logger, ...(options.store ? { store: options.store } : {}), ...(options.now ? { now: options.now } : {}) });
   const { adminUrl } = await concord.listen();
   return {
     concord,

@@ -40,6 +40,8 @@ export interface FederationOptions {
   /** Further participants (hostile or unreachable upstreams), after acme and globex. */
   participants?: unknown[];
   port?: number;
+  /** Domain proof's clock (Unix ms). */
+  now?: () => number;
 }
 
 /** The secret Concord's client at a participant's partner IdP has in these tests. */
@@ -112,6 +114,7 @@ export async function startFederation(options: FederationOptions = {}): Promise<
       clients: options.clients ?? [RP],
       ...(options.settings ? { settings: options.settings } : {}),
       ...(options.store ? { store: options.store } : {}),
+      ...(options.now ? { now: options.now } : {}),
     });
   } catch (err) {
     // Left running, the partner IdPs would keep the test process alive after the failure.
