@@ -119,8 +119,9 @@ export function createDomainProof(options: DomainProofOptions): DomainProof {
     lookup: dns.lookup(),
     logger: log,
   });
-  // Longer than a check can take: two DNS queries and five HTTP requests, each bounded by timeoutMs (twice for DNS).
-  const leaseSeconds = Math.ceil((settings.timeoutMs * 10) / 1000) + 5;
+  // Longer than a check can take (T = timeoutMs): the TXT query (2T), then up to four HTTP requests,
+  // each an address lookup (2T) and the request (T).
+  const leaseSeconds = Math.ceil((settings.timeoutMs * 14) / 1000) + 5;
   const required = (origin: DomainOrigin) => (origin === 'runtime' ? settings.mode.runtime : settings.mode.files) === 'required';
 
   let timer: NodeJS.Timeout | undefined;
