@@ -1,6 +1,7 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import { DOMAIN_STATES, domainKey, type DomainRecord, type DomainState } from '../domain-proof/index.ts';
+import { DOMAIN_STATES, type DomainRecord, type DomainState } from '../domain-proof/index.ts';
+import { canonicalDomain } from '../domains/index.ts';
 import { DomainConflictError } from '../participants/index.ts';
 import { actorOf, type AdminDeps } from './context.ts';
 import { AdminError, notFound } from './errors.ts';
@@ -29,8 +30,8 @@ export function domainRoutes(router: Router, deps: AdminDeps): void {
     const id = ctx.params.id!;
     const active = registry.participant(id);
     if (!active) throw notFound('participant', id);
-    const domain = domainKey(ctx.params.domain!);
-    if (!active.config.domains.includes(domain)) throw notFound(`domain of participant "${id}"`, domain);
+    const domain = canonicalDomain(ctx.params.domain!);
+    if (domain === undefined || !active.config.domains.includes(domain)) throw notFound(`domain of participant "${id}"`, ctx.params.domain!);
     const record = await domains.get(domain);
     if (record && record.participant === id) return record;
     if (record) throw new DomainConflictError(domain, record.participant);

@@ -1,3 +1,4 @@
+import { canonicalDomain } from '../domains/index.ts';
 import type { AdminClient } from './api.ts';
 import { CliError, usage } from './errors.ts';
 import { readDocument } from './files.ts';
@@ -156,7 +157,8 @@ async function domainPath(ctx: CommandContext, args: string[]): Promise<string> 
   let participant = ctx.options.participant;
   if (!participant) {
     const body = await ctx.api().get<{ domains: DomainView[] }>('/domains');
-    participant = body.domains.find((d) => d.domain === domain.trim().toLowerCase())?.participant;
+    const canonical = canonicalDomain(domain.trim());
+    participant = body.domains.find((d) => d.domain === canonical)?.participant;
     if (!participant) throw new CliError(`not_found: no participant claims the domain ${domain}`);
   }
   return `/participants/${encodeURIComponent(participant)}/domains/${encodeURIComponent(domain)}`;

@@ -6,10 +6,11 @@
  * participant's verified domains (`verifiedDomains`). docs/admin.md#domain-proof.
  */
 export { createDomainProof, DomainBusyError, SYSTEM_ACTOR, type Actor, type AuditSink, type DomainProof, type DomainProofOptions } from './service.ts';
-export { DOMAIN_STATES, domainKey, type DomainOrigin, type DomainRecord, type DomainState, type DomainView, type MethodResult, type VerifiedBy } from './records.ts';
+export { DOMAIN_STATES, type DomainOrigin, type DomainRecord, type DomainState, type DomainView, type MethodResult, type VerifiedBy } from './records.ts';
 export { afterCheck, newRecord, underMode, type ProofEvent, type Timing } from './transitions.ts';
 
-import { domainKey, type DomainRecord } from './records.ts';
+import { canonicalDomain } from '../domains/index.ts';
+import type { DomainRecord } from './records.ts';
 
 /**
  * The domains of a participant that route logins and count as its own at release: those whose
@@ -18,7 +19,7 @@ import { domainKey, type DomainRecord } from './records.ts';
  */
 export function verifiedDomains(participant: { id: string; domains: readonly string[] }, records: ReadonlyMap<string, DomainRecord>): string[] {
   return participant.domains.filter((domain) => {
-    const record = records.get(domainKey(domain));
+    const record = records.get(canonicalDomain(domain) ?? domain);
     return record?.participant === participant.id && record.state === 'verified';
   });
 }

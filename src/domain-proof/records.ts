@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 
 /*
  * How a domain's proof sits in the store: one record per domain, in the collection `domain-proofs`,
- * keyed by the domain in canonical form. One key per domain is what makes a claim exclusive: a
+ * keyed by the domain in canonical form (domains/index.ts, as the participant schema stores it). One key per domain is what makes a claim exclusive: a
  * domain has one record, so one participant, at a time.
  *
  *   record  `domain-proofs/{domain}`           DomainRecord
@@ -69,15 +69,6 @@ export const newChallenge = (): string => randomBytes(32).toString('base64url');
 
 /** The DNS name whose TXT records hold the proof (issue 16; design.md). */
 export const txtName = (domain: string) => `_concord-challenge.${domain}`;
-
-/**
- * The canonical key of a domain. A stand-in for the one canonical domain function (issue 18:
- * UTS-46 via url.domainToASCII, lower case, trailing dot removed): the same normalisation the
- * participant schema applies today, so records and participants agree on every key.
- */
-export function domainKey(domain: string): string {
-  return domain.trim().toLowerCase();
-}
 
 /** The whole view the admin API returns for one domain: state, what to publish, and the last check. */
 export interface DomainView {

@@ -162,6 +162,9 @@ describe('domain proof: brokered logins through a participant added at runtime',
     assert.deepEqual((await api.get('/admin/v1/domains?state=pending&participant=initech')).body.domains.length, 2);
     assert.equal((await api.get('/admin/v1/domains?state=gone')).status, 400);
     assert.equal((await api.get('/admin/v1/participants/initech/domains/acme.example')).status, 404, 'not initech\'s domain');
+    // Named in any spelling of the same domain (domains/index.ts: canonical form), it is the one record.
+    const spelled = await api.get('/admin/v1/participants/initech/domains/INITECH.Example.');
+    assert.deepEqual([spelled.status, spelled.body.domain, spelled.body.challenge], [200, 'initech.example', challenges.get('initech.example')]);
     assert.equal((await api.get('/admin/v1/participants/nobody/domains')).status, 404);
 
     // A pending domain routes no login: typed on the login page, or as login_hint.
