@@ -57,7 +57,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   const serviceUrl = `http://${HOST}:${ports.service}`;
   const loaded = await loadConfig({ dir: options.configDir ?? DEFAULT_CONFIG_DIR, env: {} });
   const secretOf = (id: string) => {
-    const upstream = loaded.participants.find((p) => p.id === id)?.upstream;
+    const found = loaded.participants.find((p) => p.id === id)?.upstream;
+    const upstream = found?.type === 'oidc' ? found : undefined;
     const secret = upstream?.clientSecret ?? (upstream?.clientSecretEnv ? process.env[upstream.clientSecretEnv] : undefined);
     if (!secret) throw new Error(`config: participant ${id} needs upstream.clientSecret (or its clientSecretEnv set) for the demo`);
     return secret;
@@ -143,7 +144,7 @@ function rewrite(
   };
   const participants = loaded.participants.map((p): Participant => {
     const issuer = p.id === 'acme' || p.id === 'globex' ? at.issuers[p.id] : undefined;
-    return issuer ? { ...p, upstream: { ...p.upstream, issuer } } : p;
+    return issuer && p.upstream.type === 'oidc' ? { ...p, upstream: { ...p.upstream, issuer } } : p;
   });
   const clients = loaded.clients.map(
     (c): ClientConfig => ({

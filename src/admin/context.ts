@@ -58,13 +58,13 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  * A PUT body without the write-only secret keeps the stored one (so GET, edit, PUT works);
  * the `...Set` flag that GET returns is dropped rather than refused.
  */
-export function keepParticipantSecret(input: unknown, stored: { upstream: { clientSecret?: string | undefined } }): unknown {
+export function keepParticipantSecret(input: unknown, stored: { upstream: { type: string; clientSecret?: string | undefined } }): unknown {
   if (!isObject(input)) return input;
   const { status: _status, ...body } = input; // GET's read-only upstream status
   if (!isObject(body.upstream)) return body;
   const { clientSecretSet: _flag, ...upstream } = body.upstream;
   const secret = stored.upstream.clientSecret;
-  const keep = secret !== undefined && !('clientSecret' in upstream) && !('clientSecretEnv' in upstream);
+  const keep = secret !== undefined && upstream.type === stored.upstream.type && !('clientSecret' in upstream) && !('clientSecretEnv' in upstream);
   return { ...body, upstream: keep ? { ...upstream, clientSecret: secret } : upstream };
 }
 

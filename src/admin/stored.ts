@@ -27,8 +27,15 @@ export interface StoredClient {
 export const participantSecretContext = (id: string) => `participant:${id}:upstream.clientSecret`;
 export const clientSecretContext = (clientId: string) => `client:${clientId}:client_secret`;
 
+/** The upstream's write-only client secret (OIDC only; a SAML upstream has none) and the rest of it. */
+function splitSecret(upstream: Participant['upstream']): { clientSecret: string | undefined; upstream: Participant['upstream'] } {
+  if (upstream.type !== 'oidc') return { clientSecret: undefined, upstream };
+  const { clientSecret, ...rest } = upstream;
+  return { clientSecret, upstream: rest };
+}
+
 export function sealParticipant(participant: Participant, box: SecretBox): StoredParticipant {
-  const { clientSecret, ...upstream } = participant.upstream;
+  const { clientSecret, upstream } = splitSecret(participant.upstream);
   return {
     config: { ...participant, upstream: upstream as Participant['upstream'] },
     ...(clientSecret ? { sealedClientSecret: box.seal(clientSecret, participantSecretContext(participant.id)) } : {}),
@@ -59,12 +66,12 @@ export function openClient(stored: StoredClient, box: SecretBox): ClientConfig {
 }
 
 export type ParticipantView = Omit<Participant, 'upstream'> & {
-  upstream: Omit<Participant['upstream'], 'clientSecret'> & { clientSecretSet: boolean };
+  upstream: (Omit<Extract<Participant['upstream'], { type: 'oidc' }>, 'clientSecret'> & { clientSecretSet: boolean }) | Extract<Participant['upstream'], { type: 'saml' }>;
 };
 
 export function participantView(participant: Participant): ParticipantView {
-  const { clientSecret, ...upstream } = participant.upstream;
-  return { ...participant, upstream: { ...upstream, clientSecretSet: Boolean(clientSecret) } };
+  const { clientSecret, upstream } = splitSecret(participant.upstream);
+  return { ...participant, upstream: upstream.type === 'oidc' ? { ...upstream, clientSecretSet: Boolean(clientSecret) } : upstream };
 }
 
 export type ClientView = Omit<ClientConfig, 'client_secret'> & { client_secret_set: boolean };

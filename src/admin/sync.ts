@@ -1,4 +1,4 @@
-import type { ClientConfig, Participant } from '../config/index.ts';
+import { sharedUpstream, upstreamIdentity, type ClientConfig, type Participant } from '../config/index.ts';
 import { ConcordError } from '../errors.ts';
 import { verifiedDomains, type Actor, type DomainProof, type DomainRecord } from '../domain-proof/index.ts';
 import { compileMapping } from '../mapping/index.ts';
@@ -67,8 +67,6 @@ export interface ConfigSync {
   removeClient(id: string): Promise<ClientConfig | undefined>;
 }
 
-/** What makes two participants the same upstream: its issuer and Concord's client there. */
-const upstreamIdentity = (upstream: Pick<Participant['upstream'], 'issuer' | 'clientId'>) => `${upstream.issuer.replace(/\/$/, '')}\0${upstream.clientId}`;
 
 export type Expectation = 'new' | 'existing' | 'any';
 
@@ -259,7 +257,7 @@ export function createConfigSync(options: ConfigSyncOptions): ConfigSync {
     const upstreams = new Map<string, string>();
     const index = (id: string, config: Pick<Participant, 'domains' | 'upstream'>) => {
       for (const d of config.domains) owners.set(d, id);
-      upstreams.set(upstreamIdentity(config.upstream), id);
+      upstreams.set(upstreamIdentity({ id, upstream: config.upstream }), id);
     };
     // The store is the truth when it has a version: this instance may not have seen a change made elsewhere yet.
     if ((await store.getCounter(VERSION)) > 0) {
@@ -273,9 +271,10 @@ export function createConfigSync(options: ConfigSyncOptions): ConfigSync {
     }
     // One upstream (issuer + client) serves one participant: otherwise idp_hint would let a user pick
     // which participant's identity, domains and mapping their login gets.
-    const sharing = upstreams.get(upstreamIdentity(participant.upstream));
+    const sharing = upstreams.get(upstreamIdentity(participant));
     if (sharing !== undefined && sharing !== participant.id) {
-      throw new AdminError(409, 'upstream_conflict', `upstream ${participant.upstream.issuer} with client ${participant.upstream.clientId} already serves participant "${sharing}"`, { field: 'upstream.issuer' });
+      const { field, message } = sharedUpstream(participant, sharing);
+      throw new AdminError(409, 'upstream_conflict', message, { field });
     }
   }
 

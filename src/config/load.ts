@@ -8,6 +8,8 @@ import {
   ClientSchema,
   ConcordSettingsSchema,
   ParticipantSchema,
+  sharedUpstream,
+  upstreamIdentity,
   type ClientConfig,
   type ConcordSettings,
   type Participant,
@@ -158,9 +160,9 @@ export function crossChecks(participants: Participant[], clients: ClientConfig[]
   const upstreams = new Map<string, string>();
   for (const p of participants) {
     // One upstream (issuer + client) serves one participant: otherwise idp_hint would pick the identity.
-    const upstream = `${p.upstream.issuer.replace(/\/$/, '')}\0${p.upstream.clientId}`;
+    const upstream = upstreamIdentity(p);
     const sharing = upstreams.get(upstream);
-    if (sharing) issues.push({ source: source('participants', p.id), field: 'upstream.issuer', message: `upstream ${p.upstream.issuer} with client ${p.upstream.clientId} already serves participant "${sharing}"` });
+    if (sharing) issues.push({ source: source('participants', p.id), ...sharedUpstream(p, sharing) });
     upstreams.set(upstream, p.id);
     if (ids.has(p.id)) issues.push({ source: source('participants', p.id), field: 'id', message: `participant "${p.id}" is defined twice` });
     ids.add(p.id);

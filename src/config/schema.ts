@@ -333,6 +333,108 @@ export const OidcUpstreamSchema = z
     path: ['tokenEndpointAuthMethod'],
   });
 
+/** SAML 2.0 NameID formats (SAML core 8.3) a participant may ask its IdP for. */
+export const SAML_NAMEID_FORMATS = {
+  persistent: 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
+  transient: 'urn:oasis:names:tc:SAML:2.0:nameid-format:transient',
+  emailAddress: 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',
+  unspecified: 'urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified',
+} as const;
+
+/**
+ * A SAML 2.0 IdP (Web Browser SSO profile, SAML profiles 4.1): Concord is the SP. Defaults and
+ * reasons are in docs/participants.md ("SAML 2.0").
+ */
+export const SamlUpstreamSchema = z
+  .object({
+    type: z.literal('saml'),
+    /**
+     * The IdP's metadata (SAML metadata 2.4.3 IDPSSODescriptor), fetched through the same
+     * public-address guard as OIDC discovery, cached for `upstream.discoveryTtl` (settings) and
+     * refreshed; a signature by a certificate the cached copy lacks makes Concord fetch it again at
+     * once (certificate rollover at the IdP). Exactly one of idpMetadataUrl and idpMetadataXml.
+     */
+    idpMetadataUrl: z.url().optional(),
+    /** The IdP's metadata pasted in (an IdP that publishes none at a URL). Its certificates change only when this changes. */
+    idpMetadataXml: z.string().min(1).max(512 * 1024).optional(),
+    /** Concord's SP entity ID at this IdP. Default `{issuer}/saml/{participantId}`. */
+    spEntityId: z.string().min(1).max(1024).optional(),
+    /**
+     * The NameID format asked for (AuthnRequest NameIDPolicy). Default persistent. The NameID becomes
+     * `sub` only when persistent, or when it is this format, chosen here on purpose (emailAddress,
+     * unspecified): a transient NameID never does (set subjectAttribute).
+     */
+    nameIdFormat: z.string().min(1).max(256).default(SAML_NAMEID_FORMATS.persistent),
+    /** Take `sub` from this attribute (by name or alias; single-valued) instead of the NameID. */
+    subjectAttribute: z.string().min(1).max(256).optional(),
+    /** Refuse Responses whose Assertion is not encrypted (EncryptedAssertion, to Concord's SP key). Default false. */
+    wantAssertionsEncrypted: z.boolean().default(false),
+    /** Accept RSA-SHA1 signatures and SHA-1 digests from this IdP (old ADFS set-ups). HMAC is never accepted. Default false. */
+    allowSha1: z.boolean().default(false),
+    /**
+     * Accept a Response that answers no AuthnRequest of Concord's (no InResponseTo) when it comes for a
+     * login Concord started (RelayState names it). Default false: every Response must answer the
+     * AuthnRequest of the very login it completes. Each Assertion is used once either way.
+     */
+    allowIdpInitiated: z.boolean().default(false),
+    /**
+     * Extra names for attributes: `{ "http://schemas.example/claims/dept": department }`. The mapping
+     * rules see every attribute under its own name and its alias (the common ADFS claim URIs and
+     * eduPerson/LDAP OIDs have built-in aliases, listed in docs/participants.md); these add to or
+     * replace them.
+     */
+    attributeAliases: z.record(z.string().min(1).max(512), z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'a claim name: letters, digits and _')).default({}),
+    /** The service's authorization parameters passed on (as ForceAuthn, IsPassive, RequestedAuthnContext). Default all. */
+    forwardParams: z.array(z.enum(FORWARDABLE_PARAMS)).default([...FORWARDABLE_PARAMS]),
+    /** Allow an http:// metadata URL. Only for loopback development and tests; implies allowPrivateNetwork. */
+    allowInsecureHttp: z.boolean().default(false),
+    /** Allow the metadata URL on loopback, private or link-local addresses. Off: only public addresses are called. */
+    allowPrivateNetwork: z.boolean().default(false),
+  })
+  .strict()
+  .refine((u) => (u.idpMetadataUrl === undefined) !== (u.idpMetadataXml === undefined), {
+    message: 'exactly one of idpMetadataUrl and idpMetadataXml is required',
+    path: ['idpMetadataUrl'],
+  })
+  .refine((u) => u.idpMetadataUrl === undefined || u.allowInsecureHttp || u.idpMetadataUrl.startsWith('https://'), {
+    message: 'the metadata URL must be https (set allowInsecureHttp only for local development)',
+    path: ['idpMetadataUrl'],
+  })
+  .refine((u) => u.nameIdFormat !== SAML_NAMEID_FORMATS.transient || u.subjectAttribute !== undefined, {
+    message: 'a transient NameID changes at every login and cannot be the subject: set subjectAttribute, or ask for persistent',
+    path: ['nameIdFormat'],
+  });
+
+/** `upstream`: OIDC or SAML 2.0, by `type`. */
+export const UpstreamSchema = z.discriminatedUnion('type', [OidcUpstreamSchema, SamlUpstreamSchema]);
+
+/** The SP entity ID Concord uses at a participant's SAML IdP. */
+export function samlSpEntityId(issuer: string, participantId: string, upstream: Pick<SamlUpstream, 'spEntityId'>): string {
+  return upstream.spEntityId ?? `${issuer.replace(/\/+$/, '')}/saml/${participantId}`;
+}
+
+/**
+ * What makes two participants the same upstream: for OIDC its issuer and Concord's client there; for
+ * SAML the IdP's metadata and Concord's SP entity ID there (absent: per participant).
+ */
+export function upstreamIdentity(participant: Pick<Participant, 'id' | 'upstream'>): string {
+  const { upstream } = participant;
+  if (upstream.type === 'oidc') return `oidc\0${upstream.issuer.replace(/\/$/, '')}\0${upstream.clientId}`;
+  return `saml\0${upstream.idpMetadataUrl ?? upstream.idpMetadataXml ?? ''}\0${upstream.spEntityId ?? `participant:${participant.id}`}`;
+}
+
+/** The issue of a participant whose upstream already serves another (the same wording for files and the admin API). */
+export function sharedUpstream(participant: Pick<Participant, 'upstream'>, sharing: string): { field: string; message: string } {
+  const { upstream } = participant;
+  if (upstream.type === 'oidc') return { field: 'upstream.issuer', message: `upstream ${upstream.issuer} with client ${upstream.clientId} already serves participant "${sharing}"` };
+  return { field: 'upstream.spEntityId', message: `SAML IdP ${upstreamName(upstream)} with SP entity ID ${upstream.spEntityId ?? '(default)'} already serves participant "${sharing}"` };
+}
+
+/** How an upstream is named to admins: the OIDC issuer, the SAML metadata URL (or "inline metadata"). */
+export function upstreamName(upstream: Participant['upstream']): string {
+  return upstream.type === 'oidc' ? upstream.issuer : (upstream.idpMetadataUrl ?? 'inline SAML metadata');
+}
+
 export const ParticipantSchema = z
   .object({
     id: ParticipantIdSchema,
@@ -348,7 +450,7 @@ export const ParticipantSchema = z
           seen.add(domain);
         });
       }),
-    upstream: OidcUpstreamSchema,
+    upstream: UpstreamSchema,
     mapping: MappingSchema.optional(),
     enabled: z.boolean().default(true),
   })
@@ -406,4 +508,5 @@ export type ResourceServer = z.output<typeof ResourceServerSchema>;
 export type Participant = z.output<typeof ParticipantSchema>;
 export type ParticipantInput = z.input<typeof ParticipantSchema>;
 export type OidcUpstream = z.output<typeof OidcUpstreamSchema>;
+export type SamlUpstream = z.output<typeof SamlUpstreamSchema>;
 export type ClientConfig = z.output<typeof ClientSchema>;

@@ -1,3 +1,4 @@
+import type { OidcUpstream } from '../../src/config/index.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { AdapterPayload } from '../../src/store/index.ts';
@@ -66,7 +67,7 @@ describe('admin changes on a shared Redis', () => {
     const onB = await apiB.get('/admin/v1/participants/acme');
     assert.equal(onB.status, 200);
     assert.equal(onB.body.upstream.clientSecretSet, true);
-    assert.equal(b.concord.registry.participant('acme')?.config.upstream.clientSecret, UPSTREAM_SECRET, 'B opened the sealed secret');
+    assert.equal((b.concord.registry.participant('acme')?.config.upstream as OidcUpstream | undefined)?.clientSecret, UPSTREAM_SECRET, 'B opened the sealed secret');
 
     const page = await login(b, 'alice@acme.example');
     assert.ok(page.stoppedAt, `B redirected to the upstream (status ${page.status}, chain ${page.chain.map((h) => h.url.pathname).join(' ')})`);

@@ -1,3 +1,4 @@
+import type { OidcUpstream } from '../../src/config/index.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startConcord, type TestConcord } from '../support/concord.ts';
@@ -205,7 +206,7 @@ describe('admin API', () => {
       const res = await api.put('/admin/v1/participants/acme', { ...current, displayName: 'Acme Inc.', domains: ['acme.example', 'acme.test'] });
       assert.equal(res.status, 200, res.text);
       assert.equal(res.body.upstream.clientSecretSet, true);
-      assert.equal(instance.concord.registry.participant('acme')?.config.upstream.clientSecret, UPSTREAM_SECRET);
+      assert.equal((instance.concord.registry.participant('acme')?.config.upstream as OidcUpstream | undefined)?.clientSecret, UPSTREAM_SECRET);
       assert.equal(instance.concord.registry.domainClaim('acme.test')?.participant.config.id, 'acme');
       assert.equal(instance.concord.registry.domainClaim('acme.test')?.verified, false, 'a domain added by PUT is pending too');
 

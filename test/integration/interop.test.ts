@@ -1,3 +1,5 @@
+import type { OidcLogout } from '../../src/upstream/index.ts';
+import type { OidcUpstream } from '../../src/config/index.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
@@ -289,14 +291,14 @@ describe('interop: standards-following IdPs work the first time, misbehaving one
       withQuirks({});
       const res = await admin(fed, 'PUT', '/participants/quirky', { ...quirkyParticipant('quirky', quirky, 'quirky.example'), upstream: { ...quirkyParticipant('quirky', quirky, 'quirky.example').upstream, responseMode: 'form_post' } });
       assert.equal(res.status, 200, await res.text());
-      await waitFor(() => fed.concord.concord.registry.participant('quirky')?.config.upstream.responseMode === 'form_post');
+      await waitFor(() => (fed.concord.concord.registry.participant('quirky')?.config.upstream as OidcUpstream | undefined)?.responseMode === 'form_post');
       try {
         const { claims } = await signedIn('user-1@quirky.example');
         assert.equal(claims.idp, 'quirky');
         assert.equal(quirky.lastAuthorization?.get('response_mode'), 'form_post');
       } finally {
         await admin(fed, 'PUT', '/participants/quirky', quirkyParticipant('quirky', quirky, 'quirky.example'));
-        await waitFor(() => fed.concord.concord.registry.participant('quirky')?.config.upstream.responseMode === 'query');
+        await waitFor(() => (fed.concord.concord.registry.participant('quirky')?.config.upstream as OidcUpstream | undefined)?.responseMode === 'query');
       }
     });
 
@@ -472,7 +474,7 @@ describe('interop: standards-following IdPs work the first time, misbehaving one
       assert.equal(asked.get('login_hint'), 'user-1@quirky.example');
       assert.equal(claims.acr, 'urn:quirky:mfa');
       assert.deepEqual(claims.amr, ['pwd', 'otp']);
-      const upstream = decodeJwt((await fed.concord.concord.accounts.find(claims.sub))!.upstreamLogout!.idTokenHint);
+      const upstream = decodeJwt(((await fed.concord.concord.accounts.find(claims.sub))!.upstreamLogout as OidcLogout).idTokenHint);
       assert.equal(claims.auth_time, upstream.auth_time);
       assert.equal(decodeJwt(tokens.id_token!).auth_time, upstream.auth_time);
     });

@@ -6,7 +6,7 @@ import { AdminError } from '../../src/admin/errors.ts';
 import { sealParticipant } from '../../src/admin/stored.ts';
 import { createConfigSync } from '../../src/admin/sync.ts';
 import { parseWith } from '../../src/admin/validation.ts';
-import { ClientSchema, ParticipantSchema, type Participant } from '../../src/config/index.ts';
+import { ClientSchema, ParticipantSchema, type OidcUpstream, type Participant } from '../../src/config/index.ts';
 import { createLogger, createMetrics } from '../../src/observability/index.ts';
 import { Registry } from '../../src/participants/index.ts';
 import { createSecretBox } from '../../src/secrets/index.ts';
@@ -83,7 +83,7 @@ describe('config sync (memory store)', () => {
     for (const i of many) {
       await i.sync.refresh();
       assert.equal(i.sync.version, 1);
-      assert.equal(i.registry.participantForDomain('acme.example')?.config.upstream.clientSecret, 'secret-of-acme');
+      assert.equal((i.registry.participantForDomain('acme.example')?.config.upstream as OidcUpstream | undefined)?.clientSecret, 'secret-of-acme');
       await i.sync.stop();
     }
   });

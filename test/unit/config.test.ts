@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config/index.ts';
+import { ConfigError, loadConfig, type OidcUpstream } from '../../src/config/index.ts';
 
 const run = promisify(execFile);
 
@@ -36,7 +36,7 @@ describe('configuration', () => {
     assert.equal(config.settings.tokens.accessTokenTtl, 300);
     assert.equal(config.settings.admin.host, '127.0.0.1');
     assert.deepEqual(config.participants[0]!.domains, ['acme.example']);
-    assert.deepEqual(config.participants[0]!.upstream.scopes, ['openid', 'email', 'profile']);
+    assert.deepEqual((config.participants[0]!.upstream as OidcUpstream).scopes, ['openid', 'email', 'profile']);
     assert.equal(config.clients[0]!.token_endpoint_auth_method, 'client_secret_basic');
     await rm(dir, { recursive: true });
   });
