@@ -14,7 +14,7 @@ import { createRateLimits } from './http/rate-limit.ts';
 import { requestLimits } from './http/request-limits.ts';
 import { routeTable, routing } from './http/route.ts';
 import { interactionRoutes, stylesheet, type LoginObserver } from './interactions/index.ts';
-import { BrokerClientKeys, CLIENT_KEY_COLLECTION, KeyManager } from './keys/index.ts';
+import { BrokerClientKeys, CLIENT_KEY_COLLECTION, KeyManager, SAML_KEY_COLLECTION, SamlSpKeys } from './keys/index.ts';
 import { createLogger, createMetrics, loginMetrics, observeKeyAges, providerMetrics, requestLogging, startTracing, timedStore, type Logger, type Metrics } from './observability/index.ts';
 import { ConnectorPool, Registry, UpstreamWatch } from './participants/index.ts';
 import { AccountStore, createProvider, jwtUserinfo, openResourceServers, pairwiseKey, tokenIdKey } from './provider/index.ts';
@@ -61,6 +61,9 @@ export interface Concord {
   readonly clientKeys: BrokerClientKeys;
   /** Domain proof: each domain's state, its checks and their timer. */
   readonly domainProof: DomainProof;
+  /** Concord's SAML SP keys (their key ring rotates with `keys.rotateEvery`; `samlKeyRing.rotate()` rotates now). */
+  readonly samlKeys: SamlSpKeys;
+  readonly samlKeyRing: KeyManager;
   ready(): Promise<boolean>;
 }
 
@@ -115,6 +118,22 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   });
   await clientKeyRing.init();
   const clientKeys = new BrokerClientKeys(clientKeyRing, settings.upstream.clientKeyAlgorithm);
+  // Concord's SAML SP keys (AuthnRequest and logout signatures, assertion decryption): RSA, a ring of
+  // their own on the same rules. Published in the SP metadata before they sign; a LogoutRequest lives
+  // an interaction at most, the longest-lived thing they sign.
+  const samlKeyRing = new KeyManager({
+    store,
+    secrets,
+    collection: SAML_KEY_COLLECTION,
+    sharedSecrets: false,
+    algorithm: 'RS256',
+    activationDelay: settings.keys.activationDelay,
+    retireGrace: settings.keys.retireGrace,
+    maxTokenTtl: settings.tokens.interactionTtl,
+    rotateEvery: settings.keys.rotateEvery,
+  });
+  await samlKeyRing.init();
+  const samlKeys = new SamlSpKeys(samlKeyRing);
 
   for (const audience of openResourceServers(settings)) {
     log.warn({ audience }, 'resource server without a clients list: every client can get access tokens for it (set resourceServers[].clients)');
@@ -132,7 +151,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     threshold: settings.upstream.breakerThreshold,
     cooldownMs: settings.upstream.breakerCooldown * 1000,
   });
-  const connectors = new ConnectorPool({ settings, log, clientKeys, wrap: (connector) => upstreamHealth.guard(connector) });
+  const connectors = new ConnectorPool({ settings, log, clientKeys, samlKeys, store, wrap: (connector) => upstreamHealth.guard(connector) });
   const audit = createAuditLog(store);
   const domainProof = createDomainProof({
     store,
@@ -188,6 +207,9 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     await clientKeyRing.reload();
     await clientKeyRing.rotateIfDue();
     await clientKeyRing.sweep();
+    await samlKeyRing.reload();
+    await samlKeyRing.rotateIfDue();
+    await samlKeyRing.sweep();
     if (keys.keySet().fingerprint !== providerState.fingerprint) {
       buildProvider();
       log.info({ keys: providerState.fingerprint }, 'signing keys changed; provider rebuilt');
@@ -293,7 +315,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
         domains: domainProof,
         keys,
         accounts,
-        checkUpstream: upstreamCheck({ settings, clientKeys }),
+        checkUpstream: upstreamCheck({ settings, clientKeys, samlKeys, store }),
         upstreamStatus: (id) => upstreamHealth.statusOf(id),
         log,
       },
@@ -329,6 +351,8 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     upstreamWatch,
     clientKeys,
     domainProof,
+    samlKeys,
+    samlKeyRing,
     provider: () => providerState.provider,
     publicApp,
     adminApp,

@@ -1,5 +1,5 @@
 import type { MappingLimitCode } from '../mapping/index.ts';
-import type { UpstreamErrorCode } from '../upstream/index.ts';
+import type { SamlCheck, UpstreamErrorCode } from '../upstream/index.ts';
 
 /** Why a brokered login ended as it did; bounded, so it can label metrics. */
 export type LoginOutcome =
@@ -15,6 +15,8 @@ export type LoginOutcome =
   /** A request on /broker/* that is no callback: another method, another path. */
   | 'broker_not_found'
   | UpstreamErrorCode
+  /** The check a SAML Response failed (upstream SAML_CHECKS). */
+  | SamlCheck
   | 'mapping_rejected'
   | MappingLimitCode
   | 'session_expired'

@@ -1,23 +1,62 @@
-import type { ConcordSettings, Participant } from '../config/index.ts';
+import { samlSpEntityId, type ConcordSettings, type Participant } from '../config/index.ts';
 import type { Logger } from '../observability/index.ts';
-import { createOidcConnector, type ClientKeySource, type Connector } from '../upstream/index.ts';
+import type { Store } from '../store/index.ts';
+import { createOidcConnector, createSamlConnector, type ClientKeySource, type Connector, type SamlKeySource } from '../upstream/index.ts';
 import type { ActiveParticipant } from './registry.ts';
 
 export interface ConnectorDeps {
   settings: ConcordSettings;
   /** Concord's own client keys, for participants that use private_key_jwt. */
   clientKeys?: ClientKeySource | undefined;
+  /** Concord's SAML SP keys, for SAML participants. */
+  samlKeys?: SamlKeySource | undefined;
+  /** Where SAML Assertion IDs are remembered until they expire (claimTemp); a SAML participant needs it. */
+  store?: Pick<Store, 'claimTemp'> | undefined;
   /** Where clientSecretEnv is read. Default process.env. */
   env?: NodeJS.ProcessEnv;
   log?: Logger | undefined;
 }
 
+/** Concord's SAML endpoints for a participant (design.md: `{issuer}/saml/{participantId}/...`). */
+export function samlEndpoints(issuer: string, participantId: string): { base: string; metadata: string; acs: string; slo: string } {
+  const base = `${issuer.replace(/\/+$/, '')}/saml/${participantId}`;
+  return { base, metadata: `${base}/metadata`, acs: `${base}/acs`, slo: `${base}/slo` };
+}
+
 /**
  * The connector a participant's configuration describes: one place that turns `upstream.*` into
- * connector options, for logins (ConnectorPool) and the admin API's registration check alike.
+ * connector options, for logins (ConnectorPool) and the admin API's registration check alike; the
+ * one place that looks at `upstream.type`.
  */
 export function createConnector(participant: Participant, deps: ConnectorDeps): Connector {
   const { id, upstream } = participant;
+  const logger = deps.log ? { logger: deps.log.child({ participant: id }) } : {};
+  if (upstream.type === 'saml') {
+    const { samlKeys, store } = deps;
+    if (!samlKeys || !store) throw new Error('a SAML participant needs Concord’s SAML SP keys and a store');
+    const endpoints = samlEndpoints(deps.settings.issuer, id);
+    return createSamlConnector({
+      participantId: id,
+      ...(upstream.idpMetadataUrl ? { metadataUrl: upstream.idpMetadataUrl } : {}),
+      ...(upstream.idpMetadataXml ? { metadataXml: upstream.idpMetadataXml } : {}),
+      spEntityId: samlSpEntityId(deps.settings.issuer, id, upstream),
+      acsUrl: endpoints.acs,
+      sloUrl: endpoints.slo,
+      nameIdFormat: upstream.nameIdFormat,
+      ...(upstream.subjectAttribute ? { subjectAttribute: upstream.subjectAttribute } : {}),
+      wantAssertionsEncrypted: upstream.wantAssertionsEncrypted,
+      allowSha1: upstream.allowSha1,
+      allowIdpInitiated: upstream.allowIdpInitiated,
+      attributeAliases: upstream.attributeAliases,
+      keys: samlKeys,
+      replay: { firstUse: (key, ttl) => store.claimTemp(`saml-assertion:${key}`, 1, ttl) },
+      timeoutMs: deps.settings.upstream.timeoutMs,
+      metadataTtlSeconds: deps.settings.upstream.discoveryTtl,
+      allowInsecureHttp: upstream.allowInsecureHttp,
+      allowPrivateNetwork: upstream.allowPrivateNetwork,
+      ...logger,
+    });
+  }
   const env = deps.env ?? process.env;
   const clientSecret = upstream.clientSecret ?? (upstream.clientSecretEnv ? env[upstream.clientSecretEnv] : undefined);
   return createOidcConnector({
@@ -35,7 +74,7 @@ export function createConnector(participant: Participant, deps: ConnectorDeps): 
     ...(upstream.allowedAlgorithms ? { allowedAlgorithms: upstream.allowedAlgorithms } : {}),
     allowInsecureHttp: upstream.allowInsecureHttp,
     allowPrivateNetwork: upstream.allowPrivateNetwork,
-    ...(deps.log ? { logger: deps.log.child({ participant: id }) } : {}),
+    ...logger,
   });
 }
 
@@ -54,6 +93,7 @@ export class ConnectorPool {
     this.#wrap = deps.wrap ?? ((c) => c);
   }
 
+  /** Where the upstream answers a login: the broker callback (OIDC); a SAML connector posts to its own ACS instead. */
   redirectUri(participantId: string): string {
     return `${this.#deps.settings.issuer}/broker/${participantId}/callback`;
   }

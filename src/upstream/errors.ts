@@ -15,7 +15,9 @@ export type UpstreamErrorCode =
   | 'callback_invalid'
   | 'token_invalid'
   | 'userinfo_invalid'
-  | 'discovery_invalid';
+  | 'discovery_invalid'
+  /** A SAML Response (or logout message) failed a check; `check` names which (SAML_CHECKS). */
+  | 'assertion_invalid';
 
 /**
  * What kind of failure a code is; it decides what the user is shown, whether the circuit breaker
@@ -45,7 +47,34 @@ const CODES: Record<UpstreamErrorCode, { status: number; kind: UpstreamErrorKind
   callback_invalid: { status: 400, kind: 'invalid' },
   token_invalid: { status: 502, kind: 'invalid' },
   userinfo_invalid: { status: 502, kind: 'invalid' },
+  assertion_invalid: { status: 400, kind: 'invalid' },
 };
+
+/**
+ * Each check a SAML Response or logout message can fail (saml/checks.ts), in the order they run: the
+ * login outcome of an `assertion_invalid` refusal (a metric label and the log line's `outcome`), so
+ * each kind of attack or misconfiguration is told apart. Never rename one.
+ */
+export const SAML_CHECKS = [
+  'saml_body_too_large',
+  'saml_malformed',
+  'saml_doctype',
+  'saml_destination',
+  'saml_issuer',
+  'saml_status',
+  'saml_assertion_count',
+  'saml_not_encrypted',
+  'saml_decryption',
+  'saml_algorithm',
+  'saml_signature',
+  'saml_in_response_to',
+  'saml_time',
+  'saml_audience',
+  'saml_recipient',
+  'saml_replay',
+  'saml_subject',
+] as const;
+export type SamlCheck = (typeof SAML_CHECKS)[number];
 
 export const UPSTREAM_ERROR_CODES = Object.keys(CODES) as readonly UpstreamErrorCode[];
 
@@ -58,6 +87,8 @@ export interface UpstreamErrorOptions {
   upstreamErrorDescription?: string;
   /** The participant setting a misconfiguration is about (`upstream.tokenEndpointAuthMethod`, ...), when it is one. */
   setting?: string;
+  /** The SAML check that refused the message (with `assertion_invalid`). */
+  check?: SamlCheck;
 }
 
 /**
@@ -71,6 +102,7 @@ export class UpstreamError extends ConcordError {
   readonly upstreamError: string | undefined;
   readonly upstreamErrorDescription: string | undefined;
   readonly setting: string | undefined;
+  readonly check: SamlCheck | undefined;
 
   constructor(code: UpstreamErrorCode, message: string, options: UpstreamErrorOptions = {}) {
     super(code, message, { status: CODES[code].status, expose: false, cause: options.cause });
@@ -79,6 +111,12 @@ export class UpstreamError extends ConcordError {
     this.upstreamError = options.upstreamError;
     this.upstreamErrorDescription = options.upstreamErrorDescription;
     this.setting = options.setting;
+    this.check = options.check;
+  }
+
+  /** The login outcome: the SAML check that refused, else the code. */
+  get outcome(): UpstreamErrorCode | SamlCheck {
+    return this.check ?? this.code;
   }
 
   /** Only an IdP that did not answer counts toward its circuit breaker or is reported down. */
@@ -91,6 +129,7 @@ export class UpstreamError extends ConcordError {
     return {
       code: this.code,
       kind: this.kind,
+      ...(this.check ? { check: this.check } : {}),
       ...(this.upstreamError ? { upstreamError: this.upstreamError } : {}),
       ...(this.upstreamErrorDescription ? { upstreamErrorDescription: this.upstreamErrorDescription } : {}),
     };

@@ -15,6 +15,12 @@ export type {
   OidcLogout,
   PendingLogin,
   PendingOidcLogin,
+  PendingSamlLogin,
+  SamlConnectorOptions,
+  SamlKeySource,
+  SamlLogout,
+  ServiceMetadata,
+  UpstreamLogoutMessage,
   ProbeResult,
   TokenEndpointAuthMethod,
   UpstreamIdentity,
@@ -22,8 +28,10 @@ export type {
   UpstreamProtocol,
 } from './types.ts';
 export { TOKEN_ENDPOINT_AUTH_METHODS } from './types.ts';
+export { createSamlConnector, logoutRequestId, METADATA_REFETCH_FLOOR_MS } from './saml/connector.ts';
+export { DEFAULT_ATTRIBUTE_ALIASES } from './saml/aliases.ts';
 export { createOidcConnector, DEFAULT_ALGORITHMS, DEFAULT_SCOPES, DEFAULT_TIMEOUT_MS, DEFAULT_DISCOVERY_TTL_S, JWKS_REFETCH_FLOOR_MS } from './oidc.ts';
-export { UpstreamError, UPSTREAM_ERROR_CODES, type UpstreamErrorCode, type UpstreamErrorKind } from './errors.ts';
+export { UpstreamError, UPSTREAM_ERROR_CODES, SAML_CHECKS, type SamlCheck, type UpstreamErrorCode, type UpstreamErrorKind } from './errors.ts';
 export { UpstreamHealth, type UpstreamHealthOptions, type UpstreamState, type UpstreamStatus } from './health.ts';
 export { CircuitBreaker, CIRCUIT_STATES, type CircuitState, type CircuitBreakerOptions } from './breaker.ts';
 export type { UpstreamCall, UpstreamCallObserver, UpstreamCallResult, UpstreamFailureReason } from './http.ts';

@@ -38,9 +38,43 @@ export interface Connector {
   logoutUrl(request: LogoutRequest): Promise<string | undefined>;
   /** Fetches and checks the upstream's metadata and keys now (health probe, admin registration check). Throws UpstreamError. */
   probe(): Promise<ProbeResult>;
+  /**
+   * A logout message the upstream sent through the browser (SAML single logout: a LogoutResponse to
+   * an RP-initiated logout, or an IdP-initiated LogoutRequest), validated. Absent for protocols
+   * without front-channel logout messages. Throws UpstreamError (`assertion_invalid` with its check).
+   */
+  logoutMessage?(callback: CallbackInput): Promise<UpstreamLogoutMessage>;
+  /** Concord's own metadata for this upstream (SAML SP metadata, for the partner to register); absent for OIDC. */
+  serviceMetadata?(): ServiceMetadata;
 }
 
-export type UpstreamProtocol = 'oidc';
+export type UpstreamProtocol = 'oidc' | 'saml';
+
+/** A document Concord serves about itself for one upstream. */
+export interface ServiceMetadata {
+  contentType: string;
+  body: string;
+}
+
+/**
+ * A validated logout message from the upstream:
+ *   logout_response  the upstream ended its session after Concord's RP-initiated logout; `state` is
+ *                    the one logoutUrl was given (it names where the browser goes on to);
+ *   logout_request   the upstream ends a session (IdP-initiated): Concord ends the sessions of
+ *                    `subject` (the account's upstream subject, when the message names it), then sends
+ *                    the browser to `respond(ended)`, the signed answer to the upstream.
+ */
+export type UpstreamLogoutMessage =
+  | { kind: 'logout_response'; state: string }
+  | {
+      kind: 'logout_request';
+      /** The upstream subject whose sessions end (the NameID, when it is the subject); undefined when the message cannot name one. */
+      subject: string | undefined;
+      /** The upstream session (SAML SessionIndex), when named. */
+      sessionIndex: string | undefined;
+      /** The URL of the answer to the upstream (a signed LogoutResponse): Success when `ended`, else a failure status. */
+      respond(ended: boolean): Promise<string>;
+    };
 
 /**
  * What the service asked for that the upstream should see, already filtered by the participant's
@@ -72,6 +106,8 @@ export interface CallbackInput {
   query: URLSearchParams;
   /** Empty for a GET. */
   body: URLSearchParams;
+  /** The query string exactly as sent, when a signature covers its encoding (SAML HTTP-Redirect binding, SAML bindings 3.4.4.1). */
+  rawQuery?: string;
 }
 
 /** What an OIDC login keeps between beginLogin and completeLogin. */
@@ -86,8 +122,21 @@ export interface PendingOidcLogin {
   createdAt: number;
 }
 
+/** What a SAML login keeps between beginLogin and completeLogin. */
+export interface PendingSamlLogin {
+  protocol: 'saml';
+  /** The RelayState sent with the AuthnRequest (SAML bindings 3.4.3): a random reference, never a URL. */
+  state: string;
+  /** The AuthnRequest's ID: the Response's InResponseTo must be this. */
+  requestId: string;
+  /** The ACS URL the AuthnRequest named (Destination and Recipient must be it). */
+  acsUrl: string;
+  /** Epoch milliseconds. */
+  createdAt: number;
+}
+
 /** The pending login of any protocol, tagged by `protocol`; every variant has the `state` it is kept under. */
-export type PendingLogin = PendingOidcLogin;
+export type PendingLogin = PendingOidcLogin | PendingSamlLogin;
 
 /** What a later logout at an OIDC upstream needs (OIDC RP-Initiated Logout 1.0 `id_token_hint`; `sid` of OIDC Front/Back-Channel Logout). */
 export interface OidcLogout {
@@ -96,8 +145,18 @@ export interface OidcLogout {
   sid?: string;
 }
 
+/** What a later SAML logout needs (SAML core 3.7.1 LogoutRequest: the NameID as the Assertion gave it, and the SessionIndex). */
+export interface SamlLogout {
+  protocol: 'saml';
+  nameId: string;
+  nameIdFormat?: string;
+  nameQualifier?: string;
+  spNameQualifier?: string;
+  sessionIndex?: string;
+}
+
 /** What a later logout at the upstream needs, tagged by `protocol`; stored with the account, given back to `logoutUrl`. */
-export type UpstreamLogout = OidcLogout;
+export type UpstreamLogout = OidcLogout | SamlLogout;
 
 export interface LogoutRequest {
   /** From the identity of the login being ended; absent for accounts saved before it was kept. */
@@ -168,6 +227,48 @@ export interface OidcConnectorOptions {
   /** Allow http:// for the issuer and its endpoints: loopback development and tests only (implies allowPrivateNetwork). */
   allowInsecureHttp?: boolean;
   /** Allow calls to loopback, private and link-local addresses (an IdP on a private network). Default false: public addresses only. */
+  allowPrivateNetwork?: boolean;
+  logger?: { debug(obj: object, msg?: string): void };
+}
+
+/** Concord's SAML SP keys (keys/saml-keys.ts): the one that signs now first, then the others published. */
+export interface SamlKeySource {
+  published(): Array<{ kid: string; privateKeyPem: string; certificateBase64: string }>;
+}
+
+/** Where the SAML connector remembers each Assertion ID until it expires (the store's claimTemp). */
+export interface ReplayCache {
+  /** True the first time `id` is seen; false while an earlier use is remembered (`ttlSeconds`). */
+  firstUse(id: string, ttlSeconds: number): Promise<boolean>;
+}
+
+export interface SamlConnectorOptions {
+  participantId: string;
+  /** Exactly one of the two. */
+  metadataUrl?: string;
+  metadataXml?: string;
+  /** Concord's SP entity ID at this IdP (the Audience it must name). */
+  spEntityId: string;
+  /** Concord's ACS URL for this participant (Destination and Recipient must be it). */
+  acsUrl: string;
+  /** Concord's SLO endpoint for this participant. */
+  sloUrl: string;
+  /** NameID format asked for. */
+  nameIdFormat: string;
+  /** Take the subject from this attribute (name or alias) instead of the NameID. */
+  subjectAttribute?: string;
+  wantAssertionsEncrypted: boolean;
+  allowSha1: boolean;
+  allowIdpInitiated: boolean;
+  /** Attribute name -> alias, on top of the built-in aliases (saml/aliases.ts). */
+  attributeAliases: Record<string, string>;
+  keys: SamlKeySource;
+  replay: ReplayCache;
+  /** Every metadata fetch gives up after this long (milliseconds). Default 5000. */
+  timeoutMs?: number;
+  /** Metadata is cached this long (seconds), then refreshed in the background. Default 3600. */
+  metadataTtlSeconds?: number;
+  allowInsecureHttp?: boolean;
   allowPrivateNetwork?: boolean;
   logger?: { debug(obj: object, msg?: string): void };
 }

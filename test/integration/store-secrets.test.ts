@@ -1,3 +1,4 @@
+import type { OidcLogout } from '../../src/upstream/index.ts';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -69,7 +70,7 @@ describe('what a store reader gets', () => {
     const tokens = await exchange(fed.rp, callback, auth);
     const refreshToken = tokens.refresh_token!;
     const account = await fed.concord.concord.accounts.find(String(tokens.claims()!.sub));
-    const upstreamIdToken = account?.upstreamLogout?.idTokenHint;
+    const upstreamIdToken = (account?.upstreamLogout as OidcLogout | undefined)?.idTokenHint;
     assert.ok(upstreamIdToken && upstreamIdToken.split('.').length === 3, 'the account still gives the upstream ID token to Concord');
 
     const afterExchange = await dump(prefix);

@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { DEMO_PASSWORD, startPartnerIdp, type PartnerIdp } from '../../demo/partner-idp.ts';
-import { createOidcConnector, UpstreamError, type Connector, type OidcConnectorOptions } from '../../src/upstream/index.ts';
+import { createOidcConnector, UpstreamError, type Connector, type OidcConnectorOptions, type OidcLogout, type PendingOidcLogin } from '../../src/upstream/index.ts';
 import { callbackFrom } from '../support/callbacks.ts';
 import { Browser, parseForm } from '../support/http-client.ts';
 
@@ -83,15 +83,15 @@ describe('upstream OIDC connector against the demo partner IdP', () => {
     assert.equal(p.get('redirect_uri'), REDIRECT_URI);
     assert.equal(p.get('scope'), 'openid email profile');
     assert.equal(p.get('state'), pending.state);
-    assert.equal(p.get('nonce'), pending.nonce);
+    assert.equal(p.get('nonce'), (pending as PendingOidcLogin).nonce);
     assert.equal(p.get('code_challenge_method'), 'S256');
-    assert.ok(p.get('code_challenge') && p.get('code_challenge') !== pending.codeVerifier);
+    assert.ok(p.get('code_challenge') && p.get('code_challenge') !== (pending as PendingOidcLogin).codeVerifier);
     assert.equal(p.get('login_hint'), 'alice@acme.example');
     assert.deepEqual(JSON.parse(JSON.stringify(pending)), pending, 'pending is JSON-serialisable');
     const again = await connector.beginLogin({ redirectUri: REDIRECT_URI });
     assert.notEqual(again.pending.state, pending.state);
-    assert.notEqual(again.pending.nonce, pending.nonce);
-    assert.notEqual(again.pending.codeVerifier, pending.codeVerifier);
+    assert.notEqual((again.pending as PendingOidcLogin).nonce, (pending as PendingOidcLogin).nonce);
+    assert.notEqual((again.pending as PendingOidcLogin).codeVerifier, (pending as PendingOidcLogin).codeVerifier);
   });
 
   it('completes a login: subject, claims, amr and acr', async () => {
@@ -228,7 +228,7 @@ describe('upstream OIDC connector against the demo partner IdP', () => {
     assert.ok(calls.some((l) => l.obj.endpoint === 'discovery'));
     assert.ok(calls.some((l) => l.obj.endpoint === 'token' && typeof l.obj.durationMs === 'number' && l.obj.status === 200));
     const text = JSON.stringify(logs);
-    for (const secret of [CLIENT.client_secret, identity.logout!.idTokenHint, callback.searchParams.get('code')!, pending.codeVerifier, pending.nonce, pending.state]) {
+    for (const secret of [CLIENT.client_secret, (identity.logout as OidcLogout).idTokenHint, callback.searchParams.get('code')!, (pending as PendingOidcLogin).codeVerifier, (pending as PendingOidcLogin).nonce, pending.state]) {
       assert.ok(!text.includes(secret), 'a secret leaked into the logs');
     }
   });
