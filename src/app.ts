@@ -285,7 +285,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   // Routers only see the paths they serve: most traffic is oidc-provider's, and a router's dispatch
   // on every token request is measurable (bench/results.md).
   publicApp.use(forPaths(['/healthz', '/readyz', '/assets/', '/broker/jwks'], base.routes() as Koa.Middleware));
-  publicApp.use(forPaths(['/interaction/', '/broker/', '/session/end/confirm'], interactions.routes() as Koa.Middleware));
+  publicApp.use(forPaths(['/interaction/', '/broker/', '/saml/', '/session/end/confirm'], interactions.routes() as Koa.Middleware));
   publicApp.use(
     jwtUserinfo({ settings, keys, accounts, registry, pairwiseAccount: (clientId, sub) => store.getTemp<string>(pairwiseKey(clientId, sub)) }),
   );

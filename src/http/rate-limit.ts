@@ -14,7 +14,7 @@ import { routeOf, type RouteName } from './route.ts';
  * Budgets (every request counts):
  *   token    POST /token, introspection, revocation, per client and source (the client_id of HTTP
  *            Basic or the form; an unknown client: per source)
- *   browser  /auth, /request (PAR), /auth/*, /interaction/*, /broker/*, per source: each of these
+ *   browser  /auth, /request (PAR), /auth/*, /interaction/*, /broker/*, the SAML ACS and SLO, per source: each of these
  *            can create state in the store (an interaction, a pushed request, a pending login)
  *   admin    /admin/v1/*, per source
  *
@@ -62,7 +62,7 @@ const FAIL_OPEN_LOG_EVERY_MS = 30_000;
 /** Routes whose callers authenticate as a client: their failures are credential failures. */
 const CLIENT_ROUTES: ReadonlySet<RouteName> = new Set(['token', 'introspection', 'revocation', 'pushed_authorization_request']);
 /** Routes that count against the per-source browser budget: each can create state in the store. */
-const BROWSER_ROUTES: ReadonlySet<RouteName> = new Set(['authorization', 'pushed_authorization_request', 'resume', 'interaction', 'interaction_login', 'interaction_consent', 'interaction_abort', 'interaction_callback', 'broker_callback', 'broker']);
+const BROWSER_ROUTES: ReadonlySet<RouteName> = new Set(['authorization', 'pushed_authorization_request', 'resume', 'interaction', 'interaction_login', 'interaction_consent', 'interaction_abort', 'interaction_callback', 'broker_callback', 'broker', 'saml_acs', 'saml_slo']);
 
 /** The OAuth error of a JSON answer oidc-provider gave, if any. */
 const oauthError = (ctx: Context) => (ctx.body && typeof ctx.body === 'object' && 'error' in ctx.body ? String((ctx.body as { error: unknown }).error) : undefined);

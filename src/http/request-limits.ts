@@ -9,11 +9,12 @@ import { routeOf } from './route.ts';
  * any store, provider or upstream call, with the error the protocol asks for.
  *
  *   request target (path + query) over MAX_URL_CHARS          414 invalid_request
- *   body over MAX_BODY_BYTES (Content-Length, or as it is read)  413 invalid_request
+ *   body over MAX_BODY_BYTES (MAX_SAML_BODY_BYTES on the SAML
+ *   ACS and SLO; Content-Length, or as it is read)               413 invalid_request
  *   query or form not well-formed: bad %-escape, not UTF-8, raw
  *   non-ASCII in the query, control characters, > MAX_PARAMS      400 invalid_request
- *   on /auth, /request (PAR), /token, introspection, revocation
- *   and the upstream callbacks also: a parameter
+ *   on /auth, /request (PAR), /token, introspection, revocation,
+ *   the upstream callbacks and the SAML ACS and SLO also: a parameter
  *   given twice (except `resource`), an odd parameter name, a value
  *   over its PARAM_LIMITS entry                                   400 invalid_request
  *
@@ -37,6 +38,12 @@ import { routeOf } from './route.ts';
 export const MAX_URL_CHARS = 8 * 1024;
 /** Largest request body accepted on the public listener (every form of Concord and oidc-provider is far smaller). */
 export const MAX_BODY_BYTES = 32 * 1024;
+/**
+ * Largest body of a SAML HTTP-POST message (a Response to the ACS, a logout message to the SLO
+ * endpoint): an ADFS Response with many group claims, encrypted and base64'd, is tens of kilobytes.
+ * The connector bounds the decoded XML itself (upstream/saml/checks.ts MAX_MESSAGE_BYTES).
+ */
+export const MAX_SAML_BODY_BYTES = 512 * 1024;
 /** Most parameters in one query or form. */
 export const MAX_PARAMS = 64;
 /** Longest value of a parameter not in PARAM_LIMITS, on the protocol endpoints. */
@@ -80,6 +87,13 @@ export const PARAM_LIMITS: Readonly<Record<string, number>> = {
   error_description: 2048,
   error_uri: 2048,
   session_state: 512,
+  // SAML bindings 3.4, 3.5: the message (bounded again, decoded, by the connector), RelayState
+  // (80 bytes in the spec; Concord's own are 43), the Redirect binding's signature.
+  SAMLResponse: MAX_SAML_BODY_BYTES,
+  SAMLRequest: MAX_SAML_BODY_BYTES,
+  RelayState: 512,
+  SigAlg: 128,
+  Signature: 2048,
 };
 
 /** Parameters that may be given more than once (RFC 8707 resource indicators). */
@@ -171,7 +185,7 @@ export function checkProtocolParams(params: Params): void {
   }
 }
 
-type Kind = 'authorization' | 'par' | 'token' | 'callback' | 'page' | 'api';
+type Kind = 'authorization' | 'par' | 'token' | 'callback' | 'saml' | 'page' | 'api';
 
 /** What the check does with a request, by its route (route.ts): every spelling of a path alike. */
 function kindOf(ctx: Context): Kind {
@@ -187,12 +201,16 @@ function kindOf(ctx: Context): Kind {
     case 'broker_callback':
     case 'interaction_callback':
       return 'callback';
+    case 'saml_acs':
+    case 'saml_slo':
+      return 'saml';
     case 'resume':
     case 'interaction':
     case 'interaction_login':
     case 'interaction_consent':
     case 'interaction_abort':
     case 'broker':
+    case 'saml_metadata':
     case 'end_session':
     case 'end_session_confirm':
     case 'end_session_success':
@@ -225,8 +243,9 @@ export function requestLimits(options: RequestLimitsOptions) {
     const kind = kindOf(ctx);
     try {
       if (ctx.originalUrl.length > MAX_URL_CHARS) throw new BadRequest(`the request URL is longer than ${MAX_URL_CHARS} characters`, 414);
+      const maxBody = kind === 'saml' ? MAX_SAML_BODY_BYTES : MAX_BODY_BYTES;
       const declared = ctx.request.length;
-      if (declared !== undefined && declared > MAX_BODY_BYTES) throw new BadRequest(`the request body is larger than ${MAX_BODY_BYTES} bytes`, 413);
+      if (declared !== undefined && declared > maxBody) throw new BadRequest(`the request body is larger than ${maxBody} bytes`, 413);
 
       const raw = ctx.querystring;
       if (!RAW_QUERY.test(raw)) throw new BadRequest('the query string has characters that are not percent-encoded');
@@ -234,10 +253,10 @@ export function requestLimits(options: RequestLimitsOptions) {
       const checked: CheckedRequest = {};
       ctx.state.checked = checked;
 
-      if (kind === 'authorization' || kind === 'par' || kind === 'token' || kind === 'callback') {
+      if (kind === 'authorization' || kind === 'par' || kind === 'token' || kind === 'callback' || kind === 'saml') {
         checkProtocolParams(query);
         if (ctx.method === 'POST' && ctx.is('application/x-www-form-urlencoded')) {
-          checked.rawForm = await readBody(ctx);
+          checked.rawForm = await readBody(ctx, maxBody);
           const form = parseParams(checked.rawForm);
           checkProtocolParams(form);
           checked.form = form;
@@ -251,15 +270,15 @@ export function requestLimits(options: RequestLimitsOptions) {
   };
 }
 
-/** Reads the body (at most MAX_BODY_BYTES) and hands it on to oidc-provider as `ctx.request.body`. */
-async function readBody(ctx: Context): Promise<string> {
+/** Reads the body (at most `max` bytes) and hands it on to oidc-provider as `ctx.request.body`. */
+async function readBody(ctx: Context, max: number): Promise<string> {
   const charset = ctx.request.charset;
   if (charset && !/^(utf-?8|us-ascii)$/i.test(charset)) throw new BadRequest(`charset ${printable(charset)} is not supported: send UTF-8`);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new BadRequest(`the request body is larger than ${MAX_BODY_BYTES} bytes`, 413);
+    if (size > max) throw new BadRequest(`the request body is larger than ${max} bytes`, 413);
     chunks.push(chunk);
   }
   const body = Buffer.concat(chunks, size);

@@ -30,6 +30,9 @@ export type RouteName =
   | 'interaction_callback'
   | 'broker_callback'
   | 'broker'
+  | 'saml_metadata'
+  | 'saml_acs'
+  | 'saml_slo'
   | 'health';
 
 export interface Route {
@@ -62,6 +65,9 @@ const CONCORD_ROUTES: ReadonlyArray<[RouteName, string]> = [
   ['interaction_callback', '/interaction/:uid/callback'],
   ['broker_callback', '/broker/:participantId/callback'],
   ['broker', '/broker/:participantId/:action'],
+  ['saml_metadata', '/saml/:participantId/metadata'],
+  ['saml_acs', '/saml/:participantId/acs'],
+  ['saml_slo', '/saml/:participantId/slo'],
   ['health', '/healthz'],
   ['health', '/readyz'],
 ];

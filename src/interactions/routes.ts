@@ -5,7 +5,7 @@ import type Provider from 'oidc-provider';
 import type { ConcordSettings } from '../config/index.ts';
 import { emailDomain } from '../domains/index.ts';
 import type { ActiveParticipant, ConnectorPool, Registry } from '../participants/index.ts';
-import { AccountStore, accountIdOf, type BrokeredAccount } from '../provider/index.ts';
+import { AccountStore, accountIdOf, endAccountSessions, type BrokeredAccount } from '../provider/index.ts';
 import type { Store } from '../store/index.ts';
 import type { CallbackInput, ForwardedParams, PendingLogin, UpstreamLogout } from '../upstream/index.ts';
 import { UpstreamError } from '../upstream/index.ts';
@@ -146,11 +146,11 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   async function upstreamFailure(ctx: Context, error: UpstreamError, participant: string, client: string, uid: string | undefined) {
     const returned = error.kind === 'refused' && error.upstreamError ? RETURNED_TO_SERVICE[error.upstreamError] : undefined;
     if (returned && uid) {
-      observe({ participant, client, outcome: error.code });
-      ctx.state.log?.info({ participant, client, outcome: error.code, returned: returned.error, ...error.logFields() }, 'the upstream answered an error: returned to the service');
+      observe({ participant, client, outcome: error.outcome });
+      ctx.state.log?.info({ participant, client, outcome: error.outcome, returned: returned.error, ...error.logFields() }, 'the upstream answered an error: returned to the service');
       return deps.provider().interactionFinished(ctx.req, ctx.res, returned, { mergeWithLastSubmission: false });
     }
-    return refuse(ctx, UPSTREAM_PAGES[error.kind], error.code, participant, client, { cause: error, ...(uid ? { uid } : {}), log: error.logFields() });
+    return refuse(ctx, UPSTREAM_PAGES[error.kind], error.outcome, participant, client, { cause: error, ...(uid ? { uid } : {}), log: error.logFields() });
   }
 
   /** Checks that the participant may be used for this client now, then redirects to its upstream. */
@@ -332,6 +332,9 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   }
   router.get('/broker/:participantId/callback', brokerCallback);
   router.post('/broker/:participantId/callback', brokerCallback);
+  // SAML's HTTP-POST binding (SAML bindings 3.5): the Response posted to the ACS, RelayState in the
+  // role of state; from here on the same path as any callback.
+  router.post('/saml/:participantId/acs', brokerCallback);
 
   router.get('/interaction/:uid/callback', async (ctx) => {
     const ref = ctx.query.ref;
@@ -460,12 +463,12 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     }
   });
 
-  router.get('/broker/:participantId/logged-out', async (ctx) => {
-    const state = ctx.query.state;
+  /** The upstream's logout is done: on to where oidc-provider was sending the browser, by the logout's state. */
+  async function continueAfterUpstreamLogout(ctx: Context, participantId: string, state: unknown) {
     const key = typeof state === 'string' && state.length > 0 && state.length <= 256 ? logoutKey(state) : undefined;
     // Checked before it is taken: another participant's return path cannot use up this one's record.
     const found = key ? await store.getTemp<UpstreamLogoutRecord>(key) : undefined;
-    const record = found && found.participantId === ctx.params.participantId ? await store.takeTemp<UpstreamLogoutRecord>(key!) : undefined;
+    const record = found && found.participantId === participantId ? await store.takeTemp<UpstreamLogoutRecord>(key!) : undefined;
     ctx.set('Cache-Control', 'no-store');
     if (!record) {
       // Signed out already; without its record there is nowhere safe to send the browser on to.
@@ -475,6 +478,60 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     }
     ctx.status = 303;
     ctx.redirect(record.returnTo);
+  }
+
+  router.get('/broker/:participantId/logged-out', (ctx) => continueAfterUpstreamLogout(ctx, ctx.params.participantId!, ctx.query.state));
+
+  // SAML single logout (SAML profiles 4.4), HTTP-Redirect or HTTP-POST binding: the IdP's
+  // LogoutResponse to Concord's LogoutRequest (then on to the service, as above), or the IdP's own
+  // LogoutRequest, which ends the user's Concord sessions and is answered with a signed LogoutResponse.
+  async function singleLogout(ctx: Context) {
+    const participantId = ctx.params.participantId!;
+    const participant = registry.participant(participantId);
+    const connector = participant && connectors.get(participant);
+    if (!connector?.logoutMessage) {
+      return showError(ctx, 'broker_not_found', { log: { participant: participant ? participantId : undefined, outcome: 'broker_not_found', path: ctx.path.slice(0, 200) } });
+    }
+    const raw = (ctx.state.checked as { rawForm?: string } | undefined)?.rawForm;
+    const callback: CallbackInput = {
+      method: ctx.method === 'POST' ? 'POST' : 'GET',
+      query: new URLSearchParams(ctx.querystring),
+      body: new URLSearchParams(ctx.method === 'POST' ? (raw ?? '') : ''),
+      rawQuery: ctx.querystring,
+    };
+    let message;
+    try {
+      message = await connector.logoutMessage(callback);
+    } catch (error) {
+      if (!(error instanceof UpstreamError)) throw error;
+      return showError(ctx, UPSTREAM_PAGES[error.kind], { cause: error, log: { participant: participantId, outcome: error.outcome, logout: true, ...error.logFields() } });
+    }
+    if (message.kind === 'logout_response') return continueAfterUpstreamLogout(ctx, participantId, message.state);
+    // IdP-initiated: the sessions of the account this subject signed in as end here.
+    let ended = false;
+    if (message.subject !== undefined) {
+      const accountId = accountIdOf(participantId, message.subject);
+      const found = await endAccountSessions(store, accountId);
+      ended = true;
+      ctx.state.log?.info({ participant: participantId, sessions: found.sessions, grants: found.grants }, 'the IdP ended its session: the account’s Concord sessions ended');
+    } else {
+      ctx.state.log?.warn({ participant: participantId }, 'the IdP ended a session Concord cannot match to an account (no persistent NameID as the subject): nothing ended here');
+    }
+    ctx.set('Cache-Control', 'no-store');
+    ctx.status = 303;
+    ctx.redirect(await message.respond(ended));
+  }
+  router.get('/saml/:participantId/slo', singleLogout);
+  router.post('/saml/:participantId/slo', singleLogout);
+
+  // Concord's SP metadata for a SAML participant, for its IdP to register (and re-read at a key rollover).
+  router.get('/saml/:participantId/metadata', (ctx) => {
+    const participant = registry.participant(ctx.params.participantId!);
+    const metadata = participant && connectors.get(participant).serviceMetadata?.();
+    if (!metadata) return showError(ctx, 'broker_not_found', { log: { outcome: 'broker_not_found', path: ctx.path.slice(0, 200) } });
+    ctx.type = metadata.contentType;
+    ctx.set('Cache-Control', 'public, max-age=300');
+    ctx.body = metadata.body;
   });
 
   // Anything else under /broker/: Concord's page, a log line with its reference, and a count.
@@ -484,6 +541,15 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     if (known) {
       ctx.status = 405;
       ctx.set('Allow', ctx.path.endsWith('/callback') ? 'GET, POST' : 'GET');
+    }
+  });
+
+  router.all('/saml/{*rest}', (ctx) => {
+    const known = /^\/saml\/[^/]+\/(acs|slo|metadata)$/.exec(ctx.path)?.[1];
+    showError(ctx, 'broker_not_found', { log: { outcome: 'broker_not_found', method: ctx.method, path: ctx.path.slice(0, 200) } });
+    if (known) {
+      ctx.status = 405;
+      ctx.set('Allow', known === 'acs' ? 'POST' : known === 'slo' ? 'GET, POST' : 'GET');
     }
   });
 

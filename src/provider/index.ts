@@ -21,7 +21,7 @@ export { AccountStore, accountIdOf, type BrokeredAccount } from './accounts.ts';
 export { SCOPE_CLAIMS, OIDC_SCOPES, claimsForScopes } from './claims.ts';
 export { toClientMetadata } from './clients.ts';
 export { jwtUserinfo } from './userinfo.ts';
-export { revokeParticipantSessions, type RevocationReport } from './offboarding.ts';
+export { endAccountSessions, revokeParticipantSessions, type RevocationReport } from './offboarding.ts';
 
 export interface ProviderDeps {
   settings: ConcordSettings;

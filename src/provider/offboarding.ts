@@ -47,23 +47,37 @@ export interface RevocationReport {
  */
 export async function revokeParticipantSessions(store: Store, accounts: AccountStore, participantId: string): Promise<RevocationReport> {
   const report: RevocationReport = { accounts: 0, sessions: 0, grants: 0 };
-  const grants = store.adapter('Grant');
-  const sessions = store.adapter('Session');
   for (const accountId of await accounts.idsOfParticipant(participantId)) {
     report.accounts++;
-    for (const grantId of await store.setMembers(grantsOf(accountId))) {
-      if (await grants.find(grantId)) report.grants++;
-      await grants.revokeByGrantId(grantId);
-      await grants.destroy(grantId);
-    }
-    for (const sessionId of await store.setMembers(sessionsOf(accountId))) {
-      if (await sessions.find(sessionId)) report.sessions++;
-      await sessions.destroy(sessionId);
-    }
-    await store.deleteSet(grantsOf(accountId));
-    await store.deleteSet(sessionsOf(accountId));
+    const ended = await endAccountSessions(store, accountId);
+    report.sessions += ended.sessions;
+    report.grants += ended.grants;
     await accounts.remove(accountId);
   }
   await store.deleteSet(`participant-accounts:${participantId}`);
   return report;
+}
+
+/**
+ * Ends every Concord session of one account and revokes its grants (refresh tokens, codes): what an
+ * upstream's own logout of that user means here (SAML IdP-initiated single logout). Account-wide:
+ * the sessions are not yet told apart by upstream session (a SAML SessionIndex, an OIDC `sid`).
+ * Returns how many sessions it found.
+ */
+export async function endAccountSessions(store: Store, accountId: string): Promise<{ sessions: number; grants: number }> {
+  const grants = store.adapter('Grant');
+  const sessions = store.adapter('Session');
+  const ended = { sessions: 0, grants: 0 };
+  for (const grantId of await store.setMembers(grantsOf(accountId))) {
+    if (await grants.find(grantId)) ended.grants++;
+    await grants.revokeByGrantId(grantId);
+    await grants.destroy(grantId);
+  }
+  for (const sessionId of await store.setMembers(sessionsOf(accountId))) {
+    if (await sessions.find(sessionId)) ended.sessions++;
+    await sessions.destroy(sessionId);
+  }
+  await store.deleteSet(grantsOf(accountId));
+  await store.deleteSet(sessionsOf(accountId));
+  return ended;
 }
