@@ -63,6 +63,7 @@ export const SAML_CHECKS = [
   'saml_issuer',
   'saml_status',
   'saml_assertion_count',
+  'saml_comment',
   'saml_not_encrypted',
   'saml_decryption',
   'saml_algorithm',

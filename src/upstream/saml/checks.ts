@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { clip, UpstreamError, type SamlCheck } from '../errors.ts';
 import type { CallbackInput, PendingSamlLogin } from '../types.ts';
-import { childElements, descendants, firstChild, hasDoctype, NS, parseXml, textOf, XmlRefused, type XDocument, type XElement } from './xml.ts';
+import { childElements, descendants, firstChild, hasDoctype, NS, parseXml, textOf, XmlRefused, type XDocument, type XElement, type XNode } from './xml.ts';
 
 /*
  * The checks of a SAML message that Concord makes itself, beside node-saml's (signature, one
@@ -175,6 +175,20 @@ export function checkAlgorithms(element: XElement, allowSha1: boolean, participa
   for (const method of descendants(element, NS.xmlenc, 'EncryptionMethod')) {
     if (method.getAttribute('Algorithm') === RSA_1_5) throw refuse('saml_algorithm', 'key transport RSA PKCS#1 v1.5 (xmlenc#rsa-1_5) is refused: use RSA-OAEP', participantId);
   }
+}
+
+/**
+ * No XML comment anywhere in the Assertion. Exclusive canonicalisation drops comments, so a comment
+ * inside a signed NameID or attribute value does not break the signature, and a reader that stops at
+ * the first text node reads a truncated identity (CVE-2017-11427 and its family). Concord reads the
+ * canonical text, which is safe; an IdP never puts comments there, so one is refused outright.
+ */
+export function checkNoComments(assertion: XElement, participantId: string): void {
+  const walk = (node: XNode): boolean => {
+    for (let n = node.firstChild; n; n = n.nextSibling) if (n.nodeType === 8 || walk(n)) return true;
+    return false;
+  };
+  if (walk(assertion)) throw refuse('saml_comment', 'the Assertion carries an XML comment (comment injection is refused)', participantId);
 }
 
 /** Whether the element carries its own enveloped ds:Signature (a direct child). */

@@ -30,6 +30,7 @@ import {
   checkBearerRecipient,
   checkDestination,
   checkMessageIssuer,
+  checkNoComments,
   checkNoDoctype,
   checkOneAssertion,
   checkPendingSaml,
@@ -170,6 +171,7 @@ class SamlConnector implements Connector {
       if (this.#opts.wantAssertionsEncrypted && !encrypted) throw refuse('saml_not_encrypted', 'the Assertion is not encrypted (wantAssertionsEncrypted)', pid);
       checkAlgorithms(response, this.#opts.allowSha1, pid);
       const decryptionKey = encrypted ? await this.#decryptionKey(encrypted) : undefined;
+      if (plain) checkNoComments(plain, pid);
       if (plain && !isSigned(plain)) throw refuse('saml_signature', 'the Assertion is not signed', pid);
 
       let profile: Profile;
@@ -229,6 +231,7 @@ class SamlConnector implements Connector {
       }
       checkNoDoctype(decrypted, pid);
       const { root } = parseMessage(decrypted, NS.assertion, 'Assertion', pid);
+      checkNoComments(root, pid);
       checkAlgorithms(root, this.#opts.allowSha1, pid);
       return key.privateKeyPem;
     }
