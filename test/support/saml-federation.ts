@@ -3,6 +3,7 @@ import * as oidc from 'openid-client';
 import { startConcord, type TestConcord } from './concord.ts';
 import { authorizationRequest, exchange, RP, type Authorization } from './federation.ts';
 import { Browser, type BrowserResponse } from './http-client.ts';
+import type { ForgeryName } from './saml-forge.ts';
 import { samlPostForm, submitSimpleSamlPhpLogin, type SamlPostForm, type ServiceProviderRegistration, type SimpleSamlPhpIdp } from './simplesamlphp.ts';
 
 /**
@@ -10,6 +11,43 @@ import { samlPostForm, submitSimpleSamlPhpLogin, type SamlPostForm, type Service
  * broker tests. Each participant's SP is registered at the IdP from Concord's own SP metadata
  * (GET {issuer}/saml/{id}/metadata): its ACS, SLO and signing certificate, as a partner would.
  */
+
+/** The login outcome Concord refuses each saml-forge variant with: the one check that catches it first. */
+export const REFUSAL_OUTCOMES: Record<ForgeryName, string> = {
+  xsw1: 'saml_assertion_count',
+  xsw2: 'saml_assertion_count',
+  xsw3: 'saml_assertion_count',
+  xsw4: 'saml_assertion_count',
+  xsw5: 'saml_assertion_count',
+  xsw6: 'saml_assertion_count',
+  xsw7: 'saml_assertion_count',
+  xsw8: 'saml_assertion_count',
+  'comment-injection-nameid': 'saml_comment',
+  'unsigned-assertion-beside-signed': 'saml_assertion_count',
+  'two-assertions': 'saml_assertion_count',
+  unsigned: 'saml_signature',
+  'assertion-signature-stripped': 'saml_signature',
+  'response-signature-broken': 'saml_signature',
+  'signature-other-key': 'saml_signature',
+  'keyinfo-attacker-certificate': 'saml_signature',
+  'hmac-signature': 'saml_algorithm',
+  'sha1-signature': 'saml_algorithm',
+  // The same Response for another login: it answers another AuthnRequest (the replay cache is below).
+  replay: 'saml_in_response_to',
+  unsolicited: 'saml_in_response_to',
+  'wrong-in-response-to': 'saml_in_response_to',
+  'wrong-audience': 'saml_audience',
+  'wrong-recipient': 'saml_recipient',
+  'wrong-destination': 'saml_destination',
+  'wrong-issuer': 'saml_issuer',
+  expired: 'saml_time',
+  'not-yet-valid': 'saml_time',
+  'status-not-success': 'saml_status',
+  'dtd-billion-laughs': 'saml_doctype',
+  'dtd-external-entity': 'saml_doctype',
+  'dtd-declared': 'saml_doctype',
+  oversized: 'saml_body_too_large',
+};
 
 export interface SamlFederation {
   concord: TestConcord;
