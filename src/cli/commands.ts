@@ -45,7 +45,7 @@ interface ParticipantView {
   displayName: string;
   domains: string[];
   enabled: boolean;
-  upstream: { issuer: string; clientSecretSet: boolean };
+  upstream: { type: 'oidc' | 'saml'; issuer?: string; idpMetadataUrl?: string; clientSecretSet?: boolean };
   /** What the last check of its upstream found (GET only): ok, unknown, unreachable, misconfigured, disabled. */
   status?: { state: string; code?: string };
 }
@@ -56,7 +56,7 @@ const participantRow = (p: ParticipantView) => [
   p.domains.join(','),
   p.enabled ? 'yes' : 'no',
   p.status ? `${p.status.state}${p.status.code ? ` (${p.status.code})` : ''}` : '',
-  p.upstream.issuer,
+  p.upstream.type === 'saml' ? `saml ${p.upstream.idpMetadataUrl ?? '(inline metadata)'}` : (p.upstream.issuer ?? ''),
 ];
 const PARTICIPANT_HEADERS = ['ID', 'NAME', 'DOMAINS', 'ENABLED', 'STATUS', 'UPSTREAM'];
 

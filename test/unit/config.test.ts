@@ -101,6 +101,40 @@ describe('configuration', () => {
     assert.equal(error.issues[0]!.field, 'upstream.issuer');
   });
 
+  it('reads SAML participants with their defaults, and names what is wrong with one', async () => {
+    const uni = `id: uni
+displayName: University
+domains: [uni.example]
+upstream:
+  type: saml
+  idpMetadataUrl: https://idp.uni.example/metadata
+  attributeAliases: { 'urn:oid:2.5.4.42': first_name }
+`;
+    const dir = await configDir({ 'participants/uni.yaml': uni });
+    const config = await loadConfig({ dir, env: {} });
+    const upstream = config.participants[0]!.upstream;
+    assert.equal(upstream.type, 'saml');
+    if (upstream.type !== 'saml') return;
+    assert.equal(upstream.nameIdFormat, 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent');
+    assert.equal(upstream.wantAssertionsEncrypted, false);
+    assert.equal(upstream.allowSha1, false);
+    assert.equal(upstream.allowIdpInitiated, false);
+    assert.deepEqual(upstream.attributeAliases, { 'urn:oid:2.5.4.42': 'first_name' });
+    const bad = await configDir({
+      'participants/both.yaml': uni.replace('id: uni', 'id: both').replace('uni.example', 'both.example').replace('  attributeAliases', '  idpMetadataXml: "<x/>"\n  attributeAliases'),
+      'participants/plain.yaml': uni.replace('id: uni', 'id: plain').replace('uni.example', 'plain.example').replace('https://', 'http://'),
+      'participants/transient.yaml': uni.replace('id: uni', 'id: transient').replace('uni.example', 'transient.example').replace('  attributeAliases', '  nameIdFormat: urn:oasis:names:tc:SAML:2.0:nameid-format:transient\n  attributeAliases'),
+      'participants/typo.yaml': uni.replace('id: uni', 'id: typo').replace('uni.example', 'typo.example').replace('  attributeAliases', '  clientId: nope\n  attributeAliases'),
+    });
+    const error = await loadConfig({ dir: bad, env: {} }).catch((e: ConfigError) => e);
+    assert.ok(error instanceof ConfigError);
+    const issue = (file: string) => error.issues.find((i) => i.source.endsWith(file));
+    assert.match(issue('both.yaml')!.message, /exactly one of idpMetadataUrl and idpMetadataXml/);
+    assert.match(issue('plain.yaml')!.message, /must be https/);
+    assert.match(issue('transient.yaml')!.message, /transient NameID/);
+    assert.match(issue('typo.yaml')!.message, /clientId/);
+  });
+
   it('stops `npm start` on a bad file with a readable message and a non-zero exit', async () => {
     const dir = await configDir({ 'concord.yaml': 'logLevel: loud\n' });
     const result = await run(process.execPath, ['src/main.ts'], { env: { ...process.env, CONCORD_CONFIG_DIR: dir }, cwd: path.resolve(import.meta.dirname, '../..') }).then(
