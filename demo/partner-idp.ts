@@ -410,7 +410,8 @@ function colorFor(name: string): string {
   return `hsl(${h} 60% 38%)`;
 }
 
-function renderPage(p: { title: string; body: string; partner: string; color: string }): string {
+/** The demo IdPs' page frame (also the SAML demo IdP's: demo/saml-idp.ts). */
+export function renderPage(p: { title: string; body: string; partner: string; color: string }): string {
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(p.title)} · ${esc(p.partner)}</title>

@@ -5,6 +5,7 @@ import { loadConfig, type ClientConfig, type LoadedConfig, type Participant } fr
 import { upstreamLogoutReturn } from '../src/interactions/index.ts';
 import { createLogger } from '../src/observability/index.ts';
 import { DEMO_PASSWORD, DEMO_USERS, startPartnerIdp, type PartnerIdp } from './partner-idp.ts';
+import { DEMO_SAML_USERS, startSamlDemoIdp, type SamlDemoIdp } from './saml-idp.ts';
 import { startDemoService, type DemoService } from './service.ts';
 
 /**
@@ -12,15 +13,16 @@ import { startDemoService, type DemoService } from './service.ts';
  *
  *   Acme    partner IdP (Entra-style)    http://localhost:4001   users alice@, carol@acme.example
  *   Globex  partner IdP (Keycloak-style) http://localhost:4002   user bob@globex.example
+ *   Initech SAML IdP (Shibboleth-style)  http://localhost:4003   users dave@, erin@initech.example
  *   Concord with ./config                http://localhost:3000   admin API http://127.0.0.1:9090
  *   Demo Service (client demo-service)   http://localhost:4000   <- open this one
  *
- * DEMO_BASE_PORT=N moves everything to N (Concord), N+1 (admin), N+2 (service), N+3 (Acme) and
- * N+4 (Globex); the URLs of config/ are rewritten to match. The e2e test runs it that way.
+ * DEMO_BASE_PORT=N moves everything to N (Concord), N+1 (admin), N+2 (service), N+3 (Acme),
+ * N+4 (Globex) and N+5 (Initech); the URLs of config/ are rewritten to match. The e2e test runs it that way.
  */
 
 /** The ports of config/ and of the demo partners, as documented. */
-const DEFAULT_PORTS = { concord: 3000, admin: 9090, service: 4000, acme: 4001, globex: 4002 } as const;
+const DEFAULT_PORTS = { concord: 3000, admin: 9090, service: 4000, acme: 4001, globex: 4002, initech: 4003 } as const;
 const DEFAULT_CONFIG_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../config');
 const DEMO_ADMIN_TOKEN = 'demo-admin-token-change-me';
 const HOST = 'localhost';
@@ -42,13 +44,15 @@ export interface Demo {
   serviceUrl: string;
   acme: PartnerIdp;
   globex: PartnerIdp;
+  /** The SAML partner. */
+  initech: SamlDemoIdp;
   service: DemoService;
   close(): Promise<void>;
 }
 
 export function demoPorts(basePort?: number): Record<keyof typeof DEFAULT_PORTS, number> {
   if (basePort === undefined) return { ...DEFAULT_PORTS };
-  return { concord: basePort, admin: basePort + 1, service: basePort + 2, acme: basePort + 3, globex: basePort + 4 };
+  return { concord: basePort, admin: basePort + 1, service: basePort + 2, acme: basePort + 3, globex: basePort + 4, initech: basePort + 5 };
 }
 
 export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
@@ -91,7 +95,17 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     const globex = await partner('globex', 'Globex', 'globex.example', '#7a2e8f');
     closers.push(() => globex.close());
 
-    const config = rewrite(loaded, { concordUrl, serviceUrl, ports, issuers: { acme: acme.issuer, globex: globex.issuer } });
+    // The SAML partner serves Concord's SP for participant initech (design.md: {issuer}/saml/{id}).
+    const initech = await startSamlDemoIdp({
+      name: 'Initech',
+      domain: 'initech.example',
+      host: HOST,
+      port: ports.initech,
+      sp: { entityId: `${concordUrl}/saml/initech`, acsUrl: `${concordUrl}/saml/initech/acs` },
+    });
+    closers.push(() => initech.close());
+
+    const config = rewrite(loaded, { concordUrl, serviceUrl, ports, issuers: { acme: acme.issuer, globex: globex.issuer }, metadata: { initech: initech.metadataUrl } });
     const logger = createLogger({ level: options.logLevel ?? config.settings.logLevel });
     const concord = await createConcord({ config, logger });
     const { adminUrl } = await concord.listen();
@@ -109,7 +123,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     });
     closers.push(() => service.close());
 
-    return { concord, concordUrl, adminUrl, adminToken: config.settings.admin.token!, serviceUrl, acme, globex, service, close };
+    return { concord, concordUrl, adminUrl, adminToken: config.settings.admin.token!, serviceUrl, acme, globex, initech, service, close };
   } catch (error) {
     await close();
     throw error;
@@ -122,7 +136,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
  */
 function rewrite(
   loaded: LoadedConfig,
-  at: { concordUrl: string; serviceUrl: string; ports: Record<keyof typeof DEFAULT_PORTS, number>; issuers: Record<'acme' | 'globex', string> },
+  at: { concordUrl: string; serviceUrl: string; ports: Record<keyof typeof DEFAULT_PORTS, number>; issuers: Record<'acme' | 'globex', string>; metadata: Record<'initech', string> },
 ): LoadedConfig {
   const origins: Array<[string, string]> = [
     [`http://localhost:${DEFAULT_PORTS.service}`, at.serviceUrl],
@@ -144,7 +158,9 @@ function rewrite(
   };
   const participants = loaded.participants.map((p): Participant => {
     const issuer = p.id === 'acme' || p.id === 'globex' ? at.issuers[p.id] : undefined;
-    return issuer && p.upstream.type === 'oidc' ? { ...p, upstream: { ...p.upstream, issuer } } : p;
+    if (issuer && p.upstream.type === 'oidc') return { ...p, upstream: { ...p.upstream, issuer } };
+    if (p.id === 'initech' && p.upstream.type === 'saml') return { ...p, upstream: { ...p.upstream, idpMetadataUrl: at.metadata.initech } };
+    return p;
   });
   const clients = loaded.clients.map(
     (c): ClientConfig => ({
@@ -172,7 +188,7 @@ if (import.meta.main) {
     process.stderr.write(`demo: failed to start: ${(error as Error)?.message ?? String(error)}\n`);
     process.exit(1);
   });
-  const users = [...DEMO_USERS['acme.example']!, ...DEMO_USERS['globex.example']!].map((u) => u.email).join(', ');
+  const users = [...DEMO_USERS['acme.example']!, ...DEMO_USERS['globex.example']!].map((u) => u.email).concat(DEMO_SAML_USERS.map((u) => u.username)).join(', ');
   process.stdout.write(
     [
       '',
@@ -184,6 +200,7 @@ if (import.meta.main) {
       `  Admin API   ${demo.adminUrl}/admin/v1  (Authorization: Bearer ${demo.adminToken})`,
       `  Acme IdP    ${demo.acme.issuer}`,
       `  Globex IdP  ${demo.globex.issuer}`,
+      `  Initech IdP ${demo.initech.metadataUrl} (SAML 2.0)`,
       '',
       'Ctrl-C stops it.',
       '',
