@@ -17,7 +17,7 @@ import { DEMO_PASSWORD, renderPage } from './partner-idp.ts';
  * logout (Concord then skips the upstream logout, as for any IdP without an SLO endpoint) and keeps
  * its users in memory. Concord's tests use SimpleSAMLphp, a real IdP nobody here wrote.
  *
- *   node demo/saml-idp.ts [port]      # runs one on its own (SP: Concord at http://localhost:3000)
+ *   node demo/saml-idp.ts [initech] [port]      # runs one on its own (SP: Concord at $CONCORD_ISSUER, default http://localhost:3000)
  */
 
 export interface SamlDemoUser {
@@ -238,7 +238,8 @@ const iso = (date: Date) => date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 if (import.meta.main) {
-  const port = Number(process.argv[2] ?? 4003);
-  const idp = await startSamlDemoIdp({ name: 'Initech', domain: 'initech.example', host: 'localhost', port, sp: { entityId: 'http://localhost:3000/saml/initech', acsUrl: 'http://localhost:3000/saml/initech/acs' } });
+  const port = Number(process.argv[3] ?? 4003);
+  const concord = (process.env.CONCORD_ISSUER ?? 'http://localhost:3000').replace(/\/+$/, '');
+  const idp = await startSamlDemoIdp({ name: 'Initech', domain: 'initech.example', host: 'localhost', port, sp: { entityId: `${concord}/saml/initech`, acsUrl: `${concord}/saml/initech/acs` } });
   process.stdout.write(`Initech SAML IdP: ${idp.metadataUrl}\n`);
 }

@@ -207,13 +207,14 @@ describe('docker-compose.yml', () => {
   const nginx = read('deploy/proxy/nginx.conf');
   const secrets = { CONCORD_ADMIN_TOKEN: 'compose-test-admin-token-0123456789', CONCORD_SECRETS_KEY: Buffer.alloc(32, 7).toString('base64') };
 
-  it('runs two Concord instances, Redis, a proxy and the two demo IdPs', () => {
+  it('runs two Concord instances, Redis, a proxy and the three demo IdPs', () => {
     assert.equal(concords.length, 2, 'two instances of the production image');
     assert.ok(services.redis?.image?.startsWith('redis:'), 'Redis');
     assert.match(proxy.image ?? '', /^(nginx|caddy|haproxy|traefik)/);
     assert.deepEqual(idps.map(([, s]) => s.command?.slice(0, 3)).sort(), [
       ['node', 'demo/partner-idp.ts', 'acme'],
       ['node', 'demo/partner-idp.ts', 'globex'],
+      ['node', 'demo/saml-idp.ts', 'initech'],
     ]);
   });
 
@@ -288,8 +289,9 @@ describe('docker-compose.yml', () => {
     const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.yaml')) : [];
     assert.ok(files.length >= 2, 'the demo participants are in config/participants');
     for (const file of files) {
-      const participant = parseYaml(readFileSync(path.join(dir, file), 'utf8')) as { id: string; upstream: { issuer: string } };
-      const issuer = new URL(participant.upstream.issuer);
+      const participant = parseYaml(readFileSync(path.join(dir, file), 'utf8')) as { id: string; upstream: { issuer?: string; idpMetadataUrl?: string } };
+      // An OIDC issuer, or a SAML IdP's metadata URL.
+      const issuer = new URL(participant.upstream.issuer ?? participant.upstream.idpMetadataUrl ?? '');
       assert.ok(['localhost', '127.0.0.1'].includes(issuer.hostname), `${file}: a loopback issuer (${issuer.href})`);
       const idp = idps.find(([, s]) => s.command?.[2] === participant.id);
       assert.ok(idp, `an IdP service for ${participant.id}`);
