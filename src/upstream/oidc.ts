@@ -14,7 +14,8 @@ import {
   single,
 } from './checks.ts';
 import { UpstreamError, clip, toUpstreamError } from './errors.ts';
-import { UpstreamHttp, measure, unmeasured } from './http.ts';
+import { UpstreamHttp, measure } from './http.ts';
+import { RefreshingValue } from './refreshing.ts';
 import { UpstreamKeys } from './keys.ts';
 import { lenientTokenResponse } from './lenient.ts';
 import type {
@@ -42,8 +43,6 @@ export const DEFAULT_DISCOVERY_TTL_S = 3600;
 export const JWKS_REFETCH_FLOOR_MS = 10_000;
 /** The JWKS is fetched again after this long in any case (a removed key stops being accepted). */
 const JWKS_MAX_AGE_MS = 300_000;
-/** After a failed background refresh, the next try waits this long (at most the TTL). */
-const REFRESH_RETRY_MS = 30_000;
 
 /** Algorithms no configuration can turn on: unsigned tokens, and HMAC (the "secret" would be our client secret or, worse, a public key). */
 const isForbiddenAlg = (alg: string) => alg === 'none' || /^HS/i.test(alg);
@@ -81,17 +80,22 @@ class OidcConnector implements Connector {
   readonly #scopes: string;
   readonly #allowed: string[];
   readonly #timeoutMs: number;
-  readonly #ttlMs: number;
-  #current: Discovered | undefined;
-  #inflight: Promise<Discovered> | undefined;
-  #nextRefreshAttempt = 0;
+  readonly #discovery: RefreshingValue<Discovered>;
 
   constructor(opts: OidcConnectorOptions) {
     this.participantId = opts.participantId;
     this.issuer = opts.issuer;
     this.#opts = opts;
     this.#timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.#ttlMs = (opts.discoveryTtlSeconds ?? DEFAULT_DISCOVERY_TTL_S) * 1000;
+    this.#discovery = new RefreshingValue({
+      load: () => this.#load(),
+      ttlMs: (opts.discoveryTtlSeconds ?? DEFAULT_DISCOVERY_TTL_S) * 1000,
+      onRefreshError: (err) =>
+        opts.logger?.debug(
+          { participant: this.participantId, code: (err as { code?: unknown }).code, reason: err instanceof Error ? err.message : String(err) },
+          'upstream discovery refresh failed; keeping the last good document',
+        ),
+    });
     this.#scopes = [...new Set(['openid', ...(opts.scopes ?? DEFAULT_SCOPES)])].join(' ');
     this.#allowed = (opts.allowedAlgorithms ?? [...DEFAULT_ALGORITHMS]).filter((alg) => !isForbiddenAlg(alg));
     this.#http = new UpstreamHttp({
@@ -333,35 +337,13 @@ class OidcConnector implements Connector {
   // ---- discovery cache ---------------------------------------------------------------------
 
   /** The cached discovery; past its TTL it is still used while a refresh runs in the background. */
-  async #discovered(): Promise<Discovered> {
-    const current = this.#current;
-    if (!current) return this.#refresh();
-    const now = Date.now();
-    if (now - current.fetchedAt >= this.#ttlMs && !this.#inflight && now >= this.#nextRefreshAttempt) {
-      unmeasured(() =>
-        this.#refresh().catch((err: unknown) => {
-          this.#nextRefreshAttempt = Date.now() + Math.min(REFRESH_RETRY_MS, this.#ttlMs);
-          this.#opts.logger?.debug(
-            { participant: this.participantId, code: (err as { code?: unknown }).code, reason: err instanceof Error ? err.message : String(err) },
-            'upstream discovery refresh failed; keeping the last good document',
-          );
-        }),
-      );
-    }
-    return current;
+  #discovered(): Promise<Discovered> {
+    return this.#discovery.get();
   }
 
   /** Fetches discovery now (joining a fetch already running) and makes it current when valid. */
   #refresh(): Promise<Discovered> {
-    this.#inflight ??= this.#load()
-      .then((next) => {
-        this.#current = next;
-        return next;
-      })
-      .finally(() => {
-        this.#inflight = undefined;
-      });
-    return this.#inflight;
+    return this.#discovery.refresh();
   }
 
   async #load(): Promise<Discovered> {
@@ -418,7 +400,7 @@ class OidcConnector implements Connector {
       userinfo: metadata.userinfo_endpoint,
     });
     // The same JWKS URL keeps its key set (and cache, and refetch floor) across discovery refreshes.
-    const previous = this.#current;
+    const previous = this.#discovery.current;
     const jwksUri = metadata.jwks_uri!;
     const keys =
       previous && previous.metadata.jwks_uri === jwksUri

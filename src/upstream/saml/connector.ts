@@ -3,7 +3,8 @@ import { inflateRawSync } from 'node:zlib';
 import { SAML, SamlStatusError, ValidateInResponseTo, type CacheProvider, type Profile, type SamlConfig } from '@node-saml/node-saml';
 import { CLOCK_TOLERANCE_S, single } from '../checks.ts';
 import { clip, UpstreamError, type SamlCheck } from '../errors.ts';
-import { measure, unmeasured, UpstreamHttp } from '../http.ts';
+import { measure, UpstreamHttp } from '../http.ts';
+import { RefreshingValue } from '../refreshing.ts';
 import type {
   CallbackInput,
   Connector,
@@ -55,8 +56,6 @@ const DEFAULT_TIMEOUT_MS = 5000;
 const DEFAULT_METADATA_TTL_S = 3600;
 /** A signature by a key the cached metadata lacks fetches the metadata again (rollover at the IdP), at most this often. */
 export const METADATA_REFETCH_FLOOR_MS = 10_000;
-/** After a failed background refresh, the next try waits this long (at most the TTL). */
-const REFRESH_RETRY_MS = 30_000;
 /** Longest a replay-cache entry is kept (seconds), whatever NotOnOrAfter says. */
 const MAX_REPLAY_TTL_S = 24 * 3600;
 
@@ -91,17 +90,20 @@ class SamlConnector implements Connector {
   readonly protocol = 'saml' as const;
   readonly #opts: SamlConnectorOptions;
   readonly #http: UpstreamHttp;
-  readonly #ttlMs: number;
   readonly #aliases: Record<string, string>;
-  #current: Loaded | undefined;
-  #inflight: Promise<Loaded> | undefined;
-  #nextRefreshAttempt = 0;
+  readonly #metadata: RefreshingValue<Loaded>;
 
   constructor(opts: SamlConnectorOptions) {
     if ((opts.metadataUrl === undefined) === (opts.metadataXml === undefined)) throw new TypeError('exactly one of metadataUrl and metadataXml');
     this.participantId = opts.participantId;
     this.#opts = opts;
-    this.#ttlMs = (opts.metadataTtlSeconds ?? DEFAULT_METADATA_TTL_S) * 1000;
+    this.#metadata = new RefreshingValue({
+      load: () => this.#load(),
+      // Inline metadata changes only with the configuration (a new connector).
+      ttlMs: opts.metadataUrl ? (opts.metadataTtlSeconds ?? DEFAULT_METADATA_TTL_S) * 1000 : Number.POSITIVE_INFINITY,
+      onRefreshError: (err) =>
+        opts.logger?.debug({ participant: this.participantId, code: (err as { code?: unknown }).code, reason: err instanceof Error ? err.message : String(err) }, 'SAML metadata refresh failed; keeping the last good copy'),
+    });
     this.#aliases = { ...DEFAULT_ATTRIBUTE_ALIASES, ...opts.attributeAliases };
     this.#http = new UpstreamHttp({
       participantId: opts.participantId,
@@ -113,7 +115,7 @@ class SamlConnector implements Connector {
 
   /** The IdP's entity ID once its metadata was read; until then where it comes from. */
   get issuer(): string {
-    return this.#current?.metadata.entityId ?? this.#opts.metadataUrl ?? 'inline SAML metadata';
+    return this.#metadata.current?.metadata.entityId ?? this.#opts.metadataUrl ?? 'inline SAML metadata';
   }
 
   // ---- login -----------------------------------------------------------------------------------
@@ -483,20 +485,9 @@ class SamlConnector implements Connector {
     });
   }
 
-  /** The cached metadata; past its TTL it is still used while a refresh runs in the background. */
-  async #loaded(): Promise<Loaded> {
-    const current = this.#current;
-    if (!current) return this.#refresh();
-    const now = Date.now();
-    if (this.#opts.metadataUrl && now - current.fetchedAt >= this.#ttlMs && !this.#inflight && now >= this.#nextRefreshAttempt) {
-      unmeasured(() =>
-        this.#refresh().catch((err: unknown) => {
-          this.#nextRefreshAttempt = Date.now() + Math.min(REFRESH_RETRY_MS, this.#ttlMs);
-          this.#opts.logger?.debug({ participant: this.participantId, code: (err as { code?: unknown }).code, reason: err instanceof Error ? err.message : String(err) }, 'SAML metadata refresh failed; keeping the last good copy');
-        }),
-      );
-    }
-    return current;
+  /** The cached metadata; past its TTL (for a metadata URL) it is still used while a refresh runs in the background. */
+  #loaded(): Promise<Loaded> {
+    return this.#metadata.get();
   }
 
   /**
@@ -504,7 +495,7 @@ class SamlConnector implements Connector {
    * METADATA_REFETCH_FLOOR_MS) and say whether its certificates changed, so the caller may try once more.
    */
   async #refreshForNewKeys(): Promise<boolean> {
-    const before = this.#current;
+    const before = this.#metadata.current;
     if (!this.#opts.metadataUrl || !before || Date.now() - before.fetchedAt < METADATA_REFETCH_FLOOR_MS) return false;
     try {
       const after = await this.#refresh();
@@ -515,15 +506,7 @@ class SamlConnector implements Connector {
   }
 
   #refresh(): Promise<Loaded> {
-    this.#inflight ??= this.#load()
-      .then((next) => {
-        this.#current = next;
-        return next;
-      })
-      .finally(() => {
-        this.#inflight = undefined;
-      });
-    return this.#inflight;
+    return this.#metadata.refresh();
   }
 
   async #load(): Promise<Loaded> {
@@ -568,6 +551,7 @@ function checkOf(error: unknown): SamlCheck {
   if (/audience/i.test(message)) return 'saml_audience';
   if (/not yet valid|expired|subject confirmation|NotOnOrAfter|NotBefore/i.test(message)) return 'saml_time';
   if (/issuer/i.test(message)) return 'saml_issuer';
+  if (/Bad status code/i.test(message)) return 'saml_status';
   if (/multiple assertions|Missing SAML assertion/i.test(message)) return 'saml_assertion_count';
   if (/decrypt/i.test(message)) return 'saml_decryption';
   if (/signature|signed|reference|transform/i.test(message)) return 'saml_signature';
