@@ -40,6 +40,7 @@ export const SAML_CHECK_OUTCOMES: ReadonlySet<string> = new Set([
   'saml_issuer',
   'saml_status',
   'saml_assertion_count',
+  'saml_comment',
   'saml_not_encrypted',
   'saml_decryption',
   'saml_algorithm',
