@@ -267,7 +267,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
 
   // The route of every request, derived once as oidc-provider will dispatch it (`/TOKEN` is /token):
   // every middleware below that decides by route reads it (src/http/route.ts).
-  publicApp.use(routing(routeTable((name) => providerState.provider.pathFor(name))));
+  publicApp.use(routing(routeTable((name, params) => providerState.provider.pathFor(name, params as never))));
   publicApp.use(requestLogging(log, { metrics, ...(tracing ? { tracer: tracing.tracer } : {}) }));
   publicApp.use(securityHeaders({ https: settings.issuer.startsWith('https://') }));
   publicApp.use(errorBoundary());

@@ -83,20 +83,15 @@ export interface RouteTable {
  * The route table. `pathFor` is oidc-provider's `provider.pathFor(name)`: the paths come from the
  * provider's configuration, the matching from its router.
  */
-export function routeTable(pathFor: (name: string) => string): RouteTable {
+export function routeTable(pathFor: (name: string, params?: Record<string, string>) => string): RouteTable {
   const router = new ProviderRouter();
   const noop = () => undefined;
   const add = (name: RouteName, template: string) => {
     for (const method of METHODS) router[method](name, template, noop);
   };
   for (const [name, providerName] of PROVIDER_ROUTES) {
-    let path: string;
-    try {
-      path = pathFor(providerName);
-    } catch {
-      continue; // a feature that is off has no route
-    }
-    add(name, path);
+    const path = templateOf(pathFor, providerName);
+    if (path !== undefined) add(name, path); // a feature that is off has no route
   }
   add('discovery', '/.well-known/openid-configuration');
   add('discovery', '/.well-known/oauth-authorization-server');
@@ -107,6 +102,26 @@ export function routeTable(pathFor: (name: string) => string): RouteTable {
       return found ? { name: found.route.name as RouteName, template: found.route.path } : undefined;
     },
   };
+}
+
+/**
+ * A provider route's template (`/auth/:uid` for resume). oidc-provider's pathFor builds paths, and
+ * asks for the values of a template's parameters (`Missing parameters: uid`): each is given a
+ * placeholder, which becomes `:name` again. Undefined for a route that does not exist.
+ */
+function templateOf(pathFor: (name: string, params?: Record<string, string>) => string, name: string): string | undefined {
+  try {
+    return pathFor(name);
+  } catch (error) {
+    const missing = /^Missing parameters: (.+)$/.exec((error as Error).message ?? '')?.[1]?.split(/,\s*/);
+    if (!missing) return undefined;
+    const params = Object.fromEntries(missing.map((param) => [param, `__${param}__`]));
+    try {
+      return missing.reduce((path, param) => path.replace(`__${param}__`, `:${param}`), pathFor(name, params));
+    } catch {
+      return undefined;
+    }
+  }
 }
 
 /** The request's route, set once by `routing()`; undefined for paths no route serves. */
