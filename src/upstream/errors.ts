@@ -256,3 +256,42 @@ export function toUpstreamError(err: unknown, stage: Stage, participantId: strin
   // a check of the ID token that failed.
   return new UpstreamError('token_invalid', text, { cause: err, participantId });
 }
+
+/**
+ * Why a logout notice from an upstream was refused (OIDC Back-Channel Logout 1.0 section 2.6, one
+ * value per check): a metric label and a log field, never shown to the sender beyond the code.
+ */
+export type LogoutTokenRejection =
+  | 'malformed'
+  | 'encrypted'
+  | 'type'
+  | 'algorithm'
+  | 'signature'
+  | 'issuer'
+  | 'audience'
+  | 'issued_at'
+  | 'expired'
+  | 'no_subject'
+  | 'events'
+  | 'nonce'
+  | 'no_jti'
+  | 'replayed';
+
+export const LOGOUT_TOKEN_REJECTIONS: readonly LogoutTokenRejection[] = [
+  'malformed', 'encrypted', 'type', 'algorithm', 'signature', 'issuer', 'audience', 'issued_at', 'expired', 'no_subject', 'events', 'nonce', 'no_jti', 'replayed',
+];
+
+/**
+ * A logout notice that failed a check: the back-channel logout endpoint answers 400
+ * `invalid_request` (section 2.8). `message` is for the log: it may quote what the upstream sent.
+ */
+export class LogoutTokenError extends ConcordError {
+  readonly reason: LogoutTokenRejection;
+  readonly participantId: string | undefined;
+
+  constructor(reason: LogoutTokenRejection, message: string, options: { participantId?: string; cause?: unknown } = {}) {
+    super('logout_token_invalid', message, { status: 400, expose: false, cause: options.cause });
+    this.reason = reason;
+    this.participantId = options.participantId;
+  }
+}

@@ -9,13 +9,13 @@ import { UpstreamError } from './errors.ts';
  *
  *   - `token_type` missing, or in another case (`bearer`, `BEARER`): Bearer; Concord sends the
  *     access token only to the same IdP's userinfo endpoint, as a Bearer token (RFC 6750);
- *   - `expires_in` as a string (`"3600"`): read as a number; unreadable: left out (Concord does not
- *     keep the access token, so its lifetime changes nothing);
+ *   - `expires_in` as a string (`"3600"`): read as a number; unreadable: left out (the access token is
+ *     then not kept for a re-check at userinfo, whose lifetime would be unknown);
  *   - a JSON body sent with another content type: read as JSON.
  *
  * Error answers (non-2xx) pass untouched: openid-client reads their OAuth `error`.
  */
-export async function lenientTokenResponse(response: Response, participantId: string): Promise<Response> {
+export async function lenientTokenResponse(response: Response, participantId: string, options: { idTokenRequired: boolean } = { idTokenRequired: true }): Promise<Response> {
   if (response.status < 200 || response.status >= 300) return response;
   const incompatible = (why: string) => new UpstreamError('upstream_misconfigured', `token endpoint answer is not usable: ${why}`, { participantId });
   let body: unknown;
@@ -27,7 +27,8 @@ export async function lenientTokenResponse(response: Response, participantId: st
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw incompatible('not a JSON object');
   const json = body as Record<string, unknown>;
   if (typeof json.access_token !== 'string' || json.access_token.length === 0) throw incompatible('no access_token');
-  if (typeof json.id_token !== 'string' || json.id_token.length === 0) throw incompatible('no id_token (is the openid scope allowed for Concord’s client?)');
+  // A refresh may answer without one (OIDC Core 12.2); a login may not.
+  if (options.idTokenRequired && (typeof json.id_token !== 'string' || json.id_token.length === 0)) throw incompatible('no id_token (is the openid scope allowed for Concord’s client?)');
 
   if (json.token_type === undefined || json.token_type === null) json.token_type = 'Bearer';
   if (typeof json.token_type !== 'string' || json.token_type.toLowerCase() !== 'bearer') {

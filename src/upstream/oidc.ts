@@ -1,6 +1,7 @@
-import { compactVerify, decodeJwt, errors as joseErrors, jwtVerify } from 'jose';
+import { compactVerify, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import {
+  CLOCK_TOLERANCE_S,
   checkAuthorizedParty,
   checkCallbackIssuer,
   checkCode,
@@ -13,7 +14,7 @@ import {
   responseParameters,
   single,
 } from './checks.ts';
-import { UpstreamError, clip, toUpstreamError } from './errors.ts';
+import { LogoutTokenError, UpstreamError, clip, toUpstreamError } from './errors.ts';
 import { UpstreamHttp, measure } from './http.ts';
 import { RefreshingValue } from './refreshing.ts';
 import { UpstreamKeys } from './keys.ts';
@@ -24,11 +25,15 @@ import type {
   LoginRequest,
   LogoutRequest,
   OidcConnectorOptions,
+  OidcRefreshState,
   PendingLogin,
   PendingOidcLogin,
   ProbeResult,
+  RefreshOutcome,
   TokenEndpointAuthMethod,
   UpstreamIdentity,
+  UpstreamLogoutNotice,
+  UpstreamRefreshState,
 } from './types.ts';
 
 export const DEFAULT_SCOPES = ['openid', 'email', 'profile'] as const;
@@ -43,6 +48,16 @@ export const DEFAULT_DISCOVERY_TTL_S = 3600;
 export const JWKS_REFETCH_FLOOR_MS = 10_000;
 /** The JWKS is fetched again after this long in any case (a removed key stops being accepted). */
 const JWKS_MAX_AGE_MS = 300_000;
+
+/** The back-channel logout event a logout token must carry (OIDC Back-Channel Logout 1.0 2.4). */
+const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+/** A logout token without `exp` (drafts before 1.0 final had none) is accepted this long after its `iat`, seconds. */
+const LOGOUT_TOKEN_MAX_AGE_S = 600;
+/** An access token is not used for a re-check in its last seconds (clock skew, the call's own time). */
+const ACCESS_TOKEN_MARGIN_S = 30;
+
+/** Userinfo refused Concord's access token (401): at login the IdP's setup is wrong; at a re-check, the grant is gone. */
+class AccessTokenRefused extends UpstreamError {}
 
 /** Algorithms no configuration can turn on: unsigned tokens, and HMAC (the "secret" would be our client secret or, worse, a public key). */
 const isForbiddenAlg = (alg: string) => alg === 'none' || /^HS/i.test(alg);
@@ -194,11 +209,14 @@ class OidcConnector implements Connector {
         merged = { ...userinfo, ...claims };
       }
 
+      const refresh = this.#refreshState(discovered, tokens, merged);
       const identity: Omit<UpstreamIdentity, 'durationMs'> = {
         issuer: metadata.issuer,
         subject,
         claims: merged,
         logout: { protocol: 'oidc', idTokenHint: idToken, ...(typeof claims.sid === 'string' ? { sid: claims.sid } : {}) },
+        ...(typeof claims.sid === 'string' ? { sessionId: claims.sid } : {}),
+        ...(refresh ? { refresh } : {}),
       };
       if (typeof claims.auth_time === 'number' && Number.isFinite(claims.auth_time)) identity.authTime = claims.auth_time;
       if (Array.isArray(claims.amr) && claims.amr.every((v) => typeof v === 'string')) identity.amr = claims.amr as string[];
@@ -206,6 +224,131 @@ class OidcConnector implements Connector {
       return identity;
     });
     return { ...result, durationMs };
+  }
+
+  /**
+   * Asks the upstream again (Connector.refresh): with the refresh token (RFC 6749 6; a new ID token in
+   * the answer is checked as at login, and its `sub` must be the login's, OIDC Core 12.2), else with
+   * the access token at userinfo while it is valid; then userinfo as at login. `invalid_grant` at the
+   * token endpoint and 401 at userinfo: gone.
+   */
+  async refresh(state: UpstreamRefreshState): Promise<RefreshOutcome> {
+    const pid = this.participantId;
+    if (state?.protocol !== 'oidc' || typeof state.claims?.sub !== 'string') throw new UpstreamError('token_invalid', 'no usable re-check state for this session', { participantId: pid });
+    const subject = state.claims.sub;
+    const { result } = await measure(async (): Promise<RefreshOutcome> => {
+      const discovered = await this.#discovered();
+      const { config, metadata, algorithms } = discovered;
+      let tokens: Awaited<ReturnType<typeof oidc.refreshTokenGrant>> | undefined;
+      let accessToken: string | undefined;
+      if (state.refreshToken) {
+        try {
+          tokens = await oidc.refreshTokenGrant(config, state.refreshToken);
+        } catch (err) {
+          const error = toUpstreamError(err, 'token', pid);
+          if (error.upstreamError === 'invalid_grant') return { kind: 'gone', reason: 'invalid_grant' };
+          throw error;
+        }
+        accessToken = tokens.access_token;
+      } else if (state.accessToken && state.accessTokenExpiresAt !== undefined && state.accessTokenExpiresAt - ACCESS_TOKEN_MARGIN_S > Math.floor(Date.now() / 1000)) {
+        accessToken = state.accessToken;
+      } else {
+        return { kind: 'unconfirmable' };
+      }
+
+      let idClaims: Record<string, unknown> | undefined;
+      if (tokens?.id_token) {
+        await this.#verifySignature(tokens.id_token, discovered.keys, algorithms);
+        checkIdTokenAlgorithm(tokens.id_token, algorithms, pid);
+        idClaims = tokens.claims() as Record<string, unknown>;
+        checkIssuedAt(idClaims, pid);
+        checkAuthorizedParty(idClaims, this.#opts.clientId, pid);
+        if (checkSubject(idClaims, pid) !== subject) throw new UpstreamError('token_invalid', 'the refreshed ID token names another sub (OIDC Core 12.2)', { participantId: pid });
+      }
+      let userinfo: Record<string, unknown> | undefined;
+      if (discovered.fetchUserinfo) {
+        try {
+          userinfo = await this.#userinfo(discovered, accessToken, subject);
+        } catch (err) {
+          if (err instanceof AccessTokenRefused) return { kind: 'gone', reason: 'userinfo_unauthorized' };
+          throw err;
+        }
+      }
+      // An access token userinfo is not asked with confirms nothing; a refresh token accepted does (the grant stands).
+      if (!tokens && !userinfo) return { kind: 'unconfirmable' };
+      // As at login, the signed ID token wins a conflict; without a fresh one, userinfo's fresh values win over the last ones.
+      const claims = idClaims ? { ...(userinfo ?? {}), ...idClaims } : { ...state.claims, ...(userinfo ?? {}) };
+      const refresh = tokens ? this.#refreshState(discovered, tokens, claims, state.refreshToken) : { ...state, claims };
+      const identity: UpstreamIdentity = {
+        issuer: metadata.issuer,
+        subject,
+        claims,
+        ...(tokens?.id_token ? { logout: { protocol: 'oidc', idTokenHint: tokens.id_token, ...(typeof idClaims?.sid === 'string' ? { sid: idClaims.sid } : {}) } } : {}),
+        ...(typeof idClaims?.sid === 'string' ? { sessionId: idClaims.sid } : {}),
+        ...(refresh ? { refresh } : {}),
+        durationMs: 0,
+      };
+      return { kind: 'confirmed', identity };
+    });
+    return result;
+  }
+
+  /**
+   * Validates a logout token as OIDC Back-Channel Logout 1.0 section 2.6 says: not encrypted (Concord
+   * registers no encryption key), `typ` logout+jwt when typed (4.1), an allowed `alg` (never none or
+   * HS*), the signature by the upstream's keys (an unknown kid refetches them, keys.ts), `iss` the
+   * upstream's, `aud` Concord's client id there, `iat` not in the future, `exp` not past (a token
+   * without one: at most 10 minutes after its `iat`), a `jti`, `sub` and/or `sid`, the back-channel
+   * `events` member with an object value, and no `nonce`. Throws LogoutTokenError with the failed
+   * check as `reason`; UpstreamError when the keys cannot be had.
+   */
+  async verifyLogoutToken(logoutToken: string): Promise<UpstreamLogoutNotice> {
+    const pid = this.participantId;
+    const refuse = (reason: ConstructorParameters<typeof LogoutTokenError>[0], message: string, cause?: unknown) =>
+      new LogoutTokenError(reason, message, { participantId: pid, ...(cause === undefined ? {} : { cause }) });
+    const parts = logoutToken.split('.');
+    if (parts.length === 5) throw refuse('encrypted', 'the logout token is encrypted (JWE); Concord registers no encryption key');
+    if (parts.length !== 3) throw refuse('malformed', 'the logout token is not a JWS in compact serialization');
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    try {
+      header = decodeProtectedHeader(logoutToken);
+    } catch (cause) {
+      throw refuse('malformed', 'the logout token header cannot be decoded', cause);
+    }
+    const typ = typeof header.typ === 'string' ? header.typ.toLowerCase().replace(/^application\//, '') : undefined;
+    if (header.typ !== undefined && typ !== 'logout+jwt' && typ !== 'jwt') throw refuse('type', `the logout token's typ is ${clip(header.typ, 40)}, not logout+jwt`);
+    const { metadata, algorithms, keys } = await this.#discovered();
+    if (typeof header.alg !== 'string' || !algorithms.includes(header.alg)) throw refuse('algorithm', `the logout token's alg ${clip(header.alg, 20)} is not allowed (${algorithms.join(' ')})`);
+    let payload: Record<string, unknown>;
+    try {
+      ({ payload } = await jwtVerify(logoutToken, keys.resolve, { algorithms, issuer: metadata.issuer, audience: this.#opts.clientId, clockTolerance: CLOCK_TOLERANCE_S }));
+    } catch (err) {
+      if (err instanceof UpstreamError) throw err; // the JWKS fetch itself failed
+      if (err instanceof joseErrors.JWTExpired) throw refuse('expired', 'the logout token has expired', err);
+      if (err instanceof joseErrors.JWTClaimValidationFailed) {
+        const claim = err.claim;
+        throw refuse(claim === 'iss' ? 'issuer' : claim === 'aud' ? 'audience' : claim === 'iat' || claim === 'nbf' ? 'issued_at' : 'malformed', `the logout token's ${claim} claim: ${clip(err.reason)}`, err);
+      }
+      if (err instanceof joseErrors.JWTInvalid) throw refuse('malformed', 'the logout token payload is not a JWT claims set', err);
+      throw refuse('signature', 'the logout token is not signed by the upstream’s keys', err);
+    }
+    const now = Math.floor(Date.now() / 1000);
+    const { iat, exp, sub, sid, jti, events, nonce } = payload;
+    if (typeof iat !== 'number' || !Number.isFinite(iat) || iat > now + CLOCK_TOLERANCE_S) throw refuse('issued_at', 'the logout token has no iat, or one in the future');
+    if (exp === undefined && iat + LOGOUT_TOKEN_MAX_AGE_S < now) throw refuse('expired', `the logout token has no exp and was issued more than ${LOGOUT_TOKEN_MAX_AGE_S} s ago`);
+    if ((sub !== undefined && (typeof sub !== 'string' || !sub)) || (sid !== undefined && (typeof sid !== 'string' || !sid)) || (sub === undefined && sid === undefined)) {
+      throw refuse('no_subject', 'the logout token names neither a sub nor a sid (string)');
+    }
+    const event = events !== null && typeof events === 'object' && !Array.isArray(events) ? (events as Record<string, unknown>)[BACKCHANNEL_LOGOUT_EVENT] : undefined;
+    if (event === null || typeof event !== 'object' || Array.isArray(event)) throw refuse('events', 'the logout token has no back-channel logout event');
+    if (nonce !== undefined) throw refuse('nonce', 'the logout token carries a nonce (forbidden: it would pass for an ID token)');
+    if (typeof jti !== 'string' || !jti || jti.length > 256) throw refuse('no_jti', 'the logout token has no jti');
+    return {
+      id: jti,
+      acceptableUntil: typeof exp === 'number' ? exp + CLOCK_TOLERANCE_S : iat + LOGOUT_TOKEN_MAX_AGE_S,
+      ...(typeof sub === 'string' ? { subject: sub } : {}),
+      ...(typeof sid === 'string' ? { sessionId: sid } : {}),
+    };
   }
 
   async logoutUrl(request: LogoutRequest): Promise<string | undefined> {
@@ -243,6 +386,18 @@ class OidcConnector implements Connector {
   }
 
   // ---- signatures and userinfo ---------------------------------------------------------------
+
+  /**
+   * What a later re-check needs, from a token response: its refresh token (or the one it replaces,
+   * when the upstream keeps refresh tokens), else its access token and expiry when userinfo can take
+   * it; undefined when neither would let Concord ask again.
+   */
+  #refreshState(discovered: Discovered, tokens: { refresh_token?: string; access_token: string; expires_in?: number }, claims: Record<string, unknown>, previousRefreshToken?: string): OidcRefreshState | undefined {
+    const refreshToken = tokens.refresh_token ?? previousRefreshToken;
+    if (refreshToken) return { protocol: 'oidc', refreshToken, claims };
+    if (!discovered.metadata.userinfo_endpoint || typeof tokens.expires_in !== 'number') return undefined;
+    return { protocol: 'oidc', accessToken: tokens.access_token, accessTokenExpiresAt: Math.floor(Date.now() / 1000) + tokens.expires_in, claims };
+  }
 
   /** The upstream's JWKS (RFC 7517 JWK Set): a JSON object with a `keys` array, or UpstreamError. */
   async #fetchJwks(uri: string): Promise<unknown> {
@@ -294,9 +449,11 @@ class OidcConnector implements Connector {
     try {
       response = await oidc.fetchProtectedResource(config, accessToken, new URL(metadata.userinfo_endpoint!), 'GET', null, new Headers({ accept: 'application/json, application/jwt' }));
     } catch (err) {
+      if (refusedAccessToken(err)) throw new AccessTokenRefused('upstream_misconfigured', 'userinfo refused the access token (HTTP 401)', { participantId: pid, cause: err });
       throw toUpstreamError(err, 'userinfo', pid);
     }
     if (response.status >= 500) throw new UpstreamError('upstream_unreachable', `userinfo: the upstream answered HTTP ${response.status}`, { participantId: pid });
+    if (response.status === 401) throw new AccessTokenRefused('upstream_misconfigured', 'userinfo refused the access token (HTTP 401)', { participantId: pid });
     if (response.status !== 200) throw new UpstreamError('upstream_misconfigured', `userinfo answered HTTP ${response.status}`, { participantId: pid });
     const type = (response.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
     let claims: unknown;
@@ -386,7 +543,7 @@ class OidcConnector implements Connector {
     // Token responses pass the leniency of lenient.ts before openid-client reads them.
     config[oidc.customFetch] = (url, options) =>
       this.#http.kindOf(url) === 'token'
-        ? this.#http.fetch(url, options).then((response) => lenientTokenResponse(response, this.participantId))
+        ? this.#http.fetch(url, options).then((response) => lenientTokenResponse(response, this.participantId, { idTokenRequired: !isRefreshGrant(options.body) }))
         : this.#http.fetch(url, options);
     config.timeout = timeout;
     if (insecure) oidc.allowInsecureRequests(config);
@@ -529,6 +686,20 @@ class OidcConnector implements Connector {
   #misconfigured(message: string, setting: string): UpstreamError {
     return new UpstreamError('upstream_misconfigured', message, { participantId: this.participantId, setting });
   }
+}
+
+/** Whether a token request is a refresh (RFC 6749 6), whose answer may come without an ID token (OIDC Core 12.2). */
+function isRefreshGrant(body: unknown): boolean {
+  const form = body instanceof URLSearchParams ? body : typeof body === 'string' ? new URLSearchParams(body) : undefined;
+  return form?.get('grant_type') === 'refresh_token';
+}
+
+/** A 401 challenge from a protected resource (RFC 6750 3: the access token is not accepted), anywhere in the cause chain. */
+function refusedAccessToken(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof oidc.WWWAuthenticateChallengeError && e.status === 401) return true;
+  }
+  return false;
 }
 
 /** The two issuers of openid-client's "issuer does not match" discovery error, when that is what it is. */

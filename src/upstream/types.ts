@@ -46,6 +46,25 @@ export interface Connector {
   logoutMessage?(callback: CallbackInput): Promise<UpstreamLogoutMessage>;
   /** Concord's own metadata for this upstream (SAML SP metadata, for the partner to register); absent for OIDC. */
   serviceMetadata?(): ServiceMetadata;
+  /**
+   * Optional capability (after Dex's RefreshConnector): asks the upstream again whether the user of
+   * a login still stands, with what that login kept (`UpstreamIdentity.refresh`): for OIDC its
+   * refresh token (RFC 6749 6), else its access token at userinfo (OIDC Core 5.3) while that is
+   * still valid. Answers the fresh identity (`confirmed`, with the state to keep for the next
+   * time), `gone` when the upstream says the user or the grant no longer exists (`invalid_grant`,
+   * a 401 at userinfo), or `unconfirmable` when the state holds nothing the upstream would still
+   * accept. Throws UpstreamError when the upstream cannot be asked (unreachable, misconfigured) or
+   * its answer fails a check. A protocol without such a call (SAML) does not implement it: the
+   * participant's `session.maxAge` bounds its sessions.
+   */
+  refresh?(state: UpstreamRefreshState): Promise<RefreshOutcome>;
+  /**
+   * Optional capability: validates a logout notice the upstream sent by the back channel (OIDC
+   * Back-Channel Logout 1.0 section 2.6: the `logout_token`) and says which upstream sessions it
+   * ends. Throws LogoutTokenError (its `reason` says which check failed) for a notice that must be
+   * refused, UpstreamError when the upstream's keys cannot be had.
+   */
+  verifyLogoutToken?(logoutToken: string): Promise<UpstreamLogoutNotice>;
 }
 
 export type UpstreamProtocol = 'oidc' | 'saml';
@@ -155,8 +174,52 @@ export interface SamlLogout {
   sessionIndex?: string;
 }
 
-/** What a later logout at the upstream needs, tagged by `protocol`; stored with the account, given back to `logoutUrl`. */
+/** What a later logout at the upstream needs, tagged by `protocol`; stored with the login's Concord session, given back to `logoutUrl`. */
 export type UpstreamLogout = OidcLogout | SamlLogout;
+
+/**
+ * What an OIDC login keeps to ask the upstream again later (Connector.refresh). Sealed at rest
+ * with the Concord session it belongs to: it holds bearer tokens.
+ */
+export interface OidcRefreshState {
+  protocol: 'oidc';
+  /** RFC 6749 1.5; rotated when the upstream issues a new one. */
+  refreshToken?: string;
+  /** For userinfo when there is no refresh token. */
+  accessToken?: string;
+  /** When `accessToken` stops being accepted, epoch seconds (from `expires_in`); absent: unknown. */
+  accessTokenExpiresAt?: number;
+  /** The upstream claims of the last confirmation (ID token and userinfo, merged as at login). */
+  claims: Record<string, unknown>;
+}
+
+/** What a login keeps to ask its upstream again, tagged by `protocol`; opaque outside upstream/. */
+export type UpstreamRefreshState = OidcRefreshState;
+
+/** What Connector.refresh found. */
+export type RefreshOutcome =
+  /** The upstream vouched for the user again: `identity.claims` are fresh, `identity.refresh` is what to keep now. */
+  | { kind: 'confirmed'; identity: UpstreamIdentity }
+  /** The upstream says the user or the grant no longer exists; `reason` is for the log (its error code). */
+  | { kind: 'gone'; reason: string }
+  /** Nothing the upstream would still accept is left (no refresh token, the access token expired). */
+  | { kind: 'unconfirmable' };
+
+/**
+ * Which upstream sessions a back-channel logout notice ends (OIDC Back-Channel Logout 1.0 2.7; a SAML
+ * LogoutRequest alike): those of `sessionId` when given (and of `subject` too when both are), else
+ * every session of `subject`. At least one is present.
+ */
+export interface UpstreamLogoutNotice {
+  /** OIDC `sub`; SAML NameID. */
+  subject?: string;
+  /** OIDC `sid`; SAML SessionIndex. */
+  sessionId?: string;
+  /** The notice's unique id (OIDC `jti`), for the replay cache. */
+  id: string;
+  /** Until when the notice could be accepted, epoch seconds: how long its id must be remembered. */
+  acceptableUntil: number;
+}
 
 export interface LogoutRequest {
   /** From the identity of the login being ended; absent for accounts saved before it was kept. */
@@ -178,6 +241,14 @@ export interface UpstreamIdentity {
   amr?: string[];
   /** What logoutUrl needs to end this session at the upstream. */
   logout?: UpstreamLogout;
+  /**
+   * The upstream's own identifier of the session this login belongs to (OIDC `sid`, OIDC
+   * Front/Back-Channel Logout; SAML `SessionIndex`): what its logout notices name it by. Absent
+   * when the upstream gave none.
+   */
+  sessionId?: string;
+  /** What Connector.refresh needs to ask the upstream again; absent when it cannot be asked. */
+  refresh?: UpstreamRefreshState;
   /** Milliseconds spent in calls to the upstream during completeLogin (token, JWKS, userinfo, discovery if cold). */
   durationMs: number;
 }
