@@ -59,9 +59,26 @@ export function isSafeRedirect(uri: string, applicationType: ApplicationType = '
   return redirectUriProblem(uri, applicationType, allowHttp) === undefined;
 }
 
-/** Every problem of a client's redirect and post-logout URIs, with the field it is in (`redirect_uris.0`). */
+/**
+ * Why `uri` cannot be a client's `backchannel_logout_uri` (OIDC Back-Channel Logout 1.0 2.2: absolute,
+ * no fragment), or undefined when it can. Concord POSTs logout tokens there from its own servers: https,
+ * or http to a loopback host, or http anywhere when the deployment sets clients.allowHttpRedirectUris
+ * (`allowHttp`; undefined: the schema's check, which has no deployment).
+ */
+export function backchannelLogoutUriProblem(uri: string, allowHttp?: boolean): string | undefined {
+  const url = URL.parse(uri);
+  if (!url) return 'not a URL';
+  if (uri.includes('#')) return 'a back-channel logout URI has no fragment (Back-Channel Logout 1.0 2.2)';
+  if (url.username || url.password) return 'a back-channel logout URI carries no user name or password';
+  if (url.protocol === 'https:') return undefined;
+  if (url.protocol !== 'http:') return 'a back-channel logout URI is https';
+  if (isLoopbackHost(url.hostname) || allowHttp !== false) return undefined;
+  return 'http only to a loopback host (127.0.0.1, [::1], localhost) unless the deployment sets clients.allowHttpRedirectUris';
+}
+
+/** Every problem of a client's redirect, post-logout and back-channel logout URIs, with the field it is in (`redirect_uris.0`). */
 export function clientRedirectProblems(
-  client: { application_type: ApplicationType; redirect_uris: readonly string[]; post_logout_redirect_uris: readonly string[] },
+  client: { application_type: ApplicationType; redirect_uris: readonly string[]; post_logout_redirect_uris: readonly string[]; backchannel_logout_uri?: string | undefined },
   allowHttp?: boolean,
 ): Array<{ field: string; message: string }> {
   const problems: Array<{ field: string; message: string }> = [];
@@ -70,6 +87,10 @@ export function clientRedirectProblems(
       const message = redirectUriProblem(uri, client.application_type, allowHttp);
       if (message) problems.push({ field: `${field}.${i}`, message });
     });
+  }
+  if (client.backchannel_logout_uri !== undefined) {
+    const message = backchannelLogoutUriProblem(client.backchannel_logout_uri, allowHttp);
+    if (message) problems.push({ field: 'backchannel_logout_uri', message });
   }
   return problems;
 }

@@ -198,6 +198,21 @@ export const ConcordSettingsSchema = z
       .strict()
       .prefault({}),
     domainProof: DomainProofSchema.prefault({}),
+    /**
+     * Logout tokens to services (OIDC Back-Channel Logout 1.0): whenever a session ends, each of its
+     * services with a `backchannel_logout_uri` is sent one, from a queue in the store (a restart loses
+     * none). A service that does not answer 200 or 204 is tried again with back-off (1 s, 2 s, 4 s, ...
+     * at most 5 min apart) for `retryFor`, then given up (logged, concord_backchannel_logout_total
+     * {outcome="failed"}).
+     */
+    backchannelLogout: z
+      .object({
+        /** Each delivery attempt gives up after this long. */
+        timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+        retryFor: Duration.refine((seconds) => seconds >= 1, 'at least 1s').default(3600),
+      })
+      .strict()
+      .prefault({}),
     shutdown: z
       .object({
         /** On SIGTERM /readyz answers 503 this long before the listeners stop accepting, so load balancers drain the instance first. */
@@ -434,6 +449,42 @@ export function sharedUpstream(participant: Pick<Participant, 'upstream'>, shari
 export function upstreamName(upstream: Participant['upstream']): string {
   return upstream.type === 'oidc' ? upstream.issuer : (upstream.idpMetadataUrl ?? 'inline SAML metadata');
 }
+/**
+ * How a participant's sessions follow its IdP (per participant: `session.*`). A session is one
+ * upstream login; its refresh tokens live on at Concord (`tokens.refreshTokenTtl`), so Concord asks
+ * the IdP again before it lets them go on.
+ */
+export const SessionPolicySchema = z
+  .object({
+    /**
+     * A refresh token used this long after the upstream last vouched for the user makes Concord ask
+     * it again first: with the upstream's refresh token when it issued one (list `offline_access` in
+     * `upstream.scopes` where the IdP needs it to issue one), else with its access token at userinfo
+     * while that is valid. The fresh claims go through the mapping again (`require` rules included);
+     * a user or grant gone upstream, or a rule that now fails, ends the session (`invalid_grant`, and
+     * the services are told). `0`: at every refresh. `off`: never (the session is then bounded by
+     * `maxAge`). Default 15m.
+     */
+    revalidateAfter: z.union([z.literal('off'), Duration]).default(15 * 60),
+    /**
+     * When the IdP cannot be asked (unreachable, timing out, answering errors): `allow` lets the
+     * refresh go on with the claims last confirmed, as long as they are younger than `maxStaleness`;
+     * `deny` refuses it (503 `temporarily_unavailable`; the session stays and the next refresh asks
+     * again). Default allow: a partner's outage does not sign its users out everywhere.
+     */
+    onUpstreamDown: z.enum(['allow', 'deny']).default('allow'),
+    /** With `onUpstreamDown: allow`: how old the last confirmation may be while the IdP cannot be asked. Default 24h. */
+    maxStaleness: Duration.default(24 * 3600),
+    /**
+     * How long a session that cannot be asked about again (the protocol has no such call, as SAML;
+     * the IdP issued no refresh token and its access token expired; or `revalidateAfter: off`) lives
+     * after the upstream login: then its refreshes answer `invalid_grant` and the user signs in
+     * again. Default 8h, a working day, as `tokens.sessionTtl`.
+     */
+    maxAge: Duration.refine((seconds) => seconds >= 60, 'at least 1m').default(8 * 3600),
+  })
+  .strict()
+  .prefault({});
 
 export const ParticipantSchema = z
   .object({
@@ -453,6 +504,7 @@ export const ParticipantSchema = z
     upstream: UpstreamSchema,
     mapping: MappingSchema.optional(),
     enabled: z.boolean().default(true),
+    session: SessionPolicySchema,
   })
   .strict();
 
@@ -486,6 +538,14 @@ export const ClientSchema = z
     access_token_claims: z.array(z.string()).default([]),
     /** Audience of access tokens when the client asks for no `resource`. */
     default_resource: z.url().optional(),
+    /**
+     * Where Concord POSTs a logout token (OIDC Back-Channel Logout 1.0) whenever a session this client
+     * took part in ends, whatever ended it: the user signing out anywhere, the partner's IdP, a failed
+     * re-check, an administrator. https (http to loopback only, unless clients.allowHttpRedirectUris).
+     */
+    backchannel_logout_uri: z.url().max(2048).optional(),
+    /** Logout tokens and ID tokens carry the client's `sid` in the session (2.2). */
+    backchannel_logout_session_required: z.boolean().optional(),
   })
   .strict()
   .superRefine((client, ctx) => {
@@ -495,7 +555,7 @@ export const ClientSchema = z
     }
     for (const { field, message } of clientRedirectProblems(client)) {
       const [name, index] = field.split('.');
-      ctx.addIssue({ code: 'custom', path: [name!, Number(index)], message });
+      ctx.addIssue({ code: 'custom', path: index === undefined ? [name!] : [name!, Number(index)], message });
     }
     if (client.grant_types.includes('authorization_code') && client.redirect_uris.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['redirect_uris'], message: 'at least one is required for authorization_code' });
@@ -509,4 +569,5 @@ export type Participant = z.output<typeof ParticipantSchema>;
 export type ParticipantInput = z.input<typeof ParticipantSchema>;
 export type OidcUpstream = z.output<typeof OidcUpstreamSchema>;
 export type SamlUpstream = z.output<typeof SamlUpstreamSchema>;
+export type SessionPolicy = z.output<typeof SessionPolicySchema>;
 export type ClientConfig = z.output<typeof ClientSchema>;

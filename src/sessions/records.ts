@@ -1,0 +1,272 @@
+import { createHash } from 'node:crypto';
+import type { SecretBox } from '../secrets/index.ts';
+import type { Store } from '../store/index.ts';
+import type { UpstreamLogout, UpstreamRefreshState } from '../upstream/index.ts';
+
+/**
+ * A Concord session as the broker knows it: one upstream login, and what Concord keeps of it. It
+ * is keyed by oidc-provider's Session `uid` (which stays the same for the session's whole life, and
+ * which every code, access and refresh token issued in it carries as `sessionUid`), and it lives as
+ * long as the longest grant that may still refresh from it, so offline refresh tokens still find it
+ * after the browser's session cookie expired.
+ */
+export interface SessionRecord {
+  /** oidc-provider's Session uid. */
+  id: string;
+  /** `{participantId}:{upstream sub}` */
+  accountId: string;
+  participantId: string;
+  /** When the upstream login happened, epoch seconds. */
+  startedAt: number;
+  /** When the upstream last vouched for the user (the login, or a successful re-check), epoch seconds. */
+  confirmedAt: number;
+  /** The claims of this login after the participant's mapping and the domain policy (of its last re-check). */
+  claims: Record<string, unknown>;
+  /** The services that got an authorization in this session (from the authorization responses). */
+  clients: SessionClient[];
+  /** Whether an upstream session id (OIDC `sid`, SAML SessionIndex) names this session: its back-channel logout can find it. */
+  upstreamSession: boolean;
+}
+
+/** A service's part in a session: its OIDC session id (`sid`) and the grant its tokens hang on. */
+export interface SessionClient {
+  clientId: string;
+  /** The `sid` its ID tokens and logout tokens carry (OIDC Front/Back-Channel Logout). */
+  sid?: string;
+  grantId?: string;
+}
+
+/** What Concord keeps of an upstream login that is a secret (bearer tokens) or for the upstream alone; sealed at rest. */
+export interface UpstreamSessionState {
+  /** What the upstream logout needs (the connector's shape; for OIDC the ID token as id_token_hint). */
+  logout?: UpstreamLogout;
+  /** What Connector.refresh needs to ask the upstream again. */
+  refresh?: UpstreamRefreshState;
+}
+
+/** One upstream login between the broker callback and the session it lands in (oidc-provider's resume). */
+export interface PendingSessionLogin {
+  accountId: string;
+  participantId: string;
+  claims: Record<string, unknown>;
+  /** The upstream's session id (Connector identity `sessionId`). */
+  upstreamSessionId?: string;
+  upstream: UpstreamSessionState;
+  /** Epoch seconds. */
+  confirmedAt: number;
+}
+
+interface StoredSession {
+  v: 1;
+  accountId: string;
+  participantId: string;
+  startedAt: number;
+  confirmedAt: number;
+  claims: Record<string, unknown>;
+  /** The index key of its upstream session id, to leave that index when the session ends or changes. */
+  upstreamKey?: string;
+  /** SecretBox(UpstreamSessionState), context `session:{uid}:upstream`. */
+  sealed?: string;
+}
+
+/** The time of a session's last refresh: apart from the record, so a refresh never rewrites what a re-check just wrote. */
+interface SessionSeen {
+  refreshedAt: number;
+}
+
+const recordKey = (uid: string) => `session:${uid}`;
+const clientsKey = (uid: string) => `session-clients:${uid}`;
+const seenKey = (uid: string) => `session-seen:${uid}`;
+const pendingKey = (interactionUid: string) => `session-pending:${interactionUid}`;
+const ofAccountKey = (accountId: string) => `sessions-of-account:${accountId}`;
+/** Upstream session ids are the upstream's strings: hashed into the key, so its length and characters are ours. */
+const ofUpstreamKey = (participantId: string, upstreamSessionId: string) =>
+  `sessions-of-upstream:${participantId}:${createHash('sha256').update(upstreamSessionId, 'utf8').digest('base64url')}`;
+
+const sealContext = (uid: string) => `session:${uid}:upstream`;
+const pendingContext = (interactionUid: string) => `session-pending:${interactionUid}`;
+
+/** A client list member: JSON, so a set add (atomic) records a client without rewriting the record. */
+const clientMember = (c: SessionClient) => JSON.stringify([c.clientId, c.sid ?? null, c.grantId ?? null]);
+function parseClient(member: string): SessionClient | undefined {
+  try {
+    const [clientId, sid, grantId] = JSON.parse(member) as [unknown, unknown, unknown];
+    if (typeof clientId !== 'string') return undefined;
+    return { clientId, ...(typeof sid === 'string' ? { sid } : {}), ...(typeof grantId === 'string' ? { grantId } : {}) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The store side of sessions: records, their client lists and indexes (by account, by upstream
+ * session id), the pending login of an interaction. What is secret is sealed with the SecretBox for
+ * its own session: a sealed value copied to another record does not open there.
+ *
+ * Key families: `session:{uid}`, `session-clients:{uid}` (set), `session-seen:{uid}`,
+ * `session-pending:{interaction uid}`, `sessions-of-account:{accountId}` (set),
+ * `sessions-of-upstream:{participantId}:{sha256(upstream session id)}` (set). Everything lives
+ * `ttlSeconds` from when it was written (the longest grant's lifetime): nothing outlives it.
+ */
+export class SessionStore {
+  readonly #store: Store;
+  readonly #box: SecretBox;
+  readonly #ttl: number;
+
+  constructor(store: Store, box: SecretBox, ttlSeconds: number) {
+    this.#store = store;
+    this.#box = box;
+    this.#ttl = ttlSeconds;
+  }
+
+  /** Keeps an upstream login until oidc-provider puts it in a session (a few seconds; the interaction's lifetime at most). */
+  async hold(interactionUid: string, login: PendingSessionLogin, ttlSeconds: number): Promise<void> {
+    const sealed = this.#box.seal(JSON.stringify(login), pendingContext(interactionUid));
+    await this.#store.setTemp(pendingKey(interactionUid), sealed, ttlSeconds);
+  }
+
+  /**
+   * Takes (single use) the login held for an interaction, when it is `accountId`'s; another's is left
+   * (oidc-provider first ends a session signed in as someone else, then resumes again). One that does
+   * not open is dropped.
+   */
+  async take(interactionUid: string, accountId: string): Promise<PendingSessionLogin | undefined> {
+    const open = (sealed: unknown) => {
+      if (typeof sealed !== 'string') return undefined;
+      try {
+        return JSON.parse(this.#box.open(sealed, pendingContext(interactionUid))) as PendingSessionLogin;
+      } catch {
+        return undefined;
+      }
+    };
+    const held = open(await this.#store.getTemp<string>(pendingKey(interactionUid)));
+    if (held?.accountId !== accountId) return undefined;
+    return open(await this.#store.takeTemp<string>(pendingKey(interactionUid)));
+  }
+
+  /**
+   * Writes a session's record from a login: a new session, or a new login in the same session (the
+   * same account signing in again), which replaces what the previous login kept and keeps its clients.
+   */
+  async put(uid: string, login: PendingSessionLogin, startedAt: number): Promise<SessionRecord> {
+    const previous = await this.#store.getTemp<StoredSession>(recordKey(uid));
+    const upstreamKey = login.upstreamSessionId === undefined ? undefined : ofUpstreamKey(login.participantId, login.upstreamSessionId);
+    const stored: StoredSession = {
+      v: 1,
+      accountId: login.accountId,
+      participantId: login.participantId,
+      startedAt,
+      confirmedAt: login.confirmedAt,
+      claims: login.claims,
+      ...(upstreamKey ? { upstreamKey } : {}),
+      ...(login.upstream.logout || login.upstream.refresh ? { sealed: this.#box.seal(JSON.stringify(login.upstream), sealContext(uid)) } : {}),
+    };
+    // Indexes first: a record is never left where an upstream logout or an account's revocation cannot find it.
+    await this.#store.addToSet(ofAccountKey(login.accountId), uid, this.#ttl);
+    if (upstreamKey) await this.#store.addToSet(upstreamKey, uid, this.#ttl);
+    if (previous?.upstreamKey && previous.upstreamKey !== upstreamKey) await this.#store.removeFromSet(previous.upstreamKey, uid);
+    await this.#store.setTemp(recordKey(uid), stored, this.#ttl);
+    return this.#view(uid, stored, await this.clients(uid));
+  }
+
+  /** What a re-check found: fresh claims, the time, and what to keep for the next re-check. */
+  async confirm(uid: string, update: { claims: Record<string, unknown>; confirmedAt: number; upstream: UpstreamSessionState }): Promise<void> {
+    const stored = await this.#store.getTemp<StoredSession>(recordKey(uid));
+    if (!stored) return;
+    const next: StoredSession = {
+      ...stored,
+      claims: update.claims,
+      confirmedAt: update.confirmedAt,
+      sealed: this.#box.seal(JSON.stringify(update.upstream), sealContext(uid)),
+    };
+    await this.#store.setTemp(recordKey(uid), next, this.#ttl);
+  }
+
+  async get(uid: string): Promise<SessionRecord | undefined> {
+    const [stored, clients] = await Promise.all([this.#store.getTemp<StoredSession>(recordKey(uid)), this.clients(uid)]);
+    if (!stored || stored.v !== 1 || typeof stored.accountId !== 'string') return undefined;
+    return this.#view(uid, stored, clients);
+  }
+
+  /** The sealed part of a session, or an empty state when it has none or it does not open (another key, another record's). */
+  async upstream(uid: string): Promise<UpstreamSessionState> {
+    const stored = await this.#store.getTemp<StoredSession>(recordKey(uid));
+    if (!stored?.sealed) return {};
+    try {
+      return JSON.parse(this.#box.open(stored.sealed, sealContext(uid))) as UpstreamSessionState;
+    } catch {
+      return {};
+    }
+  }
+
+  async clients(uid: string): Promise<SessionClient[]> {
+    const members = await this.#store.setMembers(clientsKey(uid));
+    return members.map(parseClient).filter((c): c is SessionClient => c !== undefined);
+  }
+
+  /** Records that a service got an authorization in the session; an atomic set add, whatever else writes the session. */
+  async addClient(uid: string, client: SessionClient): Promise<void> {
+    await this.#store.addToSet(clientsKey(uid), clientMember(client), this.#ttl);
+  }
+
+  async removeClient(uid: string, client: SessionClient): Promise<void> {
+    await this.#store.removeFromSet(clientsKey(uid), clientMember(client));
+  }
+
+  /** Notes a refresh (epoch seconds); for the admin view only. */
+  async seen(uid: string, refreshedAt: number): Promise<void> {
+    await this.#store.setTemp<SessionSeen>(seenKey(uid), { refreshedAt }, this.#ttl);
+  }
+
+  async lastRefreshed(uid: string): Promise<number | undefined> {
+    return (await this.#store.getTemp<SessionSeen>(seenKey(uid)))?.refreshedAt;
+  }
+
+  /** The uids of an account's sessions (some may have ended meanwhile: get() tells). */
+  ofAccount(accountId: string): Promise<string[]> {
+    return this.#store.setMembers(ofAccountKey(accountId));
+  }
+
+  /** The uids of the sessions an upstream session id names, for a participant. */
+  ofUpstreamSession(participantId: string, upstreamSessionId: string): Promise<string[]> {
+    return this.#store.setMembers(ofUpstreamKey(participantId, upstreamSessionId));
+  }
+
+  /** Removes a session's record, client list and index entries. */
+  async remove(uid: string, record?: { accountId: string }): Promise<void> {
+    const stored = await this.#store.getTemp<StoredSession>(recordKey(uid));
+    const accountId = stored?.accountId ?? record?.accountId;
+    await this.#store.deleteTemp(recordKey(uid));
+    await Promise.all([
+      this.#store.deleteSet(clientsKey(uid)),
+      this.#store.deleteTemp(seenKey(uid)),
+      accountId ? this.#store.removeFromSet(ofAccountKey(accountId), uid) : undefined,
+      stored?.upstreamKey ? this.#store.removeFromSet(stored.upstreamKey, uid) : undefined,
+    ]);
+  }
+
+  /**
+   * A lease on a session's re-check (one instance, one request at a time asks the upstream: a
+   * refresh token used twice would look like a replay to it). True when this caller holds it.
+   */
+  lock(uid: string, ttlSeconds: number): Promise<boolean> {
+    return this.#store.claimTemp(`session-lock:${uid}`, 1, ttlSeconds);
+  }
+
+  unlock(uid: string): Promise<void> {
+    return this.#store.deleteTemp(`session-lock:${uid}`);
+  }
+
+  #view(uid: string, stored: StoredSession, clients: SessionClient[]): SessionRecord {
+    return {
+      id: uid,
+      accountId: stored.accountId,
+      participantId: stored.participantId,
+      startedAt: stored.startedAt,
+      confirmedAt: stored.confirmedAt,
+      claims: stored.claims,
+      clients,
+      upstreamSession: stored.upstreamKey !== undefined,
+    };
+  }
+}

@@ -1,0 +1,365 @@
+import type { Logger } from '../observability/index.ts';
+import type { ActiveParticipant, Registry } from '../participants/index.ts';
+import type { SecretBox } from '../secrets/index.ts';
+import type { AdapterPayload, Store } from '../store/index.ts';
+import type { Connector } from '../upstream/index.ts';
+import type { LogoutNotice } from './delivery.ts';
+import { grantsOf, sessionsOf } from './oidc-index.ts';
+import { SessionStore, type PendingSessionLogin, type SessionClient, type SessionRecord, type UpstreamSessionState } from './records.ts';
+import { recheckForRefresh, type RefreshDecision } from './recheck.ts';
+
+/** Why a session ended: a log field, a metric label and the admin API's word for it. */
+export type SessionEndCause =
+  /** The user signed out at a service (RP-initiated logout). */
+  | 'rp_logout'
+  /** The partner's IdP said its session ended (its back-channel logout, or a SAML LogoutRequest). */
+  | 'upstream_logout'
+  /** A re-check found the user or the grant gone at the partner's IdP. */
+  | 'upstream_revoked'
+  /** A re-check's fresh claims failed the participant's mapping (a `require` rule). */
+  | 'mapping_rejected'
+  /** It could not be confirmed upstream for longer than the participant's `session.maxAge`. */
+  | 'max_age'
+  | 'participant_disabled'
+  | 'participant_removed'
+  /** POST /admin/v1/participants/{id}/revoke-sessions. */
+  | 'participant_revoked'
+  /** An administrator ended it (one session, or all of a user's). */
+  | 'admin';
+
+export const SESSION_END_CAUSES: readonly SessionEndCause[] = [
+  'rp_logout', 'upstream_logout', 'upstream_revoked', 'mapping_rejected', 'max_age', 'participant_disabled', 'participant_removed', 'participant_revoked', 'admin',
+];
+
+/** What ending one session did. */
+export interface EndedSession {
+  /** The session's id (oidc-provider's Session uid). */
+  id: string;
+  accountId: string;
+  participantId: string;
+  /** The services it had; each with a back-channel logout URI is sent a logout token. */
+  clients: string[];
+  /** Grants revoked, with every refresh token and code issued under them. */
+  grants: number;
+}
+
+/** What ending every session of a participant did (the shape of the admin API's `revoked`). */
+export interface RevocationReport {
+  accounts: number;
+  sessions: number;
+  grants: number;
+}
+
+/** Which Concord sessions an upstream logout names: see Sessions.endByUpstream. */
+export interface UpstreamSessionTarget {
+  participantId: string;
+  /** OIDC `sub`, SAML NameID: the upstream subject, as the connector's identity named it at login. */
+  subject?: string;
+  /** OIDC `sid`, SAML SessionIndex: the upstream session, as the connector's identity named it at login (`sessionId`). */
+  sessionId?: string;
+}
+
+/** How accounts are named and indexed (provider/accounts.ts AccountStore). */
+export interface AccountIndex {
+  /** `{participantId}:{upstream subject}`. */
+  idOf(participantId: string, upstreamSubject: string): string;
+  /** The participant of an account id. */
+  participantOf(accountId: string): string;
+  idsOfParticipant(participantId: string): Promise<string[]>;
+  remove(accountId: string): Promise<void>;
+}
+
+export interface SessionsOptions {
+  store: Store;
+  secrets: SecretBox;
+  registry: Registry;
+  /** The connector of a participant (participants/ ConnectorPool, behind its circuit breaker). */
+  connector: (participant: ActiveParticipant) => Connector;
+  accounts: AccountIndex;
+  /** Queues logout tokens for the services of an ended session (LogoutDelivery.enqueue). */
+  notify: (notices: LogoutNotice[]) => Promise<void>;
+  /** How long records live: the longest grant's lifetime, seconds. */
+  ttlSeconds: number;
+  /** An upstream call's timeout, milliseconds: how long a re-check may hold its session's lease. */
+  upstreamTimeoutMs: number;
+  log: Logger;
+  onEnded?: (participantId: string, cause: SessionEndCause) => void;
+  onRecheck?: (participantId: string, outcome: RefreshDecision['outcome']) => void;
+  /** Epoch milliseconds. */
+  now?: () => number;
+}
+
+/** oidc-provider's Session payload, as far as ending one needs it. */
+interface LiveSession extends AdapterPayload {
+  jti: string;
+  uid?: string;
+  accountId?: string;
+  authorizations?: Record<string, { sid?: string; grantId?: string; persistsLogout?: boolean }>;
+}
+
+/**
+ * Concord sessions: what Concord keeps of each upstream login (records.ts), and the one path by which
+ * a session ends, whatever ends it. Ending a session revokes its grants (refresh tokens and codes with
+ * them), destroys oidc-provider's session (its cookie signs no one in), removes what Concord kept, and
+ * queues a logout token for each of its services that registered a `backchannel_logout_uri`.
+ * Sessions from before per-session state existed (oidc-provider's Session alone) end the same way.
+ */
+export class Sessions {
+  readonly #opts: SessionsOptions;
+  readonly #records: SessionStore;
+  readonly #now: () => number;
+
+  constructor(options: SessionsOptions) {
+    this.#opts = options;
+    this.#records = new SessionStore(options.store, options.secrets, options.ttlSeconds);
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Epoch seconds. */
+  nowSeconds(): number {
+    return Math.floor(this.#now() / 1000);
+  }
+
+  // ---- a login becomes a session ----------------------------------------------------------------
+
+  /**
+   * Keeps what an upstream login brought (claims, upstream session id, what its logout and re-checks
+   * need) for the interaction it finishes, until oidc-provider puts the login in a session (bind).
+   */
+  hold(interactionUid: string, login: PendingSessionLogin, ttlSeconds: number): Promise<void> {
+    return this.#records.hold(interactionUid, login, ttlSeconds);
+  }
+
+  /**
+   * Gives the login held for an interaction to the oidc-provider session it landed in (at the resume
+   * of the authorization request), if that session is now signed in as the login's account.
+   */
+  async bind(interactionUid: string, session: { uid: string; accountId?: string | undefined }): Promise<SessionRecord | undefined> {
+    if (!session.accountId) return undefined;
+    const login = await this.#records.take(interactionUid, session.accountId);
+    if (!login) return undefined;
+    return this.#records.put(session.uid, login, login.confirmedAt);
+  }
+
+  /** Records that a service got an authorization response in a session (its sid and grant). */
+  async addClient(uid: string, client: SessionClient): Promise<void> {
+    await this.#records.addClient(uid, client);
+  }
+
+  // ---- reading ----------------------------------------------------------------------------------
+
+  get(uid: string): Promise<SessionRecord | undefined> {
+    return this.#records.get(uid);
+  }
+
+  /** The sealed part of a session (what its upstream logout and re-checks need). */
+  upstream(uid: string): Promise<UpstreamSessionState> {
+    return this.#records.upstream(uid);
+  }
+
+  /** When a session was last refreshed, epoch seconds. */
+  lastRefreshed(uid: string): Promise<number | undefined> {
+    return this.#records.lastRefreshed(uid);
+  }
+
+  /** An account's sessions, oldest first. */
+  async ofAccount(accountId: string): Promise<SessionRecord[]> {
+    const records = await Promise.all((await this.#records.ofAccount(accountId)).map((uid) => this.#records.get(uid)));
+    return records.filter((r): r is SessionRecord => r !== undefined && r.accountId === accountId).sort((a, b) => a.startedAt - b.startedAt);
+  }
+
+  // ---- refresh ----------------------------------------------------------------------------------
+
+  /**
+   * What a refresh of `record` may do now: go on (with the claims confirmed upstream when a re-check
+   * was due), or not, by the participant's `session.*` policy (recheck.ts). A session a re-check finds
+   * gone has ended (services told) by the time this answers.
+   */
+  async forRefresh(record: SessionRecord, participant: ActiveParticipant): Promise<RefreshDecision> {
+    const decision = await recheckForRefresh(record, participant, {
+      records: this.#records,
+      connector: this.#opts.connector(participant),
+      nowSeconds: () => this.nowSeconds(),
+      leaseSeconds: Math.ceil(this.#opts.upstreamTimeoutMs / 1000) * 3 + 5,
+      log: this.#opts.log,
+    });
+    this.#opts.onRecheck?.(participant.config.id, decision.outcome);
+    if (decision.kind === 'ended') await this.end(record.id, decision.cause);
+    else if (decision.kind === 'continue') await this.#records.seen(record.id, this.nowSeconds());
+    return decision;
+  }
+
+  /**
+   * Whether a session may still sign in to a service without a refresh (single sign-on at /auth):
+   * one whose upstream cannot confirm it any more must not outlive `session.maxAge`.
+   */
+  usable(record: SessionRecord, participant: ActiveParticipant): boolean {
+    const { maxAge, revalidateAfter } = participant.config.session;
+    const rechecked = revalidateAfter !== 'off' && this.#opts.connector(participant).refresh !== undefined;
+    return rechecked || this.nowSeconds() - record.confirmedAt < maxAge;
+  }
+
+  // ---- ending -----------------------------------------------------------------------------------
+
+  /**
+   * Ends one session: its grants are revoked (refresh tokens and codes with them), oidc-provider's
+   * session is destroyed, what Concord kept of it is removed, and every service of it that registered
+   * a `backchannel_logout_uri` is queued a logout token. Undefined when no such session exists (any
+   * more). Idempotent.
+   */
+  async end(uid: string, cause: SessionEndCause): Promise<EndedSession | undefined> {
+    const [record, live] = await Promise.all([this.#records.get(uid), this.#liveSession(uid)]);
+    if (!record && !live) return undefined;
+    const accountId = record?.accountId ?? live!.accountId;
+    if (!accountId) return undefined;
+    const clients = new Map<string, SessionClient[]>();
+    const add = (client: SessionClient) => clients.set(client.clientId, [...(clients.get(client.clientId) ?? []), client]);
+    for (const client of record?.clients ?? []) add(client);
+    for (const [clientId, auth] of Object.entries(live?.authorizations ?? {})) add({ clientId, ...(auth.sid ? { sid: auth.sid } : {}), ...(auth.grantId ? { grantId: auth.grantId } : {}) });
+    const ended = await this.#endParts({ uid, accountId, clients, live, remove: record !== undefined });
+    const participantId = record?.participantId ?? this.#opts.accounts.participantOf(accountId);
+    this.#opts.onEnded?.(participantId, cause);
+    this.#opts.log.info({ participant: participantId, cause, clients: [...clients.keys()], grants: ended.grants }, 'session ended');
+    return { id: uid, accountId, participantId, clients: [...clients.keys()], grants: ended.grants };
+  }
+
+  /**
+   * Ends the Concord sessions an upstream session or subject names: the upstream said the user
+   * signed out there (OIDC Back-Channel Logout 1.0 section 2.7; a SAML LogoutRequest alike), or
+   * otherwise that its sessions are over. Protocol-neutral: the caller has validated the notice.
+   *
+   *   - with `sessionId` (OIDC `sid`, SAML SessionIndex): the sessions whose login the upstream put in
+   *     that session (the connector identity's `sessionId`); with `subject` as well, only those of
+   *     that subject;
+   *   - with `subject` alone (OIDC `sub`, SAML NameID): every session of that upstream subject at the
+   *     participant (sessions from before per-session state included);
+   *   - with neither: nothing.
+   *
+   * Each ends as `end()` ends one (grants revoked, services sent logout tokens). Resolves with the
+   * sessions ended (none when none matched: a notice for a session already gone is not an error).
+   * Throws StoreUnavailableError when the store does not answer.
+   */
+  async endByUpstream(target: UpstreamSessionTarget, cause: SessionEndCause = 'upstream_logout'): Promise<EndedSession[]> {
+    const { participantId, subject, sessionId } = target;
+    const accountId = subject === undefined ? undefined : this.#opts.accounts.idOf(participantId, subject);
+    if (sessionId !== undefined) {
+      const ended: EndedSession[] = [];
+      for (const uid of await this.#records.ofUpstreamSession(participantId, sessionId)) {
+        const record = await this.#records.get(uid);
+        if (!record || record.participantId !== participantId || (accountId !== undefined && record.accountId !== accountId)) continue;
+        const one = await this.end(uid, cause);
+        if (one) ended.push(one);
+      }
+      return ended;
+    }
+    if (accountId !== undefined) return (await this.#endAllOfAccount(accountId, cause)).ended;
+    return [];
+  }
+
+  /** Ends every session of an account (an administrator's revocation). */
+  async endAllOfAccount(accountId: string, cause: SessionEndCause): Promise<EndedSession[]> {
+    return (await this.#endAllOfAccount(accountId, cause)).ended;
+  }
+
+  /**
+   * Ends every session of every account that signed in through a participant (offboarding, disable,
+   * revoke-sessions), and forgets those accounts. JWT access tokens are not stored: they stay valid
+   * until they expire (5 minutes by default), which is why their lifetime is short.
+   */
+  async endAllOfParticipant(participantId: string, cause: SessionEndCause): Promise<RevocationReport> {
+    const report: RevocationReport = { accounts: 0, sessions: 0, grants: 0 };
+    const { store, accounts } = this.#opts;
+    for (const accountId of await accounts.idsOfParticipant(participantId)) {
+      report.accounts++;
+      const { ended, grants } = await this.#endAllOfAccount(accountId, cause);
+      report.sessions += ended.length;
+      report.grants += grants;
+      await accounts.remove(accountId);
+    }
+    await store.deleteSet(`participant-accounts:${participantId}`);
+    return report;
+  }
+
+  /**
+   * After oidc-provider's own end_session (RP-initiated logout): it revoked the grants that do not
+   * outlive the session and queued the logout tokens itself (through Client.backchannelLogout, which
+   * Concord routes to its delivery). What Concord kept goes with the session, unless a grant of it
+   * survives the logout (offline_access): then the session stays for that grant's refreshes, with
+   * only such clients.
+   */
+  async afterEndSession(uid: string, session: { destroyed: boolean; authorizations?: LiveSession['authorizations'] }): Promise<void> {
+    const record = await this.#records.get(uid);
+    if (!record) return;
+    const remaining = session.authorizations ?? {};
+    const stays = (client: SessionClient) => (session.destroyed ? remaining[client.clientId]?.persistsLogout === true : client.clientId in remaining);
+    const gone = record.clients.filter((c) => !stays(c));
+    if (gone.length === record.clients.length && session.destroyed) {
+      await this.#records.remove(uid, record);
+      this.#opts.onEnded?.(record.participantId, 'rp_logout');
+      this.#opts.log.info({ participant: record.participantId, cause: 'rp_logout', clients: record.clients.map((c) => c.clientId) }, 'session ended');
+      return;
+    }
+    for (const client of gone) await this.#records.removeClient(uid, client);
+  }
+
+  // ---- internals --------------------------------------------------------------------------------
+
+  async #liveSession(uid: string): Promise<LiveSession | undefined> {
+    const payload = (await this.#opts.store.adapter('Session').findByUid(uid)) as LiveSession | undefined;
+    return payload && typeof payload.jti === 'string' ? payload : undefined;
+  }
+
+  /** Revokes, destroys, removes and notifies: the parts of ending one session. */
+  async #endParts(parts: { uid: string; accountId: string; clients: Map<string, SessionClient[]>; live: LiveSession | undefined; remove: boolean }): Promise<{ grants: number }> {
+    const { store, registry, notify } = this.#opts;
+    const grantsAdapter = store.adapter('Grant');
+    let grants = 0;
+    const notices: LogoutNotice[] = [];
+    for (const [clientId, entries] of parts.clients) {
+      for (const grantId of new Set(entries.map((e) => e.grantId).filter((g): g is string => g !== undefined))) {
+        if (await grantsAdapter.find(grantId)) grants++;
+        await grantsAdapter.revokeByGrantId(grantId);
+        await grantsAdapter.destroy(grantId);
+      }
+      if (registry.client(clientId)?.backchannel_logout_uri) {
+        const sid = entries.find((e) => e.sid !== undefined)?.sid;
+        notices.push({ clientId, accountId: parts.accountId, ...(sid ? { sid } : {}) });
+      }
+    }
+    if (parts.live) await store.adapter('Session').destroy(parts.live.jti);
+    if (parts.remove) await this.#records.remove(parts.uid, { accountId: parts.accountId });
+    // Queued last: by the time a service hears of it, the session is over everywhere.
+    if (notices.length) await notify(notices);
+    return { grants };
+  }
+
+  async #endAllOfAccount(accountId: string, cause: SessionEndCause): Promise<{ ended: EndedSession[]; grants: number }> {
+    const { store } = this.#opts;
+    const ended: EndedSession[] = [];
+    let grants = 0;
+    const uids = new Set(await this.#records.ofAccount(accountId));
+    // Sessions oidc-provider saved for the account (offboarding's index), tracked or from before.
+    const sessionsAdapter = store.adapter('Session');
+    for (const jti of await store.setMembers(sessionsOf(accountId))) {
+      const live = (await sessionsAdapter.find(jti)) as LiveSession | undefined;
+      if (live?.uid && live.accountId === accountId) uids.add(live.uid);
+    }
+    for (const uid of uids) {
+      const one = await this.end(uid, cause);
+      if (one) {
+        ended.push(one);
+        grants += one.grants;
+      }
+    }
+    // Grants no session names any more (their session expired): revoked too.
+    const grantsAdapter = store.adapter('Grant');
+    for (const grantId of await store.setMembers(grantsOf(accountId))) {
+      if (await grantsAdapter.find(grantId)) grants++;
+      await grantsAdapter.revokeByGrantId(grantId);
+      await grantsAdapter.destroy(grantId);
+    }
+    await store.deleteSet(grantsOf(accountId));
+    await store.deleteSet(sessionsOf(accountId));
+    return { ended, grants };
+  }
+}
