@@ -12,12 +12,13 @@ import { errorBoundary } from './http/errors.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { createRateLimits } from './http/rate-limit.ts';
 import { requestLimits } from './http/request-limits.ts';
-import { routeTable, routing } from './http/route.ts';
+import { routeOf, routeTable, routing } from './http/route.ts';
 import { interactionRoutes, stylesheet, type LoginObserver } from './interactions/index.ts';
 import { BrokerClientKeys, CLIENT_KEY_COLLECTION, KeyManager, SAML_KEY_COLLECTION, SamlSpKeys } from './keys/index.ts';
-import { createLogger, createMetrics, loginMetrics, observeKeyAges, providerMetrics, requestLogging, startTracing, timedStore, type Logger, type Metrics } from './observability/index.ts';
+import { clientLabel, createLogger, createMetrics, loginMetrics, observeKeyAges, participantLabel, providerMetrics, requestLogging, startTracing, timedStore, type Logger, type Metrics } from './observability/index.ts';
 import { ConnectorPool, Registry, UpstreamWatch } from './participants/index.ts';
-import { AccountStore, createProvider, jwtUserinfo, openResourceServers, pairwiseKey, tokenIdKey } from './provider/index.ts';
+import { AccountStore, createProvider, jwtUserinfo, openResourceServers, pairwiseKey, sendLogoutToken, tokenIdKey, trackSessions } from './provider/index.ts';
+import { LogoutDelivery, Sessions } from './sessions/index.ts';
 import { createSecretBox, type SecretBox } from './secrets/index.ts';
 import { createStore, StoreFullError, StoreUnavailableError, type Store } from './store/index.ts';
 import { UpstreamHealth } from './upstream/index.ts';
@@ -39,6 +40,10 @@ export interface Concord {
   readonly keys: KeyManager;
   readonly secrets: SecretBox;
   readonly accounts: AccountStore;
+  /** Concord sessions: per-login state, refresh-time checks, the one path by which a session ends. */
+  readonly sessions: Sessions;
+  /** The queue of logout tokens to services (OIDC Back-Channel Logout). */
+  readonly logoutDelivery: LogoutDelivery;
   readonly log: Logger;
   readonly metrics: Metrics;
   /** The provider serving now; rebuilt when the key set changes. */
@@ -143,7 +148,9 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   for (const participant of participants) registry.setParticipant(participant, settings.domainProof.mode.files === 'off' ? participant.domains : []);
   for (const client of clients) registry.setClient(client);
 
-  const accounts = new AccountStore(store, Math.max(settings.tokens.refreshTokenTtl, settings.tokens.sessionTtl, settings.tokens.grantTtl), secrets);
+  // Accounts and sessions live as long as the longest grant that may still refresh from them.
+  const grantLifetime = Math.max(settings.tokens.refreshTokenTtl, settings.tokens.sessionTtl, settings.tokens.grantTtl);
+  const accounts = new AccountStore(store, grantLifetime, secrets);
   const upstreamHealth = new UpstreamHealth({
     metrics,
     log,
@@ -162,6 +169,27 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     claims: () => registry.participants().map(({ config }) => ({ id: config.id, domains: config.domains })),
     announce: () => sync.announce(),
     ...(options.now ? { now: options.now } : {}),
+  });
+  // Logout tokens are signed by the provider serving when they are sent (keys rotate meanwhile).
+  const logoutDelivery = new LogoutDelivery({
+    store,
+    log,
+    send: (notice) => sendLogoutToken(providerState.provider, notice, settings.backchannelLogout.timeoutMs),
+    retryForMs: settings.backchannelLogout.retryFor * 1000,
+    onOutcome: (client, outcome) => metrics.backchannelLogouts.inc({ client: clientLabel(registry, client), outcome }),
+  });
+  const sessions = new Sessions({
+    store,
+    secrets,
+    registry,
+    connector: (participant) => connectors.get(participant),
+    accounts,
+    notify: (notices) => logoutDelivery.enqueue(notices),
+    ttlSeconds: grantLifetime,
+    upstreamTimeoutMs: settings.upstream.timeoutMs,
+    log,
+    onEnded: (participant, cause) => metrics.sessionsEnded.inc({ participant: participantLabel(registry, participant), cause }),
+    onRecheck: (participant, outcome) => metrics.sessionRechecks.inc({ participant: participantLabel(registry, participant), outcome }),
   });
   // The files seeded the registry above; from here the store is the truth, shared by every instance.
   const sync = createConfigSync({ store, registry, secrets, metrics, log, seed: { participants, clients }, domains: domainProof });
@@ -183,7 +211,19 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   const storeErrors = new WeakSet<object>();
   function buildProvider(): void {
     const keySet = keys.keySet();
-    const provider = createProvider({ settings, store, registry, accounts, keySet, cookieKeys: keys.cookieKeys(), pairwiseSalt: keys.pairwiseSalt(), tokenIdKey: tokenIds, log });
+    const provider = createProvider({
+      settings,
+      store,
+      registry,
+      accounts,
+      keySet,
+      cookieKeys: keys.cookieKeys(),
+      pairwiseSalt: keys.pairwiseSalt(),
+      tokenIdKey: tokenIds,
+      sessions,
+      notify: (notices) => logoutDelivery.enqueue(notices),
+      log,
+    });
     provider.on('server_error', (ctx: Koa.Context, error: unknown) => {
       if (error instanceof StoreUnavailableError) {
         storeErrors.add(ctx);
@@ -261,6 +301,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     registry,
     connectors,
     accounts,
+    sessions,
     provider: () => providerState.provider,
     observe: loginMetrics(metrics, registry, options.observe),
   });
@@ -287,8 +328,14 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   publicApp.use(forPaths(['/healthz', '/readyz', '/assets/', '/broker/jwks'], base.routes() as Koa.Middleware));
   publicApp.use(forPaths(['/interaction/', '/broker/', '/saml/', '/session/end/confirm'], interactions.routes() as Koa.Middleware));
   publicApp.use(
-    jwtUserinfo({ settings, keys, accounts, registry, pairwiseAccount: (clientId, sub) => store.getTemp<string>(pairwiseKey(clientId, sub)) }),
+    jwtUserinfo({ settings, keys, accounts, sessions, registry, pairwiseAccount: (clientId, sub) => store.getTemp<string>(pairwiseKey(clientId, sub)) }),
   );
+  // The login an authorization finished goes to its session; each service's part in a session is recorded.
+  const sessionTracking = trackSessions(sessions);
+  publicApp.use((ctx, next) => {
+    const route = routeOf(ctx)?.name;
+    return route === 'authorization' || route === 'resume' ? sessionTracking(ctx, next) : next();
+  });
   publicApp.use(async (ctx, next) => {
     const { middleware } = providerState;
     await middleware(ctx, next);
@@ -315,6 +362,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
         domains: domainProof,
         keys,
         accounts,
+        sessions,
         checkUpstream: upstreamCheck({ settings, clientKeys, samlKeys, store }),
         upstreamStatus: (id) => upstreamHealth.statusOf(id),
         log,
@@ -345,6 +393,8 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     keys,
     secrets,
     accounts,
+    sessions,
+    logoutDelivery,
     log,
     metrics,
     upstreamHealth,
@@ -358,6 +408,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     adminApp,
     ready,
     async listen() {
+      logoutDelivery.start();
       publicServer = await listenOn(publicApp, settings.port, settings.host);
       adminServer = await listenOn(adminApp, settings.admin.port, settings.admin.host);
       return { publicUrl: urlOf(publicServer, settings.host), adminUrl: urlOf(adminServer, settings.admin.host) };
@@ -387,6 +438,8 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
           server.closeIdleConnections();
         });
       await Promise.all([stop(publicServer), stop(adminServer)]);
+      // Notices not delivered yet stay queued in the store for another instance, or this one's next start.
+      await logoutDelivery.stop();
       await unsubscribeKeys().catch(() => {});
       await domainProof.stop();
       await sync.stop();

@@ -5,6 +5,7 @@ import type { KeyManager } from '../keys/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { Registry } from '../participants/index.ts';
 import type { AccountStore } from '../provider/index.ts';
+import type { Sessions } from '../sessions/index.ts';
 import type { Store } from '../store/index.ts';
 import type { UpstreamStatus } from '../upstream/index.ts';
 import { diffOf, type AuditLog, type AuditObjectType, type AuditRecord } from './audit.ts';
@@ -21,6 +22,7 @@ export interface AdminDeps {
   domains: DomainProof;
   keys: KeyManager;
   accounts: AccountStore;
+  sessions: Sessions;
   checkUpstream: UpstreamCheck;
   /** What the last check of a participant's upstream found (undefined: not tracked: disabled, or not checked yet). */
   upstreamStatus: (participantId: string) => UpstreamStatus | undefined;

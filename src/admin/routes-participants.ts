@@ -3,7 +3,6 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import { ParticipantIdSchema, ParticipantSchema, type Participant } from '../config/index.ts';
 import { compileMapping, MappingSchema } from '../mapping/index.ts';
-import { revokeParticipantSessions } from '../provider/index.ts';
 import { actorOf, idIn, keepParticipantSecret, recordChange, withoutFlags, type AdminDeps } from './context.ts';
 import { AdminError, notFound } from './errors.ts';
 import { participantView } from './stored.ts';
@@ -22,7 +21,7 @@ const DryRunSchema = z
  * within a second); writes go through the sync, after the mapping, domain and upstream checks.
  */
 export function participantRoutes(router: Router, deps: AdminDeps): void {
-  const { registry, sync, audit, store, accounts, checkUpstream, upstreamStatus } = deps;
+  const { registry, sync, audit, sessions, checkUpstream, upstreamStatus } = deps;
   const object = (id: string) => ({ type: 'participant' as const, id });
 
   /** A participant as GET shows it: its configuration (secrets masked) and what the last check of its upstream found. */
@@ -97,8 +96,9 @@ export function participantRoutes(router: Router, deps: AdminDeps): void {
     const id = ctx.params.id!;
     const previous = await sync.removeParticipant(id, actorOf(ctx));
     if (!previous) throw notFound('participant', id);
-    // Removed first: from here no instance starts a login through it, so no new session escapes the revocation.
-    const revoked = await revokeParticipantSessions(store, accounts, id);
+    // Removed first: from here no instance starts a login through it, so no new session escapes the
+    // revocation. Every session ends as any other does: its services are sent logout tokens.
+    const revoked = await sessions.endAllOfParticipant(id, 'participant_removed');
     await recordChange(ctx, audit, 'participant.delete', object(id), { before: previous }, { revoked });
     ctx.body = { deleted: id, revoked };
   });
@@ -109,7 +109,9 @@ export function participantRoutes(router: Router, deps: AdminDeps): void {
     if (current.enabled !== enabled) {
       const next = { ...current, enabled };
       await sync.putParticipant(next, 'existing', actorOf(ctx));
-      await recordChange(ctx, audit, enabled ? 'participant.enable' : 'participant.disable', object(id), { before: current, after: next });
+      // Disabled: its users' sessions end (findAccount already refuses them everywhere), and their services are told.
+      const revoked = enabled ? undefined : await sessions.endAllOfParticipant(id, 'participant_disabled');
+      await recordChange(ctx, audit, enabled ? 'participant.enable' : 'participant.disable', object(id), { before: current, after: next }, revoked ? { revoked } : undefined);
       ctx.body = participantView(next);
     } else {
       ctx.body = participantView(current);
@@ -121,7 +123,7 @@ export function participantRoutes(router: Router, deps: AdminDeps): void {
   // Also for an id already deleted: finishing an offboarding whose revocation was interrupted.
   router.post('/participants/:id/revoke-sessions', async (ctx) => {
     const id = parseWith(z.object({ id: ParticipantIdSchema }), { id: ctx.params.id }).id;
-    const revoked = await revokeParticipantSessions(store, accounts, id);
+    const revoked = await sessions.endAllOfParticipant(id, 'participant_revoked');
     await recordChange(ctx, audit, 'participant.revoke_sessions', object(id), undefined, { revoked });
     ctx.body = { participant: id, revoked };
   });

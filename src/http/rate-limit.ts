@@ -191,7 +191,9 @@ export function createRateLimits(options: RateLimitsOptions): RateLimits {
       await next();
       if (before) {
         const error = oauthError(ctx);
-        await settle(ctx, 'credentials', key, error === 'invalid_client' || error === 'invalid_grant', before.failures);
+        // A refresh refused because the session ended upstream (src/sessions) is no guess at a credential.
+        const guessed = error === 'invalid_client' || (error === 'invalid_grant' && ctx.state.sessionEnded !== true);
+        await settle(ctx, 'credentials', key, guessed, before.failures);
       }
     },
 

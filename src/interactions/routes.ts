@@ -5,7 +5,8 @@ import type Provider from 'oidc-provider';
 import type { ConcordSettings } from '../config/index.ts';
 import { emailDomain } from '../domains/index.ts';
 import type { ActiveParticipant, ConnectorPool, Registry } from '../participants/index.ts';
-import { AccountStore, accountIdOf, endAccountSessions, type BrokeredAccount } from '../provider/index.ts';
+import { AccountStore, accountIdOf, type BrokeredAccount } from '../provider/index.ts';
+import type { Sessions } from '../sessions/index.ts';
 import type { Store } from '../store/index.ts';
 import type { CallbackInput, ForwardedParams, PendingLogin, UpstreamLogout } from '../upstream/index.ts';
 import { UpstreamError } from '../upstream/index.ts';
@@ -20,6 +21,7 @@ export interface InteractionDeps {
   registry: Registry;
   connectors: ConnectorPool;
   accounts: AccountStore;
+  sessions: Sessions;
   /** The provider serving now (it is rebuilt when keys rotate). */
   provider: () => Provider;
   observe?: LoginObserver;
@@ -68,7 +70,10 @@ const END_SESSION_CONFIRM = '/session/end/confirm';
 
 /** What the logout hook reads of oidc-provider's context after it ended a session. */
 interface EndSessionContext {
-  oidc?: { session?: { accountId?: string; destroyed?: boolean }; params?: { logout?: unknown } };
+  oidc?: {
+    session?: { uid?: string; accountId?: string; destroyed?: boolean; authorizations?: Record<string, { persistsLogout?: boolean }> };
+    params?: { logout?: unknown };
+  };
 }
 
 /** The page for each kind of upstream failure (upstream/errors.ts UpstreamErrorKind). */
@@ -110,7 +115,7 @@ const AUTH_TIME_TOLERANCE_S = 30;
  * that error at the service.
  */
 export function interactionRoutes(deps: InteractionDeps): Router {
-  const { settings, store, registry, connectors, accounts } = deps;
+  const { settings, store, registry, connectors, accounts, sessions } = deps;
   const observe: LoginObserver = deps.observe ?? (() => {});
   const router = new Router();
 
@@ -398,15 +403,21 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     }
 
     const accountId = accountIdOf(participantId, identity.subject);
-    await accounts.save({
-      accountId,
-      participantId,
-      upstreamIssuer: identity.issuer,
-      upstreamSubject: identity.subject,
-      claims: outcome.claims,
-      ...(identity.logout ? { upstreamLogout: identity.logout } : {}),
-      updatedAt: now,
-    });
+    await accounts.save({ accountId, participantId, upstreamIssuer: identity.issuer, upstreamSubject: identity.subject, claims: outcome.claims, updatedAt: now });
+    // What this login keeps (its claims, its upstream session, what its logout and re-checks need)
+    // goes to the Concord session oidc-provider puts it in, not to the account (src/sessions).
+    await sessions.hold(
+      uid,
+      {
+        accountId,
+        participantId,
+        claims: outcome.claims,
+        ...(identity.sessionId !== undefined ? { upstreamSessionId: identity.sessionId } : {}),
+        upstream: { ...(identity.logout ? { logout: identity.logout } : {}), ...(identity.refresh ? { refresh: identity.refresh } : {}) },
+        confirmedAt: now,
+      },
+      settings.tokens.interactionTtl,
+    );
     observe({ participant: participantId, client: clientId, outcome: 'success', durationMs: Date.now() - record.startedAt, upstreamMs: identity.durationMs });
     ctx.state.log?.info({ participant: participantId, client: clientId }, 'brokered login succeeded');
     // auth_time, acr and amr of Concord's tokens are the upstream's: it is where the user authenticated.
@@ -428,16 +439,22 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   router.post(END_SESSION_CONFIRM, async (ctx, next) => {
     await next();
     const { oidc } = ctx as unknown as EndSessionContext;
-    const accountId = oidc?.session?.accountId;
+    const session = oidc?.session;
+    const accountId = session?.accountId;
     const returnTo = ctx.response.get('Location');
-    if (ctx.status !== 303 || !returnTo || !oidc?.params?.logout || !oidc.session?.destroyed || !accountId) return;
-    const account = await accounts.find(accountId);
-    const participant = account && registry.participant(account.participantId);
-    if (!account || !participant) return;
+    if (ctx.status !== 303 || !returnTo || !session?.uid || !accountId) return;
+    // This session's own upstream logout hint (not the account's last login's), read before the session's record goes.
+    const upstream = await sessions.upstream(session.uid);
+    const record = await sessions.get(session.uid);
+    await sessions.afterEndSession(session.uid, { destroyed: session.destroyed === true, ...(session.authorizations ? { authorizations: session.authorizations } : {}) });
+    if (!oidc?.params?.logout || !session.destroyed) return;
+    const legacy = record ? undefined : await accounts.find(accountId);
+    const participant = registry.participant(record?.participantId ?? legacy?.participantId ?? '');
+    if (!participant) return;
     const participantId = participant.config.id;
     try {
       const id = randomBytes(24).toString('base64url');
-      const logout = upstreamLogoutOf(account);
+      const logout = upstream.logout ?? (legacy ? upstreamLogoutOf(legacy) : undefined);
       const url = await connectors.get(participant).logoutUrl({
         postLogoutRedirectUri: upstreamLogoutReturn(settings.issuer, participantId),
         state: id,
@@ -507,15 +524,19 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       return showError(ctx, UPSTREAM_PAGES[error.kind], { cause: error, log: { participant: participantId, outcome: error.outcome, logout: true, ...error.logFields() } });
     }
     if (message.kind === 'logout_response') return continueAfterUpstreamLogout(ctx, participantId, message.state);
-    // IdP-initiated: the sessions of the account this subject signed in as end here.
+    // IdP-initiated: the Concord sessions of that upstream session (its SessionIndex), or of the
+    // subject, end here, as any partner's logout ends them (their services are told).
     let ended = false;
-    if (message.subject !== undefined) {
-      const accountId = accountIdOf(participantId, message.subject);
-      const found = await endAccountSessions(store, accountId);
+    if (message.subject !== undefined || message.sessionIndex !== undefined) {
+      const found = await sessions.endByUpstream({
+        participantId,
+        ...(message.subject !== undefined ? { subject: message.subject } : {}),
+        ...(message.sessionIndex !== undefined ? { sessionId: message.sessionIndex } : {}),
+      });
       ended = true;
-      ctx.state.log?.info({ participant: participantId, sessions: found.sessions, grants: found.grants }, 'the IdP ended its session: the account’s Concord sessions ended');
+      ctx.state.log?.info({ participant: participantId, by: message.sessionIndex !== undefined ? 'SessionIndex' : 'NameID', sessions: found.length }, 'the IdP ended its session: the Concord sessions ended');
     } else {
-      ctx.state.log?.warn({ participant: participantId }, 'the IdP ended a session Concord cannot match to an account (no persistent NameID as the subject): nothing ended here');
+      ctx.state.log?.warn({ participant: participantId }, 'the IdP ended a session Concord cannot match (no SessionIndex, no persistent NameID as the subject): nothing ended here');
     }
     ctx.set('Cache-Control', 'no-store');
     ctx.status = 303;

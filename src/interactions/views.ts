@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,4 +54,18 @@ export function stylesheet(): string {
     cache.set('css', css);
   }
   return css;
+}
+
+/**
+ * An inline script the page's CSP allows by its hash alone (`script-src 'sha256-...'`, as
+ * oidc-provider's own auto-submitting pages do; src/http/security-headers.ts keeps the hash and drops
+ * `'none'`). Returns the `<script>` element to put in the page.
+ */
+export function inlineScript(ctx: { response: { get(name: string): string }; set(name: string, value: string): void }, code: string): string {
+  const csp = ctx.response.get('content-security-policy');
+  if (csp) {
+    const hash = `'sha256-${createHash('sha256').update(code, 'utf8').digest('base64')}'`;
+    ctx.set('content-security-policy', csp.replace(/(^|;\s*)script-src([^;]*)/, (_, lead: string, values: string) => `${lead}script-src${values} ${hash}`));
+  }
+  return `<script>${code}</script>`;
 }

@@ -115,6 +115,32 @@ export function createMetrics() {
       registers,
     }),
 
+    // ---- sessions (src/sessions) ------------------------------------------------------------------
+    sessionsEnded: new Counter({
+      name: 'concord_sessions_ended_total',
+      help: 'Concord sessions ended, by participant and cause (rp_logout, upstream_logout, upstream_revoked, mapping_rejected, max_age, participant_disabled, participant_removed, participant_revoked, admin)',
+      labelNames: ['participant', 'cause'] as const,
+      registers,
+    }),
+    sessionRechecks: new Counter({
+      name: 'concord_session_rechecks_total',
+      help: 'Refreshes checked against the participant session policy, by outcome (fresh, confirmed, unchecked, down_allowed, gone, rejected, max_age, down_refused)',
+      labelNames: ['participant', 'outcome'] as const,
+      registers,
+    }),
+    backchannelLogouts: new Counter({
+      name: 'concord_backchannel_logout_total',
+      help: 'Logout tokens sent to services (OIDC Back-Channel Logout), by client and outcome: delivered, or failed (given up after retrying)',
+      labelNames: ['client', 'outcome'] as const,
+      registers,
+    }),
+    upstreamLogouts: new Counter({
+      name: 'concord_upstream_logout_total',
+      help: 'Back-channel logout requests from participant IdPs, by outcome: accepted, or why the logout token was refused (signature, issuer, audience, replayed, ...)',
+      labelNames: ['participant', 'outcome'] as const,
+      registers,
+    }),
+
     // ---- tokens and OAuth errors (oidc-provider events) ------------------------------------------
     tokensIssued: new Counter({
       name: 'concord_tokens_issued_total',

@@ -3,7 +3,11 @@ import type { SecretBox } from '../secrets/index.ts';
 import type { Store } from '../store/index.ts';
 import type { UpstreamLogout } from '../upstream/index.ts';
 
-/** What Concord knows of a person: the mapped claims of their last brokered login. Concord owns no users. */
+/**
+ * What Concord knows of a person: who they are upstream, and the mapped claims of their last
+ * brokered login (for the admin view, and for tokens from before per-session state: what a login
+ * keeps belongs to its session, src/sessions). Concord owns no users.
+ */
 export interface BrokeredAccount {
   /** `{participantId}:{upstream sub}` */
   accountId: string;
@@ -12,7 +16,10 @@ export interface BrokeredAccount {
   upstreamSubject: string;
   /** Claims after the participant's mapping and the domain policy. */
   claims: Record<string, unknown>;
-  /** What a logout at the upstream needs (the connector's own shape: for OIDC the ID token as id_token_hint, and sid). */
+  /**
+   * Read from records written before per-session state (the logout of their last login); never
+   * written now: what a logout at the upstream needs belongs to the login's session.
+   */
   upstreamLogout?: UpstreamLogout;
   updatedAt: number;
 }
@@ -31,9 +38,9 @@ const idTokenContext = (accountId: string) => `account:${accountId}:upstreamIdTo
 type StoredAccount = BrokeredAccount & { sealedUpstreamLogout?: string; sealedUpstreamIdToken?: string; upstreamIdToken?: string };
 
 /**
- * Accounts live as long as the longest grant that may still need their claims (refresh). What the
- * upstream logout needs (the upstream ID token as id_token_hint, for OIDC) is sealed with the
- * SecretBox: read access to the store does not yield it.
+ * Accounts live as long as the longest grant that may still need their claims (refresh). Records
+ * from before per-session state also hold what the upstream logout of their last login needed,
+ * sealed with the SecretBox; they are read until they expire.
  */
 export class AccountStore {
   readonly #store: Store;
@@ -47,10 +54,7 @@ export class AccountStore {
   }
 
   async save(account: BrokeredAccount): Promise<void> {
-    const { upstreamLogout, ...rest } = account;
-    // Without a SecretBox (tests of the store alone) it is kept as it is.
-    const stored: StoredAccount =
-      upstreamLogout === undefined ? rest : this.#box ? { ...rest, sealedUpstreamLogout: this.#box.seal(JSON.stringify(upstreamLogout), logoutContext(account.accountId)) } : account;
+    const { upstreamLogout: _perSession, ...stored } = account;
     await this.#store.setTemp(key(account.accountId), stored, this.#ttlSeconds);
     // The index lives as long as the newest account in it; older members may outlive their record,
     // which offboarding tolerates (it removes what it finds).
@@ -94,9 +98,23 @@ export class AccountStore {
   idsOfParticipant(participantId: string): Promise<string[]> {
     return this.#store.setMembers(`participant-accounts:${participantId}`);
   }
+
+  idOf(participantId: string, upstreamSubject: string): string {
+    return accountIdOf(participantId, upstreamSubject);
+  }
+
+  participantOf(accountId: string): string {
+    return participantOfAccount(accountId);
+  }
 }
 
 /** `{participantId}:{upstream sub}`: two IdPs can never produce the same account. */
 export function accountIdOf(participantId: string, upstreamSubject: string): string {
   return `${participantId}:${upstreamSubject}`;
+}
+
+/** The participant of an account id (participant ids have no colon). */
+export function participantOfAccount(accountId: string): string {
+  const colon = accountId.indexOf(':');
+  return colon < 0 ? '' : accountId.slice(0, colon);
 }

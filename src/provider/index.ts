@@ -1,27 +1,28 @@
 import { createHmac } from 'node:crypto';
-import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC, type AsymmetricSigningAlgorithm } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type Account, type Configuration, type KoaContextWithOIDC, type AsymmetricSigningAlgorithm } from 'oidc-provider';
 import type { ConcordSettings } from '../config/index.ts';
 import type { KeySet } from '../keys/index.ts';
 import type { Registry } from '../participants/index.ts';
 import type { Store } from '../store/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { newReference } from '../observability/index.ts';
-import { escapeHtml, renderPage, Trusted } from '../interactions/views.ts';
+import { escapeHtml, inlineScript, renderPage, Trusted } from '../interactions/views.ts';
 import { showError } from '../interactions/pages.ts';
+import { indexingAdapter, type LogoutNotice, type SessionRecord, type Sessions } from '../sessions/index.ts';
 import { StoreFullError, StoreUnavailableError } from '../store/index.ts';
-import { AccountStore } from './accounts.ts';
+import { AccountStore, type BrokeredAccount } from './accounts.ts';
 import { SCOPE_CLAIMS } from './claims.ts';
 import { clientAdapter, EXTRA_CLIENT_METADATA } from './clients.ts';
 import { allScopes, resourceIndicators } from './resources.ts';
 export { openResourceServers } from './resources.ts';
-import { indexingAdapter } from './offboarding.ts';
 import { hashedIdAdapter } from './hashed-ids.ts';
 
 export { AccountStore, accountIdOf, type BrokeredAccount } from './accounts.ts';
 export { SCOPE_CLAIMS, OIDC_SCOPES, claimsForScopes } from './claims.ts';
 export { toClientMetadata } from './clients.ts';
 export { jwtUserinfo } from './userinfo.ts';
-export { endAccountSessions, revokeParticipantSessions, type RevocationReport } from './offboarding.ts';
+export { sendLogoutToken, LogoutDeliveryError, BACKCHANNEL_LOGOUT_EVENT } from './logout-tokens.ts';
+export { trackSessions } from './session-tracking.ts';
 
 export interface ProviderDeps {
   settings: ConcordSettings;
@@ -34,14 +35,25 @@ export interface ProviderDeps {
   pairwiseSalt: string;
   /** HMAC key of the store keys of bearer values (codes, refresh tokens): tokenIdKey() of the same module. */
   tokenIdKey: Buffer;
+  /** Concord sessions: each login's claims and upstream state, their refresh-time checks. */
+  sessions: Sessions;
+  /** Queues logout tokens (sessions' LogoutDelivery): oidc-provider's own end_session sends through it too. */
+  notify: (notices: LogoutNotice[]) => Promise<void>;
   log: Logger;
+}
+
+/** What findAccount answers: oidc-provider's Account, with the session it was found through (extraTokenClaims reads it). */
+interface ConcordAccount extends Account {
+  participantId: string;
+  mapped: Record<string, unknown>;
+  session?: SessionRecord;
 }
 
 type ClientWithExtras = { clientId: string; skip_consent?: boolean; access_token_claims?: string[]; sectorIdentifier?: string };
 
 /** The one oidc-provider configuration of Concord. Built again (cheaply) when the key set changes. */
 export function createProvider(deps: ProviderDeps): Provider {
-  const { settings, store, registry, accounts, keySet, cookieKeys, pairwiseSalt, log } = deps;
+  const { settings, store, registry, accounts, keySet, cookieKeys, pairwiseSalt, sessions, log } = deps;
   const secure = settings.issuer.startsWith('https://');
   const signingAlg = () => (keySet.jwks.keys[0]?.alg ?? 'ES256') as AsymmetricSigningAlgorithm;
   const t = settings.tokens;
@@ -80,6 +92,9 @@ export function createProvider(deps: ProviderDeps): Provider {
     },
     features: {
       devInteractions: { enabled: false },
+      // OIDC Back-Channel Logout 1.0: clients register backchannel_logout_uri (and _session_required);
+      // every way a session ends sends them logout tokens through Concord's delivery (src/sessions).
+      backchannelLogout: { enabled: true },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },
@@ -90,6 +105,18 @@ export function createProvider(deps: ProviderDeps): Provider {
           ctx.type = 'html';
           // After the confirmation, the interactions' logout hook also ends the upstream session (routes.ts).
           const client = ctx.oidc.client;
+          // OIDC RP-Initiated Logout 1.0 2: the OP must ask unless an id_token_hint shows the request comes
+          // from this session's own service for this user. Then it does not: one confirmation (the
+          // partner IdP's, which gets this session's own hint), not two.
+          if (await hintIdentifiesSession(ctx)) {
+            const fields = { xsrf: String(ctx.oidc.session?.state?.secret ?? ''), logout: 'yes' };
+            ctx.body = renderPage('logout-continue', 'Signing out', {
+              action: ctx.oidc.urlFor('end_session_confirm'),
+              fields: new Trusted(Object.entries(fields).map(([name, value]) => `<input type="hidden" name="${name}" value="${escapeHtml(value)}">`).join('')),
+              script: new Trusted(inlineScript(ctx, "document.addEventListener('DOMContentLoaded',function(){document.forms[0].submit()});")),
+            });
+            return;
+          }
           const participantId = ctx.oidc.session?.accountId?.split(':')[0];
           const organisation = participantId ? registry.participant(participantId)?.config.displayName : undefined;
           ctx.body = renderPage('logout', 'Sign out', {
@@ -149,39 +176,84 @@ export function createProvider(deps: ProviderDeps): Provider {
       session.grantIdFor(client.clientId, grant.jti);
       return grant;
     },
-    async findAccount(ctx, accountId) {
-      const account = await accounts.find(accountId);
-      if (!account) return undefined;
+    async findAccount(ctx, accountId, token) {
+      const oidcCtx = ctx as KoaContextWithOIDC | undefined;
+      // The login this request belongs to: the token's session, or the browser's (single sign-on at /auth).
+      const sessionUid = (token as { sessionUid?: string } | undefined)?.sessionUid ?? (oidcCtx?.oidc?.session?.accountId === accountId ? oidcCtx.oidc.session.uid : undefined);
+      let session = sessionUid === undefined ? undefined : await sessions.get(sessionUid);
+      if (session && session.accountId !== accountId) session = undefined;
+      // Tokens and sessions from before per-session state: the account's last login, until they expire.
+      const legacy: BrokeredAccount | undefined = session ? undefined : await accounts.find(accountId);
+      const participantId = session?.participantId ?? legacy?.participantId;
+      const participant = participantId === undefined ? undefined : registry.participant(participantId);
       // A participant removed or disabled stops its users at once: sessions, codes and refresh tokens.
-      if (!registry.participant(account.participantId)?.config.enabled) return undefined;
+      if (!participant?.config.enabled) return undefined;
       // A client restricted to some participants never sees another's account, even through a
       // session made for another client, and even on refresh after the restriction was added.
-      const clientId = (ctx as KoaContextWithOIDC | undefined)?.oidc?.client?.clientId;
+      const clientId = oidcCtx?.oidc?.client?.clientId;
       const allowed = clientId === undefined ? undefined : registry.client(clientId)?.participants;
-      if (allowed && !allowed.includes(account.participantId)) return undefined;
-      return {
+      if (allowed && !allowed.includes(participant.config.id)) return undefined;
+      if (session && token?.kind === 'RefreshToken') {
+        // A refresh asks the partner's IdP again when the participant's policy says it is time (src/sessions/recheck.ts).
+        const decision = await sessions.forRefresh(session, participant);
+        if (decision.kind === 'ended') {
+          // The session is over (its services told); the client's limiter does not count this as a guess.
+          oidcCtx!.state.sessionEnded = true;
+          throw new errors.InvalidGrant(
+            decision.outcome === 'max_age'
+              ? 'the session is older than the organisation allows without signing in again'
+              : 'the organisation’s sign-in service no longer confirms this session',
+          );
+        }
+        if (decision.kind === 'refused') {
+          const unavailable = new errors.CustomOIDCProviderError('temporarily_unavailable', 'the organisation’s sign-in service cannot confirm the session now; try again later');
+          Object.assign(unavailable, { status: 503, statusCode: 503, expose: true });
+          oidcCtx!.set('Retry-After', '30');
+          throw unavailable;
+        }
+        session = decision.record;
+      } else if (session && !token && !sessions.usable(session, participant)) {
+        // Single sign-on with a session its IdP can no longer confirm, past session.maxAge: sign in again.
+        return undefined;
+      }
+      const mapped = session?.claims ?? legacy!.claims;
+      const account: ConcordAccount = {
         accountId,
-        claims: async () => ({ ...account.claims, sub: accountId, idp: account.participantId }),
+        participantId: participant.config.id,
+        mapped,
+        ...(session ? { session } : {}),
+        claims: async () => ({ ...mapped, sub: accountId, idp: participant.config.id }),
       };
+      return account;
     },
     subjectTypes: ['public', 'pairwise'],
     pairwiseIdentifier: async (_ctx, accountId, client) => {
-      const sector = (client as unknown as ClientWithExtras).sectorIdentifier ?? client.clientId;
-      const sub = createHmac('sha256', pairwiseSalt).update(`${sector}\0${accountId}`).digest('base64url');
+      const sub = pairwiseSub(client as unknown as ClientWithExtras, accountId);
       // Userinfo gets the pairwise sub back from a JWT; this is how it finds the account again.
       await store.setTemp(pairwiseKey(client.clientId, sub), accountId, t.refreshTokenTtl);
       return sub;
     },
-    async extraTokenClaims(_ctx, token) {
-      // Access tokens carry the participant and the claims the client selected, so services need no call back.
-      const accountId = (token as { accountId?: string }).accountId;
+    async extraTokenClaims(ctx, token) {
+      // Access tokens carry the participant and the claims the client selected, so services need no
+      // call back; and the client's `sid` in the session, so a resource server can match a logout token.
+      const { accountId, sessionUid } = token as { accountId?: string; sessionUid?: string };
       if (!accountId) return undefined;
-      const account = await accounts.find(accountId);
+      const found = (ctx as KoaContextWithOIDC | undefined)?.oidc?.account as ConcordAccount | undefined;
+      let account: { participantId: string; mapped: Record<string, unknown>; session?: SessionRecord | undefined } | undefined =
+        found?.accountId === accountId && found.session?.id === sessionUid ? found : undefined;
+      if (!account) {
+        const session = sessionUid ? await sessions.get(sessionUid) : undefined;
+        const legacy = session ? undefined : await accounts.find(accountId);
+        if (session?.accountId === accountId) account = { participantId: session.participantId, mapped: session.claims, session };
+        else if (legacy) account = { participantId: legacy.participantId, mapped: legacy.claims };
+      }
       if (!account) return undefined;
       const client = token.client as unknown as ClientWithExtras | undefined;
       const extra: Record<string, unknown> = { idp: account.participantId };
+      const sid = (token as { sid?: string }).sid ?? account.session?.clients.find((c) => c.clientId === client?.clientId && c.sid)?.sid;
+      if (sid) extra.sid = sid;
       for (const name of client?.access_token_claims ?? []) {
-        if (account.claims[name] !== undefined && !(name in RESERVED_TOKEN_CLAIMS)) extra[name] = account.claims[name];
+        if (account.mapped[name] !== undefined && !(name in RESERVED_TOKEN_CLAIMS)) extra[name] = account.mapped[name];
       }
       return extra;
     },
@@ -208,8 +280,37 @@ export function createProvider(deps: ProviderDeps): Provider {
     },
   };
 
+  /**
+   * Whether the end_session request's id_token_hint (validated by oidc-provider: Concord issued it)
+   * names this browser's session: the hint's service has an authorization in it, the hint was issued
+   * in this session (its `sid` is the session's for that service; a hint without one, for a service
+   * that did not ask for sid, must carry the session's login time as `auth_time`), and its `sub` is
+   * the session's account (pairwise for a pairwise service).
+   */
+  async function hintIdentifiesSession(ctx: KoaContextWithOIDC): Promise<boolean> {
+    const hint = (ctx.oidc.entities as { IdTokenHint?: { payload?: { sub?: unknown; sid?: unknown; auth_time?: unknown } } }).IdTokenHint?.payload;
+    const { session, client } = ctx.oidc;
+    if (!hint || !client || !session?.accountId || !session.authorizations?.[client.clientId]) return false;
+    if (hint.sid !== undefined ? hint.sid !== session.sidFor(client.clientId) : hint.auth_time === undefined || hint.auth_time !== session.loginTs) return false;
+    const expected = client.subjectType === 'pairwise' ? pairwiseSub(client as unknown as ClientWithExtras, session.accountId) : session.accountId;
+    return hint.sub === expected;
+  }
+
+  /** The pairwise `sub` of an account for a client (OIDC Core 8.1), per sector. */
+  function pairwiseSub(client: ClientWithExtras, accountId: string): string {
+    const sector = client.sectorIdentifier ?? client.clientId;
+    return createHmac('sha256', pairwiseSalt).update(`${sector}\0${accountId}`).digest('base64url');
+  }
+
   const provider = new Provider(settings.issuer, configuration);
   provider.proxy = settings.trustProxy;
+  // oidc-provider's end_session sends logout tokens itself, inline (the user waits for every service),
+  // once, uncounted. Routed to Concord's delivery instead, RP-initiated logout takes the one path every
+  // other end of a session takes: queued, retried with back-off, counted per client.
+  const clientPrototype = provider.Client.prototype as unknown as { backchannelLogout(this: { clientId: string }, sub: string, sid?: string): Promise<void> };
+  clientPrototype.backchannelLogout = function queueLogoutToken(sub, sid) {
+    return deps.notify([{ clientId: this.clientId, accountId: sub, ...(sid ? { sid } : {}) }]);
+  };
   return provider;
 }
 
@@ -256,5 +357,5 @@ export function tokenIdKey(secretsKey: string | undefined, fallbackSecret: strin
 
 const RESERVED_TOKEN_CLAIMS: Record<string, true> = {
   iss: true, sub: true, aud: true, exp: true, iat: true, nbf: true, jti: true, client_id: true, scope: true,
-  auth_time: true, acr: true, amr: true, cnf: true, idp: true,
+  auth_time: true, acr: true, amr: true, cnf: true, idp: true, sid: true,
 };

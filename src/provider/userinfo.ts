@@ -3,6 +3,7 @@ import { createLocalJWKSet, jwtVerify, type JWK } from 'jose';
 import type { ConcordSettings } from '../config/index.ts';
 import type { KeyManager } from '../keys/index.ts';
 import type { Registry } from '../participants/index.ts';
+import type { Sessions } from '../sessions/index.ts';
 import type { AccountStore } from './accounts.ts';
 import { claimsForScopes } from './claims.ts';
 
@@ -11,10 +12,19 @@ const PUBLIC_MEMBERS = ['kty', 'crv', 'x', 'y', 'n', 'e', 'kid', 'alg', 'use'] a
 /**
  * Userinfo for Concord's JWT access tokens. oidc-provider's own userinfo accepts only opaque
  * tokens, and every Concord access token is an RFC 9068 JWT; a token whose audience is Concord
- * itself (no `resource` asked for) is what userinfo accepts, as Keycloak does.
+ * itself (no `resource` asked for) is what userinfo accepts, as Keycloak does. The claims are those
+ * of the token's session (found by the client's `sid` in the token): another device's login of the
+ * same user has its own. A token from before per-session state gets the account's last login's.
  */
-export function jwtUserinfo(deps: { settings: ConcordSettings; keys: KeyManager; accounts: AccountStore; registry: Registry; pairwiseAccount: (clientId: string, sub: string) => Promise<string | undefined> }) {
-  const { settings, keys, accounts, registry } = deps;
+export function jwtUserinfo(deps: {
+  settings: ConcordSettings;
+  keys: KeyManager;
+  accounts: AccountStore;
+  sessions: Sessions;
+  registry: Registry;
+  pairwiseAccount: (clientId: string, sub: string) => Promise<string | undefined>;
+}) {
+  const { settings, keys, accounts, sessions, registry } = deps;
   let cached: { fingerprint: string; jwks: ReturnType<typeof createLocalJWKSet> } | undefined;
   const jwks = () => {
     const set = keys.keySet();
@@ -54,7 +64,15 @@ export function jwtUserinfo(deps: { settings: ConcordSettings; keys: KeyManager;
     const sub = String(payload.sub);
     const clientId = String(payload.client_id);
     const accountId = registry.client(clientId)?.subject_type === 'pairwise' ? await deps.pairwiseAccount(clientId, sub) : sub;
-    const account = accountId ? await accounts.find(accountId) : undefined;
+    const sid = typeof payload.sid === 'string' ? payload.sid : undefined;
+    let account: { participantId: string; claims: Record<string, unknown> } | undefined;
+    if (accountId && sid) {
+      // The session this token was issued in: the one whose part for this client has the token's sid.
+      account = (await sessions.ofAccount(accountId)).find((s) => s.clients.some((c) => c.clientId === clientId && c.sid === sid));
+      if (!account) return refuse(ctx, 401, 'invalid_token', 'the session of this access token has ended');
+    } else if (accountId) {
+      account = await accounts.find(accountId);
+    }
     const participant = account && registry.participant(account.participantId);
     if (!account || !participant?.config.enabled) return refuse(ctx, 401, 'invalid_token', 'associated account not found');
     const released = claimsForScopes(scopes);

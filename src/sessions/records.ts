@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { exceededClaimBound } from '../mapping/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
 import type { Store } from '../store/index.ts';
 import type { UpstreamLogout, UpstreamRefreshState } from '../upstream/index.ts';
@@ -182,9 +183,16 @@ export class SessionStore {
     await this.#store.setTemp(recordKey(uid), next, this.#ttl);
   }
 
+  /**
+   * The session, or undefined. A record whose claims are not an object within the mapping's claim
+   * bounds (damaged, or written before the bounds) counts as absent: the user signs in again, where
+   * the bounds apply, instead of every request for them failing on it.
+   */
   async get(uid: string): Promise<SessionRecord | undefined> {
     const [stored, clients] = await Promise.all([this.#store.getTemp<StoredSession>(recordKey(uid)), this.clients(uid)]);
     if (!stored || stored.v !== 1 || typeof stored.accountId !== 'string') return undefined;
+    const claims = stored.claims as unknown;
+    if (claims === null || typeof claims !== 'object' || Array.isArray(claims) || exceededClaimBound(claims)) return undefined;
     return this.#view(uid, stored, clients);
   }
 

@@ -81,9 +81,11 @@ describe('brokered login over HTTP', () => {
     assert.equal(claims.email_verified, true);
 
     // acr and amr are the partner's, from its own ID token, not constants of Concord.
-    const account = await fed.concord.concord.accounts.find(claims.sub);
-    assert.equal(account?.upstreamLogout?.protocol, 'oidc', 'the account keeps what the upstream logout needs');
-    const upstream = decodeJwt(account.upstreamLogout.idTokenHint);
+    const { sessions } = fed.concord.concord;
+    const [session] = await sessions.ofAccount(claims.sub);
+    const logout = session && (await sessions.upstream(session.id)).logout;
+    assert.equal(logout?.protocol, 'oidc', 'the session keeps what the upstream logout needs');
+    const upstream = decodeJwt(logout.idTokenHint);
     assert.ok(upstream.acr && Array.isArray(upstream.amr), 'the partner sent acr and amr');
     assert.equal(claims.acr, upstream.acr);
     assert.deepEqual(claims.amr, upstream.amr);

@@ -146,11 +146,16 @@ describe('mapping limits in real logins', () => {
     assert.match(((await res.json()) as { message: string }).message, /too heavy/);
   });
 
-  it('a stored account past the bounds (written before them) makes no later request fail', async () => {
+  it('a stored account or session past the bounds (written before them) makes no later request fail', async () => {
     const { tokens } = await signedIn(fed, 'alice@acme.example');
-    const accounts = fed.concord.concord.accounts;
+    const { accounts, sessions, store } = fed.concord.concord;
     const account = (await accounts.find('acme:sub-alice'))!;
     await accounts.save({ ...account, claims: { ...account.claims, groups: deep(3000) } });
+    // The session's own record (what its tokens read), damaged the same way.
+    for (const session of await sessions.ofAccount('acme:sub-alice')) {
+      const stored = (await store.getTemp<Record<string, unknown>>(`session:${session.id}`))!;
+      await store.setTemp(`session:${session.id}`, { ...stored, claims: { ...session.claims, groups: deep(3000) } }, 600);
+    }
     const logsBefore = fed.concord.logs.length;
 
     const me = await fetch(`${fed.concord.issuer}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } });

@@ -69,15 +69,16 @@ describe('what a store reader gets', () => {
 
     const tokens = await exchange(fed.rp, callback, auth);
     const refreshToken = tokens.refresh_token!;
-    const account = await fed.concord.concord.accounts.find(String(tokens.claims()!.sub));
-    const upstreamIdToken = (account?.upstreamLogout as OidcLogout | undefined)?.idTokenHint;
-    assert.ok(upstreamIdToken && upstreamIdToken.split('.').length === 3, 'the account still gives the upstream ID token to Concord');
+    const { sessions } = fed.concord.concord;
+    const [session] = await sessions.ofAccount(String(tokens.claims()!.sub));
+    const upstreamIdToken = session && ((await sessions.upstream(session.id)).logout as OidcLogout | undefined)?.idTokenHint;
+    assert.ok(upstreamIdToken && upstreamIdToken.split('.').length === 3, 'the session still gives the upstream ID token to Concord');
 
     const afterExchange = await dump(prefix);
     for (const [what, value] of [['refresh token', refreshToken], ['upstream ID token', upstreamIdToken], ['its signature', upstreamIdToken.split('.')[2]!]] as const) {
       assert.ok(!afterExchange.includes(value), `the ${what} is in the store in the clear`);
     }
-    assert.ok(afterExchange.includes('sealedUpstreamLogout'));
+    assert.ok(afterExchange.includes('"sealed":"v2.'), 'the session keeps its upstream state sealed');
 
     // Still usable by its holder: refresh rotates, the old one is spent.
     const refreshed = await oidc.refreshTokenGrant(fed.rp, refreshToken);

@@ -1,0 +1,35 @@
+import type { Context, Next } from 'koa';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { Sessions } from '../sessions/index.ts';
+
+interface AuthorizationContext {
+  oidc?: {
+    session?: KoaContextWithOIDC['oidc']['session'] & { destroyed?: boolean };
+    entities?: {
+      Interaction?: { uid?: string };
+      AuthorizationCode?: { clientId?: string; grantId?: string; sessionUid?: string };
+    };
+  };
+}
+
+/**
+ * Around oidc-provider's authorization endpoint (/auth and its resume): after it answered, the login
+ * an interaction finished goes to the session oidc-provider put it in (Sessions.bind), and a service
+ * that got an authorization code in a session is recorded with its `sid` and grant, so the session's
+ * end reaches it. Mounted for the `authorization` and `resume` routes only.
+ */
+export function trackSessions(sessions: Sessions) {
+  return async function trackSession(ctx: Context, next: Next) {
+    await next();
+    const { oidc } = ctx as unknown as AuthorizationContext;
+    const session = oidc?.session;
+    if (!session?.accountId || session.destroyed) return;
+    const interaction = oidc?.entities?.Interaction?.uid;
+    if (interaction) await sessions.bind(interaction, { uid: session.uid, accountId: session.accountId });
+    const code = oidc?.entities?.AuthorizationCode;
+    if (code?.clientId && code.sessionUid === session.uid) {
+      const sid = session.sidFor(code.clientId);
+      await sessions.addClient(session.uid, { clientId: code.clientId, ...(sid ? { sid } : {}), ...(code.grantId ? { grantId: code.grantId } : {}) });
+    }
+  };
+}
