@@ -304,6 +304,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     sessions,
     provider: () => providerState.provider,
     observe: loginMetrics(metrics, registry, options.observe),
+    observeUpstreamLogout: (participant, outcome) => metrics.upstreamLogouts.inc({ participant: participantLabel(registry, participant), outcome }),
   });
 
   // The route of every request, derived once as oidc-provider will dispatch it (`/TOKEN` is /token):

@@ -13,7 +13,8 @@ import { routeOf, type RouteName } from './route.ts';
  *
  * Budgets (every request counts):
  *   token    POST /token, introspection, revocation, per client and source (the client_id of HTTP
- *            Basic or the form; an unknown client: per source)
+ *            Basic or the form; an unknown client: per source); a partner IdP's back-channel logout
+ *            (POST /broker/{id}/backchannel-logout), per source: a server's budget, not a browser's
  *   browser  /auth, /request (PAR), /auth/*, /interaction/*, /broker/*, the SAML ACS and SLO, per source: each of these
  *            can create state in the store (an interaction, a pushed request, a pending login)
  *   admin    /admin/v1/*, per source
@@ -183,7 +184,8 @@ export function createRateLimits(options: RateLimitsOptions): RateLimits {
       const key = credentialRoute ? clientKey(ctx) : ipKey(ctx);
       const before = credentialRoute ? await locked(ctx, 'credentials', key) : undefined;
       if (before?.wait !== undefined) return tooMany(ctx, before.wait, true);
-      const name = credentialRoute && route !== 'pushed_authorization_request' ? 'token' : route !== undefined && BROWSER_ROUTES.has(route) ? 'browser' : undefined;
+      const name =
+        (credentialRoute && route !== 'pushed_authorization_request') || route === 'broker_backchannel_logout' ? 'token' : route !== undefined && BROWSER_ROUTES.has(route) ? 'browser' : undefined;
       if (name) {
         const retryAfter = await consume(ctx, name, name === 'token' ? key : ipKey(ctx));
         if (retryAfter !== undefined) return tooMany(ctx, retryAfter, name === 'token' || route === 'pushed_authorization_request');

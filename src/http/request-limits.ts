@@ -14,14 +14,17 @@ import { routeOf } from './route.ts';
  *   query or form not well-formed: bad %-escape, not UTF-8, raw
  *   non-ASCII in the query, control characters, > MAX_PARAMS      400 invalid_request
  *   on /auth, /request (PAR), /token, introspection, revocation,
- *   the upstream callbacks and the SAML ACS and SLO also: a parameter
+ *   the upstream callbacks, the SAML ACS and SLO and the partners'
+ *   back-channel logout also: a parameter
  *   given twice (except `resource`), an odd parameter name, a value
  *   over its PARAM_LIMITS entry                                   400 invalid_request
  *
  * Which endpoint a request is for comes from its route (route.ts), as oidc-provider will dispatch it:
  * `/AUTH` and `/token/` are checked as /auth and /token.
  *
- * How the error is told: /token and /request answer JSON (`{ error, error_description }`, RFC 6749 5.2). /auth
+ * How the error is told: /token, /request and the partners' back-channel logout (POST
+ * /broker/{id}/backchannel-logout: a server, not a browser) answer JSON (`{ error, error_description }`,
+ * RFC 6749 5.2; Back-Channel Logout 1.0 2.8). /auth
  * answers as RFC 6749 4.1.2.1 says: a bad or unknown client_id or redirect_uri gets the error page
  * (never a redirect to an unchecked URI); any other bad parameter, with the client's registered
  * redirect_uri, is sent back there as `error=invalid_request` (with `state` when that one is fine,
@@ -94,6 +97,8 @@ export const PARAM_LIMITS: Readonly<Record<string, number>> = {
   RelayState: 512,
   SigAlg: 128,
   Signature: 2048,
+  // OIDC Back-Channel Logout 1.0: a signed JWT, a few hundred bytes to a couple of kilobytes.
+  logout_token: 8192,
 };
 
 /** Parameters that may be given more than once (RFC 8707 resource indicators). */
@@ -197,6 +202,7 @@ function kindOf(ctx: Context): Kind {
     case 'token':
     case 'introspection':
     case 'revocation':
+    case 'broker_backchannel_logout':
       return 'token';
     case 'broker_callback':
     case 'interaction_callback':

@@ -29,6 +29,7 @@ export type RouteName =
   | 'interaction_abort'
   | 'interaction_callback'
   | 'broker_callback'
+  | 'broker_backchannel_logout'
   | 'broker'
   | 'saml_metadata'
   | 'saml_acs'
@@ -64,6 +65,8 @@ const CONCORD_ROUTES: ReadonlyArray<[RouteName, string]> = [
   ['interaction_abort', '/interaction/:uid/abort'],
   ['interaction_callback', '/interaction/:uid/callback'],
   ['broker_callback', '/broker/:participantId/callback'],
+  // A partner IdP's server, not a browser: JSON answers, the edge check of a form, its own budget (request-limits.ts, rate-limit.ts).
+  ['broker_backchannel_logout', '/broker/:participantId/backchannel-logout'],
   ['broker', '/broker/:participantId/:action'],
   ['saml_metadata', '/saml/:participantId/metadata'],
   ['saml_acs', '/saml/:participantId/acs'],

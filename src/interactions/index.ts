@@ -2,3 +2,4 @@ export { interactionRoutes, upstreamLogoutReturn, type InteractionDeps } from '.
 export { showError, ERROR_PAGES, type ErrorPage } from './pages.ts';
 export { renderPage, render, escapeHtml, Trusted, stylesheet } from './views.ts';
 export type { LoginEvent, LoginObserver, LoginOutcome } from './login-events.ts';
+export type { UpstreamLogoutOutcome } from './backchannel-logout.ts';

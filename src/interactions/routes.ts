@@ -10,6 +10,7 @@ import type { Sessions } from '../sessions/index.ts';
 import type { Store } from '../store/index.ts';
 import type { CallbackInput, ForwardedParams, PendingLogin, UpstreamLogout } from '../upstream/index.ts';
 import { UpstreamError } from '../upstream/index.ts';
+import { upstreamBackchannelLogout, type UpstreamLogoutOutcome } from './backchannel-logout.ts';
 import type { LoginObserver, LoginOutcome } from './login-events.ts';
 import { showError, type ErrorPage, type WayBack } from './pages.ts';
 import { readForm } from './form.ts';
@@ -25,6 +26,8 @@ export interface InteractionDeps {
   /** The provider serving now (it is rebuilt when keys rotate). */
   provider: () => Provider;
   observe?: LoginObserver;
+  /** Counts each back-channel logout request from a partner by its outcome. */
+  observeUpstreamLogout?: (participantId: string | undefined, outcome: UpstreamLogoutOutcome) => void;
 }
 
 /** What is kept, single-use, between the redirect to the upstream and its callback, under the pending login's state. */
@@ -555,9 +558,21 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     ctx.body = metadata.body;
   });
 
+  // A partner's IdP ends its sessions by the back channel (OIDC Back-Channel Logout 1.0).
+  router.post(
+    '/broker/:participantId/backchannel-logout',
+    upstreamBackchannelLogout({ registry, connectors, sessions, store, ...(deps.observeUpstreamLogout ? { observe: deps.observeUpstreamLogout } : {}) }),
+  );
+
   // Anything else under /broker/: Concord's page, a log line with its reference, and a count.
   router.all('/broker/{*rest}', (ctx) => {
-    const known = /^\/broker\/[^/]+\/(callback|logged-out)$/.test(ctx.path);
+    const known = /^\/broker\/[^/]+\/(callback|logged-out|backchannel-logout)$/.test(ctx.path);
+    if (known && ctx.path.endsWith('/backchannel-logout')) {
+      ctx.status = 405;
+      ctx.set('Allow', 'POST');
+      ctx.body = { error: 'invalid_request', error_description: 'use POST with a logout_token' };
+      return;
+    }
     refuse(ctx, 'broker_not_found', 'broker_not_found', undefined, undefined, { log: { method: ctx.method, path: ctx.path.slice(0, 200) } });
     if (known) {
       ctx.status = 405;
