@@ -38,6 +38,13 @@ export interface PartnerClient {
   jwks_uri?: string;
   /** Answer userinfo as a JWT signed with this algorithm (OIDC Core 5.3.2). */
   userinfo_signed_response_alg?: 'RS256' | 'PS256' | 'ES256' | 'EdDSA';
+  /**
+   * Where this IdP POSTs a logout token when one of its sessions the client took part in ends (OIDC
+   * Back-Channel Logout 1.0): Concord's {issuer}/broker/{participantId}/backchannel-logout.
+   */
+  backchannel_logout_uri?: string;
+  /** ID tokens and logout tokens carry the session's `sid`. Default true when backchannel_logout_uri is set. */
+  backchannel_logout_session_required?: boolean;
 }
 
 export interface PartnerIdpOptions {
@@ -64,14 +71,23 @@ export interface PartnerIdpOptions {
   claimsAtUserinfoOnly?: boolean;
   /** Accent colour of its pages. */
   color?: string;
+  /**
+   * Issue refresh tokens to its clients at every code exchange (as Keycloak does, without
+   * `offline_access`), bound to the user's session here: they stop working when the user signs out,
+   * is removed, or the session expires. Default false.
+   */
+  refreshTokens?: boolean;
 }
 
 export interface PartnerIdp {
   issuer: string;
   url: string;
   name: string;
+  /** The users it knows; remove one (or change its claims) and it stops vouching for them (refresh, userinfo). */
   users: PartnerUser[];
   provider: Provider;
+  /** Its ID token signing key, private part included: tests forge what this IdP would sign (logout tokens). */
+  signingJwk: JWK;
   close(): Promise<void>;
 }
 
@@ -142,6 +158,8 @@ export async function startPartnerIdp(options: PartnerIdpOptions): Promise<Partn
   for (const key of STANDARD_PROFILE) customClaims.delete(key);
 
   const page = (title: string, body: string) => renderPage({ title, body, partner: options.name, color });
+  const jwk = await signingKey(alg);
+  const backchannel = options.clients.some((c) => c.backchannel_logout_uri !== undefined);
 
   const configuration: Configuration = {
     adapter: memoryAdapter(),
@@ -150,14 +168,17 @@ export async function startPartnerIdp(options: PartnerIdpOptions): Promise<Partn
       client_secret: c.client_secret,
       redirect_uris: c.redirect_uris,
       post_logout_redirect_uris: c.post_logout_redirect_uris ?? [],
-      grant_types: ['authorization_code'],
+      grant_types: options.refreshTokens ? ['authorization_code', 'refresh_token'] : ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: c.token_endpoint_auth_method ?? 'client_secret_basic',
       id_token_signed_response_alg: alg as SigningAlgorithm,
       ...(c.jwks_uri ? { jwks_uri: c.jwks_uri } : {}),
       ...(c.userinfo_signed_response_alg ? { userinfo_signed_response_alg: c.userinfo_signed_response_alg } : {}),
+      ...(c.backchannel_logout_uri
+        ? { backchannel_logout_uri: c.backchannel_logout_uri, backchannel_logout_session_required: c.backchannel_logout_session_required ?? true }
+        : {}),
     })),
-    jwks: { keys: [await signingKey(alg)] } as Configuration['jwks'],
+    jwks: { keys: [jwk] } as Configuration['jwks'],
     enabledJWA: { idTokenSigningAlgValues: [alg as SigningAlgorithm] },
     cookies: {
       keys: [randomBytes(32).toString('base64url')],
@@ -178,8 +199,11 @@ export async function startPartnerIdp(options: PartnerIdpOptions): Promise<Partn
     acrValues: [ACR],
     responseTypes: ['code'],
     pkce: { required: () => true },
+    // Keycloak-style: a refresh token at every code exchange, tied to the session here (expiresWithSession).
+    ...(options.refreshTokens ? { issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) => client.grantTypeAllowed('refresh_token') } : {}),
     features: {
       devInteractions: { enabled: false },
+      backchannelLogout: { enabled: backchannel },
       userinfo: { enabled: true },
       jwtUserinfo: { enabled: options.clients.some((c) => c.userinfo_signed_response_alg !== undefined) },
       rpInitiatedLogout: {
@@ -235,6 +259,7 @@ export async function startPartnerIdp(options: PartnerIdpOptions): Promise<Partn
     name: options.name,
     users,
     provider,
+    signingJwk: jwk,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

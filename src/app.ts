@@ -29,7 +29,7 @@ export interface ConcordOptions {
   /** Use this store instead of the one named in the settings (tests share one). */
   store?: Store;
   observe?: LoginObserver;
-  /** The clock (Unix ms) of domain proof's states and grace period; tests pass a fake one. Default Date.now. */
+  /** The clock (Unix ms) of domain proof's states and grace period, and of sessions' ages (confirmation, maxAge, maxStaleness); tests pass a fake one. Default Date.now. */
   now?: () => number;
 }
 
@@ -190,6 +190,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     log,
     onEnded: (participant, cause) => metrics.sessionsEnded.inc({ participant: participantLabel(registry, participant), cause }),
     onRecheck: (participant, outcome) => metrics.sessionRechecks.inc({ participant: participantLabel(registry, participant), outcome }),
+    ...(options.now ? { now: options.now } : {}),
   });
   // The files seeded the registry above; from here the store is the truth, shared by every instance.
   const sync = createConfigSync({ store, registry, secrets, metrics, log, seed: { participants, clients }, domains: domainProof });

@@ -417,7 +417,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
         claims: outcome.claims,
         ...(identity.sessionId !== undefined ? { upstreamSessionId: identity.sessionId } : {}),
         upstream: { ...(identity.logout ? { logout: identity.logout } : {}), ...(identity.refresh ? { refresh: identity.refresh } : {}) },
-        confirmedAt: now,
+        confirmedAt: sessions.nowSeconds(),
       },
       settings.tokens.interactionTtl,
     );

@@ -62,9 +62,10 @@ export async function recheckForRefresh(record: SessionRecord, participant: Acti
   if (policy.revalidateAfter === 'off' || !connector.refresh) return bounded(record);
 
   // One re-check per session at a time; a request that waits reads what the other one found.
-  const deadline = ctx.nowSeconds() + ctx.leaseSeconds;
+  // (Waiting is in real time, whatever clock ages are measured by.)
+  const deadline = Date.now() + ctx.leaseSeconds * 1000;
   let held = await records.lock(record.id, ctx.leaseSeconds);
-  while (!held && ctx.nowSeconds() < deadline) {
+  while (!held && Date.now() < deadline) {
     await sleep(ctx.pollMs ?? 50);
     held = await records.lock(record.id, ctx.leaseSeconds);
   }

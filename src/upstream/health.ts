@@ -79,7 +79,7 @@ export class UpstreamHealth {
   }
 
   /**
-   * The connector behind its participant's breaker: beginLogin and completeLogin are refused while
+   * The connector behind its participant's breaker: beginLogin, completeLogin and refresh are refused while
    * the circuit is open (the half-open trial probes first); probe() is always made and its result
    * sets the state, the gauges and the breaker; every call is observed. The same guarded object
    * for the same connector.
@@ -95,7 +95,8 @@ export class UpstreamHealth {
         if (typeof value !== 'function') return value;
         const method = value as (...args: unknown[]) => unknown;
         if (prop === 'probe') return () => this.#probe(target);
-        if (prop === 'beginLogin' || prop === 'completeLogin') {
+        // A refresh-time re-check is refused at once too: the session policy (onUpstreamDown) decides, without a wait.
+        if (prop === 'beginLogin' || prop === 'completeLogin' || prop === 'refresh') {
           return (...args: unknown[]) => this.#admit(target, () => method.apply(target, args) as Promise<unknown>);
         }
         if (prop === 'callbackState') return method.bind(target);

@@ -23,7 +23,7 @@ export interface TestConcordOptions {
   store?: Store;
   port?: number;
   logLevel?: string;
-  /** Domain proof's clock (Unix ms): a fake one for the grace period. */
+  /** The clock (Unix ms) of domain proof (its grace period) and of sessions (their ages): a fake one. */
   now?: () => number;
 }
 

@@ -9,6 +9,9 @@ import { freePort } from './ports.ts';
 /** Where Concord sends the browser back after an upstream logout (registered at each partner IdP). */
 export const upstreamLogoutReturn = (issuer: string, participantId: string) => `${issuer}/broker/${participantId}/logged-out`;
 
+/** Where a partner IdP sends Concord its logout tokens (OIDC Back-Channel Logout 1.0). */
+export const upstreamBackchannelLogoutUri = (issuer: string, participantId: string) => `${issuer}/broker/${participantId}/backchannel-logout`;
+
 export const RP = {
   client_id: 'rp',
   client_name: 'Test RP',
@@ -40,7 +43,12 @@ export interface FederationOptions {
   /** Further participants (hostile or unreachable upstreams), after acme and globex. */
   participants?: unknown[];
   port?: number;
-  /** Domain proof's clock (Unix ms). */
+  /**
+   * How both partner IdPs run beyond the defaults (refresh tokens, ...) and, with `backchannelLogout`,
+   * whether they send Concord logout tokens (to its /broker/{id}/backchannel-logout).
+   */
+  partners?: { partner?: Partial<PartnerIdpOptions>; backchannelLogout?: boolean };
+  /** Concord's clock (Unix ms): domain proof's grace period, sessions' ages. */
   now?: () => number;
 }
 
@@ -88,7 +96,15 @@ export async function startFederation(options: FederationOptions = {}): Promise<
   const port = options.port ?? (await freePort());
   const issuer = `http://127.0.0.1:${port}`;
   const partner = (name: string, domain: string, id: string, users?: PartnerUser[]) =>
-    startParticipantIdp({ concordIssuer: issuer, participantId: id, name, domain, users });
+    startParticipantIdp({
+      concordIssuer: issuer,
+      participantId: id,
+      name,
+      domain,
+      users,
+      ...(options.partners?.partner ? { partner: options.partners.partner } : {}),
+      ...(options.partners?.backchannelLogout ? { client: { backchannel_logout_uri: upstreamBackchannelLogoutUri(issuer, id) } } : {}),
+    });
   const [acme, globex] = await Promise.all([partner('Acme', 'acme.example', 'acme', options.acmeUsers), partner('Globex', 'globex.example', 'globex')]);
   // `extra.upstream` is merged into the upstream below (so a test can change one setting of it).
   const participant = (id: string, name: string, domain: string, idp: PartnerIdp, { upstream, ...extra }: Record<string, unknown> = {}) => ({

@@ -1,0 +1,354 @@
+/**
+ * A session follows the partner's truth (issue 13): what a login keeps belongs to its session (two
+ * devices of one user each keep theirs), a refresh asks the partner's IdP again by the participant's
+ * session policy, and the partner's back-channel logout ends the right sessions and reaches their
+ * services. Real partner IdPs (oidc-provider, demo/partner-idp.ts), real HTTP listeners for the
+ * services' back-channel logout endpoints, which verify what they get with jose against Concord's JWKS.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { decodeJwt, exportJWK, generateKeyPair } from 'jose';
+import * as oidc from 'openid-client';
+import { RP, signedIn, startFederation, type Federation } from '../support/federation.ts';
+import { Browser, parseForm } from '../support/http-client.ts';
+import { startLogoutReceiver, type LogoutReceiver } from '../support/logout-receiver.ts';
+import { freePort } from '../support/ports.ts';
+import { eventually, metricValue, partnerLogoutToken, postLogoutToken, RP2, rp2Of, sessionOf, ssoToRp2, usersOf } from '../support/sessions.ts';
+import type { PartnerUser } from '../../demo/partner-idp.ts';
+
+const ALICE = 'alice@acme.example';
+const invalidGrant = (err: { error?: string }) => err.error === 'invalid_grant';
+const userinfo = async (fed: Federation, accessToken: string) => {
+  const res = await fetch(`${fed.concord.issuer}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
+  return { status: res.status, body: res.status === 200 ? ((await res.json()) as Record<string, unknown>) : undefined };
+};
+
+/** A refresh at Concord's token endpoint as RP, read as it came (status, JSON, Retry-After). */
+async function rawRefresh(fed: Federation, refreshToken: string) {
+  const res = await fetch(`${fed.concord.issuer}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${RP.client_id}:${RP.client_secret}`).toString('base64')}` },
+    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }),
+  });
+  return { status: res.status, body: (await res.json()) as { error?: string; access_token?: string }, retryAfter: res.headers.get('retry-after') };
+}
+
+interface Setup {
+  fed: Federation;
+  acmeUsers: PartnerUser[];
+  rpLogouts: LogoutReceiver;
+  rp2Logouts: LogoutReceiver;
+  rp2: oidc.Configuration;
+  close(): Promise<void>;
+}
+
+/** A federation whose partners issue refresh tokens and send Concord logout tokens; RP and RP2 have back-channel logout endpoints. */
+async function setup(options: { acme?: Record<string, unknown>; globex?: Record<string, unknown>; settings?: Record<string, unknown>; now?: () => number } = {}): Promise<Setup> {
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const rpLogouts = await startLogoutReceiver({ issuer, clientId: RP.client_id });
+  const rp2Logouts = await startLogoutReceiver({ issuer, clientId: RP2.client_id });
+  const acmeUsers = usersOf('acme.example');
+  const fed = await startFederation({
+    port,
+    acmeUsers,
+    partners: { partner: { refreshTokens: true }, backchannelLogout: true },
+    clients: [
+      { ...RP, backchannel_logout_uri: rpLogouts.uri, backchannel_logout_session_required: true },
+      { ...RP2, backchannel_logout_uri: rp2Logouts.uri, backchannel_logout_session_required: true },
+    ],
+    ...(options.acme ? { acme: options.acme } : {}),
+    ...(options.globex ? { globex: options.globex } : {}),
+    ...(options.settings ? { settings: options.settings } : {}),
+    ...(options.now ? { now: options.now } : {}),
+  });
+  return {
+    fed,
+    acmeUsers,
+    rpLogouts,
+    rp2Logouts,
+    rp2: await rp2Of(fed),
+    async close() {
+      await fed.close();
+      await Promise.all([rpLogouts.close(), rp2Logouts.close()]);
+    },
+  };
+}
+
+describe('per-session state: two devices of one user', () => {
+  let s: Setup;
+  before(async () => {
+    s = await setup();
+  });
+  after(() => s.close());
+
+  it('each device keeps its own claims (refresh, userinfo, access token) and its own upstream hint (logout)', async () => {
+    const { fed, acmeUsers } = s;
+    const alice = acmeUsers.find((u) => u.email === ALICE)!;
+    const deviceA = await signedIn(fed, ALICE);
+    assert.deepEqual(deviceA.tokens.claims()!.groups, ['engineering', 'all-staff']);
+    // Acme changes alice's groups; she then signs in on a second device.
+    alice.groups = ['all-staff'];
+    const deviceB = await signedIn(fed, ALICE);
+    assert.deepEqual(deviceB.tokens.claims()!.groups, ['all-staff']);
+    assert.equal(deviceA.tokens.claims()!.sub, deviceB.tokens.claims()!.sub, 'one account');
+
+    // A refresh on device A gives device A's login's claims (within revalidateAfter: not asked again).
+    const refreshedA = await oidc.refreshTokenGrant(fed.rp, deviceA.tokens.refresh_token!);
+    assert.deepEqual(refreshedA.claims()!.groups, ['engineering', 'all-staff']);
+    assert.deepEqual(decodeJwt(refreshedA.access_token).groups, ['engineering', 'all-staff']);
+    const refreshedB = await oidc.refreshTokenGrant(fed.rp, deviceB.tokens.refresh_token!);
+    assert.deepEqual(refreshedB.claims()!.groups, ['all-staff']);
+    // Userinfo answers each access token with its own session's claims (found by the token's sid).
+    assert.equal(decodeJwt(refreshedA.access_token).sid, deviceA.tokens.claims()!.sid);
+    assert.deepEqual((await userinfo(fed, refreshedA.access_token)).body?.groups, ['engineering', 'all-staff']);
+    assert.deepEqual((await userinfo(fed, refreshedB.access_token)).body?.groups, ['all-staff']);
+
+    // Two sessions, each with its own upstream ID token as logout hint.
+    const [sessionA, sessionB] = [await sessionOf(fed, deviceA.tokens), await sessionOf(fed, deviceB.tokens)];
+    assert.notEqual(sessionA.id, sessionB.id);
+    const hintA = (await fed.concord.concord.sessions.upstream(sessionA.id)).logout?.idTokenHint;
+    const hintB = (await fed.concord.concord.sessions.upstream(sessionB.id)).logout?.idTokenHint;
+    assert.ok(hintA && hintB && hintA !== hintB);
+    assert.notEqual(decodeJwt(hintA).sid, decodeJwt(hintB).sid, 'two upstream sessions');
+
+    // Signing out on device A sends Acme device A's hint, not the last login's (device B's).
+    const page = await deviceA.browser.get(oidc.buildEndSessionUrl(fed.rp, { id_token_hint: deviceA.tokens.id_token! }), { stopAt: (u) => u.origin === new URL(fed.acme.issuer).origin });
+    const form = parseForm(page.body, '/session/end/confirm');
+    const toAcme = await deviceA.browser.post(new URL(form.action, page.url), form.fields, { stopAt: (u) => u.origin === new URL(fed.acme.issuer).origin });
+    assert.equal(toAcme.stoppedAt?.searchParams.get('id_token_hint'), hintA);
+    // Device A's session ended (its refresh token with it); device B's lives on.
+    await assert.rejects(oidc.refreshTokenGrant(fed.rp, refreshedA.refresh_token!), invalidGrant);
+    assert.equal((await userinfo(fed, refreshedA.access_token)).status, 401, 'userinfo refuses a token of an ended session');
+    assert.ok((await oidc.refreshTokenGrant(fed.rp, refreshedB.refresh_token!)).access_token);
+    // The RP was told of device A's session only.
+    const [told] = await s.rpLogouts.waitFor(1);
+    assert.equal(told!.payload.sid, deviceA.tokens.claims()!.sid);
+  });
+});
+
+describe('re-check on refresh (revalidateAfter 0: every refresh asks the partner)', () => {
+  let s: Setup;
+  before(async () => {
+    s = await setup({
+      acme: { session: { revalidateAfter: 0 } },
+      // Globex: only members of /globex/sales may sign in; a re-check applies the rule again.
+      globex: { session: { revalidateAfter: '15m' }, mapping: { rules: [{ require: "claims.groups.exists(g, g == '/globex/sales')", message: 'sales only' }] } },
+    });
+  });
+  after(() => s.close());
+
+  it('a group removed upstream is gone from the next access token and ID token', async () => {
+    const { fed, acmeUsers } = s;
+    const carol = acmeUsers.find((u) => u.email === 'carol@acme.example')!;
+    const { tokens } = await signedIn(fed, carol.email);
+    assert.deepEqual(decodeJwt(tokens.access_token).groups, ['finance', 'all-staff']);
+    const before = await metricValue(fed, 'concord_session_rechecks_total', { participant: 'acme', outcome: 'confirmed' });
+    carol.groups = ['all-staff'];
+    const refreshed = await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!);
+    assert.deepEqual(decodeJwt(refreshed.access_token).groups, ['all-staff']);
+    assert.deepEqual(refreshed.claims()!.groups, ['all-staff']);
+    assert.equal(await metricValue(fed, 'concord_session_rechecks_total', { participant: 'acme', outcome: 'confirmed' }), before + 1);
+    // And it stays so: the session keeps the fresh claims.
+    const again = await oidc.refreshTokenGrant(fed.rp, refreshed.refresh_token!);
+    assert.deepEqual(decodeJwt(again.access_token).groups, ['all-staff']);
+  });
+
+  it('a user removed upstream loses access at the next refresh: invalid_grant, the session ends, its services are told', async () => {
+    const { fed, acmeUsers } = s;
+    const user: PartnerUser = { sub: 'acme-leaver', email: 'leaver@acme.example', name: 'Leaver', groups: ['engineering'] };
+    acmeUsers.push(user);
+    const { browser, tokens } = await signedIn(fed, user.email);
+    const rp2Tokens = await ssoToRp2(s.rp2, browser);
+    assert.ok((await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!)).access_token, 'the partner still vouches for the user');
+    const session = await sessionOf(fed, tokens);
+    acmeUsers.splice(acmeUsers.indexOf(user), 1);
+
+    await assert.rejects(oidc.refreshTokenGrant(s.rp2, rp2Tokens.refresh_token!), invalidGrant);
+    assert.equal(await fed.concord.concord.sessions.get(session.id), undefined, 'the session ended');
+    // Its other service's refresh token went with it.
+    await assert.rejects(oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!), invalidGrant);
+    // Both services are sent a logout token for their part in the session.
+    await s.rpLogouts.waitFor(1);
+    await s.rp2Logouts.waitFor(1);
+    assert.ok(s.rpLogouts.received.some((r) => r.payload.sid === tokens.claims()!.sid && r.payload.sub === tokens.claims()!.sub));
+    assert.ok(s.rp2Logouts.received.some((r) => r.payload.sid === rp2Tokens.claims()!.sid));
+    assert.ok(await metricValue(fed, 'concord_sessions_ended_total', { participant: 'acme', cause: 'upstream_revoked' }) >= 1);
+  });
+
+  it('within revalidateAfter the partner is not asked; a require rule the fresh claims fail ends the session', async () => {
+    const { fed } = s;
+    const { tokens } = await signedIn(fed, 'bob@globex.example');
+    const fresh = await metricValue(fed, 'concord_session_rechecks_total', { participant: 'globex', outcome: 'fresh' });
+    const refreshed = await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!);
+    assert.equal(await metricValue(fed, 'concord_session_rechecks_total', { participant: 'globex', outcome: 'fresh' }), fresh + 1, 'not asked: confirmed less than revalidateAfter ago');
+    // The participant now asks at every refresh, and bob's groups no longer pass its rule.
+    const globex = fed.concord.concord.registry.participant('globex')!.config;
+    fed.concord.concord.registry.setParticipant({ ...globex, session: { ...globex.session, revalidateAfter: 0 } });
+    const bob = fed.globex.users.find((u) => u.email === 'bob@globex.example')!;
+    const groups = bob.groups;
+    bob.groups = ['/globex/staff'];
+    try {
+      await assert.rejects(oidc.refreshTokenGrant(fed.rp, refreshed.refresh_token!), invalidGrant);
+    } finally {
+      bob.groups = groups;
+    }
+    assert.ok(await metricValue(fed, 'concord_sessions_ended_total', { participant: 'globex', cause: 'mapping_rejected' }) >= 1);
+  });
+});
+
+describe('sessions that cannot be asked again are bounded by session.maxAge', () => {
+  let s: Setup;
+  let offset = 0;
+  before(async () => {
+    s = await setup({ acme: { session: { revalidateAfter: 'off', maxAge: '1h' } }, now: () => Date.now() + offset });
+  });
+  after(() => s.close());
+
+  it('refreshes within maxAge, then invalid_grant once the login is older', async () => {
+    const { fed } = s;
+    const { tokens } = await signedIn(fed, ALICE);
+    const refreshed = await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!);
+    assert.ok(refreshed.access_token);
+    offset = 2 * 3600 * 1000;
+    await assert.rejects(oidc.refreshTokenGrant(fed.rp, refreshed.refresh_token!), invalidGrant);
+    assert.ok(await metricValue(fed, 'concord_sessions_ended_total', { participant: 'acme', cause: 'max_age' }) >= 1);
+  });
+});
+
+describe('an upstream that is down, under both onUpstreamDown policies', () => {
+  let s: Setup;
+  let offset = 0;
+  before(async () => {
+    s = await setup({
+      acme: { session: { revalidateAfter: 0, onUpstreamDown: 'allow', maxStaleness: '24h' } },
+      globex: { session: { revalidateAfter: 0, onUpstreamDown: 'deny' } },
+      now: () => Date.now() + offset,
+    });
+  });
+  after(() => s.close());
+
+  it('allow: the refresh goes on with the last claims while they are fresh enough; deny: 503, and the session stays', async () => {
+    const { fed } = s;
+    const acme = await signedIn(fed, ALICE);
+    const globex = await signedIn(fed, 'bob@globex.example');
+    await fed.acme.close();
+    await fed.globex.close();
+
+    const allowed = await oidc.refreshTokenGrant(fed.rp, acme.tokens.refresh_token!);
+    assert.deepEqual(decodeJwt(allowed.access_token).groups, ['engineering', 'all-staff'], 'the claims last confirmed');
+    assert.ok(await metricValue(fed, 'concord_session_rechecks_total', { participant: 'acme', outcome: 'down_allowed' }) >= 1);
+
+    const denied = await rawRefresh(fed, globex.tokens.refresh_token!);
+    assert.equal(denied.status, 503);
+    assert.equal(denied.body.error, 'temporarily_unavailable');
+    assert.ok(denied.retryAfter, 'Retry-After');
+    assert.ok(await fed.concord.concord.sessions.get((await sessionOf(fed, globex.tokens)).id), 'the session stays');
+
+    // Past maxStaleness, allow refuses too (and the refresh token stays usable for later).
+    offset = 25 * 3600 * 1000;
+    assert.equal((await rawRefresh(fed, allowed.refresh_token!)).body.error, 'temporarily_unavailable');
+    assert.ok(await metricValue(fed, 'concord_session_rechecks_total', { participant: 'acme', outcome: 'down_refused' }) >= 1);
+    assert.equal(s.rpLogouts.received.length, 0, 'no session ended');
+  });
+});
+
+describe('back-channel logout from the partner', () => {
+  let s: Setup;
+  before(async () => {
+    s = await setup();
+  });
+  after(() => s.close());
+
+  it('the partner’s logout ends the Concord sessions of its session; both services get verified logout tokens; another device’s session lives on', async () => {
+    const { fed } = s;
+    const deviceA = await signedIn(fed, ALICE);
+    const rp2A = await ssoToRp2(s.rp2, deviceA.browser);
+    const deviceB = await signedIn(fed, ALICE);
+    const before = { rp: s.rpLogouts.received.length, rp2: s.rp2Logouts.received.length };
+
+    // Alice signs out at Acme itself, in device A's browser: Acme tells Concord by the back channel.
+    const acmeLogout = await deviceA.browser.get(`${fed.acme.issuer}/session/end`);
+    const form = parseForm(acmeLogout.body, '/session/end/confirm');
+    await deviceA.browser.post(new URL(form.action, acmeLogout.url), { ...form.fields, logout: 'yes' });
+
+    const [toRp] = (await s.rpLogouts.waitFor(before.rp + 1)).slice(before.rp);
+    const [toRp2] = (await s.rp2Logouts.waitFor(before.rp2 + 1)).slice(before.rp2);
+    assert.equal(toRp!.payload.sid, deviceA.tokens.claims()!.sid);
+    assert.equal(toRp!.payload.sub, deviceA.tokens.claims()!.sub);
+    assert.equal(toRp!.header.typ, 'logout+jwt');
+    assert.equal(toRp2!.payload.sid, rp2A.claims()!.sid);
+    await assert.rejects(oidc.refreshTokenGrant(fed.rp, deviceA.tokens.refresh_token!), invalidGrant);
+    await assert.rejects(oidc.refreshTokenGrant(s.rp2, rp2A.refresh_token!), invalidGrant);
+    // Device B's session is another upstream session: untouched.
+    assert.ok((await oidc.refreshTokenGrant(fed.rp, deviceB.tokens.refresh_token!)).access_token);
+    assert.equal(s.rpLogouts.received.length, before.rp + 1, 'only device A’s session was ended');
+    assert.ok(await metricValue(fed, 'concord_upstream_logout_total', { participant: 'acme', outcome: 'accepted' }) >= 1);
+    assert.ok(await metricValue(fed, 'concord_backchannel_logout_total', { client: RP2.client_id, outcome: 'delivered' }) >= 1);
+  });
+
+  it('a logout token with sub alone ends every session of that user at the participant, and no one else’s', async () => {
+    const { fed } = s;
+    const one = await signedIn(fed, 'carol@acme.example');
+    const two = await signedIn(fed, 'carol@acme.example');
+    const alice = await signedIn(fed, ALICE);
+    const carolSub = fed.acme.users.find((u) => u.email === 'carol@acme.example')!.sub;
+    const res = await postLogoutToken(fed, 'acme', await partnerLogoutToken(fed.acme, { sub: carolSub }));
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('cache-control'), 'no-store');
+    await assert.rejects(oidc.refreshTokenGrant(fed.rp, one.tokens.refresh_token!), invalidGrant);
+    await assert.rejects(oidc.refreshTokenGrant(fed.rp, two.tokens.refresh_token!), invalidGrant);
+    assert.ok((await oidc.refreshTokenGrant(fed.rp, alice.tokens.refresh_token!)).access_token);
+    // The same subject at another participant is another user: Globex's path cannot end Acme's sessions.
+    const three = await signedIn(fed, 'carol@acme.example');
+    assert.equal((await postLogoutToken(fed, 'globex', await partnerLogoutToken(fed.acme, { sub: carolSub }))).status, 400, 'signed by Acme, sent to Globex');
+    assert.ok((await oidc.refreshTokenGrant(fed.rp, three.tokens.refresh_token!)).access_token);
+  });
+
+  it('refuses (400, logged and counted) replayed, unsigned, wrongly addressed and malformed logout tokens, and ends nothing', async () => {
+    const { fed } = s;
+    const { tokens } = await signedIn(fed, ALICE);
+    const sub = fed.acme.users.find((u) => u.email === ALICE)!.sub;
+    // A key of no one's, under the kid of Acme's own.
+    const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+    const forger = { ...fed.acme, signingJwk: { ...(await exportJWK(privateKey)), alg: 'RS256', kid: fed.acme.signingJwk.kid } };
+    {
+      const cases: Array<[string, () => Promise<string>, string]> = [
+        ['unsigned (alg none)', async () => `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'logout+jwt' })).toString('base64url')}.${Buffer.from(JSON.stringify({ iss: fed.acme.issuer, aud: 'concord', iat: Math.floor(Date.now() / 1000), jti: 'x', sub, events: { 'http://schemas.openid.net/event/backchannel-logout': {} } })).toString('base64url')}.`, 'algorithm'],
+        ['signed by another key', () => partnerLogoutToken(forger, { sub }), 'signature'],
+        ['addressed to another client (aud)', () => partnerLogoutToken(fed.acme, { sub, aud: 'someone-else' }), 'audience'],
+        ['from another issuer (iss)', () => partnerLogoutToken(fed.acme, { sub, iss: 'https://evil.example' }), 'issuer'],
+        ['expired', () => partnerLogoutToken(fed.acme, { sub, iat: Math.floor(Date.now() / 1000) - 600, exp: Math.floor(Date.now() / 1000) - 300 }), 'expired'],
+        ['with a nonce (an ID token in disguise)', () => partnerLogoutToken(fed.acme, { sub, nonce: 'n' }), 'nonce'],
+        ['without the back-channel logout event', () => partnerLogoutToken(fed.acme, { sub, events: { 'http://schemas.openid.net/event/other': {} } }), 'events'],
+        ['with neither sub nor sid', () => partnerLogoutToken(fed.acme, {}), 'no_subject'],
+        ['typed as something else', () => partnerLogoutToken(fed.acme, { sub }, { typ: 'at+jwt' }), 'type'],
+        ['not a JWT', async () => 'not-a-token', 'malformed'],
+      ];
+      for (const [what, make, reason] of cases) {
+        const before = await metricValue(fed, 'concord_upstream_logout_total', { participant: 'acme', outcome: reason });
+        const res = await postLogoutToken(fed, 'acme', await make());
+        assert.equal(res.status, 400, what);
+        assert.equal(((await res.json()) as { error: string }).error, 'invalid_request', what);
+        assert.equal(await metricValue(fed, 'concord_upstream_logout_total', { participant: 'acme', outcome: reason }), before + 1, `${what}: counted as ${reason}`);
+      }
+      // Replayed: the first use is accepted (it names a session no one has), the second refused.
+      const once = await partnerLogoutToken(fed.acme, { sid: 'no-such-upstream-session' });
+      assert.equal((await postLogoutToken(fed, 'acme', once)).status, 200);
+      const replay = await postLogoutToken(fed, 'acme', once);
+      assert.equal(replay.status, 400);
+      assert.ok(await metricValue(fed, 'concord_upstream_logout_total', { participant: 'acme', outcome: 'replayed' }) >= 1);
+      // No form, or a GET: refused as well, without a page.
+      const empty = await fetch(`${fed.concord.issuer}/broker/acme/backchannel-logout`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: '' });
+      assert.equal(empty.status, 400);
+      const get = await fetch(`${fed.concord.issuer}/broker/acme/backchannel-logout`);
+      assert.equal(get.status, 405);
+      assert.match(get.headers.get('content-type') ?? '', /json/);
+      // Alice's session survived all of it.
+      assert.ok((await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!)).access_token);
+      const lines = fed.concord.logs.filter((l) => l.msg === 'upstream back-channel logout refused');
+      assert.ok(lines.length >= 11 && lines.every((l) => typeof l.outcome === 'string'));
+      assert.ok(!fed.concord.rawLogs().includes(once), 'a logout token in the log');
+    }
+  });
+});
