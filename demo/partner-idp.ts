@@ -235,7 +235,7 @@ export async function startPartnerIdp(options: PartnerIdpOptions): Promise<Partn
         },
       };
     },
-    ttl: { AccessToken: 600, AuthorizationCode: 60, IdToken: 600, Interaction: 3600, Session: 8 * 3600, Grant: 8 * 3600 },
+    ttl: { AccessToken: 600, AuthorizationCode: 60, IdToken: 600, RefreshToken: 8 * 3600, Interaction: 3600, Session: 8 * 3600, Grant: 8 * 3600 },
     clientBasedCORS: () => false,
     // Its clients (Concord, for private_key_jwt: its /broker/jwks) live on loopback beside it: the
     // fetches oidc-provider makes for them go without its special-use address guard.

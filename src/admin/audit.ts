@@ -4,7 +4,7 @@ import { SECRET_PATHS } from './stored.ts';
 const LOG = 'audit';
 const MASK = '[redacted]';
 
-export type AuditObjectType = 'participant' | 'client' | 'keys' | 'domain';
+export type AuditObjectType = 'participant' | 'client' | 'keys' | 'domain' | 'session' | 'user';
 
 /** One admin change. Kept in the store's append-only log (on Redis it outlives restarts). */
 export interface AuditRecord {
@@ -14,7 +14,8 @@ export interface AuditRecord {
   actor: string;
   /**
    * e.g. participant.create, participant.update, participant.disable, participant.delete, participant.revoke_sessions, client.create, keys.rotate;
-   * domain.claim, domain.release, domain.verify, domain.proof_missing, domain.proof_restored, domain.suspend (actor `domain-proof` when the timer did it)
+   * domain.claim, domain.release, domain.verify, domain.proof_missing, domain.proof_restored, domain.suspend (actor `domain-proof` when the timer did it);
+   * session.end, user.revoke_sessions
    */
   action: string;
   object: { type: AuditObjectType; id: string };

@@ -62,7 +62,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  */
 export function keepParticipantSecret(input: unknown, stored: { upstream: { type: string; clientSecret?: string | undefined } }): unknown {
   if (!isObject(input)) return input;
-  const { status: _status, ...body } = input; // GET's read-only upstream status
+  const { status: _status, registration: _registration, ...body } = input; // GET's read-only upstream status and registration
   if (!isObject(body.upstream)) return body;
   const { clientSecretSet: _flag, ...upstream } = body.upstream;
   const secret = stored.upstream.clientSecret;
@@ -77,10 +77,10 @@ export function keepClientSecret(body: unknown, stored: { client_secret?: string
   return secret !== undefined && !('client_secret' in rest) ? { ...rest, client_secret: secret } : rest;
 }
 
-/** Drops the `...Set` flags and the read-only `status` of a document copied from a GET (POST of an exported participant). */
+/** Drops the `...Set` flags and the read-only `status` and `registration` of a document copied from a GET (POST of an exported participant). */
 export const withoutFlags = (body: unknown): unknown => {
   if (!isObject(body)) return body;
-  const { client_secret_set: _c, status: _s, ...rest } = body;
+  const { client_secret_set: _c, status: _s, registration: _r, ...rest } = body;
   if (!isObject(rest.upstream)) return rest;
   const { clientSecretSet: _p, ...upstream } = rest.upstream;
   return { ...rest, upstream };

@@ -9,6 +9,7 @@ import { clientRoutes } from './routes-clients.ts';
 import { domainRoutes } from './routes-domains.ts';
 import { keyRoutes } from './routes-keys.ts';
 import { participantRoutes } from './routes-participants.ts';
+import { sessionRoutes } from './routes-sessions.ts';
 
 const PREFIX = '/admin/v1';
 
@@ -23,6 +24,7 @@ export function adminRouter(deps: AdminDeps, tokens: AdminToken[]): Middleware {
   clientRoutes(router, deps);
   keyRoutes(router, deps);
   auditRoutes(router, deps);
+  sessionRoutes(router, deps);
 
   const methodCheck = async (ctx: Context, next: Next) => {
     await next();

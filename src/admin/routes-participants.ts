@@ -24,11 +24,17 @@ export function participantRoutes(router: Router, deps: AdminDeps): void {
   const { registry, sync, audit, sessions, checkUpstream, upstreamStatus } = deps;
   const object = (id: string) => ({ type: 'participant' as const, id });
 
-  /** A participant as GET shows it: its configuration (secrets masked) and what the last check of its upstream found. */
+  /**
+   * A participant as GET shows it: its configuration (secrets masked), what the last check of its
+   * upstream found, and what the partner registers for Concord's client there (read-only): the
+   * callback, the return after its logout, and where it sends logout tokens (OIDC Back-Channel Logout).
+   */
   const withStatus = (config: Participant) => {
     const status = upstreamStatus(config.id);
+    const broker = `${deps.settings.issuer}/broker/${config.id}`;
     return {
       ...participantView(config),
+      registration: { redirectUri: `${broker}/callback`, postLogoutRedirectUri: `${broker}/logged-out`, backchannelLogoutUri: `${broker}/backchannel-logout` },
       status: !config.enabled
         ? { state: 'disabled' }
         : {

@@ -13,6 +13,7 @@ export interface CommandOptions {
   limit?: string | undefined;
   before?: string | undefined;
   state?: string | undefined;
+  email?: string | undefined;
 }
 
 export interface CommandContext {
@@ -82,7 +83,7 @@ const participants: Record<string, Command> = {
   },
   async disable(ctx, args) {
     const body = await ctx.api().post<ParticipantView>(`/participants/${needArg(args, 'participant id')}/disable`);
-    emit(ctx.io, body, () => `participant ${body.id} disabled: no new logins through it`);
+    emit(ctx.io, body, () => `participant ${body.id} disabled: no new logins through it, and its users' sessions ended`);
   },
   async enable(ctx, args) {
     const body = await ctx.api().post<ParticipantView>(`/participants/${needArg(args, 'participant id')}/enable`);
@@ -213,6 +214,52 @@ const mapping: Record<string, Command> = {
   },
 };
 
+interface SessionView {
+  id: string;
+  user: string;
+  participant: string;
+  clients: Array<{ clientId: string; name?: string }>;
+  startedAt: string;
+  lastRefreshedAt: string | null;
+  lastConfirmedAt: string;
+}
+
+interface EndedSessionView {
+  id: string;
+  user: string;
+  clients: string[];
+  grants: number;
+}
+
+const SESSION_HEADERS = ['ID', 'USER', 'PARTICIPANT', 'CLIENTS', 'STARTED', 'REFRESHED', 'CONFIRMED'];
+const sessionRow = (s: SessionView) => [s.id, s.user, s.participant, s.clients.map((c) => c.clientId).join(',') || '-', s.startedAt, s.lastRefreshedAt ?? '', s.lastConfirmedAt];
+const endedText = (e: EndedSessionView) => `session ${e.id} of ${e.user} ended (${e.grants} grant(s) revoked; logout sent to ${e.clients.join(', ') || 'no service'})`;
+
+const sessions: Record<string, Command> = {
+  /** A user's sessions: by user id (`{participant}:{upstream sub}`), or by --email (every user with it). */
+  async list(ctx, args) {
+    const users = args[0] ? [args[0]] : ctx.options.email ? (await ctx.api().get<{ users: Array<{ id: string }> }>(`/users?email=${encodeURIComponent(ctx.options.email)}`)).users.map((u) => u.id) : undefined;
+    if (!users) throw usage('sessions list needs a user id (participant:sub) or --email EMAIL');
+    const found: SessionView[] = [];
+    for (const user of users) found.push(...(await ctx.api().get<{ sessions: SessionView[] }>(`/users/${encodeURIComponent(user)}/sessions`)).sessions);
+    emit(ctx.io, { sessions: found }, () => table(SESSION_HEADERS, found.map(sessionRow)));
+  },
+  async show(ctx, args) {
+    const body = await ctx.api().get(`/sessions/${needArg(args, 'session id')}`);
+    emit(ctx.io, body, () => yaml(body));
+  },
+  /** Ends one session: its refresh tokens are revoked and its services sent logout tokens. */
+  async end(ctx, args) {
+    const body = await ctx.api().del<{ ended: EndedSessionView }>(`/sessions/${needArg(args, 'session id')}`);
+    emit(ctx.io, body, () => endedText(body.ended));
+  },
+  /** Ends every session of a user. */
+  async revoke(ctx, args) {
+    const body = await ctx.api().post<{ user: string; ended: EndedSessionView[] }>(`/users/${needArg(args, 'user id (participant:sub)')}/revoke-sessions`);
+    emit(ctx.io, body, () => (body.ended.length ? body.ended.map(endedText).join('\n') : `${body.user} had no session`));
+  },
+};
+
 interface KeyView {
   kid: string;
   alg: string;
@@ -273,6 +320,7 @@ export const COMMANDS: Record<string, Record<string, Command>> = {
   clients,
   mapping,
   keys,
+  sessions,
   audit: { '': audit },
   validate: { '': validate },
 };

@@ -15,6 +15,8 @@ Usage: concord <command> [options]
   clients      list | show ID | add -f FILE | update [ID] -f FILE | remove ID
   mapping      dry-run --participant ID --claims FILE [--mapping FILE]
   keys         list | rotate
+  sessions     list USER | list --email EMAIL | show ID | end ID | revoke USER
+               (USER: participant:sub, as in tokens' sub; end and revoke tell the services)
   audit        [--limit N] [--before SEQ]
   validate     [DIR]        offline: check a configuration directory (default ./config)
 
@@ -40,6 +42,7 @@ const OPTIONS = {
   limit: { type: 'string' },
   before: { type: 'string' },
   state: { type: 'string' },
+  email: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 

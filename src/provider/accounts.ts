@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { exceededClaimBound } from '../mapping/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
 import type { Store } from '../store/index.ts';
@@ -25,6 +26,8 @@ export interface BrokeredAccount {
 }
 
 const key = (accountId: string) => `account:${accountId}`;
+/** Accounts by the email their mapping released (lower case), hashed: for an administrator's look-up. */
+const byEmailKey = (email: string) => `accounts-by-email:${createHash('sha256').update(email.toLowerCase(), 'utf8').digest('base64url')}`;
 /** SecretBox context of an account's upstream logout record: a sealed one copied to another account does not open. */
 const logoutContext = (accountId: string) => `account:${accountId}:upstreamLogout`;
 /** The context of the upstream ID token alone, as records written before the logout record existed sealed it. */
@@ -59,6 +62,15 @@ export class AccountStore {
     // The index lives as long as the newest account in it; older members may outlive their record,
     // which offboarding tolerates (it removes what it finds).
     await this.#store.addToSet(`participant-accounts:${account.participantId}`, account.accountId, this.#ttlSeconds);
+    const email = account.claims.email;
+    if (typeof email === 'string' && email.length > 0 && email.length <= 320) await this.#store.addToSet(byEmailKey(email), account.accountId, this.#ttlSeconds);
+  }
+
+  /** The accounts whose last login released this email (any case), for an administrator; each still has it. */
+  async idsByEmail(email: string): Promise<string[]> {
+    const ids = await this.#store.setMembers(byEmailKey(email));
+    const found = await Promise.all(ids.map(async (id) => ((await this.find(id))?.claims.email as string | undefined)?.toLowerCase() === email.toLowerCase()));
+    return ids.filter((_, i) => found[i]);
   }
 
   /**

@@ -6,7 +6,10 @@
  * services' back-channel logout endpoints, which verify what they get with jose against Concord's JWKS.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { decodeJwt, exportJWK, generateKeyPair } from 'jose';
 import * as oidc from 'openid-client';
 import { RP, signedIn, startFederation, type Federation } from '../support/federation.ts';
@@ -17,6 +20,8 @@ import { eventually, metricValue, partnerLogoutToken, postLogoutToken, RP2, rp2O
 import type { PartnerUser } from '../../demo/partner-idp.ts';
 
 const ALICE = 'alice@acme.example';
+const ADMIN_TOKEN = 'test-admin-token-0123456789';
+const BIN = path.join(fileURLToPath(new URL('../..', import.meta.url)), 'bin', 'concord.js');
 const invalidGrant = (err: { error?: string }) => err.error === 'invalid_grant';
 const userinfo = async (fed: Federation, accessToken: string) => {
   const res = await fetch(`${fed.concord.issuer}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
@@ -350,5 +355,113 @@ describe('back-channel logout from the partner', () => {
       assert.ok(lines.length >= 11 && lines.every((l) => typeof l.outcome === 'string'));
       assert.ok(!fed.concord.rawLogs().includes(once), 'a logout token in the log');
     }
+  });
+});
+
+describe('administrators see and end sessions (admin API and CLI)', () => {
+  let s: Setup;
+  before(async () => {
+    s = await setup();
+  });
+  after(() => s.close());
+
+  const api = (method: string, path: string) =>
+    fetch(`${s.fed.concord.adminUrl}/admin/v1${path}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }).then(async (res) => ({ status: res.status, body: (await res.json()) as any }));
+  const cli = (args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      const env = { PATH: process.env.PATH, HOME: process.env.HOME, CONCORD_ADMIN_URL: s.fed.concord.adminUrl, CONCORD_ADMIN_TOKEN: ADMIN_TOKEN };
+      execFile(process.execPath, [BIN, ...args], { env, timeout: 30_000 }, (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? -1) : 0, stdout, stderr }));
+    });
+
+  it('lists a user’s sessions (participant, clients, started, last refreshed, last confirmed upstream), by id or by email', async () => {
+    const { fed } = s;
+    const a = await signedIn(fed, 'carol@acme.example');
+    await ssoToRp2(s.rp2, a.browser);
+    const b = await signedIn(fed, 'carol@acme.example');
+    await oidc.refreshTokenGrant(fed.rp, b.tokens.refresh_token!);
+    const user = String(a.tokens.claims()!.sub);
+
+    const listed = await api('GET', `/users/${encodeURIComponent(user)}/sessions`);
+    assert.equal(listed.status, 200);
+    assert.equal(listed.body.user, user);
+    assert.equal(listed.body.sessions.length, 2);
+    // (Oldest first; two logins in the same second are in either order.)
+    const first = listed.body.sessions.find((x: { clients: unknown[] }) => x.clients.length === 2);
+    const second = listed.body.sessions.find((x: { clients: unknown[] }) => x.clients.length === 1);
+    assert.ok(first && second);
+    assert.equal(first.participant, 'acme');
+    assert.deepEqual(first.clients.map((c: { clientId: string }) => c.clientId).sort(), [RP.client_id, RP2.client_id]);
+    assert.deepEqual(first.clients.find((c: { clientId: string }) => c.clientId === RP2.client_id).name, RP2.client_name);
+    assert.deepEqual(second.clients.map((c: { clientId: string }) => c.clientId), [RP.client_id]);
+    assert.equal(first.lastRefreshedAt, null, 'device A never refreshed');
+    assert.ok(Date.parse(second.lastRefreshedAt) >= Date.parse(second.startedAt), 'device B refreshed');
+    for (const session of listed.body.sessions) {
+      assert.ok(Number.isFinite(Date.parse(session.startedAt)) && Number.isFinite(Date.parse(session.lastConfirmedAt)));
+      assert.equal(session.upstreamSession, true, 'the partner named its session (sid)');
+    }
+    const one = await api('GET', `/sessions/${first.id}`);
+    assert.deepEqual(one.body, first);
+
+    const byEmail = await api('GET', `/users?email=${encodeURIComponent('Carol@Acme.example')}`);
+    assert.deepEqual(byEmail.body.users.map((u: { id: string; sessions: number }) => [u.id, u.sessions]), [[user, 2]]);
+    const viaCli = await cli(['sessions', 'list', '--email', 'carol@acme.example', '--json']);
+    assert.equal(viaCli.code, 0, viaCli.stderr);
+    assert.deepEqual(new Set(JSON.parse(viaCli.stdout).sessions.map((x: { id: string }) => x.id)), new Set([first.id, second.id]));
+    const table = await cli(['sessions', 'list', user]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /^ID\s+USER\s+PARTICIPANT\s+CLIENTS\s+STARTED\s+REFRESHED\s+CONFIRMED/);
+    assert.ok(table.stdout.includes(first.id) && table.stdout.includes(second.id));
+
+    assert.equal((await api('GET', '/users/acme%3Anobody/sessions')).status, 404);
+    assert.equal((await api('GET', '/sessions/no-such-session')).status, 404);
+    assert.equal((await api('GET', '/users')).status, 400, 'email or participant is needed');
+  });
+
+  it('ends one session (CLI) or all of a user’s (API): their services are told, the other user’s session lives on; each action audited', async () => {
+    const { fed } = s;
+    const a = await signedIn(fed, ALICE);
+    const rp2A = await ssoToRp2(s.rp2, a.browser);
+    const b = await signedIn(fed, ALICE);
+    const c = await signedIn(fed, ALICE);
+    const carol = await signedIn(fed, 'carol@acme.example');
+    const user = String(a.tokens.claims()!.sub);
+    const sessionA = await sessionOf(fed, a.tokens);
+    const before = { rp: s.rpLogouts.received.length, rp2: s.rp2Logouts.received.length };
+
+    const ended = await cli(['sessions', 'end', sessionA.id]);
+    assert.equal(ended.code, 0, ended.stderr);
+    assert.match(ended.stdout, new RegExp(`session ${sessionA.id} of ${user} ended`));
+    await assert.rejects(oidc.refreshTokenGrant(fed.rp, a.tokens.refresh_token!), invalidGrant);
+    await assert.rejects(oidc.refreshTokenGrant(s.rp2, rp2A.refresh_token!), invalidGrant);
+    assert.ok((await oidc.refreshTokenGrant(fed.rp, b.tokens.refresh_token!)).access_token, 'another session of the user lives on');
+    await s.rpLogouts.waitFor(before.rp + 1);
+    await s.rp2Logouts.waitFor(before.rp2 + 1);
+    assert.equal(s.rpLogouts.received.at(-1)!.payload.sid, a.tokens.claims()!.sid);
+    assert.equal((await cli(['sessions', 'end', sessionA.id])).code, 1, 'an ended session is not found again');
+
+    const all = await api('POST', `/users/${encodeURIComponent(user)}/revoke-sessions`);
+    assert.equal(all.status, 200);
+    assert.equal(all.body.ended.length, 2);
+    await assert.rejects(oidc.refreshTokenGrant(fed.rp, b.tokens.refresh_token!), invalidGrant);
+    await assert.rejects(oidc.refreshTokenGrant(fed.rp, c.tokens.refresh_token!), invalidGrant);
+    assert.ok((await oidc.refreshTokenGrant(fed.rp, carol.tokens.refresh_token!)).access_token, 'another user is untouched');
+    const told = await s.rpLogouts.waitFor(before.rp + 3);
+    assert.deepEqual(new Set(told.slice(before.rp + 1).map((r) => r.payload.sid)), new Set([b.tokens.claims()!.sid, c.tokens.claims()!.sid]));
+    assert.deepEqual((await api('GET', `/users/${encodeURIComponent(user)}/sessions`)).body.sessions, []);
+
+    const audit = (await api('GET', '/audit?limit=10')).body.entries as Array<{ action: string; object: { type: string; id: string }; actor: string; result?: Record<string, unknown> }>;
+    const revoke = audit.find((e) => e.action === 'user.revoke_sessions');
+    assert.deepEqual(revoke?.object, { type: 'user', id: user });
+    assert.equal(revoke?.result?.sessions, 2);
+    const end = audit.find((e) => e.action === 'session.end');
+    assert.deepEqual(end?.object, { type: 'session', id: sessionA.id });
+    assert.equal(end?.actor, 'admin');
+    assert.deepEqual(new Set(end?.result?.clients as string[]), new Set([RP.client_id, RP2.client_id]));
+  });
+
+  it('a participant’s view names where its IdP sends logout tokens', async () => {
+    const res = await api('GET', '/participants/acme');
+    assert.equal(res.body.registration.backchannelLogoutUri, `${s.fed.concord.issuer}/broker/acme/backchannel-logout`);
+    assert.equal(res.body.registration.redirectUri, `${s.fed.concord.issuer}/broker/acme/callback`);
   });
 });

@@ -1,0 +1,138 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import type { EndedSession, SessionRecord } from '../sessions/index.ts';
+import { recordChange, type AdminDeps } from './context.ts';
+import { AdminError, notFound } from './errors.ts';
+import { intParam } from './validation.ts';
+
+/** How the API shows a session: who, through which organisation, at which services, and when (ISO 8601). */
+export interface SessionView {
+  /** The session's id (for GET and DELETE /sessions/{id}). */
+  id: string;
+  /** The user: Concord's account id `{participantId}:{upstream sub}` (the `sub` of public clients' tokens). */
+  user: string;
+  participant: string;
+  /** The services that got an authorization in this session. */
+  clients: Array<{ clientId: string; name?: string }>;
+  /** When the user signed in upstream. */
+  startedAt: string;
+  /** When a service last refreshed its tokens in this session; null: never. */
+  lastRefreshedAt: string | null;
+  /** When the partner's IdP last vouched for the user (the login, or a re-check at refresh). */
+  lastConfirmedAt: string;
+  /** Whether the partner's logout notices can name this session (it gave an upstream session id). */
+  upstreamSession: boolean;
+}
+
+/** How the API shows an account found by email. */
+export interface UserView {
+  id: string;
+  participant: string;
+  email?: string;
+  name?: string;
+  /** How many sessions the user has now. */
+  sessions: number;
+}
+
+const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
+const MAX_USERS = 500;
+/** Account ids are `{participantId}:{upstream sub}`; a sub is at most 255 characters (OIDC Core 2). */
+const USER_ID = /^[a-z0-9][a-z0-9-]{0,62}:.{1,255}$/su;
+const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+/**
+ * /users and /sessions: what an administrator (and the console) sees of a user's sessions, and ends.
+ *
+ *   GET  /users?email=E | ?participant=P[&limit=N]   the users with that email, or of that participant
+ *   GET  /users/{userId}/sessions                     a user's sessions, oldest first
+ *   POST /users/{userId}/revoke-sessions              ends all of them (audited: user.revoke_sessions)
+ *   GET  /sessions/{id}                               one session
+ *   DELETE /sessions/{id}                             ends it (audited: session.end)
+ *
+ * Ending a session is what every other end of a session does (src/sessions): its grants and refresh
+ * tokens revoked, and each of its services with a back-channel logout URI sent a logout token.
+ */
+export function sessionRoutes(router: Router, deps: AdminDeps): void {
+  const { sessions, accounts, registry, audit } = deps;
+
+  const userIdOf = (ctx: Context) => {
+    const id = ctx.params.userId!;
+    if (!USER_ID.test(id)) throw new AdminError(400, 'invalid_request', 'a user id is {participantId}:{upstream sub}', { field: 'userId' });
+    return id;
+  };
+  const sessionIdOf = (ctx: Context) => {
+    const id = ctx.params.id!;
+    if (!SESSION_ID.test(id)) throw notFound('session', id.slice(0, 128));
+    return id;
+  };
+
+  async function view(record: SessionRecord): Promise<SessionView> {
+    const refreshed = await sessions.lastRefreshed(record.id);
+    return {
+      id: record.id,
+      user: record.accountId,
+      participant: record.participantId,
+      clients: [...new Set(record.clients.map((c) => c.clientId))].map((clientId) => {
+        const name = registry.client(clientId)?.client_name;
+        return { clientId, ...(name ? { name } : {}) };
+      }),
+      startedAt: iso(record.startedAt),
+      lastRefreshedAt: refreshed === undefined ? null : iso(refreshed),
+      lastConfirmedAt: iso(record.confirmedAt),
+      upstreamSession: record.upstreamSession,
+    };
+  }
+
+  const endedView = (ended: EndedSession) => ({ id: ended.id, user: ended.accountId, participant: ended.participantId, clients: ended.clients, grants: ended.grants });
+
+  router.get('/users', async (ctx) => {
+    const email = typeof ctx.query.email === 'string' ? ctx.query.email.trim() : undefined;
+    const participant = typeof ctx.query.participant === 'string' ? ctx.query.participant : undefined;
+    const limit = intParam(ctx, 'limit', 100, MAX_USERS)!;
+    if (!email === !participant) throw new AdminError(400, 'invalid_request', 'give one of email or participant', { field: email ? 'participant' : 'email' });
+    const ids = email ? await accounts.idsByEmail(email) : await accounts.idsOfParticipant(participant!);
+    const users: UserView[] = [];
+    for (const id of ids.sort().slice(0, limit)) {
+      const [account, own] = await Promise.all([accounts.find(id), sessions.ofAccount(id)]);
+      if (!account && own.length === 0) continue;
+      const claims = account?.claims ?? own.at(-1)?.claims ?? {};
+      users.push({
+        id,
+        participant: account?.participantId ?? own[0]!.participantId,
+        ...(typeof claims.email === 'string' ? { email: claims.email } : {}),
+        ...(typeof claims.name === 'string' ? { name: claims.name } : {}),
+        sessions: own.length,
+      });
+    }
+    ctx.body = { users };
+  });
+
+  router.get('/users/:userId/sessions', async (ctx) => {
+    const user = userIdOf(ctx);
+    const own = await sessions.ofAccount(user);
+    if (own.length === 0 && !(await accounts.find(user))) throw notFound('user', user);
+    ctx.body = { user, sessions: await Promise.all(own.map(view)) };
+  });
+
+  router.post('/users/:userId/revoke-sessions', async (ctx) => {
+    const user = userIdOf(ctx);
+    const ended = await sessions.endAllOfAccount(user, 'admin');
+    await recordChange(ctx, audit, 'user.revoke_sessions', { type: 'user', id: user }, undefined, { sessions: ended.length, grants: ended.reduce((n, e) => n + e.grants, 0) });
+    ctx.body = { user, ended: ended.map(endedView) };
+  });
+
+  router.get('/sessions/:id', async (ctx) => {
+    const id = sessionIdOf(ctx);
+    const record = await sessions.get(id);
+    if (!record) throw notFound('session', id);
+    ctx.body = await view(record);
+  });
+
+  router.delete('/sessions/:id', async (ctx) => {
+    const id = sessionIdOf(ctx);
+    const ended = await sessions.end(id, 'admin');
+    if (!ended) throw notFound('session', id);
+    await recordChange(ctx, audit, 'session.end', { type: 'session', id }, undefined, { user: ended.accountId, clients: ended.clients, grants: ended.grants });
+    ctx.body = { ended: endedView(ended) };
+  });
+}
