@@ -87,8 +87,12 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
             client_secret: secretOf(id),
             redirect_uris: [`${concordUrl}/broker/${id}/callback`],
             post_logout_redirect_uris: [upstreamLogoutReturn(concordUrl, id)],
+            // The partner tells Concord when its own sessions end (OIDC Back-Channel Logout).
+            backchannel_logout_uri: `${concordUrl}/broker/${id}/backchannel-logout`,
           },
         ],
+        // Refresh tokens, so Concord can ask the partner again at each refresh (session.revalidateAfter).
+        refreshTokens: true,
       });
     const acme = await partner('acme', 'Acme', 'acme.example', '#0f6cbd');
     closers.push(() => acme.close());
@@ -168,6 +172,7 @@ function rewrite(
       redirect_uris: c.redirect_uris.map(moved),
       post_logout_redirect_uris: c.post_logout_redirect_uris.map(moved),
       ...(c.default_resource ? { default_resource: moved(c.default_resource) } : {}),
+      ...(c.backchannel_logout_uri ? { backchannel_logout_uri: moved(c.backchannel_logout_uri) } : {}),
     }),
   );
   return { ...loaded, settings, participants, clients };

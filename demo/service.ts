@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import Router from '@koa/router';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { concordKoa, createVerifier, type ConcordState } from '../src/verify/index.ts';
 
@@ -9,7 +10,10 @@ import { concordKoa, createVerifier, type ConcordState } from '../src/verify/ind
  * The demo service: a relying party of Concord. It signs users in with the authorization code
  * flow + PKCE, verifies Concord's access token offline with `concord/verify`, as any service
  * would, and shows the verified, mapped claims. Its API (`/api/*`) is guarded by the `concordKoa`
- * middleware; the signed-in page calls it with the user's access token.
+ * middleware; the signed-in page calls it with the user's access token. Signing out goes through
+ * Concord (RP-initiated logout) and ends on "You are signed out"; when Concord ends the user's
+ * session for any other reason (the organisation signed them out, an administrator), its logout
+ * token at /backchannel-logout (OIDC Back-Channel Logout 1.0) ends the service's own session too.
  */
 export interface DemoServiceOptions {
   issuer: string;
@@ -40,6 +44,8 @@ interface Session {
   accessToken: string;
   idToken: string;
 }
+
+const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
 const esc = (s: unknown) => String(s ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const json = (value: unknown) => esc(JSON.stringify(value, null, 2));
@@ -86,6 +92,9 @@ export async function startDemoService(options: DemoServiceOptions): Promise<Dem
   const verifier = createVerifier({ issuer: options.issuer, audience: options.audience });
   const pending = new Map<string, PendingLogin>();
   const sessions = new Map<string, Session>();
+  /** Sessions Concord ended by its logout token: their next page says so, once. */
+  const endedByConcord = new Set<string>();
+  const concordKeys = createRemoteJWKSet(new URL(`${options.issuer}/jwks`));
   const redirectUri = `${options.baseUrl}/callback`;
   let boundPort = options.port;
 
@@ -99,8 +108,21 @@ export async function startDemoService(options: DemoServiceOptions): Promise<Dem
     return { status: res.status, body: (await res.json().catch(() => null)) as unknown };
   }
 
+  const signedOutPage = (why: string) =>
+    page(
+      'Signed out',
+      `<section class="card"><h1 id="signed-out">You are signed out</h1><p>${esc(why)}</p>
+<p><a class="button" href="/login" id="sign-in">Sign in again</a></p></section>`,
+    );
+
   router.get('/', async (ctx) => {
-    const session = sessions.get(ctx.cookies.get('demo_session', { signed: true }) ?? '');
+    const cookie = ctx.cookies.get('demo_session', { signed: true }) ?? '';
+    if (endedByConcord.delete(cookie)) {
+      ctx.cookies.set('demo_session', null, { signed: true });
+      ctx.body = signedOutPage('Your session ended at Concord (you signed out elsewhere, or your organisation ended it), so this service signed you out too.');
+      return;
+    }
+    const session = sessions.get(cookie);
     if (!session) {
       ctx.body = page(
         'Welcome',
@@ -187,10 +209,42 @@ export async function startDemoService(options: DemoServiceOptions): Promise<Dem
     const cfg = await configuration();
     ctx.redirect(
       oidc.buildEndSessionUrl(cfg, {
-        post_logout_redirect_uri: `${options.baseUrl}/`,
+        post_logout_redirect_uri: `${options.baseUrl}/signed-out`,
         ...(session ? { id_token_hint: session.idToken } : {}),
       }).href,
     );
+  });
+
+  router.get('/signed-out', (ctx) => {
+    ctx.body = signedOutPage('You signed out of this service, of Concord and, where your organisation allows it, of your organisation’s sign-in.');
+  });
+
+  /**
+   * Concord's logout token (OIDC Back-Channel Logout 1.0 2.6, as a relying party must check it): its
+   * signature by Concord's keys, `typ` logout+jwt, `iss`, `aud` = this client, `iat`/`exp`, the event,
+   * no `nonce`; then this service's sessions of that `sid` (or of that `sub`) end.
+   */
+  router.post('/backchannel-logout', async (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    try {
+      const chunks: Buffer[] = [];
+      for await (const chunk of ctx.req as AsyncIterable<Buffer>) chunks.push(chunk);
+      const token = new URLSearchParams(Buffer.concat(chunks).toString()).get('logout_token') ?? '';
+      const { payload } = await jwtVerify(token, concordKeys, { issuer: options.issuer, audience: options.clientId, typ: 'logout+jwt', requiredClaims: ['iat', 'jti'] });
+      const events = payload.events as Record<string, unknown> | undefined;
+      if (typeof events?.[BACKCHANNEL_LOGOUT_EVENT] !== 'object' || payload.nonce !== undefined || (payload.sid === undefined && payload.sub === undefined)) throw new Error('not a logout token');
+      for (const [id, session] of sessions) {
+        const matches = payload.sid !== undefined ? session.idClaims.sid === payload.sid : session.idClaims.sub === payload.sub;
+        if (!matches) continue;
+        sessions.delete(id);
+        endedByConcord.add(id);
+      }
+      ctx.status = 200;
+      ctx.body = '';
+    } catch {
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_request' };
+    }
   });
 
   /** An API protected by Concord access tokens: what a real service would expose. */

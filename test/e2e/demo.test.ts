@@ -102,15 +102,15 @@ describe('demo in Chromium', { skip }, () => {
     await shot('3-signed-in');
   });
 
-  it('signs out of the service, Concord and Acme', async () => {
+  it('signs out of the service, Concord and Acme with one confirmation, and says so', async () => {
     await page.click('#sign-out');
-    await page.waitForURL((u) => u.origin === origin(demo.concordUrl) && u.pathname === '/session/end');
-    await page.click('button:has-text("Yes, sign me out")');
-    // Acme asks too: its session ends as well.
+    // Concord asks nothing: the service's id_token_hint names this very session, and its page submits itself.
+    // Acme asks, once: its session ends as well.
     await page.waitForURL((u) => u.origin === origin(demo.acme.issuer) && u.pathname === '/session/end');
     await page.click('button:has-text("Yes, sign me out")');
-    await page.waitForURL((u) => u.origin === origin(demo.serviceUrl) && u.pathname === '/');
-    assert.equal(await page.locator('#sign-in').count(), 1, 'the service shows the sign-in button again');
+    await page.waitForURL((u) => u.origin === origin(demo.serviceUrl) && u.pathname === '/signed-out');
+    assert.equal(await page.locator('#signed-out').innerText(), 'You are signed out');
+    await shot('4-signed-out');
 
     // Signing in again asks for the email and, at Acme, for the password: no session was left behind.
     await page.click('#sign-in');
@@ -119,6 +119,30 @@ describe('demo in Chromium', { skip }, () => {
     await page.click('button[type=submit]');
     await page.waitForURL(onOrigin(demo.acme.issuer));
     assert.equal(await page.locator('#password').count(), 1);
+  });
+
+  it('signing out at Acme itself ends the service’s session too (Acme tells Concord, Concord tells the service)', async () => {
+    // Finish the sign-in the previous test began.
+    await page.fill('#password', 'demo');
+    await page.click('button:has-text("Sign in")');
+    await page.waitForURL((u) => u.origin === origin(demo.serviceUrl) && u.pathname === '/');
+    assert.equal(await page.locator('#idp').innerText(), 'acme');
+
+    // Alice signs out at Acme directly, not at the service.
+    await page.goto(`${demo.acme.issuer}/session/end`);
+    await page.click('button:has-text("Yes, sign me out")');
+    await page.waitForSelector('text=You are signed out of Acme');
+
+    // The service ended its own session on Concord's logout token: its page says so.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      await page.goto(demo.serviceUrl);
+      if ((await page.locator('#signed-out').count()) > 0) break;
+      assert.ok(Date.now() < deadline, 'the service still shows alice signed in');
+      await page.waitForTimeout(100);
+    }
+    assert.match(await page.locator('main').innerText(), /Your session ended at Concord/);
+    await shot('5-ended-by-partner');
   });
 
   it('signs dave in through Initech, the SAML partner, with its eduPerson attributes mapped', async () => {
