@@ -56,7 +56,7 @@ describe('one view of the path: every spelling the router accepts gets the same 
   after(() => concord.close());
 
   it('derives the route from oidc-provider\'s own router and paths, and oidc-provider serves those spellings', async () => {
-    const table = routeTable((name) => concord.concord.provider().pathFor(name));
+    const table = routeTable((name, params) => concord.concord.provider().pathFor(name, params as never));
     const expected: Array<[string, RouteName]> = [
       ['/auth', 'authorization'],
       ['/request', 'pushed_authorization_request'],
@@ -79,6 +79,11 @@ describe('one view of the path: every spelling the router accepts gets the same 
       assert.ok(((await res.json()) as { keys: unknown[] }).keys.length > 0);
     }
     assert.equal(table.match('/%74oken'), undefined, 'a %-encoded letter is another path, for oidc-provider too');
+    // Routes with a parameter are in the table too (oidc-provider's resume is /auth/:uid), and the
+    // partners' back-channel logout is its own route, not a browser one.
+    assert.deepEqual(table.match('/auth/Yx3-interaction'), { name: 'resume', template: '/auth/:uid' });
+    assert.equal(table.match('/broker/acme/backchannel-logout')?.name, 'broker_backchannel_logout');
+    assert.equal(table.match('/broker/acme/logged-out')?.name, 'broker');
     assert.equal((await drain(await form(concord.issuer, '/%74oken', { grant_type: 'client_credentials' }))).status, 404);
   });
 
