@@ -18,6 +18,8 @@ export interface Cpu {
 export interface BenchChild {
   readonly url: string;
   readonly pid: number;
+  /** Refresh tokens a bare server minted at start (spec mintRefreshTokens). */
+  readonly refreshTokens: string[];
   /** The child's own CPU time so far. */
   cpu(): Promise<Cpu>;
   stop(): Promise<void>;
@@ -48,12 +50,12 @@ export async function startChild(spec: StartSpec): Promise<BenchChild> {
   exited.then(() => live.delete(child));
 
   child.send({ type: 'spec', spec: { ...spec, port } });
-  const url = await new Promise<string>((resolve, reject) => {
+  const { url, refreshTokens } = await new Promise<{ url: string; refreshTokens: string[] }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${spec.kind} child did not start within ${START_TIMEOUT_MS} ms\n${stderr}`)), START_TIMEOUT_MS);
-    child.on('message', (m: { type: string; url?: string }) => {
+    child.on('message', (m: { type: string; url?: string; refreshTokens?: string[] }) => {
       if (m.type === 'ready') {
         clearTimeout(timer);
-        resolve(m.url!);
+        resolve({ url: m.url!, refreshTokens: m.refreshTokens ?? [] });
       }
     });
     child.once('exit', (code) => {
@@ -66,6 +68,7 @@ export async function startChild(spec: StartSpec): Promise<BenchChild> {
   return {
     url,
     pid: child.pid!,
+    refreshTokens,
     cpu() {
       const id = nextId++;
       return new Promise<Cpu>((resolve, reject) => {

@@ -59,7 +59,16 @@ export interface LoginRig {
 }
 
 /** Concord (child process) with one participant whose upstream is a real oidc-provider partner IdP (another child). */
-export async function startLoginRig(options: { store: string; storePrefix: string; users?: number; settings?: Record<string, unknown> }): Promise<LoginRig> {
+export async function startLoginRig(options: {
+  store: string;
+  storePrefix: string;
+  users?: number;
+  settings?: Record<string, unknown>;
+  /** Fields of the participant beyond the defaults (its `session` policy, ...). */
+  participant?: Record<string, unknown>;
+  /** The partner issues refresh tokens (for Concord's re-checks at refresh). */
+  partnerRefreshTokens?: boolean;
+}): Promise<LoginRig> {
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
   const users = partnerUsers(options.users ?? 2000);
@@ -69,6 +78,7 @@ export async function startLoginRig(options: { store: string; storePrefix: strin
     domain: 'acme.example',
     users,
     clients: [{ client_id: 'concord', client_secret: UPSTREAM_SECRET, redirect_uris: [`${issuer}/broker/acme/callback`] }],
+    ...(options.partnerRefreshTokens ? { refreshTokens: true } : {}),
   });
   let concord: BenchChild;
   try {
@@ -88,6 +98,7 @@ export async function startLoginRig(options: { store: string; storePrefix: strin
           domains: ['acme.example'],
           upstream: { type: 'oidc', issuer: partner.url, clientId: 'concord', clientSecret: UPSTREAM_SECRET, allowInsecureHttp: true, scopes: ['openid', 'email', 'profile'] },
           mapping: BENCH_MAPPING,
+          ...options.participant,
         },
       ],
       clients: [BENCH_RP],

@@ -4,7 +4,7 @@
  *
  * Started by bench/lib/children.ts, which sends the spec over IPC. Talks over IPC:
  *   <- { type: 'spec', spec }                          what to start
- *   -> { type: 'ready', url, pid }                     once listening
+ *   -> { type: 'ready', url, pid, refreshTokens? }     once listening (a bare server's minted refresh tokens)
  *   <- { type: 'cpu', id }  -> { type: 'cpu', id, user, system, rss }   CPU microseconds so far
  *   <- { type: 'stop' }                                closes and exits
  */
@@ -37,6 +37,8 @@ export type ChildSpec =
       storePrefix?: string;
       algorithm: 'ES256' | 'EdDSA' | 'RS256';
       client: { client_id: string; client_secret: string };
+      /** Also serve the refresh_token grant (rotating, as Concord's) and mint this many refresh tokens, each of its own grant. */
+      mintRefreshTokens?: number;
     }
   | {
       kind: 'partner';
@@ -45,6 +47,8 @@ export type ChildSpec =
       domain: string;
       users: PartnerUser[];
       clients: PartnerClient[];
+      /** Issue refresh tokens at code exchange (Keycloak-style). */
+      refreshTokens?: boolean;
     };
 
 if (!process.send) {
@@ -81,14 +85,15 @@ async function startConcordChild(s: Extract<ChildSpec, { kind: 'concord' }>): Pr
   return issuer;
 }
 
-async function startBareChild(s: Extract<ChildSpec, { kind: 'bare' }>): Promise<string> {
+async function startBareChild(s: Extract<ChildSpec, { kind: 'bare' }>): Promise<{ url: string; refreshTokens?: string[] }> {
   const issuer = `http://127.0.0.1:${s.port}`;
   const store: Store = s.store === 'memory' ? new MemoryStore() : await createStore({ url: s.store, prefix: s.storePrefix ?? 'bare:' });
   const { privateKey } = await generateKeyPair(s.algorithm === 'EdDSA' ? 'Ed25519' : s.algorithm, { extractable: true });
   const jwk = { ...(await exportJWK(privateKey)), kid: randomBytes(6).toString('hex'), alg: s.algorithm, use: 'sig' };
+  const refresh = (s.mintRefreshTokens ?? 0) > 0;
   const configuration: Configuration = {
     adapter: (name: string) => store.adapter(name),
-    clients: [{ ...s.client, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] }],
+    clients: [{ ...s.client, grant_types: refresh ? ['client_credentials', 'refresh_token'] : ['client_credentials'], response_types: [], redirect_uris: [] }],
     jwks: { keys: [jwk] } as Configuration['jwks'],
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     enabledJWA: { idTokenSigningAlgValues: [s.algorithm] },
@@ -104,7 +109,14 @@ async function startBareChild(s: Extract<ChildSpec, { kind: 'bare' }>): Promise<
         getResourceServerInfo: () => ({ audience: issuer, scope: 'openid', accessTokenFormat: 'jwt', accessTokenTTL: 300, jwt: { sign: { alg: s.algorithm } } }),
       },
     },
-    ttl: { ClientCredentials: 300 },
+    ttl: { ClientCredentials: 300, AccessToken: 300, IdToken: 300, RefreshToken: 14 * 86400, Grant: 14 * 86400 },
+    // As Concord: refresh tokens rotate, accounts are found (statically here: no store, no upstream).
+    ...(refresh
+      ? {
+          rotateRefreshToken: () => true,
+          findAccount: (_ctx: unknown, sub: string) => ({ accountId: sub, claims: () => ({ sub, email: `${sub}@bench.example`, groups: ['engineering', 'all-staff'] }) }),
+        }
+      : {}),
   };
   const provider = new Provider(issuer, configuration);
   const server = http.createServer(provider.callback());
@@ -120,19 +132,32 @@ async function startBareChild(s: Extract<ChildSpec, { kind: 'bare' }>): Promise<
     });
     await store.close();
   };
-  return issuer;
+  if (!refresh) return { url: issuer };
+  // What a code exchange would have left: a grant with the openid scope and a refresh token of it, per user.
+  const client = (await provider.Client.find(s.client.client_id))!;
+  const refreshTokens: string[] = [];
+  for (let i = 0; i < s.mintRefreshTokens!; i++) {
+    const accountId = `bench-user-${i}`;
+    const grant = new provider.Grant({ accountId, clientId: client.clientId });
+    grant.addOIDCScope('openid email');
+    const grantId = await grant.save();
+    const token = new provider.RefreshToken({ accountId, client, grantId, scope: 'openid email', gty: 'authorization_code', authTime: Math.floor(Date.now() / 1000), rotations: 0 } as never);
+    refreshTokens.push(await token.save());
+  }
+  return { url: issuer, refreshTokens };
 }
 
 async function startPartnerChild(s: Extract<ChildSpec, { kind: 'partner' }>): Promise<string> {
-  const idp = await startPartnerIdp({ name: s.name, domain: s.domain, users: s.users, clients: s.clients, port: s.port });
+  const idp = await startPartnerIdp({ name: s.name, domain: s.domain, users: s.users, clients: s.clients, port: s.port, ...(s.refreshTokens ? { refreshTokens: true } : {}) });
   close = () => idp.close();
   return idp.issuer;
 }
 
 function start(spec: ChildSpec): void {
-  const started = spec.kind === 'concord' ? startConcordChild(spec) : spec.kind === 'bare' ? startBareChild(spec) : startPartnerChild(spec);
+  const started: Promise<{ url: string; refreshTokens?: string[] }> =
+    spec.kind === 'concord' ? startConcordChild(spec).then((url) => ({ url })) : spec.kind === 'bare' ? startBareChild(spec) : startPartnerChild(spec).then((url) => ({ url }));
   started.then(
-    (url) => process.send!({ type: 'ready', url, pid: process.pid }),
+    (ready) => process.send!({ type: 'ready', ...ready, pid: process.pid }),
     (err: unknown) => {
       process.stderr.write(`bench child (${spec.kind}) failed: ${(err as Error)?.stack ?? String(err)}\n`);
       process.exit(1);
