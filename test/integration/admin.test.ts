@@ -86,10 +86,16 @@ describe('admin API', () => {
 
       const got = await api.get('/admin/v1/participants/acme');
       assert.equal(got.status, 200);
-      // GET adds what the last check of its upstream found (read-only; a PUT of the document drops it).
-      const { status, ...config } = got.body;
+      // GET adds what the last check of its upstream found and what the partner registers for
+      // Concord's client (both read-only; a PUT of the document drops them).
+      const { status, registration, ...config } = got.body;
       assert.deepEqual(config, res.body);
       assert.match(status.state, /^(unknown|ok)$/);
+      assert.deepEqual(registration, {
+        redirectUri: `${instance.issuer}/broker/acme/callback`,
+        postLogoutRedirectUri: `${instance.issuer}/broker/acme/logged-out`,
+        backchannelLogoutUri: `${instance.issuer}/broker/acme/backchannel-logout`,
+      });
       const list = await api.get('/admin/v1/participants');
       assert.deepEqual(list.body.participants.map((p: { id: string }) => p.id), ['acme']);
     });

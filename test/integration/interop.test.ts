@@ -474,7 +474,11 @@ describe('interop: standards-following IdPs work the first time, misbehaving one
       assert.equal(asked.get('login_hint'), 'user-1@quirky.example');
       assert.equal(claims.acr, 'urn:quirky:mfa');
       assert.deepEqual(claims.amr, ['pwd', 'otp']);
-      const upstream = decodeJwt(((await fed.concord.concord.accounts.find(claims.sub))!.upstreamLogout as OidcLogout).idTokenHint);
+      const { sessions } = fed.concord.concord;
+      // This login's own session: the one whose part for the RP has the access token's sid.
+      const sid = decodeJwt(tokens.access_token).sid;
+      const session = (await sessions.ofAccount(String(claims.sub))).find((s) => s.clients.some((c) => c.sid === sid));
+      const upstream = decodeJwt(((await sessions.upstream(session!.id)).logout as OidcLogout).idTokenHint);
       assert.equal(claims.auth_time, upstream.auth_time);
       assert.equal(decodeJwt(tokens.id_token!).auth_time, upstream.auth_time);
     });

@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { createStore } from '../../src/store/index.ts';
 import { startConcord } from '../support/concord.ts';
@@ -16,8 +15,8 @@ import { freePort } from '../support/ports.ts';
 import { eventually, metricValue, sessionOf } from '../support/sessions.ts';
 import { admin } from './broker-helpers.ts';
 import { dropRedisPrefix } from './admin-fixtures.ts';
+import { dumpRedis, REDIS_URL } from '../support/redis-dump.ts';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const invalidGrant = (err: { error?: string }) => err.error === 'invalid_grant';
 
 async function endByAdmin(fed: Federation, sessionId: string): Promise<void> {
@@ -115,7 +114,7 @@ describe('back-channel logout delivery across a restart (Redis)', () => {
       // What a reader of Redis finds: neither the upstream refresh token nor the upstream ID token.
       const upstream = await fed.concord.concord.sessions.upstream(session.id);
       assert.ok(upstream.refresh?.refreshToken && upstream.logout?.idTokenHint);
-      const dump = await dumpValues(prefix);
+      const dump = await dumpRedis(prefix);
       assert.ok(!dump.includes(upstream.refresh.refreshToken), 'the upstream refresh token is in Redis in the clear');
       assert.ok(!dump.includes(upstream.logout.idTokenHint.split('.')[2]!), 'the upstream ID token is in Redis in the clear');
 
@@ -140,25 +139,3 @@ describe('back-channel logout delivery across a restart (Redis)', () => {
     }
   });
 });
-
-/** Every value stored under `prefix`, as one string (what a reader of Redis would dump). */
-async function dumpValues(prefix: string): Promise<string> {
-  const redis = new Redis(REDIS_URL);
-  try {
-    const out: string[] = [];
-    let cursor = '0';
-    do {
-      const [nextCursor, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      cursor = nextCursor;
-      for (const key of keys) {
-        const type = await redis.type(key);
-        if (type === 'string') out.push((await redis.get(key)) ?? '');
-        else if (type === 'hash') out.push(JSON.stringify(await redis.hgetall(key)));
-        else if (type === 'set') out.push(...(await redis.smembers(key)));
-      }
-    } while (cursor !== '0');
-    return out.join('\n');
-  } finally {
-    redis.disconnect();
-  }
-}

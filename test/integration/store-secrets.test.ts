@@ -2,7 +2,6 @@ import type { OidcLogout } from '../../src/upstream/index.ts';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { hashedId } from '../../src/provider/hashed-ids.ts';
 import { tokenIdKey } from '../../src/provider/index.ts';
@@ -11,6 +10,7 @@ import { TEST_SECRETS_KEY } from '../support/concord.ts';
 import { authorizationRequest, brokeredLogin, exchange, startFederation, type Federation } from '../support/federation.ts';
 import { Browser } from '../support/http-client.ts';
 import { dropRedisPrefix } from './admin-fixtures.ts';
+import { dumpRedis as dump, REDIS_URL } from '../support/redis-dump.ts';
 
 /*
  * Issue 19 item 7 against real Redis: someone who can read the store (a replica, a backup, MONITOR)
@@ -18,32 +18,6 @@ import { dropRedisPrefix } from './admin-fixtures.ts';
  * tokens are stored under a keyed hash of their value and without the value; the upstream ID token
  * is sealed. Entries written before (under the value) keep working until they expire.
  */
-
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-/** Every key and value under `prefix`, as one string, the way a store reader would dump it. */
-async function dump(prefix: string): Promise<string> {
-  const redis = new Redis(REDIS_URL);
-  try {
-    const out: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      cursor = next;
-      for (const key of keys) {
-        out.push(key);
-        const type = await redis.type(key);
-        if (type === 'string') out.push((await redis.get(key)) ?? '');
-        else if (type === 'hash') out.push(JSON.stringify(await redis.hgetall(key)));
-        else if (type === 'set') out.push(...(await redis.smembers(key)));
-        else if (type === 'list') out.push(...(await redis.lrange(key, 0, -1)));
-      }
-    } while (cursor !== '0');
-    return out.join('\n');
-  } finally {
-    redis.disconnect();
-  }
-}
 
 describe('what a store reader gets', () => {
   const prefix = `store-secrets-${randomBytes(6).toString('hex')}:`;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { importJWK, SignJWT, type JWTPayload } from 'jose';
 import * as oidc from 'openid-client';
 import { DEMO_USERS, type PartnerIdp, type PartnerUser } from '../../demo/partner-idp.ts';
-import { RP, type Federation } from './federation.ts';
+import { authorizationRequest, exchange, RP, type Federation } from './federation.ts';
 import { Browser } from './http-client.ts';
 
 /** Helpers of the session tests (not a test file itself). */
@@ -32,20 +32,10 @@ export function rp2Of(fed: Federation): Promise<oidc.Configuration> {
  * visit), and exchanges the code: RP2's tokens.
  */
 export async function ssoToRp2(rp2: oidc.Configuration, browser: Browser) {
-  const state = oidc.randomState();
-  const nonce = oidc.randomNonce();
-  const codeVerifier = oidc.randomPKCECodeVerifier();
-  const url = oidc.buildAuthorizationUrl(rp2, {
-    redirect_uri: RP2.redirect_uris[0]!,
-    scope: 'openid email profile groups',
-    state,
-    nonce,
-    code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
-    code_challenge_method: 'S256',
-  });
-  const res = await browser.get(url, { stopAt: (u) => u.href.startsWith(RP2.redirect_uris[0]!) });
+  const auth = await authorizationRequest(rp2, { redirect_uri: RP2.redirect_uris[0]!, scope: 'openid email profile groups' });
+  const res = await browser.get(auth.url, { stopAt: (u) => u.href.startsWith(RP2.redirect_uris[0]!) });
   assert.ok(res.stoppedAt?.searchParams.has('code'), `no single sign-on to RP2: ${res.status} ${res.url.href}`);
-  return oidc.authorizationCodeGrant(rp2, res.stoppedAt!, { expectedState: state, expectedNonce: nonce, pkceCodeVerifier: codeVerifier, idTokenExpected: true });
+  return exchange(rp2, res.stoppedAt!, auth);
 }
 
 /** The value of one series of a Concord metric (0 when absent). */
