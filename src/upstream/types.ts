@@ -80,8 +80,10 @@ export interface ServiceMetadata {
  *   logout_response  the upstream ended its session after Concord's RP-initiated logout; `state` is
  *                    the one logoutUrl was given (it names where the browser goes on to);
  *   logout_request   the upstream ends a session (IdP-initiated): Concord ends the sessions of
- *                    `subject` (the account's upstream subject, when the message names it), then sends
- *                    the browser to `respond(ended)`, the signed answer to the upstream.
+ *                    `sessionIndex` (the identity's `sessionId` at login), or else of `subject` (the
+ *                    account's upstream subject, when the message names it) through
+ *                    Sessions.endByUpstream, then sends the browser to `respond(ended)`, the signed
+ *                    answer to the upstream.
  */
 export type UpstreamLogoutMessage =
   | { kind: 'logout_response'; state: string }

@@ -75,7 +75,11 @@ describe('SAML login through SimpleSAMLphp', () => {
     assert.deepEqual(account?.claims.groups, ['staff', 'project-x']);
     assert.deepEqual(account?.claims.affiliation, ['member', 'staff']);
     assert.equal(account?.upstreamIssuer, idp.entityId);
-    assert.equal(account?.upstreamLogout?.protocol, 'saml');
+    // The login's session keeps what its SAML logout needs, and is named by its SessionIndex (the IdP's LogoutRequests end it by that).
+    const { sessions } = fed.concord.concord;
+    const [session] = await sessions.ofAccount(String(claims.sub));
+    assert.equal((await sessions.upstream(session!.id)).logout?.protocol, 'saml');
+    assert.equal(session!.upstreamSession, true);
   });
 
   it('bob: one group is a string, his non-ASCII name intact, his own sub', async () => {

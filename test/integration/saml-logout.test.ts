@@ -55,15 +55,16 @@ describe('SAML single logout through SimpleSAMLphp', () => {
     assert.equal(await idpSessionAlive(browser), false, 'the IdP session is gone');
   });
 
-  it('IdP-initiated: a signed LogoutRequest ends the Concord sessions and refresh tokens of the account, and is answered', async () => {
+  it('IdP-initiated: a signed LogoutRequest ends the Concord sessions of its SessionIndex and their refresh tokens, and is answered', async () => {
     const { browser, tokens, claims } = await samlSignedIn(fed, 'uni', 'bob');
     const returnTo = `${fed.concord.issuer}/healthz?after-idp-logout`;
     const done = await browser.get(idp.idpInitiatedLogoutUrl(returnTo), { stopAt: (u) => u.href === returnTo });
     assert.equal(done.stoppedAt?.href, returnTo, `the IdP finished at ReturnTo (${done.status} ${done.url.href})\n${idp.log()}`);
     const atConcord = browser.history.map((h) => h.url).find((u) => u.pathname === '/saml/uni/slo');
     assert.ok(atConcord?.searchParams.get('SAMLRequest') && atConcord.searchParams.get('Signature'));
-    const line = fed.concord.logs.find((l) => l.msg === 'the IdP ended its session: the account’s Concord sessions ended');
+    const line = fed.concord.logs.find((l) => l.msg === 'the IdP ended its session: the Concord sessions ended');
     assert.ok(line && Number(line.sessions) >= 1, JSON.stringify(line));
+    assert.equal(line.by, 'SessionIndex', 'ended by the SessionIndex of the login');
     await assert.rejects(oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!), (err: { error?: string }) => err.error === 'invalid_grant');
     assert.ok(claims.sub);
   });

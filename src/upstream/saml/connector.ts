@@ -303,6 +303,8 @@ class SamlConnector implements Connector {
       ...(authn.classRef ? { acr: authn.classRef } : {}),
       ...(amr ? { amr } : {}),
       ...(logout ? { logout } : {}),
+      // What the IdP's LogoutRequests name this login's session by (SAML core 3.7.1): its sessions end by it.
+      ...(authn.sessionIndex ? { sessionId: authn.sessionIndex } : {}),
     };
   }
 
