@@ -12,7 +12,7 @@ import { startConcord } from '../support/concord.ts';
 import { RP, signedIn, startFederation, type Federation } from '../support/federation.ts';
 import { startLogoutReceiver, type LogoutReceiver } from '../support/logout-receiver.ts';
 import { freePort } from '../support/ports.ts';
-import { eventually, metricValue, sessionOf } from '../support/sessions.ts';
+import { eventually, metricValue, sessionOf, upstreamIdTokenOf } from '../support/sessions.ts';
 import { admin } from './broker-helpers.ts';
 import { dropRedisPrefix } from './admin-fixtures.ts';
 import { dumpRedis, REDIS_URL } from '../support/redis-dump.ts';
@@ -113,10 +113,11 @@ describe('back-channel logout delivery across a restart (Redis)', () => {
       const session = await sessionOf(fed, tokens);
       // What a reader of Redis finds: neither the upstream refresh token nor the upstream ID token.
       const upstream = await fed.concord.concord.sessions.upstream(session.id);
-      assert.ok(upstream.refresh?.refreshToken && upstream.logout?.idTokenHint);
+      const idToken = await upstreamIdTokenOf(fed, session.id);
+      assert.ok(upstream.refresh?.refreshToken && idToken);
       const dump = await dumpRedis(prefix);
       assert.ok(!dump.includes(upstream.refresh.refreshToken), 'the upstream refresh token is in Redis in the clear');
-      assert.ok(!dump.includes(upstream.logout.idTokenHint.split('.')[2]!), 'the upstream ID token is in Redis in the clear');
+      assert.ok(!dump.includes(idToken.split('.')[2]!), 'the upstream ID token is in Redis in the clear');
 
       service.failWith = 503;
       const requests = service.requests();

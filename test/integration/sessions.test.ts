@@ -16,7 +16,7 @@ import { RP, signedIn, startFederation, type Federation } from '../support/feder
 import { Browser, parseForm } from '../support/http-client.ts';
 import { startLogoutReceiver, type LogoutReceiver } from '../support/logout-receiver.ts';
 import { freePort } from '../support/ports.ts';
-import { eventually, metricValue, partnerLogoutToken, postLogoutToken, RP2, rp2Of, sessionOf, ssoToRp2, usersOf } from '../support/sessions.ts';
+import { eventually, metricValue, partnerLogoutToken, postLogoutToken, RP2, rp2Of, sessionOf, ssoToRp2, upstreamIdTokenOf, usersOf } from '../support/sessions.ts';
 import type { PartnerUser } from '../../demo/partner-idp.ts';
 
 const ALICE = 'alice@acme.example';
@@ -112,8 +112,8 @@ describe('per-session state: two devices of one user', () => {
     // Two sessions, each with its own upstream ID token as logout hint.
     const [sessionA, sessionB] = [await sessionOf(fed, deviceA.tokens), await sessionOf(fed, deviceB.tokens)];
     assert.notEqual(sessionA.id, sessionB.id);
-    const hintA = (await fed.concord.concord.sessions.upstream(sessionA.id)).logout?.idTokenHint;
-    const hintB = (await fed.concord.concord.sessions.upstream(sessionB.id)).logout?.idTokenHint;
+    const hintA = await upstreamIdTokenOf(fed, sessionA.id);
+    const hintB = await upstreamIdTokenOf(fed, sessionB.id);
     assert.ok(hintA && hintB && hintA !== hintB);
     assert.notEqual(decodeJwt(hintA).sid, decodeJwt(hintB).sid, 'two upstream sessions');
 

@@ -87,6 +87,12 @@ export function postLogoutToken(fed: Federation, participantId: string, logoutTo
   });
 }
 
+/** The upstream ID token a session keeps as its logout hint (an OIDC participant's). */
+export async function upstreamIdTokenOf(fed: Federation, sessionId: string): Promise<string | undefined> {
+  const logout = (await fed.concord.concord.sessions.upstream(sessionId)).logout;
+  return logout?.protocol === 'oidc' ? logout.idTokenHint : undefined;
+}
+
 /** The Concord session (record) a service's tokens belong to, by the service's sid in it. */
 export async function sessionOf(fed: Federation, tokens: { claims(): JWTPayload | undefined }, clientId = RP.client_id) {
   const claims = tokens.claims()!;
