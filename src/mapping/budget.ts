@@ -17,6 +17,17 @@ export type MappingLimitCode = (typeof MAPPING_LIMIT_CODES)[number];
 /** Cost units between two reads of the clock (about 10 to 50 microseconds of work). */
 const CLOCK_EVERY = 32;
 
+/**
+ * Milliseconds of CPU this thread has spent. The budget counts the mapping's own work, not wall
+ * time: CEL runs synchronously on the main thread, so its CPU time is the time it blocks the event
+ * loop, while wall time would also count whatever else the machine runs (a loaded host would time
+ * out mappings that are well within budget).
+ */
+function threadCpuMs(): number {
+  const { user, system } = process.threadCpuUsage();
+  return (user + system) / 1000;
+}
+
 /** A limit was hit; `limit` names it for the log (e.g. `claims.depth <= 16`). */
 export class LimitExceeded extends Error {
   readonly code: MappingLimitCode;
@@ -30,14 +41,14 @@ export class LimitExceeded extends Error {
 }
 
 export interface BudgetLimits {
-  /** Milliseconds of wall clock for the whole mapping. */
+  /** Milliseconds of the main thread's CPU time for the whole mapping. */
   timeMs: number;
   /** Cost units per expression evaluation. */
   celCost: number;
 }
 
 /**
- * The resources one apply() may use: a wall-clock deadline for the whole mapping and a cost meter
+ * The resources one apply() may use: a CPU-time deadline for the whole mapping and a cost meter
  * per CEL evaluation. CEL runs synchronously inside @bufbuild/cel, whose functions Concord supplies
  * (cel-env.ts): each one charges the active budget before it works, so an expression that runs past
  * its budget fails at its next call, and every later call fails at once.
@@ -53,7 +64,7 @@ export class Budget {
 
   constructor(limits: Partial<BudgetLimits> = {}) {
     this.#timeMs = limits.timeMs ?? LIMITS.mappingTimeMs;
-    this.#deadline = performance.now() + this.#timeMs;
+    this.#deadline = threadCpuMs() + this.#timeMs;
     this.#maxCost = limits.celCost ?? LIMITS.celRuntimeCost;
   }
 
@@ -83,7 +94,7 @@ export class Budget {
   /** Throws LimitExceeded once the deadline has passed. */
   checkTime(): void {
     if (this.exceeded) throw this.exceeded;
-    if (performance.now() > this.#deadline) {
+    if (threadCpuMs() > this.#deadline) {
       throw this.#fail(new LimitExceeded('mapping_timeout', `mapping time <= ${this.#timeMs} ms`, 'the mapping ran past its time budget'));
     }
   }

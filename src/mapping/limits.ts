@@ -65,7 +65,7 @@ export const LIMITS = {
   claimString: 8192,
   claimsBytes: 256 * 1024,
 
-  /** Wall-clock budget of one login's whole mapping, in milliseconds (outcome mapping_timeout). */
+  /** CPU-time budget (main thread) of one login's whole mapping, in milliseconds (outcome mapping_timeout). */
   mappingTimeMs: 500,
 } as const;
 
