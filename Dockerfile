@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 #
-# Concord's production image: Node 24 runs the TypeScript sources directly (type stripping), so
-# there is no build step; only the production dependencies are installed.
+# Concord's production image: Node 24 runs the broker's TypeScript sources directly (type
+# stripping); the `concord` CLI (bin/concord.js) runs the JavaScript compiled to dist/ in the build
+# stage, as it does on any Node from 20.19 on (package.json `engines`). Only the production
+# dependencies are installed in the image.
 #
 #   docker build -t concord .                     # the production image (the last stage)
 #   docker build -t concord-demo --target demo .  # + the demo partner IdPs (docker-compose.yml)
@@ -22,6 +24,15 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force
 
+# --- build: the compiled JavaScript (dist/) that bin/concord.js runs -----------------------------
+# Its dependencies (TypeScript, types) stay in this stage; only dist/ leaves it.
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY src ./src
+RUN node_modules/.bin/tsc -p tsconfig.build.json
+
 # --- the application, owned by root and read-only to the user it runs as -------------------------
 FROM ${NODE_IMAGE} AS app
 WORKDIR /app
@@ -32,6 +43,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin ./bin
 COPY src ./src
+COPY --from=build /app/dist ./dist
 COPY views ./views
 COPY config/concord.yaml ./config/concord.yaml
 USER node

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cp, mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { cp, mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -11,7 +12,13 @@ import { startDnsServer, type TestDns } from '../support/dns-server.ts';
 import { ADMIN_TOKEN, clientDoc, participantDoc, startDiscoveryServer, UPSTREAM_SECRET, type DiscoveryServer } from './admin-fixtures.ts';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = path.join(REPO, 'bin', 'concord.js');
+/**
+ * The CLI runs on the system's Node (Debian's, v20 here), not the Node 24 that runs Concord and
+ * these tests: the README promises it works on any Node from 20.19 on (package.json `engines`).
+ */
+const SYSTEM_NODE = existsSync('/usr/bin/node') ? '/usr/bin/node' : process.execPath;
+/** Set in before(): bin/concord.js of an installed copy of the package (see installPackage). */
+let BIN = '';
 
 interface Run {
   code: number;
@@ -23,7 +30,7 @@ interface Run {
 function concord(args: string[], env: Record<string, string | undefined> = {}, bin = BIN): Promise<Run> {
   return new Promise((resolve) => {
     const childEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...env };
-    execFile(process.execPath, [bin, ...args], { env: childEnv, timeout: 30_000 }, (error, stdout, stderr) => {
+    execFile(SYSTEM_NODE, [bin, ...args], { env: childEnv, timeout: 30_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
     });
   });
@@ -39,7 +46,22 @@ function build(outDir: string): Promise<void> {
   });
 }
 
+/**
+ * The package as npm installs it (bin, dist, views, package.json; no TypeScript run), inside a
+ * node_modules folder whose parent's node_modules holds the dependencies; dist/ as `npm run build`
+ * makes it from the sources of this checkout, not whatever the checkout's dist/ holds.
+ */
+async function installPackage(): Promise<{ root: string; bin: string }> {
+  const root = await mkdtemp(path.join(REPO, 'node_modules', '.concord-install-'));
+  const pkg = path.join(root, 'node_modules', 'concord');
+  await mkdir(pkg, { recursive: true });
+  await build(path.join(pkg, 'dist'));
+  for (const entry of ['bin', 'views', 'package.json']) await cp(path.join(REPO, entry), path.join(pkg, entry), { recursive: true });
+  return { root, bin: path.join(pkg, 'bin', 'concord.js') };
+}
+
 describe('concord CLI', () => {
+  let installed: { root: string; bin: string };
   let instance: TestConcord;
   let upstream: DiscoveryServer;
   let dns: TestDns;
@@ -53,6 +75,8 @@ describe('concord CLI', () => {
   };
 
   before(async () => {
+    installed = await installPackage();
+    BIN = installed.bin;
     upstream = await startDiscoveryServer();
     dns = await startDnsServer();
     // The timer off: the domain tests check on request.
@@ -65,6 +89,7 @@ describe('concord CLI', () => {
     await upstream.close();
     await dns.close();
     await rm(dir, { recursive: true, force: true });
+    await rm(installed.root, { recursive: true, force: true });
   });
 
   describe('validate (offline)', () => {
@@ -110,24 +135,44 @@ describe('concord CLI', () => {
       assert.match(run.stderr, /is not a directory/);
     });
 
-    it('runs as an installed package, from the JavaScript in dist/ (Node strips no types under node_modules)', async () => {
-      // The package as npm installs it (bin, dist, views, package.json; no sources), inside a
-      // node_modules folder whose parent's node_modules holds the dependencies.
-      const installRoot = await mkdtemp(path.join(REPO, 'node_modules', '.concord-install-'));
-      const pkg = path.join(installRoot, 'node_modules', 'concord');
+    it('runs from an installed copy on the system Node: --help is its own, validate works', async () => {
+      const version = await new Promise<string>((resolve) => execFile(SYSTEM_NODE, ['--version'], (_e, out) => resolve(out.trim())));
+      const help = await concord(['--help']);
+      assert.equal(help.code, 0, `${version}: ${help.stderr}`);
+      assert.match(help.stdout, /^concord: manage a running Concord/);
+      assert.match(help.stdout, /validate\s+\[DIR\]/);
+      const config = path.join(dir, 'installed');
+      await file('installed/participants/acme.yaml', participantDoc('acme', 'https://login.acme.example', 'acme.example'));
+      const run = await concord(['validate', config]);
+      assert.equal(run.code, 0, `${version}: ${run.stderr}`);
+      assert.match(run.stdout, /valid: 1 participant\(s\), 0 client\(s\)/);
+    });
+
+    it('says in one line what to do when run from a checkout that was never built', async () => {
+      const checkout = await mkdtemp(path.join(os.tmpdir(), 'concord-unbuilt-'));
       try {
-        await mkdir(pkg, { recursive: true });
-        // dist/ as `npm run build` makes it from the sources of this checkout, not whatever dist/ holds.
-        await build(path.join(pkg, 'dist'));
-        for (const entry of ['bin', 'views', 'package.json']) await cp(path.join(REPO, entry), path.join(pkg, entry), { recursive: true });
-        const config = path.join(dir, 'installed');
-        await file('installed/participants/acme.yaml', participantDoc('acme', 'https://login.acme.example', 'acme.example'));
-        const run = await concord(['validate', config], {}, path.join(pkg, 'bin', 'concord.js'));
-        assert.equal(run.code, 0, run.stderr);
-        assert.match(run.stdout, /valid: 1 participant\(s\), 0 client\(s\)/);
+        await cp(path.join(REPO, 'bin'), path.join(checkout, 'bin'), { recursive: true });
+        await cp(path.join(REPO, 'package.json'), path.join(checkout, 'package.json'));
+        const run = await concord(['--help'], {}, path.join(checkout, 'bin', 'concord.js'));
+        assert.equal(run.code, 1);
+        assert.equal(run.stdout, '');
+        assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+        assert.match(run.stderr, /^concord: dist\/ is missing .*npm run build/);
       } finally {
-        await rm(installRoot, { recursive: true, force: true });
+        await rm(checkout, { recursive: true, force: true });
       }
+    });
+
+    it('declares the Node it needs in package.json `engines`, as the bin enforces it', async () => {
+      const pkg = JSON.parse(await readFile(path.join(REPO, 'package.json'), 'utf8')) as { engines: { node: string }; files: string[]; scripts: Record<string, string> };
+      const bin = await readFile(path.join(REPO, 'bin', 'concord.js'), 'utf8');
+      const minimum = /const MINIMUM = \[(\d+), (\d+)\]/.exec(bin);
+      assert.ok(minimum, 'the bin states its minimum');
+      assert.equal(pkg.engines.node, `>=${minimum[1]}.${minimum[2]}`);
+      const readme = await readFile(path.join(REPO, 'README.md'), 'utf8');
+      assert.ok(readme.includes(`Node ≥ ${minimum[1]}.${minimum[2]}`), 'the README states the same minimum');
+      assert.ok(pkg.files.includes('dist') && pkg.files.includes('bin'), 'the package ships bin/ and dist/');
+      assert.match(pkg.scripts.prepare ?? '', /tsconfig\.build\.json/, 'prepare compiles dist/');
     });
   });
 

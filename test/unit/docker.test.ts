@@ -98,9 +98,15 @@ describe('Dockerfile', () => {
   });
 
   it('installs production dependencies only, from the lock file, in a build stage', () => {
-    const install = stages.flatMap((s) => s.instructions.filter((i) => i.op === 'RUN' && /\bnpm ci\b/.test(i.args)).map((i) => ({ stage: s, i })));
-    assert.equal(install.length, 1, 'one npm ci');
-    assert.match(install[0]!.i.args, /--omit=dev\b/);
+    const installs = stages.flatMap((s) => s.instructions.filter((i) => i.op === 'RUN' && /\bnpm ci\b/.test(i.args)).map((i) => ({ stage: s, i })));
+    const install = installs.filter(({ i }) => /--omit=dev\b/.test(i.args));
+    assert.equal(install.length, 1, 'one npm ci of the production dependencies');
+    // Any other install is the build stage's (TypeScript for dist/): none of its node_modules reaches the image.
+    for (const other of installs.filter((x) => !install.includes(x))) {
+      assert.ok(!chain.includes(other.stage), `the full npm ci runs in a stage the runtime image does not build on (${other.stage.name})`);
+      const copied = all('COPY').filter((c) => c.args.includes(`--from=${other.stage.name}`));
+      assert.ok(copied.every((c) => /\/dist\s+\S*dist$/.test(c.args)), `only dist/ comes from ${other.stage.name}: ${copied.map((c) => c.args).join('; ')}`);
+    }
     assert.doesNotMatch(text, /npm install\b/, 'npm ci, never npm install');
     assert.ok(!chain.includes(install[0]!.stage), 'npm ci runs in a stage the runtime image does not build on (no npm cache, no build tools)');
     assert.ok(all('COPY').some((c) => /--from=\S+\s+\S*node_modules/.test(c.args)), 'the runtime copies node_modules from it');
@@ -124,6 +130,13 @@ describe('Dockerfile', () => {
     const cmd = all('CMD')[0]!;
     assert.deepEqual(JSON.parse(cmd.args), ['node', 'src/main.ts']);
     assert.ok(existsSync(path.join(ROOT, 'src/main.ts')));
+  });
+
+  it('carries the compiled CLI: bin/ and the dist/ it runs', () => {
+    const copies = all('COPY').map((c) => c.args);
+    assert.ok(copies.some((c) => /^bin\s/.test(c)), 'bin/ is in the image');
+    assert.ok(copies.some((c) => /--from=\S+\s+\S*\/dist\s+\S*dist$/.test(c)), 'dist/ (the CLI\'s JavaScript) is in the image');
+    assert.match(read('bin/concord.js'), /dist\/cli\/main\.js/, 'the bin runs dist/');
   });
 
   it('bakes in no secret and no demo client or participant', () => {
