@@ -178,6 +178,32 @@ function rewrite(
   return { ...loaded, settings, participants, clients };
 }
 
+/**
+ * What `npm run demo` prints: where to go and how to sign in, and a link that answers for each
+ * part (a page, a discovery or metadata document, an admin API call with the token shown).
+ */
+export function demoBanner(demo: Demo): string {
+  const users = [...DEMO_USERS['acme.example']!, ...DEMO_USERS['globex.example']!].map((u) => u.email).concat(DEMO_SAML_USERS.map((u) => u.username)).join(', ');
+  const discovery = (issuer: string) => `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+  return [
+    '',
+    'Concord demo is running.',
+    '',
+    `  Open ${demo.serviceUrl} and sign in as ${users} (password "${DEMO_PASSWORD}").`,
+    '',
+    `  Concord     ${discovery(demo.concordUrl)}`,
+    `  Admin API   ${demo.adminUrl}/admin/v1/participants  (Authorization: Bearer ${demo.adminToken})`,
+    `  CLI         CONCORD_ADMIN_URL=${demo.adminUrl} CONCORD_ADMIN_TOKEN=${demo.adminToken} npx concord participants list`,
+    `  Metrics     ${demo.adminUrl}/metrics`,
+    `  Acme IdP    ${discovery(demo.acme.issuer)}`,
+    `  Globex IdP  ${discovery(demo.globex.issuer)}`,
+    `  Initech IdP ${demo.initech.metadataUrl} (SAML 2.0)`,
+    '',
+    'Ctrl-C stops it.',
+    '',
+  ].join('\n');
+}
+
 if (import.meta.main) {
   const raw = process.env.DEMO_BASE_PORT;
   const basePort = raw ? Number(raw) : undefined;
@@ -193,24 +219,7 @@ if (import.meta.main) {
     process.stderr.write(`demo: failed to start: ${(error as Error)?.message ?? String(error)}\n`);
     process.exit(1);
   });
-  const users = [...DEMO_USERS['acme.example']!, ...DEMO_USERS['globex.example']!].map((u) => u.email).concat(DEMO_SAML_USERS.map((u) => u.username)).join(', ');
-  process.stdout.write(
-    [
-      '',
-      'Concord demo is running.',
-      '',
-      `  Open ${demo.serviceUrl} and sign in as ${users} (password "${DEMO_PASSWORD}").`,
-      '',
-      `  Concord     ${demo.concordUrl}`,
-      `  Admin API   ${demo.adminUrl}/admin/v1  (Authorization: Bearer ${demo.adminToken})`,
-      `  Acme IdP    ${demo.acme.issuer}`,
-      `  Globex IdP  ${demo.globex.issuer}`,
-      `  Initech IdP ${demo.initech.metadataUrl} (SAML 2.0)`,
-      '',
-      'Ctrl-C stops it.',
-      '',
-    ].join('\n'),
-  );
+  process.stdout.write(demoBanner(demo));
   let stopping = false;
   const stop = () => {
     if (stopping) return;

@@ -21,6 +21,7 @@ import { AccountStore, createProvider, jwtUserinfo, openResourceServers, pairwis
 import { LogoutDelivery, Sessions } from './sessions/index.ts';
 import { createSecretBox, type SecretBox } from './secrets/index.ts';
 import { createStore, StoreFullError, StoreUnavailableError, type Store } from './store/index.ts';
+import { listenError } from './startup/index.ts';
 import { UpstreamHealth } from './upstream/index.ts';
 
 export interface ConcordOptions {
@@ -376,11 +377,11 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   let publicServer: http.Server | undefined;
   let adminServer: http.Server | undefined;
 
-  const listenOn = (app: Koa, port: number, host: string) =>
+  const listenOn = (app: Koa, name: 'public' | 'admin', port: number, host: string) =>
     new Promise<http.Server>((resolve, reject) => {
       const server = http.createServer(app.callback());
       server.keepAliveTimeout = 65_000;
-      server.once('error', reject);
+      server.once('error', (error: NodeJS.ErrnoException) => reject(listenError(error, { name, host, port })));
       server.listen(port, host, () => resolve(server));
     });
   const urlOf = (server: http.Server, host: string) => {
@@ -411,8 +412,14 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     ready,
     async listen() {
       logoutDelivery.start();
-      publicServer = await listenOn(publicApp, settings.port, settings.host);
-      adminServer = await listenOn(adminApp, settings.admin.port, settings.admin.host);
+      publicServer = await listenOn(publicApp, 'public', settings.port, settings.host);
+      try {
+        adminServer = await listenOn(adminApp, 'admin', settings.admin.port, settings.admin.host);
+      } catch (error) {
+        // Not half started: the public listener goes too.
+        await new Promise((resolve) => publicServer!.close(resolve));
+        throw error;
+      }
       return { publicUrl: urlOf(publicServer, settings.host), adminUrl: urlOf(adminServer, settings.admin.host) };
     },
     async shutdown() {

@@ -1,6 +1,7 @@
 import { createConcord } from './app.ts';
 import { ConfigError, loadConfig } from './config/index.ts';
 import { createLogger } from './observability/index.ts';
+import { adminApiOff, issuerMismatch, localIdpsNotRunning, type StartupNotice } from './startup/index.ts';
 
 /** Wires config, store, provider and listeners; nothing else. */
 async function main(): Promise<void> {
@@ -22,6 +23,15 @@ async function main(): Promise<void> {
     { issuer: config.settings.issuer, public: publicUrl, admin: adminUrl, store: concord.store.kind, participants: concord.registry.participants().length, clients: concord.registry.clients().length },
     'concord started',
   );
+  // What would leave a person wondering why nothing works, said once: settings now, the partners'
+  // IdPs once the first health checks are in.
+  const warn = (notice: StartupNotice | undefined) => notice && log.warn({ notice: notice.code, ...notice.detail }, notice.message);
+  warn(issuerMismatch(config.settings.issuer, Number(new URL(publicUrl).port)));
+  warn(adminApiOff(config.settings, adminUrl));
+  void concord.upstreamWatch.settled().then(() => {
+    const participants = concord.registry.participants().filter((p) => p.config.enabled).map((p) => p.config);
+    warn(localIdpsNotRunning(participants, (id) => concord.upstreamHealth.statusOf(id)?.up === false));
+  });
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -1,3 +1,5 @@
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
 import type { Context, Next } from 'koa';
 import { renderPage } from '../interactions/index.ts';
 import { newReference } from '../observability/index.ts';
@@ -31,10 +33,12 @@ import { routeOf } from './route.ts';
  * and `iss`). The browser routes (/interaction/*, /broker/*, /session/end*) get the error page; the
  * rest JSON.
  *
- * The form of POST /token, /request and /auth, and of a posted upstream callback (form_post), is read here (oidc-provider would otherwise read it
- * itself) and handed on as `ctx.request.body`, which oidc-provider takes instead of the stream
- * (its documented path for an upstream body parser). oidc-provider prints one plain-text line
- * about that, once per process: "oidc-provider WARNING: already parsed request body detected".
+ * The form of POST /token, /request and /auth, and of a posted upstream callback (form_post), is
+ * read here, before any route touches the store, and handed on as `ctx.state.checked.rawForm`
+ * (Concord's routes) and as a request stream that plays the same bytes again (`ctx.req`, which
+ * oidc-provider reads itself, with its own limits, exactly as if nothing had read it before). Not
+ * `ctx.request.body`: oidc-provider takes that too, but warns on the console about every process's
+ * first such request ("already parsed request body detected").
  */
 
 /** Longest request target (path and query) accepted. Node refuses a request head over 16 KB itself (431). */
@@ -288,12 +292,31 @@ async function readBody(ctx: Context, max: number): Promise<string> {
     chunks.push(chunk);
   }
   const body = Buffer.concat(chunks, size);
-  (ctx.request as { body?: unknown }).body = body;
+  ctx.req = replayable(ctx.req, body);
   try {
     return UTF8.decode(body);
   } catch {
     throw new BadRequest('the request body is not UTF-8');
   }
+}
+
+/**
+ * The request as it came, whose body (already read from the socket) can be read once more: the
+ * reading side (`readable`, async iteration, `iterator()`) is a fresh stream of `body`;
+ * everything else (headers, method, url, socket) is the original request's.
+ */
+function replayable(request: IncomingMessage, body: Buffer): IncomingMessage {
+  const replay = Readable.from([body], { objectMode: false });
+  // What a body reader uses (oidc-provider: `readable`, `readableEncoding`, `iterator()`); events
+  // such as 'close' stay the connection's.
+  const streamSide = new Set<PropertyKey>(['readable', 'readableEnded', 'readableEncoding', 'readableLength', 'iterator', 'read', 'setEncoding', Symbol.asyncIterator]);
+  return new Proxy(request, {
+    get(target, property) {
+      const from = streamSide.has(property) ? replay : target;
+      const value = Reflect.get(from, property, from) as unknown;
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(from) : value;
+    },
+  });
 }
 
 function refuse(ctx: Context, kind: Kind, error: BadRequest, options: RequestLimitsOptions): void {

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startDemo, type Demo } from '../../demo/run.ts';
+import { freePorts } from '../support/ports.ts';
 
 /**
  * The demo in a real browser: Chromium (Debian's package, driven by playwright-core) signs alice in
@@ -18,29 +18,13 @@ const SHOTS = process.env.E2E_SCREENSHOT_DIR ?? os.tmpdir();
 // Without a browser on a developer's machine the test is skipped; in CI (CI=true) it must run.
 const skip = !existsSync(CHROMIUM) && !process.env.CI ? `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)` : false;
 
-/** A base port B with B..B+5 all free on 127.0.0.1. */
-async function freeBasePort(): Promise<number> {
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const server = net.createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 40_000);
-    const checks = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => free(base + i)));
-    if (checks.every(Boolean)) return base;
-  }
-  throw new Error('no 6 consecutive free ports found');
-}
-
 describe('demo in Chromium', { skip }, () => {
   let demo: Demo;
   let browser: Browser;
   let page: Page;
 
   before(async () => {
-    demo = await startDemo({ basePort: await freeBasePort(), logLevel: 'warn' });
+    demo = await startDemo({ basePort: await freePorts(6), logLevel: 'warn' });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
