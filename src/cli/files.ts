@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
+import { describeSyntaxProblem, parseDocumentText } from '../config/index.ts';
 import { CliError } from './errors.ts';
 
-/** A YAML or JSON document (JSON is YAML, but a .json file gets JSON's clearer error messages). */
+/** A YAML or JSON document (JSON is YAML, but a .json file gets JSON's rules); a syntax error names its line and column. */
 export async function readDocument(file: string): Promise<unknown> {
   let text: string;
   try {
@@ -10,9 +10,7 @@ export async function readDocument(file: string): Promise<unknown> {
   } catch (error) {
     throw new CliError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
-  try {
-    return file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-  } catch (error) {
-    throw new CliError(`${file} is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message.split('\n')[0]}`);
-  }
+  const parsed = parseDocumentText(text, file);
+  if (parsed.ok) return parsed.value;
+  throw new CliError(`${file} is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${parsed.problems.map(describeSyntaxProblem).join('; ')}`);
 }

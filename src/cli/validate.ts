@@ -1,6 +1,6 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError, loadConfig, ParticipantSchema, type ConfigIssue } from '../config/index.ts';
+import { ConfigError, loadConfig, ParticipantSchema, sourceName, type ConfigIssue } from '../config/index.ts';
 import { compileMapping, MappingError, MappingRuleSchema, type MappingConfig, type MappingIssue } from '../mapping/index.ts';
 import { readDocument } from './files.ts';
 import { CliError } from './errors.ts';
@@ -38,7 +38,7 @@ export async function validateConfig(dir: string, env: NodeJS.ProcessEnv): Promi
   const names = (await readdir(participantsDir).catch(() => [] as string[])).filter((n) => /\.(ya?ml|json)$/.test(n)).sort();
   for (const name of names) {
     const file = path.join(participantsDir, name);
-    const source = path.relative(process.cwd(), file) || file;
+    const source = sourceName(file);
     let document: unknown;
     try {
       document = await readDocument(file);
@@ -67,6 +67,8 @@ export async function validateConfig(dir: string, env: NodeJS.ProcessEnv): Promi
       issues.push({ source, field: `participant ${issue.participant}, ${where}${issue.field ? `.${issue.field}` : ''}`, message: issue.message });
     }
   }
+  // File by file (a stable sort: within a file, in the order found).
+  issues.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
   return { dir: resolved, ...counts, issues };
 }
 

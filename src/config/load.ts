@@ -1,7 +1,7 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { describeSyntaxProblem, readDocumentFile } from './documents.ts';
 import { ConfigError, type ConfigIssue } from './errors.ts';
 import { clientRedirectProblems } from './redirect-uris.ts';
 import {
@@ -41,11 +41,6 @@ export function issuesOf(error: z.ZodError, source: string): ConfigIssue[] {
   return error.issues.map((issue) => ({ source, field: issue.path.join('.'), message: issue.message }));
 }
 
-async function readDocument(file: string): Promise<unknown> {
-  const text = await readFile(file, 'utf8');
-  return file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-}
-
 async function filesIn(dir: string): Promise<string[]> {
   try {
     const names = await readdir(dir);
@@ -65,24 +60,50 @@ function setPath(target: Record<string, unknown>, keys: string[], value: unknown
   node[keys.at(-1)!] = value;
 }
 
+/** One file of a kind (participant or client): what parsed, and what cross-file checks can still read when it did not. */
+interface FileEntry<T> {
+  source: string;
+  /** The whole document, when it passed its schema. */
+  value: T | undefined;
+  /** The document as written (undefined when it is not YAML/JSON), for the identity of a refused file. */
+  raw: unknown;
+}
+
+/** A file's syntax problems as issues, each with its line and column. */
+async function readFileIssues(file: string, source: string, issues: ConfigIssue[]): Promise<{ ok: boolean; value?: unknown; missing?: boolean }> {
+  let parsed;
+  try {
+    parsed = await readDocumentFile(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { ok: false, missing: true };
+    issues.push({ source, field: '', message: `cannot be read: ${code ?? (error as Error).message.split('\n')[0]}` });
+    return { ok: false };
+  }
+  if (parsed.ok) return { ok: true, value: parsed.value };
+  for (const problem of parsed.problems) issues.push({ source, field: '', message: `not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${describeSyntaxProblem(problem)}` });
+  return { ok: false };
+}
+
 /**
  * Parses one file with a schema and records every issue against the file's name.
- * A file that is not YAML/JSON at all is one issue, not a stack trace.
+ * A file that is not YAML/JSON at all is one issue per syntax error, not a stack trace.
  */
-async function parseFile<S extends z.ZodType>(file: string, schema: S, issues: ConfigIssue[], relative: string): Promise<z.output<S> | undefined> {
-  let document: unknown;
-  try {
-    document = await readDocument(file);
-  } catch (error) {
-    issues.push({ source: relative, field: '', message: `cannot be read: ${(error as Error).message.split('\n')[0]}` });
-    return undefined;
-  }
-  const result = schema.safeParse(document ?? {});
+async function parseFile<S extends z.ZodType>(file: string, schema: S, issues: ConfigIssue[], source: string): Promise<FileEntry<z.output<S>>> {
+  const read = await readFileIssues(file, source, issues);
+  if (!read.ok) return { source, value: undefined, raw: undefined };
+  const result = schema.safeParse(read.value ?? {});
   if (!result.success) {
-    issues.push(...issuesOf(result.error, relative));
-    return undefined;
+    issues.push(...issuesOf(result.error, source));
+    return { source, value: undefined, raw: read.value };
   }
-  return result.data;
+  return { source, value: result.data, raw: read.value };
+}
+
+/** How a file is named in issues: relative to the working directory when inside it, else in full. */
+export function sourceName(file: string): string {
+  const relative = path.relative(process.cwd(), file);
+  return relative === '' || relative.startsWith('..') || path.isAbsolute(relative) ? file : relative;
 }
 
 /**
@@ -93,18 +114,15 @@ export async function loadConfig(options: { dir?: string; env?: NodeJS.ProcessEn
   const env = options.env ?? process.env;
   const dir = path.resolve(options.dir ?? env.CONCORD_CONFIG_DIR ?? './config');
   const issues: ConfigIssue[] = [];
-  const rel = (file: string) => path.relative(process.cwd(), file) || file;
+  const rel = sourceName;
 
   const mainFile = path.join(dir, 'concord.yaml');
   let raw: Record<string, unknown> = {};
-  try {
-    const document = await readDocument(mainFile);
+  const main = await readFileIssues(mainFile, rel(mainFile), issues);
+  if (main.ok) {
+    const document = main.value;
     if (document !== null && typeof document === 'object' && !Array.isArray(document)) raw = document as Record<string, unknown>;
     else if (document != null) issues.push({ source: rel(mainFile), field: '', message: 'must be a mapping of settings' });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-      issues.push({ source: rel(mainFile), field: '', message: `cannot be read: ${(error as Error).message.split('\n')[0]}` });
-    }
   }
 
   const envSources = new Map<string, string>();
@@ -123,64 +141,107 @@ export async function loadConfig(options: { dir?: string; env?: NodeJS.ProcessEn
     }
   }
 
-  const participants: Participant[] = [];
-  for (const file of await filesIn(path.join(dir, 'participants'))) {
-    const participant = await parseFile(file, ParticipantSchema, issues, rel(file));
-    if (participant) participants.push(participant);
-  }
-  const clients: ClientConfig[] = [];
-  for (const file of await filesIn(path.join(dir, 'clients'))) {
-    const client = await parseFile(file, ClientSchema, issues, rel(file));
-    if (client) clients.push(client);
-  }
+  const participantFiles: Array<FileEntry<Participant>> = [];
+  for (const file of await filesIn(path.join(dir, 'participants'))) participantFiles.push(await parseFile(file, ParticipantSchema, issues, rel(file)));
+  const clientFiles: Array<FileEntry<ClientConfig>> = [];
+  for (const file of await filesIn(path.join(dir, 'clients'))) clientFiles.push(await parseFile(file, ClientSchema, issues, rel(file)));
 
-  issues.push(...crossChecks(participants, clients, dir));
-  if (settingsResult.success) issues.push(...redirectPolicyIssues(clients, settingsResult.data, dir));
+  // Across files, also with the files refused above: what of them can be read still counts (its id,
+  // its domains), so one run tells every problem, and no false one (a client naming a participant
+  // whose file has a typo elsewhere).
+  issues.push(...crossChecks(participantFiles.map(participantIdentity), clientFiles.map(clientIdentity)));
+  if (settingsResult.success) issues.push(...redirectPolicyIssues(clientFiles, settingsResult.data));
   if (issues.length > 0 || !settingsResult.success) throw new ConfigError(issues);
+  const participants = participantFiles.map((f) => f.value!);
+  const clients = clientFiles.map((f) => f.value!);
   return { dir, settings: settingsResult.data, participants, clients };
 }
 
 /** The deployment's rule on http redirect URIs (settings `clients.allowHttpRedirectUris`), for the client files. */
-export function redirectPolicyIssues(clients: ClientConfig[], settings: ConcordSettings, dir: string): ConfigIssue[] {
+function redirectPolicyIssues(clients: Array<FileEntry<ClientConfig>>, settings: ConcordSettings): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  for (const c of clients) {
-    for (const { field, message } of clientRedirectProblems(c, settings.clients.allowHttpRedirectUris)) {
-      issues.push({ source: path.join(path.relative(process.cwd(), dir) || '.', 'clients', `${c.client_id}.yaml`), field, message });
-    }
+  for (const { source, value } of clients) {
+    if (!value) continue;
+    for (const { field, message } of clientRedirectProblems(value, settings.clients.allowHttpRedirectUris)) issues.push({ source, field, message });
   }
   return issues;
 }
 
-/** Rules that span files: unique ids, each domain owned by one participant, clients naming real participants. */
-export function crossChecks(participants: Participant[], clients: ClientConfig[], dir: string): ConfigIssue[] {
+/** What cross-file checks read of a participant file: all of it when valid, else each part that is. */
+export interface ParticipantIdentity {
+  source: string;
+  id: string | undefined;
+  domains: string[];
+  upstream: Participant['upstream'] | undefined;
+}
+
+/** What cross-file checks read of a client file. */
+export interface ClientIdentity {
+  source: string;
+  client_id: string | undefined;
+  participants: string[];
+}
+
+const field = (raw: unknown, name: string): unknown => (raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>)[name] : undefined);
+const each = (raw: unknown): unknown[] => (Array.isArray(raw) ? raw : []);
+
+function participantIdentity({ source, value, raw }: FileEntry<Participant>): ParticipantIdentity {
+  if (value) return { source, id: value.id, domains: value.domains, upstream: value.upstream };
+  const { shape } = ParticipantSchema;
+  return {
+    source,
+    id: shape.id.safeParse(field(raw, 'id')).data,
+    // One at a time: a bad domain does not hide the good ones' conflicts.
+    domains: each(field(raw, 'domains')).flatMap((domain) => shape.domains.safeParse([domain]).data ?? []),
+    upstream: shape.upstream.safeParse(field(raw, 'upstream')).data,
+  };
+}
+
+function clientIdentity({ source, value, raw }: FileEntry<ClientConfig>): ClientIdentity {
+  if (value) return { source, client_id: value.client_id, participants: value.participants ?? [] };
+  const { shape } = ClientSchema;
+  return {
+    source,
+    client_id: shape.client_id.safeParse(field(raw, 'client_id')).data,
+    participants: each(field(raw, 'participants')).filter((id): id is string => typeof id === 'string'),
+  };
+}
+
+/** Rules that span files: unique ids, each domain owned by one participant, one participant per upstream, clients naming real participants. */
+export function crossChecks(participants: ParticipantIdentity[], clients: ClientIdentity[]): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  const source = (kind: string, id: string) => path.join(path.relative(process.cwd(), dir) || '.', kind, `${id}.yaml`);
-  const ids = new Set<string>();
+  const ids = new Map<string, string>();
   const owners = new Map<string, string>();
   const upstreams = new Map<string, string>();
   for (const p of participants) {
-    // One upstream (issuer + client) serves one participant: otherwise idp_hint would pick the identity.
-    const upstream = upstreamIdentity(p);
-    const sharing = upstreams.get(upstream);
-    if (sharing) issues.push({ source: source('participants', p.id), ...sharedUpstream(p, sharing) });
-    upstreams.set(upstream, p.id);
-    if (ids.has(p.id)) issues.push({ source: source('participants', p.id), field: 'id', message: `participant "${p.id}" is defined twice` });
-    ids.add(p.id);
-    for (const domain of p.domains) {
+    if (p.id === undefined) continue;
+    const { id, source } = p;
+    const defined = ids.get(id);
+    if (defined !== undefined) issues.push({ source, field: 'id', message: `participant "${id}" is defined twice (also in ${defined})` });
+    else ids.set(id, source);
+    if (p.upstream) {
+      // One upstream (issuer + client) serves one participant: otherwise idp_hint would pick the identity.
+      const upstream = upstreamIdentity({ id, upstream: p.upstream });
+      const sharing = upstreams.get(upstream);
+      if (sharing && sharing !== id) issues.push({ source, ...sharedUpstream({ upstream: p.upstream }, sharing) });
+      upstreams.set(upstream, id);
+    }
+    p.domains.forEach((domain, index) => {
       const owner = owners.get(domain);
-      if (owner && owner !== p.id) {
-        issues.push({ source: source('participants', p.id), field: 'domains', message: `domain ${domain} is already owned by participant "${owner}"` });
-      }
-      owners.set(domain, p.id);
-    }
+      if (owner && owner !== id) issues.push({ source, field: `domains.${index}`, message: `domain ${domain} is already owned by participant "${owner}"` });
+      else owners.set(domain, id);
+    });
   }
-  const clientIds = new Set<string>();
+  const clientIds = new Map<string, string>();
   for (const c of clients) {
-    if (clientIds.has(c.client_id)) issues.push({ source: source('clients', c.client_id), field: 'client_id', message: `client "${c.client_id}" is defined twice` });
-    clientIds.add(c.client_id);
-    for (const pid of c.participants ?? []) {
-      if (!ids.has(pid)) issues.push({ source: source('clients', c.client_id), field: 'participants', message: `no participant "${pid}"` });
+    if (c.client_id !== undefined) {
+      const defined = clientIds.get(c.client_id);
+      if (defined !== undefined) issues.push({ source: c.source, field: 'client_id', message: `client "${c.client_id}" is defined twice (also in ${defined})` });
+      else clientIds.set(c.client_id, c.source);
     }
+    c.participants.forEach((pid, index) => {
+      if (!ids.has(pid)) issues.push({ source: c.source, field: `participants.${index}`, message: `no participant "${pid}"` });
+    });
   }
   return issues;
 }

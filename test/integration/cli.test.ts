@@ -40,7 +40,7 @@ function concord(args: string[], env: Record<string, string | undefined> = {}, b
 function build(outDir: string): Promise<void> {
   const tsc = path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [tsc, '-p', path.join(REPO, 'tsconfig.build.json'), '--outDir', outDir], { cwd: REPO, timeout: 60_000 }, (error, stdout, stderr) =>
+    execFile(process.execPath, [tsc, '-p', path.join(REPO, 'tsconfig.build.json'), '--outDir', outDir], { cwd: REPO, timeout: 300_000 }, (error, stdout, stderr) =>
       error ? reject(new Error(`tsc failed: ${stdout}${stderr}`)) : resolve(),
     );
   });
@@ -74,6 +74,7 @@ describe('concord CLI', () => {
     return target;
   };
 
+  // Compiling dist/ takes a while on a busy machine.
   before(async () => {
     installed = await installPackage();
     BIN = installed.bin;
@@ -83,7 +84,7 @@ describe('concord CLI', () => {
     instance = await startConcord({ settings: { domainProof: { resolvers: [dns.address], checkInterval: 0 } } });
     dir = await mkdtemp(path.join(os.tmpdir(), 'concord-cli-'));
     env = { CONCORD_ADMIN_URL: instance.adminUrl, CONCORD_ADMIN_TOKEN: ADMIN_TOKEN };
-  });
+  }, { timeout: 600_000 });
   after(async () => {
     await instance.close();
     await upstream.close();
@@ -127,6 +128,57 @@ describe('concord CLI', () => {
       const report = JSON.parse(json.stdout);
       assert.equal(report.valid, false);
       assert.equal(report.issues.length, 6);
+    });
+
+    it('lists every problem of every kind in one run: syntax, schema, environment, across files, mapping', async () => {
+      const config = path.join(dir, 'everything');
+      const raw = async (name: string, text: string) => {
+        await mkdir(path.dirname(path.join(config, name)), { recursive: true });
+        await writeFile(path.join(config, name), text);
+      };
+      await raw('concord.yaml', stringify({ logLevel: 'loud' }));
+      // Not YAML: an unclosed flow sequence, and a key twice.
+      await raw('participants/broken.yaml', 'id: broken\ndomains: [broken.example\nid: again\n');
+      await file('everything/participants/acme.yaml', participantDoc('acme', 'https://login.acme.example', 'acme.example', { mapping: { rules: [{ claim: 'team', cel: 'claims.groups.exists(g, ' }] } }));
+      // The same id in another file.
+      await file('everything/participants/acme-again.yaml', participantDoc('acme', 'https://login.acme-two.example', 'acme-two.example'));
+      // A schema error, and a domain another participant owns: both told, not one after the other.
+      await file('everything/participants/initech.yaml', participantDoc('initech', 'https://login.initech.example', 'acme.example', { displayName: '' }));
+      // A schema error only: a client may still name globex without a "no participant".
+      await file('everything/participants/globex.yaml', participantDoc('globex', 'https://login.globex.example', 'globex.example', { colour: 'blue' }));
+      await file('everything/clients/portal.yaml', clientDoc('portal', { client_secret: 'short', participants: ['globex', 'nobody'] }));
+      await file('everything/clients/portal-again.yaml', clientDoc('portal'));
+      await raw('clients/shop.json', '{"client_id": "shop",}');
+      const run = await concord(['validate', config], { CONCORD_ADMIN_PORT: '99999' });
+      assert.equal(run.code, 1, run.stderr);
+      const lines = run.stderr.trim().split('\n');
+      const summary = lines.pop()!;
+      const expected: Array<[file: string, field: RegExp, reason: RegExp]> = [
+        ['concord.yaml', /^logLevel$/, /Invalid option/i],
+        ['environment CONCORD_ADMIN_PORT', /^admin\.port$/, /65535/],
+        ['broken.yaml', /^$/, /not valid YAML: line 3, column \d+: Flow sequence/],
+        ['broken.yaml', /^$/, /not valid YAML: line 3, column 1: Map keys must be unique$/],
+        ['acme.yaml', /^participant acme, mapping\.rules\[0\]\.cel$/, /./],
+        ['acme.yaml', /^participant acme, id$/, /participant "acme" is defined twice \(also in .*acme-again\.yaml\)/],
+        ['initech.yaml', /^participant initech, displayName$/, /./],
+        ['initech.yaml', /^participant initech, domains\.0$/, /domain acme\.example is already owned by participant "acme"/],
+        ['globex.yaml', /^participant globex$/, /colour/],
+        ['portal.yaml', /^client_secret$/, /16 characters/],
+        ['portal.yaml', /^participants\.1$/, /no participant "nobody"/],
+        ['portal.yaml', /^client_id$/, /client "portal" is defined twice \(also in .*portal-again\.yaml\)/],
+        ['shop.json', /^$/, /not valid JSON: line 1, column 22: /],
+      ];
+      const parsed = lines.map((line) => /^(.*?)(?: \((.*)\))?: (.*)$/.exec(line) ?? [line, line, '', '']);
+      for (const [fileName, field, reason] of expected) {
+        assert.ok(
+          parsed.some(([, source = '', f = '', message = '']) => (source === fileName || source.endsWith(`/${fileName}`)) && field.test(f) && reason.test(message)),
+          `${fileName} (${field}): ${reason} in\n${run.stderr}`,
+        );
+      }
+      assert.equal(lines.length, expected.length, run.stderr);
+      assert.ok(lines.every((line) => !/:\s*$/.test(line)), 'no message ends in a colon');
+      assert.ok(!lines.some((line) => /globex"/.test(line) && /no participant/.test(line)), 'a participant whose file has another error still exists for the clients');
+      assert.match(summary, new RegExp(`${expected.length} problem\\(s\\) found$`));
     });
 
     it('refuses a directory that does not exist', async () => {

@@ -89,8 +89,8 @@ describe('configuration', () => {
     });
     const error = await loadConfig({ dir, env: {} }).catch((e: ConfigError) => e);
     assert.ok(error instanceof ConfigError);
-    assert.ok(error.issues.some((i) => i.field === 'domains' && /already owned by participant "acme"/.test(i.message)));
-    assert.ok(error.issues.some((i) => i.source.endsWith('broken.yaml') && /cannot be read/.test(i.message)));
+    assert.ok(error.issues.some((i) => i.source.endsWith('evil.yaml') && i.field === 'domains.0' && /already owned by participant "acme"/.test(i.message)));
+    assert.ok(error.issues.some((i) => i.source.endsWith('broken.yaml') && /^not valid YAML: line 2, column 1: .*[^:]$/.test(i.message)), 'where, and no dangling colon');
     assert.ok(error.issues.some((i) => i.field === 'upstream.issuer' && /already serves participant "acme"/.test(i.message)), 'one upstream serves one participant');
   });
 
