@@ -7,7 +7,9 @@ import { clientRedirectProblems } from './redirect-uris.ts';
 
 /*
  * Every setting of Concord, with its default and what to choose in production.
- * This file is the one documented place for defaults; `npm run schema` exports it as JSON Schema.
+ * This file is the one documented place for defaults. Each setting's documentation is its
+ * `.describe()` (not a comment), so `npm run schema` carries it into the JSON Schemas editors show;
+ * test/unit/config.test.ts fails on a setting without one.
  */
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -19,25 +21,20 @@ const Port = z.coerce.number().int().min(0).max(65535);
 const rateLimit = (points: number, duration: number) =>
   z
     .object({
-      points: z.number().int().min(1).max(1_000_000).default(points),
-      duration: Duration.refine((seconds) => seconds >= 1, 'at least 1s').default(duration),
+      points: z.number().int().min(1).max(1_000_000).default(points).describe('Requests allowed per window.'),
+      duration: Duration.refine((seconds) => seconds >= 1, 'at least 1s').default(duration).describe('The window (seconds, or 90s, 5m, 8h, 30d).'),
     })
     .strict()
     .prefault({});
 
 export const ResourceServerSchema = z
   .object({
-    /** The audience services check: the `resource` a client asks for (RFC 8707). */
-    audience: z.url(),
-    /** Scopes this service understands; a token for it carries only these. */
-    scopes: z.array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/)).default([]),
-    accessTokenTtl: Duration.optional(),
-    /**
-     * The clients that may get access tokens for this API (their client_id). Absent: every client, as
-     * before this setting existed; Concord warns at start-up, since any client could then mint a token
-     * this API accepts. Production: list them.
-     */
-    clients: z.array(z.string().min(1).max(200)).optional(),
+    audience: z.url().describe('The audience services check: the `resource` a client asks for (RFC 8707).'),
+    scopes: z.array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/)).default([]).describe('Scopes this service understands; a token for it carries only these.'),
+    accessTokenTtl: Duration.optional().describe('Lifetime of access tokens for this API (seconds, or 90s, 5m, 8h, 30d); absent: tokens.accessTokenTtl.'),
+    clients: z.array(z.string().min(1).max(200)).optional().describe(
+      'The clients that may get access tokens for this API (their client_id). Absent: every client, as before this setting existed; Concord warns at start-up, since any client could then mint a token this API accepts. Production: list them.',
+    ),
   })
   .strict();
 
@@ -59,225 +56,176 @@ const ResolverAddress = z.string().refine((text) => {
  */
 export const DomainProofSchema = z
   .object({
-    /**
-     * Whether proof is required, by where a domain came from: `runtime` (added through the admin
-     * API or the console; default `required`) and `files` (config/participants/*.yaml, which an
-     * operator wrote, and domains stored before domain proof existed; default `off`: verified by the
-     * operator). One word sets both. Set it the same on every instance.
-     */
     mode: z
       .union([
         DomainProofMode.transform((mode) => ({ runtime: mode, files: mode })),
-        z.object({ runtime: DomainProofMode.default('required'), files: DomainProofMode.default('off') }).strict(),
+        z
+          .object({
+            runtime: DomainProofMode.default('required').describe('Domains added at runtime (admin API, console): `required` or `off`.'),
+            files: DomainProofMode.default('off').describe('Domains of config/participants/*.yaml and those stored before domain proof existed: `required` or `off`.'),
+          })
+          .strict(),
       ])
-      .default({ runtime: 'required', files: 'off' }),
-    /** A verified domain whose proof disappeared keeps routing this long (flagged, alerted), then is suspended. */
-    gracePeriod: Duration.default(7 * 86400),
-    /** Pending, suspended and flagged domains are checked this often, on a timer on each instance (one at a time per domain). 0: only on request. */
-    checkInterval: Duration.default(300),
-    /** A verified domain's proof is checked again this often. */
-    recheckInterval: Duration.refine((seconds) => seconds >= 60, 'at least 60s').default(86400),
-    /** DNS servers for the TXT check and for the HTTPS check's address lookup, e.g. [127.0.0.1:5353]; empty: the system's. */
-    resolvers: z.array(ResolverAddress).default([]),
-    /** Each DNS query and each HTTP request of a check gives up after this long. */
-    timeoutMs: z.number().int().min(100).max(60_000).default(5000),
-    /**
-     * Let the HTTPS check call loopback, private or link-local addresses. Off: only public addresses,
-     * through the same guard as upstream calls (a domain's owner could point its name at Concord's
-     * own network). Only for tests on loopback.
-     */
-    allowPrivateNetwork: z.boolean().default(false),
-    /** The well-known check over http:// instead of https://. Only for loopback tests; implies allowPrivateNetwork. */
-    allowInsecureHttp: z.boolean().default(false),
-    /** Port of the well-known check: 443 (80 with allowInsecureHttp). Only loopback tests change it. */
-    wellKnownPort: Port.optional(),
+      .default({ runtime: 'required', files: 'off' }).describe(
+        'Whether proof is required, by where a domain came from: `runtime` (added through the admin API or the console; default `required`) and `files` (config/participants/*.yaml, which an operator wrote, and domains stored before domain proof existed; default `off`: verified by the operator). One word sets both. Set it the same on every instance.',
+      ),
+    gracePeriod: Duration.default(7 * 86400).describe('A verified domain whose proof disappeared keeps routing this long (flagged, alerted), then is suspended.'),
+    checkInterval: Duration.default(300).describe(
+      'Pending, suspended and flagged domains are checked this often, on a timer on each instance (one at a time per domain). 0: only on request.',
+    ),
+    recheckInterval: Duration.refine((seconds) => seconds >= 60, 'at least 60s').default(86400).describe('A verified domain\'s proof is checked again this often.'),
+    resolvers: z.array(ResolverAddress).default([]).describe(
+      'DNS servers for the TXT check and for the HTTPS check\'s address lookup, e.g. [127.0.0.1:5353]; empty: the system\'s.',
+    ),
+    timeoutMs: z.number().int().min(100).max(60_000).default(5000).describe('Each DNS query and each HTTP request of a check gives up after this long.'),
+    allowPrivateNetwork: z.boolean().default(false).describe(
+      'Let the HTTPS check call loopback, private or link-local addresses. Off: only public addresses, through the same guard as upstream calls (a domain\'s owner could point its name at Concord\'s own network). Only for tests on loopback.',
+    ),
+    allowInsecureHttp: z.boolean().default(false).describe('The well-known check over http:// instead of https://. Only for loopback tests; implies allowPrivateNetwork.'),
+    wellKnownPort: Port.optional().describe('Port of the well-known check: 443 (80 with allowInsecureHttp). Only loopback tests change it.'),
   })
   .strict();
 
 export const ConcordSettingsSchema = z
   .object({
-    /** Public URL of Concord; every token's `iss`. Production: https. Env CONCORD_ISSUER. */
-    issuer: z.url().default('http://localhost:3000'),
-    /** Public listener: OIDC endpoints, login pages, /healthz, /readyz. Env CONCORD_PORT, CONCORD_HOST. */
-    port: Port.default(3000),
-    host: z.string().default('0.0.0.0'),
-    /** Trust X-Forwarded-* from a load balancer in front. Production behind a proxy: true. Env CONCORD_TRUST_PROXY. */
-    trustProxy: z.boolean().default(false),
+    issuer: z.url().default('http://localhost:3000').describe('Public URL of Concord; every token\'s `iss`. Production: https. Env CONCORD_ISSUER.'),
+    port: Port.default(3000).describe('Public listener: OIDC endpoints, login pages, /healthz, /readyz. Env CONCORD_PORT, CONCORD_HOST.'),
+    host: z.string().default('0.0.0.0').describe('Address the public listener binds. Env CONCORD_HOST.'),
+    trustProxy: z.boolean().default(false).describe('Trust X-Forwarded-* from a load balancer in front. Production behind a proxy: true. Env CONCORD_TRUST_PROXY.'),
     admin: z
       .object({
-        /** Internal listener: /admin/v1/* and /metrics. Env CONCORD_ADMIN_PORT, CONCORD_ADMIN_HOST. */
-        port: Port.default(9090),
-        host: z.string().default('127.0.0.1'),
-        /** Bearer token of the admin API; absent = every admin call refused. Env CONCORD_ADMIN_TOKEN. */
-        token: z.string().min(16, 'use at least 16 characters').optional(),
+        port: Port.default(9090).describe('Internal listener: /admin/v1/* and /metrics. Env CONCORD_ADMIN_PORT, CONCORD_ADMIN_HOST.'),
+        host: z.string().default('127.0.0.1').describe('Address the admin listener binds; keep it internal (never the internet). Env CONCORD_ADMIN_HOST.'),
+        token: z.string().min(16, 'use at least 16 characters').optional().describe('Bearer token of the admin API; absent = every admin call refused. Env CONCORD_ADMIN_TOKEN.'),
       })
       .strict()
-      .default({ port: 9090, host: '127.0.0.1' }),
-    /** `memory` (one instance, nothing kept), `redis://host:port`, `redis-cluster://h:p,h:p` or `redis-sentinel://h:p,h:p/masterName`. Env CONCORD_STORE. */
+      .default({ port: 9090, host: '127.0.0.1' })
+      .describe('The internal listener: the admin API (/admin/v1/*, used by the concord CLI) and /metrics.'),
     store: z
       .string()
       .regex(/^(memory|rediss?:\/\/.+|redis-cluster:\/\/.+|redis-sentinel:\/\/.+)$/, 'memory, redis://host:port, redis-cluster://host:port,... or redis-sentinel://host:port,.../masterName')
-      .default('memory'),
-    /** Prefix of every key in Redis, so several deployments can share one. */
-    storePrefix: z.string().default('concord:'),
-    /**
-     * The embedded store (`store: memory`) never grows without bound: expired entries are swept every
-     * `sweepInterval`, and past `maxEntries` entries or `maxBytes` bytes (interactions, sessions, codes,
-     * tokens, accounts, pending logins) new ones are refused with 503 until some expire, instead of the
-     * process running out of memory. Defaults: 200,000 entries and 256 MiB, a few times what one
-     * instance holds at a thousand logins a minute with 8-hour sessions; raise both together.
-     */
+      .default('memory').describe(
+        '`memory` (one instance, nothing kept), `redis://host:port`, `redis-cluster://h:p,h:p` or `redis-sentinel://h:p,h:p/masterName`. Env CONCORD_STORE.',
+      ),
+    storePrefix: z.string().default('concord:').describe('Prefix of every key in Redis, so several deployments can share one.'),
     memoryStore: z
       .object({
-        maxEntries: z.number().int().min(100).max(100_000_000).default(200_000),
-        maxBytes: z.number().int().min(1024 * 1024).max(64 * 1024 * 1024 * 1024).default(256 * 1024 * 1024),
-        sweepInterval: Duration.refine((seconds) => seconds >= 1, 'at least 1s').default(10),
+        maxEntries: z.number().int().min(100).max(100_000_000).default(200_000).describe('Most entries the embedded store holds.'),
+        maxBytes: z.number().int().min(1024 * 1024).max(64 * 1024 * 1024 * 1024).default(256 * 1024 * 1024).describe('Most bytes the embedded store holds (keys and values).'),
+        sweepInterval: Duration.refine((seconds) => seconds >= 1, 'at least 1s').default(10).describe('Expired entries are swept this often (seconds, or 90s, 5m, 8h, 30d).'),
       })
       .strict()
-      .prefault({}),
+      .prefault({}).describe(
+        'The embedded store (`store: memory`) never grows without bound: expired entries are swept every `sweepInterval`, and past `maxEntries` entries or `maxBytes` bytes (interactions, sessions, codes, tokens, accounts, pending logins) new ones are refused with 503 until some expire, instead of the process running out of memory. Defaults: 200,000 entries and 256 MiB, a few times what one instance holds at a thousand logins a minute with 8-hour sessions; raise both together.',
+      ),
     clients: z
       .object({
-        /**
-         * Accept http redirect and post-logout URIs to hosts that are not loopback (web clients). Off:
-         * https only, http to 127.0.0.1, [::1] or localhost. Only for a closed development network: a
-         * code sent over http can be read on the way.
-         */
-        allowHttpRedirectUris: z.boolean().default(false),
+        allowHttpRedirectUris: z.boolean().default(false).describe(
+          'Accept http redirect and post-logout URIs to hosts that are not loopback (web clients). Off: https only, http to 127.0.0.1, [::1] or localhost. Only for a closed development network: a code sent over http can be read on the way.',
+        ),
       })
       .strict()
-      .prefault({}),
-    /** 32 bytes, base64: encrypts signing keys and secrets at rest. Production: required. Env CONCORD_SECRETS_KEY. */
-    secretsKey: z.string().optional(),
-    logLevel: z.enum(LOG_LEVELS).default('info'),
+      .prefault({})
+      .describe('Rules for all clients (services).'),
+    secretsKey: z.string().optional().describe('32 bytes, base64: encrypts signing keys and secrets at rest. Production: required. Env CONCORD_SECRETS_KEY.'),
+    logLevel: z.enum(LOG_LEVELS).default('info').describe('Least severe log level written (pino). Env LOG_LEVEL.'),
     tokens: z
       .object({
-        accessTokenTtl: Duration.default(300),
-        idTokenTtl: Duration.default(300),
-        refreshTokenTtl: Duration.default(14 * 86400),
-        authorizationCodeTtl: Duration.default(60),
-        clientCredentialsTtl: Duration.default(300),
-        sessionTtl: Duration.default(8 * 3600),
-        interactionTtl: Duration.default(600),
-        grantTtl: Duration.default(14 * 86400),
+        accessTokenTtl: Duration.default(300).describe('Lifetime of access tokens (RFC 9068 JWTs) (seconds, or 90s, 5m, 8h, 30d).'),
+        idTokenTtl: Duration.default(300).describe('Lifetime of ID tokens (seconds, or 90s, 5m, 8h, 30d).'),
+        refreshTokenTtl: Duration.default(14 * 86400).describe('Lifetime of refresh tokens (they rotate; a replayed one revokes the grant) (seconds, or 90s, 5m, 8h, 30d).'),
+        authorizationCodeTtl: Duration.default(60).describe('Lifetime of authorization codes (seconds, or 90s, 5m, 8h, 30d).'),
+        clientCredentialsTtl: Duration.default(300).describe('Lifetime of client_credentials access tokens (seconds, or 90s, 5m, 8h, 30d).'),
+        sessionTtl: Duration.default(8 * 3600).describe('Lifetime of the browser session at Concord (seconds, or 90s, 5m, 8h, 30d).'),
+        interactionTtl: Duration.default(600).describe('Time a user has to finish a sign-in (login page, upstream IdP) (seconds, or 90s, 5m, 8h, 30d).'),
+        grantTtl: Duration.default(14 * 86400).describe('Lifetime of a grant (the consent behind refresh tokens) (seconds, or 90s, 5m, 8h, 30d).'),
       })
       .strict()
-      .prefault({}),
-    /** APIs that clients may ask tokens for with `resource`. Tokens without one are for Concord's userinfo (aud = issuer). */
-    resourceServers: z.array(ResourceServerSchema).default([]),
+      .prefault({})
+      .describe('Lifetimes of what Concord issues, each in seconds or as 90s, 5m, 8h, 30d.'),
+    resourceServers: z.array(ResourceServerSchema).default([]).describe(
+      'APIs that clients may ask tokens for with `resource`. Tokens without one are for Concord\'s userinfo (aud = issuer).',
+    ),
     keys: z
       .object({
-        algorithm: z.enum(SIGNING_ALGORITHMS).default('ES256'),
-        /** Scheduled rotation, e.g. 30d; absent = only on demand. */
-        rotateEvery: Duration.optional(),
-        /** A new key is published this long before it signs: longer than any JWKS cache. */
-        activationDelay: Duration.default(15 * 60),
-        /** A superseded key stays published this long after its last token expired (clock skew, caches). */
-        retireGrace: Duration.default(60),
+        algorithm: z.enum(SIGNING_ALGORITHMS).default('ES256').describe('Algorithm of the keys that sign tokens.'),
+        rotateEvery: Duration.optional().describe('Scheduled rotation, e.g. 30d; absent = only on demand.'),
+        activationDelay: Duration.default(15 * 60).describe('A new key is published this long before it signs: longer than any JWKS cache.'),
+        retireGrace: Duration.default(60).describe('A superseded key stays published this long after its last token expired (clock skew, caches).'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('Concord\'s signing keys: kept encrypted in the store, rotated with overlap (published before they sign, until every token they signed has expired).'),
     upstream: z
       .object({
-        /** Every call to a partner IdP gives up after this long. */
-        timeoutMs: z.number().int().min(100).max(60_000).default(5000),
-        /** Upstream discovery documents are re-fetched after this long. */
-        discoveryTtl: Duration.default(3600),
-        /** Each participant's IdP is probed (discovery + JWKS) this often: concord_upstream_up. 0 = no probes. */
-        healthInterval: Duration.default(30),
-        /** Consecutive failed calls (timeout, refused, 5xx) that open a participant's circuit; a failed probe opens it at once. */
-        breakerThreshold: z.number().int().min(1).max(1000).default(5),
-        /** An open circuit refuses that participant's logins at once for this long, then lets one trial through. */
-        breakerCooldown: Duration.default(30),
-        /**
-         * Algorithm of Concord's own client keys, used with participants whose tokenEndpointAuthMethod
-         * is private_key_jwt (published at {issuer}/broker/jwks, rotated on keys.rotateEvery). RS256 is
-         * the one every IdP accepts; ES256 where the IdP allows it.
-         */
-        clientKeyAlgorithm: z.enum(['RS256', 'ES256']).default('RS256'),
+        timeoutMs: z.number().int().min(100).max(60_000).default(5000).describe('Every call to a partner IdP gives up after this long.'),
+        discoveryTtl: Duration.default(3600).describe('Upstream discovery documents are re-fetched after this long.'),
+        healthInterval: Duration.default(30).describe('Each participant\'s IdP is probed (discovery + JWKS) this often: concord_upstream_up. 0 = no probes.'),
+        breakerThreshold: z.number().int().min(1).max(1000).default(5).describe(
+          'Consecutive failed calls (timeout, refused, 5xx) that open a participant\'s circuit; a failed probe opens it at once.',
+        ),
+        breakerCooldown: Duration.default(30).describe('An open circuit refuses that participant\'s logins at once for this long, then lets one trial through.'),
+        clientKeyAlgorithm: z.enum(['RS256', 'ES256']).default('RS256').describe(
+          'Algorithm of Concord\'s own client keys, used with participants whose tokenEndpointAuthMethod is private_key_jwt (published at {issuer}/broker/jwks, rotated on keys.rotateEvery). RS256 is the one every IdP accepts; ES256 where the IdP allows it.',
+        ),
       })
       .strict()
-      .prefault({}),
-    domainProof: DomainProofSchema.prefault({}),
-    /**
-     * Logout tokens to services (OIDC Back-Channel Logout 1.0): whenever a session ends, each of its
-     * services with a `backchannel_logout_uri` is sent one, from a queue in the store (a restart loses
-     * none). A service that does not answer 200 or 204 is tried again with back-off (1 s, 2 s, 4 s, ...
-     * at most 5 min apart) for `retryFor`, then given up (logged, concord_backchannel_logout_total
-     * {outcome="failed"}).
-     */
+      .prefault({})
+      .describe('Calls to the participants\' IdPs: timeouts, discovery caching, health probes and the circuit breaker.'),
+    domainProof: DomainProofSchema.prefault({}).describe(
+      'Domain proof: a domain routes logins, and counts as the participant\'s own, once its owner proved it holds it (DNS TXT `_concord-challenge.{domain}` or `https://{domain}/.well-known/concord-challenge/{value}`). docs/admin.md#domain-proof.',
+    ),
     backchannelLogout: z
       .object({
-        /** Each delivery attempt gives up after this long. */
-        timeoutMs: z.number().int().min(100).max(60_000).default(5000),
-        retryFor: Duration.refine((seconds) => seconds >= 1, 'at least 1s').default(3600),
+        timeoutMs: z.number().int().min(100).max(60_000).default(5000).describe('Each delivery attempt gives up after this long.'),
+        retryFor: Duration.refine((seconds) => seconds >= 1, 'at least 1s').default(3600).describe(
+          'A logout token not taken is retried, with back-off, for this long (seconds, or 90s, 5m, 8h, 30d), then dropped.',
+        ),
       })
       .strict()
-      .prefault({}),
+      .prefault({}).describe(
+        'Logout tokens to services (OIDC Back-Channel Logout 1.0): whenever a session ends, each of its services with a `backchannel_logout_uri` is sent one, from a queue in the store (a restart loses none). A service that does not answer 200 or 204 is tried again with back-off (1 s, 2 s, 4 s, ... at most 5 min apart) for `retryFor`, then given up (logged, concord_backchannel_logout_total {outcome="failed"}).',
+      ),
     shutdown: z
       .object({
-        /** On SIGTERM /readyz answers 503 this long before the listeners stop accepting, so load balancers drain the instance first. */
-        drainDelayMs: z.number().int().min(0).max(60_000).default(5000),
+        drainDelayMs: z.number().int().min(0).max(60_000).default(5000).describe(
+          'On SIGTERM /readyz answers 503 this long before the listeners stop accepting, so load balancers drain the instance first.',
+        ),
       })
       .strict()
-      .prefault({}),
-    /**
-     * Rate limits, each a number of requests (`points`) per window (`duration`). With a Redis store the
-     * counters live in Redis, so every instance shares them; with the memory store each instance counts
-     * alone. When the limiter's store does not answer, requests are let through (fail open) with a
-     * warning in the log: a Redis blip must not become a total outage (the store's own errors still apply).
-     * A limited request gets 429 with Retry-After: JSON `{ "error": "rate_limited" }` on API endpoints,
-     * the "Too many attempts" page on browser routes.
-     */
+      .prefault({})
+      .describe('Graceful shutdown on SIGTERM.'),
     rateLimits: z
       .object({
-        /** Off only for load tests of the rest of Concord. */
-        enabled: z.boolean().default(true),
-        /**
-         * POST /token, introspection and revocation, per client and source IP: the client_id of HTTP
-         * Basic auth or of the form (a client_id no client has counts against the caller's IP). Keyed by
-         * the source too because the client_id is public and not yet authenticated here. Default 3,000
-         * per minute (50 a second): each login is one code exchange, each refresh one more, and a busy
-         * confidential client behind one address must not be throttled. Guessing is stopped by
-         * `credentialFailures`, not by this budget.
-         */
-        token: rateLimit(3000, 60),
-        /**
-         * Browser routes, per client IP: /auth, pushed authorization requests (/request), the login and
-         * home-realm pages (/interaction/*) and the upstream callback (/broker/*); each can create state
-         * in the store. One login is about six requests. Default 300 per minute: an office behind one NAT
-         * address signs in together at nine. Behind a proxy set trustProxy, or every user shares the
-         * proxy's address.
-         */
-        browser: rateLimit(300, 60),
-        /**
-         * Brute-force protection, as Keycloak's: failed credentials are counted apart from the budgets
-         * above. On the client endpoints (token, introspection, revocation, PAR) a wrong client secret or
-         * assertion (invalid_client) and an unknown or spent code or refresh token (invalid_grant) count
-         * per client and source; on the admin API a wrong token counts per source. After `max` failures
-         * since the key's last success it is locked for `wait`; each further lock within `reset` doubles
-         * the wait, up to `maxWait`. Defaults 30, 60s, 15m, 12h (Keycloak's failureFactor, waitIncrement,
-         * maxFailureWait, failureResetTime): a client that lost its secret is noticed, not punished for a
-         * day; a guesser gets 30 tries, then about one per minute, then one per quarter of an hour.
-         */
+        enabled: z.boolean().default(true).describe('Off only for load tests of the rest of Concord.'),
+        token: rateLimit(3000, 60).describe(
+          'POST /token, introspection and revocation, per client and source IP: the client_id of HTTP Basic auth or of the form (a client_id no client has counts against the caller\'s IP). Keyed by the source too because the client_id is public and not yet authenticated here. Default 3,000 per minute (50 a second): each login is one code exchange, each refresh one more, and a busy confidential client behind one address must not be throttled. Guessing is stopped by `credentialFailures`, not by this budget.',
+        ),
+        browser: rateLimit(300, 60).describe(
+          'Browser routes, per client IP: /auth, pushed authorization requests (/request), the login and home-realm pages (/interaction/*) and the upstream callback (/broker/*); each can create state in the store. One login is about six requests. Default 300 per minute: an office behind one NAT address signs in together at nine. Behind a proxy set trustProxy, or every user shares the proxy\'s address.',
+        ),
         credentialFailures: z
           .object({
-            max: z.number().int().min(1).max(100_000).default(30),
-            wait: Duration.refine((seconds) => seconds >= 1, 'at least 1s').default(60),
-            maxWait: Duration.refine((seconds) => seconds >= 1, 'at least 1s').default(15 * 60),
-            reset: Duration.refine((seconds) => seconds >= 1, 'at least 1s').default(12 * 3600),
+            max: z.number().int().min(1).max(100_000).default(30).describe('Failures of one client and source before they are locked out.'),
+            wait: Duration.refine((seconds) => seconds >= 1, 'at least 1s').default(60).describe('The first lock-out (seconds, or 90s, 5m, 8h, 30d); each further one doubles it.'),
+            maxWait: Duration.refine((seconds) => seconds >= 1, 'at least 1s').default(15 * 60).describe('The longest lock-out (seconds, or 90s, 5m, 8h, 30d).'),
+            reset: Duration.refine((seconds) => seconds >= 1, 'at least 1s').default(12 * 3600).describe(
+              'Failures are forgotten after this long without one (seconds, or 90s, 5m, 8h, 30d).',
+            ),
           })
           .strict()
-          .prefault({}),
-        /** The admin API (/admin/v1/*), per source IP, so wrong tokens are limited too. Default 300 per minute. */
-        admin: rateLimit(300, 60),
-        /**
-         * With trustProxy: the client IP is this many addresses from the right of X-Forwarded-For, the one
-         * your own proxies appended (the leftmost entries are whatever the client sent). Default 1: one proxy.
-         */
-        proxyHops: z.number().int().min(1).max(10).default(1),
+          .prefault({}).describe(
+            'Brute-force protection, as Keycloak\'s: failed credentials are counted apart from the budgets above. On the client endpoints (token, introspection, revocation, PAR) a wrong client secret or assertion (invalid_client) and an unknown or spent code or refresh token (invalid_grant) count per client and source; on the admin API a wrong token counts per source. After `max` failures since the key\'s last success it is locked for `wait`; each further lock within `reset` doubles the wait, up to `maxWait`. Defaults 30, 60s, 15m, 12h (Keycloak\'s failureFactor, waitIncrement, maxFailureWait, failureResetTime): a client that lost its secret is noticed, not punished for a day; a guesser gets 30 tries, then about one per minute, then one per quarter of an hour.',
+          ),
+        admin: rateLimit(300, 60).describe('The admin API (/admin/v1/*), per source IP, so wrong tokens are limited too. Default 300 per minute.'),
+        proxyHops: z.number().int().min(1).max(10).default(1).describe(
+          'With trustProxy: the client IP is this many addresses from the right of X-Forwarded-For, the one your own proxies appended (the leftmost entries are whatever the client sent). Default 1: one proxy.',
+        ),
       })
       .strict()
-      .prefault({}),
+      .prefault({}).describe(
+        'Rate limits, each a number of requests (`points`) per window (`duration`). With a Redis store the counters live in Redis, so every instance shares them; with the memory store each instance counts alone. When the limiter\'s store does not answer, requests are let through (fail open) with a warning in the log: a Redis blip must not become a total outage (the store\'s own errors still apply). A limited request gets 429 with Retry-After: JSON `{ "error": "rate_limited" }` on API endpoints, the "Too many attempts" page on browser routes.',
+      ),
   })
   .strict();
 
@@ -300,43 +248,31 @@ export const FORWARDABLE_PARAMS = ['login_hint', 'prompt', 'max_age', 'acr_value
 
 export const OidcUpstreamSchema = z
   .object({
-    type: z.literal('oidc'),
-    issuer: z.url(),
-    clientId: z.string().min(1),
-    /** Write-only. Prefer clientSecretEnv so the secret stays out of files. */
-    clientSecret: z.string().min(1).optional(),
-    clientSecretEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional(),
-    scopes: z.array(z.string()).default(['openid', 'email', 'profile']),
-    /**
-     * Call the upstream's userinfo endpoint and merge its claims (the signed ID token wins a
-     * conflict). Absent: whenever the upstream publishes a userinfo_endpoint, since OIDC Core 5.4
-     * lets an IdP return the `email` and `profile` claims there only. `false` turns it off.
-     */
-    fetchUserinfo: z.boolean().optional(),
-    /**
-     * How Concord authenticates at the upstream's token endpoint. Absent: client_secret_basic, else
-     * client_secret_post, whichever the upstream lists (basic when it lists none). private_key_jwt
-     * signs with Concord's own client keys, published at {issuer}/broker/jwks. A method the upstream
-     * does not list is refused when the participant is registered.
-     */
-    tokenEndpointAuthMethod: z.enum(['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt']).optional(),
-    /** How the upstream returns its answer: `query` (a redirect) or `form_post` (a POST to the callback). */
-    responseMode: z.enum(['query', 'form_post']).default('query'),
-    /**
-     * Authorization parameters of the service's request passed on to the upstream (OIDC Core
-     * 3.1.2.1). Default all: `login_hint`, `prompt` (login, none, consent, select_account), `max_age`,
-     * `acr_values`, `ui_locales`. Leave one out for an IdP that refuses it.
-     */
-    forwardParams: z.array(z.enum(FORWARDABLE_PARAMS)).default([...FORWARDABLE_PARAMS]),
-    /** ID token algorithms accepted from this upstream. `none` and HS* are never accepted. */
-    allowedAlgorithms: z.array(z.enum(['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA'])).optional(),
-    /** Allow an http:// issuer. Only for loopback development and tests; implies allowPrivateNetwork. */
-    allowInsecureHttp: z.boolean().default(false),
-    /**
-     * Allow the IdP's endpoints on loopback, private or link-local addresses (an IdP on the partner's
-     * private network). Off: only public addresses are called, whatever the discovery document says.
-     */
-    allowPrivateNetwork: z.boolean().default(false),
+    type: z.literal('oidc').describe('An OpenID Connect IdP.'),
+    issuer: z.url().describe('The IdP\'s issuer: discovery is fetched from {issuer}/.well-known/openid-configuration, cached and refreshed.'),
+    clientId: z.string().min(1).describe('Concord\'s client_id at the IdP.'),
+    clientSecret: z.string().min(1).optional().describe('Write-only. Prefer clientSecretEnv so the secret stays out of files.'),
+    clientSecretEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional().describe(
+      'The environment variable that holds Concord\'s client secret at the IdP (e.g. ACME_CLIENT_SECRET).',
+    ),
+    scopes: z.array(z.string()).default(['openid', 'email', 'profile']).describe('Scopes Concord asks the IdP for.'),
+    fetchUserinfo: z.boolean().optional().describe(
+      'Call the upstream\'s userinfo endpoint and merge its claims (the signed ID token wins a conflict). Absent: whenever the upstream publishes a userinfo_endpoint, since OIDC Core 5.4 lets an IdP return the `email` and `profile` claims there only. `false` turns it off.',
+    ),
+    tokenEndpointAuthMethod: z.enum(['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt']).optional().describe(
+      'How Concord authenticates at the upstream\'s token endpoint. Absent: client_secret_basic, else client_secret_post, whichever the upstream lists (basic when it lists none). private_key_jwt signs with Concord\'s own client keys, published at {issuer}/broker/jwks. A method the upstream does not list is refused when the participant is registered.',
+    ),
+    responseMode: z.enum(['query', 'form_post']).default('query').describe('How the upstream returns its answer: `query` (a redirect) or `form_post` (a POST to the callback).'),
+    forwardParams: z.array(z.enum(FORWARDABLE_PARAMS)).default([...FORWARDABLE_PARAMS]).describe(
+      'Authorization parameters of the service\'s request passed on to the upstream (OIDC Core 3.1.2.1). Default all: `login_hint`, `prompt` (login, none, consent, select_account), `max_age`, `acr_values`, `ui_locales`. Leave one out for an IdP that refuses it.',
+    ),
+    allowedAlgorithms: z.array(z.enum(['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA'])).optional().describe(
+      'ID token algorithms accepted from this upstream. `none` and HS* are never accepted.',
+    ),
+    allowInsecureHttp: z.boolean().default(false).describe('Allow an http:// issuer. Only for loopback development and tests; implies allowPrivateNetwork.'),
+    allowPrivateNetwork: z.boolean().default(false).describe(
+      'Allow the IdP\'s endpoints on loopback, private or link-local addresses (an IdP on the partner\'s private network). Off: only public addresses are called, whatever the discovery document says.',
+    ),
   })
   .strict()
   .refine((u) => u.allowInsecureHttp || u.issuer.startsWith('https://'), {
@@ -362,49 +298,31 @@ export const SAML_NAMEID_FORMATS = {
  */
 export const SamlUpstreamSchema = z
   .object({
-    type: z.literal('saml'),
-    /**
-     * The IdP's metadata (SAML metadata 2.4.3 IDPSSODescriptor), fetched through the same
-     * public-address guard as OIDC discovery, cached for `upstream.discoveryTtl` (settings) and
-     * refreshed; a signature by a certificate the cached copy lacks makes Concord fetch it again at
-     * once (certificate rollover at the IdP). Exactly one of idpMetadataUrl and idpMetadataXml.
-     */
-    idpMetadataUrl: z.url().optional(),
-    /** The IdP's metadata pasted in (an IdP that publishes none at a URL). Its certificates change only when this changes. */
-    idpMetadataXml: z.string().min(1).max(512 * 1024).optional(),
-    /** Concord's SP entity ID at this IdP. Default `{issuer}/saml/{participantId}`. */
-    spEntityId: z.string().min(1).max(1024).optional(),
-    /**
-     * The NameID format asked for (AuthnRequest NameIDPolicy). Default persistent. The NameID becomes
-     * `sub` only when persistent, or when it is this format, chosen here on purpose (emailAddress,
-     * unspecified): a transient NameID never does (set subjectAttribute).
-     */
-    nameIdFormat: z.string().min(1).max(256).default(SAML_NAMEID_FORMATS.persistent),
-    /** Take `sub` from this attribute (by name or alias; single-valued) instead of the NameID. */
-    subjectAttribute: z.string().min(1).max(256).optional(),
-    /** Refuse Responses whose Assertion is not encrypted (EncryptedAssertion, to Concord's SP key). Default false. */
-    wantAssertionsEncrypted: z.boolean().default(false),
-    /** Accept RSA-SHA1 signatures and SHA-1 digests from this IdP (old ADFS set-ups). HMAC is never accepted. Default false. */
-    allowSha1: z.boolean().default(false),
-    /**
-     * Accept a Response that answers no AuthnRequest of Concord's (no InResponseTo) when it comes for a
-     * login Concord started (RelayState names it). Default false: every Response must answer the
-     * AuthnRequest of the very login it completes. Each Assertion is used once either way.
-     */
-    allowIdpInitiated: z.boolean().default(false),
-    /**
-     * Extra names for attributes: `{ "http://schemas.example/claims/dept": department }`. The mapping
-     * rules see every attribute under its own name and its alias (the common ADFS claim URIs and
-     * eduPerson/LDAP OIDs have built-in aliases, listed in docs/participants.md); these add to or
-     * replace them.
-     */
-    attributeAliases: z.record(z.string().min(1).max(512), z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'a claim name: letters, digits and _')).default({}),
-    /** The service's authorization parameters passed on (as ForceAuthn, IsPassive, RequestedAuthnContext). Default all. */
-    forwardParams: z.array(z.enum(FORWARDABLE_PARAMS)).default([...FORWARDABLE_PARAMS]),
-    /** Allow an http:// metadata URL. Only for loopback development and tests; implies allowPrivateNetwork. */
-    allowInsecureHttp: z.boolean().default(false),
-    /** Allow the metadata URL on loopback, private or link-local addresses. Off: only public addresses are called. */
-    allowPrivateNetwork: z.boolean().default(false),
+    type: z.literal('saml').describe('A SAML 2.0 IdP (Web Browser SSO profile); Concord is the SP.'),
+    idpMetadataUrl: z.url().optional().describe(
+      'The IdP\'s metadata (SAML metadata 2.4.3 IDPSSODescriptor), fetched through the same public-address guard as OIDC discovery, cached for `upstream.discoveryTtl` (settings) and refreshed; a signature by a certificate the cached copy lacks makes Concord fetch it again at once (certificate rollover at the IdP). Exactly one of idpMetadataUrl and idpMetadataXml.',
+    ),
+    idpMetadataXml: z.string().min(1).max(512 * 1024).optional().describe(
+      'The IdP\'s metadata pasted in (an IdP that publishes none at a URL). Its certificates change only when this changes.',
+    ),
+    spEntityId: z.string().min(1).max(1024).optional().describe('Concord\'s SP entity ID at this IdP. Default `{issuer}/saml/{participantId}`.'),
+    nameIdFormat: z.string().min(1).max(256).default(SAML_NAMEID_FORMATS.persistent).describe(
+      'The NameID format asked for (AuthnRequest NameIDPolicy). Default persistent. The NameID becomes `sub` only when persistent, or when it is this format, chosen here on purpose (emailAddress, unspecified): a transient NameID never does (set subjectAttribute).',
+    ),
+    subjectAttribute: z.string().min(1).max(256).optional().describe('Take `sub` from this attribute (by name or alias; single-valued) instead of the NameID.'),
+    wantAssertionsEncrypted: z.boolean().default(false).describe('Refuse Responses whose Assertion is not encrypted (EncryptedAssertion, to Concord\'s SP key). Default false.'),
+    allowSha1: z.boolean().default(false).describe('Accept RSA-SHA1 signatures and SHA-1 digests from this IdP (old ADFS set-ups). HMAC is never accepted. Default false.'),
+    allowIdpInitiated: z.boolean().default(false).describe(
+      'Accept a Response that answers no AuthnRequest of Concord\'s (no InResponseTo) when it comes for a login Concord started (RelayState names it). Default false: every Response must answer the AuthnRequest of the very login it completes. Each Assertion is used once either way.',
+    ),
+    attributeAliases: z.record(z.string().min(1).max(512), z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'a claim name: letters, digits and _')).default({}).describe(
+      'Extra names for attributes: `{ "http://schemas.example/claims/dept": department }`. The mapping rules see every attribute under its own name and its alias (the common ADFS claim URIs and eduPerson/LDAP OIDs have built-in aliases, listed in docs/participants.md); these add to or replace them.',
+    ),
+    forwardParams: z.array(z.enum(FORWARDABLE_PARAMS)).default([...FORWARDABLE_PARAMS]).describe(
+      'The service\'s authorization parameters passed on (as ForceAuthn, IsPassive, RequestedAuthnContext). Default all.',
+    ),
+    allowInsecureHttp: z.boolean().default(false).describe('Allow an http:// metadata URL. Only for loopback development and tests; implies allowPrivateNetwork.'),
+    allowPrivateNetwork: z.boolean().default(false).describe('Allow the metadata URL on loopback, private or link-local addresses. Off: only public addresses are called.'),
   })
   .strict()
   .refine((u) => (u.idpMetadataUrl === undefined) !== (u.idpMetadataXml === undefined), {
@@ -456,41 +374,24 @@ export function upstreamName(upstream: Participant['upstream']): string {
  */
 export const SessionPolicySchema = z
   .object({
-    /**
-     * A refresh token used this long after the upstream last vouched for the user makes Concord ask
-     * it again first: with the upstream's refresh token when it issued one (list `offline_access` in
-     * `upstream.scopes` where the IdP needs it to issue one), else with its access token at userinfo
-     * while that is valid. The fresh claims go through the mapping again (`require` rules included);
-     * a user or grant gone upstream, or a rule that now fails, ends the session (`invalid_grant`, and
-     * the services are told). `0`: at every refresh. `off`: never (the session is then bounded by
-     * `maxAge`). Default 15m.
-     */
-    revalidateAfter: z.union([z.literal('off'), Duration]).default(15 * 60),
-    /**
-     * When the IdP cannot be asked (unreachable, timing out, answering errors): `allow` lets the
-     * refresh go on with the claims last confirmed, as long as they are younger than `maxStaleness`;
-     * `deny` refuses it (503 `temporarily_unavailable`; the session stays and the next refresh asks
-     * again). Default allow: a partner's outage does not sign its users out everywhere.
-     */
-    onUpstreamDown: z.enum(['allow', 'deny']).default('allow'),
-    /** With `onUpstreamDown: allow`: how old the last confirmation may be while the IdP cannot be asked. Default 24h. */
-    maxStaleness: Duration.default(24 * 3600),
-    /**
-     * How long a session that cannot be asked about again (the protocol has no such call, as SAML;
-     * the IdP issued no refresh token and its access token expired; or `revalidateAfter: off`) lives
-     * after the upstream login: then its refreshes answer `invalid_grant` and the user signs in
-     * again. Default 8h, a working day, as `tokens.sessionTtl`.
-     */
-    maxAge: Duration.refine((seconds) => seconds >= 60, 'at least 1m').default(8 * 3600),
+    revalidateAfter: z.union([z.literal('off'), Duration]).default(15 * 60).describe(
+      'A refresh token used this long after the upstream last vouched for the user makes Concord ask it again first: with the upstream\'s refresh token when it issued one (list `offline_access` in `upstream.scopes` where the IdP needs it to issue one), else with its access token at userinfo while that is valid. The fresh claims go through the mapping again (`require` rules included); a user or grant gone upstream, or a rule that now fails, ends the session (`invalid_grant`, and the services are told). `0`: at every refresh. `off`: never (the session is then bounded by `maxAge`). Default 15m.',
+    ),
+    onUpstreamDown: z.enum(['allow', 'deny']).default('allow').describe(
+      'When the IdP cannot be asked (unreachable, timing out, answering errors): `allow` lets the refresh go on with the claims last confirmed, as long as they are younger than `maxStaleness`; `deny` refuses it (503 `temporarily_unavailable`; the session stays and the next refresh asks again). Default allow: a partner\'s outage does not sign its users out everywhere.',
+    ),
+    maxStaleness: Duration.default(24 * 3600).describe('With `onUpstreamDown: allow`: how old the last confirmation may be while the IdP cannot be asked. Default 24h.'),
+    maxAge: Duration.refine((seconds) => seconds >= 60, 'at least 1m').default(8 * 3600).describe(
+      'How long a session that cannot be asked about again (the protocol has no such call, as SAML; the IdP issued no refresh token and its access token expired; or `revalidateAfter: off`) lives after the upstream login: then its refreshes answer `invalid_grant` and the user signs in again. Default 8h, a working day, as `tokens.sessionTtl`.',
+    ),
   })
   .strict()
   .prefault({});
 
 export const ParticipantSchema = z
   .object({
-    id: ParticipantIdSchema,
-    displayName: z.string().min(1).max(200),
-    /** The email domains whose users sign in here; unique across participants, and two spellings of one domain are one domain. */
+    id: ParticipantIdSchema.describe('The participant\'s id: lowercase letters, digits and dashes; the first part of its users\' `sub` ({id}:{upstream sub}) and the `idp` claim.'),
+    displayName: z.string().min(1).max(200).describe('The name users see on the login pages.'),
     domains: z
       .array(Domain)
       .min(1)
@@ -500,11 +401,13 @@ export const ParticipantSchema = z
           if (seen.has(domain)) ctx.addIssue({ code: 'custom', path: [index], message: `${domain} is listed twice (domains are compared in canonical form)` });
           seen.add(domain);
         });
-      }),
-    upstream: UpstreamSchema,
-    mapping: MappingSchema.optional(),
-    enabled: z.boolean().default(true),
-    session: SessionPolicySchema,
+      }).describe('The email domains whose users sign in here; unique across participants, and two spellings of one domain are one domain.'),
+    upstream: UpstreamSchema.describe('The partner\'s IdP: OIDC (`type: oidc`) or SAML 2.0 (`type: saml`). docs/participants.md has the settings that work for each IdP family.'),
+    mapping: MappingSchema.optional().describe(
+      'Claim mapping: which upstream claims are released and how (`passthrough`, `rules`), or the rules alone as a list. README "Claim mapping".',
+    ),
+    enabled: z.boolean().default(true).describe('false: the participant routes no login (its sessions are not ended).'),
+    session: SessionPolicySchema.describe('How this participant\'s sessions follow its IdP: re-checked on refresh, and what happens when the IdP is down.'),
   })
   .strict();
 
@@ -513,39 +416,41 @@ const RedirectUri = z.url().max(2048);
 
 export const ClientSchema = z
   .object({
-    client_id: z.string().min(1).max(200).regex(/^[\x21-\x7E]+$/, 'printable ASCII without spaces'),
-    client_name: z.string().optional(),
-    /** Write-only. Absent for public clients (token_endpoint_auth_method: none). */
-    client_secret: z.string().min(16, 'use at least 16 characters').optional(),
-    /** `web` (a server or browser app) or `native` (a desktop or mobile app, RFC 8252): decides which redirect URIs are allowed. */
-    application_type: z.enum(['web', 'native']).default('web'),
-    /** https, or http to a loopback host; native clients also a private-use scheme (com.example.app:/cb). See redirect-uris.ts. */
-    redirect_uris: z.array(RedirectUri).default([]),
-    post_logout_redirect_uris: z.array(RedirectUri).default([]),
-    grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials'])).default(['authorization_code', 'refresh_token']),
-    response_types: z.array(z.literal('code')).default(['code']),
-    token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'none', 'private_key_jwt']).default('client_secret_basic'),
-    scope: z.string().optional(),
-    subject_type: z.enum(['public', 'pairwise']).optional(),
-    jwks_uri: z.url().optional(),
-    /** RFC 9126: this client must push its authorization requests to /request first; /auth without a request_uri is refused. */
-    require_pushed_authorization_requests: z.boolean().default(false),
-    /** Skip the consent page: for first-party services. */
-    skip_consent: z.boolean().default(false),
-    /** Participants whose users may sign in to this client; all when absent. */
-    participants: z.array(ParticipantIdSchema).optional(),
-    /** Mapped claims copied into this client's access tokens, e.g. [groups, roles]. */
-    access_token_claims: z.array(z.string()).default([]),
-    /** Audience of access tokens when the client asks for no `resource`. */
-    default_resource: z.url().optional(),
-    /**
-     * Where Concord POSTs a logout token (OIDC Back-Channel Logout 1.0) whenever a session this client
-     * took part in ends, whatever ended it: the user signing out anywhere, the partner's IdP, a failed
-     * re-check, an administrator. https (http to loopback only, unless clients.allowHttpRedirectUris).
-     */
-    backchannel_logout_uri: z.url().max(2048).optional(),
-    /** Logout tokens and ID tokens carry the client's `sid` in the session (2.2). */
-    backchannel_logout_session_required: z.boolean().optional(),
+    client_id: z.string().min(1).max(200).regex(/^[\x21-\x7E]+$/, 'printable ASCII without spaces').describe(
+      'The client\'s id (OAuth 2.0 client_id): printable ASCII without spaces.',
+    ),
+    client_name: z.string().optional().describe('The service\'s name, shown to users (consent, login).'),
+    client_secret: z.string().min(16, 'use at least 16 characters').optional().describe('Write-only. Absent for public clients (token_endpoint_auth_method: none).'),
+    application_type: z.enum(['web', 'native']).default('web').describe(
+      '`web` (a server or browser app) or `native` (a desktop or mobile app, RFC 8252): decides which redirect URIs are allowed.',
+    ),
+    redirect_uris: z.array(RedirectUri).default([]).describe(
+      'https, or http to a loopback host; native clients also a private-use scheme (com.example.app:/cb). See redirect-uris.ts.',
+    ),
+    post_logout_redirect_uris: z.array(RedirectUri).default([]).describe(
+      'Where the service may send users after logout (RP-Initiated Logout 1.0); matched exactly, same rules as redirect_uris.',
+    ),
+    grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials'])).default(['authorization_code', 'refresh_token']).describe(
+      'OAuth 2.0 grant types the client may use.',
+    ),
+    response_types: z.array(z.literal('code')).default(['code']).describe('Only `code`: the authorization code flow (PKCE S256 required).'),
+    token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'none', 'private_key_jwt']).default('client_secret_basic').describe(
+      'How the client authenticates at /token: a secret (Basic or form), none (public clients), or private_key_jwt (keys at jwks_uri).',
+    ),
+    scope: z.string().optional().describe('Space-separated scopes the client may ask for; absent: every scope Concord serves.'),
+    subject_type: z.enum(['public', 'pairwise']).optional().describe('`public` (the same `sub` for every client) or `pairwise` (a `sub` of its own per client).'),
+    jwks_uri: z.url().optional().describe('The client\'s public keys, for private_key_jwt.'),
+    require_pushed_authorization_requests: z.boolean().default(false).describe(
+      'RFC 9126: this client must push its authorization requests to /request first; /auth without a request_uri is refused.',
+    ),
+    skip_consent: z.boolean().default(false).describe('Skip the consent page: for first-party services.'),
+    participants: z.array(ParticipantIdSchema).optional().describe('Participants whose users may sign in to this client; all when absent.'),
+    access_token_claims: z.array(z.string()).default([]).describe('Mapped claims copied into this client\'s access tokens, e.g. [groups, roles].'),
+    default_resource: z.url().optional().describe('Audience of access tokens when the client asks for no `resource`.'),
+    backchannel_logout_uri: z.url().max(2048).optional().describe(
+      'Where Concord POSTs a logout token (OIDC Back-Channel Logout 1.0) whenever a session this client took part in ends, whatever ended it: the user signing out anywhere, the partner\'s IdP, a failed re-check, an administrator. https (http to loopback only, unless clients.allowHttpRedirectUris).',
+    ),
+    backchannel_logout_session_required: z.boolean().optional().describe('Logout tokens and ID tokens carry the client\'s `sid` in the session (2.2).'),
   })
   .strict()
   .superRefine((client, ctx) => {

@@ -49,7 +49,7 @@ const Scalar = z.union([z.string(), z.number(), z.boolean()]);
 const RegexSpecSchema = z
   .object({
     pattern: z.string().min(1).describe('RE2 regular expression (linear-time matching): JavaScript syntax without backreferences or lookaround; a code point as \\x{e9}'),
-    ignoreCase: z.boolean().optional(),
+    ignoreCase: z.boolean().optional().describe('Match letters case-insensitively'),
     extract: z.string().optional().describe('On a match, yield this: $1, $<name>, $& are filled in from the match'),
     replace: z.string().optional().describe('Replace every match ($1, $<name>, $&, $$ as in JavaScript)'),
   })
@@ -66,7 +66,7 @@ const RuleObject = z
     cel: z.string().optional().describe('CEL expression over `claims`'),
     lookup: z.record(z.string(), z.union([Scalar, z.array(Scalar)])).optional().describe('Maps each source value (or array element)'),
     unmatched: z.enum(['drop', 'keep']).optional().describe('Values the lookup does not list: drop (default) or keep'),
-    regex: RegexSpecSchema.optional(),
+    regex: RegexSpecSchema.optional().describe('Extract from or rewrite the source value with an RE2 pattern'),
     require: z.string().optional().describe('CEL condition the upstream claims must meet, or the login is refused'),
     message: z.string().max(LIMITS.message).optional().describe('Shown to the user when the requirement fails'),
     name: z.string().min(1).max(100).optional().describe('Short id of the requirement'),
@@ -112,7 +112,9 @@ const MappingObject = z
   .object({
     passthrough: z.array(z.string()).max(LIMITS.rules).optional().describe('Upstream claims copied as they are; default: the standard OIDC claims'),
     keepForeignEmailUnverified: z.boolean().optional().describe('Keep an email outside the participant\'s domains, as unverified'),
-    rules: z.array(MappingRuleSchema).max(LIMITS.rules).default([]),
+    rules: z.array(MappingRuleSchema).max(LIMITS.rules).default([]).describe(
+      'Rules, run in order: each sets one claim (claim + from, value, template or cel) or states a requirement (require)',
+    ),
   })
   .strict()
   .superRefine((mapping, ctx) => {

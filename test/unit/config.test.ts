@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig, type OidcUpstream } from '../../src/config/index.ts';
+import { ConcordSettingsSchema, ConfigError, jsonSchemas, loadConfig, type OidcUpstream } from '../../src/config/index.ts';
 
 const run = promisify(execFile);
 
@@ -155,4 +155,65 @@ upstream:
     const concord = JSON.parse(await readFile(path.join(out, 'concord.schema.json'), 'utf8'));
     assert.equal(concord.properties.port.default, 3000);
   });
+
+  it('documents every setting in the JSON Schemas: a description each, and the defaults Concord applies', async () => {
+    const schemas = jsonSchemas() as Record<string, JsonSchema>;
+    const undocumented: string[] = [];
+    let settings = 0;
+    for (const [name, schema] of Object.entries(schemas)) {
+      eachProperty(schema, name, (at, property) => {
+        settings++;
+        if (typeof property.description !== 'string' || property.description.trim().length < 8) undocumented.push(at);
+      });
+    }
+    assert.ok(settings > 100, `${settings} settings`);
+    assert.deepEqual(undocumented, [], 'settings without a description (add .describe() in the zod schema)');
+
+    // Each default in the JSON Schema is what Concord applies when the setting is left out.
+    const applied = ConcordSettingsSchema.parse({}) as Record<string, unknown>;
+    let defaults = 0;
+    eachProperty(schemas.concord!, '', (at, property) => {
+      // Settings of the file itself (not inside list items), with a default that is a value rather than "each field's own".
+      if (!('default' in property) || /[[#{]/.test(at) || (typeof property.default === 'object' && property.default !== null && !Array.isArray(property.default))) return;
+      const value = at.split('.').filter(Boolean).reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], applied);
+      assert.deepEqual(property.default, value, `default of ${at}`);
+      defaults++;
+    });
+    assert.ok(defaults >= 25, `${defaults} defaults checked`);
+  });
+
+  it('writes the JSON Schemas where the README says, which git ignores (they are generated)', async () => {
+    const root = path.resolve(import.meta.dirname, '../..');
+    const readme = await readFile(path.join(root, 'README.md'), 'utf8');
+    assert.match(readme, /`npm run schema` writes JSON Schemas[^.]*to `schema\/`/);
+    const { stdout } = await run('git', ['check-ignore', 'schema/concord.schema.json', 'schema/participant.schema.json', 'schema/client.schema.json'], { cwd: root });
+    assert.equal(stdout.trim().split('\n').length, 3, 'git ignores schema/*.schema.json');
+    const source = await readFile(path.join(root, 'src/config/write-schema.ts'), 'utf8');
+    assert.match(source, /'\.\.\/\.\.\/schema'/, 'npm run schema writes to the repository\'s schema/, wherever it is run from');
+  });
 });
+
+interface JsonSchema {
+  description?: string;
+  default?: unknown;
+  properties?: Record<string, JsonSchema>;
+  items?: JsonSchema;
+  anyOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
+  allOf?: JsonSchema[];
+  additionalProperties?: JsonSchema | boolean;
+  $defs?: Record<string, JsonSchema>;
+}
+
+/** Calls `visit` with every property of `schema` (nested objects, array items, unions and $defs too), and its dotted path. */
+function eachProperty(schema: JsonSchema, at: string, visit: (at: string, property: JsonSchema) => void): void {
+  for (const branch of [...(schema.anyOf ?? []), ...(schema.oneOf ?? []), ...(schema.allOf ?? [])]) eachProperty(branch, at, visit);
+  if (schema.items) eachProperty(schema.items, `${at}[]`, visit);
+  if (typeof schema.additionalProperties === 'object') eachProperty(schema.additionalProperties, `${at}{}`, visit);
+  for (const [key, property] of Object.entries(schema.properties ?? {})) {
+    const path = at ? `${at}.${key}` : key;
+    visit(path, property);
+    eachProperty(property, path, visit);
+  }
+  for (const [name, definition] of Object.entries(schema.$defs ?? {})) eachProperty(definition, `${at}#${name}`, visit);
+}
