@@ -216,7 +216,12 @@ if (import.meta.main) {
     ...(process.env.CONCORD_CONFIG_DIR ? { configDir: process.env.CONCORD_CONFIG_DIR } : {}),
     ...(process.env.LOG_LEVEL ? { logLevel: process.env.LOG_LEVEL } : {}),
   }).catch((error: unknown) => {
-    process.stderr.write(`demo: failed to start: ${(error as Error)?.message ?? String(error)}\n`);
+    const e = error as { code?: string; port?: number; message?: string };
+    // One of the six ports is taken: the fix is to move them all.
+    const inUse = e?.code === 'EADDRINUSE' || e?.code === 'port_in_use';
+    const reason = !inUse ? (e?.message ?? String(error)) : e.code === 'EADDRINUSE' ? `port ${e.port ?? '?'} is in use` : String(e.message).replace(/: stop what holds it.*$/, '');
+    const fix = inUse ? `; stop what holds it, or move the whole demo with DEMO_BASE_PORT=N (ports N..N+5)` : '';
+    process.stderr.write(`demo: failed to start: ${reason}${fix}\n`);
     process.exit(1);
   });
   process.stdout.write(demoBanner(demo));
