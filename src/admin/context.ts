@@ -8,7 +8,7 @@ import type { AccountStore } from '../provider/index.ts';
 import type { Sessions } from '../sessions/index.ts';
 import type { Store } from '../store/index.ts';
 import type { UpstreamStatus } from '../upstream/index.ts';
-import { diffOf, type AuditLog, type AuditObjectType, type AuditRecord } from './audit.ts';
+import type { AuditLog } from './audit.ts';
 import type { ConfigSync } from './sync.ts';
 import type { UpstreamCheck } from './upstream-check.ts';
 
@@ -32,26 +32,6 @@ export interface AdminDeps {
 /** Who makes this request's changes, for audit entries written below the route (domain proof). */
 export function actorOf(ctx: Context): Actor {
   return { actor: String(ctx.state.actor ?? 'unknown'), ...(typeof ctx.state.requestId === 'string' ? { requestId: ctx.state.requestId } : {}) };
-}
-
-/** Records one change made through the API, with the token's label and the request id. */
-export async function recordChange(
-  ctx: Context,
-  audit: AuditLog,
-  action: string,
-  object: { type: AuditObjectType; id: string },
-  versions: { before?: unknown; after?: unknown } | undefined,
-  result?: Record<string, unknown>,
-): Promise<void> {
-  const entry: Omit<AuditRecord, 'at'> = {
-    actor: String(ctx.state.actor ?? 'unknown'),
-    action,
-    object,
-    ...(versions ? { diff: diffOf(versions.before, versions.after) } : {}),
-    ...(result ? { result } : {}),
-    ...(typeof ctx.state.requestId === 'string' ? { requestId: ctx.state.requestId } : {}),
-  };
-  await audit.record(entry);
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

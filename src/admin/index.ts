@@ -8,3 +8,6 @@ export type { AdminDeps } from './context.ts';
 export { createConfigSync, type ConfigSync, type ConfigSyncOptions } from './sync.ts';
 export { createAuditLog, type AuditLog, type AuditRecord } from './audit.ts';
 export { upstreamCheck, type UpstreamCheck } from './upstream-check.ts';
+export { adminOperations, RESERVED_CLIENT_IDS, type AdminOperations, type ParticipantStatusView, type DryRunResult, type EndedSessionView } from './operations.ts';
+export { AdminError, mappingField, type FieldIssue } from './errors.ts';
+export { actorOf } from './context.ts';

@@ -8,6 +8,7 @@ import { auditRoutes } from './routes-audit.ts';
 import { clientRoutes } from './routes-clients.ts';
 import { domainRoutes } from './routes-domains.ts';
 import { keyRoutes } from './routes-keys.ts';
+import { adminOperations, type AdminOperations } from './operations.ts';
 import { participantRoutes } from './routes-participants.ts';
 import { sessionRoutes } from './routes-sessions.ts';
 
@@ -17,14 +18,14 @@ const PREFIX = '/admin/v1';
  * Everything under /admin/v1, for the internal listener only. Errors and auth wrap every path
  * under the prefix, so an unknown route is a JSON 404 after auth, never a hint to a caller without the token.
  */
-export function adminRouter(deps: AdminDeps, tokens: AdminToken[]): Middleware {
+export function adminRouter(deps: AdminDeps, tokens: AdminToken[], ops: AdminOperations = adminOperations(deps)): Middleware {
   const router = new Router({ prefix: PREFIX });
-  participantRoutes(router, deps);
-  domainRoutes(router, deps);
-  clientRoutes(router, deps);
-  keyRoutes(router, deps);
+  participantRoutes(router, ops);
+  domainRoutes(router, deps, ops);
+  clientRoutes(router, deps, ops);
+  keyRoutes(router, ops);
   auditRoutes(router, deps);
-  sessionRoutes(router, deps);
+  sessionRoutes(router, deps, ops);
 
   const methodCheck = async (ctx: Context, next: Next) => {
     await next();

@@ -1,19 +1,15 @@
 import type Router from '@koa/router';
-import { recordChange, type AdminDeps } from './context.ts';
+import { actorOf } from './context.ts';
+import type { AdminOperations } from './operations.ts';
 
 /** /keys: public views only (kid, alg, state, times); private keys never leave the KeyManager. */
-export function keyRoutes(router: Router, deps: AdminDeps): void {
-  const { keys, audit } = deps;
-
+export function keyRoutes(router: Router, ops: AdminOperations): void {
   router.get('/keys', async (ctx) => {
-    // Another instance may have rotated since this one last looked.
-    await keys.reload();
-    ctx.body = { keys: keys.views() };
+    ctx.body = { keys: await ops.listKeys() };
   });
 
   router.post('/keys/rotate', async (ctx) => {
-    const key = await keys.rotate();
-    await recordChange(ctx, audit, 'keys.rotate', { type: 'keys', id: key.kid }, undefined, { kid: key.kid, alg: key.alg, activatesAt: key.activatesAt });
+    const key = await ops.rotateKeys(actorOf(ctx));
     ctx.status = 201;
     ctx.body = { key };
   });

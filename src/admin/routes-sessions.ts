@@ -1,7 +1,8 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import type { EndedSession, SessionRecord } from '../sessions/index.ts';
-import { recordChange, type AdminDeps } from './context.ts';
+import type { SessionRecord } from '../sessions/index.ts';
+import { actorOf, type AdminDeps } from './context.ts';
+import type { AdminOperations } from './operations.ts';
 import { AdminError, notFound } from './errors.ts';
 import { intParam } from './validation.ts';
 
@@ -52,8 +53,8 @@ const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
  * Ending a session is what every other end of a session does (src/sessions): its grants and refresh
  * tokens revoked, and each of its services with a back-channel logout URI sent a logout token.
  */
-export function sessionRoutes(router: Router, deps: AdminDeps): void {
-  const { sessions, accounts, registry, audit } = deps;
+export function sessionRoutes(router: Router, deps: AdminDeps, ops: AdminOperations): void {
+  const { sessions, accounts, registry } = deps;
 
   const userIdOf = (ctx: Context) => {
     const id = ctx.params.userId!;
@@ -82,8 +83,6 @@ export function sessionRoutes(router: Router, deps: AdminDeps): void {
       upstreamSession: record.upstreamSession,
     };
   }
-
-  const endedView = (ended: EndedSession) => ({ id: ended.id, user: ended.accountId, participant: ended.participantId, clients: ended.clients, grants: ended.grants });
 
   router.get('/users', async (ctx) => {
     const email = typeof ctx.query.email === 'string' ? ctx.query.email.trim() : undefined;
@@ -116,9 +115,7 @@ export function sessionRoutes(router: Router, deps: AdminDeps): void {
 
   router.post('/users/:userId/revoke-sessions', async (ctx) => {
     const user = userIdOf(ctx);
-    const ended = await sessions.endAllOfAccount(user, 'admin');
-    await recordChange(ctx, audit, 'user.revoke_sessions', { type: 'user', id: user }, undefined, { sessions: ended.length, grants: ended.reduce((n, e) => n + e.grants, 0) });
-    ctx.body = { user, ended: ended.map(endedView) };
+    ctx.body = { user, ended: await ops.revokeUserSessions(user, actorOf(ctx)) };
   });
 
   router.get('/sessions/:id', async (ctx) => {
@@ -130,9 +127,8 @@ export function sessionRoutes(router: Router, deps: AdminDeps): void {
 
   router.delete('/sessions/:id', async (ctx) => {
     const id = sessionIdOf(ctx);
-    const ended = await sessions.end(id, 'admin');
+    const ended = await ops.endSession(id, actorOf(ctx));
     if (!ended) throw notFound('session', id);
-    await recordChange(ctx, audit, 'session.end', { type: 'session', id }, undefined, { user: ended.accountId, clients: ended.clients, grants: ended.grants });
-    ctx.body = { ended: endedView(ended) };
+    ctx.body = { ended };
   });
 }

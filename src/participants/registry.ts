@@ -28,6 +28,8 @@ export class Registry extends EventEmitter<{ change: [RegistryEvent] }> {
   readonly #participants = new Map<string, ActiveParticipant>();
   readonly #byDomain = new Map<string, string>();
   readonly #clients = new Map<string, ClientConfig>();
+  /** Concord's own clients (the console's): not in the store, not listed, not replaced by the sync. */
+  readonly #builtIn = new Map<string, ClientConfig>();
 
   /**
    * Compiles and activates a participant; throws (MappingError, DomainConflictError) and changes
@@ -93,8 +95,14 @@ export class Registry extends EventEmitter<{ change: [RegistryEvent] }> {
     return existed;
   }
 
+  /** A built-in client (the console's) wins over a stored one of the same id; the admin API refuses such ids. */
   client(id: string): ClientConfig | undefined {
-    return this.#clients.get(id);
+    return this.#builtIn.get(id) ?? this.#clients.get(id);
+  }
+
+  /** Registers one of Concord's own clients (see src/console). `clients()` does not list them. */
+  setBuiltInClient(client: ClientConfig): void {
+    this.#builtIn.set(client.client_id, client);
   }
 
   clients(): ClientConfig[] {
