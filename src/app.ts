@@ -4,7 +4,8 @@ import Koa from 'koa';
 import Router from '@koa/router';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
-import { adminRouter, createAuditLog, createConfigSync, upstreamCheck } from './admin/index.ts';
+import { adminOperations, adminRouter, createAuditLog, createConfigSync, upstreamCheck, type AdminDeps } from './admin/index.ts';
+import { consoleClient, consoleRouter, instanceHeartbeat, LoginTally } from './console/index.ts';
 import type { LoadedConfig } from './config/index.ts';
 import { createDomainProof, type DomainProof } from './domain-proof/index.ts';
 import { ConcordError } from './errors.ts';
@@ -13,7 +14,7 @@ import { securityHeaders } from './http/security-headers.ts';
 import { createRateLimits } from './http/rate-limit.ts';
 import { requestLimits } from './http/request-limits.ts';
 import { routeOf, routeTable, routing } from './http/route.ts';
-import { interactionRoutes, stylesheet, type LoginObserver } from './interactions/index.ts';
+import { interactionRoutes, pendingKey, stylesheet, testLogins, type LoginObserver } from './interactions/index.ts';
 import { BrokerClientKeys, CLIENT_KEY_COLLECTION, KeyManager, SAML_KEY_COLLECTION, SamlSpKeys } from './keys/index.ts';
 import { clientLabel, createLogger, createMetrics, loginMetrics, observeKeyAges, participantLabel, providerMetrics, requestLogging, startTracing, timedStore, type Logger, type Metrics } from './observability/index.ts';
 import { ConnectorPool, Registry, UpstreamWatch } from './participants/index.ts';
@@ -206,6 +207,11 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     if (event.kind === 'participant' && event.action === 'removed') connectors.forget(event.id);
   });
 
+  // The console's overview: logins of the last hour (this instance), and which instance serves which configuration version.
+  const loginTally = new LoginTally();
+  const heartbeat = instanceHeartbeat(store, () => sync.version);
+  heartbeat.start();
+
   const tokenIds = tokenIdKey(settings.secretsKey, keys.pairwiseSalt());
   // The provider is rebuilt when the key set changes (a key activates, is added or leaves).
   // Requests already inside the old one finish there.
@@ -305,7 +311,10 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     accounts,
     sessions,
     provider: () => providerState.provider,
-    observe: loginMetrics(metrics, registry, options.observe),
+    observe: loginMetrics(metrics, registry, (event) => {
+      loginTally.observe(event);
+      options.observe?.(event);
+    }),
     observeUpstreamLogout: (participant, outcome) => metrics.upstreamLogouts.inc({ participant: participantLabel(registry, participant), outcome }),
   });
 
@@ -354,25 +363,45 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   });
   adminApp.use(adminBase.routes());
   adminApp.use(limits.admin);
+  const adminDeps: AdminDeps = {
+    settings,
+    store,
+    registry,
+    sync,
+    audit,
+    domains: domainProof,
+    keys,
+    accounts,
+    sessions,
+    checkUpstream: upstreamCheck({ settings, clientKeys, samlKeys, store }),
+    upstreamStatus: (id) => upstreamHealth.statusOf(id),
+    log,
+  };
+  const adminTokens = settings.admin.token ? [{ label: 'admin', token: settings.admin.token }] : [];
+  // One set of operations for the admin API and the console: nothing can be done in one that the other refuses.
+  const operations = adminOperations(adminDeps);
+  let consoleOrigin = settings.console.url?.replace(/\/+$/, '') ?? '';
   adminApp.use(
-    adminRouter(
-      {
-        settings,
-        store,
-        registry,
-        sync,
-        audit,
-        domains: domainProof,
-        keys,
-        accounts,
-        sessions,
-        checkUpstream: upstreamCheck({ settings, clientKeys, samlKeys, store }),
-        upstreamStatus: (id) => upstreamHealth.statusOf(id),
-        log,
-      },
-      settings.admin.token ? [{ label: 'admin', token: settings.admin.token }] : [],
-    ),
+    consoleRouter({
+      settings,
+      store,
+      registry,
+      ops: operations,
+      audit,
+      sync,
+      domains: domainProof,
+      keys,
+      accounts,
+      sessions,
+      logins: loginTally,
+      instances: () => heartbeat.list(),
+      testLogins: testLogins({ store, connectors, pendingKey, interactionTtl: settings.tokens.interactionTtl }),
+      adminTokens,
+      origin: () => consoleOrigin,
+      log,
+    }),
   );
+  adminApp.use(adminRouter(adminDeps, adminTokens, operations));
 
   let publicServer: http.Server | undefined;
   let adminServer: http.Server | undefined;
@@ -420,6 +449,9 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
         await new Promise((resolve) => publicServer!.close(resolve));
         throw error;
       }
+      consoleOrigin ||= urlOf(adminServer, settings.admin.host);
+      // The console's built-in client at Concord: its redirect URI is on the admin listener's origin.
+      if (settings.console.enabled && settings.console.allow !== undefined) registry.setBuiltInClient(consoleClient(consoleOrigin));
       return { publicUrl: urlOf(publicServer, settings.host), adminUrl: urlOf(adminServer, settings.admin.host) };
     },
     async shutdown() {
@@ -451,6 +483,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
       await logoutDelivery.stop();
       await unsubscribeKeys().catch(() => {});
       await domainProof.stop();
+      await heartbeat.stop();
       await sync.stop();
       await store.close();
       await tracing?.shutdown().catch((err: unknown) => log.warn({ err }, 'tracing shutdown failed'));

@@ -11,3 +11,4 @@ export { upstreamCheck, type UpstreamCheck } from './upstream-check.ts';
 export { adminOperations, RESERVED_CLIENT_IDS, type AdminOperations, type ParticipantStatusView, type DryRunResult, type EndedSessionView } from './operations.ts';
 export { AdminError, mappingField, type FieldIssue } from './errors.ts';
 export { actorOf } from './context.ts';
+export { sessionReads, type SessionReads, type SessionView, type UserView } from './routes-sessions.ts';

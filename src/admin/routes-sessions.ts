@@ -41,32 +41,15 @@ const MAX_USERS = 500;
 const USER_ID = /^[a-z0-9][a-z0-9-]{0,62}:.{1,255}$/su;
 const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
-/**
- * /users and /sessions: what an administrator (and the console) sees of a user's sessions, and ends.
- *
- *   GET  /users?email=E | ?participant=P[&limit=N]   the users with that email, or of that participant
- *   GET  /users/{userId}/sessions                     a user's sessions, oldest first
- *   POST /users/{userId}/revoke-sessions              ends all of them (audited: user.revoke_sessions)
- *   GET  /sessions/{id}                               one session
- *   DELETE /sessions/{id}                             ends it (audited: session.end)
- *
- * Ending a session is what every other end of a session does (src/sessions): its grants and refresh
- * tokens revoked, and each of its services with a back-channel logout URI sent a logout token.
- */
-export function sessionRoutes(router: Router, deps: AdminDeps, ops: AdminOperations): void {
+/** What the API and the console read of users and sessions (GET only; ending them is in operations.ts). */
+export interface SessionReads {
+  /** The users with that email, or of that participant, with how many sessions each has now. */
+  users(query: { email: string } | { participant: string }, limit: number): Promise<UserView[]>;
+  view(record: SessionRecord): Promise<SessionView>;
+}
+
+export function sessionReads(deps: Pick<AdminDeps, 'sessions' | 'accounts' | 'registry'>): SessionReads {
   const { sessions, accounts, registry } = deps;
-
-  const userIdOf = (ctx: Context) => {
-    const id = ctx.params.userId!;
-    if (!USER_ID.test(id)) throw new AdminError(400, 'invalid_request', 'a user id is {participantId}:{upstream sub}', { field: 'userId' });
-    return id;
-  };
-  const sessionIdOf = (ctx: Context) => {
-    const id = ctx.params.id!;
-    if (!SESSION_ID.test(id)) throw notFound('session', id.slice(0, 128));
-    return id;
-  };
-
   async function view(record: SessionRecord): Promise<SessionView> {
     const refreshed = await sessions.lastRefreshed(record.id);
     return {
@@ -84,18 +67,14 @@ export function sessionRoutes(router: Router, deps: AdminDeps, ops: AdminOperati
     };
   }
 
-  router.get('/users', async (ctx) => {
-    const email = typeof ctx.query.email === 'string' ? ctx.query.email.trim() : undefined;
-    const participant = typeof ctx.query.participant === 'string' ? ctx.query.participant : undefined;
-    const limit = intParam(ctx, 'limit', 100, MAX_USERS)!;
-    if (!email === !participant) throw new AdminError(400, 'invalid_request', 'give one of email or participant', { field: email ? 'participant' : 'email' });
-    const ids = email ? await accounts.idsByEmail(email) : await accounts.idsOfParticipant(participant!);
-    const users: UserView[] = [];
+  async function users(query: { email: string } | { participant: string }, limit: number): Promise<UserView[]> {
+    const ids = 'email' in query ? await accounts.idsByEmail(query.email) : await accounts.idsOfParticipant(query.participant);
+    const found: UserView[] = [];
     for (const id of ids.sort().slice(0, limit)) {
       const [account, own] = await Promise.all([accounts.find(id), sessions.ofAccount(id)]);
       if (!account && own.length === 0) continue;
       const claims = account?.claims ?? own.at(-1)?.claims ?? {};
-      users.push({
+      found.push({
         id,
         participant: account?.participantId ?? own[0]!.participantId,
         ...(typeof claims.email === 'string' ? { email: claims.email } : {}),
@@ -103,7 +82,45 @@ export function sessionRoutes(router: Router, deps: AdminDeps, ops: AdminOperati
         sessions: own.length,
       });
     }
-    ctx.body = { users };
+    return found;
+  }
+  return { users, view };
+}
+
+/**
+ * /users and /sessions: what an administrator (and the console) sees of a user's sessions, and ends.
+ *
+ *   GET  /users?email=E | ?participant=P[&limit=N]   the users with that email, or of that participant
+ *   GET  /users/{userId}/sessions                     a user's sessions, oldest first
+ *   POST /users/{userId}/revoke-sessions              ends all of them (audited: user.revoke_sessions)
+ *   GET  /sessions/{id}                               one session
+ *   DELETE /sessions/{id}                             ends it (audited: session.end)
+ *
+ * Ending a session is what every other end of a session does (src/sessions): its grants and refresh
+ * tokens revoked, and each of its services with a back-channel logout URI sent a logout token.
+ */
+export function sessionRoutes(router: Router, deps: AdminDeps, ops: AdminOperations): void {
+  const { sessions, accounts } = deps;
+  const reads = sessionReads(deps);
+  const { view } = reads;
+
+  const userIdOf = (ctx: Context) => {
+    const id = ctx.params.userId!;
+    if (!USER_ID.test(id)) throw new AdminError(400, 'invalid_request', 'a user id is {participantId}:{upstream sub}', { field: 'userId' });
+    return id;
+  };
+  const sessionIdOf = (ctx: Context) => {
+    const id = ctx.params.id!;
+    if (!SESSION_ID.test(id)) throw notFound('session', id.slice(0, 128));
+    return id;
+  };
+
+  router.get('/users', async (ctx) => {
+    const email = typeof ctx.query.email === 'string' ? ctx.query.email.trim() : undefined;
+    const participant = typeof ctx.query.participant === 'string' ? ctx.query.participant : undefined;
+    const limit = intParam(ctx, 'limit', 100, MAX_USERS)!;
+    if (!email === !participant) throw new AdminError(400, 'invalid_request', 'give one of email or participant', { field: email ? 'participant' : 'email' });
+    ctx.body = { users: await reads.users(email ? { email } : { participant: participant! }, limit) };
   });
 
   router.get('/users/:userId/sessions', async (ctx) => {

@@ -31,6 +31,8 @@ const ENV_OVERRIDES: Array<[variable: string, path: string[], parse?: (raw: stri
   ['CONCORD_ADMIN_PORT', ['admin', 'port']],
   ['CONCORD_ADMIN_HOST', ['admin', 'host']],
   ['CONCORD_ADMIN_TOKEN', ['admin', 'token']],
+  ['CONCORD_CONSOLE_URL', ['console', 'url']],
+  ['CONCORD_CONSOLE_ALLOW', ['console', 'allow']],
   ['CONCORD_STORE', ['store']],
   ['CONCORD_STORE_PREFIX', ['storePrefix']],
   ['CONCORD_SECRETS_KEY', ['secretsKey']],

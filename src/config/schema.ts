@@ -100,7 +100,26 @@ export const ConcordSettingsSchema = z
       })
       .strict()
       .default({ port: 9090, host: '127.0.0.1' })
-      .describe('The internal listener: the admin API (/admin/v1/*, used by the concord CLI) and /metrics.'),
+      .describe('The internal listener: the admin API (/admin/v1/*, used by the concord CLI), the admin console (/console/) and /metrics.'),
+    console: z
+      .object({
+        enabled: z.boolean().default(true).describe('Off: /console/ answers 404.'),
+        url: z
+          .url()
+          .optional()
+          .describe("The admin listener's origin as admins' browsers reach it, e.g. https://concord-admin.internal.example; the console's redirect URI is {url}/console/callback. Default: http://{admin.host}:{the bound admin port} (127.0.0.1 for 0.0.0.0). Env CONCORD_CONSOLE_URL."),
+        allow: z
+          .string()
+          .min(1)
+          .max(4096)
+          .optional()
+          .describe('Who is an admin: CEL over the claims Concord releases to the console (claims.sub, claims.idp, claims.email, claims.groups, ...), with the mapping\'s CEL environment and cost limits, e.g. claims.idp == "ops" && "concord-admins" in claims.groups. Absent: nobody signs in through Concord (only the admin token). Env CONCORD_CONSOLE_ALLOW.'),
+        idleTimeout: Duration.refine((seconds) => seconds >= 60, 'at least 1m').default(15 * 60).describe('A console session ends after this long without a request.'),
+        maxAge: Duration.refine((seconds) => seconds >= 60, 'at least 1m').default(8 * 3600).describe('... and this long after sign-in, whatever happens.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('The admin console (docs/console.md), at /console/ on the admin listener only. Admins sign in through Concord itself (the built-in client concord-console) and `allow` decides who is one; the admin token is the break-glass sign-in.'),
     store: z
       .string()
       .regex(/^(memory|rediss?:\/\/.+|redis-cluster:\/\/.+|redis-sentinel:\/\/.+)$/, 'memory, redis://host:port, redis-cluster://host:port,... or redis-sentinel://host:port,.../masterName')

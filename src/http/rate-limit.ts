@@ -50,7 +50,7 @@ export interface RateLimitsOptions {
 export interface RateLimits {
   /** For the public app, after the request edge check (it reads the /token form the check parsed). */
   public(ctx: Context, next: Next): Promise<void>;
-  /** For the admin app: limits /admin/v1/* only (not /metrics). */
+  /** For the admin app: limits /admin/v1/* and the console's token sign-in (not /metrics, not the rest of the console). */
   admin(ctx: Context, next: Next): Promise<void>;
 }
 
@@ -200,7 +200,9 @@ export function createRateLimits(options: RateLimitsOptions): RateLimits {
     },
 
     async admin(ctx, next) {
-      if (!rateLimits.enabled || !(ctx.path === '/admin/v1' || ctx.path.startsWith('/admin/v1/'))) return next();
+      // The console's break-glass sign-in takes the same token: the same budget and lock-out.
+      const breakGlass = ctx.path === '/console/login/token' && ctx.method === 'POST';
+      if (!rateLimits.enabled || !(breakGlass || ctx.path === '/admin/v1' || ctx.path.startsWith('/admin/v1/'))) return next();
       // Per source address: keyed by the presented token, every wrong guess would get a fresh budget.
       const key = ipKey(ctx);
       const before = await locked(ctx, 'admin_credentials', key);

@@ -15,6 +15,7 @@ import type { LoginObserver, LoginOutcome } from './login-events.ts';
 import { showError, type ErrorPage, type WayBack } from './pages.ts';
 import { readForm } from './form.ts';
 import { renderPage, Trusted, escapeHtml } from './views.ts';
+import { finishTestLogin, type TestLoginPending } from './test-login.ts';
 
 export interface InteractionDeps {
   settings: ConcordSettings;
@@ -41,7 +42,8 @@ interface UpstreamLoginRecord {
   startedAt: number;
 }
 
-const pendingKey = (state: string) => `upstream-login:${state}`;
+/** Where a pending upstream login is kept, by its state (also a console test login's: test-login.ts). */
+export const pendingKey = (state: string) => `upstream-login:${state}`;
 
 /**
  * A callback as it reached /broker/{participantId}/callback, carried (single-use, by a random
@@ -329,8 +331,13 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const callback: CallbackInput = { method: ctx.method === 'POST' ? 'POST' : 'GET', query: new URLSearchParams(ctx.querystring), body };
     const state = connectors.get(participant).callbackState(callback);
     if (!state || state.length > 512) return refuse(ctx, 'session_expired', 'state_mismatch', participantId, undefined);
-    const record = await store.getTemp<UpstreamLoginRecord>(pendingKey(state));
+    const record = await store.getTemp<UpstreamLoginRecord | TestLoginPending>(pendingKey(state));
     if (!record || record.participantId !== participantId) return refuse(ctx, 'session_expired', 'state_mismatch', participantId, undefined);
+    if ('testLogin' in record) {
+      // A console test login: single use, and it ends here (no interaction, no service).
+      if (!(await store.takeTemp(pendingKey(state)))) return refuse(ctx, 'session_expired', 'state_mismatch', participantId, undefined);
+      return finishTestLogin(ctx, store, connectors, participant, record, callback);
+    }
     const ref = randomBytes(24).toString('base64url');
     const carried: CarriedCallback = { participantId, state, method: callback.method, query: callback.query.toString(), body: body.toString() };
     await store.setTemp(callbackKey(ref), carried, Math.min(CALLBACK_TTL_S, settings.tokens.interactionTtl));
