@@ -396,6 +396,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
       logins: loginTally,
       instances: () => heartbeat.list(),
       testLogins: testLogins({ store, connectors, pendingKey, interactionTtl: settings.tokens.interactionTtl }),
+      secrets,
       adminTokens,
       origin: () => consoleOrigin,
       log,

@@ -86,9 +86,15 @@ export interface AdminOperations {
   listKeys(): Promise<KeyView[]>;
   rotateKeys(by: Actor): Promise<KeyView>;
 
+  /** Undefined when there is no such session (or the id cannot be one). */
   endSession(id: string, by: Actor): Promise<EndedSessionView | undefined>;
+  /** Throws AdminError 400 when `user` is no account id. */
   revokeUserSessions(user: string, by: Actor): Promise<EndedSessionView[]>;
 }
+
+/** Account ids are `{participantId}:{upstream sub}`; a sub is at most 255 characters (OIDC Core 2). */
+export const USER_ID = /^[a-z0-9][a-z0-9-]{0,62}:.{1,255}$/su;
+export const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 const endedView = (ended: EndedSession): EndedSessionView => ({ id: ended.id, user: ended.accountId, participant: ended.participantId, clients: ended.clients, grants: ended.grants });
 
@@ -331,6 +337,7 @@ export function adminOperations(deps: AdminDeps): AdminOperations {
     },
 
     async endSession(id, by) {
+      if (!SESSION_ID.test(id)) return undefined;
       const ended = await sessions.end(id, 'admin');
       if (!ended) return undefined;
       await record(by, 'session.end', { type: 'session', id }, undefined, { user: ended.accountId, clients: ended.clients, grants: ended.grants });
@@ -338,6 +345,7 @@ export function adminOperations(deps: AdminDeps): AdminOperations {
     },
 
     async revokeUserSessions(user, by) {
+      if (!USER_ID.test(user)) throw new AdminError(400, 'invalid_request', 'a user id is {participantId}:{upstream sub}', { field: 'userId' });
       const ended = await sessions.endAllOfAccount(user, 'admin');
       await record(by, 'user.revoke_sessions', { type: 'user', id: user }, undefined, { sessions: ended.length, grants: ended.reduce((n, e) => n + e.grants, 0) });
       return ended.map(endedView);

@@ -2,7 +2,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { SessionRecord } from '../sessions/index.ts';
 import { actorOf, type AdminDeps } from './context.ts';
-import type { AdminOperations } from './operations.ts';
+import { SESSION_ID, USER_ID, type AdminOperations } from './operations.ts';
 import { AdminError, notFound } from './errors.ts';
 import { intParam } from './validation.ts';
 
@@ -37,9 +37,6 @@ export interface UserView {
 
 const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
 const MAX_USERS = 500;
-/** Account ids are `{participantId}:{upstream sub}`; a sub is at most 255 characters (OIDC Core 2). */
-const USER_ID = /^[a-z0-9][a-z0-9-]{0,62}:.{1,255}$/su;
-const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 /** What the API and the console read of users and sessions (GET only; ending them is in operations.ts). */
 export interface SessionReads {

@@ -9,6 +9,7 @@ import type { Logger } from '../observability/index.ts';
 import type { Registry } from '../participants/index.ts';
 import type { AccountStore } from '../provider/index.ts';
 import type { Sessions } from '../sessions/index.ts';
+import type { SecretBox } from '../secrets/index.ts';
 import type { Store } from '../store/index.ts';
 import type { InstanceView, LoginTally } from './activity.ts';
 import type { ConsoleAdmin, ConsoleSession, ConsoleSessions } from './sessions.ts';
@@ -28,6 +29,8 @@ export interface ConsoleDeps {
   logins: LoginTally;
   instances: () => Promise<InstanceView[]>;
   testLogins: TestLogins;
+  /** Seals what the wizard keeps of a client secret between its steps (the session is in the store). */
+  secrets: SecretBox;
   /** The admin API's bearer tokens: the break-glass sign-in. */
   adminTokens: AdminToken[];
   /** The console's origin (console.url, or the admin listener's address once bound). */

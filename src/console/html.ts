@@ -35,7 +35,7 @@ export function html(strings: TemplateStringsArray, ...values: Slot[]): Html {
   return new Html(out);
 }
 
-/** Pretty JSON for a <pre> (escaped by the template). */
+/** Pretty JSON for a pre element (escaped by the template). */
 export const json = (value: unknown): string => JSON.stringify(value, null, 2);
 
 export interface PageChrome {

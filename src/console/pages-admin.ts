@@ -168,7 +168,7 @@ export function adminPages(router: Router, deps: ConsoleDeps): void {
       <table><caption>Changes, newest first</caption><thead><tr><th scope="col">When</th><th scope="col">Actor</th><th scope="col">Action</th><th scope="col">Target</th><th scope="col">Details</th></tr></thead>
       <tbody>${shown.map(
         (e) => html`<tr><td>${when(e.at)}</td><td><code>${e.actor}</code></td><td>${e.action}</td><td>${e.object.type} <code>${e.object.id}</code></td>
-        <td>${e.diff && Object.keys(e.diff).length ? html`<details><summary>${Object.keys(e.diff).length} changed fields</summary><pre>${json(e.diff)}</pre></details>` : ''}${e.result ? html`<pre>${json(e.result)}</pre>` : ''}${e.requestId ? html`<span class="muted">request ${e.requestId}</span>` : ''}</td></tr>`,
+        <td>${e.diff && Object.keys(e.diff).length ? html`<details><summary>${Object.keys(e.diff).length} changed fields</summary><pre tabindex="0">${json(e.diff)}</pre></details>` : ''}${e.result ? html`<pre tabindex="0">${json(e.result)}</pre>` : ''}${e.requestId ? html`<span class="muted">request ${e.requestId}</span>` : ''}</td></tr>`,
       )}</tbody></table>`,
     );
   });

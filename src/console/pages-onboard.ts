@@ -30,7 +30,7 @@ const field = (id: string, label: string, value: string, options: { type?: strin
 const checkbox = (id: string, label: string, checked: boolean) => html`<div><input id="${id}" name="${id}" type="checkbox" value="yes"${checked ? html` checked` : ''}> <label for="${id}">${label}</label></div>`;
 
 /** The participant document the draft describes so far (placeholders where a later step fills in). */
-function documentOf(draft: Record<string, string>): Record<string, unknown> {
+function documentOf(draft: Record<string, string>, clientSecret: string | undefined): Record<string, unknown> {
   const saml = draft.kind === 'saml';
   const devHttp = draft.allowInsecureHttp === 'yes';
   const privateNet = draft.allowPrivateNetwork === 'yes';
@@ -45,7 +45,7 @@ function documentOf(draft: Record<string, string>): Record<string, unknown> {
         type: 'oidc',
         issuer: draft.issuer?.trim(),
         clientId: draft.clientId?.trim() || 'concord',
-        ...(draft.clientSecret ? { clientSecret: draft.clientSecret } : {}),
+        ...(clientSecret ? { clientSecret } : {}),
         ...(draft.authMethod && draft.authMethod !== 'auto' ? { tokenEndpointAuthMethod: draft.authMethod } : {}),
         ...(devHttp ? { allowInsecureHttp: true } : {}),
         ...(privateNet ? { allowPrivateNetwork: true } : {}),
@@ -63,8 +63,12 @@ function documentOf(draft: Record<string, string>): Record<string, unknown> {
   };
 }
 
+const SECRET_CONTEXT = 'console:onboarding:clientSecret';
+
 export function onboardingPages(router: Router, deps: ConsoleDeps): void {
   const draftOf = (ctx: Context) => (stateOf(ctx).session.draft ??= {});
+  /** The draft as a participant document; the client secret is kept sealed in the session between steps. */
+  const documentFor = (draft: Record<string, string>) => documentOf(draft, draft.sealedClientSecret ? deps.secrets.open(draft.sealedClientSecret, SECRET_CONTEXT) : undefined);
   const form = (ctx: Context) => ctx.state.form as URLSearchParams;
 
   function stepOne(ctx: Context, draft: Record<string, string>, panel?: Html, status = 200) {
@@ -100,7 +104,7 @@ export function onboardingPages(router: Router, deps: ConsoleDeps): void {
         ${saml
           ? html`<p>A SAML upstream needs no client secret: Concord signs its requests with its own SP keys. Continue to the domains.</p>`
           : html`${field('clientId', 'Client id Concord has at the partner', draft.clientId ?? '', { required: true })}
-            ${field('clientSecret', 'Client secret', '', { type: 'password', hint: draft.clientSecret ? 'a secret is kept from before; leave empty to keep it' : 'leave empty for private_key_jwt' })}
+            ${field('clientSecret', 'Client secret', '', { type: 'password', hint: draft.sealedClientSecret ? 'a secret is kept from before; leave empty to keep it' : 'leave empty for private_key_jwt' })}
             <label for="authMethod">Client authentication method</label>
             <select id="authMethod" name="authMethod">${['auto', 'client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt'].map((m) => html`<option value="${m}"${(draft.authMethod ?? 'auto') === m ? html` selected` : ''}>${m === 'auto' ? 'as the partner offers (default)' : m}</option>`)}</select>`}
         <div class="actions"><a href="/console/onboard">Back</a><button type="submit" class="primary">Check and continue</button></div>
@@ -129,7 +133,7 @@ export function onboardingPages(router: Router, deps: ConsoleDeps): void {
 
   /** The upstream check in words: what was fetched and found, or what is wrong and where. */
   async function check(draft: Record<string, string>): Promise<Html> {
-    const participant = await deps.ops.checkUpstream(documentOf(draft));
+    const participant = await deps.ops.checkUpstream(documentFor(draft));
     const upstream = participant.upstream;
     return html`<div class="ok" role="status"><p><strong>The upstream check passed.</strong> ${upstream.type === 'oidc'
       ? html`Concord fetched the discovery document of <code>${upstream.issuer}</code> and its keys: the issuer matches exactly, the endpoints Concord needs are there, it signs ID tokens with an algorithm Concord accepts, and it supports ${upstream.tokenEndpointAuthMethod ? html`the authentication method <code>${upstream.tokenEndpointAuthMethod}</code>` : 'a client authentication method Concord can use'} and the response mode <code>${upstream.responseMode}</code>.`
@@ -161,7 +165,7 @@ export function onboardingPages(router: Router, deps: ConsoleDeps): void {
     const f = form(ctx);
     const draft = draftOf(ctx);
     Object.assign(draft, { clientId: f.get('clientId') ?? draft.clientId ?? '', authMethod: f.get('authMethod') ?? 'auto' });
-    if (f.get('clientSecret')) draft.clientSecret = f.get('clientSecret')!;
+    if (f.get('clientSecret')) draft.sealedClientSecret = deps.secrets.seal(f.get('clientSecret')!, SECRET_CONTEXT);
     try {
       const result = await check(draft);
       return stepThree(ctx, draft, result);
@@ -175,7 +179,7 @@ export function onboardingPages(router: Router, deps: ConsoleDeps): void {
     const draft = draftOf(ctx);
     Object.assign(draft, { id: (f.get('id') ?? '').trim(), displayName: (f.get('displayName') ?? '').trim(), domains: f.get('domains') ?? '' });
     try {
-      const participant = await deps.ops.createParticipant(documentOf(draft), consoleActor(ctx));
+      const participant = await deps.ops.createParticipant(documentFor(draft), consoleActor(ctx));
       stateOf(ctx).session.draft = {};
       ctx.status = 303;
       ctx.redirect(`/console/participants/${encodeURIComponent(participant.id)}?done=created`);

@@ -28,7 +28,7 @@ function editable(view: ParticipantStatusView): Record<string, unknown> {
 
 function dryRunPanel(result: DryRunResult): Html {
   if (result.outcome === 'released') {
-    return html`<div class="ok" role="status"><p><strong>Released.</strong> A login with these claims would get:</p><pre>${json(result.claims)}</pre></div>`;
+    return html`<div class="ok" role="status"><p><strong>Released.</strong> A login with these claims would get:</p><pre tabindex="0">${json(result.claims)}</pre></div>`;
   }
   const rule = result.rule.index === null ? 'the mapping' : `rule ${result.rule.index + 1}`;
   return html`<div class="error" role="status"><p><strong>Rejected by ${rule}</strong> (<code>${result.code}</code>)${result.rule.requirement ? html`: <code>${result.rule.requirement}</code>` : ''}.</p>
@@ -41,9 +41,9 @@ function testLoginPanel(result: TestLoginResult | undefined): Html {
   if (result.state === 'failed') return html`<div class="error"><p><strong>The test login failed</strong> (<code>${result.error?.code ?? ''}</code>): ${result.error?.message ?? ''}. Reference <code>${result.error?.reference ?? ''}</code>.</p></div>`;
   const mapped = result.mapped!;
   return html`<div class="grid">
-    <div><h4>Upstream claims</h4><p>Issuer <code>${result.upstream!.issuer}</code>, subject <code>${result.upstream!.subject}</code></p><pre>${json(result.upstream!.claims)}</pre></div>
+    <div><h4>Upstream claims</h4><p>Issuer <code>${result.upstream!.issuer}</code>, subject <code>${result.upstream!.subject}</code></p><pre tabindex="0">${json(result.upstream!.claims)}</pre></div>
     <div><h4>Mapped result</h4>${mapped.outcome === 'released'
-      ? html`<p>${badge('released')}</p><pre>${json(mapped.claims)}</pre>`
+      ? html`<p>${badge('released')}</p><pre tabindex="0">${json(mapped.claims)}</pre>`
       : html`<p>${badge('rejected')} by ${mapped.rule === null ? 'the mapping' : `rule ${mapped.rule + 1}`} (<code>${mapped.code}</code>)${mapped.message ? html`: “${mapped.message}”` : ''}</p>`}</div>
   </div>`;
 }

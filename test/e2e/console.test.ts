@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { PNG } from 'pngjs';
 import type { PartnerIdp } from '../../demo/partner-idp.ts';
 import { CONSOLE_CSP } from '../../src/console/router.ts';
 import { startDnsServer, type TestDns } from '../support/dns-server.ts';
@@ -23,6 +24,13 @@ const skip = !existsSync(CHROMIUM) && !process.env.CI ? `no Chromium at ${CHROMI
 const SHOTS = process.env.CONSOLE_SCREENSHOTS;
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const ALLOW = 'claims.idp == "acme" && "engineering" in claims.groups';
+
+/** A screenshot for the docs, kept small: six levels per channel (text stays sharp on flat colours), best compression. */
+function small(shot: Buffer): Buffer {
+  const png = PNG.sync.read(shot);
+  for (let i = 0; i < png.data.length; i++) if (i % 4 !== 3) png.data[i] = Math.round(png.data[i]! / 51) * 51;
+  return PNG.sync.write(png, { colorType: 2, deflateLevel: 9 });
+}
 
 interface AxeViolation {
   id: string;
@@ -56,7 +64,7 @@ describe('admin console in Chromium', { skip }, () => {
       `accessibility of ${name}`,
     );
     checkedPages.add(name);
-    if (SHOTS) await p.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: false });
+    if (SHOTS) writeFileSync(path.join(SHOTS, `${name}.png`), small(await p.screenshot({ fullPage: false })));
   }
 
   const watch = (p: Page) =>
@@ -92,7 +100,7 @@ describe('admin console in Chromium', { skip }, () => {
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
     context = await browser.newContext({ viewport: { width: 1100, height: 760 } });
-    context.setDefaultTimeout(15_000);
+    context.setDefaultTimeout(30_000);
     page = await context.newPage();
     watch(page);
   });
@@ -139,15 +147,14 @@ describe('admin console in Chromium', { skip }, () => {
     assert.match(await missing.text(), /did not carry this session.s security token/);
     const wrong = await page.request.post(rotate, { form: { _csrf: 'x'.repeat(43) }, maxRedirects: 0 });
     assert.equal(wrong.status(), 403);
-    const audit = await (await fetch(`${fed.concord.adminUrl}/admin/v1/audit?limit=50`, { headers: { authorization: 'Bearer test-admin-token-0123456789' } })).json();
+    const audit: any = await (await fetch(`${fed.concord.adminUrl}/admin/v1/audit?limit=50`, { headers: { authorization: 'Bearer test-admin-token-0123456789' } })).json();
     assert.equal((audit.entries as Array<{ action: string }>).filter((e) => e.action === 'keys.rotate').length, 0, 'nothing rotated');
     // The refusal page, as a browser shows it.
     const refusal = await context.newPage();
     await refusal.setContent('<!doctype html><title>x</title>');
     await refusal.goto(`${consoleUrl}keys`);
     await refusal.evaluate(() => {
-      const input = document.querySelector('form[action="/console/keys/rotate"] input[name=_csrf]') as HTMLInputElement;
-      input.remove();
+      (globalThis as unknown as { document: { querySelector(s: string): { remove(): void } } }).document.querySelector('form[action="/console/keys/rotate"] input[name=_csrf]').remove();
     });
     await refusal.click('button:has-text("Rotate the signing key")');
     await refusal.waitForSelector('text=Form refused');
@@ -232,9 +239,12 @@ describe('admin console in Chromium', { skip }, () => {
     await accessible(tab, 'test-login-start');
     await tab.click('#continue');
     await tab.waitForSelector('#password');
+    await tab.fill('#username', 'peter@initech.example');
     await tab.fill('#password', 'demo');
     await tab.click('button:has-text("Sign in")');
-    await tab.waitForSelector('text=Test login finished');
+    await tab.waitForSelector('text=Test login finished').catch(async (error: unknown) => {
+      throw new Error(`${tab.url()}: ${(await tab.locator('body').innerText()).slice(0, 500)}`, { cause: error });
+    });
     assert.ok(tab.url().startsWith(`${fed.concord.issuer}/broker/initech/callback`), tab.url());
     assert.equal(new URL(tab.url()).searchParams.get('code') !== null, true, 'the upstream code came to the broker callback, and stayed there');
     await tab.close();
@@ -257,7 +267,7 @@ describe('admin console in Chromium', { skip }, () => {
   });
 
   it('every change names the admin’s sub in the audit log, which the console filters by actor and target', async () => {
-    const audit = await (await fetch(`${fed.concord.adminUrl}/admin/v1/audit?limit=100`, { headers: { authorization: 'Bearer test-admin-token-0123456789' } })).json();
+    const audit: any = await (await fetch(`${fed.concord.adminUrl}/admin/v1/audit?limit=100`, { headers: { authorization: 'Bearer test-admin-token-0123456789' } })).json();
     const mine = (audit.entries as Array<{ actor: string; action: string; object: { id: string } }>).filter((e) => e.object.id === 'initech' || e.object.id === 'initech.example');
     const actions = new Set(mine.map((e) => e.action));
     for (const action of ['participant.create', 'domain.verify', 'participant.update', 'participant.test_login', 'participant.enable']) assert.ok(actions.has(action), `${action} in ${[...actions].join(', ')}`);
@@ -331,7 +341,7 @@ describe('admin console in Chromium', { skip }, () => {
     await p.waitForURL(consoleUrl);
     await p.goto(`${consoleUrl}participants/globex`);
     await p.click('button:has-text("Revoke all sessions")');
-    const audit = await (await fetch(`${fed.concord.adminUrl}/admin/v1/audit?limit=5`, { headers: { authorization: 'Bearer test-admin-token-0123456789' } })).json();
+    const audit: any = await (await fetch(`${fed.concord.adminUrl}/admin/v1/audit?limit=5`, { headers: { authorization: 'Bearer test-admin-token-0123456789' } })).json();
     assert.equal(audit.entries[0].action, 'participant.revoke_sessions');
     assert.equal(audit.entries[0].actor, 'admin-token');
     await other.close();
