@@ -145,6 +145,18 @@ export function onboardingPages(router: Router, deps: ConsoleDeps): void {
     throw error;
   };
 
+  type Step = (ctx: Context, draft: Record<string, string>, panel?: Html, status?: number) => void;
+  /** Runs the upstream check on the draft: the next step with its result in words, or this step again with what is wrong. */
+  async function checkThen(ctx: Context, draft: Record<string, string>, next: Step, same: Step): Promise<void> {
+    let result: Html;
+    try {
+      result = await check(draft);
+    } catch (error) {
+      return same(ctx, draft, failed(error), 422);
+    }
+    return next(ctx, draft, result);
+  }
+
   router.get('/onboard', (ctx) => stepOne(ctx, draftOf(ctx)));
   router.get('/onboard/credentials', (ctx) => stepTwo(ctx, draftOf(ctx)));
   router.get('/onboard/domains', (ctx) => stepThree(ctx, draftOf(ctx)));
@@ -153,12 +165,7 @@ export function onboardingPages(router: Router, deps: ConsoleDeps): void {
     const f = form(ctx);
     const draft = draftOf(ctx);
     Object.assign(draft, { kind: f.get('kind') === 'saml' ? 'saml' : 'oidc', issuer: f.get('issuer') ?? '', metadata: f.get('metadata') ?? '', allowInsecureHttp: f.get('allowInsecureHttp') ?? '', allowPrivateNetwork: f.get('allowPrivateNetwork') ?? '' });
-    try {
-      const result = await check(draft);
-      return stepTwo(ctx, draft, result);
-    } catch (error) {
-      return stepOne(ctx, draft, failed(error), 422);
-    }
+    return checkThen(ctx, draft, stepTwo, stepOne);
   });
 
   router.post('/onboard/credentials', async (ctx) => {
@@ -166,12 +173,7 @@ export function onboardingPages(router: Router, deps: ConsoleDeps): void {
     const draft = draftOf(ctx);
     Object.assign(draft, { clientId: f.get('clientId') ?? draft.clientId ?? '', authMethod: f.get('authMethod') ?? 'auto' });
     if (f.get('clientSecret')) draft.sealedClientSecret = deps.secrets.seal(f.get('clientSecret')!, SECRET_CONTEXT);
-    try {
-      const result = await check(draft);
-      return stepThree(ctx, draft, result);
-    } catch (error) {
-      return stepTwo(ctx, draft, failed(error), 422);
-    }
+    return checkThen(ctx, draft, stepThree, stepTwo);
   });
 
   router.post('/onboard/create', async (ctx) => {
