@@ -104,14 +104,10 @@ export function participantPages(router: Router, deps: ConsoleDeps): void {
         <dt>Register at the partner</dt><dd>redirect URI <code>${view.registration.redirectUri}</code><br>post-logout redirect URI <code>${view.registration.postLogoutRedirectUri}</code><br>back-channel logout URI <code>${view.registration.backchannelLogoutUri}</code></dd>
       </dl>
       <div class="actions">
-        ${view.enabled
-          ? postForm(`/console/participants/${id}/disable`, csrf, 'Disable', { danger: true, describe: 'disable-help' })
-          : view.enabled === false && !checklist
-            ? postForm(`/console/participants/${id}/enable`, csrf, 'Enable')
-            : ''}
+        ${view.enabled ? postForm(`/console/participants/${id}/disable`, csrf, 'Disable', { danger: true, describe: 'disable-help' }) : ''}
         ${postForm(`/console/participants/${id}/revoke-sessions`, csrf, 'Revoke all sessions', { danger: true, describe: 'revoke-help' })}
       </div>
-      <p class="muted" id="revoke-help">Revoking ends every session through this participant; each service with a back-channel logout URI is sent a logout token.${view.enabled ? '' : ''}</p>
+      <p class="muted" id="revoke-help">Revoking ends every session through this participant; each service with a back-channel logout URI is sent a logout token.</p>
       ${view.enabled ? html`<p class="muted" id="disable-help">Disabling stops its logins and ends its users’ sessions.</p>` : ''}
 
       <h2 id="domains-h">Domains</h2>

@@ -100,7 +100,7 @@ describe('admin console in Chromium', { skip }, () => {
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
     context = await browser.newContext({ viewport: { width: 1100, height: 760 } });
-    context.setDefaultTimeout(30_000);
+    context.setDefaultTimeout(60_000);
     page = await context.newPage();
     watch(page);
   });
@@ -264,6 +264,14 @@ describe('admin console in Chromium', { skip }, () => {
     const claims = (await exchange(fed.rp, callback, auth)).claims()!;
     assert.equal(claims.idp, 'initech');
     assert.equal(claims.email, 'peter@initech.example');
+    // The overview: Initech enabled and verified, its logins of the last hour by outcome, and the last
+    // refused one (while its domain was pending) with the reference its error page showed.
+    await page.click('nav >> text=Overview');
+    const row = await page.locator('tr', { hasText: 'Initech' }).innerText();
+    assert.match(row, /enabled[\s\S]*initech\.example verified/);
+    assert.match(row, /success: 1/);
+    assert.match(row, /domain_unverified: 1/);
+    assert.match(row, /login domain_unverified at [\s\S]*reference [A-Za-z0-9_-]+/);
   });
 
   it('every change names the admin’s sub in the audit log, which the console filters by actor and target', async () => {
