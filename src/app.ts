@@ -452,7 +452,14 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
       }
       consoleOrigin ||= urlOf(adminServer, settings.admin.host);
       // The console's built-in client at Concord: its redirect URI is on the admin listener's origin.
-      if (settings.console.enabled && settings.console.allow !== undefined) registry.setBuiltInClient(consoleClient(consoleOrigin));
+      if (settings.console.enabled && settings.console.allow !== undefined) {
+        try {
+          registry.setBuiltInClient(consoleClient(consoleOrigin));
+        } catch (error) {
+          // An http console.url off loopback is no redirect URI Concord accepts (unless clients.allowHttpRedirectUris).
+          log.error({ consoleUrl: consoleOrigin, reason: (error as Error).message }, 'console sign-in through Concord is off: console.url must be https (or http on loopback); the admin token still signs in');
+        }
+      }
       return { publicUrl: urlOf(publicServer, settings.host), adminUrl: urlOf(adminServer, settings.admin.host) };
     },
     async shutdown() {
