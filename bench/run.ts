@@ -3,6 +3,7 @@
  *
  *   npm run bench                      # every part (about 3-4 minutes), writes bench/results.md
  *   npm run bench -- tokens verify     # some parts, printed only (add --write to write results.md)
+ *   npm run bench -- --quick           # issue 17's goals in under a minute; exit 1 when one is missed (bench/quick.ts)
  *   node bench/parts/logins.ts         # one part on its own
  *
  * Parts: tokens, algorithms, logins, refresh, verify, mapping, redis. Servers run as child processes
@@ -14,6 +15,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { algorithmsPart } from './parts/algorithms.ts';
+import { floorPart } from './parts/floor.ts';
+import { quick } from './quick.ts';
 import { loginsPart } from './parts/logins.ts';
 import { mappingPart } from './parts/mapping.ts';
 import { redisPart } from './parts/redis.ts';
@@ -27,6 +30,7 @@ const PARTS: Record<string, () => Promise<Section>> = {
   tokens: () => tokensPart(),
   algorithms: () => algorithmsPart(),
   logins: () => loginsPart(),
+  floor: () => floorPart(),
   refresh: () => refreshPart(),
   verify: () => verifyPart(),
   mapping: () => mappingPart(),
@@ -138,9 +142,17 @@ function shorten(note: string | undefined): string | undefined {
   return first.length > 70 ? `${first.slice(0, 67)}...` : first;
 }
 
+let exitCode = 0;
 try {
-  await main();
+  if (args.includes('--quick')) {
+    const result = await quick();
+    if (args.includes('--verbose')) for (const s of result.sections) process.stdout.write(`${renderSection(s)}\n\n`);
+    process.stdout.write(`Concord quick benchmark (issue 17 goals)\n\n${result.text}\n`);
+    exitCode = result.ok ? 0 : 1;
+  } else {
+    await main();
+  }
 } finally {
   await stopBenchRedis();
 }
-process.exit(0);
+process.exit(exitCode);

@@ -22,6 +22,9 @@ export const UNLIMITED = { token: { points: 1_000_000, duration: 60 }, browser: 
 export const MACHINE = { client_id: 'machine', client_secret: 'machine-secret-0123456789', grant_types: ['client_credentials'] };
 const BODY = 'grant_type=client_credentials';
 
+/** Token issuance at least this fraction of bare oidc-provider's (issue 17). */
+export const ISSUANCE_GOAL = 0.95;
+
 export interface TokenOptions {
   /** Seconds per measured round. */
   seconds?: number;
@@ -96,6 +99,10 @@ export async function tokensPart(options: TokenOptions = {}): Promise<Section> {
       const commandsAfter = store === 'redis' ? await commandStats(redis) : undefined;
       const c = combine(runs.concord!);
       const b = combine(runs.bare!);
+      // The goal's figure: the median over rounds of Concord's rate / bare's in the same round pair.
+      const perRound = runs.concord!.map((r, i) => r.rps / runs.bare![i]!.rps).sort((x, y) => x - y);
+      const medianRatio = perRound[Math.floor(perRound.length / 2)]!;
+      figures[`concord_${store}_ratio_median`] = medianRatio;
       const bad = (r: LoadResult) => (r.non2xx || r.errors ? `, ${r.non2xx} non-2xx, ${r.errors} errors` : '');
       let redisNote = '';
       if (commandsBefore && commandsAfter) {
@@ -111,8 +118,8 @@ export async function tokensPart(options: TokenOptions = {}): Promise<Section> {
         unit: 'tokens/s',
         p50: c.p50,
         p99: c.p99,
-        ratio: `${ratio(c.rps, b.rps)} of bare`,
-        note: `${fmtMs(c.cpuMsPerRequest)} ms CPU/token (${ratio(b.cpuMsPerRequest ?? NaN, c.cpuMsPerRequest ?? NaN)} of bare's CPU efficiency)${redisNote}${bad(c)}`,
+        ratio: `${medianRatio.toFixed(2)} of bare`,
+        note: `median of ${perRound.length} round ratios (${perRound.map((r) => r.toFixed(2)).join(' ')}); ${fmtMs(c.cpuMsPerRequest)} ms CPU/token (${ratio(b.cpuMsPerRequest ?? NaN, c.cpuMsPerRequest ?? NaN)} of bare's CPU efficiency)${redisNote}${bad(c)}`,
       });
       if (runs.lean) {
         const l = combine(runs.lean);
@@ -147,9 +154,9 @@ export async function tokensPart(options: TokenOptions = {}): Promise<Section> {
   }
 
   const extra: string[] = [];
-  const ratios = (['memory', 'redis'] as const).map((st) => [st, figures[`concord_${st}_rps`]! / figures[`bare_${st}_rps`]!] as const);
+  const ratios = (['memory', 'redis'] as const).map((st) => [st, figures[`concord_${st}_ratio_median`]!] as const);
   extra.push(
-    `Goal: Concord at least 0.90 of bare oidc-provider. Measured: ${ratios.map(([st, r]) => `${r.toFixed(2)} (${st})`).join(', ')}: ${ratios.every(([, r]) => r >= 0.9) ? 'met' : 'not met'}.`,
+    `Goal: Concord at least ${ISSUANCE_GOAL} of bare oidc-provider (median of the alternating rounds' ratios). Measured: ${ratios.map(([st, r]) => `${r.toFixed(2)} (${st})`).join(', ')}: ${ratios.every(([, r]) => r >= ISSUANCE_GOAL) ? 'met' : 'not met'}.`,
   );
   const [c, lean, b] = [figures.concord_memory_cpu_ms!, figures.concord_lean_cpu_ms, figures.bare_memory_cpu_ms!];
   if (lean !== undefined && Number.isFinite(lean)) {

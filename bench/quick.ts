@@ -1,0 +1,93 @@
+/**
+ * `npm run bench -- --quick`: the headline figures of issue 17 in under a minute, each next to its
+ * goal, for developers to run before they commit. Exits 1 when a figure misses its goal (a
+ * regression, or a goal not met yet), 0 when all are met. The same parts as the full run, smaller:
+ *
+ *   - Redis cost of a login (round trips per step, commands, bytes, long-lived memory per session)
+ *     and Concord's CPU per login, from one Concord on the benchmark's own redis-server;
+ *   - the cryptographic floor of a login (bench/parts/floor.ts), timed in the same run: CPU per login / floor;
+ *   - client-credentials issuance vs bare oidc-provider, memory and Redis store (median of alternating rounds);
+ *   - refresh vs bare oidc-provider, memory and Redis store (median of alternating rounds).
+ *
+ * Short runs on a shared machine move more than the full run's: a ratio near its goal may flip.
+ * Counts (round trips, commands, bytes, memory) do not depend on the machine.
+ */
+import { measureFloor } from './parts/floor.ts';
+import { redisPart } from './parts/redis.ts';
+import { refreshPart, REFRESH_GOAL } from './parts/refresh.ts';
+import { ISSUANCE_GOAL, tokensPart } from './parts/tokens.ts';
+import { fmtBytes, renderSection, type Section } from './lib/report.ts';
+
+/** Issue 17's goals for one brokered login on a single Redis. */
+export const LOGIN_GOALS = {
+  roundTrips: 12,
+  commands: 40,
+  /** Bytes to Redis and back, per login. */
+  bytes: 6 * 1024,
+  /** Long-lived Redis memory per live session. */
+  sessionBytes: 2 * 1024,
+  /**
+   * Concord CPU per login / the cryptographic floor: half of the ratio before issue 17's work
+   * (bench/results.md, same machine, 2026-11-30: 25 → goal 12.5; see docs/scaling.md).
+   */
+  cpuRatio: 12.5,
+} as const;
+
+interface Check {
+  name: string;
+  value: number;
+  goal: number;
+  /** 'max': at most the goal; 'min': at least. */
+  kind: 'max' | 'min';
+  shown: string;
+  detail?: string;
+}
+
+export async function quick(): Promise<{ ok: boolean; text: string; sections: Section[] }> {
+  const started = Date.now();
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  log('quick: Redis cost and CPU of a login ...');
+  const redis = await redisPart({ logins: 40, monitored: 5, warmupSeconds: 2, idleSeconds: 1, replay: false });
+  log('quick: cryptographic floor ...');
+  const floor = await measureFloor(1);
+  log('quick: client-credentials issuance vs bare oidc-provider ...');
+  const tokens = await tokensPart({ seconds: 1, rounds: 5, warmup: 1, diagnose: false });
+  log('quick: refresh vs bare oidc-provider ...');
+  const refresh = await refreshPart({ seconds: 1, rounds: 3, warmup: 0.5, chains: 4, checked: false });
+  const f = { ...redis.figures, ...tokens.figures, ...refresh.figures } as Record<string, number>;
+  const bytes = f.redis_bytes_in_per_login! + f.redis_bytes_out_per_login!;
+  const cpuRatio = f.concord_cpu_ms_per_login! / floor.msPerLogin;
+  const steps = ['authorize', 'email', 'upstream', 'exchange'].map((s) => `${s} ${f[`redis_round_trips_${s}`]!.toFixed(1)}`).join(', ');
+  const checks: Check[] = [
+    { name: 'Redis round trips per login', value: f.redis_round_trips_per_login!, goal: LOGIN_GOALS.roundTrips, kind: 'max', shown: f.redis_round_trips_per_login!.toFixed(1), detail: steps },
+    { name: 'Redis commands per login', value: f.redis_commands_per_login!, goal: LOGIN_GOALS.commands, kind: 'max', shown: f.redis_commands_per_login!.toFixed(1) },
+    { name: 'Bytes per login to Redis and back', value: bytes, goal: LOGIN_GOALS.bytes, kind: 'max', shown: fmtBytes(bytes), detail: `${fmtBytes(f.redis_bytes_in_per_login!)} in, ${fmtBytes(f.redis_bytes_out_per_login!)} out` },
+    { name: 'Long-lived Redis memory per session', value: f.redis_long_lived_bytes_per_login!, goal: LOGIN_GOALS.sessionBytes, kind: 'max', shown: fmtBytes(f.redis_long_lived_bytes_per_login!) },
+    {
+      name: 'Concord CPU per login / crypto floor',
+      value: cpuRatio,
+      goal: LOGIN_GOALS.cpuRatio,
+      kind: 'max',
+      shown: cpuRatio.toFixed(1),
+      detail: `${f.concord_cpu_ms_per_login!.toFixed(2)} ms / ${floor.msPerLogin.toFixed(3)} ms`,
+    },
+    ...(['memory', 'redis'] as const).map((st): Check => ({ name: `Token issuance vs bare, ${st} store`, value: f[`concord_${st}_ratio_median`]!, goal: ISSUANCE_GOAL, kind: 'min', shown: f[`concord_${st}_ratio_median`]!.toFixed(2), detail: 'median of 5 alternating rounds' })),
+    ...(['memory', 'redis'] as const).map((st): Check => ({ name: `Refresh vs bare, ${st} store`, value: f[`refresh_${st}_ratio_median`]!, goal: REFRESH_GOAL, kind: 'min', shown: f[`refresh_${st}_ratio_median`]!.toFixed(2), detail: 'median of 3 alternating rounds' })),
+  ];
+  const met = (c: Check) => Number.isFinite(c.value) && (c.kind === 'max' ? c.value <= c.goal : c.value >= c.goal);
+  const header = ['measurement', 'value', 'goal', '', 'detail'];
+  const lines = checks.map((c) => [c.name, c.shown, `${c.kind === 'max' ? '≤' : '≥'} ${c.name.startsWith('Bytes') || c.name.startsWith('Long') ? fmtBytes(c.goal) : c.goal}`, met(c) ? 'ok' : 'MISSED', c.detail ?? '']);
+  const widths = header.map((_, i) => Math.max(...[header, ...lines].map((l) => l[i]!.length)));
+  const row = (l: string[]) => `| ${l.map((cell, i) => (i === 0 || i === 4 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join(' | ')} |`;
+  const ok = checks.every(met);
+  const text = [
+    row(header),
+    `|${widths.map((w, i) => (i === 0 || i === 4 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`,
+    ...lines.map(row),
+    '',
+    `${ok ? 'All goals met' : `${checks.filter((c) => !met(c)).length} goal(s) missed`} (${((Date.now() - started) / 1000).toFixed(0)} s).`,
+  ].join('\n');
+  return { ok, text, sections: [redis, tokens, refresh] };
+}
+
+export { renderSection };
