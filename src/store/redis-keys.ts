@@ -12,7 +12,7 @@
  * | {prefix}ctr:{key}                   | STRING | none; INCR                   |
  * | {prefix}log:{log}                   | LIST   | none; seq = index + 1        |
  * | {prefix}set:{key}                   | SET    | none                         |
- * | {prefix}oidc:{Model}:{id}           | HASH   | expiresIn; payload, consumed |
+ * | {prefix}oidc:{Model}:{id}           | STRING | expiresIn; JSON, `c{ts}|`JSON consumed (a HASH {payload, consumed} from before is still read) |
  * | {prefix}oidc-grant:{grantId}        | SET    | longest member's             |
  * | {prefix}oidc-uid:{Model}:{uid}      | STRING | expiresIn; -> id             |
  * | {prefix}oidc-ucode:{Model}:{code}   | STRING | expiresIn; -> id             |

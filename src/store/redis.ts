@@ -32,8 +32,8 @@ type Client = Redis | Cluster;
 
 const DEFAULT_TTL_SECONDS = 14 * 24 * 3600; // as memory.ts, when oidc-provider gives no expiresIn
 
-/** Error replies that mean "not now" rather than "wrong command". */
-const TRANSIENT_REPLY = /^(CLUSTERDOWN|LOADING|TRYAGAIN|MASTERDOWN|BUSY|NOREPLICAS|READONLY)\b/;
+/** Error replies that mean "not now" rather than "wrong command" (MOVED/ASK: a Cluster slot map changing under a pipelined request, during a failover). */
+const TRANSIENT_REPLY = /^(CLUSTERDOWN|LOADING|TRYAGAIN|MASTERDOWN|BUSY|NOREPLICAS|READONLY|MOVED|ASK)\b/;
 
 /** ioredis types ReplyError as `any`; this narrows. */
 const isReplyError = (err: unknown): err is Error => err instanceof (ReplyErrorClass as typeof Error);
@@ -60,13 +60,21 @@ class Script {
   }
 }
 
-/** Sets `consumed` only on a payload that exists, so a consume never creates a key without TTL. */
+/**
+ * Marks a payload consumed (KEYS[1], ARGV[1] = epoch seconds), only when it exists, so a consume
+ * never creates a key without TTL; the TTL is kept. A payload is a STRING (see RedisAdapter); one
+ * written as a HASH before ({payload, consumed}) gets its `consumed` field as then.
+ */
 const CONSUME = new Script(`
-if redis.call('EXISTS', KEYS[1]) == 1 then
+local v = redis.pcall('GET', KEYS[1])
+if type(v) == 'table' and v.err then
   redis.call('HSET', KEYS[1], 'consumed', ARGV[1])
   return 1
 end
-return 0`);
+if not v then return 0 end
+if string.sub(v, 1, 1) == 'c' then v = string.sub(v, string.find(v, '|', 1, true) + 1) end
+redis.call('SET', KEYS[1], 'c' .. ARGV[1] .. '|' .. v, 'KEEPTTL')
+return 1`);
 
 /**
  * Adds a member to a set that lives at least ARGV[2] ms from now: a new set gets that lifetime, one
@@ -345,7 +353,17 @@ export class RedisStore implements Store {
   }
 }
 
-/** oidc-provider's adapter: one HASH per model+id ({payload, consumed}), with TTL. */
+/**
+ * oidc-provider's adapter: one STRING per model+id with TTL, the payload as JSON, or `c{epoch
+ * seconds}|` + the JSON once consumed (one command to write, one to read). Payloads written as a
+ * HASH ({payload, consumed}) by earlier versions are still read until they expire.
+ *
+ * An upsert's writes (grant index, payload, uid/user-code index) go out together: on a single Redis
+ * in one pipeline on one connection, executed in that order; on a Cluster, where they live on
+ * different nodes, the grant index is written first and awaited (should the payload write fail
+ * after it, revoking finds a key that is not there, which is harmless; the other order could leave
+ * a token its grant cannot revoke). A failed upsert rejects, so oidc-provider hands nothing out.
+ */
 class RedisAdapter implements Adapter {
   readonly #name: string;
   readonly #store: RedisStore;
@@ -360,24 +378,29 @@ class RedisAdapter implements Adapter {
     const keys = store.keys;
     const key = keys.oidc(this.#name, id);
     const ttl = ms(expiresIn ?? DEFAULT_TTL_SECONDS);
-    // The grant index first: should the payload write fail after it, revoking finds a key that is
-    // not there, which is harmless; the other order could leave a token its grant cannot revoke.
-    if (payload.grantId) await store.script(SET_ADD, keys.grant(payload.grantId), key, ttl);
-    const writes: Array<Promise<unknown>> = [
-      store.run(async (c) => {
-        const results = await c.multi().del(key).hset(key, 'payload', serialize(payload)).pexpire(key, ttl).exec();
-        const failed = results?.find(([err]) => err);
-        if (!results) throw new Error('transaction aborted');
-        if (failed) throw failed[0];
-      }),
-    ];
+    const index = payload.grantId ? store.script(SET_ADD, keys.grant(payload.grantId), key, ttl) : undefined;
+    if (index && store.kind === 'redis-cluster') await index;
+    const writes: Array<Promise<unknown> | undefined> = [index, store.run((c) => c.set(key, serialize(payload), 'PX', ttl))];
     if (payload.userCode) writes.push(store.run((c) => c.set(keys.userCode(this.#name, payload.userCode!), id, 'PX', ttl)));
     if (payload.uid) writes.push(store.run((c) => c.set(keys.uid(this.#name, payload.uid!), id, 'PX', ttl)));
     await Promise.all(writes);
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    const [raw, consumed] = await this.#store.run((c) => c.hmget(this.#store.keys.oidc(this.#name, id), 'payload', 'consumed'));
+    const key = this.#store.keys.oidc(this.#name, id);
+    let raw: string | null;
+    try {
+      raw = await this.#store.run((c) => c.get(key));
+    } catch (err) {
+      if (!(isReplyError(err) && err.message.startsWith('WRONGTYPE'))) throw err;
+      return this.#findHash(key);
+    }
+    return decodePayload(raw);
+  }
+
+  /** A payload written as a HASH by an earlier version. */
+  async #findHash(key: string): Promise<AdapterPayload | undefined> {
+    const [raw, consumed] = await this.#store.run((c) => c.hmget(key, 'payload', 'consumed'));
     const payload = deserialize<AdapterPayload>(raw);
     if (payload && consumed != null) payload.consumed = Number(consumed);
     return payload;
@@ -413,6 +436,16 @@ class RedisAdapter implements Adapter {
     });
     await Promise.all(members.map((key) => this.#store.run((c) => c.unlink(key))));
   }
+}
+
+/** A stored payload: JSON, or `c{epoch seconds}|` + JSON once consumed. */
+function decodePayload(raw: string | null): AdapterPayload | undefined {
+  if (raw === null) return undefined;
+  if (raw.charCodeAt(0) !== 0x63 /* c */) return JSON.parse(raw) as AdapterPayload;
+  const bar = raw.indexOf('|');
+  const payload = JSON.parse(raw.slice(bar + 1)) as AdapterPayload;
+  payload.consumed = Number(raw.slice(1, bar));
+  return payload;
 }
 
 function waitReady(client: Client, timeoutMs: number): Promise<void> {
@@ -540,11 +573,17 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Redi
     autoResendUnfulfilledCommands: false,
     keepAlive: 10_000,
   };
+  // Commands issued in the same tick (an upsert's index and payload, a session's record and its
+  // client list) leave in one write: one round trip. Not behind Sentinel: there, commands issued
+  // while the client follows a failover must fail one by one, as they do without it.
+  const pipelined: RedisOptions = { enableAutoPipelining: true };
   let client: Client;
   if (options.url.startsWith('redis-cluster://')) {
     const { nodes, username, password, tls } = parseClusterUrl(options.url);
     const clusterOptions: ClusterOptions = {
       enableOfflineQueue: false,
+      // As for a single Redis, per node.
+      enableAutoPipelining: true,
       clusterRetryStrategy: backoff,
       retryDelayOnFailover: 100,
       retryDelayOnClusterDown: 100,
@@ -578,7 +617,7 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Redi
       failoverDetector: true,
     });
   } else if (/^rediss?:\/\//.test(options.url)) {
-    client = new Redis(options.url, { ...common, retryStrategy: backoff });
+    client = new Redis(options.url, { ...common, ...pipelined, retryStrategy: backoff });
   } else {
     throw new Error(`not a Redis URL: "${options.url}"`);
   }

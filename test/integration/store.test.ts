@@ -299,6 +299,9 @@ const cases: Array<{ name: string; run(ctx: Ctx): Promise<void> }> = [
       const consumed = (await codes.find(key))!.consumed;
       assert.equal(typeof consumed, 'number');
       assert.ok((consumed as number) >= before && (consumed as number) <= Math.ceil(Date.now() / 1000));
+      // Consumed again (a replay's check): still the same payload.
+      await codes.consume(key);
+      assert.equal((await codes.find(key))!.kind, 'AuthorizationCode');
       await codes.upsert(key, { jti: key, kind: 'AuthorizationCode' }, 60);
       assert.equal((await codes.find(key))!.consumed, undefined);
       const nothing = id('code');
@@ -469,6 +472,24 @@ for (const backend of backends) {
       assert.equal(ctx.store.kind, backend.name);
     });
     for (const c of cases) it(c.name, () => c.run(ctx));
+    if (backend.name !== 'memory') {
+      it('adapter: a payload written as a HASH by an earlier version is still read and consumed', async () => {
+        const store = ctx.store as RedisStore;
+        const jti = id('old');
+        const key = store.keys.oidc('AuthorizationCode', jti);
+        await store.client.hset(key, 'payload', JSON.stringify({ jti, kind: 'AuthorizationCode', accountId: 'p:1' }));
+        await store.client.pexpire(key, 60_000);
+        const codes = ctx.other.adapter('AuthorizationCode');
+        assert.deepEqual(await codes.find(jti), { jti, kind: 'AuthorizationCode', accountId: 'p:1' });
+        await codes.consume(jti);
+        const consumed = await store.adapter('AuthorizationCode').find(jti);
+        assert.equal(typeof consumed?.consumed, 'number');
+        assert.ok((await store.client.pttl(key)) > 0, 'the TTL stays');
+        // A new write replaces it in today's encoding.
+        await codes.upsert(jti, { jti, kind: 'AuthorizationCode', accountId: 'p:2' }, 60);
+        assert.deepEqual(await store.adapter('AuthorizationCode').find(jti), { jti, kind: 'AuthorizationCode', accountId: 'p:2' });
+      });
+    }
   });
 }
 
