@@ -4,6 +4,7 @@ import type { ConcordSettings } from '../config/index.ts';
 import { showError } from '../interactions/index.ts';
 import type { Logger, Metrics } from '../observability/index.ts';
 import type { Store } from '../store/index.ts';
+import { LeasedBudget } from './leased-budget.ts';
 import type { CheckedRequest } from './request-limits.ts';
 import { routeOf, type RouteName } from './route.ts';
 
@@ -29,7 +30,10 @@ import { routeOf, type RouteName } from './route.ts';
  *   {limit="admin_credentials"}, concord_credential_lockouts_total).
  *
  * With a Redis (or Redis Cluster) store the counters are Redis keys `{storePrefix}rl:{limit}:{key}`,
- * one key per command, so every instance shares them; with the memory store each instance counts alone.
+ * so every instance shares them; with the memory store each instance counts alone. The budgets take
+ * their points from Redis in leases (leased-budget.ts: exact for small budgets, one script call per
+ * lease for large ones, never more than the budget); the credential-failure count is read with one
+ * GET per client request (its lock state with a PTTL only once it is at the limit).
  *
  * Fail open: when the limiter's store does not answer (Redis down, not ready, timed out) the request
  * goes on, and a warning is logged (at most every 30 s per limit). Rate limiting protects Concord; it
@@ -88,8 +92,21 @@ export function createRateLimits(options: RateLimitsOptions): RateLimits {
     }
     return new RateLimiterMemory({ keyPrefix: name, points, duration });
   };
-  const budget = (name: 'token' | 'browser' | 'admin') => limiter(name, rateLimits[name].points, rateLimits[name].duration);
-  const limiters: Record<'token' | 'browser' | 'admin', RateLimiterAbstract> = { token: budget('token'), browser: budget('browser'), admin: budget('admin') };
+  const budget = (name: 'token' | 'browser' | 'admin'): Pick<RateLimiterAbstract, 'consume'> => {
+    const { points, duration } = rateLimits[name];
+    if (!client) return limiter(name, points, duration);
+    const leased = new LeasedBudget({ client: client as ConstructorParameters<typeof LeasedBudget>[0]['client'], keyPrefix: `${storePrefix}rl:${name}`, points, seconds: duration });
+    // Answer at once while the connection is down (as rejectIfRedisNotReady) instead of waiting for a timeout.
+    const ready = client as { status?: string };
+    return {
+      consume: async (key: string) => {
+        if (ready.status !== undefined && ready.status !== 'ready') throw new Error('Redis is not ready');
+        await leased.consume(key);
+        return new RateLimiterRes();
+      },
+    };
+  };
+  const limiters: Record<'token' | 'browser' | 'admin', Pick<RateLimiterAbstract, 'consume'>> = { token: budget('token'), browser: budget('browser'), admin: budget('admin') };
   // Failures since the last success; a lock is a block() on this limiter. Strikes: locks within `reset`.
   const failed = limiter('fail', failures.max, failures.reset);
   const strikes = limiter('strike', 1_000_000, failures.reset);
@@ -122,10 +139,25 @@ export function createRateLimits(options: RateLimitsOptions): RateLimits {
     }
   }
 
+  /**
+   * The failure count of a key (RateLimiterRedis's get, in one GET instead of MULTI GET PTTL: the
+   * time left matters only once the key is at its limit).
+   */
+  async function failureState(key: string): Promise<{ consumedPoints: number; msBeforeNext: number } | null> {
+    if (!client) return failed.get(key);
+    const redis = client as { get(key: string): Promise<string | null>; pttl(key: string): Promise<number> };
+    const rlKey = failed.getKey(key);
+    const raw = await redis.get(rlKey);
+    if (raw === null) return null;
+    const consumedPoints = Number(raw);
+    if (!(consumedPoints >= failures.max)) return { consumedPoints, msBeforeNext: 0 };
+    return { consumedPoints, msBeforeNext: Math.max(0, await redis.pttl(rlKey)) };
+  }
+
   /** The key's failures since its last success, and the seconds it still waits when locked. */
   async function locked(ctx: Context, name: 'credentials' | 'admin_credentials', key: string): Promise<{ failures: number; wait?: number }> {
     try {
-      const state = await failed.get(key);
+      const state = await failureState(key);
       if (!state) return { failures: 0 };
       if (state.consumedPoints < failures.max) return { failures: state.consumedPoints };
       return { failures: state.consumedPoints, wait: limited(ctx, name, key, state.msBeforeNext) };

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { RateLimiterRes } from 'rate-limiter-flexible';
+import { LeasedBudget } from '../../src/http/leased-budget.ts';
 import { basicClientId } from '../../src/http/rate-limit.ts';
 import { createStore, type Store } from '../../src/store/index.ts';
 import { CONFIDENTIAL_CLIENT, startConcord, type TestConcord } from '../support/concord.ts';
@@ -250,6 +253,62 @@ describe('rate limits when Redis is away', () => {
     // The metric counts every request let through, where the log says it once.
     assert.equal(await counter(instance.adminUrl, 'concord_rate_limiter_failures_total', 'token'), 3);
     assert.equal(await counter(instance.adminUrl, 'concord_rate_limited_total', 'token'), 1);
+  });
+});
+
+describe('leased budgets (Redis)', () => {
+  const clients: Redis[] = [];
+  after(() => Promise.all(clients.map((c) => c.quit())));
+  const budgetPair = (points: number, seconds: number) => {
+    const prefix = uniquePrefix();
+    const make = () => {
+      const client = new Redis(REDIS_URL);
+      clients.push(client);
+      return new LeasedBudget({ client, keyPrefix: `${prefix}rl:test`, points, seconds });
+    };
+    return { a: make(), b: make(), prefix };
+  };
+  const allowed = async (budget: LeasedBudget, key: string, n: number) => {
+    let ok = 0;
+    for (let i = 0; i < n; i++) ok += await budget.consume(key).then(() => 1, (res: unknown) => {
+      assert.ok(res instanceof RateLimiterRes, `refused with a RateLimiterRes, not ${String(res)}`);
+      assert.ok(res.msBeforeNext > 0 && res.msBeforeNext <= 60_000);
+      return 0;
+    });
+    return ok;
+  };
+
+  it('counts a small budget point by point across instances, as RateLimiterRedis does', async () => {
+    const { a, b } = budgetPair(5, 60);
+    assert.equal(await allowed(a, 'ip:1', 2), 2);
+    assert.equal(await allowed(b, 'ip:1', 2), 2);
+    assert.equal(await allowed(a, 'ip:1', 2), 1);
+    assert.equal(await allowed(b, 'ip:1', 1), 0);
+    assert.equal(await allowed(b, 'ip:2', 1), 1, 'another key has its own budget');
+  });
+
+  it('allows never more than a large budget in total, with a fraction of a Redis call per request', async () => {
+    const { a, b, prefix } = budgetPair(1000, 60);
+    const client = new Redis(REDIS_URL);
+    clients.push(client);
+    const calls0 = Number(/calls=(\d+)/.exec(String(await client.info('commandstats')).split('\n').find((l) => l.startsWith('cmdstat_incrby:')) ?? '')?.[1] ?? 0);
+    // Interleaved, as two instances behind a load balancer.
+    let total = 0;
+    for (let i = 0; i < 700; i++) total += await allowed(i % 2 ? a : b, 'ip:9', 1);
+    assert.equal(total, 700, 'well within the budget, nothing refused');
+    const calls1 = Number(/calls=(\d+)/.exec(String(await client.info('commandstats')).split('\n').find((l) => l.startsWith('cmdstat_incrby:')) ?? '')?.[1] ?? 0);
+    assert.ok(calls1 - calls0 < 100, `${calls1 - calls0} increments for 700 requests`);
+    for (let i = 0; i < 700; i++) total += await allowed(i % 2 ? a : b, 'ip:9', 1);
+    assert.ok(total <= 1000, `${total} allowed of a budget of 1000`);
+    assert.ok(total >= 1000 - 2 * 64, `${total} allowed: at most a lease per instance lost`);
+    assert.ok(Number(await client.get(`${prefix}rl:test:ip:9`)) >= total, 'the shared counter holds every point spent');
+  });
+
+  it('starts a new window when the counter expires', async () => {
+    const { a } = budgetPair(2, 1);
+    assert.equal(await allowed(a, 'ip:3', 3), 2);
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.equal(await allowed(a, 'ip:3', 3), 2);
   });
 });
 
