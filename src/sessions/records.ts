@@ -70,6 +70,11 @@ interface StoredSession {
   sealed?: string;
 }
 
+/** A pending login as held: with when it expires (epoch ms), so one taken by mistake can be put back. */
+interface HeldLogin extends PendingSessionLogin {
+  heldUntil?: number;
+}
+
 /** The time of a session's last refresh: apart from the record, so a refresh never rewrites what a re-check just wrote. */
 interface SessionSeen {
   refreshedAt: number;
@@ -122,27 +127,32 @@ export class SessionStore {
 
   /** Keeps an upstream login until oidc-provider puts it in a session (a few seconds; the interaction's lifetime at most). */
   async hold(interactionUid: string, login: PendingSessionLogin, ttlSeconds: number): Promise<void> {
-    const sealed = this.#box.seal(JSON.stringify(login), pendingContext(interactionUid));
+    const held: HeldLogin = { ...login, heldUntil: Date.now() + ttlSeconds * 1000 };
+    const sealed = this.#box.seal(JSON.stringify(held), pendingContext(interactionUid));
     await this.#store.setTemp(pendingKey(interactionUid), sealed, ttlSeconds);
   }
 
   /**
-   * Takes (single use) the login held for an interaction, when it is `accountId`'s; another's is left
-   * (oidc-provider first ends a session signed in as someone else, then resumes again). One that does
-   * not open is dropped.
+   * Takes (single use) the login held for an interaction, when it is `accountId`'s; another's is put
+   * back for the rest of its lifetime (oidc-provider first ends a session signed in as someone else,
+   * then resumes again). One that does not open is dropped. One GETDEL: the record is read once.
    */
   async take(interactionUid: string, accountId: string): Promise<PendingSessionLogin | undefined> {
-    const open = (sealed: unknown) => {
-      if (typeof sealed !== 'string') return undefined;
-      try {
-        return JSON.parse(this.#box.open(sealed, pendingContext(interactionUid))) as PendingSessionLogin;
-      } catch {
-        return undefined;
-      }
-    };
-    const held = open(await this.#store.getTemp<string>(pendingKey(interactionUid)));
-    if (held?.accountId !== accountId) return undefined;
-    return open(await this.#store.takeTemp<string>(pendingKey(interactionUid)));
+    const sealed = await this.#store.takeTemp<string>(pendingKey(interactionUid));
+    if (typeof sealed !== 'string') return undefined;
+    let held: HeldLogin;
+    try {
+      held = JSON.parse(this.#box.open(sealed, pendingContext(interactionUid))) as HeldLogin;
+    } catch {
+      return undefined;
+    }
+    if (held.accountId !== accountId) {
+      const left = typeof held.heldUntil === 'number' ? (held.heldUntil - Date.now()) / 1000 : 0;
+      if (left > 0) await this.#store.setTemp(pendingKey(interactionUid), sealed, left);
+      return undefined;
+    }
+    const { heldUntil: _until, ...login } = held;
+    return login;
   }
 
   /**
@@ -150,7 +160,6 @@ export class SessionStore {
    * same account signing in again), which replaces what the previous login kept and keeps its clients.
    */
   async put(uid: string, login: PendingSessionLogin, startedAt: number): Promise<SessionRecord> {
-    const previous = await this.#store.getTemp<StoredSession>(recordKey(uid));
     const upstreamKey = login.upstreamSessionId === undefined ? undefined : ofUpstreamKey(login.participantId, login.upstreamSessionId);
     const stored: StoredSession = {
       v: 1,
@@ -162,12 +171,17 @@ export class SessionStore {
       ...(upstreamKey ? { upstreamKey } : {}),
       ...(login.upstream.logout || login.upstream.refresh ? { sealed: this.#box.seal(JSON.stringify(login.upstream), sealContext(uid)) } : {}),
     };
-    // Indexes first: a record is never left where an upstream logout or an account's revocation cannot find it.
-    await this.#store.addToSet(ofAccountKey(login.accountId), uid, this.#ttl);
-    if (upstreamKey) await this.#store.addToSet(upstreamKey, uid, this.#ttl);
+    // Indexes first: a record is never left where an upstream logout or an account's revocation
+    // cannot find it. The previous record is read in the same round trip.
+    const [previous] = await Promise.all([
+      this.#store.getTemp<StoredSession>(recordKey(uid)),
+      this.#store.addToSet(ofAccountKey(login.accountId), uid, this.#ttl),
+      upstreamKey ? this.#store.addToSet(upstreamKey, uid, this.#ttl) : undefined,
+    ]);
     if (previous?.upstreamKey && previous.upstreamKey !== upstreamKey) await this.#store.removeFromSet(previous.upstreamKey, uid);
     await this.#store.setTemp(recordKey(uid), stored, this.#ttl);
-    return this.#view(uid, stored, await this.clients(uid));
+    // A new session has no clients yet (they are added after this, as it gets authorizations).
+    return this.#view(uid, stored, previous ? await this.clients(uid) : []);
   }
 
   /** What a re-check found: fresh claims, the time, and what to keep for the next re-check. */

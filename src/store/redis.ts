@@ -83,15 +83,10 @@ return 1`);
  * A script, not SET options: PEXPIRE's NX/GT need Redis 7.
  */
 const SET_ADD = new Script(`
-local existed = redis.call('EXISTS', KEYS[1])
-redis.call('SADD', KEYS[1], ARGV[1])
 local ttl = tonumber(ARGV[2])
-if existed == 0 then
-  redis.call('PEXPIRE', KEYS[1], ttl)
-else
-  local current = redis.call('PTTL', KEYS[1])
-  if current >= 0 and current < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
-end
+local current = redis.call('PTTL', KEYS[1])
+redis.call('SADD', KEYS[1], ARGV[1])
+if current == -2 or (current >= 0 and current < ttl) then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1`);
 
 /** One page of a log: { first seq, entries oldest first }. ARGV: before ('' = none), limit. */
