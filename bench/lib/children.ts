@@ -7,12 +7,14 @@ import { freePort } from '../../test/support/ports.ts';
 export type { ChildSpec };
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'servers', 'child.ts');
-const START_TIMEOUT_MS = 20_000;
+const START_TIMEOUT_MS = 60_000;
 
 export interface Cpu {
   /** CPU time (user + system) in milliseconds since the process started. */
   ms: number;
   rss: number;
+  /** Writes to Redis sockets so far (round trips; Concord children with a Redis store only). */
+  redisWrites: number;
 }
 
 export interface BenchChild {
@@ -39,7 +41,8 @@ export async function startChild(spec: StartSpec): Promise<BenchChild> {
   const child = fork(CHILD, [], {
     env: { ...process.env, NODE_ENV: 'production' },
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-    execArgv: [],
+    // BENCH_CPU_PROF=dir: Concord children write a V8 CPU profile there when they stop (node --cpu-prof).
+    execArgv: process.env.BENCH_CPU_PROF && spec.kind === 'concord' ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [],
   });
   live.add(child);
   let stderr = '';
@@ -73,11 +76,11 @@ export async function startChild(spec: StartSpec): Promise<BenchChild> {
       const id = nextId++;
       return new Promise<Cpu>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('child did not report its CPU time')), 5000);
-        const onMessage = (m: { type: string; id?: number; user?: number; system?: number; rss?: number }) => {
+        const onMessage = (m: { type: string; id?: number; user?: number; system?: number; rss?: number; redisWrites?: number }) => {
           if (m.type !== 'cpu' || m.id !== id) return;
           clearTimeout(timer);
           child.off('message', onMessage);
-          resolve({ ms: ((m.user ?? 0) + (m.system ?? 0)) / 1000, rss: m.rss ?? 0 });
+          resolve({ ms: ((m.user ?? 0) + (m.system ?? 0)) / 1000, rss: m.rss ?? 0, redisWrites: m.redisWrites ?? 0 });
         };
         child.on('message', onMessage);
         child.send({ type: 'cpu', id });

@@ -5,8 +5,9 @@
  *
  *  - commands, Redis CPU and bytes: INFO commandstats / stats deltas around N logins, minus
  *    Concord's background traffic measured on the same instance while idle;
- *  - round trips: MONITOR around M logins done one at a time, step by step (a MULTI..EXEC block
- *    is one round trip, Lua-internal commands none);
+ *  - round trips: Concord's writes to its Redis sockets around M logins done one at a time, step
+ *    by step (a pipeline or MULTI..EXEC block is one write); MONITOR around the same logins for
+ *    what was sent one by one (a MULTI..EXEC block once, Lua-internal commands not at all);
  *  - memory: INFO used_memory delta around the N logins, and MEMORY USAGE of every key Concord
  *    holds afterwards, grouped by kind and lifetime.
  *
@@ -80,16 +81,18 @@ export async function redisPart(options: RedisPartOptions = {}): Promise<Section
     const warmUsers = rig.users.slice(n + m);
     const warm = await loginLoad(rig.issuer, warmUsers, { concurrency: 4, seconds: options.warmupSeconds ?? 3, maxLogins: 40 });
     // Compiled code paths before CPU is counted: at least 20 logins whatever the machine's speed.
-    if (warm.logins < 20) await loginLoad(rig.issuer, warmUsers.slice(40), { concurrency: 4, seconds: 30, maxLogins: 20 - warm.logins });
+    const warmMore = warm.logins < 20 ? await loginLoad(rig.issuer, warmUsers.slice(40), { concurrency: 4, seconds: 30, maxLogins: 20 - warm.logins }) : undefined;
     if (warm.logins === 0) throw new Error(`no login succeeded during warm-up: ${warm.firstError}`);
 
     // Background: what an idle instance sends anyway (key reloads every second).
     const snapshotCost = delta(await snapshot(redis), await snapshot(redis));
     const idleCpu0 = processCpuMs(redis.pid!);
+    const idleWrites0 = (await rig.concord.cpu()).redisWrites;
     const idle0 = await snapshot(redis);
     await sleep((options.idleSeconds ?? 3) * 1000);
     const idle = delta(idle0, await snapshot(redis));
     const idleCpuPerSecond = (processCpuMs(redis.pid!) - idleCpu0) / idle.seconds;
+    const idleWritesPerSecond = ((await rig.concord.cpu()).redisWrites - idleWrites0) / idle.seconds;
     const perSecond = {
       commands: (idle.commands - snapshotCost.commands) / idle.seconds,
       input: (idle.input - snapshotCost.input) / idle.seconds,
@@ -141,7 +144,7 @@ export async function redisPart(options: RedisPartOptions = {}): Promise<Section
         census.set(kind, entry);
       }
     } while (cursor !== '0');
-    const loginsHeld = warm.logins + run.logins;
+    const loginsHeld = warm.logins + (warmMore?.logins ?? 0) + run.logins;
     const lifetime = (ttl: number) => (ttl < 0 ? 'no TTL' : ttl <= 3600 ? `short (≤ ${Math.ceil(ttl / 60)} min)` : ttl <= 86400 ? `${Math.round(ttl / 3600)} h` : `${Math.round(ttl / 86400)} d`);
     const kinds = [...census].sort((a, b) => b[1].bytes - a[1].bytes);
     let longLived = 0;
@@ -157,12 +160,16 @@ export async function redisPart(options: RedisPartOptions = {}): Promise<Section
 
     // M logins one at a time under MONITOR: round trips per login and per step.
     const steps: Record<LoginStep, number> = { authorize: 0, email: 0, upstream: 0, exchange: 0 };
+    // Round trips: Concord's writes to its Redis sockets (bench/servers/child.ts), step by step.
+    const sentSteps: Record<LoginStep, number> = { authorize: 0, email: 0, upstream: 0, exchange: 0 };
     const mon = await monitor(redis);
     let commandsMonitored = 0;
-    let tripsMonitored = 0;
+    let sentMonitored = 0;
     const t0 = performance.now();
     try {
       let mark = 0;
+      let writes = (await rig.concord.cpu()).redisWrites;
+      let stepStart = performance.now();
       const settle = async () => {
         await sleep(15);
         return mon.lines.length;
@@ -171,8 +178,13 @@ export async function redisPart(options: RedisPartOptions = {}): Promise<Section
         await login(rig.issuer, rig.users[n + i]!, async (step) => {
           const end = await settle();
           const slice = ours(mon.lines.slice(mark, end), prefix);
-          steps[step] += roundTrips(slice);
+          sentSteps[step] += roundTrips(slice);
           mark = end;
+          const now = (await rig.concord.cpu()).redisWrites;
+          // The idle instance's own traffic (key reloads every second) is taken out pro rata.
+          steps[step] += now - writes - (idleWritesPerSecond * (performance.now() - stepStart)) / 1000;
+          writes = now;
+          stepStart = performance.now();
         });
       }
     } finally {
@@ -180,11 +192,12 @@ export async function redisPart(options: RedisPartOptions = {}): Promise<Section
     }
     const monitoredSeconds = (performance.now() - t0) / 1000;
     const all = ours(mon.lines, prefix);
-    tripsMonitored = roundTrips(all);
+    sentMonitored = roundTrips(all);
     commandsMonitored = all.filter((l) => l.client !== 'lua').length;
-    // The key reloads of the idle instance fall into the windows too; they are taken out pro rata.
-    const backgroundTrips = perSecond.commands * monitoredSeconds;
-    const tripsPerLogin = (tripsMonitored - backgroundTrips) / m;
+    const backgroundSent = perSecond.commands * monitoredSeconds;
+    const sentPerLogin = (sentMonitored - backgroundSent) / m;
+    figures.redis_sent_units_per_login = sentPerLogin;
+    const tripsPerLogin = Object.values(steps).reduce((a, b) => a + b, 0) / m;
     figures.redis_round_trips_per_login = tripsPerLogin;
     // Redis under load: the M logins' commands, replayed as fast as 16 connections (16 instances) go.
     const replay = options.replay === false ? undefined : await replayUnits(redis, sendUnits(all), m, 4, idleCpuPerSecond);
@@ -196,9 +209,17 @@ export async function redisPart(options: RedisPartOptions = {}): Promise<Section
     Object.assign(figures, stepFigures);
 
     const perStep = (Object.keys(steps) as LoginStep[]).map((s) => `${s} ${(steps[s] / m).toFixed(1)}`).join(', ');
+    const perStepSent = (Object.keys(sentSteps) as LoginStep[]).map((s) => `${s} ${(sentSteps[s] / m).toFixed(1)}`).join(', ');
 
     const rows: Row[] = [
-      { name: 'Redis round trips per login', rate: tripsPerLogin, unit: 'round trips', note: `per step: ${perStep} (MONITOR, ${m} logins one by one; background ${perSecond.commands.toFixed(1)} cmd/s/instance removed)` },
+      {
+        name: 'Redis round trips per login',
+        rate: tripsPerLogin,
+        unit: 'round trips',
+        note:
+          `per step: ${perStep} (Concord's writes to Redis, ${m} logins one by one; background ${idleWritesPerSecond.toFixed(1)}/s removed); ` +
+          `sent one by one (MONITOR: a command or MULTI block each, whether pipelined or not): ${sentPerLogin.toFixed(1)} (${perStepSent})`,
+      },
       { name: 'Redis commands per login', rate: commands, unit: 'commands', note: `incl. those inside MULTI/EXEC and Lua (INFO commandstats, ${run.logins} logins, 4 at a time); MONITOR counted ${(commandsMonitored / m).toFixed(1)} sent` },
       { name: 'Concord CPU per login', rate: figures.concord_cpu_ms_per_login, unit: 'ms', note: `the Concord process's own CPU time over the ${run.logins} logins (4 at a time), Redis store` },
       {
@@ -236,7 +257,8 @@ export async function redisPart(options: RedisPartOptions = {}): Promise<Section
       method:
         `Concord (child process, Redis store on the benchmark's own redis-server ${redis.url}) with a real partner IdP, logins as in the previous section (a refresh token issued each time). ` +
         `Commands, Redis CPU and bytes: INFO commandstats / total_net_*_bytes deltas around ${n} logins (4 concurrent), minus the idle instance's background traffic (${perSecond.commands.toFixed(1)} commands/s, measured for 3 s) and the cost of reading INFO. ` +
-        `Round trips: MONITOR around ${m} logins one at a time (a MULTI..EXEC block counts once, commands inside Lua not at all). ` +
+        `Round trips: Concord's writes to its Redis sockets around ${m} logins one at a time (ioredis writes one command, or one pipeline or MULTI block, per write and awaits its answer: commands issued together leave in one write); ` +
+        `MONITOR around the same logins counts what was sent one by one (a MULTI..EXEC block once, commands inside Lua not at all). ` +
         `Memory: INFO used_memory delta around the ${n} logins, and MEMORY USAGE of every key afterwards. Rate-limit counters (one INCR-like script per rate-limited request) are included.`,
       rows,
       extra,

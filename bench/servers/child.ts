@@ -5,11 +5,11 @@
  * Started by bench/lib/children.ts, which sends the spec over IPC. Talks over IPC:
  *   <- { type: 'spec', spec }                          what to start
  *   -> { type: 'ready', url, pid, refreshTokens? }     once listening (a bare server's minted refresh tokens)
- *   <- { type: 'cpu', id }  -> { type: 'cpu', id, user, system, rss }   CPU microseconds so far
+ *   <- { type: 'cpu', id }  -> { type: 'cpu', id, user, system, rss, redisWrites }   CPU microseconds so far, writes to Redis so far
  *   <- { type: 'stop' }                                closes and exits
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair } from 'jose';
 import Provider, { type Configuration } from 'oidc-provider';
@@ -58,6 +58,21 @@ if (!process.send) {
 
 let close: () => Promise<void> = async () => {};
 
+/**
+ * Writes to Redis sockets: a round trip each (ioredis writes one command, or one pipeline or
+ * MULTI block, per write, and waits for the answer). Counted for the ports of the store URL.
+ */
+let redisWrites = 0;
+function countRedisWrites(url: string): void {
+  const ports = new Set([...url.matchAll(/:(\d+)(?=[,/?]|$)/g)].map((m) => Number(m[1])));
+  if (ports.size === 0) return;
+  const write = net.Socket.prototype.write;
+  net.Socket.prototype.write = function countedWrite(this: net.Socket, ...args: unknown[]) {
+    if (this.remotePort !== undefined && ports.has(this.remotePort)) redisWrites++;
+    return (write as (...a: unknown[]) => boolean).apply(this, args);
+  } as typeof write;
+}
+
 async function startConcordChild(s: Extract<ChildSpec, { kind: 'concord' }>): Promise<string> {
   const issuer = `http://127.0.0.1:${s.port}`;
   const settings = ConcordSettingsSchema.parse({
@@ -79,6 +94,7 @@ async function startConcordChild(s: Extract<ChildSpec, { kind: 'concord' }>): Pr
   };
   // Production logs every request at info; the lines are written (to /dev/null), not skipped.
   const logger = createLogger({ level: settings.logLevel, destination: pino.destination({ dest: '/dev/null', sync: false }) });
+  if (typeof settings.store === 'string' && settings.store !== 'memory') countRedisWrites(settings.store);
   const concord = await createConcord({ config, logger });
   await concord.listen();
   close = () => concord.close();
@@ -170,7 +186,7 @@ process.on('message', (message: { type: string; id?: number; spec?: ChildSpec })
     start(message.spec!);
   } else if (message.type === 'cpu') {
     const { user, system } = process.cpuUsage();
-    process.send!({ type: 'cpu', id: message.id, user, system, rss: process.memoryUsage.rss() });
+    process.send!({ type: 'cpu', id: message.id, user, system, rss: process.memoryUsage.rss(), redisWrites });
   } else if (message.type === 'stop') {
     const force = setTimeout(() => process.exit(0), 3000);
     force.unref();

@@ -16,8 +16,8 @@ export function indexingAdapter(store: Store, name: string): Adapter {
   return {
     ...bind(inner),
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
-      await inner.upsert(id, payload, expiresIn);
-      if (payload.accountId) await store.addToSet(indexKey(payload.accountId), id, expiresIn);
+      // Issued together (the index first: on one connection it is written first), one round trip.
+      await Promise.all([payload.accountId ? store.addToSet(indexKey(payload.accountId), id, expiresIn) : undefined, inner.upsert(id, payload, expiresIn)]);
     },
   };
 }
