@@ -6,7 +6,7 @@
  *   npm run bench -- --quick           # issue 17's goals in under a minute; exit 1 when one is missed (bench/quick.ts)
  *   node bench/parts/logins.ts         # one part on its own
  *
- * Parts: tokens, algorithms, logins, refresh, verify, mapping, redis. Servers run as child processes
+ * Parts: tokens, algorithms, logins, floor, refresh, verify, mapping, redis, scale. Servers run as child processes
  * (bench/servers/child.ts); Redis is a redis-server of the benchmark's own (bench/lib/redis.ts).
  */
 import { execFileSync } from 'node:child_process';
@@ -21,6 +21,7 @@ import { loginsPart } from './parts/logins.ts';
 import { mappingPart } from './parts/mapping.ts';
 import { redisPart } from './parts/redis.ts';
 import { refreshPart } from './parts/refresh.ts';
+import { scalePart } from './parts/scale.ts';
 import { tokensPart } from './parts/tokens.ts';
 import { verifyPart } from './parts/verify.ts';
 import { benchRedis, info, stopBenchRedis } from './lib/redis.ts';
@@ -35,6 +36,7 @@ const PARTS: Record<string, () => Promise<Section>> = {
   verify: () => verifyPart(),
   mapping: () => mappingPart(),
   redis: () => redisPart(),
+  scale: () => scalePart(),
 };
 
 const args = process.argv.slice(2);
@@ -119,7 +121,7 @@ async function main(): Promise<void> {
       '',
       '- Rates are this machine\'s with the load generator on the same 2 cores; the CPU time per operation of each server process (its own user+system time over the run) is the figure that carries over to other machines and into docs/scaling.md.',
       '- Baselines run in the same process model and alternate with what they are compared to, so drift of the shared machine hits both; single runs still move by 10-20 % (see the load averages above).',
-      '- Each part runs alone too: `node bench/parts/{tokens,algorithms,logins,refresh,verify,mapping,redis}.ts`, or `npm run bench -- logins redis`.',
+      '- Each part runs alone too: `node bench/parts/{tokens,algorithms,logins,floor,refresh,verify,mapping,redis,scale}.ts`, or `npm run bench -- logins redis`; `npm run bench -- --quick` checks issue 17\'s goals in under a minute (bench/quick.ts).',
       '',
       ...sections.flatMap((s) => [renderSection(s), '']),
     ].join('\n');

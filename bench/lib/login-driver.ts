@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { Browser, parseForm } from '../../test/support/http-client.ts';
 import { DEMO_PASSWORD, type PartnerUser } from '../../demo/partner-idp.ts';
 import { startChild, type BenchChild } from './children.ts';
@@ -51,7 +52,10 @@ const BENCH_MAPPING = {
 };
 
 export interface LoginRig {
+  /** The first (or only) Concord instance. */
   concord: BenchChild;
+  /** Every Concord instance; with more than one, `issuer` is a round-robin TCP proxy in front of them. */
+  concords: BenchChild[];
   partner: BenchChild;
   issuer: string;
   users: PartnerUser[];
@@ -68,7 +72,10 @@ export async function startLoginRig(options: {
   participant?: Record<string, unknown>;
   /** The partner issues refresh tokens (for Concord's re-checks at refresh). */
   partnerRefreshTokens?: boolean;
+  /** Concord instances on the same store behind one issuer (a round-robin TCP proxy, one connection at a time). Default 1. */
+  instances?: number;
 }): Promise<LoginRig> {
+  const instances = options.instances ?? 1;
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
   const users = partnerUsers(options.users ?? 2000);
@@ -80,42 +87,79 @@ export async function startLoginRig(options: {
     clients: [{ client_id: 'concord', client_secret: UPSTREAM_SECRET, redirect_uris: [`${issuer}/broker/acme/callback`] }],
     ...(options.partnerRefreshTokens ? { refreshTokens: true } : {}),
   });
-  let concord: BenchChild;
+  const concords: BenchChild[] = [];
+  let proxy: net.Server | undefined;
   try {
-    concord = await startChild({
-      kind: 'concord',
-      port,
-      settings: {
-        store: options.store,
-        storePrefix: options.storePrefix,
-        rateLimits: { token: { points: 1_000_000, duration: 60 }, browser: { points: 1_000_000, duration: 60 } },
-        ...options.settings,
-      },
-      participants: [
-        {
-          id: 'acme',
-          displayName: 'Acme',
-          domains: ['acme.example'],
-          upstream: { type: 'oidc', issuer: partner.url, clientId: 'concord', clientSecret: UPSTREAM_SECRET, allowInsecureHttp: true, scopes: ['openid', 'email', 'profile'] },
-          mapping: BENCH_MAPPING,
-          ...options.participant,
-        },
-      ],
-      clients: [BENCH_RP],
-    });
+    for (let i = 0; i < instances; i++) {
+      concords.push(
+        await startChild({
+          kind: 'concord',
+          ...(instances === 1 ? { port } : {}),
+          settings: {
+            ...(instances === 1 ? {} : { issuer }),
+            store: options.store,
+            storePrefix: options.storePrefix,
+            rateLimits: { token: { points: 1_000_000, duration: 60 }, browser: { points: 1_000_000, duration: 60 } },
+            ...options.settings,
+          },
+          participants: [
+            {
+              id: 'acme',
+              displayName: 'Acme',
+              domains: ['acme.example'],
+              upstream: { type: 'oidc', issuer: partner.url, clientId: 'concord', clientSecret: UPSTREAM_SECRET, allowInsecureHttp: true, scopes: ['openid', 'email', 'profile'] },
+              mapping: BENCH_MAPPING,
+              ...options.participant,
+            },
+          ],
+          clients: [BENCH_RP],
+        }),
+      );
+    }
+    if (instances > 1) proxy = await roundRobin(port, concords.map((c) => Number(new URL(c.url).port)));
   } catch (err) {
-    await partner.stop();
+    await Promise.all([partner.stop(), ...concords.map((c) => c.stop())]);
     throw err;
   }
   return {
-    concord,
+    concord: concords[0]!,
+    concords,
     partner,
     issuer,
     users,
     async stop() {
-      await Promise.all([concord.stop(), partner.stop()]);
+      await new Promise<void>((resolve) => (proxy ? proxy.close(() => resolve()) : resolve()));
+      await Promise.all([...concords.map((c) => c.stop()), partner.stop()]);
     },
   };
+}
+
+/** A load balancer's part, minimally: each new TCP connection to `port` goes to the next of `targets`. */
+async function roundRobin(port: number, targets: number[]): Promise<net.Server> {
+  let next = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host: '127.0.0.1', port: targets[next++ % targets.length]! });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  const close = server.close.bind(server);
+  server.close = (cb?: (err?: Error) => void) => {
+    for (const s of sockets) s.destroy();
+    return close(cb);
+  };
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  return server;
 }
 
 export interface LoginResult {

@@ -1,0 +1,85 @@
+/**
+ * Scale-out, measured: complete brokered logins through one Concord instance, then two instances
+ * on one Redis, then two instances on a 3-master Redis Cluster started here (redis-server on
+ * loopback ports, `redis-cli --cluster create`), in the same run. Two instances share one issuer
+ * behind a round-robin TCP proxy (bench/lib/login-driver.ts), so a login's requests land on either
+ * instance and everything between them goes through the store, as behind a load balancer.
+ *
+ * On a 2-core machine that also runs the partner IdP, Redis and the load generator, two instances
+ * cannot give twice the logins per second: the rate shows whether anything serialises, and Concord's
+ * CPU per login (both instances' CPU time over the logins) shows what a second instance costs. The
+ * scaling efficiency is CPU per login with one instance / CPU per login with two (1.00: no overhead).
+ *
+ *   node bench/parts/scale.ts
+ */
+import { randomBytes } from 'node:crypto';
+import { startRedisCluster } from '../../test/support/redis-server.ts';
+import { loginLoad, startLoginRig } from '../lib/login-driver.ts';
+import { benchRedis, processCpuMs } from '../lib/redis.ts';
+import { fmtMs, runAlone, type Row, type Section } from '../lib/report.ts';
+
+export async function scalePart(options: { seconds?: number; concurrency?: number } = {}): Promise<Section> {
+  const seconds = options.seconds ?? 12;
+  const concurrency = options.concurrency ?? 8;
+  const redis = await benchRedis();
+  const cluster = await startRedisCluster({ masters: 3 });
+  const rows: Row[] = [];
+  const figures: Record<string, number> = {};
+  try {
+    const setups = [
+      { key: 'one_redis_1', name: '1 instance, one Redis', store: redis.url, instances: 1, redisPids: [redis.pid!] },
+      { key: 'one_redis_2', name: '2 instances, one Redis', store: redis.url, instances: 2, redisPids: [redis.pid!] },
+      { key: 'cluster_2', name: '2 instances, 3-master Redis Cluster', store: cluster.url, instances: 2, redisPids: cluster.nodes.map((n) => n.pid!) },
+    ];
+    for (const setup of setups) {
+      const rig = await startLoginRig({ store: setup.store, storePrefix: `bench-scale-${randomBytes(3).toString('hex')}:`, instances: setup.instances, users: 3000 });
+      try {
+        const warm = await loginLoad(rig.issuer, rig.users, { concurrency, seconds: 3, maxLogins: 200 });
+        if (warm.logins === 0) throw new Error(`${setup.name}: no login succeeded during warm-up: ${warm.firstError}`);
+        const before = await Promise.all(rig.concords.map((c) => c.cpu()));
+        const partner0 = await rig.partner.cpu();
+        const redis0 = setup.redisPids.reduce((sum, pid) => sum + processCpuMs(pid), 0);
+        const run = await loginLoad(rig.issuer, rig.users, { concurrency, seconds, maxLogins: 5000, offset: warm.logins + warm.failures });
+        const after = await Promise.all(rig.concords.map((c) => c.cpu()));
+        const partner1 = await rig.partner.cpu();
+        const redisCpu = (setup.redisPids.reduce((sum, pid) => sum + processCpuMs(pid), 0) - redis0) / Math.max(1, run.logins);
+        const perInstance = after.map((a, i) => a.ms - before[i]!.ms);
+        const concordCpu = perInstance.reduce((a, b) => a + b, 0) / Math.max(1, run.logins);
+        const writes = after.reduce((sum, a, i) => sum + a.redisWrites - before[i]!.redisWrites, 0) / Math.max(1, run.logins);
+        figures[`scale_${setup.key}_rate`] = run.rate;
+        figures[`scale_${setup.key}_concord_cpu_ms`] = concordCpu;
+        figures[`scale_${setup.key}_round_trips`] = writes;
+        rows.push({
+          name: `brokered logins, ${setup.name}`,
+          rate: run.rate,
+          unit: 'logins/s',
+          p50: run.p50,
+          p99: run.p99,
+          note:
+            `${run.logins} logins, ${run.failures} failed${run.firstError ? ` (${run.firstError.slice(0, 80)})` : ''}; Concord CPU/login ${fmtMs(concordCpu)} ms` +
+            (setup.instances > 1 ? ` (split ${perInstance.map((ms) => `${Math.round((100 * ms) / perInstance.reduce((a, b) => a + b, 0))} %`).join(' / ')})` : '') +
+            `, partner ${fmtMs((partner1.ms - partner0.ms) / Math.max(1, run.logins))} ms, Redis ${fmtMs(redisCpu)} ms; ${writes.toFixed(1)} Redis round trips/login (background included)`,
+        });
+      } finally {
+        await rig.stop();
+      }
+    }
+  } finally {
+    await cluster.stop();
+  }
+  const one = figures.scale_one_redis_1_concord_cpu_ms!;
+  for (const key of ['one_redis_2', 'cluster_2']) figures[`scale_${key}_efficiency`] = one / figures[`scale_${key}_concord_cpu_ms`]!;
+  rows[1]!.ratio = `${figures.scale_one_redis_2_efficiency!.toFixed(2)} efficiency`;
+  rows[2]!.ratio = `${figures.scale_cluster_2_efficiency!.toFixed(2)} efficiency`;
+  return {
+    title: 'Scale-out: one instance, two on one Redis, two on a Redis Cluster',
+    method:
+      `Complete brokered logins as above (${concurrency} concurrent browsers, ${seconds} s after a 3 s warm-up), through one Concord instance, then two on the same Redis, then two on a 3-master Redis Cluster started for this run. ` +
+      `Two instances share one issuer behind a round-robin TCP proxy (each new connection to the next instance), so one login's requests reach both and meet only in the store. ` +
+      `Efficiency: Concord CPU per login with one instance / with two (1.00 = a second instance adds no work per login). On this 2-core machine the rate cannot double; CPU per login is the figure that carries over.`,
+    rows,
+    figures,
+  };
+}
+
+if (import.meta.main) await runAlone(() => scalePart());
