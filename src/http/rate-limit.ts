@@ -33,7 +33,9 @@ import { routeOf, type RouteName } from './route.ts';
  * so every instance shares them; with the memory store each instance counts alone. The budgets take
  * their points from Redis in leases (leased-budget.ts: exact for small budgets, one script call per
  * lease for large ones, never more than the budget); the credential-failure count is read with one
- * GET per client request (its lock state with a PTTL only once it is at the limit).
+ * GET per client request (its lock state with a PTTL only once it is at the limit), and a key found
+ * without failures is not asked about again for a second: another instance's failures lock a key
+ * here within a second, this instance's own at once.
  *
  * Fail open: when the limiter's store does not answer (Redis down, not ready, timed out) the request
  * goes on, and a warning is logged (at most every 30 s per limit). Rate limiting protects Concord; it
@@ -63,6 +65,10 @@ type RedisBacked = Store & { client: object };
 const redisClientOf = (store: Store) => (store.kind !== 'memory' && 'client' in store ? (store as RedisBacked).client : undefined);
 
 const FAIL_OPEN_LOG_EVERY_MS = 30_000;
+/** How long a key found without credential failures is not asked about again: ms. */
+const CLEAN_CACHE_MS = 1000;
+/** Bound of that cache (keys); cleared when full. */
+const CLEAN_CACHE_MAX = 10_000;
 
 /** Routes whose callers authenticate as a client: their failures are credential failures. */
 const CLIENT_ROUTES: ReadonlySet<RouteName> = new Set(['token', 'introspection', 'revocation', 'pushed_authorization_request']);
@@ -111,6 +117,12 @@ export function createRateLimits(options: RateLimitsOptions): RateLimits {
   const failed = limiter('fail', failures.max, failures.reset);
   const strikes = limiter('strike', 1_000_000, failures.reset);
   const lastWarning = new Map<string, number>();
+  /**
+   * Keys whose failure count Redis answered empty, until when (epoch ms): a client's every token
+   * request does not ask again within CLEAN_CACHE_MS. This instance's own failures count at once
+   * (settle drops the entry); another instance's reach it within CLEAN_CACHE_MS.
+   */
+  const cleanUntil = new Map<string, number>();
 
   function failOpen(name: string, error: unknown): void {
     options.metrics?.rateLimiterFailures.inc({ limit: name });
@@ -145,10 +157,16 @@ export function createRateLimits(options: RateLimitsOptions): RateLimits {
    */
   async function failureState(key: string): Promise<{ consumedPoints: number; msBeforeNext: number } | null> {
     if (!client) return failed.get(key);
+    const now = Date.now();
+    if ((cleanUntil.get(key) ?? 0) > now) return null;
     const redis = client as { get(key: string): Promise<string | null>; pttl(key: string): Promise<number> };
     const rlKey = failed.getKey(key);
     const raw = await redis.get(rlKey);
-    if (raw === null) return null;
+    if (raw === null) {
+      if (cleanUntil.size >= CLEAN_CACHE_MAX) cleanUntil.clear();
+      cleanUntil.set(key, now + CLEAN_CACHE_MS);
+      return null;
+    }
     const consumedPoints = Number(raw);
     if (!(consumedPoints >= failures.max)) return { consumedPoints, msBeforeNext: 0 };
     return { consumedPoints, msBeforeNext: Math.max(0, await redis.pttl(rlKey)) };
@@ -169,6 +187,7 @@ export function createRateLimits(options: RateLimitsOptions): RateLimits {
 
   /** Counts the request's outcome against its key: a failure may lock it, a success clears its failures. */
   async function settle(ctx: Context, name: 'credentials' | 'admin_credentials', key: string, failure: boolean, earlier: number): Promise<void> {
+    if (failure) cleanUntil.delete(key);
     try {
       if (!failure) {
         if (ctx.status < 400 && earlier > 0) await failed.delete(key);

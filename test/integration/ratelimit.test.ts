@@ -195,6 +195,36 @@ describe('rate limits shared across instances', () => {
   });
 });
 
+describe('credential failures on Redis', () => {
+  let a: TestConcord;
+  let b: TestConcord;
+  before(async () => {
+    const prefix = uniquePrefix();
+    const settings = { storePrefix: prefix, rateLimits: { credentialFailures: { max: 3, wait: 60, maxWait: 600, reset: 600 } } };
+    a = await startConcord({ store: await redisStore(prefix), clients: [CONFIDENTIAL_CLIENT], settings, logLevel: 'info' });
+    b = await startConcord({ store: await redisStore(prefix), clients: [CONFIDENTIAL_CLIENT], settings, logLevel: 'info' });
+  });
+  after(async () => {
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('wrong secrets lock the client at once on the instance that saw them, and on another instance once it asks again', async () => {
+    const wrongSecret = () =>
+      fetch(`${a.issuer}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(CONFIDENTIAL_CLIENT.client_id, 'not-the-secret-0123456789') },
+        body: 'grant_type=client_credentials',
+      });
+    // B has just seen the client without failures (and may not ask again for a second).
+    assert.equal((await tokenRequest(b.issuer)).status, 200);
+    assert.deepEqual(await statuses(3, wrongSecret), [401, 401, 401]);
+    assert.equal((await tokenRequest(a.issuer)).status, 429, 'locked on A at once, even with the right secret');
+    // A second later B asks Redis again and finds the lock.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    assert.equal((await tokenRequest(b.issuer)).status, 429);
+  });
+});
+
 describe('rate limits behind a proxy (trustProxy)', () => {
   let instance: TestConcord;
   before(async () => {
@@ -242,6 +272,8 @@ describe('rate limits when Redis is away', () => {
   it('fails open with a warning: an exhausted budget no longer refuses while the limiter cannot count', async () => {
     assert.deepEqual(await statuses(3, () => tokenRequest(instance.issuer)), [200, 200, 429]);
     await redis.terminate();
+    // A client found without credential failures is not asked about again for a second (rate-limit.ts): past that.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
     // Client credentials need no store, so these succeed only if the limiter lets them through.
     const started = Date.now();
     assert.deepEqual(await statuses(3, () => tokenRequest(instance.issuer)), [200, 200, 200]);
