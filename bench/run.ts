@@ -16,7 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { algorithmsPart } from './parts/algorithms.ts';
 import { floorPart } from './parts/floor.ts';
-import { quick } from './quick.ts';
+import { goalTable, quick } from './quick.ts';
 import { loginsPart } from './parts/logins.ts';
 import { mappingPart } from './parts/mapping.ts';
 import { redisPart } from './parts/redis.ts';
@@ -117,6 +117,7 @@ async function main(): Promise<void> {
       '',
       summaryText,
       '',
+      ...goalSection(sections),
       'Reading these figures:',
       '',
       '- Rates are this machine\'s with the load generator on the same 2 cores; the CPU time per operation of each server process (its own user+system time over the run) is the figure that carries over to other machines and into docs/scaling.md.',
@@ -129,6 +130,14 @@ async function main(): Promise<void> {
     fs.writeFileSync(file, out);
     process.stdout.write(`written: ${path.relative(process.cwd(), file)}\n`);
   }
+}
+
+/** Issue 17's goals against this run's figures, when the run has every part they need. */
+function goalSection(sections: Section[]): string[] {
+  const f = Object.assign({}, ...sections.map((s) => s.figures ?? {})) as Record<string, number>;
+  if (f.floor_ms_per_login === undefined || f.redis_round_trips_per_login === undefined || f.concord_memory_ratio_median === undefined || f.refresh_redis_ratio_median === undefined) return [];
+  const goals = goalTable(f, { issuanceRounds: 6, refreshRounds: 4 });
+  return ['## Issue 17 goals (this run; `npm run bench -- --quick` checks the same in small)', '', goals.text, ''];
 }
 
 /** The headline rows of every section, for the summary table. */

@@ -49,6 +49,7 @@ export async function scalePart(options: { seconds?: number; concurrency?: numbe
         figures[`scale_${setup.key}_rate`] = run.rate;
         figures[`scale_${setup.key}_concord_cpu_ms`] = concordCpu;
         figures[`scale_${setup.key}_round_trips`] = writes;
+        figures[`scale_${setup.key}_partner_cpu_ms`] = (partner1.ms - partner0.ms) / Math.max(1, run.logins);
         rows.push({
           name: `brokered logins, ${setup.name}`,
           rate: run.rate,
@@ -68,15 +69,23 @@ export async function scalePart(options: { seconds?: number; concurrency?: numbe
     await cluster.stop();
   }
   const one = figures.scale_one_redis_1_concord_cpu_ms!;
-  for (const key of ['one_redis_2', 'cluster_2']) figures[`scale_${key}_efficiency`] = one / figures[`scale_${key}_concord_cpu_ms`]!;
-  rows[1]!.ratio = `${figures.scale_one_redis_2_efficiency!.toFixed(2)} efficiency`;
-  rows[2]!.ratio = `${figures.scale_cluster_2_efficiency!.toFixed(2)} efficiency`;
+  const partnerOne = figures.scale_one_redis_1_partner_cpu_ms!;
+  for (const [i, key] of ['one_redis_2', 'cluster_2'].entries()) {
+    const efficiency = one / figures[`scale_${key}_concord_cpu_ms`]!;
+    // The partner IdP does the same work per login in every setup: its CPU per login growing is the
+    // machine's contention (more processes on the same cores), which inflates Concord's alike.
+    const contention = figures[`scale_${key}_partner_cpu_ms`]! / partnerOne;
+    figures[`scale_${key}_efficiency`] = efficiency;
+    figures[`scale_${key}_efficiency_adjusted`] = efficiency * contention;
+    rows[i + 1]!.ratio = `${efficiency.toFixed(2)} efficiency`;
+    rows[i + 1]!.note += `; efficiency ${efficiency.toFixed(2)}, ${(efficiency * contention).toFixed(2)} with the machine's contention taken out (the partner's CPU per login, the same work in every setup, grew ${contention.toFixed(2)}x)`;
+  }
   return {
     title: 'Scale-out: one instance, two on one Redis, two on a Redis Cluster',
     method:
       `Complete brokered logins as above (${concurrency} concurrent browsers, ${seconds} s after a 3 s warm-up), through one Concord instance, then two on the same Redis, then two on a 3-master Redis Cluster started for this run. ` +
       `Two instances share one issuer behind a round-robin TCP proxy (each new connection to the next instance), so one login's requests reach both and meet only in the store. ` +
-      `Efficiency: Concord CPU per login with one instance / with two (1.00 = a second instance adds no work per login). On this 2-core machine the rate cannot double; CPU per login is the figure that carries over.`,
+      `Efficiency: Concord CPU per login with one instance / with two (1.00 = a second instance adds no work per login); the partner IdP does the same work per login in every setup, so the growth of its CPU per login measures the machine's contention, taken out in the adjusted figure. On this 2-core machine the rate cannot double; CPU per login is the figure that carries over.`,
     rows,
     figures,
   };
