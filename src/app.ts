@@ -6,7 +6,7 @@ import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import { adminOperations, adminRouter, createAuditLog, createConfigSync, upstreamCheck, type AdminDeps } from './admin/index.ts';
 import { consoleClient, consoleRouter, instanceHeartbeat, LoginTally } from './console/index.ts';
-import type { LoadedConfig } from './config/index.ts';
+import { ConfigError, type LoadedConfig } from './config/index.ts';
 import { createDomainProof, type DomainProof } from './domain-proof/index.ts';
 import { ConcordError } from './errors.ts';
 import { errorBoundary } from './http/errors.ts';
@@ -14,7 +14,8 @@ import { securityHeaders } from './http/security-headers.ts';
 import { createRateLimits } from './http/rate-limit.ts';
 import { requestLimits } from './http/request-limits.ts';
 import { routeOf, routeTable, routing } from './http/route.ts';
-import { interactionRoutes, pendingKey, stylesheet, testLogins, type LoginObserver } from './interactions/index.ts';
+import { interactionRoutes, pendingKey, testLogins, type LoginObserver } from './interactions/index.ts';
+import { loadPages } from './pages/index.ts';
 import { BrokerClientKeys, CLIENT_KEY_COLLECTION, KeyManager, SAML_KEY_COLLECTION, SamlSpKeys } from './keys/index.ts';
 import { clientLabel, createLogger, createMetrics, loginMetrics, observeKeyAges, participantLabel, providerMetrics, requestLogging, startTracing, timedStore, type Logger, type Metrics } from './observability/index.ts';
 import { ConnectorPool, Registry, UpstreamWatch } from './participants/index.ts';
@@ -82,6 +83,12 @@ function forPaths(prefixes: string[], middleware: Koa.Middleware): Koa.Middlewar
 export async function createConcord(options: ConcordOptions): Promise<Concord> {
   const { settings, participants, clients } = options.config;
   const log = options.logger ?? createLogger({ level: settings.logLevel });
+  // The pages' catalogues (messages/), logos (logos/) and branding: every problem at once, before anything starts.
+  const { pages, issues: pageIssues } = await loadPages(settings.pages, options.config.dir);
+  if (pageIssues.length > 0) throw new ConfigError(pageIssues);
+  for (const [kind, id, logo] of [...participants.map((p) => ['participant', p.id, p.logo] as const), ...clients.map((c) => ['client', c.client_id, c.logo] as const)]) {
+    if (logo !== undefined && !pages.logoUrl(logo)) log.warn({ [kind]: id, logo }, `${kind} logo not found in logos/ of the configuration directory: the pages show its name alone`);
+  }
   const metrics = createMetrics();
   // A store that outlives the process holds the signing keys, cookie keys and client secrets: never
   // in the clear. Only the embedded store (gone with the process) runs without a key.
@@ -298,11 +305,6 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     ctx.set('Cache-Control', 'public, max-age=300');
     ctx.body = clientKeys.publicJwks();
   });
-  base.get('/assets/concord.css', (ctx) => {
-    ctx.type = 'text/css';
-    ctx.set('Cache-Control', 'public, max-age=3600');
-    ctx.body = stylesheet();
-  });
   const interactions = interactionRoutes({
     settings,
     store,
@@ -324,6 +326,8 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   publicApp.use(requestLogging(log, { metrics, ...(tracing ? { tracer: tracing.tracer } : {}) }));
   publicApp.use(securityHeaders({ https: settings.issuer.startsWith('https://') }));
   publicApp.use(errorBoundary());
+  // Stylesheet, favicon and logos; the 404 page of every path no route answers.
+  publicApp.use(pages.middleware());
   // The edge check (oversized, malformed parameters), then the rate limits: before any route touches the store.
   const limits = createRateLimits({ settings, store, log, metrics, knownClient: (id) => registry.client(id) !== undefined });
   publicApp.use(
@@ -337,7 +341,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   publicApp.use(limits.public);
   // Routers only see the paths they serve: most traffic is oidc-provider's, and a router's dispatch
   // on every token request is measurable (bench/results.md).
-  publicApp.use(forPaths(['/healthz', '/readyz', '/assets/', '/broker/jwks'], base.routes() as Koa.Middleware));
+  publicApp.use(forPaths(['/healthz', '/readyz', '/broker/jwks'], base.routes() as Koa.Middleware));
   publicApp.use(forPaths(['/interaction/', '/broker/', '/saml/', '/session/end/confirm'], interactions.routes() as Koa.Middleware));
   publicApp.use(
     jwtUserinfo({ settings, keys, accounts, sessions, registry, pairwiseAccount: (clientId, sub) => store.getTemp<string>(pairwiseKey(clientId, sub)) }),

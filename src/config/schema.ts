@@ -4,6 +4,77 @@ import { canonicalDomain } from '../domains/index.ts';
 import { MappingSchema } from '../mapping/index.ts';
 import { Duration } from './duration.ts';
 import { clientRedirectProblems } from './redirect-uris.ts';
+import { AA_TEXT_CONTRAST, contrastRatio, parseHexColor } from '../pages/contrast.ts';
+
+/**
+ * A logo: the name of a file in the configuration directory's `logos/` folder, served by Concord at
+ * /assets/logos/{name} (the pages never load anything from another origin). SVG, PNG, WebP, JPEG or GIF.
+ */
+export const LogoFile = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.(svg|png|webp|jpe?g|gif)$/, 'a file name in the logos/ folder, like acme.svg (svg, png, webp, jpg or gif)');
+
+const Color = z.string().regex(/^#[0-9a-fA-F]{6}$/, 'a colour like #2557d6');
+
+/** The backgrounds and button text of the pages (views/concord.css), which branding colours must contrast with. */
+export const PAGE_BACKGROUNDS = { light: ['#ffffff', '#f3f5f9'], dark: ['#1c2029', '#12151b'] } as const;
+
+/** Checks that a branding colour is readable (WCAG AA, 4.5:1) on each background it is drawn on or under. */
+function readableOn(backgrounds: readonly string[]) {
+  return (color: string, ctx: z.RefinementCtx) => {
+    for (const background of backgrounds) {
+      const ratio = contrastRatio(parseHexColor(color)!, parseHexColor(background)!);
+      if (ratio < AA_TEXT_CONTRAST) {
+        ctx.addIssue({ code: 'custom', message: `contrast ${ratio.toFixed(2)}:1 with ${background} is below WCAG AA (${AA_TEXT_CONTRAST}:1): choose a ${background === '#ffffff' || background === '#f3f5f9' ? 'darker' : 'lighter'} colour` });
+        return;
+      }
+    }
+  };
+}
+
+/**
+ * How Concord's pages look and speak (src/pages): the deployment's name, logo, colours and footer
+ * links, and the language used when neither the service's `ui_locales` nor the browser's
+ * Accept-Language names one Concord has. Messages are overridden or languages added in the
+ * configuration directory's `messages/{locale}.yaml|json`.
+ */
+export const PagesSchema = z
+  .object({
+    defaultLocale: z
+      .string()
+      .regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'a language tag like en or pt-BR')
+      .default('en')
+      .describe('The language of the pages when neither the service\'s ui_locales nor the browser\'s Accept-Language names one Concord has: en, de, fr, es, or one added in messages/.'),
+    branding: z
+      .object({
+        name: z.string().min(1).max(100).default('Concord').describe('The name shown at the top of every page and in its title.'),
+        logo: LogoFile.optional().describe('The deployment\'s logo, beside its name: a file in the configuration directory\'s logos/.'),
+        colors: z
+          .object({
+            primary: Color.superRefine(readableOn(PAGE_BACKGROUNDS.light))
+              .default('#2557d6')
+              .describe('Buttons and links in light mode (#rrggbb): white text on it, and it on the light backgrounds, must reach WCAG AA 4.5:1.'),
+            primaryDark: Color.superRefine(readableOn(PAGE_BACKGROUNDS.dark))
+              .default('#8fb0ff')
+              .describe('Buttons and links in dark mode (#rrggbb): it on the dark backgrounds, and dark text on it, must reach WCAG AA 4.5:1.'),
+          })
+          .strict()
+          .prefault({})
+          .describe('The accent colours of the pages, checked for contrast at load.'),
+        links: z
+          .object({
+            privacy: z.url().optional().describe('The deployment\'s privacy notice, linked in every page\'s footer.'),
+            help: z.url().optional().describe('Where people get help, linked in every page\'s footer and offered on every error page.'),
+          })
+          .strict()
+          .prefault({})
+          .describe('Footer links of every page (people follow them; the pages load nothing from them).'),
+      })
+      .strict()
+      .prefault({})
+      .describe('The deployment\'s name, logo, colours and footer links on every page.'),
+  })
+  .strict();
 
 /*
  * Every setting of Concord, with its default and what to choose in production.
@@ -146,6 +217,7 @@ export const ConcordSettingsSchema = z
       .strict()
       .prefault({})
       .describe('Rules for all clients (services).'),
+    pages: PagesSchema.prefault({}).describe('The sign-in pages\' language and branding (src/pages, docs/pages.md).'),
     secretsKey: z.string().optional().describe('32 bytes, base64: encrypts signing keys and secrets at rest. Production: required. Env CONCORD_SECRETS_KEY.'),
     logLevel: z.enum(LOG_LEVELS).default('info').describe('Least severe log level written (pino). Env LOG_LEVEL.'),
     tokens: z
@@ -411,6 +483,7 @@ export const ParticipantSchema = z
   .object({
     id: ParticipantIdSchema.describe('The participant\'s id: lowercase letters, digits and dashes; the first part of its users\' `sub` ({id}:{upstream sub}) and the `idp` claim.'),
     displayName: z.string().min(1).max(200).describe('The name users see on the login pages.'),
+    logo: LogoFile.optional().describe('Shown with displayName on the pages about this organisation: a file in the configuration directory\'s logos/.'),
     domains: z
       .array(Domain)
       .min(1)
@@ -439,6 +512,8 @@ export const ClientSchema = z
       'The client\'s id (OAuth 2.0 client_id): printable ASCII without spaces.',
     ),
     client_name: z.string().optional().describe('The service\'s name, shown to users (consent, login).'),
+    client_uri: z.url().optional().describe('The service\'s home page (OIDC Dynamic Client Registration 2): where Concord\'s pages send people back to once a sign-in is over.'),
+    logo: LogoFile.optional().describe('Shown with client_name on the sign-in pages: a file in the configuration directory\'s logos/ (a logo_uri would be a third-party request).'),
     client_secret: z.string().min(16, 'use at least 16 characters').optional().describe('Write-only. Absent for public clients (token_endpoint_auth_method: none).'),
     application_type: z.enum(['web', 'native']).default('web').describe(
       '`web` (a server or browser app) or `native` (a desktop or mobile app, RFC 8252): decides which redirect URIs are allowed.',
@@ -495,3 +570,4 @@ export type OidcUpstream = z.output<typeof OidcUpstreamSchema>;
 export type SamlUpstream = z.output<typeof SamlUpstreamSchema>;
 export type SessionPolicy = z.output<typeof SessionPolicySchema>;
 export type ClientConfig = z.output<typeof ClientSchema>;
+export type PagesSettings = z.output<typeof PagesSchema>;

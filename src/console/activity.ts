@@ -40,7 +40,7 @@ export class LoginTally {
     }
     outcomes.set(event.outcome, (outcomes.get(event.outcome) ?? 0) + 1);
     if (event.outcome !== 'success') {
-      // The error page of this request showed its request id as the reference (interactions/pages.ts).
+      // The error page of this request showed its request id as the reference (pages/errors.ts).
       const reference = requestContext.getStore()?.requestId;
       this.#lastError.set(event.participant, { outcome: event.outcome, at: new Date(this.#now()).toISOString(), ...(reference ? { reference } : {}) });
     }

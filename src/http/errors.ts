@@ -1,8 +1,7 @@
 import type { Context, Next } from 'koa';
 import { errors as oidcErrors } from 'oidc-provider';
 import { ConcordError } from '../errors.ts';
-import { renderPage, showError } from '../interactions/index.ts';
-import { newReference } from '../observability/index.ts';
+import { showError } from '../pages/index.ts';
 import { StoreFullError, StoreUnavailableError } from '../store/index.ts';
 import { routeOf } from './route.ts';
 
@@ -41,14 +40,7 @@ export function errorBoundary() {
         if (storeDown) return showError(ctx, error instanceof StoreFullError ? 'at_capacity' : 'store_unavailable', { cause: error });
         // The interaction cookie is gone (expired, another browser, a bookmarked URL): start again.
         if (error instanceof oidcErrors.SessionNotFound) return showError(ctx, 'session_expired', { cause: error });
-        if (refused) {
-          const reference = (ctx.state.requestId as string | undefined) ?? newReference();
-          ctx.state.log?.warn({ reference, err: error, status: refused.status }, 'request refused');
-          ctx.status = refused.status;
-          ctx.type = 'html';
-          ctx.body = renderPage('error', 'Sign-in error', { heading: 'This request cannot be completed', message: refused.message, reference });
-          return;
-        }
+        if (refused) return showError(ctx, 'request_invalid', { status: refused.status, detail: refused.message, cause: error });
         return showError(ctx, 'internal', { cause: error });
       }
       const status = storeDown ? 503 : (refused?.status ?? 500);

@@ -1,7 +1,7 @@
 import type { Context, Next } from 'koa';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { ConcordSettings } from '../config/index.ts';
-import { showError } from '../interactions/index.ts';
+import { showError } from '../pages/index.ts';
 import type { Logger, Metrics } from '../observability/index.ts';
 import type { Store } from '../store/index.ts';
 import { LeasedBudget } from './leased-budget.ts';

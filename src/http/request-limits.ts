@@ -1,8 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Context, Next } from 'koa';
-import { renderPage } from '../interactions/index.ts';
-import { newReference } from '../observability/index.ts';
+import { showError } from '../pages/index.ts';
 import { isSafeRedirect, type ApplicationType } from '../config/index.ts';
 import { routeOf } from './route.ts';
 
@@ -331,12 +330,7 @@ function refuse(ctx: Context, kind: Kind, error: BadRequest, options: RequestLim
     ctx.body = { error: 'invalid_request', error_description: description };
     return;
   }
-  ctx.type = 'html';
-  ctx.body = renderPage('error', 'Sign-in error', {
-    heading: 'This sign-in request cannot be completed',
-    message: `invalid_request: ${description}`,
-    reference: (ctx.state.requestId as string | undefined) ?? newReference(),
-  });
+  showError(ctx, 'request_invalid', { status: error.status, detail: `invalid_request: ${description}`, log: { reason: description } });
 }
 
 /**

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import { errors as oidcErrors } from 'oidc-provider';
 import type { ConcordSettings } from '../config/index.ts';
 import { emailDomain } from '../domains/index.ts';
 import type { ActiveParticipant, ConnectorPool, Registry } from '../participants/index.ts';
@@ -12,9 +13,10 @@ import type { CallbackInput, ForwardedParams, PendingLogin, UpstreamLogout } fro
 import { UpstreamError } from '../upstream/index.ts';
 import { upstreamBackchannelLogout, type UpstreamLogoutOutcome } from './backchannel-logout.ts';
 import type { LoginObserver, LoginOutcome } from './login-events.ts';
-import { showError, type ErrorPage, type WayBack } from './pages.ts';
+import { escapeHtml, pagesOf, renderPage, showError, Trusted, type ErrorDetails, type ErrorPage, type ParticipantShown, type WayBack } from '../pages/index.ts';
+import type { ClientConfig } from '../config/index.ts';
+import { REFERENCE_LOCALE } from '../pages/index.ts';
 import { readForm } from './form.ts';
-import { renderPage, Trusted, escapeHtml } from './views.ts';
 import { finishTestLogin, type TestLoginPending } from './test-login.ts';
 
 export interface InteractionDeps {
@@ -58,6 +60,22 @@ interface CarriedCallback {
 }
 
 const callbackKey = (ref: string) => `upstream-callback:${ref}`;
+
+/**
+ * What is remembered of a sign-in after oidc-provider has forgotten its interaction, so that Back
+ * (or a bookmark) to its pages leads on to the service instead of a scary "expired": its service,
+ * and how it ended. Kept under the interaction's uid, and under the pending login's state once the
+ * upstream answered (its callback URL may be revisited as well).
+ */
+interface InteractionTrail {
+  clientId: string;
+  /** How the sign-in ended; absent while it goes on. */
+  ended?: 'signed_in' | 'cancelled';
+}
+const trailKey = (uid: string) => `interaction-trail:${uid}`;
+const stateTrailKey = (state: string) => `interaction-trail-state:${state}`;
+/** How long Back to a finished sign-in still says where it went: a day (seconds). */
+const TRAIL_TTL_S = 24 * 3600;
 /** A carried callback is used by the very next request of the same browser: seconds. */
 const CALLBACK_TTL_S = 120;
 
@@ -124,14 +142,68 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   const observe: LoginObserver = deps.observe ?? (() => {});
   const router = new Router();
 
+  /** The interaction of this browser; its pages are in the language the service asked for (ui_locales). */
   async function details(ctx: Context) {
-    return deps.provider().interactionDetails(ctx.req, ctx.res);
+    const interaction = await deps.provider().interactionDetails(ctx.req, ctx.res);
+    const uiLocales = interaction.params.ui_locales;
+    if (typeof uiLocales === 'string') ctx.state.uiLocales = uiLocales;
+    return interaction;
   }
+
+  /** The interaction, or undefined when oidc-provider no longer has it for this browser (finished, expired, no cookie). */
+  async function detailsIfAny(ctx: Context) {
+    try {
+      return await details(ctx);
+    } catch (error) {
+      if (error instanceof oidcErrors.SessionNotFound) return undefined;
+      throw error;
+    }
+  }
+
+  const serviceName = (clientId: string) => registry.client(clientId)?.client_name ?? clientId;
 
   /** The way back to the service from an error page of interaction `uid`. */
   function wayBack(uid: string | undefined, clientId: string | undefined): WayBack | undefined {
     if (!uid || !clientId) return undefined;
-    return { action: `/interaction/${uid}/abort`, service: registry.client(clientId)?.client_name ?? clientId };
+    return { action: `/interaction/${uid}/abort`, service: serviceName(clientId) };
+  }
+
+  /** A participant as its pages show it. */
+  function shown(participantId: string | undefined): ParticipantShown | undefined {
+    const participant = participantId === undefined ? undefined : registry.participant(participantId);
+    return participant ? { name: participant.config.displayName, logo: participant.config.logo } : undefined;
+  }
+
+  /** Remembers how a sign-in ended (see InteractionTrail), under its uid and, with `state`, its upstream state. */
+  async function markEnded(uid: string, clientId: string, ended: NonNullable<InteractionTrail['ended']>, state?: string) {
+    const trail: InteractionTrail = { clientId, ended };
+    await Promise.all([store.setTemp(trailKey(uid), trail, TRAIL_TTL_S), state ? store.setTemp(stateTrailKey(state), uid, TRAIL_TTL_S) : undefined]);
+  }
+
+  /**
+   * A page of a sign-in oidc-provider no longer has (Back after signing in, a bookmark, a second
+   * tab): "this sign-in is finished", on to the service, when it ended; else "expired", with the way
+   * back to the service when it is known.
+   */
+  async function goneInteraction(ctx: Context, uid: string, cause?: unknown) {
+    const trail = await store.getTemp<InteractionTrail>(trailKey(uid));
+    const client = trail ? registry.client(trail.clientId) : undefined;
+    const home = client ? serviceHome(client) : undefined;
+    ctx.set('Cache-Control', 'no-store');
+    if (trail?.ended) {
+      const service = trail.clientId && serviceName(trail.clientId);
+      ctx.status = 200;
+      ctx.body = renderPage(ctx, 'finished', 'finished.title', {
+        client: service,
+        text: pagesOf(ctx).translate(ctx)(trail.ended === 'signed_in' ? 'finished.signedIn' : 'finished.cancelled', { client: service }),
+        clientLogo: pagesOf(ctx).logoImage(client?.logo, 'logo'),
+        actions: home ? new Trusted(`<a class="button" href="${escapeHtml(home)}">${escapeHtml(pagesOf(ctx).translate(ctx)('finished.continue', { client: service }))}</a>`) : undefined,
+      });
+      return;
+    }
+    const details: ErrorDetails = { ...(cause === undefined ? {} : { cause }), log: { uid, client: trail?.clientId } };
+    if (home && trail) details.back = { href: home, service: serviceName(trail.clientId) };
+    return showError(ctx, 'session_expired', details);
   }
 
   function refuse(
@@ -140,15 +212,17 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     outcome: LoginOutcome,
     participant: string | undefined,
     client: string | undefined,
-    extra: { cause?: unknown; message?: string; uid?: string; log?: Record<string, unknown> } = {},
+    extra: { cause?: unknown; uid?: string; log?: Record<string, unknown> } & Pick<ErrorDetails, 'message' | 'messageKey' | 'args' | 'retry'> = {},
   ) {
     observe({ participant, client, outcome });
-    const back = wayBack(extra.uid, client);
+    const { uid, log, ...rest } = extra;
+    const back = wayBack(uid, client);
+    const about = shown(participant);
     showError(ctx, page, {
-      ...(extra.cause === undefined ? {} : { cause: extra.cause }),
-      ...(extra.message === undefined ? {} : { message: extra.message }),
+      ...rest,
       ...(back ? { back } : {}),
-      log: { participant, client, outcome, ...extra.log },
+      ...(about ? { participant: about } : {}),
+      log: { participant, client, outcome, ...log },
     });
   }
 
@@ -158,9 +232,14 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     if (returned && uid) {
       observe({ participant, client, outcome: error.outcome });
       ctx.state.log?.info({ participant, client, outcome: error.outcome, returned: returned.error, ...error.logFields() }, 'the upstream answered an error: returned to the service');
+      await markEnded(uid, client, 'cancelled');
       return deps.provider().interactionFinished(ctx.req, ctx.res, returned, { mergeWithLastSubmission: false });
     }
-    return refuse(ctx, UPSTREAM_PAGES[error.kind], error.outcome, participant, client, { cause: error, ...(uid ? { uid } : {}), log: error.logFields() });
+    return refuse(ctx, UPSTREAM_PAGES[error.kind], error.outcome, participant, client, {
+      cause: error,
+      ...(uid ? { uid, retry: `/interaction/${uid}` } : {}),
+      log: error.logFields(),
+    });
   }
 
   /** Checks that the participant may be used for this client now, then redirects to its upstream. */
@@ -194,7 +273,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   async function discoverFromEmail(ctx: Context, uid: string, params: Record<string, unknown>, email: string) {
     const clientId = String(params.client_id);
     const domain = emailDomain(email);
-    if (!domain) return refuse(ctx, 'invalid_email', 'invalid_email', undefined, clientId, { uid });
+    if (!domain) return refuse(ctx, 'invalid_email', 'invalid_email', undefined, clientId, { uid, retry: `/interaction/${uid}` });
     // The page names the domain as the user typed it.
     const typed = email.slice(email.indexOf('@') + 1);
     const claim = registry.domainClaim(domain);
@@ -202,44 +281,53 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       // Claimed by a participant but not proven (domain-proof/): routes no login, as if unknown.
       return refuse(ctx, 'unknown_domain', 'domain_unverified', claim.participant.config.id, clientId, {
         uid,
-        message: `Sign-in with addresses at ${typed} is not available yet: the organisation’s ownership of this domain has not been confirmed. Ask your administrator.`,
+        retry: `/interaction/${uid}`,
+        messageKey: 'error.unknown_domain.unverified',
+        args: { domain: typed },
       });
     }
     const participant = claim?.participant;
     if (!participant) {
-      return refuse(ctx, 'unknown_domain', 'unknown_domain', undefined, clientId, {
-        uid,
-        message: `No partner organisation signs in with addresses at ${typed}. Check the address, or ask your administrator whether your organisation is connected.`,
-      });
+      return refuse(ctx, 'unknown_domain', 'unknown_domain', undefined, clientId, { uid, retry: `/interaction/${uid}`, args: { domain: typed } });
     }
     return startUpstream(ctx, uid, params, participant, email);
   }
 
-  function loginPage(ctx: Context, uid: string, clientId: string, email = '', error?: string) {
+  /**
+   * Home-realm discovery: the work email form. A wrong address is marked aria-invalid, described by
+   * the error, and announced (role=alert). Cancel ends the sign-in at the service with access_denied.
+   */
+  function loginPage(ctx: Context, uid: string, clientId: string, email = '', invalid = false) {
     const client = registry.client(clientId);
-    ctx.type = 'html';
-    ctx.body = renderPage('login', 'Sign in', {
-      clientName: client?.client_name ?? clientId,
+    const pages = pagesOf(ctx);
+    const t = pages.translate(ctx);
+    ctx.body = renderPage(ctx, 'login', 'login.title', {
+      client: client?.client_name ?? clientId,
+      clientLogo: pages.logoImage(client?.logo, 'logo'),
       action: `/interaction/${uid}/login`,
+      cancelAction: `/interaction/${uid}/abort`,
       email,
-      errorBlock: error ? new Trusted(`<p id="email-error" class="error" role="alert">${escapeHtml(error)}</p>`) : undefined,
-      errorId: error ? ' email-error' : '',
+      invalid: invalid ? new Trusted(' aria-invalid="true"') : undefined,
+      errorBlock: invalid ? new Trusted(`<p id="email-error" class="error" role="alert">${escapeHtml(t('login.emailInvalid'))}</p>`) : undefined,
+      describedBy: invalid ? 'email-error email-hint' : 'email-hint',
     });
   }
 
   router.get('/interaction/:uid', async (ctx) => {
-    const interaction = await details(ctx);
     const uid = ctx.params.uid!;
-    if (interaction.uid !== uid) return showError(ctx, 'session_expired');
+    const interaction = await detailsIfAny(ctx);
+    if (!interaction || interaction.uid !== uid) return goneInteraction(ctx, uid);
     const params = interaction.params as Record<string, unknown> & { client_id: string; login_hint?: string; idp_hint?: string };
     ctx.set('Cache-Control', 'no-store');
+    const trail: InteractionTrail = { clientId: params.client_id };
+    await store.setTemp(trailKey(uid), trail, TRAIL_TTL_S);
 
     // select_account (provider/index.ts) is a sign-in like login: discovery again, then the upstream with prompt=select_account.
     if (interaction.prompt.name === 'login' || interaction.prompt.name === 'select_account') {
       if (params.idp_hint) {
         // A participant id, or one of its domains.
         const participant = registry.participant(params.idp_hint) ?? registry.participantForDomain(params.idp_hint);
-        if (!participant) return refuse(ctx, 'unknown_participant', 'unknown_domain', undefined, params.client_id, { uid });
+        if (!participant) return refuse(ctx, 'unknown_participant', 'unknown_domain', undefined, params.client_id, { uid, log: { idp_hint: params.idp_hint.slice(0, 200) } });
         return startUpstream(ctx, uid, params, participant, params.login_hint);
       }
       if (params.login_hint && emailDomain(params.login_hint)) return discoverFromEmail(ctx, uid, params, params.login_hint);
@@ -250,12 +338,17 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       const client = registry.client(params.client_id);
       const session = interaction.session;
       const participantId = session?.accountId?.split(':')[0];
-      const scopes = String((interaction.params as { scope?: string }).scope ?? 'openid').split(' ');
-      ctx.type = 'html';
-      ctx.body = renderPage('consent', 'Allow access', {
-        clientName: client?.client_name ?? params.client_id,
-        participantName: (participantId && registry.participant(participantId)?.config.displayName) ?? 'your organisation',
-        scopeItems: new Trusted(scopes.map((s) => `<li>${escapeHtml(s)}</li>`).join('')),
+      const scopes = String((interaction.params as { scope?: string }).scope ?? 'openid').split(' ').filter(Boolean);
+      const pages = pagesOf(ctx);
+      const t = pages.translate(ctx);
+      const about = shown(participantId);
+      const described = (scope: string) => (pages.messages.catalogues.get(REFERENCE_LOCALE)?.[`consent.scope.${scope}`] === undefined ? scope : t(`consent.scope.${scope}`));
+      ctx.body = renderPage(ctx, 'consent', 'consent.title', {
+        client: client?.client_name ?? params.client_id,
+        clientLogo: pages.logoImage(client?.logo, 'logo'),
+        participant: about?.name ?? t('consent.yourOrganisation'),
+        participantBadge: about?.logo ? pages.participantBadge(ctx, about) : undefined,
+        scopeItems: new Trusted(scopes.map((s) => `<li>${escapeHtml(described(s))}</li>`).join('')),
         action: `/interaction/${uid}/consent`,
       });
       return;
@@ -264,38 +357,38 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   });
 
   router.post('/interaction/:uid/login', async (ctx) => {
-    const interaction = await details(ctx);
     const uid = ctx.params.uid!;
-    if (interaction.uid !== uid || (interaction.prompt.name !== 'login' && interaction.prompt.name !== 'select_account')) return showError(ctx, 'session_expired');
+    const interaction = await detailsIfAny(ctx);
+    if (!interaction || interaction.uid !== uid) return goneInteraction(ctx, uid);
+    if (interaction.prompt.name !== 'login' && interaction.prompt.name !== 'select_account') return showError(ctx, 'session_expired');
     const form = await readForm(ctx);
     const email = (form.get('email') ?? '').trim();
     const clientId = String(interaction.params.client_id);
     if (!emailDomain(email)) {
       ctx.status = 400;
       observe({ participant: undefined, client: clientId, outcome: 'invalid_email' });
-      return loginPage(ctx, uid, clientId, email.slice(0, 320), 'Enter a full work email address, like you@your-organisation.example.');
+      return loginPage(ctx, uid, clientId, email.slice(0, 320), true);
     }
     return discoverFromEmail(ctx, uid, interaction.params, email);
   });
 
   // The way back to the service from an error page: the sign-in ends there with access_denied.
   router.post('/interaction/:uid/abort', async (ctx) => {
-    let interaction;
-    try {
-      interaction = await details(ctx);
-    } catch (cause) {
-      return showError(ctx, 'session_expired', { cause });
-    }
-    if (interaction.uid !== ctx.params.uid) return showError(ctx, 'session_expired');
+    const uid = ctx.params.uid!;
+    const interaction = await detailsIfAny(ctx);
+    if (!interaction || interaction.uid !== uid) return goneInteraction(ctx, uid);
+    await markEnded(uid, String(interaction.params.client_id), 'cancelled');
     return deps.provider().interactionFinished(ctx.req, ctx.res, { error: 'access_denied', error_description: 'the user went back to the service without signing in' }, { mergeWithLastSubmission: false });
   });
 
   router.post('/interaction/:uid/consent', async (ctx) => {
     const provider = deps.provider();
-    const interaction = await details(ctx);
-    if (interaction.uid !== ctx.params.uid || interaction.prompt.name !== 'consent') return showError(ctx, 'session_expired');
+    const interaction = await detailsIfAny(ctx);
+    if (!interaction || interaction.uid !== ctx.params.uid) return goneInteraction(ctx, ctx.params.uid!);
+    if (interaction.prompt.name !== 'consent') return showError(ctx, 'session_expired');
     const form = await readForm(ctx);
     if (form.get('decision') !== 'allow') {
+      await markEnded(interaction.uid, String(interaction.params.client_id), 'cancelled');
       return provider.interactionFinished(ctx.req, ctx.res, { error: 'access_denied', error_description: 'the user denied the request' }, { mergeWithLastSubmission: false });
     }
     const { params, session, grantId, prompt } = interaction;
@@ -306,6 +399,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
     for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
     const id = await grant.save();
+    await markEnded(interaction.uid, String(params.client_id), 'signed_in');
     return provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId: id } }, { mergeWithLastSubmission: true });
   });
 
@@ -332,6 +426,15 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const state = connectors.get(participant).callbackState(callback);
     if (!state || state.length > 512) return refuse(ctx, 'session_expired', 'state_mismatch', participantId, undefined);
     const record = await store.getTemp<UpstreamLoginRecord | TestLoginPending>(pendingKey(state));
+    if (!record) {
+      // Back to the upstream after signing in, which answered again: that sign-in's page says it is finished.
+      const finished = await store.getTemp<string>(stateTrailKey(state));
+      if (finished) {
+        ctx.set('Cache-Control', 'no-store');
+        ctx.status = 303;
+        return ctx.redirect(`/interaction/${finished}`);
+      }
+    }
     if (!record || record.participantId !== participantId) return refuse(ctx, 'session_expired', 'state_mismatch', participantId, undefined);
     if ('testLogin' in record) {
       // A console test login: single use, and it ends here (no interaction, no service).
@@ -361,7 +464,9 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       interaction = await details(ctx);
     } catch (cause) {
       // Another browser (no interaction cookie): nothing is taken, the real login can still finish.
-      return refuse(ctx, 'session_expired', 'session_expired', undefined, undefined, { cause });
+      if (!(cause instanceof oidcErrors.SessionNotFound)) throw cause;
+      observe({ participant: undefined, client: undefined, outcome: 'session_expired' });
+      return goneInteraction(ctx, ctx.params.uid!, cause);
     }
     const uid = ctx.params.uid!;
     const carried = await store.getTemp<CarriedCallback>(callbackKey(ref));
@@ -408,6 +513,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       return showError(ctx, outcome.code === 'mapping_rejected' ? 'mapping_rejected' : 'claims_not_accepted', {
         ...(outcome.message ? { message: outcome.message } : {}),
         ...(back ? { back } : {}),
+        ...(shown(participantId) ? { participant: shown(participantId)! } : {}),
         log: { participant: participantId, client: clientId, outcome: outcome.code, rule: outcome.ruleIndex, requirement: outcome.requirement },
       });
     }
@@ -438,6 +544,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       ...(identity.acr ? { acr: identity.acr } : {}),
     };
     // The select_account prompt (provider/index.ts) is answered by this sign-in too.
+    await markEnded(uid, clientId, 'signed_in', carried.state);
     return deps.provider().interactionFinished(ctx.req, ctx.res, { login, select_account: {} }, { mergeWithLastSubmission: false });
   });
 
@@ -484,8 +591,12 @@ export function interactionRoutes(deps: InteractionDeps): Router {
         ctx.status = 200;
         ctx.remove('Location');
         ctx.set('Cache-Control', 'no-store');
-        ctx.type = 'html';
-        ctx.body = renderPage('logged-out-upstream-unavailable', 'Signed out', { participant: participant.config.displayName, continueUrl: returnTo });
+        const about = shown(participantId);
+        ctx.body = renderPage(ctx, 'logged-out-upstream-unavailable', 'loggedOut.title', {
+          participant: participant.config.displayName,
+          participantBadge: about?.logo ? pagesOf(ctx).participantBadge(ctx, about) : undefined,
+          continueUrl: returnTo,
+        });
       }
     }
   });
@@ -499,8 +610,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     ctx.set('Cache-Control', 'no-store');
     if (!record) {
       // Signed out already; without its record there is nowhere safe to send the browser on to.
-      ctx.type = 'html';
-      ctx.body = renderPage('logged-out', 'Signed out', { clientSuffix: '' });
+      ctx.body = renderPage(ctx, 'logged-out', 'loggedOut.title', { text: pagesOf(ctx).translate(ctx)('loggedOut.text') });
       return;
     }
     ctx.status = 303;
@@ -636,4 +746,16 @@ function upstreamLogoutOf(account: BrokeredAccount): UpstreamLogout | undefined 
 /** Where a participant's IdP sends the browser back after its own logout; register it there as a post_logout_redirect_uri. */
 export function upstreamLogoutReturn(issuer: string, participantId: string): string {
   return `${issuer}/broker/${participantId}/logged-out`;
+}
+
+/**
+ * The service's home page, where Concord's pages send people back to once its sign-in is over:
+ * its client_uri, else the origin of its first web redirect URI. None for a native app.
+ */
+export function serviceHome(client: ClientConfig): string | undefined {
+  if (client.client_uri) return client.client_uri;
+  const first = client.application_type === 'web' ? client.redirect_uris[0] : undefined;
+  if (!first) return undefined;
+  const url = new URL(first);
+  return url.protocol === 'https:' || url.protocol === 'http:' ? `${url.origin}/` : undefined;
 }

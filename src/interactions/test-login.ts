@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import type { ActiveParticipant, ConnectorPool } from '../participants/index.ts';
 import type { Store } from '../store/index.ts';
 import { UpstreamError, type CallbackInput, type PendingLogin } from '../upstream/index.ts';
-import { escapeHtml } from './views.ts';
+import { escapeHtml } from '../pages/index.ts';
 
 /*
  * A console test login (issue 16): an administrator signs in at a participant's upstream (enabled

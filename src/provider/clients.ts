@@ -3,7 +3,7 @@ import type { ClientConfig } from '../config/index.ts';
 import type { Registry } from '../participants/index.ts';
 
 /** Client metadata Concord adds to OIDC's; oidc-provider must be told their names. */
-export const EXTRA_CLIENT_METADATA = ['skip_consent', 'participants', 'access_token_claims', 'default_resource'] as const;
+export const EXTRA_CLIENT_METADATA = ['skip_consent', 'participants', 'access_token_claims', 'default_resource', 'logo'] as const;
 
 // The registry replaces a client's object when it changes, so the object is the cache key.
 const metadataOf = new WeakMap<ClientConfig, ClientMetadata>();

@@ -5,9 +5,7 @@ import type { KeySet } from '../keys/index.ts';
 import type { Registry } from '../participants/index.ts';
 import type { Store } from '../store/index.ts';
 import type { Logger } from '../observability/index.ts';
-import { newReference } from '../observability/index.ts';
-import { escapeHtml, inlineScript, renderPage, Trusted } from '../interactions/views.ts';
-import { showError } from '../interactions/pages.ts';
+import { escapeHtml, inlineScript, pagesOf, renderPage, showError, Trusted } from '../pages/index.ts';
 import { indexingAdapter, type LogoutNotice, type SessionRecord, type Sessions } from '../sessions/index.ts';
 import { StoreFullError, StoreUnavailableError } from '../store/index.ts';
 import { AccountStore, type BrokeredAccount } from './accounts.ts';
@@ -110,7 +108,7 @@ export function createProvider(deps: ProviderDeps): Provider {
           // partner IdP's, which gets this session's own hint), not two.
           if (await hintIdentifiesSession(ctx)) {
             const fields = { xsrf: String(ctx.oidc.session?.state?.secret ?? ''), logout: 'yes' };
-            ctx.body = renderPage('logout-continue', 'Signing out', {
+            ctx.body = renderPage(ctx, 'logout-continue', 'logoutContinue.title', {
               action: ctx.oidc.urlFor('end_session_confirm'),
               fields: new Trusted(Object.entries(fields).map(([name, value]) => `<input type="hidden" name="${name}" value="${escapeHtml(value)}">`).join('')),
               script: new Trusted(inlineScript(ctx, "document.addEventListener('DOMContentLoaded',function(){document.forms[0].submit()});")),
@@ -118,19 +116,20 @@ export function createProvider(deps: ProviderDeps): Provider {
             return;
           }
           const participantId = ctx.oidc.session?.accountId?.split(':')[0];
-          const organisation = participantId ? registry.participant(participantId)?.config.displayName : undefined;
-          ctx.body = renderPage('logout', 'Sign out', {
-            target: client ? (client.clientName ?? client.clientId) : 'Concord',
-            upstreamNote: organisation
-              ? new Trusted(`<p class="hint">You signed in with your ${escapeHtml(organisation)} account; Concord signs you out there too where your organisation allows it.</p>`)
-              : undefined,
+          const organisation = participantId ? registry.participant(participantId)?.config : undefined;
+          const pages = pagesOf(ctx);
+          const t = pages.translate(ctx);
+          ctx.body = renderPage(ctx, 'logout', 'logout.title', {
+            target: client ? (client.clientName ?? client.clientId) : pages.settings.branding.name,
+            participantBadge: organisation?.logo ? pages.participantBadge(ctx, { name: organisation.displayName, logo: organisation.logo }) : undefined,
+            upstreamNote: organisation ? new Trusted(`<p class="hint">${escapeHtml(t('logout.upstreamNote', { participant: organisation.displayName }))}</p>`) : undefined,
             form: new Trusted(form),
           });
         },
         postLogoutSuccessSource: async (ctx) => {
           const name = ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId;
-          ctx.type = 'html';
-          ctx.body = renderPage('logged-out', 'Signed out', { clientSuffix: name ? ` of ${name}` : '' });
+          const t = pagesOf(ctx).translate(ctx);
+          ctx.body = renderPage(ctx, 'logged-out', 'loggedOut.title', { text: name ? t('loggedOut.textClient', { client: name }) : t('loggedOut.text') });
         },
       },
       resourceIndicators: resourceIndicators(settings, signingAlg) as never,
@@ -265,17 +264,12 @@ export function createProvider(deps: ProviderDeps): Provider {
         ctx.set('Retry-After', '5');
         return showError(ctx as never, error instanceof StoreFullError ? 'at_capacity' : 'store_unavailable', { cause: error });
       }
-      const reference = (ctx.state.requestId as string | undefined) ?? newReference();
       const status = (error as { status?: number }).status ?? 500;
-      (ctx.state.log ?? log)[status >= 500 ? 'error' : 'warn'](
-        { reference, error: out.error, description: out.error_description, err: status >= 500 ? error : undefined },
-        'authorization error page',
-      );
-      ctx.type = 'html';
-      ctx.body = renderPage('error', 'Sign-in error', {
-        heading: status >= 500 ? 'Something went wrong' : 'This sign-in request cannot be completed',
-        message: status >= 500 ? 'Concord could not complete the request. Please try again.' : `${out.error_description ?? out.error}`,
-        reference,
+      // oidc-provider renders this page only when it cannot send the error to the service's redirect_uri (unknown client or URI).
+      return showError(ctx as never, status >= 500 ? 'internal' : 'request_invalid', {
+        status,
+        ...(status >= 500 ? { cause: error } : { detail: `${out.error}: ${out.error_description ?? ''}`.replace(/: $/, '') }),
+        log: { error: out.error, description: out.error_description },
       });
     },
   };

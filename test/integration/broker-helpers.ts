@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ERROR_PAGES, type ErrorPage } from '../../src/interactions/index.ts';
+import { ERROR_PAGES, errorText, type ErrorPage } from '../../src/pages/index.ts';
 import { RP, type Federation } from '../support/federation.ts';
 import type { Browser, BrowserResponse } from '../support/http-client.ts';
 
@@ -25,7 +25,7 @@ export function assertNoCodeAtRp(browser: Browser): void {
  * read out that is also in Concord's log (on the line that says why). Returns the reference.
  */
 export function assertErrorPage(fed: Federation, res: BrowserResponse, page: ErrorPage): string {
-  const spec = ERROR_PAGES[page];
+  const spec = { ...ERROR_PAGES[page], ...errorText(page) };
   assert.equal(res.url.origin, fed.concord.issuer, `ended at ${res.url.href}, not on Concord`);
   assert.equal(res.status, spec.status, `expected the ${page} page (${spec.status}), got ${res.status}: ${res.body.slice(0, 400)}`);
   assert.ok(res.body.includes(spec.heading), `heading of ${page} missing: ${res.body.slice(0, 600)}`);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { ErrorPage } from '../../src/interactions/index.ts';
+import type { ErrorPage } from '../../src/pages/index.ts';
 import { authorizationRequest, exchange, startFederation, type Federation } from '../support/federation.ts';
 import { Browser } from '../support/http-client.ts';
 import { REFUSED_MODES, startHostileIdp, type HostileIdp, type HostileMode } from '../support/hostile-idp.ts';

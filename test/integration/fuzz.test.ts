@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { ERROR_PAGES, escapeHtml } from '../../src/interactions/index.ts';
+import { errorText, escapeHtml } from '../../src/pages/index.ts';
 import { RP, startFederation, type Federation } from '../support/federation.ts';
 import { Browser, type BrowserResponse } from '../support/http-client.ts';
 
@@ -14,7 +14,7 @@ import { Browser, type BrowserResponse } from '../support/http-client.ts';
 const TIMEOUT_MS = 5000;
 /** FUZZ_SCALE=10 for a longer hunt; the default keeps the file at a few seconds. */
 const SCALE = Math.max(1, Number(process.env.FUZZ_SCALE) || 1);
-const UPSTREAM_HEADINGS = (['upstream_unavailable', 'upstream_error', 'upstream_invalid'] as const).map((page) => ERROR_PAGES[page].heading);
+const UPSTREAM_HEADINGS = (['upstream_unavailable', 'upstream_error', 'upstream_invalid'] as const).map((page) => errorText(page).heading);
 /** A stack frame, a source location or a path of this machine in a response body. */
 const LEAK = /\n\s*at \S+ \(|\bat (file:|node:|\/)|\/work\/|node_modules|\.(ts|js):\d+:\d+|\bError: .*\n\s+at /;
 

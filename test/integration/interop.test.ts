@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import { DEMO_PASSWORD, type PartnerIdp } from '../../demo/partner-idp.ts';
-import { ERROR_PAGES } from '../../src/interactions/index.ts';
+import { errorText } from '../../src/pages/index.ts';
 import { authorizationRequest, exchange, RP, startFederation, startParticipantIdp, type Federation } from '../support/federation.ts';
 import { Browser, parseForm, type BrowserResponse } from '../support/http-client.ts';
 import { startHostileIdp, type HostileIdp, type Quirks } from '../support/hostile-idp.ts';
@@ -307,7 +307,7 @@ describe('interop: standards-following IdPs work the first time, misbehaving one
       const put = await new Browser().request('PUT', `${fed.concord.issuer}/broker/quirky/callback`, undefined);
       assert.equal(put.status, 405);
       assert.equal(put.headers.get('allow'), 'GET, POST');
-      assert.ok(put.body.includes(ERROR_PAGES.broker_not_found.heading));
+      assert.ok(put.body.includes(errorText('broker_not_found').heading));
       const reference = /Reference: <code>([^<]+)<\/code>/.exec(put.body)?.[1];
       assert.ok(fed.concord.logs.some((l) => l.reference === reference && l.page === 'broker_not_found' && l.method === 'PUT'), 'no log line with the page’s reference');
       const unknown = await new Browser().get(`${fed.concord.issuer}/broker/nobody/callback?state=x&code=y`);

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { ERROR_PAGES } from '../../src/interactions/index.ts';
+import { errorText } from '../../src/pages/index.ts';
 import { MemoryStore, StoreFullError } from '../../src/store/index.ts';
 import { CONFIDENTIAL_CLIENT, startConcord, type TestConcord } from '../support/concord.ts';
 
@@ -136,7 +136,7 @@ describe('memory store: full, as a running Concord answers it', () => {
     assert.equal(refused.status, 503);
     assert.equal(refused.headers.get('retry-after'), '5');
     const page = await refused.text();
-    assert.ok(page.includes(ERROR_PAGES.at_capacity.message), 'the page says Concord is at capacity, not that its store is down');
+    assert.ok(page.includes(errorText('at_capacity').message), 'the page says Concord is at capacity, not that its store is down');
     const reference = /Reference: <code>([^<]+)<\/code>/.exec(page)?.[1];
     assert.ok(reference && concord.logs.some((l) => l.reference === reference && l.page === 'at_capacity'), 'the reference is in the log');
     assert.ok(statuses.slice(0, -1).every((s) => s === 303), 'every interaction before the cap was started');

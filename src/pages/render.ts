@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const VIEWS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../views');
+/** The page templates, the stylesheet and the favicon (the repository's views/ folder). */
+export const VIEWS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../views');
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;', '`': '&#96;' };
 export const escapeHtml = (value: unknown): string => String(value ?? '').replace(/[&<>"'`]/g, (c) => ESCAPES[c]!);
@@ -16,44 +17,39 @@ export class Trusted {
   }
 }
 
+export type TemplateVars = Record<string, string | number | Trusted | undefined>;
+
+/** Formats message `key` of the page's language with the template's plain values as arguments. */
+export type Translate = (key: string, args?: Record<string, string | number | undefined>) => string;
+
 const cache = new Map<string, string>();
-function template(name: string): string {
+/** A file of views/, read once. */
+export function viewFile(name: string): string {
   let text = cache.get(name);
   if (text === undefined) {
-    text = readFileSync(path.join(VIEWS_DIR, `${name}.html`), 'utf8');
+    text = readFileSync(path.join(VIEWS_DIR, name), 'utf8');
     cache.set(name, text);
   }
   return text;
 }
 
 /**
- * `{{name}}` is escaped; `{{{name}}}` inserts a Trusted value and refuses anything else,
- * so a raw slot can never receive user input by mistake.
+ * Fills template `views/{name}.html`. `{{name}}` is escaped; `{{{name}}}` inserts a Trusted value and
+ * refuses anything else, so a raw slot can never receive user input by mistake; `{{@key}}` is message
+ * `key` of the page's language (src/pages/messages), formatted with the plain values, escaped.
  */
-export function render(name: string, vars: Record<string, string | number | Trusted | undefined>): string {
-  return template(name)
+export function render(name: string, vars: TemplateVars, t: Translate): string {
+  const plain: Record<string, string | number | undefined> = {};
+  for (const [key, value] of Object.entries(vars)) if (!(value instanceof Trusted)) plain[key] = value;
+  return viewFile(`${name}.html`)
     .replace(/\{\{\{(\w+)\}\}\}/g, (_, key: string) => {
       const value = vars[key];
       if (value === undefined) return '';
       if (!(value instanceof Trusted)) throw new TypeError(`view ${name}: {{{${key}}}} needs a Trusted value`);
       return value.html;
     })
+    .replace(/\{\{@([\w.]+)\}\}/g, (_, key: string) => escapeHtml(t(key, plain)))
     .replace(/\{\{(\w+)\}\}/g, (_, key: string) => escapeHtml(vars[key] instanceof Trusted ? '' : vars[key]));
-}
-
-/** A whole page: the named body inside the layout. */
-export function renderPage(name: string, title: string, vars: Record<string, string | number | Trusted | undefined>): string {
-  return render('layout', { title, body: new Trusted(render(name, vars)) });
-}
-
-/** The one stylesheet, served from /assets/concord.css so the CSP needs no inline styles. */
-export function stylesheet(): string {
-  let css = cache.get('css');
-  if (css === undefined) {
-    css = readFileSync(path.join(VIEWS_DIR, 'concord.css'), 'utf8');
-    cache.set('css', css);
-  }
-  return css;
 }
 
 /**
