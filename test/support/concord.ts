@@ -25,6 +25,8 @@ export interface TestConcordOptions {
   logLevel?: string;
   /** The clock (Unix ms) of domain proof (its grace period) and of sessions (their ages): a fake one. */
   now?: () => number;
+  /** The configuration directory (messages/, logos/ of the pages); none by default. */
+  dir?: string;
 }
 
 export const TEST_SECRETS_KEY = Buffer.alloc(32, 11).toString('base64');
@@ -44,7 +46,7 @@ export async function startConcord(options: TestConcordOptions = {}): Promise<Te
     ...options.settings,
   });
   const config: LoadedConfig = {
-    dir: '(test)',
+    dir: options.dir ?? '(test)',
     settings,
     participants: (options.participants ?? []).map((p) => ParticipantSchema.parse(p)),
     clients: (options.clients ?? []).map((c) => ClientSchema.parse(c)),

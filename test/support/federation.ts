@@ -50,6 +50,8 @@ export interface FederationOptions {
   partners?: { partner?: Partial<PartnerIdpOptions>; backchannelLogout?: boolean };
   /** Concord's clock (Unix ms): domain proof's grace period, sessions' ages. */
   now?: () => number;
+  /** Concord's configuration directory (messages/, logos/). */
+  dir?: string;
 }
 
 /** The secret Concord's client at a participant's partner IdP has in these tests. */
@@ -131,6 +133,7 @@ export async function startFederation(options: FederationOptions = {}): Promise<
       ...(options.settings ? { settings: options.settings } : {}),
       ...(options.store ? { store: options.store } : {}),
       ...(options.now ? { now: options.now } : {}),
+      ...(options.dir ? { dir: options.dir } : {}),
     });
   } catch (err) {
     // Left running, the partner IdPs would keep the test process alive after the failure.
