@@ -76,7 +76,7 @@ export function showError(ctx: Context, page: ErrorPage, details: ErrorDetails =
   const t = pages.translate(ctx);
   const args = details.args ?? {};
   const heading = t(`error.${page}.heading`, args);
-  const retry = details.retry ?? (spec.transient && (ctx.method === 'GET' || ctx.method === 'HEAD') ? ctx.originalUrl : undefined);
+  const retry = details.retry ?? (spec.transient ? retryOf(ctx) : undefined);
   const actions: string[] = [];
   if (details.back?.action !== undefined) {
     actions.push(`<form method="post" action="${escapeHtml(details.back.action)}"><button type="submit" class="secondary">${escapeHtml(t('error.backToService', { service: details.back.service }))}</button></form>`);
@@ -96,6 +96,16 @@ export function showError(ctx: Context, page: ErrorPage, details: ErrorDetails =
     participantBadge: details.participant ? pages.participantBadge(ctx, details.participant) : undefined,
     reference,
   });
+}
+
+/**
+ * Where "Try again" leads after a passing failure: the same address for a GET; after a form post
+ * during a sign-in (/interaction/{uid}/...), the sign-in's first page; else nowhere.
+ */
+function retryOf(ctx: Context): string | undefined {
+  if (ctx.method === 'GET' || ctx.method === 'HEAD') return ctx.originalUrl;
+  const uid = /^\/interaction\/([A-Za-z0-9_-]{1,100})(\/|$)/.exec(ctx.path)?.[1];
+  return uid ? `/interaction/${uid}` : undefined;
 }
 
 /** The words of an error page in a shipped language, without branding (`{brand}` is Concord): for tests and tools. */

@@ -207,6 +207,18 @@ describe('pages of a running Concord', () => {
     assert.doesNotMatch(back.body, /expired/i);
   });
 
+  it('the logout pages speak the logout request’s ui_locales, else the browser’s language', async () => {
+    const { browser } = await signedIn(fed, 'alice@acme.example');
+    const asked = await browser.get(`${fed.concord.issuer}/session/end?client_id=${RP.client_id}&ui_locales=fr`);
+    assert.equal(asked.status, 200);
+    assert.equal(lang(asked), 'fr');
+    assert.equal(h1(asked), 'Se déconnecter ?');
+    assert.match(asked.body, /Voulez-vous vous déconnecter de Test RP/);
+    assert.match(asked.body, /avec votre compte Acme/);
+    const browsers = await browser.get(`${fed.concord.issuer}/session/end?client_id=${RP.client_id}`, { headers: { 'accept-language': 'es-MX' } });
+    assert.equal(h1(browsers), '¿Cerrar sesión?');
+  });
+
   it('an expired sign-in of a known service leads back to the service’s home page', async () => {
     const { page } = await loginPage();
     // A fresh browser (no interaction cookie) on a live sign-in's address: expired here, with the way back.
