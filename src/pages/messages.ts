@@ -160,7 +160,8 @@ export async function loadCatalogues(dir: string | undefined): Promise<{ catalog
  */
 export class Messages {
   readonly catalogues: ReadonlyMap<string, Catalogue>;
-  readonly #formats = new Map<string, IntlMessageFormat>();
+  /** Formatters and the placeholders they expect, per locale and key. */
+  readonly #formats = new Map<string, { format: IntlMessageFormat; placeholders: string[] }>();
 
   constructor(catalogues: ReadonlyMap<string, Catalogue>) {
     this.catalogues = catalogues;
@@ -173,18 +174,18 @@ export class Messages {
 
   format(locale: string, key: string, args: MessageArgs = {}): string {
     const id = `${locale}\u0000${key}`;
-    let format = this.#formats.get(id);
-    if (!format) {
+    let entry = this.#formats.get(id);
+    if (!entry) {
       const message = this.catalogues.get(locale)?.[key] ?? this.catalogues.get(REFERENCE_LOCALE)?.[key];
       if (message === undefined) return key;
-      format = new IntlMessageFormat(message, locale, undefined, { ignoreTag: true });
-      this.#formats.set(id, format);
+      entry = { format: new IntlMessageFormat(message, locale, undefined, { ignoreTag: true }), placeholders: [...placeholdersOf(message, locale)] };
+      this.#formats.set(id, entry);
     }
-    const values: Record<string, string | number> = {};
     // A placeholder without a value reads as nothing rather than failing the page.
-    for (const name of placeholdersOf(this.catalogues.get(locale)?.[key] ?? this.catalogues.get(REFERENCE_LOCALE)?.[key] ?? '', locale)) values[name] = '';
+    const values: Record<string, string | number> = {};
+    for (const name of entry.placeholders) values[name] = '';
     for (const [name, value] of Object.entries(args)) if (value !== undefined) values[name] = value;
-    return String(format.format(values));
+    return String(entry.format.format(values));
   }
 }
 
