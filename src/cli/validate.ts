@@ -1,6 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError, loadConfig, ParticipantSchema, sourceName, type ConfigIssue } from '../config/index.ts';
+import { ConfigError, loadConfig, PagesSchema, ParticipantSchema, sourceName, type ConfigIssue, type PagesSettings } from '../config/index.ts';
+import { loadPages } from '../pages/index.ts';
 import { compileMapping, MappingError, MappingRuleSchema, type MappingConfig, type MappingIssue } from '../mapping/index.ts';
 import { readDocument } from './files.ts';
 import { CliError } from './errors.ts';
@@ -24,13 +25,18 @@ export async function validateConfig(dir: string, env: NodeJS.ProcessEnv): Promi
 
   const issues: ConfigIssue[] = [];
   let counts = { participants: 0, clients: 0 };
+  // The pages' settings, for the check of messages/ and logos/ (the defaults when concord.yaml was refused).
+  let pages: PagesSettings = PagesSchema.parse({});
   try {
     const config = await loadConfig({ dir: resolved, env });
     counts = { participants: config.participants.length, clients: config.clients.length };
+    pages = config.settings.pages;
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     issues.push(...error.issues);
   }
+  // The pages' catalogues (messages/) and logos (logos/), as start-up checks them.
+  issues.push(...(await loadPages(pages, resolved)).issues);
 
   // The schema cannot see into expressions and patterns: compile every rule that parses, also in
   // files the loader refused, so one run lists every problem.

@@ -25,7 +25,7 @@ function readableOn(backgrounds: readonly string[]) {
     for (const background of backgrounds) {
       const ratio = contrastRatio(parseHexColor(color)!, parseHexColor(background)!);
       if (ratio < AA_TEXT_CONTRAST) {
-        ctx.addIssue({ code: 'custom', message: `contrast ${ratio.toFixed(2)}:1 with ${background} is below WCAG AA (${AA_TEXT_CONTRAST}:1): choose a ${background === '#ffffff' || background === '#f3f5f9' ? 'darker' : 'lighter'} colour` });
+        ctx.addIssue({ code: 'custom', message: `contrast ${ratio.toFixed(2)}:1 with ${background} is below WCAG AA, ${AA_TEXT_CONTRAST}:1; choose a ${background === '#ffffff' || background === '#f3f5f9' ? 'darker' : 'lighter'} colour` });
         return;
       }
     }

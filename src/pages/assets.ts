@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { LogoFile, type PagesSettings } from '../config/index.ts';
+import { LogoFile, sourceName, type PagesSettings } from '../config/index.ts';
 import type { CatalogueIssue } from './messages.ts';
 import { viewFile, VIEWS_DIR } from './render.ts';
 import { readFileSync } from 'node:fs';
@@ -52,7 +52,7 @@ export async function loadLogos(dir: string | undefined): Promise<{ logos: Map<s
     const info = await stat(file);
     if (!info.isFile()) continue;
     if (info.size > MAX_LOGO_BYTES) {
-      issues.push({ source: file, field: '', message: `${info.size} bytes: a logo may have at most ${MAX_LOGO_BYTES} bytes` });
+      issues.push({ source: sourceName(file), field: '', message: `${info.size} bytes: a logo may have at most ${MAX_LOGO_BYTES} bytes` });
       continue;
     }
     logos.set(name, asset(LOGO_TYPES[name.split('.').pop()!.toLowerCase()]!, await readFile(file)));

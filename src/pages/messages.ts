@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { IntlMessageFormat } from 'intl-messageformat';
 import { parse as parseYaml } from 'yaml';
+import { sourceName } from '../config/index.ts';
+import { VIEWS_DIR } from './render.ts';
 
 /**
  * The pages' words, one catalogue per language: flat `key: message` maps in ICU MessageFormat
@@ -12,7 +13,8 @@ import { parse as parseYaml } from 'yaml';
  * placeholders. Tags are not markup here (`ignoreTag`): a message is plain text, escaped where it is put.
  */
 
-const SHIPPED_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'messages');
+/** The shipped catalogues, beside the templates (views/ is read from src/ and from the compiled dist/ alike). */
+const SHIPPED_DIR = path.join(VIEWS_DIR, 'messages');
 
 /** The languages Concord ships, English first (the reference catalogue). */
 export const SHIPPED_LOCALES = ['en', 'de', 'fr', 'es'] as const;
@@ -127,7 +129,7 @@ export async function loadCatalogues(dir: string | undefined): Promise<{ catalog
     throw error;
   }
   for (const name of names) {
-    const source = path.join(messagesDir, name);
+    const source = sourceName(path.join(messagesDir, name));
     const locale = name.replace(/\.(ya?ml|json)$/, '');
     if (!LOCALE_TAG.test(locale)) {
       issues.push({ source, field: '', message: 'the file name must be a language tag, like de.yaml or pt-BR.yaml' });
@@ -135,7 +137,7 @@ export async function loadCatalogues(dir: string | undefined): Promise<{ catalog
     }
     let document: unknown;
     try {
-      const text = await readFile(source, 'utf8');
+      const text = await readFile(path.join(messagesDir, name), 'utf8');
       document = name.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
     } catch (error) {
       issues.push({ source, field: '', message: `cannot be read: ${(error as Error).message.split('\n')[0]}` });

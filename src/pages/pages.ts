@@ -1,5 +1,6 @@
 import type { Context, Next } from 'koa';
-import { PagesSchema, type PagesSettings } from '../config/index.ts';
+import path from 'node:path';
+import { PagesSchema, sourceName, type PagesSettings } from '../config/index.ts';
 import { showError } from './errors.ts';
 import { faviconAssets, loadLogos, stylesheetAsset, type Asset } from './assets.ts';
 import { loadCatalogues, Messages, negotiateLocale, shippedCatalogue, SHIPPED_LOCALES, type CatalogueIssue, type MessageArgs } from './messages.ts';
@@ -163,11 +164,12 @@ export async function loadPages(settings: PagesSettings, dir: string | undefined
   const { catalogues, issues } = await loadCatalogues(dir);
   const logos = await loadLogos(dir);
   issues.push(...logos.issues);
+  const settingsFile = dir ? sourceName(path.join(dir, 'concord.yaml')) : 'concord.yaml';
   if (!catalogues.has(settings.defaultLocale)) {
-    issues.push({ source: 'pages.defaultLocale', field: settings.defaultLocale, message: `no catalogue for it: ${[...catalogues.keys()].join(', ')} (add messages/${settings.defaultLocale}.yaml)` });
+    issues.push({ source: settingsFile, field: 'pages.defaultLocale', message: `${settings.defaultLocale}: no catalogue for it (there are ${[...catalogues.keys()].join(', ')}; add messages/${settings.defaultLocale}.yaml)` });
   }
   if (settings.branding.logo !== undefined && !logos.logos.has(settings.branding.logo)) {
-    issues.push({ source: 'pages.branding.logo', field: settings.branding.logo, message: `no such file in ${dir ?? '(config)'}/logos/` });
+    issues.push({ source: settingsFile, field: 'pages.branding.logo', message: `${settings.branding.logo}: no such file in logos/ of the configuration directory` });
   }
   return { pages: new Pages(settings, new Messages(catalogues), logos.logos), issues };
 }

@@ -36,7 +36,7 @@ export function viewFile(name: string): string {
 /**
  * Fills template `views/{name}.html`. `{{name}}` is escaped; `{{{name}}}` inserts a Trusted value and
  * refuses anything else, so a raw slot can never receive user input by mistake; `{{@key}}` is message
- * `key` of the page's language (src/pages/messages), formatted with the plain values, escaped.
+ * `key` of the page's language (views/messages), formatted with the plain values, escaped.
  */
 export function render(name: string, vars: TemplateVars, t: Translate): string {
   const plain: Record<string, string | number | undefined> = {};

@@ -136,7 +136,9 @@ describe('concord CLI', () => {
         await mkdir(path.dirname(path.join(config, name)), { recursive: true });
         await writeFile(path.join(config, name), text);
       };
-      await raw('concord.yaml', stringify({ logLevel: 'loud' }));
+      await raw('concord.yaml', stringify({ logLevel: 'loud', pages: { branding: { colors: { primary: '#aaccff' } } } }));
+      // The pages' words: a translation with another placeholder than the English one.
+      await raw('messages/fr.yaml', 'login.heading: "Connexion à {service}"\n');
       // Not YAML: an unclosed flow sequence, and a key twice.
       await raw('participants/broken.yaml', 'id: broken\ndomains: [broken.example\nid: again\n');
       await file('everything/participants/acme.yaml', participantDoc('acme', 'https://login.acme.example', 'acme.example', { mapping: { rules: [{ claim: 'team', cel: 'claims.groups.exists(g, ' }] } }));
@@ -167,6 +169,8 @@ describe('concord CLI', () => {
         ['portal.yaml', /^participants\.1$/, /no participant "nobody"/],
         ['portal.yaml', /^client_id$/, /client "portal" is defined twice \(also in .*portal-again\.yaml\)/],
         ['shop.json', /^$/, /not valid JSON: line 1, column 22: /],
+        ['concord.yaml', /^pages\.branding\.colors\.primary$/, /below WCAG AA/],
+        ['fr.yaml', /^login\.heading$/, /placeholders differ from English: missing \{client\}, unknown \{service\}/],
       ];
       const parsed = lines.map((line) => /^(.*?)(?: \((.*)\))?: (.*)$/.exec(line) ?? [line, line, '', '']);
       for (const [fileName, field, reason] of expected) {
