@@ -186,7 +186,8 @@ export function interactionRoutes(deps: InteractionDeps): Router {
    * back to the service when it is known.
    */
   async function goneInteraction(ctx: Context, uid: string, cause?: unknown) {
-    const trail = await store.getTemp<InteractionTrail>(trailKey(uid));
+    // oidc-provider's uids are 21 url-safe characters; anything else was never a sign-in here.
+    const trail = /^[A-Za-z0-9_-]{1,64}$/.test(uid) ? await store.getTemp<InteractionTrail>(trailKey(uid)) : undefined;
     const client = trail ? registry.client(trail.clientId) : undefined;
     const home = client ? serviceHome(client) : undefined;
     ctx.set('Cache-Control', 'no-store');
