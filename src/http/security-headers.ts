@@ -1,7 +1,7 @@
 import type { Context, Next } from 'koa';
 
 /** The policy of every page: nothing inline, no framing. */
-export const CONTENT_SECURITY_POLICY = "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
+export const CONTENT_SECURITY_POLICY = "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /**
  * Headers for every response; the CSP allows no inline script or style. `form-action` is left out
