@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import type { ActiveParticipant, ConnectorPool } from '../participants/index.ts';
 import type { Store } from '../store/index.ts';
 import { UpstreamError, type CallbackInput, type PendingLogin } from '../upstream/index.ts';
-import { escapeHtml } from '../pages/index.ts';
+import { pagesOf, renderPage } from '../pages/index.ts';
 
 /*
  * A console test login (issue 16): an administrator signs in at a participant's upstream (enabled
@@ -94,11 +94,11 @@ export async function finishTestLogin(ctx: Context, store: Store, connectors: Co
   }
   await store.setTemp(resultKey(record.testLogin), result, TEST_LOGIN_TTL_S);
   ctx.set('Cache-Control', 'no-store');
-  ctx.type = 'html';
   const done = result.state === 'finished';
-  ctx.body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Test login ${done ? 'finished' : 'failed'}</title><link rel="stylesheet" href="/assets/concord.css"></head><body><main><h1>Test login ${done ? 'finished' : 'failed'}</h1><p>${
-    done
-      ? `You signed in at ${escapeHtml(participant.config.displayName)} as a test. No service received anything.`
-      : `The sign-in at ${escapeHtml(participant.config.displayName)} failed: ${escapeHtml(result.error?.message ?? '')} (reference ${escapeHtml(reference)}).`
-  }</p><p>Close this tab and return to the console: the participant's page shows the upstream claims and what the mapping made of them.</p></main></body></html>`;
+  const t = pagesOf(ctx).translate(ctx);
+  const name = participant.config.displayName;
+  ctx.body = renderPage(ctx, 'test-login', done ? 'testLogin.finished' : 'testLogin.failed', {
+    heading: t(done ? 'testLogin.finished' : 'testLogin.failed'),
+    text: done ? t('testLogin.finishedText', { participant: name }) : t('testLogin.failedText', { participant: name, error: result.error?.message ?? '', reference }),
+  });
 }
