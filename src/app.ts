@@ -22,7 +22,7 @@ import { ConnectorPool, Registry, UpstreamWatch } from './participants/index.ts'
 import { AccountStore, createProvider, jwtUserinfo, openResourceServers, pairwiseKey, sendLogoutToken, tokenIdKey, trackSessions } from './provider/index.ts';
 import { LogoutDelivery, Sessions } from './sessions/index.ts';
 import { createSecretBox, type SecretBox } from './secrets/index.ts';
-import { createStore, StoreFullError, StoreUnavailableError, type Store } from './store/index.ts';
+import { createStore, StoreFullError, StoreUnavailableError, withRequestReads, type Store } from './store/index.ts';
 import { listenError } from './startup/index.ts';
 import { UpstreamHealth } from './upstream/index.ts';
 
@@ -324,6 +324,8 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   // every middleware below that decides by route reads it (src/http/route.ts).
   publicApp.use(routing(routeTable((name, params) => providerState.provider.pathFor(name, params as never))));
   publicApp.use(requestLogging(log, { metrics, ...(tracing ? { tracer: tracing.tracer } : {}) }));
+  // oidc-provider's records read once per request (src/store/request-reads.ts).
+  publicApp.use((_ctx, next) => withRequestReads(next));
   publicApp.use(securityHeaders({ https: settings.issuer.startsWith('https://') }));
   publicApp.use(errorBoundary());
   // Stylesheet, favicon and logos; the 404 page of every path no route answers.

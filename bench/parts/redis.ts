@@ -13,6 +13,7 @@
  *
  *   node bench/parts/redis.ts
  */
+import { writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { RedisServer } from '../../test/support/redis-server.ts';
 import { login, loginLoad, startLoginRig, type LoginStep } from '../lib/login-driver.ts';
@@ -192,6 +193,8 @@ export async function redisPart(options: RedisPartOptions = {}): Promise<Section
     }
     const monitoredSeconds = (performance.now() - t0) / 1000;
     const all = ours(mon.lines, prefix);
+    // BENCH_MONITOR_DUMP=file: the traced commands, one a line (arguments cut at 90 characters), to see what a login sends.
+    if (process.env.BENCH_MONITOR_DUMP) writeFileSync(process.env.BENCH_MONITOR_DUMP, `${all.map((l) => `${l.client} ${l.command} ${l.args.map((a) => a.slice(0, 90)).join(' ')}`).join('\n')}\n`);
     sentMonitored = roundTrips(all);
     commandsMonitored = all.filter((l) => l.client !== 'lua').length;
     const backgroundSent = perSecond.commands * monitoredSeconds;

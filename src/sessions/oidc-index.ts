@@ -1,23 +1,37 @@
 import type { Adapter, AdapterPayload, Store } from '../store/index.ts';
+import { ofAccountKey } from './records.ts';
 
-/** Sets of an account's oidc-provider Grant ids and Session ids (as saved), for revocation. */
+/** Set of an account's oidc-provider Grant ids (as saved), for revocation. */
 export const grantsOf = (accountId: string) => `account-grants:${accountId}`;
+/**
+ * Set of an account's oidc-provider Session ids (jti), written before sessions were indexed by uid
+ * (with Concord's own session records, `sessions-of-account`); still read when ending an account's
+ * sessions until it expires, never written.
+ */
 export const sessionsOf = (accountId: string) => `account-sessions:${accountId}`;
 
 /**
  * oidc-provider finds grants and sessions by id only. To end everything an account or a
  * participant's users hold, Concord indexes each Grant and Session by account as oidc-provider saves
  * it; the index outlives the newest record in it, so it never outgrows the account's activity.
+ * A Session goes by its `uid` into the index of Concord's session records (`sessions-of-account`,
+ * records.ts): one index per account serves both, and a session never bound to a Concord record
+ * (its login lost on the way) is still found there.
  */
 export function indexingAdapter(store: Store, name: string): Adapter {
   const inner = store.adapter(name);
   if (name !== 'Grant' && name !== 'Session') return inner;
-  const indexKey = name === 'Grant' ? grantsOf : sessionsOf;
+  const index = (payload: AdapterPayload, id: string): [string, string] | undefined => {
+    if (!payload.accountId) return undefined;
+    if (name === 'Grant') return [grantsOf(payload.accountId), id];
+    return typeof payload.uid === 'string' ? [ofAccountKey(payload.accountId), payload.uid] : undefined;
+  };
   return {
     ...bind(inner),
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
+      const entry = index(payload, id);
       // Issued together (the index first: on one connection it is written first), one round trip.
-      await Promise.all([payload.accountId ? store.addToSet(indexKey(payload.accountId), id, expiresIn) : undefined, inner.upsert(id, payload, expiresIn)]);
+      await Promise.all([entry ? store.addToSet(entry[0], entry[1], expiresIn) : undefined, inner.upsert(id, payload, expiresIn)]);
     },
   };
 }

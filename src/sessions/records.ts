@@ -84,7 +84,8 @@ const recordKey = (uid: string) => `session:${uid}`;
 const clientsKey = (uid: string) => `session-clients:${uid}`;
 const seenKey = (uid: string) => `session-seen:${uid}`;
 const pendingKey = (interactionUid: string) => `session-pending:${interactionUid}`;
-const ofAccountKey = (accountId: string) => `sessions-of-account:${accountId}`;
+/** An account's sessions by uid: Concord's records, and oidc-provider's Sessions as saved (oidc-index.ts). */
+export const ofAccountKey = (accountId: string) => `sessions-of-account:${accountId}`;
 /** Upstream session ids are the upstream's strings: hashed into the key, so its length and characters are ours. */
 const ofUpstreamKey = (participantId: string, upstreamSessionId: string) =>
   `sessions-of-upstream:${participantId}:${createHash('sha256').update(upstreamSessionId, 'utf8').digest('base64url')}`;

@@ -205,13 +205,14 @@ export class Sessions {
    * Ends one session: its grants are revoked (refresh tokens and codes with them), oidc-provider's
    * session is destroyed, what Concord kept of it is removed, and every service of it that registered
    * a `backchannel_logout_uri` is queued a logout token. Undefined when no such session exists (any
-   * more). Idempotent.
+   * more). Idempotent. With `ofAccount`, only a session of that account is ended (an index may
+   * still name a session that another account signed in to since).
    */
-  async end(uid: string, cause: SessionEndCause): Promise<EndedSession | undefined> {
+  async end(uid: string, cause: SessionEndCause, ofAccount?: string): Promise<EndedSession | undefined> {
     const [record, live] = await Promise.all([this.#records.get(uid), this.#liveSession(uid)]);
     if (!record && !live) return undefined;
     const accountId = record?.accountId ?? live!.accountId;
-    if (!accountId) return undefined;
+    if (!accountId || (ofAccount !== undefined && accountId !== ofAccount)) return undefined;
     const clients = new Map<string, SessionClient[]>();
     const add = (client: SessionClient) => clients.set(client.clientId, [...(clients.get(client.clientId) ?? []), client]);
     for (const client of record?.clients ?? []) add(client);
@@ -337,15 +338,16 @@ export class Sessions {
     const { store } = this.#opts;
     const ended: EndedSession[] = [];
     let grants = 0;
+    // Concord's records and oidc-provider's Sessions as saved, bound or not (one index by uid).
     const uids = new Set(await this.#records.ofAccount(accountId));
-    // Sessions oidc-provider saved for the account (offboarding's index), tracked or from before.
+    // oidc-provider's Sessions indexed by jti before that, until that index expires.
     const sessionsAdapter = store.adapter('Session');
     for (const jti of await store.setMembers(sessionsOf(accountId))) {
       const live = (await sessionsAdapter.find(jti)) as LiveSession | undefined;
       if (live?.uid && live.accountId === accountId) uids.add(live.uid);
     }
     for (const uid of uids) {
-      const one = await this.end(uid, cause);
+      const one = await this.end(uid, cause, accountId);
       if (one) {
         ended.push(one);
         grants += one.grants;

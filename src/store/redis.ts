@@ -3,6 +3,7 @@ import { Cluster, Redis, ReplyError as ReplyErrorClass, type ClusterNode, type C
 import { StoreUnavailableError } from './errors.ts';
 import type { StoreOptions } from './factory.ts';
 import { RedisKeys } from './redis-keys.ts';
+import { requestReads } from './request-reads.ts';
 import type { Adapter, AdapterPayload, LogEntry, Store } from './types.ts';
 
 /**
@@ -373,16 +374,25 @@ class RedisAdapter implements Adapter {
     const keys = store.keys;
     const key = keys.oidc(this.#name, id);
     const ttl = ms(expiresIn ?? DEFAULT_TTL_SECONDS);
+    const reads = requestReads();
+    // Until the write is known done, this request reads Redis again.
+    reads?.delete(key);
     const index = payload.grantId ? store.script(SET_ADD, keys.grant(payload.grantId), key, ttl) : undefined;
     if (index && store.kind === 'redis-cluster') await index;
-    const writes: Array<Promise<unknown> | undefined> = [index, store.run((c) => c.set(key, serialize(payload), 'PX', ttl))];
+    const raw = serialize(payload);
+    const writes: Array<Promise<unknown> | undefined> = [index, store.run((c) => c.set(key, raw, 'PX', ttl))];
     if (payload.userCode) writes.push(store.run((c) => c.set(keys.userCode(this.#name, payload.userCode!), id, 'PX', ttl)));
     if (payload.uid) writes.push(store.run((c) => c.set(keys.uid(this.#name, payload.uid!), id, 'PX', ttl)));
     await Promise.all(writes);
+    reads?.set(key, raw);
   }
 
+  /** The payload; read once per request (request-reads.ts), a fresh object each time. */
   async find(id: string): Promise<AdapterPayload | undefined> {
     const key = this.#store.keys.oidc(this.#name, id);
+    const reads = requestReads();
+    const known = reads?.get(key);
+    if (known !== undefined) return decodePayload(known);
     let raw: string | null;
     try {
       raw = await this.#store.run((c) => c.get(key));
@@ -390,6 +400,8 @@ class RedisAdapter implements Adapter {
       if (!(isReplyError(err) && err.message.startsWith('WRONGTYPE'))) throw err;
       return this.#findHash(key);
     }
+    // Not over an entry a write of this request made meanwhile.
+    if (reads && !reads.has(key)) reads.set(key, raw);
     return decodePayload(raw);
   }
 
@@ -412,14 +424,24 @@ class RedisAdapter implements Adapter {
   }
 
   async consume(id: string): Promise<void> {
-    await this.#store.script(CONSUME, this.#store.keys.oidc(this.#name, id), nowSeconds());
+    const key = this.#store.keys.oidc(this.#name, id);
+    const reads = requestReads();
+    reads?.delete(key);
+    await this.#store.script(CONSUME, key, nowSeconds());
+    // Again: a read of this request may have answered meanwhile with the payload before.
+    reads?.delete(key);
   }
 
   async destroy(id: string): Promise<void> {
-    await this.#store.run((c) => c.del(this.#store.keys.oidc(this.#name, id)));
+    const key = this.#store.keys.oidc(this.#name, id);
+    const reads = requestReads();
+    reads?.delete(key);
+    await this.#store.run((c) => c.del(key));
+    reads?.set(key, null);
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
+    requestReads()?.clear();
     const index = this.#store.keys.grant(grantId);
     // Read and drop the index in one transaction on its key; its members live on other slots,
     // so they are deleted one by one.

@@ -18,6 +18,8 @@ import { startLogoutReceiver, type LogoutReceiver } from '../support/logout-rece
 import { freePort } from '../support/ports.ts';
 import { eventually, metricValue, partnerLogoutToken, postLogoutToken, RP2, rp2Of, sessionOf, ssoToRp2, upstreamIdTokenOf, usersOf } from '../support/sessions.ts';
 import type { PartnerUser } from '../../demo/partner-idp.ts';
+import { indexingAdapter } from '../../src/sessions/index.ts';
+import type { AdapterPayload } from '../../src/store/index.ts';
 
 const ALICE = 'alice@acme.example';
 const ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -457,6 +459,26 @@ describe('administrators see and end sessions (admin API and CLI)', () => {
     assert.deepEqual(end?.object, { type: 'session', id: sessionA.id });
     assert.equal(end?.actor, 'admin');
     assert.deepEqual(new Set(end?.result?.clients as string[]), new Set([RP.client_id, RP2.client_id]));
+  });
+
+  it('a session oidc-provider saved that never got its Concord record is ended with the rest of its user’s', async () => {
+    const { fed } = s;
+    const carol = await signedIn(fed, 'carol@acme.example');
+    const user = String(carol.tokens.claims()!.sub);
+    const listed = (await api('GET', `/users/${encodeURIComponent(user)}/sessions`)).body.sessions.length as number;
+    assert.ok(listed >= 1);
+    // As oidc-provider saves a Session through Concord's adapter, when the login that made it was lost on the way.
+    const { store } = fed.concord.concord;
+    const uid = `unbound-${Date.now()}`;
+    await indexingAdapter(store, 'Session').upsert(`jti-${uid}`, { kind: 'Session', jti: `jti-${uid}`, uid, accountId: user, loginTs: Math.floor(Date.now() / 1000) } as AdapterPayload, 3600);
+    assert.equal((await api('GET', `/users/${encodeURIComponent(user)}/sessions`)).body.sessions.length, listed, 'only bound sessions are listed');
+
+    const all = await api('POST', `/users/${encodeURIComponent(user)}/revoke-sessions`);
+    assert.equal(all.status, 200);
+    assert.ok((all.body.ended as Array<{ id: string }>).some((e) => e.id === uid), 'the unbound session is ended');
+    assert.equal(all.body.ended.length, listed + 1);
+    assert.equal(await store.adapter('Session').find(`jti-${uid}`), undefined);
+    await assert.rejects(oidc.refreshTokenGrant(fed.rp, carol.tokens.refresh_token!), invalidGrant);
   });
 
   it('a participant’s view names where its IdP sends logout tokens', async () => {

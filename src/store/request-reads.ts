@@ -1,0 +1,37 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+/**
+ * What one HTTP request has read or written of oidc-provider's records in Redis: stored key -> the
+ * stored string, or null when known absent. oidc-provider loads the same record several times in
+ * one request (an Interaction up to five times across its own and Concord's middleware), each a
+ * GET of the whole payload; within a request the second and later reads are answered from here.
+ *
+ * Only within the request: an entry is written by that request's own reads and writes (upsert
+ * replaces it, consume and revoke drop it, destroy marks it absent), and the scope closes when the
+ * request's middleware chain returns, so work the request started that outlives it (background
+ * deliveries) reads Redis again. Another request's write in between is not seen, exactly as when
+ * it lands just after this request's one read.
+ */
+export interface RequestReads {
+  entries: Map<string, string | null>;
+  open: boolean;
+}
+
+const scope = new AsyncLocalStorage<RequestReads>();
+
+/** Runs `fn` (a request's downstream middleware) with its own read scope, closed when it settles. */
+export async function withRequestReads<T>(fn: () => Promise<T>): Promise<T> {
+  const reads: RequestReads = { entries: new Map(), open: true };
+  try {
+    return await scope.run(reads, fn);
+  } finally {
+    reads.open = false;
+    reads.entries.clear();
+  }
+}
+
+/** The current request's read scope, when there is one and it is still open. */
+export function requestReads(): Map<string, string | null> | undefined {
+  const reads = scope.getStore();
+  return reads?.open ? reads.entries : undefined;
+}

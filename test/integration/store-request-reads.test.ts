@@ -1,0 +1,70 @@
+/**
+ * The Redis store's per-request reads (src/store/request-reads.ts): within one request an
+ * oidc-provider record is read from Redis once, the request's own writes are what it reads next,
+ * and outside the request (or after it) every read goes to Redis.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { createStore, withRequestReads, type AdapterPayload, type Store } from '../../src/store/index.ts';
+import type { RedisStore } from '../../src/store/redis.ts';
+import { dropRedisPrefix } from './admin-fixtures.ts';
+import { REDIS_URL } from '../support/redis-dump.ts';
+
+describe('Redis store: oidc-provider records read once per request', () => {
+  const prefix = `store-reads-${randomBytes(6).toString('hex')}:`;
+  let store: RedisStore;
+  /** Writes behind the adapter's back, as another instance would. */
+  const rawSet = (model: string, id: string, payload: Record<string, unknown>) => store.client.set(store.keys.oidc(model, id), JSON.stringify(payload), 'PX', 60_000);
+
+  before(async () => {
+    store = (await createStore({ url: REDIS_URL, prefix })) as Store as RedisStore;
+  });
+  after(async () => {
+    await store.close();
+    await dropRedisPrefix(prefix);
+  });
+
+  it('a second read in the request answers what the first read, another request reads Redis', async () => {
+    const adapter = store.adapter('Interaction');
+    await rawSet('Interaction', 'i1', { n: 1 });
+    await withRequestReads(async () => {
+      const first = await adapter.find('i1');
+      assert.deepEqual(first, { n: 1 });
+      first!.n = 99; // a caller mutating what it got does not change what the next read answers
+      await rawSet('Interaction', 'i1', { n: 2 });
+      assert.deepEqual(await adapter.find('i1'), { n: 1 });
+    });
+    assert.deepEqual(await adapter.find('i1'), { n: 2 }, 'outside a request: Redis');
+    await withRequestReads(async () => assert.deepEqual(await adapter.find('i1'), { n: 2 }));
+  });
+
+  it('the request reads its own upsert, destroy and consume', async () => {
+    const adapter = store.adapter('AuthorizationCode');
+    await withRequestReads(async () => {
+      assert.equal(await adapter.find('c1'), undefined);
+      await adapter.upsert('c1', { n: 1 } as AdapterPayload, 60);
+      assert.deepEqual(await adapter.find('c1'), { n: 1 });
+      await adapter.consume('c1');
+      assert.equal(typeof (await adapter.find('c1'))?.consumed, 'number');
+      await adapter.destroy('c1');
+      assert.equal(await adapter.find('c1'), undefined);
+    });
+    assert.equal(await adapter.find('c1'), undefined);
+  });
+
+  it('work a request started that outlives it reads Redis', async () => {
+    const adapter = store.adapter('Session');
+    await rawSet('Session', 's1', { n: 1 });
+    let later: Promise<AdapterPayload | undefined | void> | undefined;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    await withRequestReads(async () => {
+      assert.deepEqual(await adapter.find('s1'), { n: 1 });
+      later = gate.then(() => adapter.find('s1'));
+    });
+    await rawSet('Session', 's1', { n: 2 });
+    release();
+    assert.deepEqual(await later, { n: 2 });
+  });
+});
