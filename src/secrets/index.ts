@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { ConcordError } from '../errors.ts';
 
 /**
@@ -9,21 +10,36 @@ import { ConcordError } from '../errors.ts';
  * `participant:{id}:upstream.clientSecret`...), authenticated as GCM's additional data: a sealed value
  * copied into another record, by someone who can write to the store, does not open there. `v1` values
  * (no context) from before are still read.
+ *
+ * `z2` is `v2` of the DEFLATE (RFC 1951) of the plaintext: for large values kept long (a session's
+ * upstream tokens and claims, about a third smaller); `plainz.` its form without a key. Compressed
+ * before encryption, so the ciphertext's length says no more than the stored value's did.
  */
+export interface SealOptions {
+  /** DEFLATE the plaintext first (sealed form `z2`): worth it from a few hundred bytes of text. */
+  compress?: boolean;
+}
+
 export interface SecretBox {
-  seal(plaintext: string, context: string): string;
+  seal(plaintext: string, context: string, options?: SealOptions): string;
+  /** Opens every form (`v1`, `v2`, `z2`, and `plain.`/`plainz.` without a key). */
   open(sealed: string, context: string): string;
   /** False when no CONCORD_SECRETS_KEY is set: values are then kept as plaintext (the embedded store only). */
   readonly encrypting: boolean;
 }
 
+/** Nothing Concord seals is near 1 MiB; a value that inflates past it was not written by Concord. */
+const INFLATE_LIMIT = { maxOutputLength: 1 << 20 };
+
 export function createSecretBox(base64Key: string | undefined): SecretBox {
   if (!base64Key) {
     return {
       encrypting: false,
-      seal: (plaintext) => `plain.${Buffer.from(plaintext).toString('base64url')}`,
+      seal: (plaintext, _context, options) =>
+        options?.compress ? `plainz.${deflateRawSync(Buffer.from(plaintext, 'utf8')).toString('base64url')}` : `plain.${Buffer.from(plaintext).toString('base64url')}`,
       open: (sealed) => {
         if (sealed.startsWith('plain.')) return Buffer.from(sealed.slice(6), 'base64url').toString();
+        if (sealed.startsWith('plainz.')) return inflateRawSync(Buffer.from(sealed.slice(7), 'base64url'), INFLATE_LIMIT).toString('utf8');
         throw new ConcordError('secrets_key_missing', 'a secret in the store is encrypted; set CONCORD_SECRETS_KEY to read it');
       },
     };
@@ -34,22 +50,23 @@ export function createSecretBox(base64Key: string | undefined): SecretBox {
   }
   return {
     encrypting: true,
-    seal(plaintext, context) {
+    seal(plaintext, context, options) {
       const iv = randomBytes(12);
       const cipher = createCipheriv('aes-256-gcm', key, iv);
       cipher.setAAD(Buffer.from(context, 'utf8'));
-      const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-      return ['v2', iv, cipher.getAuthTag(), ciphertext].map((p) => (typeof p === 'string' ? p : p.toString('base64url'))).join('.');
+      const input = options?.compress ? deflateRawSync(Buffer.from(plaintext, 'utf8')) : Buffer.from(plaintext, 'utf8');
+      const ciphertext = Buffer.concat([cipher.update(input), cipher.final()]);
+      return [options?.compress ? 'z2' : 'v2', iv, cipher.getAuthTag(), ciphertext].map((p) => (typeof p === 'string' ? p : p.toString('base64url'))).join('.');
     },
     open(sealed, context) {
       // With a key, Concord never writes a value in the clear: one in the store was either written
       // before the key was set or put there by someone else (a planted signing key would let them
       // mint tokens). Either way it is not used; docs/operations.md says how to replace it.
-      if (sealed.startsWith('plain.')) {
+      if (sealed.startsWith('plain.') || sealed.startsWith('plainz.')) {
         throw new ConcordError('secret_not_sealed', 'a stored secret is not encrypted although CONCORD_SECRETS_KEY is set (written before the key was set, or planted): see "Setting CONCORD_SECRETS_KEY on an existing store" in docs/operations.md');
       }
       const [version, iv, tag, ciphertext] = sealed.split('.');
-      if ((version !== 'v1' && version !== 'v2') || !iv || !tag || ciphertext === undefined) {
+      if ((version !== 'v1' && version !== 'v2' && version !== 'z2') || !iv || !tag || ciphertext === undefined) {
         throw new ConcordError('secret_unreadable', 'a stored secret has an unknown format');
       }
       const authTag = Buffer.from(tag, 'base64url');
@@ -57,9 +74,10 @@ export function createSecretBox(base64Key: string | undefined): SecretBox {
       if (authTag.length !== 16) throw new ConcordError('secret_unreadable', 'a stored secret has an unknown format');
       try {
         const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'), { authTagLength: 16 });
-        if (version === 'v2') decipher.setAAD(Buffer.from(context, 'utf8'));
+        if (version !== 'v1') decipher.setAAD(Buffer.from(context, 'utf8'));
         decipher.setAuthTag(authTag);
-        return Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]).toString('utf8');
+        const plain = Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]);
+        return (version === 'z2' ? inflateRawSync(plain, INFLATE_LIMIT) : plain).toString('utf8');
       } catch (cause) {
         throw new ConcordError('secret_unreadable', `a stored secret (${context}) cannot be decrypted with CONCORD_SECRETS_KEY, or was sealed for another record`, { cause });
       }

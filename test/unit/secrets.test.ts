@@ -52,6 +52,24 @@ describe('secrets at rest', () => {
     assert.throws(() => createSecretBox(key).open(parts.join('.'), 'c'), { code: 'secret_unreadable' });
   });
 
+  it('compresses on request (z2, plainz.): smaller, bound to its context, and what was sealed before still opens', () => {
+    const text = JSON.stringify({ claims: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`claim_${i}`, `value of claim ${i}`])), token: randomBytes(300).toString('base64url') });
+    for (const box of [createSecretBox(key), createSecretBox(undefined)]) {
+      const plain = box.seal(text, 'session:s1:upstream');
+      const packed = box.seal(text, 'session:s1:upstream', { compress: true });
+      assert.match(packed, box.encrypting ? /^z2\./ : /^plainz\./);
+      assert.ok(packed.length < plain.length * 0.8, `${packed.length} < 0.8 x ${plain.length}`);
+      assert.equal(box.open(packed, 'session:s1:upstream'), text);
+      assert.equal(box.open(plain, 'session:s1:upstream'), text);
+    }
+    const packed = createSecretBox(key).seal(text, 'session:s1:upstream', { compress: true });
+    assert.throws(() => createSecretBox(key).open(packed, 'session:s2:upstream'), { code: 'secret_unreadable' });
+    const parts = packed.split('.');
+    parts[3] = `A${parts[3]!.slice(1)}`;
+    assert.throws(() => createSecretBox(key).open(parts.join('.'), 'session:s1:upstream'), { code: 'secret_unreadable' });
+    assert.throws(() => createSecretBox(key).open(createSecretBox(undefined).seal(text, 'c', { compress: true }), 'c'), { code: 'secret_not_sealed' });
+  });
+
   it('refuses a key of the wrong size', () => {
     assert.throws(() => createSecretBox(randomBytes(16).toString('base64')), { code: 'invalid_secrets_key' });
   });
