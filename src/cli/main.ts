@@ -16,7 +16,8 @@ Usage: concord <command> [options]
   mapping      dry-run --participant ID --claims FILE [--mapping FILE]
   keys         list | rotate
   sessions     list USER | list --email EMAIL | show ID | end ID | revoke USER
-               (USER: participant:sub, as in tokens' sub; end and revoke tell the services)
+               (USER: participant:sub, as in tokens' sub; end and revoke tell the services;
+                an ID that begins with "-" goes after "--": sessions end -- -K2x...)
   audit        [--limit N] [--before SEQ]
   validate     [DIR]        offline: check a configuration directory (default ./config)
 

@@ -430,7 +430,7 @@ describe('administrators see and end sessions (admin API and CLI)', () => {
     const sessionA = await sessionOf(fed, a.tokens);
     const before = { rp: s.rpLogouts.received.length, rp2: s.rp2Logouts.received.length };
 
-    const ended = await cli(['sessions', 'end', sessionA.id]);
+    const ended = await cli(['sessions', 'end', '--', sessionA.id]);
     assert.equal(ended.code, 0, ended.stderr);
     assert.match(ended.stdout, new RegExp(`session ${sessionA.id} of ${user} ended`));
     await assert.rejects(oidc.refreshTokenGrant(fed.rp, a.tokens.refresh_token!), invalidGrant);
@@ -439,7 +439,7 @@ describe('administrators see and end sessions (admin API and CLI)', () => {
     await s.rpLogouts.waitFor(before.rp + 1);
     await s.rp2Logouts.waitFor(before.rp2 + 1);
     assert.equal(s.rpLogouts.received.at(-1)!.payload.sid, a.tokens.claims()!.sid);
-    assert.equal((await cli(['sessions', 'end', sessionA.id])).code, 1, 'an ended session is not found again');
+    assert.equal((await cli(['sessions', 'end', '--', sessionA.id])).code, 1, 'an ended session is not found again');
 
     const all = await api('POST', `/users/${encodeURIComponent(user)}/revoke-sessions`);
     assert.equal(all.status, 200);
