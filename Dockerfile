@@ -20,6 +20,8 @@ FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
+# The npm workspace concord-verify (packages/verify): npm ci links it; the broker runs its sources (below).
+COPY packages/verify/package.json ./packages/verify/package.json
 # --ignore-scripts: no install script of any dependency runs at build time (none needs one).
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force
@@ -29,7 +31,12 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY packages/verify/package.json ./packages/verify/package.json
 RUN npm ci --ignore-scripts --no-audit --no-fund
+# concord-verify's declarations first: the broker's build reads them (tsconfig.build.json paths).
+COPY packages/verify/tsconfig.build.json ./packages/verify/tsconfig.build.json
+COPY packages/verify/src ./packages/verify/src
+RUN node_modules/.bin/tsc -p packages/verify/tsconfig.build.json
 COPY src ./src
 RUN node_modules/.bin/tsc -p tsconfig.build.json
 
@@ -44,6 +51,9 @@ COPY package.json ./
 COPY bin ./bin
 COPY src ./src
 COPY --from=build /app/dist ./dist
+# concord-verify's sources: the broker's /me checks DPoP proofs with it (package.json "imports").
+COPY packages/verify/package.json ./packages/verify/package.json
+COPY packages/verify/src ./packages/verify/src
 COPY views ./views
 COPY config/concord.yaml ./config/concord.yaml
 USER node

@@ -4,11 +4,11 @@ import Koa from 'koa';
 import Router from '@koa/router';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
-import { concordKoa, createVerifier, type ConcordState } from '../src/verify/index.ts';
+import { concordKoa, createVerifier, type ConcordState } from 'concord-verify';
 
 /**
  * The demo service: a relying party of Concord. It signs users in with the authorization code
- * flow + PKCE, verifies Concord's access token offline with `concord/verify`, as any service
+ * flow + PKCE, verifies Concord's access token offline with `concord-verify`, as any service
  * would, and shows the verified, mapped claims. Its API (`/api/*`) is guarded by the `concordKoa`
  * middleware; the signed-in page calls it with the user's access token. Signing out goes through
  * Concord (RP-initiated logout) and ends on "You are signed out"; when Concord ends the user's

@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT } from 'jose';
-import { createVerifier, type FetchLike } from '../../src/verify/index.ts';
+import { createVerifier, type FetchLike } from '../../packages/verify/src/index.ts';
 import { alternate } from '../lib/batches.ts';
 import { runAlone, type Section } from '../lib/report.ts';
 

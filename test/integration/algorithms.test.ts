@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decodeProtectedHeader } from 'jose';
-import { createVerifier } from '../../src/verify/index.ts';
+import { createVerifier } from '../../packages/verify/src/index.ts';
 import { startConcord } from '../support/concord.ts';
 
 const MACHINE = { client_id: 'machine', client_secret: 'machine-secret-0123456789', grant_types: ['client_credentials'] };

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
-import { createVerifier } from '../../src/verify/index.ts';
+import { createVerifier } from '../../packages/verify/src/index.ts';
 import { Browser } from '../support/http-client.ts';
 import { authorizationRequest, brokeredLogin, exchange, RP, signedIn, startFederation, type Federation } from '../support/federation.ts';
 

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import * as oidc from 'openid-client';
 import { DEMO_PASSWORD, type PartnerIdp } from '../../demo/partner-idp.ts';
-import { createVerifier } from '../../src/verify/index.ts';
+import { createVerifier } from '../../packages/verify/src/index.ts';
 import { authorizationRequest, exchange, RP, startParticipantIdp, upstreamSecret } from '../support/federation.ts';
 import { Browser, parseForm } from '../support/http-client.ts';
 import { startRedis, type RedisServer } from '../support/redis-server.ts';

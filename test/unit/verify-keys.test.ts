@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createVerifier, VerifyError, type FetchLike, type VerifierOptions, type VerifyErrorCode } from '../../src/verify/index.ts';
+import { createVerifier, VerifyError, type FetchLike, type VerifierOptions, type VerifyErrorCode } from '../../packages/verify/src/index.ts';
 import { startJwksServer, type JwksServer, type TestSigningAlg } from '../support/jwks-server.ts';
 
 async function refusal(promise: Promise<unknown>, code: VerifyErrorCode): Promise<VerifyError> {

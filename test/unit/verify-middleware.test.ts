@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import express from 'express';
 import Koa from 'koa';
-import { concordExpress, concordKoa, createVerifier, type ConcordState, type Verifier } from '../../src/verify/index.ts';
+import { concordExpress, concordKoa, createVerifier, type ConcordState, type Verifier } from '../../packages/verify/src/index.ts';
 import { startJwksServer, type JwksServer } from '../support/jwks-server.ts';
 
 const now = () => Math.floor(Date.now() / 1000);

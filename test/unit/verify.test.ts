@@ -10,7 +10,7 @@ import {
   type ConcordAccessTokenClaims,
   type Verifier,
   type VerifyErrorCode,
-} from '../../src/verify/index.ts';
+} from '../../packages/verify/src/index.ts';
 import { startJwksServer, type JwksServer } from '../support/jwks-server.ts';
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');

@@ -49,7 +49,7 @@ export interface VerifyErrorOptions {
 }
 
 /**
- * The one error class of `concord/verify`. `message` is the fixed description of the code, safe to
+ * The one error class of `concord-verify`. `message` is the fixed description of the code, safe to
  * show; the underlying detail (a jose error, a network error) is in `cause`, for logs only.
  */
 export class VerifyError extends Error {

@@ -1,5 +1,5 @@
 /**
- * concord/verify: verify Concord access tokens (RFC 9068 JWTs) offline against Concord's JWKS.
+ * concord-verify: verify Concord access tokens (RFC 9068 JWTs) offline against Concord's JWKS.
  * Depends on jose and node built-ins only; the Koa and Express middleware need neither installed.
  */
 export { createVerifier, DEFAULT_ALGORITHMS } from './verifier.ts';
