@@ -19,7 +19,7 @@ import { loadPages } from './pages/index.ts';
 import { BrokerClientKeys, CLIENT_KEY_COLLECTION, KeyManager, SAML_KEY_COLLECTION, SamlSpKeys } from './keys/index.ts';
 import { clientLabel, createLogger, createMetrics, loginMetrics, observeKeyAges, participantLabel, providerMetrics, requestLogging, startTracing, timedStore, type Logger, type Metrics } from './observability/index.ts';
 import { ConnectorPool, Registry, UpstreamWatch } from './participants/index.ts';
-import { AccountStore, createProvider, jwtUserinfo, openResourceServers, pairwiseKey, sendLogoutToken, tokenIdKey, trackSessions } from './provider/index.ts';
+import { AccountStore, createProvider, dpopNonceSecret, jwtUserinfo, openResourceServers, pairwiseKey, sendLogoutToken, tokenIdKey, trackSessions, userinfoDPoP } from './provider/index.ts';
 import { LogoutDelivery, Sessions } from './sessions/index.ts';
 import { createSecretBox, type SecretBox } from './secrets/index.ts';
 import { createStore, StoreFullError, StoreUnavailableError, withRequestReads, type Store } from './store/index.ts';
@@ -220,6 +220,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   heartbeat.start();
 
   const tokenIds = tokenIdKey(settings.secretsKey, keys.pairwiseSalt());
+  const dpopNonces = dpopNonceSecret(settings.secretsKey, keys.pairwiseSalt());
   // The provider is rebuilt when the key set changes (a key activates, is added or leaves).
   // Requests already inside the old one finish there.
   let providerState: { provider: Provider; fingerprint: string; middleware: Koa.Middleware };
@@ -235,6 +236,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
       cookieKeys: keys.cookieKeys(),
       pairwiseSalt: keys.pairwiseSalt(),
       tokenIdKey: tokenIds,
+      dpopNonceSecret: dpopNonces,
       sessions,
       notify: (notices) => logoutDelivery.enqueue(notices),
       log,
@@ -346,7 +348,15 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   publicApp.use(forPaths(['/healthz', '/readyz', '/broker/jwks'], base.routes() as Koa.Middleware));
   publicApp.use(forPaths(['/interaction/', '/broker/', '/saml/', '/session/end/confirm'], interactions.routes() as Koa.Middleware));
   publicApp.use(
-    jwtUserinfo({ settings, keys, accounts, sessions, registry, pairwiseAccount: (clientId, sub) => store.getTemp<string>(pairwiseKey(clientId, sub)) }),
+    jwtUserinfo({
+      settings,
+      keys,
+      accounts,
+      sessions,
+      registry,
+      pairwiseAccount: (clientId, sub) => store.getTemp<string>(pairwiseKey(clientId, sub)),
+      dpop: userinfoDPoP({ issuer: settings.issuer, store, nonceSecret: dpopNonces, requireNonce: settings.tokens.dpop.requireNonce }),
+    }),
   );
   // The login an authorization finished goes to its session; each service's part in a session is recorded.
   const sessionTracking = trackSessions(sessions);

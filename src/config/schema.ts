@@ -230,6 +230,15 @@ export const ConcordSettingsSchema = z
         sessionTtl: Duration.default(8 * 3600).describe('Lifetime of the browser session at Concord (seconds, or 90s, 5m, 8h, 30d).'),
         interactionTtl: Duration.default(600).describe('Time a user has to finish a sign-in (login page, upstream IdP) (seconds, or 90s, 5m, 8h, 30d).'),
         grantTtl: Duration.default(14 * 86400).describe('Lifetime of a grant (the consent behind refresh tokens) (seconds, or 90s, 5m, 8h, 30d).'),
+        dpop: z
+          .object({
+            requireNonce: z.boolean().default(false).describe(
+              'Every DPoP proof at /token and /me must carry a Concord nonce (RFC 9449 §8); a proof without one is answered use_dpop_nonce with a DPoP-Nonce to retry with. Off: nonces are offered, not required.',
+            ),
+          })
+          .strict()
+          .prefault({})
+          .describe('DPoP (RFC 9449): nonces are derived from CONCORD_SECRETS_KEY, so every instance issues and accepts the same ones.'),
       })
       .strict()
       .prefault({})
@@ -536,6 +545,9 @@ export const ClientSchema = z
     jwks_uri: z.url().optional().describe('The client\'s public keys, for private_key_jwt.'),
     require_pushed_authorization_requests: z.boolean().default(false).describe(
       'RFC 9126: this client must push its authorization requests to /request first; /auth without a request_uri is refused.',
+    ),
+    dpop_bound_access_tokens: z.boolean().optional().describe(
+      'RFC 9449 §5.2: every token request of this client must carry a DPoP proof (else invalid_dpop_proof); its access tokens are all DPoP-bound.',
     ),
     skip_consent: z.boolean().default(false).describe('Skip the consent page: for first-party services.'),
     participants: z.array(ParticipantIdSchema).optional().describe('Participants whose users may sign in to this client; all when absent.'),

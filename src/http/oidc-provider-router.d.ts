@@ -14,3 +14,15 @@ declare module 'oidc-provider/lib/helpers/router.js' {
     match(method: string, path: string): { route: { name: string; path: string }; params: Record<string, string> } | undefined;
   }
 }
+
+/**
+ * oidc-provider 9's server challenges (lib/helpers/challenge.js): the DPoP nonces its /token issues
+ * (`new ServerChallenge(nonceSecret, 'DPoP')`). Concord's /me accepts the same nonces through it.
+ */
+declare module 'oidc-provider/lib/helpers/challenge.js' {
+  export default class ServerChallenge {
+    constructor(secret: Buffer, info: string);
+    nextChallenge(): string;
+    checkChallenge(challenge: string): boolean;
+  }
+}

@@ -14,6 +14,7 @@ import { clientAdapter, EXTRA_CLIENT_METADATA } from './clients.ts';
 import { allScopes, resourceIndicators } from './resources.ts';
 export { openResourceServers } from './resources.ts';
 import { hashedIdAdapter } from './hashed-ids.ts';
+import { DPOP_ALGORITHMS } from './dpop.ts';
 
 export { AccountStore, accountIdOf, type BrokeredAccount } from './accounts.ts';
 export { SCOPE_CLAIMS, OIDC_SCOPES, claimsForScopes } from './claims.ts';
@@ -21,6 +22,7 @@ export { toClientMetadata } from './clients.ts';
 export { jwtUserinfo } from './userinfo.ts';
 export { sendLogoutToken, LogoutDeliveryError, BACKCHANNEL_LOGOUT_EVENT } from './logout-tokens.ts';
 export { trackSessions } from './session-tracking.ts';
+export { dpopNonceSecret, userinfoDPoP } from './dpop.ts';
 
 export interface ProviderDeps {
   settings: ConcordSettings;
@@ -33,6 +35,8 @@ export interface ProviderDeps {
   pairwiseSalt: string;
   /** HMAC key of the store keys of bearer values (codes, refresh tokens): tokenIdKey() of the same module. */
   tokenIdKey: Buffer;
+  /** The 32-byte secret of DPoP nonces (dpop.ts dpopNonceSecret). */
+  dpopNonceSecret: Buffer;
   /** Concord sessions: each login's claims and upstream state, their refresh-time checks. */
   sessions: Sessions;
   /** Queues logout tokens (sessions' LogoutDelivery): oidc-provider's own end_session sends through it too. */
@@ -81,7 +85,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       token_endpoint_auth_method: 'client_secret_basic',
       id_token_signed_response_alg: signingAlg(),
     },
-    enabledJWA: { idTokenSigningAlgValues: [signingAlg()] },
+    enabledJWA: { idTokenSigningAlgValues: [signingAlg()], dPoPSigningAlgValues: [...DPOP_ALGORITHMS] },
     extraClientMetadata: {
       properties: [...EXTRA_CLIENT_METADATA],
       validator(_ctx, key, value) {
@@ -97,6 +101,9 @@ export function createProvider(deps: ProviderDeps): Provider {
       introspection: { enabled: true },
       revocation: { enabled: true },
       userinfo: { enabled: true },
+      // RFC 9449, on purpose (src/provider/dpop.ts): bound tokens for clients that send proofs, required
+      // for `dpop_bound_access_tokens` clients; nonces offered always, required with tokens.dpop.requireNonce.
+      dPoP: { enabled: true, nonceSecret: deps.dpopNonceSecret, requireNonce: () => t.dpop.requireNonce, allowReplay: false },
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: async (ctx, form) => {

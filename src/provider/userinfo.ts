@@ -6,6 +6,7 @@ import type { Registry } from '../participants/index.ts';
 import type { Sessions } from '../sessions/index.ts';
 import type { AccountStore } from './accounts.ts';
 import { claimsForScopes } from './claims.ts';
+import type { userinfoDPoP } from './dpop.ts';
 
 const PUBLIC_MEMBERS = ['kty', 'crv', 'x', 'y', 'n', 'e', 'kid', 'alg', 'use'] as const;
 
@@ -23,6 +24,8 @@ export function jwtUserinfo(deps: {
   sessions: Sessions;
   registry: Registry;
   pairwiseAccount: (clientId: string, sub: string) => Promise<string | undefined>;
+  /** RFC 9449 at /me: DPoP-bound tokens only with their proof (dpop.ts). */
+  dpop: ReturnType<typeof userinfoDPoP>;
 }) {
   const { settings, keys, accounts, sessions, registry } = deps;
   let cached: { fingerprint: string; jwks: ReturnType<typeof createLocalJWKSet> } | undefined;
@@ -45,7 +48,8 @@ export function jwtUserinfo(deps: {
   return async function userinfo(ctx: Context, next: Next) {
     if ((ctx.state.route as { name?: string } | undefined)?.name !== 'userinfo' || (ctx.method !== 'GET' && ctx.method !== 'POST')) return next();
     const header = ctx.get('authorization');
-    const token = /^Bearer /i.test(header) ? header.slice(7).trim() : '';
+    const scheme = /^DPoP /i.test(header) ? 'DPoP' : 'Bearer';
+    const token = /^(Bearer|DPoP) /i.test(header) ? header.slice(scheme.length + 1).trim() : '';
     if (!token) return refuse(ctx, 401, 'invalid_token', 'no access token provided');
     let payload;
     try {
@@ -59,6 +63,8 @@ export function jwtUserinfo(deps: {
     } catch {
       return refuse(ctx, 401, 'invalid_token', 'invalid access token');
     }
+    const unbound = await deps.dpop.check(ctx, scheme, token, payload.cnf);
+    if (unbound) return deps.dpop.refuse(ctx, unbound);
     const scopes = new Set(String(payload.scope ?? '').split(' '));
     if (!scopes.has('openid')) return refuse(ctx, 403, 'insufficient_scope', 'access token missing openid scope');
     const sub = String(payload.sub);

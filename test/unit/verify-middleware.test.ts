@@ -34,6 +34,8 @@ async function call(url: string, authorization?: string): Promise<Answer> {
 }
 
 const REALM = 'Bearer realm="orders"';
+/** No credentials: both schemes the middleware accepts (RFC 6750 §3.1, RFC 9449 §7.1). */
+const BARE = `${REALM}, DPoP realm="orders", algs="ES256 EdDSA Ed25519 PS256 RS256"`;
 
 type Framework = 'koa' | 'express';
 
@@ -83,16 +85,16 @@ for (const framework of ['koa', 'express'] as const) {
       await concord.close();
     });
 
-    it('no token: 401 with a bare Bearer challenge, no error (RFC 6750 §3.1)', async () => {
+    it('no token: 401 with bare Bearer and DPoP challenges, no error (RFC 6750 §3.1, RFC 9449 §7.1)', async () => {
       const answer = await call(`${service.url}/orders`);
       assert.equal(answer.status, 401);
-      assert.equal(answer.challenge, REALM);
+      assert.equal(answer.challenge, BARE);
     });
 
-    it('another scheme (Basic): 401 with a bare Bearer challenge', async () => {
+    it('another scheme (Basic): 401 with the bare challenges', async () => {
       const answer = await call(`${service.url}/orders`, 'Basic dXNlcjpwYXNz');
       assert.equal(answer.status, 401);
-      assert.equal(answer.challenge, REALM);
+      assert.equal(answer.challenge, BARE);
     });
 
     it('valid token: passes, the claims on ctx.state.concord / req.concord', async () => {

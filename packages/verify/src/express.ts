@@ -17,7 +17,13 @@ declare global {
  * express so services not using Express need no Express types; Express's (and node:http's) fit.
  */
 export interface ExpressRequestLike {
-  headers: { authorization?: string | undefined };
+  headers: { authorization?: string | undefined; dpop?: string | string[] | undefined; host?: string | undefined };
+  method?: string | undefined;
+  /** Express's (follows `trust proxy`); absent (node:http), "http". */
+  protocol?: string | undefined;
+  /** Express's path and query before any mount point was stripped; absent, `url`. */
+  originalUrl?: string | undefined;
+  url?: string | undefined;
   concord?: ConcordAccessTokenClaims;
 }
 
@@ -34,16 +40,25 @@ export type ConcordExpressMiddleware = (
 ) => Promise<void>;
 
 /**
- * Express (or connect / node:http) middleware: verifies the bearer token, puts its claims on
+ * Express (or connect / node:http) middleware: verifies the access token (`Bearer`, or `DPoP` with
+ * its proof: RFC 9449 §7), puts its claims on
  * `req.concord` and calls `next()`; otherwise answers 401 / 403 / 503 with a WWW-Authenticate
- * challenge (RFC 6750). An unexpected error goes to `next(err)`.
+ * challenge (RFC 6750, RFC 9449 §7.1). Behind a proxy, set Express's `trust proxy` or the
+ * `origin` option, so the URL DPoP proofs are checked against is the one clients use. An unexpected error goes to `next(err)`.
  */
 export function concordExpress(verifier: Verifier | VerifierOptions, options?: BearerMiddlewareOptions): ConcordExpressMiddleware {
   const { authenticate } = createBearerAuthenticator(verifier, options);
   return async function concordBearer(req, res, next) {
     let result;
     try {
-      result = await authenticate(req.headers.authorization);
+      const { dpop, host } = req.headers;
+      result = await authenticate({
+        authorization: req.headers.authorization,
+        dpop: Array.isArray(dpop) ? dpop.join(', ') : dpop,
+        method: req.method ?? 'GET',
+        origin: `${req.protocol ?? 'http'}://${host ?? 'localhost'}`,
+        path: req.originalUrl ?? req.url ?? '/',
+      });
     } catch (err) {
       next(err);
       return;
@@ -51,6 +66,7 @@ export function concordExpress(verifier: Verifier | VerifierOptions, options?: B
     if (isRefusal(result)) {
       res.statusCode = result.status;
       if (result.challenge !== undefined) res.setHeader('WWW-Authenticate', result.challenge);
+      if (result.dpopNonce !== undefined) res.setHeader('DPoP-Nonce', result.dpopNonce);
       if (result.body === undefined) {
         res.end();
       } else {

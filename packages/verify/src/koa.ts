@@ -7,6 +7,11 @@ import type { ConcordAccessTokenClaims, Verifier, VerifierOptions } from './type
  */
 export interface KoaContextLike {
   get(field: string): string;
+  method: string;
+  /** Scheme and host the request reached (follows `app.proxy`): DPoP's `htu`. */
+  origin: string;
+  /** Path and query as requested, before any router mount stripped a prefix. */
+  originalUrl: string;
   set(field: string, value: string): void;
   status: number;
   body: unknown;
@@ -22,17 +27,26 @@ export interface ConcordState {
 export type ConcordKoaMiddleware = (ctx: KoaContextLike, next: () => Promise<unknown>) => Promise<void>;
 
 /**
- * Koa middleware: verifies the bearer token, puts its claims on `ctx.state.concord` and calls the
- * next middleware; otherwise answers 401 / 403 / 503 with a WWW-Authenticate challenge (RFC 6750).
+ * Koa middleware: verifies the access token (`Bearer`, or `DPoP` with its proof: RFC 9449 §7), puts its claims on `ctx.state.concord` and calls the
+ * next middleware; otherwise answers 401 / 403 / 503 with a WWW-Authenticate challenge (RFC 6750,
+ * RFC 9449 §7.1: `DPoP error="invalid_dpop_proof"|"use_dpop_nonce"|"invalid_token", algs="..."`).
  */
 export function concordKoa(verifier: Verifier | VerifierOptions, options?: BearerMiddlewareOptions): ConcordKoaMiddleware {
   const { authenticate } = createBearerAuthenticator(verifier, options);
   return async function concordBearer(ctx, next) {
     const header = ctx.get('authorization');
-    const result = await authenticate(header === '' ? undefined : header);
+    const dpop = ctx.get('dpop');
+    const result = await authenticate({
+      authorization: header === '' ? undefined : header,
+      dpop: dpop === '' ? undefined : dpop,
+      method: ctx.method,
+      origin: ctx.origin,
+      path: ctx.originalUrl,
+    });
     if (isRefusal(result)) {
       ctx.status = result.status;
       if (result.challenge !== undefined) ctx.set('WWW-Authenticate', result.challenge);
+      if (result.dpopNonce !== undefined) ctx.set('DPoP-Nonce', result.dpopNonce);
       if (result.body !== undefined) {
         ctx.type = 'application/json';
         ctx.body = result.body;

@@ -1,3 +1,5 @@
+import type { DPoPOptions, DPoPRequest, ResolvedDPoPOptions } from './dpop.ts';
+
 /**
  * The claims of a Concord access token (RFC 9068) once verified. `iss`, `aud`, `exp` and the
  * header `typ` have been checked; `sub`, `client_id`, `jti` are known to be strings.
@@ -23,6 +25,8 @@ export interface ConcordAccessTokenClaims {
   readonly auth_time?: number;
   readonly acr?: string;
   readonly amr?: readonly string[];
+  /** RFC 9449 §6.1: a DPoP-bound token's key thumbprint, `jkt`; checked against the proof. */
+  readonly cnf?: { readonly jkt?: string; readonly [member: string]: unknown };
   /** Any other claim, unchecked. */
   readonly [claim: string]: unknown;
 }
@@ -83,12 +87,23 @@ export interface VerifierOptions {
   retryDelay?: number;
   /** Fetch implementation (for proxies, custom agents, tests). Default the global `fetch`. */
   fetch?: FetchLike;
+  /**
+   * DPoP (RFC 9449): how proofs for DPoP-bound tokens (`cnf.jkt`) are checked. A bound token is
+   * always refused without a valid proof; these settings only tune the check.
+   */
+  dpop?: DPoPOptions;
 }
 
 /** Per-call options of a verifier. Create the object once, not per request. */
 export interface VerifyCallOptions {
   /** Scopes this call requires, in addition to the verifier's `requiredScopes`. */
   requiredScopes?: readonly string[];
+  /**
+   * The request's DPoP proof, method and URL, when the token was presented with the `DPoP` scheme
+   * (RFC 9449 §7.1). Absent (a Bearer presentation), a DPoP-bound token is refused (`dpop_bound`);
+   * present, the token must be bound (`dpop_unbound`) and the proof valid for it.
+   */
+  dpop?: DPoPRequest;
 }
 
 export interface Verifier {
@@ -114,4 +129,5 @@ export interface ResolvedVerifierOptions {
   cooldownDuration: number;
   cacheMaxAge: number;
   retryDelay: number;
+  dpop: Readonly<ResolvedDPoPOptions>;
 }

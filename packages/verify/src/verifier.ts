@@ -1,4 +1,5 @@
 import { jwtVerify, type JWTVerifyOptions } from 'jose';
+import { resolveDPoPOptions, verifyDPoPProof } from './dpop.ts';
 import { toVerifyError, VerifyError } from './errors.ts';
 import { createKeySource } from './keys.ts';
 import { hasScopes, scopeList } from './scopes.ts';
@@ -50,6 +51,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     if (typeof payload.sub !== 'string') throw new VerifyError('malformed', { claim: 'sub' });
     if (typeof payload.client_id !== 'string') throw new VerifyError('malformed', { claim: 'client_id' });
     if (typeof payload.jti !== 'string') throw new VerifyError('malformed', { claim: 'jti' });
+    await checkBinding(token, payload.cnf, call?.dpop);
     const scope = payload.scope;
     if (scope !== undefined && typeof scope !== 'string') throw new VerifyError('malformed', { claim: 'scope' });
     if (!hasScopes(scope, requiredScopes)) {
@@ -60,6 +62,23 @@ export function createVerifier(options: VerifierOptions): Verifier {
       throw new VerifyError('insufficient_scope', { claim: 'scope', requiredScopes: union(requiredScopes, extra) });
     }
     return payload as ConcordAccessTokenClaims;
+  }
+
+  /** RFC 9449 §7.1: a bound token only with a valid proof for it; an unbound one only as Bearer. */
+  async function checkBinding(token: string, cnf: unknown, dpop: VerifyCallOptions['dpop']): Promise<void> {
+    let jkt: string | undefined;
+    if (cnf !== undefined) {
+      if (typeof cnf !== 'object' || cnf === null) throw new VerifyError('malformed', { claim: 'cnf' });
+      const value = (cnf as { jkt?: unknown }).jkt;
+      if (value !== undefined && (typeof value !== 'string' || value === '')) throw new VerifyError('malformed', { claim: 'cnf' });
+      jkt = value as string | undefined;
+    }
+    if (jkt === undefined) {
+      if (dpop !== undefined || resolved.dpop.required) throw new VerifyError('dpop_unbound', { claim: 'cnf' });
+      return;
+    }
+    if (dpop === undefined) throw new VerifyError('dpop_bound', { claim: 'cnf' });
+    await verifyDPoPProof(dpop, resolved.dpop, { accessToken: token, jkt });
   }
 
   return Object.defineProperties(verify as Verifier, {
@@ -112,5 +131,6 @@ function resolveOptions(options: VerifierOptions): Readonly<ResolvedVerifierOpti
     cooldownDuration: nonNegative(options.cooldownDuration, 30_000, 'cooldownDuration'),
     cacheMaxAge: nonNegative(options.cacheMaxAge, 600_000, 'cacheMaxAge'),
     retryDelay: nonNegative(options.retryDelay, 1000, 'retryDelay'),
+    dpop: resolveDPoPOptions(options.dpop, ACCEPTABLE_ALGORITHMS),
   });
 }

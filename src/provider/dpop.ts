@@ -1,0 +1,85 @@
+import { createHmac } from 'node:crypto';
+import type { Context } from 'koa';
+import ServerChallenge from 'oidc-provider/lib/helpers/challenge.js';
+import {
+  DEFAULT_DPOP_ALGORITHMS,
+  resolveDPoPOptions,
+  verifyDPoPProof,
+  VerifyError,
+  type DPoPNonceSource,
+  type DPoPReplayCache,
+  type ResolvedDPoPOptions,
+} from '#concord-verify';
+import type { Store } from '../store/index.ts';
+
+/**
+ * DPoP (RFC 9449) at Concord, decided:
+ * - on, as oidc-provider has it: a client that sends a proof to /token gets access tokens bound to
+ *   its key (`cnf.jkt`); refresh tokens of public clients are bound too (oidc-provider binds them
+ *   for `token_endpoint_auth_method: none`; a refresh with another key is `invalid_grant`);
+ * - a client registered with `dpop_bound_access_tokens: true` must send one (RFC 9449 §5.2);
+ * - nonces (§8) are offered on every DPoP response (`DPoP-Nonce`), from a secret derived from
+ *   CONCORD_SECRETS_KEY, so every instance issues and accepts the same ones; they are required
+ *   only with `tokens.dpop.requireNonce` (default false: the proof's `iat` window and its `jti`,
+ *   remembered in the store, keep a proof from being used twice);
+ * - Concord's own /me checks proofs with concord-verify, as services do.
+ */
+export const DPOP_ALGORITHMS = DEFAULT_DPOP_ALGORITHMS;
+
+/**
+ * The 32-byte secret of DPoP nonces (oidc-provider's `features.dPoP.nonceSecret`): from
+ * CONCORD_SECRETS_KEY when set (the same on every instance), else from the embedded store's secret.
+ */
+export function dpopNonceSecret(secretsKey: string | undefined, fallbackSecret: string): Buffer {
+  const base = secretsKey ? Buffer.from(secretsKey, 'base64') : Buffer.from(fallbackSecret, 'utf8');
+  return createHmac('sha256', base).update('concord:dpop-nonce:v1').digest();
+}
+
+/** The nonces /token hands out (oidc-provider's own ServerChallenge, same secret and info): /me accepts them too. */
+export function dpopNonces(secret: Buffer): DPoPNonceSource {
+  const challenge = new ServerChallenge(secret, 'DPoP');
+  return { next: () => challenge.nextChallenge(), check: (nonce) => challenge.checkChallenge(nonce) };
+}
+
+/** Proofs' `jti` in the store (SET NX): a proof used at one instance is refused at every other. */
+export function storeReplayCache(store: Store): DPoPReplayCache {
+  return { claim: (key, ttlSeconds) => store.claimTemp(`dpop:jti:${key}`, 1, ttlSeconds) };
+}
+
+/**
+ * The DPoP check of /me (RFC 9449 §7.1): a token presented with the DPoP scheme must be bound and
+ * come with a valid proof for it, a bound token presented as Bearer is refused. Resolves to
+ * undefined when the presentation is acceptable, else to the VerifyError to answer with.
+ */
+export function userinfoDPoP(deps: { issuer: string; store: Store; nonceSecret: Buffer; requireNonce: boolean }) {
+  const options: Readonly<ResolvedDPoPOptions> = resolveDPoPOptions(
+    { algorithms: DPOP_ALGORITHMS, replayCache: storeReplayCache(deps.store), ...(deps.requireNonce ? { nonce: dpopNonces(deps.nonceSecret) } : {}) },
+    new Set(DPOP_ALGORITHMS),
+  );
+  const algs = DPOP_ALGORITHMS.join(' ');
+  // Concord serves its routes at the issuer's origin (a path-prefixed issuer keeps its path in ctx.path).
+  const origin = new URL(deps.issuer).origin;
+  return {
+    async check(ctx: Context, scheme: 'Bearer' | 'DPoP', token: string, cnf: unknown): Promise<VerifyError | undefined> {
+      const jkt = typeof cnf === 'object' && cnf !== null ? (cnf as { jkt?: unknown }).jkt : undefined;
+      if (scheme === 'Bearer') return jkt === undefined ? undefined : new VerifyError('dpop_bound', { claim: 'cnf' });
+      if (typeof jkt !== 'string') return new VerifyError('dpop_unbound', { claim: 'cnf' });
+      try {
+        await verifyDPoPProof({ proof: ctx.get('dpop') || undefined, method: ctx.method, url: `${origin}${ctx.path}` }, options, { accessToken: token, jkt });
+        return undefined;
+      } catch (err) {
+        if (err instanceof VerifyError) return err;
+        throw err;
+      }
+    },
+    /** RFC 9449 §7.1's challenge, with the DPoP-Nonce header for use_dpop_nonce. */
+    refuse(ctx: Context, err: VerifyError): void {
+      const scheme = err.code === 'dpop_unbound' ? 'Bearer' : 'DPoP';
+      ctx.status = 401;
+      ctx.set('WWW-Authenticate', `${scheme} realm="${deps.issuer}", error="${err.error}", error_description="${err.message}"${scheme === 'DPoP' ? `, algs="${algs}"` : ''}`);
+      if (err.dpopNonce !== undefined) ctx.set('DPoP-Nonce', err.dpopNonce);
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = { error: err.error, error_description: err.message };
+    },
+  };
+}
