@@ -8,8 +8,9 @@ import type { ConcordAccessTokenClaims, Verifier, VerifierOptions } from './type
 export interface KoaContextLike {
   get(field: string): string;
   method: string;
-  /** Scheme and host the request reached (follows `app.proxy`): DPoP's `htu`. */
-  origin: string;
+  /** Scheme and Host the request reached (both follow `app.proxy`): DPoP's `htu` starts with them. */
+  protocol: string;
+  host: string;
   /** Path and query as requested, before any router mount stripped a prefix. */
   originalUrl: string;
   set(field: string, value: string): void;
@@ -40,7 +41,7 @@ export function concordKoa(verifier: Verifier | VerifierOptions, options?: Beare
       authorization: header === '' ? undefined : header,
       dpop: dpop === '' ? undefined : dpop,
       method: ctx.method,
-      origin: ctx.origin,
+      origin: `${ctx.protocol}://${ctx.host}`,
       path: ctx.originalUrl,
     });
     if (isRefusal(result)) {
