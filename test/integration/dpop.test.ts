@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
-import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import express from 'express';
-import { calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import { calculateJwkThumbprint, decodeJwt, exportJWK } from 'jose';
 import Koa from 'koa';
 import * as oidc from 'openid-client';
 import { concordExpress, concordKoa, createVerifier, type ConcordState } from '../../packages/verify/src/index.ts';
+import { dpopKeys as newKeyPair, dpopProof as proof, type DPoPKeys as KeyPair } from '../support/dpop-proof.ts';
 import { Browser } from '../support/http-client.ts';
 import { authorizationRequest, brokeredLogin, RP, startFederation, type Federation } from '../support/federation.ts';
 
@@ -19,24 +19,6 @@ import { authorizationRequest, brokeredLogin, RP, startFederation, type Federati
 
 const PUBLIC = { client_id: 'public-rp', token_endpoint_auth_method: 'none', redirect_uris: RP.redirect_uris, grant_types: ['authorization_code', 'refresh_token'], skip_consent: true };
 const BOUND = { ...RP, client_id: 'bound-rp', client_secret: 'bound-rp-secret-0123456789', dpop_bound_access_tokens: true };
-
-interface KeyPair {
-  privateKey: CryptoKey;
-  publicKey: CryptoKey;
-}
-
-const newKeyPair = () => generateKeyPair('ES256', { extractable: true }) as Promise<KeyPair>;
-
-/** A DPoP proof as RFC 9449 §4.2 has it; `claims` overrides or removes (undefined) any claim. */
-async function proof(keys: KeyPair, htm: string, htu: string, accessToken: string | undefined, claims: Record<string, unknown> = {}, signWith?: KeyPair) {
-  const payload: Record<string, unknown> = { jti: randomUUID(), htm, htu, iat: Math.floor(Date.now() / 1000) };
-  if (accessToken !== undefined) payload.ath = createHash('sha256').update(accessToken).digest('base64url');
-  for (const [name, value] of Object.entries(claims)) {
-    if (value === undefined) delete payload[name];
-    else payload[name] = value;
-  }
-  return new SignJWT(payload).setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(keys.publicKey) }).sign((signWith ?? keys).privateKey);
-}
 
 async function listen(handler: http.RequestListener): Promise<{ url: string; close(): Promise<void> }> {
   const server = http.createServer(handler);
@@ -172,9 +154,9 @@ describe('DPoP (RFC 9449): bound tokens stay bound', () => {
         ['another URL', await proof(keys, 'GET', `${services[framework].url}/invoices`, at), /not for this request/],
         ['another method', await proof(keys, 'DELETE', url, at), /not for this request/],
         ['another key (its own jwk)', await proof(other, 'GET', url, at), /not for this request/],
-        ['signed by another key than its jwk', await proof(keys, 'GET', url, at, {}, other), /not signed by its own public key/],
-        ['a stale iat', await proof(keys, 'GET', url, at, { iat: Math.floor(Date.now() / 1000) - 3600 }), /not issued recently enough/],
-        ['an iat in the future', await proof(keys, 'GET', url, at, { iat: Math.floor(Date.now() / 1000) + 3600 }), /not issued recently enough/],
+        ['signed by another key than its jwk', await proof(keys, 'GET', url, at, { signWith: other }), /not signed by its own public key/],
+        ['a stale iat', await proof(keys, 'GET', url, at, { claims: { iat: Math.floor(Date.now() / 1000) - 3600 } }), /not issued recently enough/],
+        ['an iat in the future', await proof(keys, 'GET', url, at, { claims: { iat: Math.floor(Date.now() / 1000) + 3600 } }), /not issued recently enough/],
         ['a wrong ath', await proof(keys, 'GET', url, `${at}x`), /not for this request/],
         ['no ath', await proof(keys, 'GET', url, undefined), /not for this request/],
       ];
@@ -225,5 +207,35 @@ describe('DPoP (RFC 9449): bound tokens stay bound', () => {
       (decodeJwt(refreshed.access_token) as { cnf: { jkt: string } }).cnf.jkt,
       (decodeJwt(tokens.access_token) as { cnf: { jkt: string } }).cnf.jkt,
     );
+  });
+});
+
+describe('DPoP nonces required (tokens.dpop.requireNonce)', () => {
+  let fed: Federation;
+
+  before(async () => {
+    fed = await startFederation({ settings: { tokens: { dpop: { requireNonce: true } } } });
+  });
+  after(() => fed?.close());
+
+  it("/token and /me ask for Concord's nonce (use_dpop_nonce), and openid-client's retry with it passes", async () => {
+    const keys = await newKeyPair();
+    // openid-client retries a use_dpop_nonce answer once with the DPoP-Nonce it got (RFC 9449 §8).
+    const { tokens, DPoP, sub } = await signedInWithDPoP(fed, fed.rp, keys);
+    assert.ok((decodeJwt(tokens.access_token) as { cnf?: { jkt?: string } }).cnf?.jkt);
+    assert.equal((await oidc.fetchUserInfo(fed.rp, tokens.access_token, sub, { DPoP })).sub, sub);
+
+    const me = `${fed.concord.issuer}/me`;
+    const authorization = `DPoP ${tokens.access_token}`;
+    const first = await fetch(me, { headers: { authorization, dpop: await proof(keys, 'GET', me, tokens.access_token) } });
+    assert.equal(first.status, 401);
+    assert.match(first.headers.get('www-authenticate') ?? '', /^DPoP realm="[^"]+", error="use_dpop_nonce", error_description="[^"]+", algs="/);
+    const nonce = first.headers.get('dpop-nonce');
+    assert.ok(nonce, 'a DPoP-Nonce to retry with');
+    const second = await fetch(me, { headers: { authorization, dpop: await proof(keys, 'GET', me, tokens.access_token, { claims: { nonce } }) } });
+    assert.equal(second.status, 200, await second.clone().text());
+    const forged = await fetch(me, { headers: { authorization, dpop: await proof(keys, 'GET', me, tokens.access_token, { claims: { nonce: `${nonce}x` } }) } });
+    assert.equal(forged.status, 401);
+    assert.match(forged.headers.get('www-authenticate') ?? '', /error="use_dpop_nonce"/);
   });
 });

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { calculateJwkThumbprint, exportJWK } from 'jose';
+import { dpopKeys, dpopProof } from '../support/dpop-proof.ts';
 import { startJwksServer, type JwksServer } from '../support/jwks-server.ts';
 
 /*
@@ -83,13 +83,11 @@ describe('concord-verify, packed and installed on its own', () => {
 
     // A Bearer token, and a DPoP-bound one with a proof by the key it is bound to.
     const token = await jwks.sign();
-    const client = await generateKeyPair('ES256');
+    const client = await dpopKeys();
     const jwk = await exportJWK(client.publicKey);
     const boundToken = await jwks.sign({ cnf: { jkt: await calculateJwkThumbprint(jwk) } });
     const htu = 'https://orders.example.test/orders';
-    const proof = await new SignJWT({ jti: randomUUID(), htm: 'GET', htu, iat: Math.floor(Date.now() / 1000), ath: createHash('sha256').update(boundToken).digest('base64url') })
-      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk })
-      .sign(client.privateKey);
+    const proof = await dpopProof(client, 'GET', htu, boundToken);
 
     await writeFile(path.join(project, 'check.mjs'), CONSUMER_SCRIPT);
     const env = { PATH: process.env.PATH, HOME: process.env.HOME, ISSUER: jwks.issuer, AUDIENCE: jwks.audience, TOKEN: token, BOUND_TOKEN: boundToken, PROOF: proof, HTU: htu };

@@ -88,14 +88,14 @@ export function createMemoryReplayCache(options: { maxEntries?: number; now?: ()
   return {
     claim(key, ttlSeconds) {
       const at = now();
-      for (const [first, expiry] of expiries) {
-        if (expiry > at && expiries.size < maxEntries) break;
-        expiries.delete(first);
-      }
       const known = expiries.get(key);
       if (known !== undefined && known > at) return false;
       // Deleted first so that the entry moves to the end: insertion order stays expiry order.
       expiries.delete(key);
+      for (const [first, expiry] of expiries) {
+        if (expiry > at && expiries.size < maxEntries) break;
+        expiries.delete(first);
+      }
       expiries.set(key, at + ttlSeconds * 1000);
       return true;
     },
