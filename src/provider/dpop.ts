@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto';
 import type { Context } from 'koa';
 import ServerChallenge from 'oidc-provider/lib/helpers/challenge.js';
 import {
@@ -11,6 +10,7 @@ import {
   type ResolvedDPoPOptions,
 } from '#concord-verify';
 import type { Store } from '../store/index.ts';
+import { derivedKey } from './derived-key.ts';
 
 /**
  * DPoP (RFC 9449) at Concord, decided:
@@ -31,8 +31,7 @@ export const DPOP_ALGORITHMS = DEFAULT_DPOP_ALGORITHMS;
  * CONCORD_SECRETS_KEY when set (the same on every instance), else from the embedded store's secret.
  */
 export function dpopNonceSecret(secretsKey: string | undefined, fallbackSecret: string): Buffer {
-  const base = secretsKey ? Buffer.from(secretsKey, 'base64') : Buffer.from(fallbackSecret, 'utf8');
-  return createHmac('sha256', base).update('concord:dpop-nonce:v1').digest();
+  return derivedKey(secretsKey, fallbackSecret, 'concord:dpop-nonce:v1');
 }
 
 /** The nonces /token hands out (oidc-provider's own ServerChallenge, same secret and info): /me accepts them too. */

@@ -15,6 +15,7 @@ import { allScopes, resourceIndicators } from './resources.ts';
 export { openResourceServers } from './resources.ts';
 import { hashedIdAdapter } from './hashed-ids.ts';
 import { DPOP_ALGORITHMS } from './dpop.ts';
+import { derivedKey } from './derived-key.ts';
 
 export { AccountStore, accountIdOf, type BrokeredAccount } from './accounts.ts';
 export { SCOPE_CLAIMS, OIDC_SCOPES, claimsForScopes } from './claims.ts';
@@ -346,14 +347,9 @@ function loginPolicy() {
 
 export const pairwiseKey = (clientId: string, sub: string) => `pairwise:${clientId}:${sub}`;
 
-/**
- * The HMAC key of bearer values' store keys. From CONCORD_SECRETS_KEY when set (required with Redis:
- * the same on every instance, and not in the store a reader could see); else from the embedded store's
- * own secret, which lives and dies with the process.
- */
+/** The HMAC key of bearer values' store keys (derived-key.ts: from CONCORD_SECRETS_KEY when set). */
 export function tokenIdKey(secretsKey: string | undefined, fallbackSecret: string): Buffer {
-  const base = secretsKey ? Buffer.from(secretsKey, 'base64') : Buffer.from(fallbackSecret, 'utf8');
-  return createHmac('sha256', base).update('concord:bearer-ids:v1').digest();
+  return derivedKey(secretsKey, fallbackSecret, 'concord:bearer-ids:v1');
 }
 
 const RESERVED_TOKEN_CLAIMS: Record<string, true> = {
