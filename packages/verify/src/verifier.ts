@@ -51,7 +51,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
     if (typeof payload.sub !== 'string') throw new VerifyError('malformed', { claim: 'sub' });
     if (typeof payload.client_id !== 'string') throw new VerifyError('malformed', { claim: 'client_id' });
     if (typeof payload.jti !== 'string') throw new VerifyError('malformed', { claim: 'jti' });
-    await checkBinding(token, payload.cnf, call?.dpop);
+    // Most tokens are bearer tokens presented as such: no extra await for them.
+    if (payload.cnf !== undefined || call?.dpop !== undefined || resolved.dpop.required) await checkBinding(token, payload.cnf, call?.dpop);
     const scope = payload.scope;
     if (scope !== undefined && typeof scope !== 'string') throw new VerifyError('malformed', { claim: 'scope' });
     if (!hasScopes(scope, requiredScopes)) {
