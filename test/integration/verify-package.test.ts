@@ -65,7 +65,8 @@ describe('concord-verify, packed and installed on its own', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('installs from its tarball with jose alone and verifies Bearer and DPoP-bound tokens', async () => {
+  // npm pack builds the package (tsc), npm install and a consumer's tsc run: minutes on a busy machine.
+  it('installs from its tarball with jose alone and verifies Bearer and DPoP-bound tokens', { timeout: 300_000 }, async () => {
     const packed = await run('npm', ['pack', '-w', 'packages/verify', '--pack-destination', dir, '--json'], { cwd: REPO });
     const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as Array<{ filename: string; files: Array<{ path: string }> }>;
     const files = info!.files.map((f) => f.path).sort();
@@ -98,5 +99,31 @@ describe('concord-verify, packed and installed on its own', () => {
     assert.equal(out.bearer, 'dpop_bound', 'a bound token without its proof is refused');
     assert.equal(out.tampered, 'bad_signature');
     assert.deepEqual(out.absent, { 'oidc-provider': true, koa: true, express: true, ioredis: true, 'openid-client': true }, "none of the broker's dependencies");
+
+    // Its declarations serve a strict TypeScript consumer (no allowImportingTsExtensions, no
+    // skipLibCheck): the one error is the one made on purpose, so the types are real, not any.
+    await writeFile(
+      path.join(project, 'typed.ts'),
+      [
+        "import { createVerifier, concordExpress, concordKoa, type DPoPOptions, type VerifyErrorCode } from 'concord-verify';",
+        "const verify = createVerifier({ issuer: 'https://login.example.test', audience: 'https://orders.example.test', dpop: { iatWindow: 30 } });",
+        'const window: number = verify.options.dpop.iatWindow;',
+        "const options: DPoPOptions = { required: true };",
+        "const known: VerifyErrorCode = 'dpop_proof_replayed';",
+        "const unknown: VerifyErrorCode = 'no_such_code';",
+        'concordKoa(verify);',
+        'concordExpress(verify);',
+        'export { window, options, known, unknown };',
+        '',
+      ].join('\n'),
+    );
+    const compilerOptions = { strict: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2023', noEmit: true, types: ['node'], typeRoots: [path.join(REPO, 'node_modules', '@types')] };
+    await writeFile(path.join(project, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: ['typed.ts'] }));
+    const tsc = path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
+    const typed = await run(process.execPath, [tsc, '-p', '.'], { cwd: project }).then(
+      () => '',
+      (err: { stdout: string }) => err.stdout,
+    );
+    assert.deepEqual(typed.trim().split('\n'), [`typed.ts(6,7): error TS2322: Type '"no_such_code"' is not assignable to type 'VerifyErrorCode'.`]);
   });
 });
