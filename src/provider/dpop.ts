@@ -34,6 +34,20 @@ export function dpopNonceSecret(secretsKey: string | undefined, fallbackSecret: 
   return derivedKey(secretsKey, fallbackSecret, 'concord:dpop-nonce:v1');
 }
 
+/** What oidc-provider's InvalidGrant says (error_detail) when a dpop_bound_access_tokens client sent no proof. */
+const PROOF_NOT_PROVIDED = 'DPoP proof JWT not provided';
+
+/**
+ * `grant.error` listener: a dpop_bound_access_tokens client's token request without a proof is
+ * answered `invalid_dpop_proof` (RFC 9449 §5: the proof is what is wrong; oidc-provider says
+ * invalid_grant). Only that one error: a wrong code or refresh token, checked before, keeps its
+ * invalid_grant, and so keeps counting as a guess for the credential-failure limits.
+ */
+export function answerMissingProof(ctx: { body: unknown }, err: unknown): void {
+  if ((err as { error_detail?: unknown } | undefined)?.error_detail !== PROOF_NOT_PROVIDED) return;
+  ctx.body = { error: 'invalid_dpop_proof', error_description: 'this client must send a DPoP proof with every token request (dpop_bound_access_tokens)' };
+}
+
 /** The nonces /token hands out (oidc-provider's own ServerChallenge, same secret and info): /me accepts them too. */
 export function dpopNonces(secret: Buffer): DPoPNonceSource {
   const challenge = new ServerChallenge(secret, 'DPoP');

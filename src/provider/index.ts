@@ -14,7 +14,7 @@ import { clientAdapter, EXTRA_CLIENT_METADATA } from './clients.ts';
 import { allScopes, resourceIndicators } from './resources.ts';
 export { openResourceServers } from './resources.ts';
 import { hashedIdAdapter } from './hashed-ids.ts';
-import { DPOP_ALGORITHMS } from './dpop.ts';
+import { answerMissingProof, DPOP_ALGORITHMS } from './dpop.ts';
 import { derivedKey } from './derived-key.ts';
 
 export { AccountStore, accountIdOf, type BrokeredAccount } from './accounts.ts';
@@ -306,6 +306,7 @@ export function createProvider(deps: ProviderDeps): Provider {
 
   const provider = new Provider(settings.issuer, configuration);
   provider.proxy = settings.trustProxy;
+  provider.on('grant.error', answerMissingProof);
   // oidc-provider's end_session sends logout tokens itself, inline (the user waits for every service),
   // once, uncounted. Routed to Concord's delivery instead, RP-initiated logout takes the one path every
   // other end of a session takes: queued, retried with back-off, counted per client.

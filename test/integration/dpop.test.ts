@@ -181,14 +181,14 @@ describe('DPoP (RFC 9449): bound tokens stay bound', () => {
     const auth = await authorizationRequest(boundRp);
     const callback = await brokeredLogin(new Browser(), auth, { email: 'alice@acme.example' });
     const checks = { expectedState: auth.state, expectedNonce: auth.nonce, pkceCodeVerifier: auth.codeVerifier, idTokenExpected: true };
-    // oidc-provider answers invalid_grant (RFC 9449 §5.2 names no code for a missing proof).
-    await assert.rejects(oidc.authorizationCodeGrant(boundRp, callback, checks), { error: 'invalid_grant' });
+    await assert.rejects(oidc.authorizationCodeGrant(boundRp, callback, checks), { error: 'invalid_dpop_proof' });
     // With a proof, the same client's login goes through and its token is bound.
     const keys = await newKeyPair();
     const { tokens } = await signedInWithDPoP(fed, boundRp, keys);
     assert.ok((decodeJwt(tokens.access_token) as { cnf?: { jkt?: string } }).cnf?.jkt);
-    // Its refresh without a proof is refused as well.
-    await assert.rejects(oidc.refreshTokenGrant(boundRp, tokens.refresh_token!), { error: 'invalid_grant' });
+    // Its refresh without a proof is refused as well; a wrong refresh token stays invalid_grant (a guess).
+    await assert.rejects(oidc.refreshTokenGrant(boundRp, tokens.refresh_token!), { error: 'invalid_dpop_proof' });
+    await assert.rejects(oidc.refreshTokenGrant(boundRp, `${tokens.refresh_token!}x`), { error: 'invalid_grant' });
   });
 
   it("binds a public client's refresh token to its key: a refresh with another key is refused", async () => {
