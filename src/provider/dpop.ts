@@ -45,7 +45,10 @@ const PROOF_NOT_PROVIDED = 'DPoP proof JWT not provided';
  */
 export function answerMissingProof(ctx: { body: unknown }, err: unknown): void {
   if ((err as { error_detail?: unknown } | undefined)?.error_detail !== PROOF_NOT_PROVIDED) return;
-  ctx.body = { error: 'invalid_dpop_proof', error_description: 'this client must send a DPoP proof with every token request (dpop_bound_access_tokens)' };
+  const answer = { error: 'invalid_dpop_proof', error_description: 'this client must send a DPoP proof with every token request (dpop_bound_access_tokens)' };
+  // The error too: the token error metric (registered after this listener) counts what was answered.
+  Object.assign(err as object, answer);
+  ctx.body = answer;
 }
 
 /** The nonces /token hands out (oidc-provider's own ServerChallenge, same secret and info): /me accepts them too. */

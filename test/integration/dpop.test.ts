@@ -182,6 +182,8 @@ describe('DPoP (RFC 9449): bound tokens stay bound', () => {
     const callback = await brokeredLogin(new Browser(), auth, { email: 'alice@acme.example' });
     const checks = { expectedState: auth.state, expectedNonce: auth.nonce, pkceCodeVerifier: auth.codeVerifier, idTokenExpected: true };
     await assert.rejects(oidc.authorizationCodeGrant(boundRp, callback, checks), { error: 'invalid_dpop_proof' });
+    const metrics = await (await fetch(`${fed.concord.adminUrl}/metrics`)).text();
+    assert.match(metrics, /^concord_token_errors_total\{client="bound-rp",error="invalid_dpop_proof"\} [1-9]/m, 'counted as answered');
     // With a proof, the same client's login goes through and its token is bound.
     const keys = await newKeyPair();
     const { tokens } = await signedInWithDPoP(fed, boundRp, keys);
