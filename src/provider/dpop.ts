@@ -17,7 +17,8 @@ import { derivedKey } from './derived-key.ts';
  * - on, as oidc-provider has it: a client that sends a proof to /token gets access tokens bound to
  *   its key (`cnf.jkt`); refresh tokens of public clients are bound too (oidc-provider binds them
  *   for `token_endpoint_auth_method: none`; a refresh with another key is `invalid_grant`);
- * - a client registered with `dpop_bound_access_tokens: true` must send one (RFC 9449 §5.2);
+ * - a client registered with `dpop_bound_access_tokens: true` must send one (RFC 9449 §5.2), else
+ *   its token request is answered `invalid_dpop_proof` (answerMissingProof);
  * - nonces (§8) are offered on every DPoP response (`DPoP-Nonce`), from a secret derived from
  *   CONCORD_SECRETS_KEY, so every instance issues and accepts the same ones; they are required
  *   only with `tokens.dpop.requireNonce` (default false: the proof's `iat` window and its `jti`,
