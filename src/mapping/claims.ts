@@ -13,10 +13,14 @@ export const RESERVED_CLAIMS: readonly string[] = Object.freeze([
   's_hash', 'cnf', 'client_id', 'scope', 'act', 'may_act', 'sub_jwk', '_claim_names', '_claim_sources', 'acr', 'amr',
 ]);
 
-/** Claims copied from the upstream as they are unless the mapping says otherwise (`passthrough`). */
+/**
+ * Claims copied from the upstream as they are unless the mapping says otherwise (`passthrough`):
+ * every Standard Claim of OpenID Connect Core 1.0 section 5.1 but `sub` (Concord's own), and `groups`.
+ */
 export const STANDARD_CLAIMS: readonly string[] = Object.freeze([
-  'email', 'email_verified', 'name', 'given_name', 'family_name', 'middle_name', 'nickname',
-  'preferred_username', 'picture', 'locale', 'zoneinfo', 'groups',
+  'name', 'given_name', 'family_name', 'middle_name', 'nickname', 'preferred_username', 'profile',
+  'picture', 'website', 'email', 'email_verified', 'gender', 'birthdate', 'zoneinfo', 'locale',
+  'phone_number', 'phone_number_verified', 'address', 'updated_at', 'groups',
 ]);
 
 const RESERVED = new Set(RESERVED_CLAIMS);

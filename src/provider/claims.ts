@@ -7,8 +7,11 @@
  */
 export const SCOPE_CLAIMS: Record<string, string[]> = {
   openid: ['sub', 'idp', 'acr', 'amr', 'auth_time'],
+  // The profile, email, address and phone scopes release what OpenID Connect Core 1.0 section 5.4 lists.
   email: ['email', 'email_verified'],
-  profile: ['name', 'given_name', 'family_name', 'middle_name', 'nickname', 'preferred_username', 'picture', 'locale', 'zoneinfo', 'updated_at'],
+  profile: ['name', 'family_name', 'given_name', 'middle_name', 'nickname', 'preferred_username', 'profile', 'picture', 'website', 'gender', 'birthdate', 'zoneinfo', 'locale', 'updated_at'],
+  address: ['address'],
+  phone: ['phone_number', 'phone_number_verified'],
   groups: ['groups'],
   roles: ['roles'],
 };

@@ -152,6 +152,19 @@ describe('mapping passthrough', () => {
     assert.equal(out.email_verified, true);
   });
 
+  it('copies every Standard Claim of OpenID Connect Core 5.1 an upstream sends, values as they are', () => {
+    // OIDC Core 1.0 section 5.1, but sub (Concord's own); the conformance plans' scope modules expect them.
+    const upstream = {
+      name: 'Bob Brown', given_name: 'Bob', family_name: 'Brown', middle_name: 'B', nickname: 'bobby', preferred_username: 'bob',
+      profile: 'https://acme.example/bob', picture: 'https://acme.example/bob.png', website: 'https://bob.example',
+      email: 'bob@acme.example', email_verified: true, gender: 'male', birthdate: '1990-04-01', zoneinfo: 'Europe/Paris', locale: 'en-GB',
+      phone_number: '+44 20 7946 0000', phone_number_verified: false,
+      address: { formatted: '1 High St, London', street_address: '1 High St', locality: 'London', postal_code: 'N1', country: 'GB' },
+      updated_at: 1_700_000_000,
+    };
+    assert.deepEqual(claims(compileMapping(undefined, CTX).apply({ sub: 'upstream-sub', ...upstream })), upstream);
+  });
+
   it('copies only the listed claims, skips null ones, and can be turned off', () => {
     assert.deepEqual(claims(compileMapping({ passthrough: ['name', 'locale'], rules: [] }, CTX).apply({ name: 'Bob', locale: null, groups: ['g'] })), { name: 'Bob' });
     assert.deepEqual(claims(compileMapping({ passthrough: [], rules: [] }, CTX).apply({ name: 'Bob' })), {});
