@@ -20,16 +20,31 @@ interface AuthorizationContext {
  */
 export function trackSessions(sessions: Sessions) {
   return async function trackSession(ctx: Context, next: Next) {
+    // The interaction this request resumes (`/auth/:uid`), read before oidc-provider answers: when the
+    // login it finished is followed by another prompt (consent), oidc-provider replaces its Interaction
+    // entity with the new one, and the login, held under the resumed interaction, would never be bound.
+    const resumed = (ctx.state.route as { name?: string } | undefined)?.name === 'resume' ? lastSegment(ctx.path) : undefined;
     await next();
     const { oidc } = ctx as unknown as AuthorizationContext;
     const session = oidc?.session;
     if (!session?.accountId || session.destroyed) return;
-    const interaction = oidc?.entities?.Interaction?.uid;
-    if (interaction) await sessions.bind(interaction, { uid: session.uid, accountId: session.accountId });
+    const current = oidc?.entities?.Interaction?.uid;
+    for (const interaction of new Set([resumed, current])) {
+      if (interaction) await sessions.bind(interaction, { uid: session.uid, accountId: session.accountId });
+    }
     const code = oidc?.entities?.AuthorizationCode;
     if (code?.clientId && code.sessionUid === session.uid) {
       const sid = session.sidFor(code.clientId);
       await sessions.addClient(session.uid, { clientId: code.clientId, ...(sid ? { sid } : {}), ...(code.grantId ? { grantId: code.grantId } : {}) });
     }
   };
+}
+
+/** The last segment of a path, decoded (undefined when it is not valid percent-encoding). */
+function lastSegment(path: string): string | undefined {
+  try {
+    return decodeURIComponent(path.replace(/\/$/, '').slice(path.replace(/\/$/, '').lastIndexOf('/') + 1)) || undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -101,6 +101,29 @@ describe('brokered login over HTTP', () => {
     assert.equal(at.payload.client_id, RP.client_id);
   });
 
+  it('a login followed by the consent page (prompt=consent) keeps its session: /me answers, the sessions list it', async () => {
+    // oidc-provider replaces the resumed interaction with the consent one: the login must still be bound.
+    const browser = new Browser();
+    const auth = await authorizationRequest(fed.rp, { prompt: 'consent' });
+    const login = await brokeredLogin(browser, auth, { email: 'alice@acme.example' }).catch((error: { page?: BrowserResponse }) => error.page);
+    assert.ok(!(login instanceof URL), 'prompt=consent asks for consent');
+    assert.ok(login && /action="[^"]*\/consent"/.test(login.body), `the consent page: ${login?.body.slice(0, 300)}`);
+    const form = parseForm(login.body, '/consent');
+    assert.equal(form.fields.decision, 'allow');
+    const done = await browser.post(new URL(form.action, login.url), form.fields, { stopAt: atRp });
+    assert.ok(done.stoppedAt, `no redirect to the RP: ${done.status}`);
+    const tokens = await exchange(fed.rp, done.stoppedAt, auth);
+    const sub = tokens.claims()!.sub;
+    const { sid } = decodeJwt(tokens.access_token);
+    const sessions = await fed.concord.concord.sessions.ofAccount(sub);
+    assert.ok(
+      sid && sessions.some((s) => s.clients.some((c) => c.clientId === RP.client_id && c.sid === sid)),
+      'the session records the RP with its sid',
+    );
+    const me = await oidc.fetchUserInfo(fed.rp, tokens.access_token, sub);
+    assert.equal(me.sub, sub);
+  });
+
   it('signs bob in through Globex', async () => {
     const { browser, tokens } = await signedIn(fed, 'bob@globex.example');
     assert.ok(visited(browser, globexOrigin) && !visited(browser, acmeOrigin), 'the login went through Globex only');
