@@ -6,6 +6,10 @@ import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 export interface ReceivedLogout {
   payload: JWTPayload & { sid?: string; events?: Record<string, unknown> };
   header: { typ?: string; alg?: string; kid?: string };
+  /** The names of the form's fields, in order (OIDC Back-Channel Logout 1.0 2.5: logout_token alone). */
+  fields: string[];
+  /** The logout token as sent. */
+  token: string;
 }
 
 export interface LogoutReceiver {
@@ -52,14 +56,15 @@ export async function startLogoutReceiver(options: { issuer: string; clientId: s
         }
         try {
           if (req.method !== 'POST' || !String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded')) throw new Error('not a form POST');
-          const token = new URLSearchParams(Buffer.concat(chunks).toString()).get('logout_token');
+          const form = new URLSearchParams(Buffer.concat(chunks).toString());
+          const token = form.get('logout_token');
           if (!token) throw new Error('no logout_token');
           const { payload, protectedHeader } = await jwtVerify(token, jwks, { issuer: options.issuer, audience: options.clientId, typ: 'logout+jwt', requiredClaims: ['iat', 'exp', 'jti'] });
           const events = payload.events as Record<string, unknown> | undefined;
           if (!events || typeof events[BACKCHANNEL_LOGOUT_EVENT] !== 'object') throw new Error('no back-channel logout event');
           if (payload.nonce !== undefined) throw new Error('a nonce');
           if (payload.sub === undefined && payload.sid === undefined) throw new Error('neither sub nor sid');
-          received.push({ payload: payload as ReceivedLogout['payload'], header: protectedHeader as ReceivedLogout['header'] });
+          received.push({ payload: payload as ReceivedLogout['payload'], header: protectedHeader as ReceivedLogout['header'], fields: [...form.keys()], token });
           res.writeHead(200, { 'cache-control': 'no-store' }).end();
           for (const waiter of [...waiters]) {
             if (received.length >= waiter.count) {
