@@ -94,9 +94,10 @@ describe('interop: Authlib (Python) as the relying party', { skip: existsSync(PY
     assert.equal(page.url.origin, fed.acme.issuer, 'on to Acme');
     const passwordForm = parseForm(page.body, '/login');
     page = await browser.post(new URL(passwordForm.action, page.url), { ...passwordForm.fields, username: 'alice@acme.example', password: DEMO_PASSWORD }, { stopAt });
-    assert.ok(page.stoppedAt?.searchParams.get('code'), `no code for the RP: ${page.status} ${page.url.href}`);
+    const callback = page.stoppedAt;
+    assert.ok(callback && callback.searchParams.get('code'), `no code for the RP: ${page.status} ${page.url.href}`);
 
-    python.answer(page.stoppedAt.href);
+    python.answer(callback.href);
     const result = (await python.next()) as { id_token_header: { alg: string; kid?: string }; id_token_claims: Record<string, unknown>; userinfo: Record<string, unknown> };
     assert.equal(await python.exited, 0, python.stderr());
     const alice = fed.acme.users.find((u) => u.email === 'alice@acme.example')!;
