@@ -330,7 +330,8 @@ export async function standardIdTokenChecks(h: Harness, client: SuiteClient, idT
     assert.ok(authTime <= nowS() + SKEW_S && authTime >= nowS() - 365 * 86400, 'auth_time neither in the future nor over a year old');
   }
   if (payload.acr !== undefined) assert.notEqual(payload.acr, '', 'acr is not an empty string');
-  if (request.nonce !== undefined) assert.equal(payload.nonce, request.nonce, 'nonce is the request\'s');
+  // ValidateIdTokenNonce: the request's nonce, or none when the request had none.
+  assert.equal(payload.nonce, request.nonce, 'nonce is the request\'s');
   assert.ok(typeof payload.sub === 'string' && payload.sub.length > 0, "'sub' present");
   validateStandardClaims(payload, 'id_token');
   validateUpdatedAt(payload, 'id_token');

@@ -304,7 +304,9 @@ export const BACKCHANNEL_MODULES: Record<string, ModuleRun> = {
 
   async 'oidcc-backchannel-rp-initiated-logout'(h, findings) {
     const { flow, request, url } = await signedInThenEndSession(h, (r) => r);
+    // The Back-Channel OP profile requires sessions (backchannel_logout_session_required): sid in the ID token.
     const sid = flow.claims.sid;
+    assert.ok(typeof sid === 'string' && sid.length > 0, 'the ID token has a sid');
     const page = await followLogout(flow.browser, url, atPostLogout);
     // The logout token of this session (other modules' logouts reach the same endpoint).
     const deadline = Date.now() + 10_000;
