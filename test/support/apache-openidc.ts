@@ -71,6 +71,8 @@ export async function startApacheRp(options: ApacheRpOptions): Promise<ApacheRp>
     `DefaultRuntimeDir "${dir}/run"`,
     `ErrorLog "${dir}/error.log"`,
     'LogLevel warn auth_openidc:info',
+    // One process serves one connection at a time (-X): a browser's idle keep-alive would hold it.
+    'KeepAlive Off',
     load('mpm_prefork_module', 'mod_mpm_prefork.so'),
     load('authn_core_module', 'mod_authn_core.so'),
     load('authz_core_module', 'mod_authz_core.so'),
