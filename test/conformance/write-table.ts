@@ -34,6 +34,10 @@ export function renderTable(): string {
     '`static_client` variant); the test runs on loopback http, so "all endpoints are https" is checked',
     "as \"all endpoints are on the issuer's origin\", and TLS of a back-channel delivery is the deployment's.",
     '',
+    'Beside the plans, relying parties nobody here wrote sign users in through Concord on every build:',
+    'Authlib (Python; `test/integration/interop-authlib.test.ts`) and Apache httpd with mod_auth_openidc,',
+    "logout both ways included (`test/integration/interop-mod-auth-openidc.test.ts`).",
+    '',
     `Totals: ${totals()}.`,
     '',
   ];
