@@ -13,6 +13,7 @@ import { errorBoundary } from './http/errors.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { createRateLimits } from './http/rate-limit.ts';
 import { requestLimits } from './http/request-limits.ts';
+import { postedFormToQuery } from './http/posted-form.ts';
 import { routeOf, routeTable, routing } from './http/route.ts';
 import { interactionRoutes, pendingKey, testLogins, type LoginObserver } from './interactions/index.ts';
 import { loadPages } from './pages/index.ts';
@@ -343,6 +344,8 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     }),
   );
   publicApp.use(limits.public);
+  // POST at /auth and /session/end: a 303 to the same endpoint's GET (src/http/posted-form.ts).
+  publicApp.use(postedFormToQuery());
   // Routers only see the paths they serve: most traffic is oidc-provider's, and a router's dispatch
   // on every token request is measurable (bench/results.md).
   publicApp.use(forPaths(['/healthz', '/readyz', '/broker/jwks'], base.routes() as Koa.Middleware));

@@ -262,7 +262,9 @@ export function requestLimits(options: RequestLimitsOptions) {
       const checked: CheckedRequest = {};
       ctx.state.checked = checked;
 
-      if (kind === 'authorization' || kind === 'par' || kind === 'token' || kind === 'callback' || kind === 'saml') {
+      // End-session takes a POSTed form too (RP-Initiated Logout 1.0 §2; posted-form.ts).
+      const endSessionPost = ctx.method === 'POST' && routeOf(ctx)?.name === 'end_session';
+      if (kind === 'authorization' || kind === 'par' || kind === 'token' || kind === 'callback' || kind === 'saml' || endSessionPost) {
         checkProtocolParams(query);
         if (ctx.method === 'POST' && ctx.is('application/x-www-form-urlencoded')) {
           checked.rawForm = await readBody(ctx, maxBody);
