@@ -6,7 +6,7 @@
  *   npm run bench -- --quick           # issue 17's goals in under a minute; exit 1 when one is missed (bench/quick.ts)
  *   node bench/parts/logins.ts         # one part on its own
  *
- * Parts: tokens, algorithms, logins, floor, refresh, verify, mapping, redis, scale. Servers run as child processes
+ * Parts: tokens, algorithms, id-tokens, logins, floor, refresh, verify, mapping, redis, scale. Servers run as child processes
  * (bench/servers/child.ts); Redis is a redis-server of the benchmark's own (bench/lib/redis.ts).
  */
 import { execFileSync } from 'node:child_process';
@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { algorithmsPart } from './parts/algorithms.ts';
 import { floorPart } from './parts/floor.ts';
 import { goalTable, quick } from './quick.ts';
+import { idTokensPart } from './parts/id-tokens.ts';
 import { loginsPart } from './parts/logins.ts';
 import { mappingPart } from './parts/mapping.ts';
 import { redisPart } from './parts/redis.ts';
@@ -30,6 +31,7 @@ import { renderSection, table, type Row, type Section } from './lib/report.ts';
 const PARTS: Record<string, () => Promise<Section>> = {
   tokens: () => tokensPart(),
   algorithms: () => algorithmsPart(),
+  'id-tokens': () => idTokensPart(),
   logins: () => loginsPart(),
   floor: () => floorPart(),
   refresh: () => refreshPart(),
@@ -122,7 +124,7 @@ async function main(): Promise<void> {
       '',
       '- Rates are this machine\'s with the load generator on the same 2 cores; the CPU time per operation of each server process (its own user+system time over the run) is the figure that carries over to other machines and into docs/scaling.md.',
       '- Baselines run in the same process model and alternate with what they are compared to, so drift of the shared machine hits both; single runs still move by 10-20 % (see the load averages above).',
-      '- Each part runs alone too: `node bench/parts/{tokens,algorithms,logins,floor,refresh,verify,mapping,redis,scale}.ts`, or `npm run bench -- logins redis`; `npm run bench -- --quick` checks issue 17\'s goals in under a minute (bench/quick.ts).',
+      '- Each part runs alone too: `node bench/parts/{tokens,algorithms,id-tokens,logins,floor,refresh,verify,mapping,redis,scale}.ts`, or `npm run bench -- logins redis`; `npm run bench -- --quick` checks issue 17\'s goals in under a minute (bench/quick.ts).',
       '',
       ...sections.flatMap((s) => [renderSection(s), '']),
     ].join('\n');

@@ -12,7 +12,7 @@ import { ConcordError } from './errors.ts';
 import { errorBoundary } from './http/errors.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { createRateLimits } from './http/rate-limit.ts';
-import { requestLimits } from './http/request-limits.ts';
+import { replaceForm, requestLimits, type CheckedRequest } from './http/request-limits.ts';
 import { postedFormToQuery } from './http/posted-form.ts';
 import { routeOf, routeTable, routing } from './http/route.ts';
 import { interactionRoutes, pendingKey, testLogins, type LoginObserver } from './interactions/index.ts';
@@ -20,7 +20,7 @@ import { loadPages } from './pages/index.ts';
 import { BrokerClientKeys, CLIENT_KEY_COLLECTION, KeyManager, SAML_KEY_COLLECTION, SamlSpKeys } from './keys/index.ts';
 import { clientLabel, createLogger, createMetrics, loginMetrics, observeKeyAges, participantLabel, providerMetrics, requestLogging, startTracing, timedStore, type Logger, type Metrics } from './observability/index.ts';
 import { ConnectorPool, Registry, UpstreamWatch } from './participants/index.ts';
-import { AccountStore, createProvider, dpopNonceSecret, jwtUserinfo, openResourceServers, pairwiseKey, sendLogoutToken, tokenIdKey, trackSessions, userinfoDPoP } from './provider/index.ts';
+import { AccountStore, createProvider, dpopNonceSecret, jwtTokenEndpoints, jwtUserinfo, openResourceServers, pairwiseKey, sendLogoutToken, tokenIdKey, trackSessions, userinfoDPoP } from './provider/index.ts';
 import { LogoutDelivery, Sessions } from './sessions/index.ts';
 import { createSecretBox, type SecretBox } from './secrets/index.ts';
 import { createStore, StoreFullError, StoreUnavailableError, withRequestReads, type Store } from './store/index.ts';
@@ -110,7 +110,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   const keys = new KeyManager({
     store,
     secrets,
-    algorithm: settings.keys.algorithm,
+    algorithms: settings.keys.algorithms,
     activationDelay: settings.keys.activationDelay,
     retireGrace: settings.keys.retireGrace,
     maxTokenTtl,
@@ -125,7 +125,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     secrets,
     collection: CLIENT_KEY_COLLECTION,
     sharedSecrets: false,
-    algorithm: settings.upstream.clientKeyAlgorithm,
+    algorithms: [settings.upstream.clientKeyAlgorithm],
     activationDelay: settings.keys.activationDelay,
     retireGrace: settings.keys.retireGrace,
     maxTokenTtl: 60,
@@ -141,7 +141,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     secrets,
     collection: SAML_KEY_COLLECTION,
     sharedSecrets: false,
-    algorithm: 'RS256',
+    algorithms: ['RS256'],
     activationDelay: settings.keys.activationDelay,
     retireGrace: settings.keys.retireGrace,
     maxTokenTtl: settings.tokens.interactionTtl,
@@ -260,6 +260,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
 
   async function followKeys(): Promise<void> {
     await keys.reload();
+    await keys.addMissing();
     await keys.rotateIfDue();
     await keys.sweep();
     await clientKeyRing.reload();
@@ -359,6 +360,18 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
       registry,
       pairwiseAccount: (clientId, sub) => store.getTemp<string>(pairwiseKey(clientId, sub)),
       dpop: userinfoDPoP({ issuer: settings.issuer, store, nonceSecret: dpopNonces, requireNonce: settings.tokens.dpop.requireNonce }),
+      provider: () => providerState.provider,
+      tokenIdKey: tokenIds,
+    }),
+  );
+  // Introspection and revocation of JWT access tokens, by their records (provider/access-tokens.ts).
+  publicApp.use(
+    jwtTokenEndpoints({
+      issuer: settings.issuer,
+      keys,
+      tokenIdKey: tokenIds,
+      readForm: (ctx) => (ctx.state.checked as CheckedRequest | undefined)?.rawForm,
+      writeForm: replaceForm,
     }),
   );
   // The login an authorization finished goes to its session; each service's part in a session is recorded.

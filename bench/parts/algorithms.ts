@@ -1,6 +1,7 @@
 /**
  * Token issuance per signing algorithm: the same Concord (memory store, client credentials) with
- * `keys.algorithm` set to ES256, EdDSA and RS256, one child process each, measured in turn.
+ * `keys.accessTokenAlgorithm` set to ES256, EdDSA, RS256 and PS256 (each offered beside RS256), one
+ * child process each, measured in turn.
  *
  *   node bench/parts/algorithms.ts
  */
@@ -9,7 +10,7 @@ import { startChild, type BenchChild } from '../lib/children.ts';
 import { fmtMs, ratio, runAlone, type Row, type Section } from '../lib/report.ts';
 import { checkIssues, MACHINE, tokenRequest, UNLIMITED } from './tokens.ts';
 
-const ALGORITHMS = ['ES256', 'EdDSA', 'RS256'] as const;
+const ALGORITHMS = ['ES256', 'EdDSA', 'RS256', 'PS256'] as const;
 
 export async function algorithmsPart(options: { seconds?: number; rounds?: number; warmup?: number } = {}): Promise<Section> {
   const seconds = options.seconds ?? 2;
@@ -19,7 +20,7 @@ export async function algorithmsPart(options: { seconds?: number; rounds?: numbe
   const figures: Record<string, number> = {};
   try {
     for (const alg of ALGORITHMS) {
-      servers.set(alg, await startChild({ kind: 'concord', settings: { store: 'memory', keys: { algorithm: alg }, rateLimits: UNLIMITED }, clients: [MACHINE] }));
+      servers.set(alg, await startChild({ kind: 'concord', settings: { store: 'memory', keys: { algorithms: alg === 'RS256' ? ['RS256'] : ['RS256', alg], accessTokenAlgorithm: alg }, rateLimits: UNLIMITED }, clients: [MACHINE] }));
     }
     for (const [alg, child] of servers) {
       await checkIssues(child, alg);
@@ -37,7 +38,7 @@ export async function algorithmsPart(options: { seconds?: number; rounds?: numbe
       figures[`${alg}_rps`] = r.rps;
       figures[`${alg}_cpu_ms`] = r.cpuMsPerRequest ?? NaN;
       return {
-        name: `client_credentials, Concord, keys.algorithm ${alg}`,
+        name: `client_credentials, Concord, keys.accessTokenAlgorithm ${alg}`,
         rate: r.rps,
         unit: 'tokens/s',
         p50: r.p50,
@@ -49,7 +50,7 @@ export async function algorithmsPart(options: { seconds?: number; rounds?: numbe
     return {
       title: 'Token issuance per signing algorithm',
       method:
-        `As above (Concord only, memory store, log level info), one child process per \`keys.algorithm\` (RS256 keys are 2048-bit); ` +
+        `As above (Concord only, memory store, log level info), one child process per \`keys.accessTokenAlgorithm\` (RSA keys are 2048-bit); ` +
         `${warmup} s warm-up each, then ${rounds} alternating rounds of ${seconds} s.`,
       rows,
       figures,

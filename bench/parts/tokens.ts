@@ -107,9 +107,10 @@ export async function tokensPart(options: TokenOptions = {}): Promise<Section> {
       let redisNote = '';
       if (commandsBefore && commandsAfter) {
         // Both servers share the Redis, but the bare one sends nothing for a JWT client-credentials
-        // token (its client is static, the token is not stored): every command is Concord's.
+        // token (its client is static, the token is not stored): every command is Concord's (the
+        // rate limiter's, and the token's record, which introspection and revocation read).
         const perToken = (commandsAfter.total - commandsBefore.total) / Math.max(1, c.requests - c.non2xx);
-        redisNote = `, ${perToken.toFixed(2)} Redis commands/token (the rate limiter's script and what runs inside it)`;
+        redisNote = `, ${perToken.toFixed(2)} Redis commands/token (the rate limiter's script and what runs inside it, and the token's record)`;
         figures.redis_commands_per_cc_token = perToken;
       }
       rows.push({
@@ -175,7 +176,7 @@ export async function tokensPart(options: TokenOptions = {}): Promise<Section> {
       `(Concord at log level info, lines written to /dev/null; bare oidc-provider with a static client and the same store adapter, ES256 and RFC 9068 JWT format). ` +
       `${warmup} s warm-up each, then ${rounds} alternating rounds of ${seconds} s; p50/p99 are request-weighted means over the rounds. ` +
       `CPU/token is the server process's own CPU time (user+system) divided by tokens issued; on a shared 2-core machine it is steadier than the rate. ` +
-      `Concord runs with its rate limiter on (budgets raised so it never refuses). JWT client-credentials tokens are not stored; with Redis, Concord's only commands per token are the rate limiter's.`,
+      `Concord runs with its rate limiter on (budgets raised so it never refuses). Concord keeps a record of each JWT access token for as long as it lives (so introspection and revocation work on them, provider/access-tokens.ts); with Redis, its commands per token are the rate limiter's and that record's.`,
     rows,
     extra,
     figures,

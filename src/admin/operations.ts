@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { ClientSchema, clientRedirectProblems, ParticipantIdSchema, ParticipantSchema, type ClientConfig, type Participant } from '../config/index.ts';
+import { ClientSchema, clientAlgorithmProblems, clientRedirectProblems, ParticipantIdSchema, ParticipantSchema, type ClientConfig, type Participant } from '../config/index.ts';
 import type { Actor, DomainRecord, DomainView } from '../domain-proof/index.ts';
 import { canonicalDomain } from '../domains/index.ts';
-import type { KeyView } from '../keys/index.ts';
+import type { AlgorithmView, KeyView, SigningAlgorithm } from '../keys/index.ts';
 import { compileMapping, MappingSchema } from '../mapping/index.ts';
 import { DomainConflictError } from '../participants/index.ts';
 import type { EndedSession, RevocationReport } from '../sessions/index.ts';
@@ -83,8 +83,12 @@ export interface AdminOperations {
   updateClient(id: string, body: unknown, by: Actor): Promise<ClientConfig>;
   deleteClient(id: string, by: Actor): Promise<void>;
 
+  /** Every published key (reloaded from the store first: another instance may have rotated). */
   listKeys(): Promise<KeyView[]>;
-  rotateKeys(by: Actor): Promise<KeyView>;
+  /** Per algorithm which key signs, which is next, which retire (as of the last listKeys or rotation); and the access tokens' algorithm. */
+  keyAlgorithms(): { algorithms: AlgorithmView[]; accessTokenAlgorithm: SigningAlgorithm };
+  /** A new key for every offered algorithm, all signing after keys.activationDelay; in the order of keys.algorithms. */
+  rotateKeys(by: Actor): Promise<KeyView[]>;
 
   /** Undefined when there is no such session (or the id cannot be one). */
   endSession(id: string, by: Actor): Promise<EndedSessionView | undefined>;
@@ -150,9 +154,12 @@ export function adminOperations(deps: AdminDeps): AdminOperations {
     return current;
   }
 
-  /** The deployment's rule on http redirect URIs (clients.allowHttpRedirectUris), as the config loader applies it. */
+  /**
+   * The deployment's rules on clients, as the config loader applies them: http redirect URIs
+   * (clients.allowHttpRedirectUris) and the signing algorithms it offers (keys.algorithms).
+   */
   function checkRedirectPolicy(client: ClientConfig): void {
-    const [problem] = clientRedirectProblems(client, deps.settings.clients.allowHttpRedirectUris);
+    const [problem] = [...clientRedirectProblems(client, deps.settings.clients.allowHttpRedirectUris), ...clientAlgorithmProblems(client, deps.settings.keys.algorithms)];
     if (problem) throw new AdminError(422, 'invalid_request', `invalid client: ${problem.field}: ${problem.message}`, { field: problem.field });
   }
 
@@ -330,10 +337,21 @@ export function adminOperations(deps: AdminDeps): AdminOperations {
       return keys.views();
     },
 
+    keyAlgorithms() {
+      return { algorithms: keys.algorithmViews(), accessTokenAlgorithm: deps.settings.keys.accessTokenAlgorithm };
+    },
+
     async rotateKeys(by) {
-      const key = await keys.rotate();
-      await record(by, 'keys.rotate', { type: 'keys', id: key.kid }, undefined, { kid: key.kid, alg: key.alg, activatesAt: key.activatesAt });
-      return key;
+      const added = await keys.rotate();
+      // The audit names the access-token algorithm's key first (the one key of earlier releases), then all.
+      const key = added.find((k) => k.alg === deps.settings.keys.accessTokenAlgorithm) ?? added[0]!;
+      await record(by, 'keys.rotate', { type: 'keys', id: key.kid }, undefined, {
+        kid: key.kid,
+        alg: key.alg,
+        activatesAt: key.activatesAt,
+        keys: added.map((k) => ({ kid: k.kid, alg: k.alg })),
+      });
+      return added;
     },
 
     async endSession(id, by) {

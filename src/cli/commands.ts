@@ -269,14 +269,21 @@ interface KeyView {
   removeAt?: string;
 }
 
+/** The keys of each algorithm together, in the order the deployment offers them (keys.algorithms). */
+const byAlgorithm = (keys: KeyView[], order: string[]) => [...keys].sort((a, b) => order.indexOf(a.alg) - order.indexOf(b.alg) || a.activatesAt.localeCompare(b.activatesAt));
+
 const keys: Record<string, Command> = {
   async list(ctx) {
-    const body = await ctx.api().get<{ keys: KeyView[] }>('/keys');
-    emit(ctx.io, body, () => table(['KID', 'ALG', 'STATE', 'ACTIVATES', 'REMOVED'], body.keys.map((k) => [k.kid, k.alg, k.state, k.activatesAt, k.removeAt])));
+    const body = await ctx.api().get<{ keys: KeyView[]; algorithms?: Array<{ alg: string; offered: boolean }>; accessTokenAlgorithm?: string }>('/keys');
+    emit(ctx.io, body, () => {
+      const order = (body.algorithms ?? []).map((a) => a.alg);
+      const uses = (alg: string) => [alg === body.accessTokenAlgorithm ? 'access tokens' : '', body.algorithms?.find((a) => a.alg === alg)?.offered === false ? 'no longer offered' : ''].filter(Boolean).join(', ');
+      return table(['ALG', 'KID', 'STATE', 'ACTIVATES', 'REMOVED', 'NOTE'], byAlgorithm(body.keys, order).map((k) => [k.alg, k.kid, k.state, k.activatesAt, k.removeAt, uses(k.alg)]));
+    });
   },
   async rotate(ctx) {
-    const body = await ctx.api().post<{ key: KeyView }>('/keys/rotate');
-    emit(ctx.io, body, () => `new key ${body.key.kid} published; it signs from ${body.key.activatesAt}`);
+    const body = await ctx.api().post<{ keys?: KeyView[]; key: KeyView }>('/keys/rotate');
+    emit(ctx.io, body, () => (body.keys ?? [body.key]).map((k) => `new ${k.alg} key ${k.kid} published; it signs from ${k.activatesAt}`).join('\n'));
   },
 };
 

@@ -6,6 +6,7 @@ import { ConfigError, type ConfigIssue } from './errors.ts';
 import { clientRedirectProblems } from './redirect-uris.ts';
 import {
   ClientSchema,
+  clientAlgorithmProblems,
   ConcordSettingsSchema,
   ParticipantSchema,
   sharedUpstream,
@@ -159,12 +160,16 @@ export async function loadConfig(options: { dir?: string; env?: NodeJS.ProcessEn
   return { dir, settings: settingsResult.data, participants, clients };
 }
 
-/** The deployment's rule on http redirect URIs (settings `clients.allowHttpRedirectUris`), for the client files. */
+/**
+ * The deployment's rules on clients, for the client files: http redirect URIs (settings
+ * `clients.allowHttpRedirectUris`) and the signing algorithms a client names (`keys.algorithms`).
+ */
 function redirectPolicyIssues(clients: Array<FileEntry<ClientConfig>>, settings: ConcordSettings): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   for (const { source, value } of clients) {
     if (!value) continue;
-    for (const { field, message } of clientRedirectProblems(value, settings.clients.allowHttpRedirectUris)) issues.push({ source, field, message });
+    const problems = [...clientRedirectProblems(value, settings.clients.allowHttpRedirectUris), ...clientAlgorithmProblems(value, settings.keys.algorithms)];
+    for (const { field, message } of problems) issues.push({ source, field, message });
   }
   return issues;
 }

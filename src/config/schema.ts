@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { canonicalDomain } from '../domains/index.ts';
+import { SIGNING_ALGORITHMS } from '../keys/types.ts';
 import { MappingSchema } from '../mapping/index.ts';
 import { Duration } from './duration.ts';
 import { clientRedirectProblems } from './redirect-uris.ts';
@@ -84,7 +85,6 @@ export const PagesSchema = z
  */
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-const SIGNING_ALGORITHMS = ['ES256', 'EdDSA', 'RS256'] as const;
 
 const Port = z.coerce.number().int().min(0).max(65535);
 
@@ -248,14 +248,41 @@ export const ConcordSettingsSchema = z
     ),
     keys: z
       .object({
-        algorithm: z.enum(SIGNING_ALGORITHMS).default('ES256').describe('Algorithm of the keys that sign tokens.'),
+        algorithms: z.array(z.enum(SIGNING_ALGORITHMS)).min(1).optional().describe(
+          'JWS algorithms offered, each with a current key of its own: RS256, PS256, ES256, EdDSA. Default [RS256, ES256]. RS256 is required (OpenID Connect Discovery 1.0 section 3: RS256 MUST be offered for ID tokens; many RP libraries only do RS256). Each costs a key and its signing time (bench: ID token signing per algorithm).',
+        ),
+        accessTokenAlgorithm: z.enum(SIGNING_ALGORITHMS).optional().describe(
+          'Algorithm of every access token (RFC 9068), whatever the client; one of `algorithms`. Default ES256: small and fast to verify.',
+        ),
+        algorithm: z.enum(SIGNING_ALGORITHMS).optional().describe(
+          'Deprecated: the single algorithm of earlier releases; read as `accessTokenAlgorithm`, and offered beside the default `algorithms`.',
+        ),
         rotateEvery: Duration.optional().describe('Scheduled rotation, e.g. 30d; absent = only on demand.'),
         activationDelay: Duration.default(15 * 60).describe('A new key is published this long before it signs: longer than any JWKS cache.'),
         retireGrace: Duration.default(60).describe('A superseded key stays published this long after its last token expired (clock skew, caches).'),
       })
       .strict()
+      .transform(({ algorithm, algorithms, accessTokenAlgorithm, ...rest }, ctx) => {
+        const accessAlg = accessTokenAlgorithm ?? algorithm ?? 'ES256';
+        // Without a list: the default, plus the algorithm an earlier release's `keys.algorithm` named.
+        const offered = algorithms ? [...new Set(algorithms)] : [...new Set(['RS256', 'ES256', ...(algorithm ? [algorithm] : [])] as const)];
+        if (!offered.includes('RS256')) {
+          ctx.addIssue({ code: 'custom', path: ['algorithms'], message: 'must include RS256 (OIDC Discovery 1.0 section 3: RS256 MUST be offered for ID tokens)' });
+        }
+        if (!offered.includes(accessAlg)) {
+          const named = accessTokenAlgorithm ?? algorithm;
+          ctx.addIssue({
+            code: 'custom',
+            path: [accessTokenAlgorithm || !algorithm ? 'accessTokenAlgorithm' : 'algorithm'],
+            message: `${accessAlg}${named ? '' : ' (the default)'} is not one of keys.algorithms (${offered.join(', ')})${named ? '' : ': set keys.accessTokenAlgorithm to one of them'}`,
+          });
+        }
+        return { ...rest, algorithms: offered, accessTokenAlgorithm: accessAlg };
+      })
       .prefault({})
-      .describe('Concord\'s signing keys: kept encrypted in the store, rotated with overlap (published before they sign, until every token they signed has expired).'),
+      .describe(
+        'Concord\'s signing keys: a current key for every algorithm in `algorithms`, kept encrypted in the store, all rotated together with overlap (published before they sign, until every token they signed has expired), published in one JWKS and listed in discovery. Each client\'s `id_token_signed_response_alg`, `userinfo_signed_response_alg` and `authorization_signed_response_alg` pick one (RS256 ID tokens when it names none, OIDC Registration 2); access tokens use `accessTokenAlgorithm`. `none` and HMAC are never offered.',
+      ),
     upstream: z
       .object({
         timeoutMs: z.number().int().min(100).max(60_000).default(5000).describe('Every call to a partner IdP gives up after this long.'),
@@ -557,6 +584,11 @@ export const ClientSchema = z
       'Where Concord POSTs a logout token (OIDC Back-Channel Logout 1.0) whenever a session this client took part in ends, whatever ended it: the user signing out anywhere, the partner\'s IdP, a failed re-check, an administrator. https (http to loopback only, unless clients.allowHttpRedirectUris).',
     ),
     backchannel_logout_session_required: z.boolean().optional().describe('Logout tokens and ID tokens carry the client\'s `sid` in the session (2.2).'),
+    id_token_signed_response_alg: z.enum(SIGNING_ALGORITHMS).optional().describe('JWS algorithm of this client\'s ID tokens (OIDC Registration 2); RS256 when absent. One of keys.algorithms.'),
+    userinfo_signed_response_alg: z.enum(SIGNING_ALGORITHMS).optional().describe('Userinfo answered as a JWT signed with this algorithm (OIDC Registration 2); plain JSON when absent. One of keys.algorithms.'),
+    authorization_signed_response_alg: z.enum(SIGNING_ALGORITHMS).optional().describe(
+      'JWS algorithm of JWT-secured authorization responses (JARM, `response_mode=jwt`); RS256 when absent. One of keys.algorithms.',
+    ),
   })
   .strict()
   .superRefine((client, ctx) => {
@@ -572,6 +604,22 @@ export const ClientSchema = z
       ctx.addIssue({ code: 'custom', path: ['redirect_uris'], message: 'at least one is required for authorization_code' });
     }
   });
+
+/** The client metadata that names a JWS algorithm Concord signs with (OIDC Registration 2, JARM 3). */
+export const CLIENT_SIGNING_ALG_FIELDS = ['id_token_signed_response_alg', 'userinfo_signed_response_alg', 'authorization_signed_response_alg'] as const;
+
+/**
+ * The algorithms a client names that the deployment does not offer (settings `keys.algorithms`):
+ * Concord has no key to sign its tokens with, so the client is refused when registered, not at login.
+ */
+export function clientAlgorithmProblems(client: ClientConfig, offered: readonly string[]): Array<{ field: string; message: string }> {
+  const problems: Array<{ field: string; message: string }> = [];
+  for (const field of CLIENT_SIGNING_ALG_FIELDS) {
+    const alg = client[field];
+    if (alg !== undefined && !offered.includes(alg)) problems.push({ field, message: `${alg} is not offered by this deployment (keys.algorithms: ${offered.join(', ')})` });
+  }
+  return problems;
+}
 
 export type ConcordSettings = z.output<typeof ConcordSettingsSchema>;
 export type DomainProofSettings = z.output<typeof DomainProofSchema>;

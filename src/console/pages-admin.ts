@@ -103,19 +103,28 @@ export function adminPages(router: Router, deps: ConsoleDeps): void {
   // ---- keys ------------------------------------------------------------------------------------
 
   router.get('/keys', async (ctx) => {
-    const keys = await ops.listKeys();
+    // Each algorithm's keys together, in the order the deployment offers them (keys.algorithms).
+    const listed = await ops.listKeys();
+    const { algorithms, accessTokenAlgorithm } = ops.keyAlgorithms();
+    const order = algorithms.map((a) => a.alg);
+    const keys = [...listed].sort((a, b) => order.indexOf(a.alg) - order.indexOf(b.alg));
+    const use = (alg: string) =>
+      [alg === accessTokenAlgorithm ? 'access tokens' : '', alg === 'RS256' ? 'ID tokens of clients naming no algorithm' : '', algorithms.find((a) => a.alg === alg)?.offered === false ? 'no longer offered: verifies only' : '']
+        .filter(Boolean)
+        .join('; ');
     const { activationDelay, retireGrace, rotateEvery } = deps.settings.keys;
     const next = deps.keys.ages().secondsToNextRotation;
     render(
       ctx,
       chrome(ctx, 'Signing keys', 'keys', noticeOf(ctx)),
       html`<table><caption>Keys of Concord’s tokens (public views; private keys never leave the key manager)</caption>
-      <thead><tr><th scope="col">Key id</th><th scope="col">Algorithm</th><th scope="col">State</th><th scope="col">Created</th><th scope="col">Signs from</th><th scope="col">Leaves the JWKS</th></tr></thead>
-      <tbody>${keys.map((k) => html`<tr><th scope="row"><code>${k.kid}</code></th><td>${k.alg}</td><td>${badge(k.state)}</td><td>${when(k.createdAt)}</td><td>${when(k.activatesAt)}</td><td>${k.removeAt ? when(k.removeAt) : html`<span class="muted">—</span>`}</td></tr>`)}</tbody></table>
+      <thead><tr><th scope="col">Key id</th><th scope="col">Algorithm</th><th scope="col">State</th><th scope="col">Created</th><th scope="col">Signs from</th><th scope="col">Leaves the JWKS</th><th scope="col">Signs</th></tr></thead>
+      <tbody>${keys.map((k) => html`<tr><th scope="row"><code>${k.kid}</code></th><td>${k.alg}</td><td>${badge(k.state)}</td><td>${when(k.createdAt)}</td><td>${when(k.activatesAt)}</td><td>${k.removeAt ? when(k.removeAt) : html`<span class="muted">—</span>`}</td><td>${use(k.alg) || html`<span class="muted">what clients registered it for</span>`}</td></tr>`)}</tbody></table>
+      <p>Each algorithm offered (<code>keys.algorithms</code>: ${order.join(', ')}) has a current key of its own; a client’s ID tokens, signed userinfo and JARM responses use the algorithm it registered, access tokens <code>keys.accessTokenAlgorithm</code> (${accessTokenAlgorithm}).</p>
       <p>Next scheduled rotation: ${next === undefined ? 'none (keys.rotateEvery is off)' : when(new Date(Date.now() + next * 1000).toISOString())}${rotateEvery ? ` (every ${Math.round(rotateEvery / 86400)} days)` : ''}.</p>
       <h2 id="rotate-h">Rotate now</h2>
-      <p id="rotate-help">Rotating adds a new key now. It is published in the JWKS at once and starts signing after ${Math.round(activationDelay / 60)} minutes (<code>keys.activationDelay</code>), so services have time to fetch it; the current key then retires and stays in the JWKS for ${Math.round(retireGrace / 60)} minutes (<code>keys.retireGrace</code>) plus the longest token lifetime, so tokens it signed keep verifying. Nothing is revoked; every instance follows within a second.</p>
-      ${postForm('/console/keys/rotate', stateOf(ctx).session.csrf, 'Rotate the signing key', { describe: 'rotate-help' })}`,
+      <p id="rotate-help">Rotating adds a new key now for every algorithm. Each is published in the JWKS at once and starts signing after ${Math.round(activationDelay / 60)} minutes (<code>keys.activationDelay</code>), so services have time to fetch it; the key it replaces then retires and stays in the JWKS for ${Math.round(retireGrace / 60)} minutes (<code>keys.retireGrace</code>) plus the longest token lifetime, so tokens it signed keep verifying. Nothing is revoked; every instance follows within a second.</p>
+      ${postForm('/console/keys/rotate', stateOf(ctx).session.csrf, 'Rotate the signing keys', { describe: 'rotate-help' })}`,
     );
   });
   router.post('/keys/rotate', async (ctx) => {

@@ -22,7 +22,7 @@ export const NOTICES: Record<string, string> = {
   saved: 'Saved.',
   created: 'Created (disabled): prove its domains, check the mapping, run a test login, then enable it.',
   checked: 'Domain checked.',
-  rotated: 'A new signing key was added.',
+  rotated: 'A new signing key was added for every algorithm (keys.algorithms).',
   deleted: 'Deleted.',
   ended: 'Session ended.',
 };

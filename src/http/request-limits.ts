@@ -302,6 +302,21 @@ async function readBody(ctx: Context, max: number): Promise<string> {
 }
 
 /**
+ * Replaces the checked form of this request (`ctx.state.checked`) and the bytes oidc-provider will
+ * read, with their Content-Length: for a middleware that hands oidc-provider another value of a
+ * parameter (provider/access-tokens.ts: a JWT access token's record id at introspection).
+ */
+export function replaceForm(ctx: Context, rawForm: string): void {
+  const checked = ctx.state.checked as CheckedRequest | undefined;
+  if (!checked?.rawForm) throw new Error('replaceForm: no form was read for this request');
+  const body = Buffer.from(rawForm, 'utf8');
+  ctx.req = replayable(ctx.req, body);
+  ctx.req.headers['content-length'] = String(body.length);
+  checked.rawForm = rawForm;
+  checked.form = parseParams(rawForm);
+}
+
+/**
  * The request as it came, whose body (already read from the socket) can be read once more: the
  * reading side (`readable`, async iteration, `iterator()`) is a fresh stream of `body`;
  * everything else (headers, method, url, socket) is the original request's.

@@ -1,12 +1,11 @@
 import { importJWK, type CryptoKey, type JWK } from 'jose';
 import type { KeyManager } from './manager.ts';
+import { publicJwk } from './public-jwk.ts';
 import type { SigningAlgorithm } from './types.ts';
 
 /** Store collection of Concord's own client keys (private_key_jwt at upstream IdPs). */
 export const CLIENT_KEY_COLLECTION = 'broker-client-keys';
 
-/** The members of a JWK that are public (RFC 7517, 7518 6.2.1, 6.3.1; RFC 8037 2). */
-const PUBLIC_MEMBERS = ['kty', 'kid', 'alg', 'use', 'crv', 'x', 'y', 'n', 'e'] as const;
 
 /**
  * Concord's own client keys, with which it authenticates at upstream token endpoints that require
@@ -41,11 +40,6 @@ export class BrokerClientKeys {
 
   /** The public keys of every published client key (next, current, retiring): the JWKS at /broker/jwks. */
   publicJwks(): { keys: JWK[] } {
-    const keys = this.#ring.keySet().jwks.keys.map((jwk) => {
-      const out: Record<string, unknown> = {};
-      for (const member of PUBLIC_MEMBERS) if (jwk[member] !== undefined) out[member] = jwk[member];
-      return out as JWK;
-    });
-    return { keys };
+    return { keys: this.#ring.keySet().jwks.keys.map(publicJwk) };
   }
 }

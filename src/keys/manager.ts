@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { SecretBox } from '../secrets/index.ts';
 import type { Store } from '../store/index.ts';
-import type { KeyState, KeyView, SigningAlgorithm, StoredKey } from './types.ts';
+import type { AlgorithmView, KeyState, KeyView, SigningAlgorithm, StoredKey } from './types.ts';
 
 const COOKIE_KEYS = 'cookie-keys';
 const PAIRWISE_SALTS = 'pairwise-salt';
@@ -11,7 +11,7 @@ const PAIRWISE_SALTS = 'pairwise-salt';
 interface RingNames {
   /** Record collection of the keys. */
   keys: string;
-  /** Counter the first instance increments to create the first key. */
+  /** Prefix of the lease (`{init}:{alg}`) of the instance creating an algorithm's first key. */
   init: string;
   /** Prefix of the per-period counters of scheduled rotation. */
   rotation: string;
@@ -27,7 +27,12 @@ const ringNames = (collection: string): RingNames => ({ keys: collection, init: 
 export interface KeyManagerOptions {
   store: Store;
   secrets: SecretBox;
-  algorithm: SigningAlgorithm;
+  /**
+   * Every algorithm the ring keeps a current key for (each its own key, all rotated together).
+   * Keys of an algorithm dropped from the list stay published, verify-only, until the next rotation's
+   * keys have signed for longer than any token lives.
+   */
+  algorithms: readonly SigningAlgorithm[];
   /** seconds a new key is published before it signs */
   activationDelay: number;
   /** seconds the longest-lived signed token lives: how long a superseded key stays published */
@@ -47,15 +52,25 @@ export interface KeyManagerOptions {
 }
 
 export interface KeySet {
-  /** Private JWKs for oidc-provider: the current key first and able to sign, the others verify-only. */
+  /**
+   * Private JWKs for oidc-provider: each offered algorithm's current key first (in the order of
+   * `algorithms`), able to sign; every other published key verify-only (`key_ops: ["verify"]`).
+   */
   jwks: { keys: JWK[] };
   /** Changes whenever a key is added, activates or leaves: the provider is rebuilt then. */
   fingerprint: string;
 }
 
+/** How long the lease of the instance creating an algorithm's first key lasts (seconds). */
+const INIT_LEASE_S = 30;
+
 /**
  * Signing and cookie keys, shared by every instance through the store. State is derived from
  * timestamps, so instances agree on which key signs without coordinating beyond the store.
+ *
+ * One key ring, several algorithms: each offered algorithm has its own current key, and a rotation
+ * adds a key for every one of them at once, so the overlap rules (published `activationDelay` before
+ * it signs; published until `maxTokenTtl + retireGrace` after its successor took over) hold for each.
  */
 export class KeyManager {
   readonly #opts: KeyManagerOptions;
@@ -72,18 +87,22 @@ export class KeyManager {
     this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
   }
 
-  /** Loads the key set; on a first start (no key anywhere) one instance generates the first key. */
+  /**
+   * Loads the key set. An offered algorithm without a key (a first start, or an algorithm added to
+   * the list, e.g. RS256 on a store from the single-algorithm days) gets one, made by one instance
+   * (a lease in the store) and signing at once: no token was ever signed with that algorithm, so no
+   * verifier holds a stale copy of the key set for it.
+   * @throws Error when an algorithm's key can be neither loaded nor created within 5 s.
+   */
   async init(): Promise<void> {
     await this.reload();
-    if (this.#keys.length === 0 && (await this.#store.incr(this.#names.init)) === 1) {
-      await this.#addKey(this.#now());
-      await this.reload();
-    }
-    for (let attempt = 0; this.#keys.length === 0 && attempt < 50; attempt++) {
+    await this.addMissing();
+    for (let attempt = 0; this.#missing().length > 0 && attempt < 50; attempt++) {
       await new Promise((r) => setTimeout(r, 100));
       await this.reload();
     }
-    if (this.#keys.length === 0) throw new Error(`no key of ${this.#names.keys} could be loaded or created`);
+    const missing = this.#missing();
+    if (missing.length > 0) throw new Error(`no ${missing.join(', ')} key of ${this.#names.keys} could be loaded or created`);
     if (this.#opts.sharedSecrets === false) return;
     // Pairwise subjects must never change, whatever happens to the cookie keys: a salt of their own.
     // A new deployment writes its salt before its cookie keys, so cookie keys without a salt mean a
@@ -101,19 +120,60 @@ export class KeyManager {
 
   async reload(): Promise<void> {
     const stored = (await this.#store.listRecords<StoredKey>(this.#names.keys)).map((r) => r.value);
-    stored.sort((a, b) => b.activatesAt - a.activatesAt || b.createdAt - a.createdAt);
+    // Newest first; the kid breaks ties, so every instance orders (and picks the signing key) alike.
+    stored.sort((a, b) => b.activatesAt - a.activatesAt || b.createdAt - a.createdAt || (a.kid < b.kid ? -1 : a.kid > b.kid ? 1 : 0));
     for (const key of stored) {
       if (!this.#privateJwks.has(key.kid)) this.#privateJwks.set(key.kid, JSON.parse(this.#opts.secrets.open(key.sealedPrivateJwk, `${this.#names.seal}:${key.kid}`)) as JWK);
     }
     this.#keys = stored;
   }
 
-  /** Adds a key that signs after the activation delay. Returns its public view. */
-  async rotate(): Promise<KeyView> {
-    const key = await this.#addKey(this.#now() + this.#opts.activationDelay);
+  /**
+   * Gives every offered algorithm without a key one, signing at once (one instance makes it: a lease
+   * in the store). At start, and on every reload (app.ts): a key ring emptied of an algorithm's keys
+   * (an instance of an earlier, single-algorithm release sweeping them during a rolling upgrade)
+   * heals itself instead of leaving that algorithm unable to sign. Returns the algorithms it added.
+   */
+  async addMissing(): Promise<SigningAlgorithm[]> {
+    const added: SigningAlgorithm[] = [];
+    for (const alg of this.#missing()) {
+      const lease = `${this.#names.init}:${alg}`;
+      if (!(await this.#store.claimTemp(lease, 1, INIT_LEASE_S))) continue;
+      try {
+        // Read again under the lease: another instance may have made the key since.
+        await this.reload();
+        if (!this.#missing().includes(alg)) continue;
+        await this.#addKey(alg, this.#now());
+        added.push(alg);
+      } finally {
+        // Freed once the key is in the store: whoever claims it next reads that key first.
+        await this.#store.deleteTemp(lease);
+      }
+    }
+    if (added.length) {
+      await this.reload();
+      await this.#store.publish(this.#names.channel, added.join(','));
+    }
+    return added;
+  }
+
+  /** The algorithms this ring offers, in the configured order. */
+  get algorithms(): readonly SigningAlgorithm[] {
+    return this.#opts.algorithms;
+  }
+
+  /**
+   * Adds a key for every offered algorithm, all signing from the same moment (after the activation
+   * delay). Returns their public views, in the order of `algorithms`.
+   */
+  async rotate(): Promise<KeyView[]> {
+    const activatesAt = this.#now() + this.#opts.activationDelay;
+    const added: StoredKey[] = [];
+    for (const alg of this.#opts.algorithms) added.push(await this.#addKey(alg, activatesAt));
     await this.reload();
-    await this.#store.publish(this.#names.channel, key.kid);
-    return this.views().find((v) => v.kid === key.kid)!;
+    await this.#store.publish(this.#names.channel, added.map((k) => k.kid).join(','));
+    const views = this.views();
+    return added.map((key) => views.find((v) => v.kid === key.kid)!);
   }
 
   /** Rotates when the schedule says so; of all instances, one wins each period. */
@@ -150,9 +210,8 @@ export class KeyManager {
   keySet(): KeySet {
     const keys: JWK[] = [];
     const states: string[] = [];
-    const signing = this.#current();
-    for (const key of [signing, ...this.#keys.filter((k) => k !== signing)]) {
-      if (!key) continue;
+    const signing = this.#opts.algorithms.map((alg) => this.#current(alg)).filter((k): k is StoredKey => k !== undefined);
+    for (const key of [...signing, ...this.#keys.filter((k) => !signing.includes(k))]) {
       const state = this.#stateOf(key);
       if (!state) continue;
       const jwk = { ...this.#privateJwks.get(key.kid)!, kid: key.kid, alg: key.alg, use: 'sig' } as JWK;
@@ -181,13 +240,47 @@ export class KeyManager {
     return out;
   }
 
-  /** Seconds since the signing key was created, and until the next scheduled rotation (for metrics). */
-  ages(): { currentKeyAgeSeconds: number; secondsToNextRotation: number | undefined } {
-    const current = this.#current();
+  /** Each algorithm's keys by state: every offered one, then any whose keys are still published. */
+  algorithmViews(): AlgorithmView[] {
+    const views = this.views();
+    const algs = [...new Set([...this.#opts.algorithms, ...views.map((v) => v.alg)])];
+    return algs.map((alg) => {
+      const own = views.filter((v) => v.alg === alg);
+      const current = own.find((v) => v.state === 'current')?.kid;
+      const next = own.find((v) => v.state === 'next')?.kid;
+      return {
+        alg,
+        offered: this.#opts.algorithms.includes(alg),
+        ...(current ? { current } : {}),
+        ...(next ? { next } : {}),
+        retiring: own.filter((v) => v.state === 'retiring').map((v) => v.kid),
+      };
+    });
+  }
+
+  /**
+   * The private JWK (with kid and alg) of the key that signs with `alg` now, for what Concord signs
+   * itself (signed userinfo responses); undefined when `alg` is not offered.
+   */
+  signingJwk(alg: SigningAlgorithm): JWK | undefined {
+    const key = this.#opts.algorithms.includes(alg) ? this.#current(alg) : undefined;
+    return key && { ...this.#privateJwks.get(key.kid)!, kid: key.kid, alg: key.alg };
+  }
+
+  /**
+   * Per offered algorithm, seconds since its signing key was created; and seconds until the next
+   * scheduled rotation, which rotates them all (for metrics).
+   */
+  ages(): { currentKeyAgeSeconds: Map<SigningAlgorithm, number>; secondsToNextRotation: number | undefined } {
     const now = this.#now();
     const newest = this.#keys[0];
+    const currentKeyAgeSeconds = new Map<SigningAlgorithm, number>();
+    for (const alg of this.#opts.algorithms) {
+      const current = this.#current(alg);
+      if (current) currentKeyAgeSeconds.set(alg, now - current.createdAt);
+    }
     return {
-      currentKeyAgeSeconds: current ? now - current.createdAt : 0,
+      currentKeyAgeSeconds,
       secondsToNextRotation: this.#opts.rotateEvery && newest ? newest.createdAt + this.#opts.rotateEvery - now : undefined,
     };
   }
@@ -201,31 +294,41 @@ export class KeyManager {
     return this.#pairwiseSalt;
   }
 
-  /** The newest key whose activation time has come signs. */
-  #current(): StoredKey | undefined {
-    const now = this.#now();
-    return this.#keys.find((k) => k.activatesAt <= now) ?? this.#keys.at(-1);
+  /** Offered algorithms without any key in the store. */
+  #missing(): SigningAlgorithm[] {
+    return this.#opts.algorithms.filter((alg) => !this.#keys.some((k) => k.alg === alg));
   }
 
-  /** A key leaves once the key after it has signed for longer than any token lives. */
+  /** Of an offered algorithm's keys, the newest whose activation time has come signs (else its oldest). */
+  #current(alg: SigningAlgorithm): StoredKey | undefined {
+    if (!this.#opts.algorithms.includes(alg)) return undefined;
+    const now = this.#now();
+    const own = this.#keys.filter((k) => k.alg === alg);
+    return own.find((k) => k.activatesAt <= now) ?? own.at(-1);
+  }
+
+  /**
+   * A key leaves once the key after it has signed for longer than any token lives: the next of its
+   * algorithm, or, for an algorithm no longer offered, the next of any algorithm.
+   */
   #removeAt(key: StoredKey): number | undefined {
     const now = this.#now();
-    const successor = this.#keys.filter((k) => k.activatesAt > key.activatesAt && k.activatesAt <= now).at(-1);
+    const offered = this.#opts.algorithms.includes(key.alg);
+    const successor = this.#keys.filter((k) => (!offered || k.alg === key.alg) && k.activatesAt > key.activatesAt && k.activatesAt <= now).at(-1);
     return successor ? successor.activatesAt + this.#opts.maxTokenTtl + (this.#opts.retireGrace ?? 60) : undefined;
   }
 
   #stateOf(key: StoredKey): KeyState | undefined {
     const now = this.#now();
-    const current = this.#current();
-    if (key === current) return 'current';
+    if (key === this.#current(key.alg)) return 'current';
     if (key.activatesAt > now) return 'next';
     const removeAt = this.#removeAt(key);
     return removeAt !== undefined && removeAt <= now ? undefined : 'retiring';
   }
 
-  async #addKey(activatesAt: number): Promise<StoredKey> {
-    const alg = this.#opts.algorithm;
-    const { privateKey } = await generateKeyPair(alg, { extractable: true, ...(alg === 'RS256' ? { modulusLength: 2048 } : {}) });
+  async #addKey(alg: SigningAlgorithm, activatesAt: number): Promise<StoredKey> {
+    // RSA keys of 2048 bits (RFC 7518 3.3, 3.5: at least 2048).
+    const { privateKey } = await generateKeyPair(alg, { extractable: true, ...(alg === 'RS256' || alg === 'PS256' ? { modulusLength: 2048 } : {}) });
     const jwk = await exportJWK(privateKey);
     const kid = await calculateJwkThumbprint(jwk);
     const key: StoredKey = {

@@ -191,7 +191,18 @@ export function createMetrics() {
     }),
 
     // ---- signing keys (keys/manager.ts ages(), read at scrape time) ------------------------------
-    keyAge: new Gauge({ name: 'concord_signing_key_age_seconds', help: 'Seconds since the key signing tokens now was created', registers }),
+    keyAge: new Gauge({
+      name: 'concord_signing_key_age_seconds',
+      help: 'Seconds since the key signing tokens now with each offered algorithm (keys.algorithms) was created',
+      labelNames: ['alg'] as const,
+      registers,
+    }),
+    keys: new Gauge({
+      name: 'concord_signing_keys',
+      help: 'Published signing keys by algorithm and state (next: not yet signing; current: signs; retiring: verifies until its tokens have expired)',
+      labelNames: ['alg', 'state'] as const,
+      registers,
+    }),
     keyRotationPeriod: new Gauge({
       name: 'concord_signing_key_rotation_period_seconds',
       help: 'Configured scheduled rotation period (keys.rotateEvery); 0 when keys rotate only on demand',
@@ -210,13 +221,24 @@ export type Metrics = ReturnType<typeof createMetrics>;
 /** The key gauges read `ages()` at scrape time, so they are never stale. */
 export function observeKeyAges(
   metrics: Metrics,
-  source: { ages(): { currentKeyAgeSeconds: number; secondsToNextRotation: number | undefined } },
+  source: {
+    ages(): { currentKeyAgeSeconds: ReadonlyMap<string, number>; secondsToNextRotation: number | undefined };
+    views(): ReadonlyArray<{ alg: string; state: string }>;
+  },
   rotateEvery: number | undefined,
 ): void {
   metrics.keyRotationPeriod.set(rotateEvery ?? 0);
   // prom-client calls a metric's `collect` before each scrape; these metric objects are this instance's alone.
-  const collectors = metrics as unknown as Record<'keyAge' | 'keyNextRotation', { collect?: () => void }>;
-  collectors.keyAge.collect = () => metrics.keyAge.set(source.ages().currentKeyAgeSeconds);
+  const collectors = metrics as unknown as Record<'keyAge' | 'keyNextRotation' | 'keys', { collect?: () => void }>;
+  collectors.keys.collect = () => {
+    metrics.keys.reset();
+    for (const { alg, state } of source.views()) metrics.keys.inc({ alg, state });
+  };
+  collectors.keyAge.collect = () => {
+    // One series per offered algorithm; an algorithm dropped from keys.algorithms leaves the metric.
+    metrics.keyAge.reset();
+    for (const [alg, age] of source.ages().currentKeyAgeSeconds) metrics.keyAge.set({ alg }, age);
+  };
   collectors.keyNextRotation.collect = () => {
     const next = source.ages().secondsToNextRotation;
     if (next === undefined) metrics.keyNextRotation.remove();

@@ -11,6 +11,7 @@ import { StoreFullError, StoreUnavailableError } from '../store/index.ts';
 import { AccountStore, type BrokeredAccount } from './accounts.ts';
 import { SCOPE_CLAIMS } from './claims.ts';
 import { clientAdapter, EXTRA_CLIENT_METADATA } from './clients.ts';
+import { recordJwtAccessTokens } from './access-tokens.ts';
 import { allScopes, resourceIndicators } from './resources.ts';
 export { openResourceServers } from './resources.ts';
 import { hashedIdAdapter } from './hashed-ids.ts';
@@ -21,6 +22,7 @@ export { AccountStore, accountIdOf, type BrokeredAccount } from './accounts.ts';
 export { SCOPE_CLAIMS, OIDC_SCOPES, claimsForScopes } from './claims.ts';
 export { toClientMetadata } from './clients.ts';
 export { jwtUserinfo } from './userinfo.ts';
+export { jwtTokenEndpoints, liveAccessToken } from './access-tokens.ts';
 export { sendLogoutToken, LogoutDeliveryError, BACKCHANNEL_LOGOUT_EVENT } from './logout-tokens.ts';
 export { trackSessions } from './session-tracking.ts';
 export { dpopNonceSecret, userinfoDPoP } from './dpop.ts';
@@ -58,7 +60,10 @@ type ClientWithExtras = { clientId: string; skip_consent?: boolean; access_token
 export function createProvider(deps: ProviderDeps): Provider {
   const { settings, store, registry, accounts, keySet, cookieKeys, pairwiseSalt, sessions, log } = deps;
   const secure = settings.issuer.startsWith('https://');
-  const signingAlg = () => (keySet.jwks.keys[0]?.alg ?? 'ES256') as AsymmetricSigningAlgorithm;
+  // Every algorithm with a key (keys.algorithms) is offered for what Concord signs per client; access
+  // tokens are the deployment's choice (keys.accessTokenAlgorithm). `none` and HMAC never.
+  const offered = settings.keys.algorithms as AsymmetricSigningAlgorithm[];
+  const accessTokenAlg = () => settings.keys.accessTokenAlgorithm as AsymmetricSigningAlgorithm;
   const t = settings.tokens;
 
   const configuration: Configuration = {
@@ -84,9 +89,12 @@ export function createProvider(deps: ProviderDeps): Provider {
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
-      id_token_signed_response_alg: signingAlg(),
+      // OIDC Registration 2: a client that names no alg gets RS256 ID tokens (and JARM responses, JARM 3).
+      id_token_signed_response_alg: 'RS256',
+      authorization_signed_response_alg: 'RS256',
     },
-    enabledJWA: { idTokenSigningAlgValues: [signingAlg()], dPoPSigningAlgValues: [...DPOP_ALGORITHMS] },
+    // What discovery lists as *_signing_alg_values_supported, and what a client may register.
+    enabledJWA: { idTokenSigningAlgValues: offered, userinfoSigningAlgValues: offered, authorizationSigningAlgValues: offered, dPoPSigningAlgValues: [...DPOP_ALGORITHMS] },
     extraClientMetadata: {
       properties: [...EXTRA_CLIENT_METADATA],
       validator(_ctx, key, value) {
@@ -100,6 +108,12 @@ export function createProvider(deps: ProviderDeps): Provider {
       backchannelLogout: { enabled: true },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
+      // Clients' userinfo_signed_response_alg (OIDC Core 5.3.2): Concord's userinfo (userinfo.ts) signs
+      // the answer for them; oidc-provider validates the metadata and advertises the algorithms.
+      jwtUserinfo: { enabled: true },
+      // JARM: a client's authorization_signed_response_alg signs its authorization responses
+      // (response_mode=jwt, query.jwt, form_post.jwt).
+      jwtResponseModes: { enabled: true },
       revocation: { enabled: true },
       userinfo: { enabled: true },
       // RFC 9449, on purpose (src/provider/dpop.ts): bound tokens for clients that send proofs, required
@@ -140,7 +154,7 @@ export function createProvider(deps: ProviderDeps): Provider {
           ctx.body = renderPage(ctx, 'logged-out', 'loggedOut.title', { text: name ? t('loggedOut.textClient', { client: name }) : t('loggedOut.text') });
         },
       },
-      resourceIndicators: resourceIndicators(settings, signingAlg) as never,
+      resourceIndicators: resourceIndicators(settings, accessTokenAlg) as never,
       // RFC 9126, on purpose: POST /request takes the authorization parameters from the client's back
       // end (client authentication as at /token) and answers a request_uri for /auth. It gets the edge
       // checks of /auth (src/http/request-limits.ts), the per-source budget of /auth and the credential
@@ -158,6 +172,8 @@ export function createProvider(deps: ProviderDeps): Provider {
       Interaction: t.interactionTtl,
       Grant: t.grantTtl,
     },
+    // Every JWT access token keeps a record like an opaque one's, so revoking its grant reaches it (access-tokens.ts).
+    formats: { customizers: { jwt: recordJwtAccessTokens(deps.tokenIdKey, log) as never } },
     // Refresh tokens rotate on every use; a replayed one revokes the grant (oidc-provider's reuse detection).
     rotateRefreshToken: () => true,
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),

@@ -1,21 +1,25 @@
 import type { Context, Next } from 'koa';
-import { createLocalJWKSet, jwtVerify, type JWK } from 'jose';
+import { importJWK, jwtVerify, SignJWT, type CryptoKey, type JWK } from 'jose';
+import type Provider from 'oidc-provider';
 import type { ConcordSettings } from '../config/index.ts';
-import type { KeyManager } from '../keys/index.ts';
+import { SIGNING_ALGORITHMS, type KeyManager } from '../keys/index.ts';
 import type { Registry } from '../participants/index.ts';
 import type { Sessions } from '../sessions/index.ts';
 import type { AccountStore } from './accounts.ts';
+import { liveAccessToken, publishedKeys } from './access-tokens.ts';
 import { claimsForScopes } from './claims.ts';
 import type { userinfoDPoP } from './dpop.ts';
-
-const PUBLIC_MEMBERS = ['kty', 'crv', 'x', 'y', 'n', 'e', 'kid', 'alg', 'use'] as const;
 
 /**
  * Userinfo for Concord's JWT access tokens. oidc-provider's own userinfo accepts only opaque
  * tokens, and every Concord access token is an RFC 9068 JWT; a token whose audience is Concord
- * itself (no `resource` asked for) is what userinfo accepts, as Keycloak does. The claims are those
- * of the token's session (found by the client's `sid` in the token): another device's login of the
- * same user has its own. A token from before per-session state gets the account's last login's.
+ * itself (no `resource` asked for) is what userinfo accepts, as Keycloak does. A token whose grant
+ * was revoked (a replayed code or refresh token, logout, offboarding, revoke-sessions) is refused:
+ * `liveAccessToken`, the rule introspection applies too. The claims are those of the token's session
+ * (found by the client's `sid` in the token): another device's login of the same user has its own.
+ * A token from before per-session state gets the account's last login's. A client registered with
+ * `userinfo_signed_response_alg` gets them as a JWT signed with that algorithm (OIDC Core 5.3.2:
+ * `application/jwt`, with `iss` and `aud`).
  */
 export function jwtUserinfo(deps: {
   settings: ConcordSettings;
@@ -26,16 +30,24 @@ export function jwtUserinfo(deps: {
   pairwiseAccount: (clientId: string, sub: string) => Promise<string | undefined>;
   /** RFC 9449 at /me: DPoP-bound tokens only with their proof (dpop.ts). */
   dpop: ReturnType<typeof userinfoDPoP>;
+  /** The provider serving now (its AccessToken and Grant models). */
+  provider: () => Provider;
+  /** Key of the access tokens' record ids (tokenIdKey()). */
+  tokenIdKey: Buffer;
 }) {
   const { settings, keys, accounts, sessions, registry } = deps;
-  let cached: { fingerprint: string; jwks: ReturnType<typeof createLocalJWKSet> } | undefined;
-  const jwks = () => {
-    const set = keys.keySet();
-    if (cached?.fingerprint !== set.fingerprint) {
-      const publicKeys = set.jwks.keys.map((k) => Object.fromEntries(PUBLIC_MEMBERS.filter((m) => k[m] !== undefined).map((m) => [m, k[m]])) as JWK);
-      cached = { fingerprint: set.fingerprint, jwks: createLocalJWKSet({ keys: publicKeys }) };
+  const jwks = publishedKeys(keys);
+  // Private keys imported once per kid (signed userinfo); a key that leaves is dropped with the next.
+  const imported = new Map<string, Promise<CryptoKey | Uint8Array>>();
+  const signingKey = (jwk: JWK) => {
+    let key = imported.get(jwk.kid!);
+    if (!key) {
+      const { key_ops: _ops, use: _use, ...privateJwk } = jwk;
+      if (imported.size > 16) imported.clear();
+      key = importJWK(privateJwk, jwk.alg);
+      imported.set(jwk.kid!, key);
     }
-    return cached.jwks;
+    return key;
   };
 
   const refuse = (ctx: Context, status: number, error: string, description: string) => {
@@ -57,14 +69,16 @@ export function jwtUserinfo(deps: {
         issuer: settings.issuer,
         audience: settings.issuer,
         typ: 'at+jwt',
-        algorithms: ['ES256', 'EdDSA', 'RS256'],
-        requiredClaims: ['sub', 'client_id', 'exp'],
+        algorithms: [...SIGNING_ALGORITHMS],
+        requiredClaims: ['sub', 'client_id', 'exp', 'jti'],
       }));
     } catch {
       return refuse(ctx, 401, 'invalid_token', 'invalid access token');
     }
     const unbound = await deps.dpop.check(ctx, scheme, token, payload.cnf);
     if (unbound) return deps.dpop.refuse(ctx, unbound);
+    // Revoked since it was signed: its grant is gone (or its record, revoked on its own).
+    if (!(await liveAccessToken(deps.provider(), deps.tokenIdKey, String(payload.jti)))) return refuse(ctx, 401, 'invalid_token', 'the access token was revoked');
     const scopes = new Set(String(payload.scope ?? '').split(' '));
     if (!scopes.has('openid')) return refuse(ctx, 403, 'insufficient_scope', 'access token missing openid scope');
     const sub = String(payload.sub);
@@ -86,6 +100,18 @@ export function jwtUserinfo(deps: {
     const body: Record<string, unknown> = { sub };
     for (const name of released) if (name !== 'sub' && all[name] !== undefined) body[name] = all[name];
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = body;
+    const alg = registry.client(clientId)?.userinfo_signed_response_alg;
+    const jwk = alg === undefined ? undefined : keys.signingJwk(alg);
+    if (!jwk) {
+      ctx.body = body;
+      return;
+    }
+    ctx.type = 'application/jwt';
+    ctx.body = await new SignJWT(body)
+      .setProtectedHeader({ alg: alg!, kid: jwk.kid! })
+      .setIssuer(settings.issuer)
+      .setAudience(clientId)
+      .setIssuedAt()
+      .sign(await signingKey(jwk));
   };
 }

@@ -310,14 +310,23 @@ describe('admin API', () => {
     it('lists public key views and rotates', async () => {
       const listed = await api.get('/admin/v1/keys');
       assert.equal(listed.status, 200);
-      assert.equal(listed.body.keys.length, 1);
-      assert.equal(listed.body.keys[0].state, 'current');
+      // One current key per offered algorithm (keys.algorithms default: RS256, ES256).
+      assert.deepEqual(listed.body.keys.map((k: { alg: string; state: string }) => [k.alg, k.state]).sort(), [['ES256', 'current'], ['RS256', 'current']]);
+      assert.equal(listed.body.accessTokenAlgorithm, 'ES256');
+      assert.deepEqual(
+        listed.body.algorithms.map((a: { alg: string; offered: boolean; current: string; retiring: string[] }) => [a.alg, a.offered, typeof a.current, a.retiring]),
+        [['RS256', true, 'string', []], ['ES256', true, 'string', []]],
+      );
       assert.doesNotMatch(listed.text, /"d"|sealed/);
       const rotated = await api.post('/admin/v1/keys/rotate');
       assert.equal(rotated.status, 201);
-      assert.equal(rotated.body.key.state, 'next');
+      assert.deepEqual(rotated.body.keys.map((k: { alg: string; state: string }) => [k.alg, k.state]), [['RS256', 'next'], ['ES256', 'next']]);
+      assert.equal(rotated.body.key.alg, 'ES256', 'key: the access-token algorithm\'s new key');
       const after = await api.get('/admin/v1/keys');
-      assert.deepEqual(after.body.keys.map((k: { state: string }) => k.state).sort(), ['current', 'next']);
+      assert.deepEqual(after.body.keys.map((k: { state: string }) => k.state).sort(), ['current', 'current', 'next', 'next']);
+      for (const view of after.body.algorithms as Array<{ alg: string; next: string }>) {
+        assert.equal(view.next, rotated.body.keys.find((k: { alg: string }) => k.alg === view.alg).kid, `${view.alg}: the new key is next`);
+      }
     });
   });
 

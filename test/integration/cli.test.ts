@@ -361,11 +361,14 @@ describe('concord CLI', () => {
     it('lists and rotates keys', async () => {
       const rotate = await concord(['keys', 'rotate'], env);
       assert.equal(rotate.code, 0, rotate.stderr);
-      assert.match(rotate.stdout, /^new key \S+ published; it signs from /);
+      assert.match(rotate.stdout, /^new RS256 key \S+ published; it signs from .+\nnew ES256 key \S+ published; it signs from /);
       const list = await concord(['keys', 'list'], env);
-      assert.match(list.stdout, /^KID\s+ALG\s+STATE/);
-      assert.match(list.stdout, /\scurrent\s/);
-      assert.match(list.stdout, /\snext\s/);
+      assert.match(list.stdout, /^ALG\s+KID\s+STATE/);
+      for (const alg of ['RS256', 'ES256']) {
+        assert.match(list.stdout, new RegExp(`^${alg}\\s+\\S+\\s+current\\s`, 'm'));
+        assert.match(list.stdout, new RegExp(`^${alg}\\s+\\S+\\s+next\\s`, 'm'));
+      }
+      assert.match(list.stdout, /^ES256\s.*access tokens$/m);
     });
 
     it('removes a participant, reporting the revocations, and shows the audit log', async () => {

@@ -27,11 +27,13 @@ describe('authorization code flow with PKCE', () => {
 
   it('issues an ID token and a JWT access token, both verifiable offline', async () => {
     const { tokens, auth } = await signedIn(fed, 'alice@acme.example');
-    const id = await jwtVerify(tokens.id_token!, jwks, { issuer: fed.concord.issuer, audience: RP.client_id, algorithms: ['ES256'] });
+    // A client that names no id_token_signed_response_alg gets RS256 (OIDC Registration 2).
+    const id = await jwtVerify(tokens.id_token!, jwks, { issuer: fed.concord.issuer, audience: RP.client_id, algorithms: ['RS256'] });
     assert.equal(id.payload.nonce, auth.nonce);
     assert.equal(id.payload.exp! - id.payload.iat!, 300);
     assert.equal(id.payload.sub, 'acme:5f0c1a52-8d1e-4b7a-9f0e-acme00000001');
-    const at = await jwtVerify(tokens.access_token, jwks, { issuer: fed.concord.issuer, audience: fed.concord.issuer, typ: 'at+jwt' });
+    // Access tokens: keys.accessTokenAlgorithm (default ES256), whatever the client's ID tokens use.
+    const at = await jwtVerify(tokens.access_token, jwks, { issuer: fed.concord.issuer, audience: fed.concord.issuer, typ: 'at+jwt', algorithms: ['ES256'] });
     assert.equal(at.payload.client_id, RP.client_id);
     assert.equal(at.payload.exp! - at.payload.iat!, 300);
     assert.match(String(at.payload.scope), /\bopenid\b/);

@@ -45,35 +45,52 @@ describe('signing key rotation', () => {
   });
   after(() => fed.close());
 
-  it('publishes the next key first, signs with it after the delay, and retires the old one', async () => {
+  it('publishes the next key of every algorithm first, signs with them after the delay, and retires the old ones', async () => {
     const verifier = createVerifier({ issuer: fed.concord.issuer, audience: fed.concord.issuer, cooldownDuration: 0 });
-    const [oldKid] = await jwksKids();
+    const byAlg = async () => new Map(((await (await fetch(`${fed.concord.issuer}/jwks`)).json()) as { keys: Array<{ kid: string; alg: string }> }).keys.map((k) => [k.kid, k.alg]));
+    const initial = await byAlg();
+    assert.deepEqual([...initial.values()].sort(), ['ES256', 'RS256'], 'one key per offered algorithm');
     const oldToken = await ccToken();
-    assert.equal(decodeProtectedHeader(oldToken).kid, oldKid);
+    const oldKid = decodeProtectedHeader(oldToken).kid!;
+    assert.equal(initial.get(oldKid), 'ES256', 'access tokens: keys.accessTokenAlgorithm');
+    const oldRsaKid = [...initial].find(([, alg]) => alg === 'RS256')![0];
+    const { tokens: before } = await signedIn(fed, 'alice@acme.example');
+    assert.equal(decodeProtectedHeader(before.id_token!).kid, oldRsaKid, 'ID tokens: RS256 for a client naming none');
     assert.equal((await verifier(oldToken)).client_id, 'machine');
 
     const rotated = await fetch(`${fed.concord.adminUrl}/admin/v1/keys/rotate`, { method: 'POST', headers: ADMIN });
     assert.equal(rotated.status, 201);
-    const { key: next } = (await rotated.json()) as { key: { kid: string; state: string } };
-    assert.equal(next.state, 'next');
+    const { keys: next } = (await rotated.json()) as { keys: Array<{ kid: string; alg: string; state: string; activatesAt: string }> };
+    assert.deepEqual(next.map((k) => [k.alg, k.state]), [['RS256', 'next'], ['ES256', 'next']], 'a new key for every algorithm');
+    assert.equal(next[0]!.activatesAt, next[1]!.activatesAt, 'all sign from the same moment');
+    const nextOf = (alg: string) => next.find((k) => k.alg === alg)!.kid;
 
     // Published at once, not yet signing.
-    await until(async () => ((await jwksKids()).includes(next.kid) ? true : undefined), 'the next key in the JWKS');
+    await until(async () => {
+      const kids = await jwksKids();
+      return next.every((k) => kids.includes(k.kid)) ? true : undefined;
+    }, 'the next keys in the JWKS');
     assert.equal(decodeProtectedHeader(await ccToken()).kid, oldKid, 'the old key still signs');
 
-    // After the activation delay the new key signs; both verify during the overlap.
+    // After the activation delay the new keys sign; old and new verify during the overlap.
     const newToken = await until(async () => {
       const t = await ccToken();
-      return decodeProtectedHeader(t).kid === next.kid ? t : undefined;
+      return decodeProtectedHeader(t).kid === nextOf('ES256') ? t : undefined;
     }, 'the new key to sign');
+    const { tokens: afterRotation } = await signedIn(fed, 'alice@acme.example');
+    assert.equal(decodeProtectedHeader(afterRotation.id_token!).kid, nextOf('RS256'), 'the new RS256 key signs ID tokens');
     assert.equal((await verifier(newToken)).client_id, 'machine');
     assert.equal((await verifier(oldToken)).client_id, 'machine', 'a token of the old key is still valid in the overlap');
     const { keys } = (await (await fetch(`${fed.concord.adminUrl}/admin/v1/keys`, { headers: ADMIN })).json()) as { keys: Array<{ kid: string; state: string }> };
-    assert.deepEqual(keys.map((k) => [k.kid, k.state]).sort(), [[next.kid, 'current'], [oldKid, 'retiring']].sort());
+    const stateOf = new Map(keys.map((k) => [k.kid, k.state]));
+    assert.deepEqual([stateOf.get(nextOf('RS256')), stateOf.get(nextOf('ES256')), stateOf.get(oldRsaKid), stateOf.get(oldKid)], ['current', 'current', 'retiring', 'retiring']);
     assert.doesNotMatch(JSON.stringify(keys), /"d"|sealed/, 'no private parts');
 
-    // Once every token it signed has expired, the old key leaves the JWKS; a fresh verifier no longer knows it.
-    await until(async () => (!(await jwksKids()).includes(oldKid!) ? true : undefined), 'the old key to leave');
+    // Once every token they signed has expired, the old keys leave the JWKS; a fresh verifier no longer knows them.
+    await until(async () => {
+      const kids = await jwksKids();
+      return !kids.includes(oldKid) && !kids.includes(oldRsaKid) ? true : undefined;
+    }, 'the old keys to leave');
     const late = createVerifier({ issuer: fed.concord.issuer, audience: fed.concord.issuer, clockTolerance: 3600 });
     await assert.rejects(late(oldToken), { code: 'unknown_key' });
     assert.equal((await late(newToken)).client_id, 'machine');

@@ -143,8 +143,15 @@ describe('observability: metrics after real logins', () => {
 
   it('exports the signing key age, the rotation period and the time to the next rotation, config version and sync lag', async () => {
     const m = await scrape(admin);
-    const age = m.value('concord_signing_key_age_seconds')!;
-    assert.ok(age >= 0 && age < 600, `key age ${age}`);
+    // One series per offered algorithm (keys.algorithms, default RS256 and ES256).
+    for (const alg of ['RS256', 'ES256']) {
+      const age = m.value('concord_signing_key_age_seconds', { alg })!;
+      assert.ok(age >= 0 && age < 600, `${alg} key age ${age}`);
+    }
+    assert.equal(m.value('concord_signing_key_age_seconds', { alg: 'EdDSA' }), undefined, 'no series for an algorithm not offered');
+    assert.equal(m.value('concord_signing_keys', { alg: 'RS256', state: 'current' }), 1);
+    assert.equal(m.value('concord_signing_keys', { alg: 'ES256', state: 'current' }), 1);
+    assert.equal(m.value('concord_signing_keys', { alg: 'ES256', state: 'next' }), undefined, 'no rotation under way');
     assert.equal(m.value('concord_signing_key_rotation_period_seconds'), 30 * 86400);
     const next = m.value('concord_signing_key_next_rotation_seconds')!;
     assert.ok(next <= 30 * 86400 && next > 30 * 86400 - 600, `next rotation in ${next}`);

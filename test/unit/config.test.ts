@@ -28,6 +28,43 @@ upstream:
   clientSecretEnv: ACME_SECRET
 `;
 
+describe('configuration: signing algorithms', () => {
+  const issuesOfLoad = async (files: Record<string, string>) => {
+    try {
+      await loadConfig({ dir: await configDir(files), env: {} });
+      return [];
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err));
+      return err.issues.map((i) => `${i.source}:${i.field}: ${i.message}`);
+    }
+  };
+
+  it('offers RS256 and ES256 by default, access tokens in ES256', async () => {
+    const { settings } = await loadConfig({ dir: await configDir({}), env: {} });
+    assert.deepEqual(settings.keys.algorithms, ['RS256', 'ES256']);
+    assert.equal(settings.keys.accessTokenAlgorithm, 'ES256');
+  });
+
+  it('reads the single keys.algorithm of earlier releases as the access-token algorithm, and offers it', async () => {
+    const { settings } = await loadConfig({ dir: await configDir({ 'concord.yaml': 'keys:\n  algorithm: EdDSA\n' }), env: {} });
+    assert.deepEqual(settings.keys.algorithms, ['RS256', 'ES256', 'EdDSA']);
+    assert.equal(settings.keys.accessTokenAlgorithm, 'EdDSA');
+  });
+
+  it('refuses a list without RS256, an access-token algorithm not offered, HMAC and none', async () => {
+    assert.match((await issuesOfLoad({ 'concord.yaml': 'keys:\n  algorithms: [ES256]\n' })).join('\n'), /keys\.algorithms: must include RS256/);
+    assert.match((await issuesOfLoad({ 'concord.yaml': 'keys:\n  accessTokenAlgorithm: PS256\n' })).join('\n'), /keys\.accessTokenAlgorithm: PS256 is not one of keys\.algorithms \(RS256, ES256\)/);
+    for (const alg of ['HS256', 'none']) assert.match((await issuesOfLoad({ 'concord.yaml': `keys:\n  algorithms: [RS256, ${alg}]\n` })).join('\n'), /keys\.algorithms\.1/);
+  });
+
+  it('refuses a client file naming an algorithm the deployment does not offer', async () => {
+    const client = 'client_id: a\nclient_secret: a-secret-0123456789abc\nredirect_uris: [https://a.example/cb]\nid_token_signed_response_alg: PS256\n';
+    assert.match((await issuesOfLoad({ 'clients/a.yaml': client })).join('\n'), /clients\/a\.yaml:id_token_signed_response_alg: PS256 is not offered by this deployment \(keys\.algorithms: RS256, ES256\)/);
+    assert.match((await issuesOfLoad({ 'concord.yaml': 'keys:\n  algorithms: [RS256, PS256]\n' })).join('\n'), /keys\.accessTokenAlgorithm: ES256 \(the default\) is not one of keys\.algorithms \(RS256, PS256\): set keys\.accessTokenAlgorithm/);
+    assert.deepEqual(await issuesOfLoad({ 'clients/a.yaml': client, 'concord.yaml': 'keys:\n  algorithms: [RS256, PS256]\n  accessTokenAlgorithm: PS256\n' }), []);
+  });
+});
+
 describe('configuration', () => {
   it('applies defaults, reads participants and clients, lowercases domains', async () => {
     const dir = await configDir({ 'participants/acme.yaml': ACME, 'clients/a.yaml': 'client_id: a\nclient_secret: a-secret-0123456789abc\nredirect_uris: [https://a.example/cb]\n' });

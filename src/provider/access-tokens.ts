@@ -1,0 +1,151 @@
+import { createHmac } from 'node:crypto';
+import type { Context, Next } from 'koa';
+import { createLocalJWKSet, jwtVerify, type JWTPayload } from 'jose';
+import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import { publicJwk, SIGNING_ALGORITHMS, type KeyManager } from '../keys/index.ts';
+import type { Logger } from '../observability/index.ts';
+import { StoreUnavailableError, type Adapter } from '../store/index.ts';
+
+/*
+ * Revocation of JWT access tokens, at the root.
+ *
+ * oidc-provider keeps opaque access tokens in its store, indexed by grant: when it revokes a grant
+ * (a replayed code or refresh token, RFC 6749 4.1.2 and RFC 9700 4.14.2; RP-initiated logout) it
+ * deletes them with the grant, and its introspection looks each one up and checks its grant. Concord's
+ * access tokens are JWTs (RFC 9068), which oidc-provider signs and forgets: no record, so nothing to
+ * delete and nothing to look up, and its introspection refuses them outright.
+ *
+ * So every JWT access token gets the record an opaque one would have (same model, same payload,
+ * same grant index, same lifetime), under an id only Concord can compute from the token's `jti`
+ * (a keyed hash, so the id is no bearer value: knowing a token's jti gives nothing). Everything that
+ * revokes a grant, oidc-provider's own revocation or Concord's sessions ending (logout, offboarding,
+ * a disabled participant, revoke-sessions), reaches these records through the grant index. Then one
+ * rule says whether a token still stands, `liveAccessToken`, and both endpoints that answer about
+ * tokens use it: `/me` (userinfo.ts) calls it; introspection and revocation (RFC 7662, RFC 7009) get
+ * the record's id in place of the JWT, so oidc-provider's own lookup and grant check apply as they do
+ * for opaque tokens.
+ */
+
+/** Concord's published keys as a jose key set, rebuilt when the key set changes. */
+export function publishedKeys(keys: KeyManager): () => ReturnType<typeof createLocalJWKSet> {
+  let cached: { fingerprint: string; jwks: ReturnType<typeof createLocalJWKSet> } | undefined;
+  return () => {
+    const set = keys.keySet();
+    if (cached?.fingerprint !== set.fingerprint) cached = { fingerprint: set.fingerprint, jwks: createLocalJWKSet({ keys: set.jwks.keys.map(publicJwk) }) };
+    return cached.jwks;
+  };
+}
+
+/** The id of a JWT access token's record: HMAC-SHA256(key, `jwt-at:` + jti), base64url. */
+export function accessTokenRecordId(key: Buffer, jti: string): string {
+  return createHmac('sha256', key).update(`jwt-at:${jti}`, 'utf8').digest('base64url');
+}
+
+interface IssuedToken {
+  jti: string;
+  kind: string;
+  grantId?: string;
+  extra?: Record<string, unknown>;
+  constructor: { IN_PAYLOAD: string[]; adapter: Adapter };
+  [field: string]: unknown;
+}
+
+/**
+ * oidc-provider's `formats.customizers.jwt`: before a JWT access token is signed, keeps its record
+ * (the payload an opaque token of the same model would have, `iat`/`exp` those of the JWT) under
+ * `accessTokenRecordId(key, jti)` for as long as the token lives. Awaited by oidc-provider, so the
+ * record exists before the token is handed out.
+ * @throws StoreUnavailableError for a token of a grant when the store is away (the request fails
+ *   503, as the grant lookup would); a client-credentials token is issued without its record then.
+ */
+export function recordJwtAccessTokens(key: Buffer, log: Logger) {
+  let storeDown = false;
+  return async (_ctx: unknown, token: unknown, jwt: { payload: JWTPayload }): Promise<void> => {
+    const issued = token as IssuedToken;
+    const { iat, exp, jti } = jwt.payload;
+    if (typeof jti !== 'string' || typeof exp !== 'number') return;
+    const id = accessTokenRecordId(key, jti);
+    const record: Record<string, unknown> = {};
+    for (const field of issued.constructor.IN_PAYLOAD) if (issued[field] !== undefined) record[field] = issued[field];
+    Object.assign(record, { jti: id, kind: issued.kind, iat, exp, ...(issued.extra ? { extra: issued.extra } : {}) });
+    const ttl = Math.max(1, exp - Math.floor(Date.now() / 1000));
+    try {
+      await issued.constructor.adapter.upsert(id, record as never, ttl);
+      storeDown = false;
+    } catch (err) {
+      // A token of a grant needs the store anyway (the grant is there). A client-credentials token
+      // does not, and keeps being issued while the store is away: without its record, introspection
+      // answers it inactive; it verifies offline as ever. Said once per outage, not per token.
+      if (issued.grantId || !(err instanceof StoreUnavailableError)) throw err;
+      if (!storeDown) log.warn({ err, kind: issued.kind }, 'store unavailable: access token issued without its record (introspection answers it inactive)');
+      storeDown = true;
+    }
+  };
+}
+
+/** What `liveAccessToken` answers: the token's record as oidc-provider reads it. */
+export interface LiveAccessToken {
+  clientId: string;
+  accountId?: string;
+  grantId?: string;
+}
+
+/**
+ * Whether the JWT access token with this `jti` (its signature already verified) still stands: its
+ * record is there (not revoked, not expired) and so is its grant, for the same client and account.
+ * The rules of oidc-provider's introspection for opaque tokens (lib/actions/introspection.js), so
+ * `/me` and introspection answer alike. Undefined when it does not stand.
+ */
+export async function liveAccessToken(provider: Provider, key: Buffer, jti: string): Promise<LiveAccessToken | undefined> {
+  const id = accessTokenRecordId(key, jti);
+  const token = ((await provider.AccessToken.find(id)) ?? (await provider.ClientCredentials.find(id))) as (LiveAccessToken & { isValid: boolean }) | undefined;
+  if (!token?.isValid) return undefined;
+  if (token.grantId) {
+    const grant = await provider.Grant.find(token.grantId, { ignoreExpiration: true });
+    if (!grant || grant.isExpired || grant.clientId !== token.clientId || grant.accountId !== token.accountId) return undefined;
+  }
+  return token;
+}
+
+/**
+ * Introspection (RFC 7662) and revocation (RFC 7009) of Concord's JWT access tokens. oidc-provider
+ * refuses JWTs at both (`unsupported_token_type`); this hands it the token's record id instead, once
+ * the JWT is verified as one of Concord's access tokens, so client authentication, the lookup, the
+ * grant check, the `allowedPolicy` and the answer are oidc-provider's own. A JWT that does not verify
+ * is handed on as a value no record has: introspection answers `{ "active": false }`, revocation 200
+ * (RFC 7009 2.2). The JWT's `jti` goes back into an active introspection answer.
+ */
+export function jwtTokenEndpoints(deps: {
+  issuer: string;
+  keys: KeyManager;
+  tokenIdKey: Buffer;
+  /** The request's form as the edge check read it (urlencoded), if it read one. */
+  readForm: (ctx: Context) => string | undefined;
+  /** Hands oidc-provider this form instead (the edge check's replaceForm). */
+  writeForm: (ctx: Context, form: string) => void;
+}) {
+  const jwks = publishedKeys(deps.keys);
+  return async function jwtTokens(ctx: Context, next: Next): Promise<void> {
+    const route = (ctx.state.route as { name?: string } | undefined)?.name;
+    if ((route !== 'introspection' && route !== 'revocation') || ctx.method !== 'POST') return next();
+    const raw = deps.readForm(ctx);
+    if (raw === undefined) return next();
+    const form = new URLSearchParams(raw);
+    const tokens = form.getAll('token');
+    // Not one compact JWS: oidc-provider's own checks answer (missing or repeated token, opaque tokens).
+    if (tokens.length !== 1 || tokens[0]!.split('.').length !== 3) return next();
+    let jti: string | undefined;
+    try {
+      const { payload } = await jwtVerify(tokens[0]!, jwks(), { issuer: deps.issuer, typ: 'at+jwt', algorithms: [...SIGNING_ALGORITHMS], requiredClaims: ['jti', 'exp'] });
+      jti = String(payload.jti);
+    } catch {
+      jti = undefined;
+    }
+    form.set('token', jti === undefined ? 'not-an-access-token' : accessTokenRecordId(deps.tokenIdKey, jti));
+    deps.writeForm(ctx, form.toString());
+    await next();
+    const body = (ctx as unknown as KoaContextWithOIDC).body as { active?: boolean; jti?: string } | undefined;
+    if (route === 'introspection' && jti !== undefined && body?.active === true) body.jti = jti;
+  };
+}
