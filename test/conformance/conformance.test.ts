@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { Findings, startHarness, type Harness } from './harness.ts';
 import { BASIC_MODULES, codeReusedAfter30Seconds, codeUsedOnce, type ModuleRun } from './modules-basic.ts';
 import { BACKCHANNEL_MODULES, discoveryEndpointVerification, LOGOUT_MODULES } from './modules-logout.ts';
-import { I12_KEYS_LANDED, MODULES, PLANS, type ModuleDefinition } from './plans.ts';
+import { MODULES, PLANS, type ModuleDefinition } from './plans.ts';
 
 /**
  * The OpenID Foundation's OP test plans (plans.ts), run against one Concord with its partner IdPs:
@@ -17,7 +17,7 @@ const RUNS: Record<string, ModuleRun> = {
   ...BASIC_MODULES,
   ...LOGOUT_MODULES,
   ...BACKCHANNEL_MODULES,
-  'oidcc-discovery-endpoint-verification': (harness, findings) => discoveryEndpointVerification(harness, findings, I12_KEYS_LANDED),
+  'oidcc-discovery-endpoint-verification': (harness, findings) => discoveryEndpointVerification(harness, findings),
   'oidcc-codereuse-30seconds': async (harness, findings) => codeReusedAfter30Seconds(harness, findings, await earlyCodeUse!),
 };
 
@@ -38,10 +38,8 @@ describe('OpenID Foundation conformance plans', () => {
     h = await startHarness();
     // oidcc-codereuse-30seconds waits 30 s after a code's first use: that first use is made now,
     // so the wait passes while the other modules run.
-    if (!skipped(MODULES.find((m) => m.module === 'oidcc-codereuse-30seconds')!)) {
-      earlyCodeUse = codeUsedOnce(h);
-      earlyCodeUse.catch(() => undefined);
-    }
+    earlyCodeUse = codeUsedOnce(h);
+    earlyCodeUse.catch(() => undefined);
   });
   after(async () => {
     await h?.close();
@@ -52,16 +50,13 @@ describe('OpenID Foundation conformance plans', () => {
     assert.deepEqual(Object.keys(RUNS).sort(), runnable);
   });
 
-  const skipped = (def: ModuleDefinition) => def.awaits === 'i12-keys' && !I12_KEYS_LANDED && def.module !== 'oidcc-discovery-endpoint-verification';
-
   for (const plan of Object.keys(PLANS) as Array<keyof typeof PLANS>) {
     describe(PLANS[plan].name, () => {
       // The 30-second module last: its wait is then mostly over.
       const modules = MODULES.filter((m) => m.plan === plan && m.expect !== 'not supported');
       const ordered = [...modules.filter((m) => m.module !== 'oidcc-codereuse-30seconds'), ...modules.filter((m) => m.module === 'oidcc-codereuse-30seconds')];
       for (const def of ordered) {
-        if (skipped(def)) it(def.module, { skip: 'awaiting i12-keys (plans.ts I12_KEYS_LANDED)' }, () => undefined);
-        else it(def.module, () => runModule(def));
+        it(def.module, () => runModule(def));
       }
     });
   }

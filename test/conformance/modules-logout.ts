@@ -78,7 +78,7 @@ function validateJwks(h: Harness): void {
   assert.equal(new Set(kids).size, kids.length, 'kids are distinct (RFC 7517 4.5)');
 }
 
-export async function discoveryEndpointVerification(h: Harness, findings: Findings, keysLanded: boolean): Promise<void> {
+export async function discoveryEndpointVerification(h: Harness, findings: Findings): Promise<void> {
   const discoveryUrl = `${h.issuer}/.well-known/openid-configuration`;
   const res = await fetch(discoveryUrl);
   assert.equal(res.status, 200, 'EnsureDiscoveryEndpointResponseStatusCodeIs200');
@@ -98,7 +98,7 @@ export async function discoveryEndpointVerification(h: Harness, findings: Findin
   // OIDCCCheckDiscEndpointIdTokenSigningAlgValuesSupported (RS256 is required), never none
   assert.ok(Array.isArray(m.id_token_signing_alg_values_supported), 'id_token_signing_alg_values_supported');
   assert.ok(!(m.id_token_signing_alg_values_supported as string[]).includes('none'), 'none is offered');
-  if (keysLanded) arrayHolds(m, 'id_token_signing_alg_values_supported', ['RS256']);
+  arrayHolds(m, 'id_token_signing_alg_values_supported', ['RS256']);
   if (m.userinfo_signing_alg_values_supported !== undefined) assert.ok(Array.isArray(m.userinfo_signing_alg_values_supported));
   // CheckDiscEndpointAuthorizationEndpoint, ...TokenEndpoint, ...UserinfoEndpoint (a WARNING when absent), CheckJwksUri
   for (const name of ['authorization_endpoint', 'token_endpoint', 'jwks_uri']) assert.doesNotThrow(() => new URL(String(m[name])), name);

@@ -11,14 +11,6 @@
  * that starts passing, warning or failing differently fails the run until this file says so.
  */
 
-/**
- * Whether the i12-keys work (RS256 ID tokens by default, per-client id_token_signed_response_alg,
- * revocation honoured at /me and introspection) is on this branch. Until then the modules marked
- * `awaits: 'i12-keys'` are skipped (or, where only some of their checks need it, those checks) and
- * the table says "awaiting i12-keys". Flip to true, run `node test/conformance/write-table.ts`, commit.
- */
-export const I12_KEYS_LANDED = false;
-
 export const PLANS = {
   basic: { name: 'oidcc-basic-certification-test-plan', title: 'OIDC Basic OP' },
   config: { name: 'oidcc-config-certification-test-plan', title: 'OIDC Config OP' },
@@ -40,8 +32,6 @@ export interface ModuleDefinition {
   expect: 'passed' | 'warning' | 'not supported';
   /** The suite's WARNING conditions that do not hold, by class name (only with `warning`). */
   warnings?: readonly string[];
-  /** Needs the i12-keys work (see I12_KEYS_LANDED). */
-  awaits?: 'i12-keys';
   /** Why this result: what Concord does, or why it does not. */
   note: string;
 }
@@ -61,7 +51,6 @@ export const MODULES: readonly ModuleDefinition[] = [
     plan: 'basic',
     module: 'oidcc-idtoken-signature',
     expect: 'passed',
-    awaits: 'i12-keys',
     note: 'A client registered without id_token_signed_response_alg gets RS256 ID tokens with a kid (the suite runs this with dynamic registration; here with a static client that names no algorithm).',
   },
   {
@@ -122,7 +111,6 @@ export const MODULES: readonly ModuleDefinition[] = [
     plan: 'basic',
     module: 'oidcc-codereuse-30seconds',
     expect: 'passed',
-    awaits: 'i12-keys',
     note: 'A code used again 30 s later: invalid_grant, and the access token of its first use refused at /me (RFC 6749 4.1.2).',
   },
   { plan: 'basic', module: 'oidcc-ensure-registered-redirect-uri', expect: 'passed', note: 'An unregistered redirect_uri: an error page, no redirect.' },
@@ -166,8 +154,7 @@ export const MODULES: readonly ModuleDefinition[] = [
     plan: 'config',
     module: 'oidcc-discovery-endpoint-verification',
     expect: 'passed',
-    awaits: 'i12-keys',
-    note: 'Every discovery check of the suite; RS256 in id_token_signing_alg_values_supported awaits i12-keys. Endpoints share the issuer\'s origin (the suite also wants https: the test runs on loopback http).',
+    note: 'Every discovery check of the suite, RS256 in id_token_signing_alg_values_supported included. Endpoints share the issuer\'s origin (the suite also wants https: the test runs on loopback http).',
   },
 
   // RP-Initiated Logout OP
@@ -194,7 +181,6 @@ export const MODULES: readonly ModuleDefinition[] = [
 ];
 
 /** The result a module has in the table. */
-export function tableResult(def: ModuleDefinition): 'passed' | 'warning' | 'not supported' | 'awaiting i12-keys' {
-  if (def.awaits === 'i12-keys' && !I12_KEYS_LANDED) return 'awaiting i12-keys';
+export function tableResult(def: ModuleDefinition): 'passed' | 'warning' | 'not supported' {
   return def.expect;
 }

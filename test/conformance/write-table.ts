@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { I12_KEYS_LANDED, MODULES, PLANS, tableResult, type PlanId } from './plans.ts';
+import { MODULES, PLANS, tableResult, type PlanId } from './plans.ts';
 
 /**
  * docs/conformance.md, rendered from plans.ts (whose results conformance.test.ts checks on every
@@ -14,7 +14,7 @@ const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 export function renderTable(): string {
   const count = (plan: PlanId | undefined, result: string) => MODULES.filter((m) => (plan === undefined || m.plan === plan) && tableResult(m) === result).length;
   const totals = (plan?: PlanId) =>
-    ['passed', 'warning', 'not supported', ...(I12_KEYS_LANDED ? [] : ['awaiting i12-keys'])].map((r) => `${count(plan, r)} ${r}`).join(', ');
+    ['passed', 'warning', 'not supported'].map((r) => `${count(plan, r)} ${r}`).join(', ');
   const lines = [
     '# OpenID conformance test plans',
     '',
