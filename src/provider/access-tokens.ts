@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import { createLocalJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import type Provider from 'oidc-provider';
@@ -6,6 +5,7 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import { publicJwk, SIGNING_ALGORITHMS, type KeyManager } from '../keys/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { StoreUnavailableError, type Adapter } from '../store/index.ts';
+import { keyedHash } from './hashed-ids.ts';
 
 /*
  * Revocation of JWT access tokens, at the root.
@@ -39,7 +39,7 @@ export function publishedKeys(keys: KeyManager): () => ReturnType<typeof createL
 
 /** The id of a JWT access token's record: HMAC-SHA256(key, `jwt-at:` + jti), base64url. */
 export function accessTokenRecordId(key: Buffer, jti: string): string {
-  return createHmac('sha256', key).update(`jwt-at:${jti}`, 'utf8').digest('base64url');
+  return keyedHash(key, `jwt-at:${jti}`);
 }
 
 interface IssuedToken {

