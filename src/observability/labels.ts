@@ -21,41 +21,12 @@ export function clientLabel(known: KnownIds, id: unknown): string {
 }
 
 /**
- * The outcomes of a login stopped at a mapping limit (src/mapping/budget.ts MAPPING_LIMIT_CODES; a
- * unit test keeps the two lists equal): one series each, so a dashboard tells "too many groups" from
- * "refused by a rule".
+ * Login outcomes come from code (LoginOutcome), never from a request; this only guards the shape.
+ * Each mapping limit (MAPPING_LIMIT_CODES) and SAML check (SAML_CHECKS) is an outcome of its own,
+ * so a dashboard tells "too many groups" from "refused by a rule" and a replay from a wrong
+ * audience; tests keep every one of them within this shape.
  */
-export const MAPPING_LIMIT_OUTCOMES: ReadonlySet<string> = new Set(['claims_too_deep', 'claim_list_too_long', 'claims_too_large', 'cel_cost_exceeded', 'mapping_timeout']);
-
-/**
- * The outcomes of a SAML login refused by one of the connector's checks (src/upstream/errors.ts
- * SAML_CHECKS; a unit test keeps the two lists equal): one series each, so a signature-wrapping
- * attempt, a replay and a wrong audience are told apart on a dashboard and in the log.
- */
-export const SAML_CHECK_OUTCOMES: ReadonlySet<string> = new Set([
-  'saml_body_too_large',
-  'saml_malformed',
-  'saml_doctype',
-  'saml_destination',
-  'saml_issuer',
-  'saml_status',
-  'saml_assertion_count',
-  'saml_comment',
-  'saml_not_encrypted',
-  'saml_decryption',
-  'saml_algorithm',
-  'saml_signature',
-  'saml_in_response_to',
-  'saml_time',
-  'saml_audience',
-  'saml_recipient',
-  'saml_replay',
-  'saml_subject',
-]);
-
-/** Login outcomes come from code (LoginOutcome), never from a request; this only guards the shape. */
 export function outcomeLabel(outcome: unknown): string {
-  if (typeof outcome === 'string' && (MAPPING_LIMIT_OUTCOMES.has(outcome) || SAML_CHECK_OUTCOMES.has(outcome))) return outcome;
   return typeof outcome === 'string' && /^[a-z][a-z0-9_]{0,39}$/.test(outcome) ? outcome : OTHER;
 }
 
