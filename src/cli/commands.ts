@@ -1,3 +1,5 @@
+// The admin API's own view types (erased at compile): the CLI shows what the API answers.
+import type { EndedSessionView, SessionView } from '../admin/index.ts';
 import { canonicalDomain } from '../domains/index.ts';
 import type { AdminClient } from './api.ts';
 import { CliError, usage } from './errors.ts';
@@ -213,23 +215,6 @@ const mapping: Record<string, Command> = {
     if (body.outcome === 'rejected') throw new CliError(`the mapping rejects these claims at rules[${body.rule.index}]`, 3);
   },
 };
-
-interface SessionView {
-  id: string;
-  user: string;
-  participant: string;
-  clients: Array<{ clientId: string; name?: string }>;
-  startedAt: string;
-  lastRefreshedAt: string | null;
-  lastConfirmedAt: string;
-}
-
-interface EndedSessionView {
-  id: string;
-  user: string;
-  clients: string[];
-  grants: number;
-}
 
 const SESSION_HEADERS = ['ID', 'USER', 'PARTICIPANT', 'CLIENTS', 'STARTED', 'REFRESHED', 'CONFIRMED'];
 const sessionRow = (s: SessionView) => [s.id, s.user, s.participant, s.clients.map((c) => c.clientId).join(',') || '-', s.startedAt, s.lastRefreshedAt ?? '', s.lastConfirmedAt];
