@@ -40,9 +40,12 @@ export interface SelfSignedOptions {
 export function selfSignedCertificate(options: SelfSignedOptions): Buffer {
   const algorithm = () => new AlgorithmIdentifier({ algorithm: SHA256_WITH_RSA, parameters: null });
   const name = new Name([new RelativeDistinguishedName([new AttributeTypeAndValue({ type: COMMON_NAME, value: new AttributeValue({ utf8String: options.commonName }) })])]);
-  // A positive serial of 16 bytes (RFC 5280 4.1.2.2: at most 20 octets, positive).
+  // A positive serial of 16 bytes (RFC 5280 4.1.2.2: at most 20 octets, positive), encoded minimally
+  // (X.690 8.3.2: a leading 0x00 only before a byte >= 0x80). A non-minimal INTEGER made about one
+  // certificate in 256 unreadable to OpenSSL; only those serials change (1 in place of the leading 0).
   const serial = createHash('sha256').update(options.serialSeed).digest().subarray(0, 16);
   serial[0] = serial[0]! & 0x7f;
+  if (serial[0] === 0 && serial[1]! < 0x80) serial[0] = 0x01;
   const tbs = new TBSCertificate({
     version: Version.v3,
     serialNumber: toArrayBuffer(serial),

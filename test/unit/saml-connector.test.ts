@@ -252,4 +252,18 @@ describe('SAML connector', () => {
     assert.ok(cert.publicKey.equals(publicKey));
     assert.notDeepEqual(selfSignedCertificate({ privateKey, publicKey, commonName: 'x', serialSeed: 'kid-2', notBefore: new Date(0), notAfter: new Date(1) }), der);
   });
+
+  it('SP certificates: every serial is a minimal DER INTEGER, so OpenSSL reads every certificate', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    // The first two hash to serials starting 00 04 and 80 5b (0x80 masked to 00): a non-minimal INTEGER
+    // before the fix; then a sweep, in which about one seed in 256 would have failed.
+    const seeds = ['4b819fe9fe34b435439b282732ce8491', '1d552c33ebcc50970bdff2ea7d1cb9d5', ...Array.from({ length: 1024 }, (_, i) => `kid-${i}`)];
+    for (const serialSeed of seeds) {
+      const der = selfSignedCertificate({ privateKey, publicKey, commonName: 'Concord SAML SP', serialSeed, notBefore: new Date(1_800_000_000_000), notAfter: new Date(1_900_000_000_000) });
+      const cert = new X509Certificate(der);
+      assert.ok(cert.publicKey.equals(publicKey), serialSeed);
+      assert.doesNotMatch(cert.serialNumber, /^00[0-7]/, serialSeed);
+    }
+  });
 });
