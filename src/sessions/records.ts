@@ -95,6 +95,51 @@ const sealContext = (uid: string) => `session:${uid}:upstream`;
 const COMPRESSED = { compress: true } as const;
 const pendingContext = (interactionUid: string) => `session-pending:${interactionUid}`;
 
+/**
+ * A compact JWS (RFC 7515 7.1) as the sealed state keeps it: its header and payload as the JSON text
+ * they encode, the signature as it was. The upstream's ID token (the logout's `id_token_hint`) carries
+ * the very claims the re-check state keeps beside it: as text, DEFLATE finds the second copy and
+ * stores it as a few back-references, where two base64url encodings of the same claims share nothing
+ * (the sealed state a third smaller). The token is rebuilt byte for byte: only a token whose parts
+ * decode to UTF-8 and encode back to the same characters is kept this way.
+ */
+interface PackedJws {
+  jws: [header: string, payload: string, signature: string];
+}
+
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+function packJws(value: string): string | PackedJws {
+  if (value.length < 64 || !COMPACT_JWS.test(value)) return value;
+  const [h, p, s] = value.split('.') as [string, string, string];
+  const header = Buffer.from(h, 'base64url').toString('utf8');
+  const payload = Buffer.from(p, 'base64url').toString('utf8');
+  if (Buffer.from(header, 'utf8').toString('base64url') !== h || Buffer.from(payload, 'utf8').toString('base64url') !== p) return value;
+  return { jws: [header, payload, s] };
+}
+
+function unpackJws(value: unknown): unknown {
+  // Exactly `{ jws: [...] }`: nothing else a connector keeps has that shape (claims always hold `sub`).
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || Object.keys(value).length !== 1) return value;
+  const jws = (value as Partial<PackedJws>).jws;
+  if (!Array.isArray(jws) || jws.length !== 3 || !jws.every((part) => typeof part === 'string')) return value;
+  return `${Buffer.from(jws[0], 'utf8').toString('base64url')}.${Buffer.from(jws[1], 'utf8').toString('base64url')}.${jws[2]}`;
+}
+
+/** Maps the string fields of the state's parts (the connector's `logout` and `refresh`, whose tokens are strings). */
+function mapParts(state: UpstreamSessionState, map: (value: unknown) => unknown): UpstreamSessionState {
+  const out: Record<string, unknown> = {};
+  for (const [part, value] of Object.entries(state)) {
+    out[part] = value !== null && typeof value === 'object' && !Array.isArray(value) ? Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, map(v)])) : value;
+  }
+  return out as UpstreamSessionState;
+}
+
+/** The upstream state as sealed: its tokens packed (PackedJws). */
+const packState = (state: UpstreamSessionState) => mapParts(state, (v) => (typeof v === 'string' ? packJws(v) : v));
+/** The upstream state as opened: packed tokens rebuilt; a state sealed before packing has none. */
+const unpackState = (state: UpstreamSessionState) => mapParts(state, unpackJws);
+
 /** A client list member: JSON, so a set add (atomic) records a client without rewriting the record. */
 const clientMember = (c: SessionClient) => JSON.stringify([c.clientId, c.sid ?? null, c.grantId ?? null]);
 function parseClient(member: string): SessionClient | undefined {
@@ -130,7 +175,7 @@ export class SessionStore {
 
   /** Keeps an upstream login until oidc-provider puts it in a session (a few seconds; the interaction's lifetime at most). */
   async hold(interactionUid: string, login: PendingSessionLogin, ttlSeconds: number): Promise<void> {
-    const held: HeldLogin = { ...login, heldUntil: Date.now() + ttlSeconds * 1000 };
+    const held: HeldLogin = { ...login, upstream: packState(login.upstream), heldUntil: Date.now() + ttlSeconds * 1000 };
     const sealed = this.#box.seal(JSON.stringify(held), pendingContext(interactionUid), COMPRESSED);
     await this.#store.setTemp(pendingKey(interactionUid), sealed, ttlSeconds);
   }
@@ -155,7 +200,7 @@ export class SessionStore {
       return undefined;
     }
     const { heldUntil: _until, ...login } = held;
-    return login;
+    return { ...login, upstream: unpackState(login.upstream ?? {}) };
   }
 
   /**
@@ -172,7 +217,7 @@ export class SessionStore {
       confirmedAt: login.confirmedAt,
       claims: login.claims,
       ...(upstreamKey ? { upstreamKey } : {}),
-      ...(login.upstream.logout || login.upstream.refresh ? { sealed: this.#box.seal(JSON.stringify(login.upstream), sealContext(uid), COMPRESSED) } : {}),
+      ...(login.upstream.logout || login.upstream.refresh ? { sealed: this.#box.seal(JSON.stringify(packState(login.upstream)), sealContext(uid), COMPRESSED) } : {}),
     };
     // Indexes first: a record is never left where an upstream logout or an account's revocation
     // cannot find it. The previous record is read in the same round trip.
@@ -195,7 +240,7 @@ export class SessionStore {
       ...stored,
       claims: update.claims,
       confirmedAt: update.confirmedAt,
-      sealed: this.#box.seal(JSON.stringify(update.upstream), sealContext(uid), COMPRESSED),
+      sealed: this.#box.seal(JSON.stringify(packState(update.upstream)), sealContext(uid), COMPRESSED),
     };
     await this.#store.setTemp(recordKey(uid), next, this.#ttl);
   }
@@ -218,7 +263,7 @@ export class SessionStore {
     const stored = await this.#store.getTemp<StoredSession>(recordKey(uid));
     if (!stored?.sealed) return {};
     try {
-      return JSON.parse(this.#box.open(stored.sealed, sealContext(uid))) as UpstreamSessionState;
+      return unpackState(JSON.parse(this.#box.open(stored.sealed, sealContext(uid))) as UpstreamSessionState);
     } catch {
       return {};
     }

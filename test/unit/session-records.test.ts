@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { createSign, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { after, describe, it } from 'node:test';
+import { createSecretBox } from '../../src/secrets/index.ts';
+import { SessionStore, type PendingSessionLogin } from '../../src/sessions/records.ts';
+import { MemoryStore } from '../../src/store/index.ts';
+
+/** A compact JWS as an IdP issues one: RS256 over its header and payload. */
+function idToken(claims: Record<string, unknown>): string {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const input = `${Buffer.from(JSON.stringify({ alg: 'RS256', kid: 'k1' })).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  return `${input}.${createSign('RSA-SHA256').update(input).sign(privateKey).toString('base64url')}`;
+}
+
+describe('session records: the sealed upstream state', () => {
+  const store = new MemoryStore({ sweepIntervalMs: 0 });
+  after(() => store.close());
+  const box = createSecretBox(randomBytes(32).toString('base64'));
+  const sessions = new SessionStore(store, box, 3600);
+  const claims = { sub: 'u1', email: 'ada@acme.example', name: 'Ada Lovelace', groups: ['engineering', 'all-staff'], nonce: randomBytes(16).toString('base64url') };
+  const token = idToken({ iss: 'https://idp.acme.example', aud: 'concord', ...claims, iat: 1_800_000_000, exp: 1_800_000_600 });
+  const login = (upstream: PendingSessionLogin['upstream']): PendingSessionLogin => ({ accountId: 'acme:u1', participantId: 'acme', claims: { email: claims.email }, upstream, confirmedAt: 1_800_000_000 });
+
+  it('gives back the upstream tokens byte for byte, through the held login and the session record', async () => {
+    const upstream = {
+      logout: { protocol: 'oidc' as const, idTokenHint: token, sid: 's1' },
+      refresh: { protocol: 'oidc' as const, refreshToken: idToken({ sub: 'u1', typ: 'Refresh' }), accessToken: 'opaque-access-token', claims },
+    };
+    await sessions.hold('i1', login(upstream), 60);
+    const taken = await sessions.take('i1', 'acme:u1');
+    assert.deepEqual(taken?.upstream, upstream);
+    await sessions.put('uid-1', taken!, 1_800_000_000);
+    assert.deepEqual(await sessions.upstream('uid-1'), upstream);
+  });
+
+  it('keeps the ID token as the text of its parts, so its claims and the re-check claims beside it are stored about once', async () => {
+    const upstream = { logout: { protocol: 'oidc' as const, idTokenHint: token }, refresh: { protocol: 'oidc' as const, accessToken: 'at', claims } };
+    await sessions.put('uid-2', login(upstream), 1_800_000_000);
+    const packed = ((await store.getTemp<{ sealed: string }>('session:uid-2'))!.sealed);
+    const plain = box.open(packed, 'session:uid-2:upstream');
+    assert.ok(plain.includes(JSON.stringify(claims.email)), 'the payload as text');
+    assert.ok(!plain.includes(token), 'not its base64url form');
+    // Sealed as before (the token as a string): about one more copy of the claims.
+    const before = box.seal(JSON.stringify(upstream), 'session:uid-2:upstream', { compress: true });
+    assert.ok(packed.length < before.length - JSON.stringify(claims).length / 2, `${packed.length} vs ${before.length}`);
+  });
+
+  it('leaves strings that only look like a JWS as they are (parts that do not decode to text, non-canonical base64url)', async () => {
+    const odd = [`${Buffer.from([0xff, 0xfe, 0x80, 0x81]).toString('base64url').repeat(8)}.eyJhIjoxfQ.sig`, `eyJhbGciOiJSUzI1NiJ9.eyJhIjoxfR.${'s'.repeat(60)}`, 'not.a.jws'];
+    for (const [i, value] of odd.entries()) {
+      const upstream = { logout: { protocol: 'oidc' as const, idTokenHint: value } };
+      await sessions.put(`uid-odd-${i}`, login(upstream), 1_800_000_000);
+      assert.deepEqual(await sessions.upstream(`uid-odd-${i}`), upstream);
+    }
+  });
+
+  it('opens a state sealed before tokens were packed (a record of the previous release)', async () => {
+    const upstream = { logout: { protocol: 'oidc' as const, idTokenHint: token, sid: 's1' } };
+    await store.setTemp('session:uid-3', { v: 1, accountId: 'acme:u1', participantId: 'acme', startedAt: 1, confirmedAt: 1, claims: {}, sealed: box.seal(JSON.stringify(upstream), 'session:uid-3:upstream', { compress: true }) }, 60);
+    assert.deepEqual(await sessions.upstream('uid-3'), upstream);
+  });
+});
