@@ -29,14 +29,14 @@ export function trackSessions(sessions: Sessions) {
     const session = oidc?.session;
     if (!session?.accountId || session.destroyed) return;
     const current = oidc?.entities?.Interaction?.uid;
-    for (const interaction of new Set([resumed, current])) {
-      if (interaction) await sessions.bind(interaction, { uid: session.uid, accountId: session.accountId });
-    }
     const code = oidc?.entities?.AuthorizationCode;
-    if (code?.clientId && code.sessionUid === session.uid) {
-      const sid = session.sidFor(code.clientId);
-      await sessions.addClient(session.uid, { clientId: code.clientId, ...(sid ? { sid } : {}), ...(code.grantId ? { grantId: code.grantId } : {}) });
+    const sid = code?.clientId ? session.sidFor(code.clientId) : undefined;
+    let client = code?.clientId && code.sessionUid === session.uid ? { clientId: code.clientId, ...(sid ? { sid } : {}), ...(code.grantId ? { grantId: code.grantId } : {}) } : undefined;
+    for (const interaction of new Set([resumed, current])) {
+      // The service of this code goes in with the record the login is bound to (no write of its own).
+      if (interaction && (await sessions.bind(interaction, { uid: session.uid, accountId: session.accountId }, client))) client = undefined;
     }
+    if (client) await sessions.addClient(session.uid, client);
   };
 }
 

@@ -68,6 +68,13 @@ interface StoredSession {
   upstreamKey?: string;
   /** SecretBox(UpstreamSessionState), context `session:{uid}:upstream`. */
   sealed?: string;
+  /**
+   * The services known when the record was written (clientMember form): the first one gets its
+   * authorization in the very request that binds the login, so it goes in with the record instead
+   * of a set of its own. Those added later go to the set `session-clients:{uid}` (an atomic add,
+   * whatever else writes the record). Absent in records written before.
+   */
+  clients?: string[];
 }
 
 /** A pending login as held: with when it expires (epoch ms), so one taken by mistake can be put back. */
@@ -157,7 +164,8 @@ function parseClient(member: string): SessionClient | undefined {
  * session id), the pending login of an interaction. What is secret is sealed with the SecretBox for
  * its own session: a sealed value copied to another record does not open there.
  *
- * Key families: `session:{uid}`, `session-clients:{uid}` (set), `session-seen:{uid}`,
+ * Key families: `session:{uid}` (with the services known when it was written), `session-clients:{uid}`
+ * (set: the services added later), `session-seen:{uid}`,
  * `session-pending:{interaction uid}`, `sessions-of-account:{accountId}` (set),
  * `sessions-of-upstream:{participantId}:{sha256(upstream session id)}` (set). Everything lives
  * `ttlSeconds` from when it was written (the longest grant's lifetime): nothing outlives it.
@@ -206,8 +214,9 @@ export class SessionStore {
   /**
    * Writes a session's record from a login: a new session, or a new login in the same session (the
    * same account signing in again), which replaces what the previous login kept and keeps its clients.
+   * `client`: the service whose authorization this request answers, kept in the record itself.
    */
-  async put(uid: string, login: PendingSessionLogin, startedAt: number): Promise<SessionRecord> {
+  async put(uid: string, login: PendingSessionLogin, startedAt: number, client?: SessionClient): Promise<SessionRecord> {
     const upstreamKey = login.upstreamSessionId === undefined ? undefined : ofUpstreamKey(login.participantId, login.upstreamSessionId);
     const stored: StoredSession = {
       v: 1,
@@ -227,9 +236,12 @@ export class SessionStore {
       upstreamKey ? this.#store.addToSet(upstreamKey, uid, this.#ttl) : undefined,
     ]);
     if (previous?.upstreamKey && previous.upstreamKey !== upstreamKey) await this.#store.removeFromSet(previous.upstreamKey, uid);
+    // The previous login's services stay the session's; the service of this authorization joins them.
+    const members = [...new Set([...(previous?.clients ?? []), ...(client ? [clientMember(client)] : [])])];
+    if (members.length) stored.clients = members;
     await this.#store.setTemp(recordKey(uid), stored, this.#ttl);
-    // A new session has no clients yet (they are added after this, as it gets authorizations).
-    return this.#view(uid, stored, previous ? await this.clients(uid) : []);
+    // A new session has no clients but the one given (others are added after this, as it gets authorizations).
+    return this.#view(uid, stored, previous ? await this.#setClients(uid) : []);
   }
 
   /** What a re-check found: fresh claims, the time, and what to keep for the next re-check. */
@@ -251,7 +263,7 @@ export class SessionStore {
    * the bounds apply, instead of every request for them failing on it.
    */
   async get(uid: string): Promise<SessionRecord | undefined> {
-    const [stored, clients] = await Promise.all([this.#store.getTemp<StoredSession>(recordKey(uid)), this.clients(uid)]);
+    const [stored, clients] = await Promise.all([this.#store.getTemp<StoredSession>(recordKey(uid)), this.#setClients(uid)]);
     if (!stored || stored.v !== 1 || typeof stored.accountId !== 'string') return undefined;
     const claims = stored.claims as unknown;
     if (claims === null || typeof claims !== 'object' || Array.isArray(claims) || exceededClaimBound(claims)) return undefined;
@@ -269,9 +281,9 @@ export class SessionStore {
     }
   }
 
-  async clients(uid: string): Promise<SessionClient[]> {
-    const members = await this.#store.setMembers(clientsKey(uid));
-    return members.map(parseClient).filter((c): c is SessionClient => c !== undefined);
+  /** The members of the session's client set (those added after its record was written). */
+  #setClients(uid: string): Promise<string[]> {
+    return this.#store.setMembers(clientsKey(uid));
   }
 
   /** Records that a service got an authorization in the session; an atomic set add, whatever else writes the session. */
@@ -280,7 +292,12 @@ export class SessionStore {
   }
 
   async removeClient(uid: string, client: SessionClient): Promise<void> {
-    await this.#store.removeFromSet(clientsKey(uid), clientMember(client));
+    const member = clientMember(client);
+    const [stored] = await Promise.all([this.#store.getTemp<StoredSession>(recordKey(uid)), this.#store.removeFromSet(clientsKey(uid), member)]);
+    if (!stored?.clients?.includes(member)) return;
+    const { clients, ...rest } = stored;
+    const left = clients.filter((m) => m !== member);
+    await this.#store.setTemp<StoredSession>(recordKey(uid), left.length ? { ...rest, clients: left } : rest, this.#ttl);
   }
 
   /** Notes a refresh (epoch seconds); for the admin view only. */
@@ -327,7 +344,8 @@ export class SessionStore {
     return this.#store.deleteTemp(`session-lock:${uid}`);
   }
 
-  #view(uid: string, stored: StoredSession, clients: SessionClient[]): SessionRecord {
+  #view(uid: string, stored: StoredSession, added: string[]): SessionRecord {
+    const clients = [...new Set([...(stored.clients ?? []), ...added])].map(parseClient).filter((c): c is SessionClient => c !== undefined);
     return {
       id: uid,
       accountId: stored.accountId,

@@ -133,12 +133,13 @@ export class Sessions {
   /**
    * Gives the login held for an interaction to the oidc-provider session it landed in (at the resume
    * of the authorization request), if that session is now signed in as the login's account.
+   * `client`: the service this request authorizes, recorded with it (as addClient would).
    */
-  async bind(interactionUid: string, session: { uid: string; accountId?: string | undefined }): Promise<SessionRecord | undefined> {
+  async bind(interactionUid: string, session: { uid: string; accountId?: string | undefined }, client?: SessionClient): Promise<SessionRecord | undefined> {
     if (!session.accountId) return undefined;
     const login = await this.#records.take(interactionUid, session.accountId);
     if (!login) return undefined;
-    return this.#records.put(session.uid, login, login.confirmedAt);
+    return this.#records.put(session.uid, login, login.confirmedAt, client);
   }
 
   /** Records that a service got an authorization response in a session (its sid and grant). */

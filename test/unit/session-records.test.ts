@@ -60,3 +60,39 @@ describe('session records: the sealed upstream state', () => {
     assert.deepEqual(await sessions.upstream('uid-3'), upstream);
   });
 });
+
+describe('session records: the services of a session', () => {
+  const store = new MemoryStore({ sweepIntervalMs: 0 });
+  after(() => store.close());
+  const sessions = new SessionStore(store, createSecretBox(randomBytes(32).toString('base64')), 3600);
+  const login: PendingSessionLogin = { accountId: 'acme:u1', participantId: 'acme', claims: {}, upstream: {}, confirmedAt: 1_800_000_000 };
+  const rp = { clientId: 'rp', sid: 'sid-rp', grantId: 'grant-rp' };
+  const other = { clientId: 'other', sid: 'sid-other', grantId: 'grant-other' };
+
+  it('keeps the service of the binding request in the record (no set), and those added later in the set', async () => {
+    const record = await sessions.put('s1', login, 1_800_000_000, rp);
+    assert.deepEqual(record.clients, [rp]);
+    assert.deepEqual((await sessions.get('s1'))?.clients, [rp]);
+    assert.deepEqual(await store.setMembers('session-clients:s1'), []);
+    await sessions.addClient('s1', other);
+    assert.deepEqual((await sessions.get('s1'))?.clients, [rp, other]);
+    // Another login in the same session keeps them all.
+    await sessions.put('s1', login, 1_800_000_100, rp);
+    assert.deepEqual((await sessions.get('s1'))?.clients, [rp, other]);
+  });
+
+  it('removes a service wherever it is kept', async () => {
+    await sessions.put('s2', login, 1_800_000_000, rp);
+    await sessions.addClient('s2', other);
+    await sessions.removeClient('s2', rp);
+    assert.deepEqual((await sessions.get('s2'))?.clients, [other]);
+    await sessions.removeClient('s2', other);
+    assert.deepEqual((await sessions.get('s2'))?.clients, []);
+  });
+
+  it('reads a record of the previous release, whose services are all in the set', async () => {
+    await store.setTemp('session:s3', { v: 1, accountId: 'acme:u1', participantId: 'acme', startedAt: 1, confirmedAt: 1, claims: {} }, 60);
+    await store.addToSet('session-clients:s3', JSON.stringify(['rp', 'sid-rp', 'grant-rp']), 60);
+    assert.deepEqual((await sessions.get('s3'))?.clients, [rp]);
+  });
+});
