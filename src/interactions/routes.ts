@@ -74,8 +74,12 @@ interface InteractionTrail {
 }
 const trailKey = (uid: string) => `interaction-trail:${uid}`;
 const stateTrailKey = (state: string) => `interaction-trail-state:${state}`;
-/** How long Back to a finished sign-in still says where it went: a day (seconds). */
-const TRAIL_TTL_S = 24 * 3600;
+/**
+ * How long Back to a finished sign-in still says where it went (seconds): an hour, the time in which
+ * a person goes Back or revisits a tab. Written for every sign-in, so it is not kept for a day: two
+ * small keys per login alive for 24 h weighed as much in Redis as a session's grant.
+ */
+const TRAIL_TTL_S = 3600;
 /** A carried callback is used by the very next request of the same browser: seconds. */
 const CALLBACK_TTL_S = 120;
 
