@@ -15,6 +15,7 @@ import { recordJwtAccessTokens } from './access-tokens.ts';
 import { allScopes, resourceIndicators } from './resources.ts';
 export { openResourceServers } from './resources.ts';
 import { hashedIdAdapter } from './hashed-ids.ts';
+import { compactPayloads } from './compact-payloads.ts';
 import { answerMissingProof, DPOP_ALGORITHMS } from './dpop.ts';
 import { derivedKey } from './derived-key.ts';
 
@@ -67,8 +68,9 @@ export function createProvider(deps: ProviderDeps): Provider {
   const t = settings.tokens;
 
   const configuration: Configuration = {
-    // Codes, refresh tokens and other bearer values are stored under a keyed hash of their value (hashed-ids.ts).
-    adapter: (name: string) => (name === 'Client' ? clientAdapter(registry) : hashedIdAdapter(indexingAdapter(store, name), name, deps.tokenIdKey)),
+    // Codes, refresh tokens and other bearer values are stored under a keyed hash of their value (hashed-ids.ts);
+    // no record repeats its model or its id (compact-payloads.ts).
+    adapter: (name: string) => (name === 'Client' ? clientAdapter(registry) : compactPayloads(hashedIdAdapter(indexingAdapter(store, name), name, deps.tokenIdKey), name)),
     clients: [],
     jwks: keySet.jwks as Configuration['jwks'],
     cookies: {

@@ -1,0 +1,42 @@
+import type { Adapter, AdapterPayload } from '../store/index.ts';
+
+/** Models oidc-provider finds by id alone: their `jti` is the id they are stored under. */
+const FOUND_BY_ID = new Set(['Grant', 'Interaction']);
+
+/**
+ * oidc-provider's records without what their place in the store already says: `kind`, the model's
+ * name (every record an adapter holds is of its model; oidc-provider takes the model's name when a
+ * payload has none), and, for the models found by id alone (Grant, Interaction), `jti`, which is the
+ * id. Both are put back on read, so oidc-provider gets the payload it saved. An Interaction is
+ * written twice and read five times in a login: that is about 70 bytes each time. Records written
+ * with them (before) read as they are.
+ *
+ * The Session keeps its `jti`: it is also found by uid, where the id is not at hand. Bearer models
+ * (codes, tokens) are stored without their `jti` already (hashed-ids.ts).
+ */
+export function compactPayloads(inner: Adapter, name: string): Adapter {
+  const dropsJti = FOUND_BY_ID.has(name);
+  const restore = (payload: AdapterPayload | undefined | void, id?: string): AdapterPayload | undefined => {
+    if (!payload) return undefined;
+    return { ...payload, ...(payload.kind === undefined ? { kind: name } : {}), ...(dropsJti && id !== undefined && payload.jti === undefined ? { jti: id } : {}) };
+  };
+  return {
+    upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
+      const { kind, jti, ...rest } = payload;
+      const stored: AdapterPayload = { ...rest, ...(kind !== undefined && kind !== name ? { kind } : {}), ...(jti !== undefined && !(dropsJti && jti === id) ? { jti } : {}) };
+      return inner.upsert(id, stored, expiresIn);
+    },
+    async find(id: string) {
+      return restore(await inner.find(id), id);
+    },
+    async findByUid(uid: string) {
+      return restore(await inner.findByUid(uid));
+    },
+    async findByUserCode(userCode: string) {
+      return restore(await inner.findByUserCode(userCode));
+    },
+    consume: (id: string) => inner.consume(id),
+    destroy: (id: string) => inner.destroy(id),
+    revokeByGrantId: (grantId: string) => inner.revokeByGrantId(grantId),
+  };
+}

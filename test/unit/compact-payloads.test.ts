@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { compactPayloads } from '../../src/provider/compact-payloads.ts';
+import { MemoryStore, type AdapterPayload } from '../../src/store/index.ts';
+
+describe('oidc-provider records without their model and id', () => {
+  const store = new MemoryStore({ sweepIntervalMs: 0 });
+  after(() => store.close());
+
+  it('stores a Grant and an Interaction without kind and jti, and gives them back with both', async () => {
+    for (const name of ['Grant', 'Interaction']) {
+      const adapter = compactPayloads(store.adapter(name), name);
+      const payload = { kind: name, jti: `id-${name}`, iat: 1, exp: 2, clientId: 'rp', accountId: 'acme:u1' } as AdapterPayload;
+      await adapter.upsert(`id-${name}`, payload, 60);
+      const stored = (await store.adapter(name).find(`id-${name}`)) as AdapterPayload;
+      assert.equal(stored.kind, undefined);
+      assert.equal(stored.jti, undefined);
+      assert.deepEqual(await adapter.find(`id-${name}`), payload);
+    }
+  });
+
+  it('keeps the jti of a Session (also found by uid) and gives it back found either way', async () => {
+    const adapter = compactPayloads(store.adapter('Session'), 'Session');
+    const payload = { kind: 'Session', jti: 'j1', uid: 'u1', accountId: 'acme:u1', exp: 2 } as AdapterPayload;
+    await adapter.upsert('j1', payload, 60);
+    assert.equal(((await store.adapter('Session').find('j1')) as AdapterPayload).kind, undefined);
+    assert.deepEqual(await adapter.find('j1'), payload);
+    assert.deepEqual(await adapter.findByUid('u1'), payload);
+  });
+
+  it('keeps what differs from the place (another kind, another jti) and reads records written with both', async () => {
+    const adapter = compactPayloads(store.adapter('Grant'), 'Grant');
+    const odd = { kind: 'Other', jti: 'not-the-id', exp: 2 } as AdapterPayload;
+    await adapter.upsert('g2', odd, 60);
+    assert.deepEqual(await adapter.find('g2'), odd);
+    const before = { kind: 'Grant', jti: 'g3', exp: 2, clientId: 'rp' } as AdapterPayload;
+    await store.adapter('Grant').upsert('g3', before, 60);
+    assert.deepEqual(await adapter.find('g3'), before);
+    assert.equal(await adapter.find('absent'), undefined);
+  });
+});
