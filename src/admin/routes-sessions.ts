@@ -70,11 +70,13 @@ export function sessionReads(deps: Pick<AdminDeps, 'sessions' | 'accounts' | 're
     for (const id of ids.sort().slice(0, limit)) {
       const [account, own] = await Promise.all([accounts.find(id), sessions.ofAccount(id)]);
       if (!account && own.length === 0) continue;
-      const claims = account?.claims ?? own.at(-1)?.claims ?? {};
+      // The claims of the newest session (an account keeps only its email; one from before, its last login's claims).
+      const claims = own.at(-1)?.claims ?? account?.claims ?? {};
+      const email = claims.email ?? account?.email;
       found.push({
         id,
         participant: account?.participantId ?? own[0]!.participantId,
-        ...(typeof claims.email === 'string' ? { email: claims.email } : {}),
+        ...(typeof email === 'string' ? { email } : {}),
         ...(typeof claims.name === 'string' ? { name: claims.name } : {}),
         sessions: own.length,
       });

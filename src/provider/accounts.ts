@@ -5,9 +5,10 @@ import type { Store } from '../store/index.ts';
 import type { UpstreamLogout } from '../upstream/index.ts';
 
 /**
- * What Concord knows of a person: who they are upstream, and the mapped claims of their last
- * brokered login (for the admin view, and for tokens from before per-session state: what a login
- * keeps belongs to its session, src/sessions). Concord owns no users.
+ * What Concord knows of a person: who they are upstream, and the email of their last brokered login
+ * (the administrators' look-up by email). The claims of a login belong to its session (src/sessions),
+ * which keeps them once; records written before per-session state hold the claims of the account's
+ * last login, read for tokens from then until they expire. Concord owns no users.
  */
 export interface BrokeredAccount {
   /** `{participantId}:{upstream sub}` */
@@ -15,8 +16,13 @@ export interface BrokeredAccount {
   participantId: string;
   upstreamIssuer: string;
   upstreamSubject: string;
-  /** Claims after the participant's mapping and the domain policy. */
-  claims: Record<string, unknown>;
+  /**
+   * Claims after the participant's mapping and the domain policy: given to `save` (which keeps only
+   * their `email`), read only from records written before per-session state.
+   */
+  claims?: Record<string, unknown>;
+  /** The email the last login's mapping released, as released: what the by-email index was written for. */
+  email?: string;
   /**
    * Read from records written before per-session state (the logout of their last login); never
    * written now: what a logout at the upstream needs belongs to the login's session.
@@ -38,7 +44,7 @@ const idTokenContext = (accountId: string) => `account:${accountId}:upstreamIdTo
  * sealed like other secrets. Records from before hold the ID token alone, sealed
  * (`sealedUpstreamIdToken`) or, older still, in the clear (`upstreamIdToken`).
  */
-type StoredAccount = BrokeredAccount & { sealedUpstreamLogout?: string; sealedUpstreamIdToken?: string; upstreamIdToken?: string };
+type StoredAccount = Partial<BrokeredAccount> & { upstreamIssuer: string; updatedAt: number; sealedUpstreamLogout?: string; sealedUpstreamIdToken?: string; upstreamIdToken?: string };
 
 /**
  * Accounts live as long as the longest grant that may still need their claims (refresh). Records
@@ -57,13 +63,15 @@ export class AccountStore {
   }
 
   async save(account: BrokeredAccount): Promise<void> {
-    const { upstreamLogout: _perSession, ...stored } = account;
+    // The id, participant and subject are the key's (accountIdOf); the claims are the session's.
+    const email = account.claims?.email ?? account.email;
+    const indexed = typeof email === 'string' && email.length > 0 && email.length <= 320;
+    const stored: StoredAccount = { upstreamIssuer: account.upstreamIssuer, ...(indexed ? { email } : {}), updatedAt: account.updatedAt };
     // The indexes live as long as the newest account in them; older members may outlive their record,
     // which offboarding tolerates (it removes what it finds). Written together: one round trip.
-    const email = account.claims.email;
     await Promise.all([
       this.#store.addToSet(`participant-accounts:${account.participantId}`, account.accountId, this.#ttlSeconds),
-      typeof email === 'string' && email.length > 0 && email.length <= 320 ? this.#store.addToSet(byEmailKey(email), account.accountId, this.#ttlSeconds) : undefined,
+      indexed ? this.#store.addToSet(byEmailKey(email), account.accountId, this.#ttlSeconds) : undefined,
       this.#store.setTemp(key(account.accountId), stored, this.#ttlSeconds),
     ]);
   }
@@ -71,21 +79,25 @@ export class AccountStore {
   /** The accounts whose last login released this email (any case), for an administrator; each still has it. */
   async idsByEmail(email: string): Promise<string[]> {
     const ids = await this.#store.setMembers(byEmailKey(email));
-    const found = await Promise.all(ids.map(async (id) => ((await this.find(id))?.claims.email as string | undefined)?.toLowerCase() === email.toLowerCase()));
+    const emailOf = (account: BrokeredAccount | undefined) => account?.email ?? (account?.claims?.email as string | undefined);
+    const found = await Promise.all(ids.map(async (id) => emailOf(await this.find(id))?.toLowerCase() === email.toLowerCase()));
     return ids.filter((_, i) => found[i]);
   }
 
   /**
-   * The account, or undefined. A record whose claims are not an object within the mapping's claim
-   * bounds (stored before the bounds existed, or damaged) counts as absent: the user signs in again,
-   * where the bounds apply, instead of every request for them failing on it.
+   * The account, or undefined. A record with claims (written before per-session state) whose claims
+   * are not an object within the mapping's claim bounds (stored before the bounds existed, or
+   * damaged) counts as absent: the user signs in again, where the bounds apply, instead of every
+   * request for them failing on it.
    */
   async find(accountId: string): Promise<BrokeredAccount | undefined> {
     const stored = await this.#store.getTemp<StoredAccount>(key(accountId));
     if (!stored) return undefined;
     const claims = stored.claims as unknown;
-    if (claims === null || typeof claims !== 'object' || Array.isArray(claims) || exceededClaimBound(claims)) return undefined;
-    const { sealedUpstreamLogout, sealedUpstreamIdToken, upstreamIdToken, upstreamLogout, ...account } = stored;
+    if (claims !== undefined && (claims === null || typeof claims !== 'object' || Array.isArray(claims) || exceededClaimBound(claims))) return undefined;
+    const participantId = participantOfAccount(accountId);
+    const { sealedUpstreamLogout, sealedUpstreamIdToken, upstreamIdToken, upstreamLogout, ...rest } = stored;
+    const account: BrokeredAccount = { accountId, participantId, upstreamSubject: accountId.slice(participantId.length + 1), ...rest };
     const logout = upstreamLogout ?? this.#openLogout(accountId, sealedUpstreamLogout, sealedUpstreamIdToken, upstreamIdToken);
     return logout === undefined ? account : { ...account, upstreamLogout: logout };
   }

@@ -241,7 +241,11 @@ export function createProvider(deps: ProviderDeps): Provider {
         // Single sign-on with a session its IdP can no longer confirm, past session.maxAge: sign in again.
         return undefined;
       }
-      const mapped = session?.claims ?? legacy!.claims;
+      // Without its session's record, a token has only an account of before per-session state (its last
+      // login's claims) to go by; none there, nothing to vouch for. At the resume, before the login is
+      // bound to its session, no token is issued yet and nothing releases claims (code flow only).
+      if (!session && token && legacy?.claims === undefined) return undefined;
+      const mapped = session?.claims ?? legacy?.claims ?? {};
       const account: ConcordAccount = {
         accountId,
         participantId: participant.config.id,
@@ -270,7 +274,7 @@ export function createProvider(deps: ProviderDeps): Provider {
         const session = sessionUid ? await sessions.get(sessionUid) : undefined;
         const legacy = session ? undefined : await accounts.find(accountId);
         if (session?.accountId === accountId) account = { participantId: session.participantId, mapped: session.claims, session };
-        else if (legacy) account = { participantId: legacy.participantId, mapped: legacy.claims };
+        else if (legacy?.claims) account = { participantId: legacy.participantId, mapped: legacy.claims };
       }
       if (!account) return undefined;
       const client = token.client as unknown as ClientWithExtras | undefined;

@@ -91,7 +91,9 @@ export function jwtUserinfo(deps: {
       account = (await sessions.ofAccount(accountId)).find((s) => s.clients.some((c) => c.clientId === clientId && c.sid === sid));
       if (!account) return refuse(ctx, 401, 'invalid_token', 'the session of this access token has ended');
     } else if (accountId) {
-      account = await accounts.find(accountId);
+      // A token from before per-session state: its account's last login's claims (records written since keep none).
+      const legacy = await accounts.find(accountId);
+      if (legacy?.claims) account = { participantId: legacy.participantId, claims: legacy.claims };
     }
     const participant = account && registry.participant(account.participantId);
     if (!account || !participant?.config.enabled) return refuse(ctx, 401, 'invalid_token', 'associated account not found');

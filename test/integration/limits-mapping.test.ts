@@ -94,8 +94,9 @@ describe('mapping limits in real logins', () => {
   it('passes 1,000 groups of 128 characters through the mapping and a require rule on groups, into the tokens', async () => {
     const { tokens } = await signedIn(fed, 'many@acme.example');
     assert.deepEqual(tokens.claims()?.groups, GROUPS_1000);
-    const account = await fed.concord.concord.accounts.find('acme:sub-many');
-    assert.equal((account?.claims.groups as string[]).length, 1000);
+    // The login's session keeps its mapped claims.
+    const [session] = await fed.concord.concord.sessions.ofAccount('acme:sub-many');
+    assert.equal((session?.claims.groups as string[]).length, 1000);
   });
 
   it('refuses each claim bound with its own outcome, before anything is stored', async () => {
@@ -122,7 +123,7 @@ describe('mapping limits in real logins', () => {
     assert.ok(callback, 'the login completed');
     const tokens = await exchange(fed.rp, callback, auth);
     assert.equal(tokens.claims()?.email, 'patho@acme.example');
-    const account = await fed.concord.concord.accounts.find('acme:sub-patho');
+    const account = (await fed.concord.concord.sessions.ofAccount('acme:sub-patho')).at(-1);
     assert.equal(account?.claims.dn_tail, undefined, 'no match: the value ends in !');
     assert.equal(account?.claims.dn_run, undefined, '(a+)+ on a run of a then ! (exponential for a backtracking engine): no match');
     assert.deepEqual(account?.claims.group_tails, [], 'no group ends in a, so no value matches');
@@ -149,8 +150,11 @@ describe('mapping limits in real logins', () => {
   it('a stored account or session past the bounds (written before them) makes no later request fail', async () => {
     const { tokens } = await signedIn(fed, 'alice@acme.example');
     const { accounts, sessions, store } = fed.concord.concord;
-    const account = (await accounts.find('acme:sub-alice'))!;
-    await accounts.save({ ...account, claims: { ...account.claims, groups: deep(3000) } });
+    // An account record as written before per-session state (with its last login's claims), past the bounds.
+    assert.ok(await accounts.find('acme:sub-alice'));
+    const account = (await store.getTemp<Record<string, unknown>>('account:acme:sub-alice'))!;
+    await store.setTemp('account:acme:sub-alice', { ...account, claims: { email: 'alice@acme.example', groups: deep(3000) } }, 600);
+    assert.equal(await accounts.find('acme:sub-alice'), undefined, 'counts as absent');
     // The session's own record (what its tokens read), damaged the same way.
     for (const session of await sessions.ofAccount('acme:sub-alice')) {
       const stored = (await store.getTemp<Record<string, unknown>>(`session:${session.id}`))!;

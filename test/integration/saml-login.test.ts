@@ -72,12 +72,12 @@ describe('SAML login through SimpleSAMLphp', () => {
     assert.equal(claims.acr, 'urn:oasis:names:tc:SAML:2.0:ac:classes:Password');
     assert.deepEqual(claims.amr, ['pwd']);
     const account = await fed.concord.concord.accounts.find(String(claims.sub));
-    assert.deepEqual(account?.claims.groups, ['staff', 'project-x']);
-    assert.deepEqual(account?.claims.affiliation, ['member', 'staff']);
     assert.equal(account?.upstreamIssuer, idp.entityId);
-    // The login's session keeps what its SAML logout needs, and is named by its SessionIndex (the IdP's LogoutRequests end it by that).
+    // The login's session keeps its mapped claims and what its SAML logout needs, and is named by its SessionIndex (the IdP's LogoutRequests end it by that).
     const { sessions } = fed.concord.concord;
     const [session] = await sessions.ofAccount(String(claims.sub));
+    assert.deepEqual(session?.claims.groups, ['staff', 'project-x']);
+    assert.deepEqual(session?.claims.affiliation, ['member', 'staff']);
     assert.equal((await sessions.upstream(session!.id)).logout?.protocol, 'saml');
     assert.equal(session!.upstreamSession, true);
   });
@@ -86,8 +86,8 @@ describe('SAML login through SimpleSAMLphp', () => {
     const { claims } = await samlSignedIn(fed, 'uni', 'bob');
     assert.equal(claims.sub, `uni:${idp.persistentNameId('bob', `${fed.concord.issuer}/saml/uni`)}`);
     assert.equal(claims.name, 'Bøb Ünïcode');
-    const account = await fed.concord.concord.accounts.find(String(claims.sub));
-    assert.equal(account?.claims.groups, 'students');
+    const [session] = await fed.concord.concord.sessions.ofAccount(String(claims.sub));
+    assert.equal(session?.claims.groups, 'students');
   });
 
   it('the email policy applies unchanged: carol’s address at another domain is not released', async () => {
@@ -103,7 +103,7 @@ describe('SAML login through SimpleSAMLphp', () => {
     assert.doesNotMatch(start.xml, /alice@partner\.example/, 'nothing in the clear');
     const done = await postToAcs(start);
     assert.ok(done.stoppedAt, done.body.slice(0, 400));
-    const account = await fed.concord.concord.accounts.find(`sealed:${idp.persistentNameId('alice', `${fed.concord.issuer}/saml/sealed`)}`);
+    const [account] = await fed.concord.concord.sessions.ofAccount(`sealed:${idp.persistentNameId('alice', `${fed.concord.issuer}/saml/sealed`)}`);
     assert.equal(account?.claims.email, undefined, 'partner.example is not a domain of this participant (sealed.example)');
     assert.deepEqual(account?.claims.groups, ['staff', 'project-x']);
   });
