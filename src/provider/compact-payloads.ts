@@ -12,18 +12,32 @@ const FOUND_BY_ID = new Set(['Grant', 'Interaction']);
  * with them (before) read as they are.
  *
  * The Session keeps its `jti`: it is also found by uid, where the id is not at hand. Bearer models
- * (codes, tokens) are stored without their `jti` already (hashed-ids.ts).
+ * (codes, tokens) are stored without their `jti` already (hashed-ids.ts). An Interaction's
+ * `returnTo` is, as oidc-provider builds it, the resume URL of the interaction, `{issuer}/auth/{uid}`:
+ * left out when it is exactly that.
  */
-export function compactPayloads(inner: Adapter, name: string): Adapter {
+export function compactPayloads(inner: Adapter, name: string, issuer: string): Adapter {
   const dropsJti = FOUND_BY_ID.has(name);
+  const resumeUrl = (id: string) => (name === 'Interaction' ? `${issuer}/auth/${id}` : undefined);
   const restore = (payload: AdapterPayload | undefined | void, id?: string): AdapterPayload | undefined => {
     if (!payload) return undefined;
-    return { ...payload, ...(payload.kind === undefined ? { kind: name } : {}), ...(dropsJti && id !== undefined && payload.jti === undefined ? { jti: id } : {}) };
+    const returnTo = id !== undefined && payload.returnTo === undefined ? resumeUrl(id) : undefined;
+    return {
+      ...payload,
+      ...(payload.kind === undefined ? { kind: name } : {}),
+      ...(dropsJti && id !== undefined && payload.jti === undefined ? { jti: id } : {}),
+      ...(returnTo !== undefined ? { returnTo } : {}),
+    };
   };
   return {
     upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
-      const { kind, jti, ...rest } = payload;
-      const stored: AdapterPayload = { ...rest, ...(kind !== undefined && kind !== name ? { kind } : {}), ...(jti !== undefined && !(dropsJti && jti === id) ? { jti } : {}) };
+      const { kind, jti, returnTo, ...rest } = payload;
+      const stored: AdapterPayload = {
+        ...rest,
+        ...(kind !== undefined && kind !== name ? { kind } : {}),
+        ...(jti !== undefined && !(dropsJti && jti === id) ? { jti } : {}),
+        ...(returnTo !== undefined && returnTo !== resumeUrl(id) ? { returnTo } : {}),
+      };
       return inner.upsert(id, stored, expiresIn);
     },
     async find(id: string) {

@@ -3,24 +3,27 @@ import { after, describe, it } from 'node:test';
 import { compactPayloads } from '../../src/provider/compact-payloads.ts';
 import { MemoryStore, type AdapterPayload } from '../../src/store/index.ts';
 
+const ISSUER = 'https://concord.example';
+
 describe('oidc-provider records without their model and id', () => {
   const store = new MemoryStore({ sweepIntervalMs: 0 });
   after(() => store.close());
 
   it('stores a Grant and an Interaction without kind and jti, and gives them back with both', async () => {
     for (const name of ['Grant', 'Interaction']) {
-      const adapter = compactPayloads(store.adapter(name), name);
-      const payload = { kind: name, jti: `id-${name}`, iat: 1, exp: 2, clientId: 'rp', accountId: 'acme:u1' } as AdapterPayload;
+      const adapter = compactPayloads(store.adapter(name), name, ISSUER);
+      const payload = { kind: name, jti: `id-${name}`, iat: 1, exp: 2, clientId: 'rp', accountId: 'acme:u1', ...(name === 'Interaction' ? { returnTo: `${ISSUER}/auth/id-${name}` } : {}) } as AdapterPayload;
       await adapter.upsert(`id-${name}`, payload, 60);
       const stored = (await store.adapter(name).find(`id-${name}`)) as AdapterPayload;
       assert.equal(stored.kind, undefined);
       assert.equal(stored.jti, undefined);
+      assert.equal(stored.returnTo, undefined, 'the resume URL is the id’s');
       assert.deepEqual(await adapter.find(`id-${name}`), payload);
     }
   });
 
   it('keeps the jti of a Session (also found by uid) and gives it back found either way', async () => {
-    const adapter = compactPayloads(store.adapter('Session'), 'Session');
+    const adapter = compactPayloads(store.adapter('Session'), 'Session', ISSUER);
     const payload = { kind: 'Session', jti: 'j1', uid: 'u1', accountId: 'acme:u1', exp: 2 } as AdapterPayload;
     await adapter.upsert('j1', payload, 60);
     assert.equal(((await store.adapter('Session').find('j1')) as AdapterPayload).kind, undefined);
@@ -29,7 +32,11 @@ describe('oidc-provider records without their model and id', () => {
   });
 
   it('keeps what differs from the place (another kind, another jti) and reads records written with both', async () => {
-    const adapter = compactPayloads(store.adapter('Grant'), 'Grant');
+    const interactions = compactPayloads(store.adapter('Interaction'), 'Interaction', ISSUER);
+    const elsewhere = { kind: 'Interaction', jti: 'i2', returnTo: 'https://elsewhere.example/auth/i2', exp: 2 } as AdapterPayload;
+    await interactions.upsert('i2', elsewhere, 60);
+    assert.deepEqual(await interactions.find('i2'), elsewhere);
+    const adapter = compactPayloads(store.adapter('Grant'), 'Grant', ISSUER);
     const odd = { kind: 'Other', jti: 'not-the-id', exp: 2 } as AdapterPayload;
     await adapter.upsert('g2', odd, 60);
     assert.deepEqual(await adapter.find('g2'), odd);
