@@ -66,7 +66,7 @@ interface StoredSession {
   claims: Record<string, unknown>;
   /** The index key of its upstream session id, to leave that index when the session ends or changes. */
   upstreamKey?: string;
-  /** SecretBox(UpstreamSessionState), context `session:{uid}:upstream`. */
+  /** SecretBox(UpstreamSessionState), context `session:{uid}:upstream`: in records written before it got its own key (upstreamStateKey). */
   sealed?: string;
   /**
    * The services known when the record was written (clientMember form): the first one gets its
@@ -90,6 +90,12 @@ interface SessionSeen {
 const recordKey = (uid: string) => `session:${uid}`;
 const clientsKey = (uid: string) => `session-clients:${uid}`;
 const seenKey = (uid: string) => `session-seen:${uid}`;
+/**
+ * The sealed upstream state of a session (a JSON string: SecretBox(UpstreamSessionState)), apart from
+ * the record: two thirds of what a session keeps, needed only by the upstream logout and a re-check,
+ * while the record is read at every code exchange and refresh.
+ */
+const upstreamStateKey = (uid: string) => `session-upstream:${uid}`;
 const pendingKey = (interactionUid: string) => `session-pending:${interactionUid}`;
 /** An account's sessions by uid: Concord's records, and oidc-provider's Sessions as saved (oidc-index.ts). */
 export const ofAccountKey = (accountId: string) => `sessions-of-account:${accountId}`;
@@ -165,7 +171,7 @@ function parseClient(member: string): SessionClient | undefined {
  * its own session: a sealed value copied to another record does not open there.
  *
  * Key families: `session:{uid}` (with the services known when it was written), `session-clients:{uid}`
- * (set: the services added later), `session-seen:{uid}`,
+ * (set: the services added later), `session-upstream:{uid}` (the sealed state), `session-seen:{uid}`,
  * `session-pending:{interaction uid}`, `sessions-of-account:{accountId}` (set),
  * `sessions-of-upstream:{participantId}:{sha256(upstream session id)}` (set). Everything lives
  * `ttlSeconds` from when it was written (the longest grant's lifetime): nothing outlives it.
@@ -226,8 +232,8 @@ export class SessionStore {
       confirmedAt: login.confirmedAt,
       claims: login.claims,
       ...(upstreamKey ? { upstreamKey } : {}),
-      ...(login.upstream.logout || login.upstream.refresh ? { sealed: this.#box.seal(JSON.stringify(packState(login.upstream)), sealContext(uid), COMPRESSED) } : {}),
     };
+    const sealed = login.upstream.logout || login.upstream.refresh ? this.#box.seal(JSON.stringify(packState(login.upstream)), sealContext(uid), COMPRESSED) : undefined;
     // Indexes first: a record is never left where an upstream logout or an account's revocation
     // cannot find it. The previous record is read in the same round trip.
     const [previous] = await Promise.all([
@@ -239,7 +245,11 @@ export class SessionStore {
     // The previous login's services stay the session's; the service of this authorization joins them.
     const members = [...new Set([...(previous?.clients ?? []), ...(client ? [clientMember(client)] : [])])];
     if (members.length) stored.clients = members;
-    await this.#store.setTemp(recordKey(uid), stored, this.#ttl);
+    await Promise.all([
+      this.#store.setTemp(recordKey(uid), stored, this.#ttl),
+      // A previous login's state goes with it: the session keeps this login's, or none.
+      sealed !== undefined ? this.#store.setTemp(upstreamStateKey(uid), sealed, this.#ttl) : previous ? this.#store.deleteTemp(upstreamStateKey(uid)) : undefined,
+    ]);
     // A new session has no clients but the one given (others are added after this, as it gets authorizations).
     return this.#view(uid, stored, previous ? await this.#setClients(uid) : []);
   }
@@ -248,13 +258,10 @@ export class SessionStore {
   async confirm(uid: string, update: { claims: Record<string, unknown>; confirmedAt: number; upstream: UpstreamSessionState }): Promise<void> {
     const stored = await this.#store.getTemp<StoredSession>(recordKey(uid));
     if (!stored) return;
-    const next: StoredSession = {
-      ...stored,
-      claims: update.claims,
-      confirmedAt: update.confirmedAt,
-      sealed: this.#box.seal(JSON.stringify(packState(update.upstream)), sealContext(uid), COMPRESSED),
-    };
-    await this.#store.setTemp(recordKey(uid), next, this.#ttl);
+    const { sealed: _before, ...rest } = stored;
+    const next: StoredSession = { ...rest, claims: update.claims, confirmedAt: update.confirmedAt };
+    const sealed = this.#box.seal(JSON.stringify(packState(update.upstream)), sealContext(uid), COMPRESSED);
+    await Promise.all([this.#store.setTemp(recordKey(uid), next, this.#ttl), this.#store.setTemp(upstreamStateKey(uid), sealed, this.#ttl)]);
   }
 
   /**
@@ -272,10 +279,12 @@ export class SessionStore {
 
   /** The sealed part of a session, or an empty state when it has none or it does not open (another key, another record's). */
   async upstream(uid: string): Promise<UpstreamSessionState> {
-    const stored = await this.#store.getTemp<StoredSession>(recordKey(uid));
-    if (!stored?.sealed) return {};
+    // A record written before the state had its own key holds it (read in the same round trip).
+    const [own, stored] = await Promise.all([this.#store.getTemp<string>(upstreamStateKey(uid)), this.#store.getTemp<StoredSession>(recordKey(uid))]);
+    const sealed = typeof own === 'string' ? own : stored?.sealed;
+    if (!stored || sealed === undefined) return {};
     try {
-      return unpackState(JSON.parse(this.#box.open(stored.sealed, sealContext(uid))) as UpstreamSessionState);
+      return unpackState(JSON.parse(this.#box.open(sealed, sealContext(uid))) as UpstreamSessionState);
     } catch {
       return {};
     }
@@ -327,6 +336,7 @@ export class SessionStore {
     await Promise.all([
       this.#store.deleteSet(clientsKey(uid)),
       this.#store.deleteTemp(seenKey(uid)),
+      this.#store.deleteTemp(upstreamStateKey(uid)),
       accountId ? this.#store.removeFromSet(ofAccountKey(accountId), uid) : undefined,
       stored?.upstreamKey ? this.#store.removeFromSet(stored.upstreamKey, uid) : undefined,
     ]);

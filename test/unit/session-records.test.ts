@@ -36,7 +36,9 @@ describe('session records: the sealed upstream state', () => {
   it('keeps the ID token as the text of its parts, so its claims and the re-check claims beside it are stored about once', async () => {
     const upstream = { logout: { protocol: 'oidc' as const, idTokenHint: token }, refresh: { protocol: 'oidc' as const, accessToken: 'at', claims } };
     await sessions.put('uid-2', login(upstream), 1_800_000_000);
-    const packed = ((await store.getTemp<{ sealed: string }>('session:uid-2'))!.sealed);
+    // The state has a key of its own; the record, read at every code exchange and refresh, does not carry it.
+    assert.equal((await store.getTemp<{ sealed?: string }>('session:uid-2'))!.sealed, undefined);
+    const packed = (await store.getTemp<string>('session-upstream:uid-2'))!;
     const plain = box.open(packed, 'session:uid-2:upstream');
     assert.ok(plain.includes(JSON.stringify(claims.email)), 'the payload as text');
     assert.ok(!plain.includes(token), 'not its base64url form');
@@ -58,6 +60,18 @@ describe('session records: the sealed upstream state', () => {
     const upstream = { logout: { protocol: 'oidc' as const, idTokenHint: token, sid: 's1' } };
     await store.setTemp('session:uid-3', { v: 1, accountId: 'acme:u1', participantId: 'acme', startedAt: 1, confirmedAt: 1, claims: {}, sealed: box.seal(JSON.stringify(upstream), 'session:uid-3:upstream', { compress: true }) }, 60);
     assert.deepEqual(await sessions.upstream('uid-3'), upstream);
+    // Its next login, or a re-check, moves the state to its own key.
+    await sessions.confirm('uid-3', { claims: {}, confirmedAt: 2, upstream });
+    assert.equal((await store.getTemp<{ sealed?: string }>('session:uid-3'))!.sealed, undefined);
+    assert.deepEqual(await sessions.upstream('uid-3'), upstream);
+  });
+
+  it('a new login in the session without upstream state leaves none of the previous one', async () => {
+    await sessions.put('uid-4', login({ logout: { protocol: 'oidc' as const, idTokenHint: token } }), 1_800_000_000);
+    await sessions.put('uid-4', login({}), 1_800_000_100);
+    assert.deepEqual(await sessions.upstream('uid-4'), {});
+    await sessions.remove('uid-4');
+    assert.equal(await store.getTemp('session-upstream:uid-4'), undefined);
   });
 });
 
