@@ -52,8 +52,15 @@ interface IssuedToken {
 }
 
 /**
+ * Fields of an opaque token's payload a record leaves out: nothing reads them from it (the liveness
+ * check reads client, account and grant; introspection and revocation what they answer or destroy),
+ * and a record per token kept for its lifetime should be no larger than its use.
+ */
+const UNREAD = new Set(['gty', 'sessionUid', 'expiresWithSession']);
+
+/**
  * oidc-provider's `formats.customizers.jwt`: before a JWT access token is signed, keeps its record
- * (the payload an opaque token of the same model would have, `iat`/`exp` those of the JWT) under
+ * (the payload an opaque token of the same model would have but what nothing reads, UNREAD; `iat`/`exp` those of the JWT) under
  * `accessTokenRecordId(key, jti)` for as long as the token lives. Awaited by oidc-provider, so the
  * record exists before the token is handed out.
  * @throws StoreUnavailableError for a token of a grant when the store is away (the request fails
@@ -67,7 +74,7 @@ export function recordJwtAccessTokens(key: Buffer, log: Logger) {
     if (typeof jti !== 'string' || typeof exp !== 'number') return;
     const id = accessTokenRecordId(key, jti);
     const record: Record<string, unknown> = {};
-    for (const field of issued.constructor.IN_PAYLOAD) if (issued[field] !== undefined) record[field] = issued[field];
+    for (const field of issued.constructor.IN_PAYLOAD) if (issued[field] !== undefined && !UNREAD.has(field)) record[field] = issued[field];
     Object.assign(record, { jti: id, kind: issued.kind, iat, exp, ...(issued.extra ? { extra: issued.extra } : {}) });
     const ttl = Math.max(1, exp - Math.floor(Date.now() / 1000));
     try {
