@@ -54,6 +54,12 @@ export const pendingKey = (state: string) => `upstream-login:${state}`;
 interface CarriedCallback {
   participantId: string;
   state: string;
+  /**
+   * The pending login's interaction (its record's `interactionUid`): checked against the browser's
+   * interaction before anything is taken, so the record need not be read first. Absent in callbacks
+   * carried by an earlier version (then the record is read first, as before).
+   */
+  interactionUid?: string;
   method: 'GET' | 'POST';
   query: string;
   body: string;
@@ -447,7 +453,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       return finishTestLogin(ctx, store, connectors, participant, record, callback);
     }
     const ref = randomBytes(24).toString('base64url');
-    const carried: CarriedCallback = { participantId, state, method: callback.method, query: callback.query.toString(), body: body.toString() };
+    const carried: CarriedCallback = { participantId, state, interactionUid: record.interactionUid, method: callback.method, query: callback.query.toString(), body: body.toString() };
     await store.setTemp(callbackKey(ref), carried, Math.min(CALLBACK_TTL_S, settings.tokens.interactionTtl));
     ctx.set('Cache-Control', 'no-store');
     ctx.status = 303;
@@ -464,6 +470,9 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     if (typeof ref !== 'string' || ref.length === 0 || ref.length > 64) {
       return refuse(ctx, 'session_expired', 'state_mismatch', undefined, undefined);
     }
+    // The carried callback is read (not taken) in the same round trip as the interaction.
+    const carriedRead = store.getTemp<CarriedCallback>(callbackKey(ref));
+    carriedRead.catch(() => {}); // awaited below, unless the interaction fails first
     let interaction;
     try {
       interaction = await details(ctx);
@@ -474,14 +483,19 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       return goneInteraction(ctx, ctx.params.uid!, cause);
     }
     const uid = ctx.params.uid!;
-    const carried = await store.getTemp<CarriedCallback>(callbackKey(ref));
-    const record = carried ? await store.getTemp<UpstreamLoginRecord>(pendingKey(carried.state)) : undefined;
-    if (!carried || !record || record.participantId !== carried.participantId || interaction.uid !== record.interactionUid || uid !== record.interactionUid) {
-      return refuse(ctx, 'session_expired', 'state_mismatch', record?.participantId, record?.clientId);
+    const carried = await carriedRead;
+    // A callback carried by an earlier version does not name its interaction: its record is read first.
+    const known = carried && carried.interactionUid === undefined ? await store.getTemp<UpstreamLoginRecord>(pendingKey(carried.state)) : undefined;
+    const carriedFor = carried?.interactionUid ?? known?.interactionUid;
+    if (!carried || carriedFor === undefined || interaction.uid !== carriedFor || uid !== carriedFor || (known && known.participantId !== carried.participantId)) {
+      return refuse(ctx, 'session_expired', 'state_mismatch', known?.participantId ?? carried?.participantId, known?.clientId);
     }
-    // Single use: a replay, or a race with another tab, finds nothing.
-    const [tookCallback, tookLogin] = await Promise.all([store.takeTemp(callbackKey(ref)), store.takeTemp(pendingKey(carried.state))]);
-    if (!tookCallback || !tookLogin) return refuse(ctx, 'session_expired', 'state_mismatch', record.participantId, record.clientId);
+    // Single use: a replay, or a race with another tab, finds nothing. Only this browser's interaction
+    // gets here, so taking both at once burns nothing another browser could still finish.
+    const [tookCallback, record] = await Promise.all([store.takeTemp(callbackKey(ref)), store.takeTemp<UpstreamLoginRecord>(pendingKey(carried.state))]);
+    if (!tookCallback || !record || record.participantId !== carried.participantId || record.interactionUid !== uid) {
+      return refuse(ctx, 'session_expired', 'state_mismatch', record?.participantId ?? carried.participantId, record?.clientId);
+    }
     const { participantId, clientId } = record;
 
     const participant = registry.participant(participantId);
@@ -524,21 +538,28 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     }
 
     const accountId = accountIdOf(participantId, identity.subject);
-    await accounts.save({ accountId, participantId, upstreamIssuer: identity.issuer, upstreamSubject: identity.subject, claims: outcome.claims, updatedAt: now });
-    // What this login keeps (its claims, its upstream session, what its logout and re-checks need)
-    // goes to the Concord session oidc-provider puts it in, not to the account (src/sessions).
-    await sessions.hold(
-      uid,
-      {
-        accountId,
-        participantId,
-        claims: outcome.claims,
-        ...(identity.sessionId !== undefined ? { upstreamSessionId: identity.sessionId } : {}),
-        upstream: { ...(identity.logout ? { logout: identity.logout } : {}), ...(identity.refresh ? { refresh: identity.refresh } : {}) },
-        confirmedAt: sessions.nowSeconds(),
-      },
-      settings.tokens.interactionTtl,
-    );
+    // The account, the login held for its session and the trail go out together (one round trip):
+    // none depends on another, and the trail is read only once oidc-provider has forgotten the
+    // interaction, which it does after this succeeded.
+    await Promise.all([
+      accounts.save({ accountId, participantId, upstreamIssuer: identity.issuer, upstreamSubject: identity.subject, claims: outcome.claims, updatedAt: now }),
+      // What this login keeps (its claims, its upstream session, what its logout and re-checks need)
+      // goes to the Concord session oidc-provider puts it in, not to the account (src/sessions).
+      sessions.hold(
+        uid,
+        {
+          accountId,
+          participantId,
+          claims: outcome.claims,
+          ...(identity.sessionId !== undefined ? { upstreamSessionId: identity.sessionId } : {}),
+          upstream: { ...(identity.logout ? { logout: identity.logout } : {}), ...(identity.refresh ? { refresh: identity.refresh } : {}) },
+          confirmedAt: sessions.nowSeconds(),
+        },
+        settings.tokens.interactionTtl,
+      ),
+      // The select_account prompt (provider/index.ts) is answered by this sign-in too.
+      markEnded(uid, clientId, 'signed_in', carried.state),
+    ]);
     observe({ participant: participantId, client: clientId, outcome: 'success', durationMs: Date.now() - record.startedAt, upstreamMs: identity.durationMs });
     ctx.state.log?.info({ participant: participantId, client: clientId }, 'brokered login succeeded');
     // auth_time, acr and amr of Concord's tokens are the upstream's: it is where the user authenticated.
@@ -548,8 +569,6 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       ...(identity.amr ? { amr: identity.amr } : {}),
       ...(identity.acr ? { acr: identity.acr } : {}),
     };
-    // The select_account prompt (provider/index.ts) is answered by this sign-in too.
-    await markEnded(uid, clientId, 'signed_in', carried.state);
     return deps.provider().interactionFinished(ctx.req, ctx.res, { login, select_account: {} }, { mergeWithLastSubmission: false });
   });
 
