@@ -35,3 +35,11 @@ export function requestReads(): Map<string, string | null> | undefined {
   const reads = scope.getStore();
   return reads?.open ? reads.entries : undefined;
 }
+
+/**
+ * An opaque object that stands for the current request while its scope is open (a WeakMap key for
+ * what a caller remembers within one request only), or undefined outside a request.
+ */
+export function requestScope(): object | undefined {
+  return requestReads();
+}
