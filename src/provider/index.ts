@@ -70,7 +70,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   const configuration: Configuration = {
     // Codes, refresh tokens and other bearer values are stored under a keyed hash of their value (hashed-ids.ts);
     // no record repeats its model or its id (compact-payloads.ts).
-    adapter: (name: string) => (name === 'Client' ? clientAdapter(registry) : compactPayloads(hashedIdAdapter(indexingAdapter(store, name), name, deps.tokenIdKey), name, settings.issuer)),
+    adapter: (name: string) => (name === 'Client' ? clientAdapter(registry) : compactPayloads(hashedIdAdapter(indexingAdapter(store, name, sessions.ttlSeconds), name, deps.tokenIdKey), name, settings.issuer)),
     clients: [],
     jwks: keySet.jwks as Configuration['jwks'],
     cookies: {

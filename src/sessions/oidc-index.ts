@@ -17,8 +17,12 @@ export const sessionsOf = (accountId: string) => `account-sessions:${accountId}`
  * A Session goes by its `uid` into the index of Concord's session records (`sessions-of-account`,
  * records.ts): one index per account serves both, and a session never bound to a Concord record
  * (its login lost on the way) is still found there.
+ *
+ * `indexTtlSeconds` (Concord's session records' lifetime, Sessions.ttlSeconds): the indexes live at
+ * least that long, so every add to `sessions-of-account` asks the same lifetime and the record's
+ * add in the same response is answered by this one (RedisStore.addToSet).
  */
-export function indexingAdapter(store: Store, name: string): Adapter {
+export function indexingAdapter(store: Store, name: string, indexTtlSeconds = 0): Adapter {
   const inner = store.adapter(name);
   if (name !== 'Grant' && name !== 'Session') return inner;
   const index = (payload: AdapterPayload, id: string): [string, string] | undefined => {
@@ -31,7 +35,10 @@ export function indexingAdapter(store: Store, name: string): Adapter {
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
       const entry = index(payload, id);
       // Issued together (the index first: on one connection it is written first), one round trip.
-      await Promise.all([entry ? store.addToSet(entry[0], entry[1], expiresIn) : undefined, inner.upsert(id, payload, expiresIn)]);
+      // The index lives at least `indexTtlSeconds`: with Concord's session records' lifetime, a
+      // Session's entry is the one its record's index adds in the same response (sent once).
+      const ttl = expiresIn === undefined ? undefined : Math.max(expiresIn, indexTtlSeconds);
+      await Promise.all([entry ? store.addToSet(entry[0], entry[1], ttl) : undefined, inner.upsert(id, payload, expiresIn)]);
     },
   };
 }

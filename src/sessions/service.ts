@@ -115,6 +115,11 @@ export class Sessions {
     this.#now = options.now ?? Date.now;
   }
 
+  /** How long session records and their indexes live: the longest grant's lifetime, seconds. */
+  get ttlSeconds(): number {
+    return this.#opts.ttlSeconds;
+  }
+
   /** Epoch seconds. */
   nowSeconds(): number {
     return Math.floor(this.#now() / 1000);

@@ -3,7 +3,7 @@ import { Cluster, Redis, ReplyError as ReplyErrorClass, type ClusterNode, type C
 import { StoreUnavailableError } from './errors.ts';
 import type { StoreOptions } from './factory.ts';
 import { RedisKeys } from './redis-keys.ts';
-import { requestReads } from './request-reads.ts';
+import { requestReads, requestScope } from './request-reads.ts';
 import type { Adapter, AdapterPayload, LogEntry, Store } from './types.ts';
 
 /**
@@ -89,6 +89,20 @@ local current = redis.call('PTTL', KEYS[1])
 redis.call('SADD', KEYS[1], ARGV[1])
 if current == -2 or (current >= 0 and current < ttl) then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1`);
+
+/** Set adds made in a request (requestScope): set key + member -> until when (epoch ms) it made the set live, and its write. */
+const setAdds = new WeakMap<object, Map<string, { until: number; written: Promise<void> }>>();
+/** How much shorter than asked a set's lifetime may end when an add is answered by an earlier one of the same request. */
+const SET_ADD_SLACK_MS = 1000;
+
+/** After a removal in this request, an add of the same member (any member, without one) is sent again. */
+function forgetSetAdds(key: string, member?: string): void {
+  const scope = requestScope();
+  const adds = scope && setAdds.get(scope);
+  if (!adds) return;
+  if (member !== undefined) adds.delete(`${key}\n${member}`);
+  else for (const id of adds.keys()) if (id.startsWith(`${key}\n`)) adds.delete(id);
+}
 
 /** One page of a log: { first seq, entries oldest first }. ARGV: before ('' = none), limit. */
 const PAGE = new Script(`
@@ -245,11 +259,27 @@ export class RedisStore implements Store {
       await this.run((c) => c.sadd(k, member));
       return;
     }
-    await this.script(SET_ADD, k, member, ms(ttlSeconds));
+    // Within one request, the same member added again to a set this request already made live as
+    // long (within SET_ADD_SLACK_MS) is not sent again, only waited for: oidc-provider's Session and
+    // Concord's session record index the same session in one response (sessions/oidc-index.ts).
+    const scope = requestScope();
+    const id = `${k}\n${member}`;
+    const until = Date.now() + ttlSeconds * 1000;
+    const earlier = scope ? setAdds.get(scope)?.get(id) : undefined;
+    if (earlier && earlier.until >= until - SET_ADD_SLACK_MS) return earlier.written;
+    const written = this.script(SET_ADD, k, member, ms(ttlSeconds)).then(() => undefined);
+    if (scope) {
+      let adds = setAdds.get(scope);
+      if (!adds) setAdds.set(scope, (adds = new Map()));
+      adds.set(id, { until, written });
+    }
+    return written;
   }
 
   async removeFromSet(key: string, member: string): Promise<void> {
-    await this.run((c) => c.srem(this.keys.set(key), member));
+    const k = this.keys.set(key);
+    forgetSetAdds(k, member);
+    await this.run((c) => c.srem(k, member));
   }
 
   async setMembers(key: string): Promise<string[]> {
@@ -257,7 +287,9 @@ export class RedisStore implements Store {
   }
 
   async deleteSet(key: string): Promise<void> {
-    await this.run((c) => c.del(this.keys.set(key)));
+    const k = this.keys.set(key);
+    forgetSetAdds(k);
+    await this.run((c) => c.del(k));
   }
 
   // pub/sub --------------------------------------------------------------------------------------

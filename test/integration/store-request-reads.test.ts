@@ -53,6 +53,37 @@ describe('Redis store: oidc-provider records read once per request', () => {
     assert.equal(await adapter.find('c1'), undefined);
   });
 
+  it('a set add the request already made (same member, as long a lifetime) is not sent again; a longer one, or another request, is', async () => {
+    const key = `adds-${randomBytes(4).toString('hex')}`;
+    const raw = store.keys.set(key);
+    await withRequestReads(async () => {
+      await store.addToSet(key, 'm', 600);
+      await store.client.del(raw); // behind the store's back: a second send would write it again
+      await store.addToSet(key, 'm', 600);
+      assert.equal(await store.client.exists(raw), 0, 'the repeated add was sent');
+      await store.addToSet(key, 'm', 300);
+      assert.equal(await store.client.exists(raw), 0, 'a shorter add was sent');
+      await store.addToSet(key, 'other', 600);
+      assert.deepEqual(await store.setMembers(key), ['other'], 'another member is its own add');
+      await store.addToSet(key, 'm', 3600);
+      assert.deepEqual((await store.setMembers(key)).sort(), ['m', 'other'], 'a longer add is sent');
+      const ttl = await store.client.pttl(raw);
+      assert.ok(ttl > 600_000 && ttl <= 3_600_000, `the longer lifetime: ${ttl} ms`);
+      await store.removeFromSet(key, 'm');
+      await store.addToSet(key, 'm', 600);
+      assert.deepEqual((await store.setMembers(key)).sort(), ['m', 'other'], 'an add after a removal is sent');
+      await store.deleteSet(key);
+      await store.addToSet(key, 'other', 600);
+      assert.deepEqual(await store.setMembers(key), ['other'], 'an add after the set was deleted is sent');
+    });
+    await store.client.del(raw);
+    await withRequestReads(async () => store.addToSet(key, 'm', 600));
+    assert.deepEqual(await store.setMembers(key), ['m'], 'another request sends it');
+    await store.client.del(raw);
+    await store.addToSet(key, 'm', 600);
+    assert.deepEqual(await store.setMembers(key), ['m'], 'outside a request it is sent');
+  });
+
   it('work a request started that outlives it reads Redis', async () => {
     const adapter = store.adapter('Session');
     await rawSet('Session', 's1', { n: 1 });
