@@ -408,33 +408,52 @@ class RedisAdapter implements Adapter {
     const ttl = ms(expiresIn ?? DEFAULT_TTL_SECONDS);
     const reads = requestReads();
     // Until the write is known done, this request reads Redis again.
-    reads?.delete(key);
+    forget(key);
     const index = payload.grantId ? store.script(SET_ADD, keys.grant(payload.grantId), key, ttl) : undefined;
     if (index && store.kind === 'redis-cluster') await index;
     const raw = serialize(payload);
     const writes: Array<Promise<unknown> | undefined> = [index, store.run((c) => c.set(key, raw, 'PX', ttl))];
-    if (payload.userCode) writes.push(store.run((c) => c.set(keys.userCode(this.#name, payload.userCode!), id, 'PX', ttl)));
-    if (payload.uid) writes.push(store.run((c) => c.set(keys.uid(this.#name, payload.uid!), id, 'PX', ttl)));
+    const userCodeKey = payload.userCode ? keys.userCode(this.#name, payload.userCode) : undefined;
+    const uidKey = payload.uid ? keys.uid(this.#name, payload.uid) : undefined;
+    for (const k of [userCodeKey, uidKey]) {
+      if (k === undefined) continue;
+      forget(k);
+      writes.push(store.run((c) => c.set(k, id, 'PX', ttl)));
+    }
     await Promise.all(writes);
     reads?.set(key, raw);
+    if (userCodeKey) reads?.set(userCodeKey, id);
+    if (uidKey) reads?.set(uidKey, id);
   }
 
-  /** The payload; read once per request (request-reads.ts), a fresh object each time. */
+  /**
+   * The payload; read once per request (request-reads.ts), a fresh object each time. A token bound
+   * to a grant (or to a session) is never used without its Grant (and Session) being read next,
+   * one after the other (oidc-provider's grant and session checks, liveAccessToken): those reads
+   * are issued as soon as the token is read, together, and answer those later finds.
+   */
   async find(id: string): Promise<AdapterPayload | undefined> {
     const key = this.#store.keys.oidc(this.#name, id);
-    const reads = requestReads();
-    const known = reads?.get(key);
-    if (known !== undefined) return decodePayload(known);
     let raw: string | null;
     try {
-      raw = await this.#store.run((c) => c.get(key));
+      raw = await readOnce(this.#store, key);
     } catch (err) {
       if (!(isReplyError(err) && err.message.startsWith('WRONGTYPE'))) throw err;
       return this.#findHash(key);
     }
-    // Not over an entry a write of this request made meanwhile.
-    if (reads && !reads.has(key)) reads.set(key, raw);
-    return decodePayload(raw);
+    const payload = decodePayload(raw);
+    if (payload && requestReads()) this.#readAhead(payload);
+    return payload;
+  }
+
+  /** Issues the reads of what the token's use reads next (see find); their answers wait in the request's reads. */
+  #readAhead(payload: AdapterPayload): void {
+    const keys = this.#store.keys;
+    if (this.#name !== 'Grant' && typeof payload.grantId === 'string') readAhead(this.#store, keys.oidc('Grant', payload.grantId));
+    const sessionUid = (payload as { sessionUid?: unknown; expiresWithSession?: unknown }).sessionUid;
+    if (this.#name !== 'Session' && (payload as { expiresWithSession?: unknown }).expiresWithSession === true && typeof sessionUid === 'string') {
+      readAhead(this.#store, keys.uid('Session', sessionUid));
+    }
   }
 
   /** A payload written as a HASH by an earlier version. */
@@ -446,34 +465,33 @@ class RedisAdapter implements Adapter {
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-    const id = await this.#store.run((c) => c.get(this.#store.keys.uid(this.#name, uid)));
+    const id = await readOnce(this.#store, this.#store.keys.uid(this.#name, uid));
     return id === null ? undefined : this.find(id);
   }
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-    const id = await this.#store.run((c) => c.get(this.#store.keys.userCode(this.#name, userCode)));
+    const id = await readOnce(this.#store, this.#store.keys.userCode(this.#name, userCode));
     return id === null ? undefined : this.find(id);
   }
 
   async consume(id: string): Promise<void> {
     const key = this.#store.keys.oidc(this.#name, id);
-    const reads = requestReads();
-    reads?.delete(key);
+    forget(key);
     await this.#store.script(CONSUME, key, nowSeconds());
     // Again: a read of this request may have answered meanwhile with the payload before.
-    reads?.delete(key);
+    forget(key);
   }
 
   async destroy(id: string): Promise<void> {
     const key = this.#store.keys.oidc(this.#name, id);
-    const reads = requestReads();
-    reads?.delete(key);
+    forget(key);
     await this.#store.run((c) => c.del(key));
-    reads?.set(key, null);
+    requestReads()?.set(key, null);
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
     requestReads()?.clear();
+    forgetAll();
     const index = this.#store.keys.grant(grantId);
     // Read and drop the index in one transaction on its key; its members live on other slots,
     // so they are deleted one by one.
@@ -485,6 +503,57 @@ class RedisAdapter implements Adapter {
     });
     await Promise.all(members.map((key) => this.#store.run((c) => c.unlink(key))));
   }
+}
+
+/** GETs of oidc-provider keys under way in a request (requestScope): key -> the answer to come. */
+const inFlight = new WeakMap<object, Map<string, Promise<string | null>>>();
+
+/**
+ * GET of an oidc-provider key (a payload, or a uid / user code index) once per request: answered
+ * from the request's reads, or by a GET of the request already under way, or by Redis. Outside a
+ * request, always Redis.
+ */
+function readOnce(store: RedisStore, key: string): Promise<string | null> {
+  const reads = requestReads();
+  if (!reads) return store.run((c) => c.get(key));
+  const known = reads.get(key);
+  if (known !== undefined) return Promise.resolve(known);
+  const scope = requestScope()!;
+  let pending = inFlight.get(scope);
+  const under = pending?.get(key);
+  if (under) return under;
+  if (!pending) inFlight.set(scope, (pending = new Map()));
+  const read = store.run((c) => c.get(key));
+  pending.set(key, read);
+  const settled = () => {
+    if (pending.get(key) === read) pending.delete(key);
+  };
+  read.then(
+    (raw) => {
+      // Not over an entry a write of this request made meanwhile (the write forgot this read).
+      if (pending.get(key) === read && !reads.has(key)) reads.set(key, raw);
+      settled();
+    },
+    settled,
+  );
+  return read;
+}
+
+/** Issues readOnce without waiting: what it reads is in the request's reads by the time it is asked for. */
+function readAhead(store: RedisStore, key: string): void {
+  readOnce(store, key).catch(() => {}); // whoever asks for it later gets the failure, by reading again
+}
+
+/** A write of this request to `key`: its reads, and a GET of it under way, no longer answer. */
+function forget(key: string): void {
+  requestReads()?.delete(key);
+  const scope = requestScope();
+  if (scope) inFlight.get(scope)?.delete(key);
+}
+
+function forgetAll(): void {
+  const scope = requestScope();
+  if (scope) inFlight.delete(scope);
 }
 
 /** A stored payload: JSON, or `c{epoch seconds}|` + JSON once consumed. */

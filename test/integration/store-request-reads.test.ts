@@ -53,6 +53,26 @@ describe('Redis store: oidc-provider records read once per request', () => {
     assert.equal(await adapter.find('c1'), undefined);
   });
 
+  it('a token bound to a grant and a session has its Grant and its session uid read with it: later finds answer what was read then', async () => {
+    await rawSet('Grant', 'g1', { n: 1 });
+    await store.client.set(store.keys.uid('Session', 'u1'), 's1', 'PX', 60_000);
+    await rawSet('Session', 's1', { n: 1 });
+    await rawSet('AuthorizationCode', 'c2', { grantId: 'g1', sessionUid: 'u1', expiresWithSession: true });
+    await withRequestReads(async () => {
+      assert.ok(await store.adapter('AuthorizationCode').find('c2'));
+      // Behind the adapter's back, after the code's read (the same connection: after the reads it issued).
+      await rawSet('Grant', 'g1', { n: 2 });
+      await store.client.set(store.keys.uid('Session', 'u1'), 's2', 'PX', 60_000);
+      assert.deepEqual(await store.adapter('Grant').find('g1'), { n: 1 }, 'the Grant was read with the code');
+      assert.deepEqual(await store.adapter('Session').findByUid('u1'), { n: 1 }, 'the session uid was read with the code');
+      // A write of the request is what it reads next.
+      await store.adapter('Grant').upsert('g1', { n: 3 } as AdapterPayload, 60);
+      assert.deepEqual(await store.adapter('Grant').find('g1'), { n: 3 });
+    });
+    assert.deepEqual(await store.adapter('Grant').find('g1'), { n: 3 });
+    assert.equal(await store.client.get(store.keys.uid('Session', 'u1')), 's2');
+  });
+
   it('a set add the request already made (same member, as long a lifetime) is not sent again; a longer one, or another request, is', async () => {
     const key = `adds-${randomBytes(4).toString('hex')}`;
     const raw = store.keys.set(key);
