@@ -205,10 +205,14 @@ export function createProvider(deps: ProviderDeps): Provider {
       const oidcCtx = ctx as KoaContextWithOIDC | undefined;
       // The login this request belongs to: the token's session, or the browser's (single sign-on at /auth).
       const sessionUid = (token as { sessionUid?: string } | undefined)?.sessionUid ?? (oidcCtx?.oidc?.session?.accountId === accountId ? oidcCtx.oidc.session.uid : undefined);
+      // At the resume that finishes a login its session has no record yet (trackSessions binds the
+      // login after oidc-provider answered), so the account is read in the same round trip.
+      const early = !token && oidcCtx?.oidc?.route === 'resume' ? accounts.find(accountId) : undefined;
+      early?.catch(() => {}); // awaited below when it is needed
       let session = sessionUid === undefined ? undefined : await sessions.get(sessionUid);
       if (session && session.accountId !== accountId) session = undefined;
       // Tokens and sessions from before per-session state: the account's last login, until they expire.
-      const legacy: BrokeredAccount | undefined = session ? undefined : await accounts.find(accountId);
+      const legacy: BrokeredAccount | undefined = session ? undefined : await (early ?? accounts.find(accountId));
       const participantId = session?.participantId ?? legacy?.participantId;
       const participant = participantId === undefined ? undefined : registry.participant(participantId);
       // A participant removed or disabled stops its users at once: sessions, codes and refresh tokens.
