@@ -409,10 +409,13 @@ class RedisAdapter implements Adapter {
     const reads = requestReads();
     // Until the write is known done, this request reads Redis again.
     forget(key);
-    const index = payload.grantId ? store.script(SET_ADD, keys.grant(payload.grantId), key, ttl) : undefined;
+    const index = payload.grantId ? this.#indexInGrant(payload.grantId, key, ttl) : undefined;
     if (index && store.kind === 'redis-cluster') await index;
     const raw = serialize(payload);
     const writes: Array<Promise<unknown> | undefined> = [index, store.run((c) => c.set(key, raw, 'PX', ttl))];
+    // A grant's index lives as long as the grant (see #indexInGrant): saving the grant again moves
+    // its end (a no-op while the index does not exist yet).
+    if (this.#name === 'Grant') writes.push(store.run((c) => c.pexpire(keys.grant(id), ttl)));
     const userCodeKey = payload.userCode ? keys.userCode(this.#name, payload.userCode) : undefined;
     const uidKey = payload.uid ? keys.uid(this.#name, payload.uid) : undefined;
     for (const k of [userCodeKey, uidKey]) {
@@ -424,6 +427,25 @@ class RedisAdapter implements Adapter {
     reads?.set(key, raw);
     if (userCodeKey) reads?.set(userCodeKey, id);
     if (uidKey) reads?.set(uidKey, id);
+  }
+
+  /**
+   * Adds a token's key to its grant's index. The index need not outlive the grant: oidc-provider
+   * uses no token whose grant is gone or expired (validateGrant at /token, loadAccessTokenGrant,
+   * introspection; liveAccessToken alike), and revoking a grant that is gone has nothing to reach.
+   * So when this request knows the grant (it read or saved it: the code's resume, the code
+   * exchange, a refresh), the index is given the grant's own end, which every add of that grant
+   * asks alike: SADD and PEXPIREAT on the index's key, pipelined (2 commands, not the 4 of the
+   * SET_ADD script). Saving the grant again moves the index's end with it (upsert). When the grant is
+   * not known here, SET_ADD with the token's lifetime, as before.
+   */
+  #indexInGrant(grantId: string, member: string, ttlMs: number): Promise<unknown> {
+    const store = this.#store;
+    const index = store.keys.grant(grantId);
+    const known = requestReads()?.get(store.keys.oidc('Grant', grantId));
+    const ends = known ? grantEnd(known) : undefined;
+    if (ends === undefined || ends <= Date.now()) return store.script(SET_ADD, index, member, ttlMs);
+    return Promise.all([store.run((c) => c.sadd(index, member)), store.run((c) => c.pexpireat(index, ends))]);
   }
 
   /**
@@ -554,6 +576,16 @@ function forget(key: string): void {
 function forgetAll(): void {
   const scope = requestScope();
   if (scope) inFlight.delete(scope);
+}
+
+/** When a stored Grant expires (its `exp`, epoch ms), or undefined when it has none or does not parse. */
+function grantEnd(raw: string): number | undefined {
+  try {
+    const exp = decodePayload(raw)?.exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A stored payload: JSON, or `c{epoch seconds}|` + JSON once consumed. */

@@ -73,6 +73,30 @@ describe('Redis store: oidc-provider records read once per request', () => {
     assert.equal(await store.client.get(store.keys.uid('Session', 'u1')), 's2');
   });
 
+  it("a token of a grant the request knows goes into the grant's index with the grant's end; saving the grant again moves it; revoking reaches it", async () => {
+    const grants = store.adapter('Grant');
+    const index = store.keys.grant('g9');
+    const exp = Math.floor(Date.now() / 1000) + 600;
+    await withRequestReads(async () => {
+      await grants.upsert('g9', { exp, clientId: 'c', accountId: 'a' } as AdapterPayload, 600);
+      await store.adapter('AuthorizationCode').upsert('code9', { grantId: 'g9' } as AdapterPayload, 60);
+      await store.adapter('RefreshToken').upsert('rt9', { grantId: 'g9' } as AdapterPayload, 3600);
+    });
+    const ends = Date.now() + (await store.client.pttl(index)); // PTTL: Redis 6.2 has no PEXPIRETIME
+    assert.ok(Math.abs(ends - exp * 1000) <= 1000, `the index ends with the grant: ${ends} vs ${exp * 1000}`);
+    assert.deepEqual((await store.client.smembers(index)).sort(), [store.keys.oidc('AuthorizationCode', 'code9'), store.keys.oidc('RefreshToken', 'rt9')]);
+    // Saved again (another request), for longer: the index follows.
+    await grants.upsert('g9', { exp: exp + 3000, clientId: 'c', accountId: 'a' } as AdapterPayload, 3600);
+    assert.ok((await store.client.pttl(index)) > 3_000_000, 'the index lives as long as the grant saved again');
+    // Outside a request the grant is not known: the token's own lifetime, never shortening the index.
+    await store.adapter('AccessToken').upsert('at9', { grantId: 'g9' } as AdapterPayload, 60);
+    assert.ok((await store.client.pttl(index)) > 3_000_000);
+    await store.adapter('AccessToken').revokeByGrantId('g9');
+    for (const [model, tid] of [['AuthorizationCode', 'code9'], ['RefreshToken', 'rt9'], ['AccessToken', 'at9']] as const) {
+      assert.equal(await store.adapter(model).find(tid), undefined, `${model} revoked`);
+    }
+  });
+
   it('a set add the request already made (same member, as long a lifetime) is not sent again; a longer one, or another request, is', async () => {
     const key = `adds-${randomBytes(4).toString('hex')}`;
     const raw = store.keys.set(key);
