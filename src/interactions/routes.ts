@@ -538,10 +538,18 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     }
 
     const accountId = accountIdOf(participantId, identity.subject);
-    // The account, the login held for its session and the trail go out together (one round trip):
-    // none depends on another, and the trail is read only once oidc-provider has forgotten the
-    // interaction, which it does after this succeeded.
-    await Promise.all([
+    // auth_time, acr and amr of Concord's tokens are the upstream's: it is where the user authenticated.
+    const login = {
+      accountId,
+      ...(identity.authTime !== undefined ? { ts: Math.min(identity.authTime, now) } : {}),
+      ...(identity.amr ? { amr: identity.amr } : {}),
+      ...(identity.acr ? { acr: identity.acr } : {}),
+    };
+    // The account, the login held for its session, the trail and the interaction's result go out
+    // together (one round trip): none depends on another. The browser is sent on only once all are
+    // written; should one fail, the result saved without its held login resumes as a session
+    // without a record, which the account's claims serve (as sessions from before records).
+    const [, , , returnTo] = await Promise.all([
       accounts.save({ accountId, participantId, upstreamIssuer: identity.issuer, upstreamSubject: identity.subject, claims: outcome.claims, updatedAt: now }),
       // What this login keeps (its claims, its upstream session, what its logout and re-checks need)
       // goes to the Concord session oidc-provider puts it in, not to the account (src/sessions).
@@ -557,19 +565,15 @@ export function interactionRoutes(deps: InteractionDeps): Router {
         },
         settings.tokens.interactionTtl,
       ),
-      // The select_account prompt (provider/index.ts) is answered by this sign-in too.
       markEnded(uid, clientId, 'signed_in', carried.state),
+      // The select_account prompt (provider/index.ts) is answered by this sign-in too.
+      deps.provider().interactionResult(ctx.req, ctx.res, { login, select_account: {} }, { mergeWithLastSubmission: false }),
     ]);
     observe({ participant: participantId, client: clientId, outcome: 'success', durationMs: Date.now() - record.startedAt, upstreamMs: identity.durationMs });
     ctx.state.log?.info({ participant: participantId, client: clientId }, 'brokered login succeeded');
-    // auth_time, acr and amr of Concord's tokens are the upstream's: it is where the user authenticated.
-    const login = {
-      accountId,
-      ...(identity.authTime !== undefined ? { ts: Math.min(identity.authTime, now) } : {}),
-      ...(identity.amr ? { amr: identity.amr } : {}),
-      ...(identity.acr ? { acr: identity.acr } : {}),
-    };
-    return deps.provider().interactionFinished(ctx.req, ctx.res, { login, select_account: {} }, { mergeWithLastSubmission: false });
+    // As interactionFinished answers: 303 to the authorization endpoint's resume.
+    ctx.status = 303;
+    ctx.redirect(returnTo);
   });
 
   // RP-initiated logout. oidc-provider ends the Concord session at the confirm step and redirects to the
