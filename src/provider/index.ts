@@ -26,6 +26,7 @@ export { jwtUserinfo } from './userinfo.ts';
 export { jwtTokenEndpoints, liveAccessToken } from './access-tokens.ts';
 export { sendLogoutToken, LogoutDeliveryError, BACKCHANNEL_LOGOUT_EVENT } from './logout-tokens.ts';
 export { trackSessions } from './session-tracking.ts';
+import { readSessionAhead } from './session-tracking.ts';
 export { dpopNonceSecret, userinfoDPoP } from './dpop.ts';
 
 export interface ProviderDeps {
@@ -69,8 +70,12 @@ export function createProvider(deps: ProviderDeps): Provider {
 
   const configuration: Configuration = {
     // Codes, refresh tokens and other bearer values are stored under a keyed hash of their value (hashed-ids.ts);
-    // no record repeats its model or its id (compact-payloads.ts).
-    adapter: (name: string) => (name === 'Client' ? clientAdapter(registry) : compactPayloads(hashedIdAdapter(indexingAdapter(store, name, sessions.ttlSeconds), name, deps.tokenIdKey), name, settings.issuer)),
+    // no record repeats its model or its id (compact-payloads.ts). A code's or refresh token's session
+    // is read as soon as the token is (session-tracking.ts).
+    adapter: (name: string) =>
+      name === 'Client'
+        ? clientAdapter(registry)
+        : readSessionAhead(compactPayloads(hashedIdAdapter(indexingAdapter(store, name, sessions.ttlSeconds), name, deps.tokenIdKey), name, settings.issuer), name, sessions),
     clients: [],
     jwks: keySet.jwks as Configuration['jwks'],
     cookies: {

@@ -1,6 +1,7 @@
 import type { Context, Next } from 'koa';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Sessions } from '../sessions/index.ts';
+import type { Adapter } from '../store/index.ts';
 
 interface AuthorizationContext {
   oidc?: {
@@ -47,4 +48,23 @@ function lastSegment(path: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Codes and refresh tokens name the session they were issued in (`sessionUid`); redeeming one
+ * reads that session's record next (findAccount), after oidc-provider checked the token and its
+ * grant. The adapter starts that read as soon as the token is found (Sessions.readAhead), so it
+ * leaves with the grant's read instead of taking a round trip of its own.
+ */
+export function readSessionAhead(adapter: Adapter, name: string, sessions: Sessions): Adapter {
+  if (name !== 'AuthorizationCode' && name !== 'RefreshToken') return adapter;
+  return {
+    ...adapter,
+    async find(id: string) {
+      const payload = await adapter.find(id);
+      const uid = (payload as { sessionUid?: unknown } | undefined)?.sessionUid;
+      if (typeof uid === 'string' && !payload?.consumed) sessions.readAhead(uid);
+      return payload;
+    },
+  };
 }

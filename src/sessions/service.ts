@@ -1,7 +1,7 @@
 import type { Logger } from '../observability/index.ts';
 import type { ActiveParticipant, Registry } from '../participants/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
-import type { AdapterPayload, Store } from '../store/index.ts';
+import { requestScope, type AdapterPayload, type Store } from '../store/index.ts';
 import type { Connector } from '../upstream/index.ts';
 import type { LogoutNotice } from './delivery.ts';
 import { grantsOf, sessionsOf } from './oidc-index.ts';
@@ -89,6 +89,9 @@ export interface SessionsOptions {
   now?: () => number;
 }
 
+/** Sessions read ahead in a request (store requestScope): uid -> the read, taken by the first get(). */
+const readsAhead = new WeakMap<object, Map<string, Promise<SessionRecord | undefined>>>();
+
 /** oidc-provider's Session payload, as far as ending one needs it. */
 interface LiveSession extends AdapterPayload {
   jti: string;
@@ -141,6 +144,7 @@ export class Sessions {
    * `client`: the service this request authorizes, recorded with it (as addClient would).
    */
   async bind(interactionUid: string, session: { uid: string; accountId?: string | undefined }, client?: SessionClient): Promise<SessionRecord | undefined> {
+    this.#forgetReadsAhead();
     if (!session.accountId) return undefined;
     const login = await this.#records.take(interactionUid, session.accountId);
     if (!login) return undefined;
@@ -149,13 +153,45 @@ export class Sessions {
 
   /** Records that a service got an authorization response in a session (its sid and grant). */
   async addClient(uid: string, client: SessionClient): Promise<void> {
+    this.#forgetReadsAhead();
     await this.#records.addClient(uid, client);
   }
 
   // ---- reading ----------------------------------------------------------------------------------
 
+  /** The session, or undefined. A read started by readAhead in this request answers the first get of it. */
   get(uid: string): Promise<SessionRecord | undefined> {
+    const scope = requestScope();
+    const started = scope ? readsAhead.get(scope) : undefined;
+    const read = started?.get(uid);
+    if (read) {
+      started!.delete(uid);
+      return read;
+    }
     return this.#records.get(uid);
+  }
+
+  /**
+   * Starts reading a session now, for the first get() of it later in this request: a code or
+   * refresh token names its session, which findAccount reads once oidc-provider has checked the
+   * token and its grant; read with the grant, it costs no round trip of its own. Outside a request,
+   * nothing. Any write of a session in the request drops what was read ahead.
+   */
+  readAhead(uid: string): void {
+    const scope = requestScope();
+    if (!scope) return;
+    let started = readsAhead.get(scope);
+    if (!started) readsAhead.set(scope, (started = new Map()));
+    if (started.has(uid)) return;
+    const read = this.#records.get(uid);
+    read.catch(() => {}); // the get() that takes it sees the failure
+    started.set(uid, read);
+  }
+
+  /** A write of this request: sessions read ahead are read again. */
+  #forgetReadsAhead(): void {
+    const scope = requestScope();
+    if (scope) readsAhead.delete(scope);
   }
 
   /** The sealed part of a session (what its upstream logout and re-checks need). */
@@ -182,6 +218,7 @@ export class Sessions {
    * gone has ended (services told) by the time this answers.
    */
   async forRefresh(record: SessionRecord, participant: ActiveParticipant): Promise<RefreshDecision> {
+    this.#forgetReadsAhead();
     const decision = await recheckForRefresh(record, participant, {
       records: this.#records,
       connector: this.#opts.connector(participant),
@@ -215,6 +252,7 @@ export class Sessions {
    * still name a session that another account signed in to since).
    */
   async end(uid: string, cause: SessionEndCause, ofAccount?: string): Promise<EndedSession | undefined> {
+    this.#forgetReadsAhead();
     const [record, live] = await Promise.all([this.#records.get(uid), this.#liveSession(uid)]);
     if (!record && !live) return undefined;
     const accountId = record?.accountId ?? live!.accountId;
@@ -295,6 +333,7 @@ export class Sessions {
    * only such clients.
    */
   async afterEndSession(uid: string, session: { destroyed: boolean; authorizations?: LiveSession['authorizations'] }): Promise<void> {
+    this.#forgetReadsAhead();
     const record = await this.#records.get(uid);
     if (!record) return;
     const remaining = session.authorizations ?? {};

@@ -19,7 +19,7 @@ import { freePort } from '../support/ports.ts';
 import { eventually, metricValue, partnerLogoutToken, postLogoutToken, RP2, rp2Of, sessionOf, ssoToRp2, upstreamIdTokenOf, usersOf } from '../support/sessions.ts';
 import type { PartnerUser } from '../../demo/partner-idp.ts';
 import { indexingAdapter } from '../../src/sessions/index.ts';
-import type { AdapterPayload } from '../../src/store/index.ts';
+import { withRequestReads, type AdapterPayload } from '../../src/store/index.ts';
 
 const ALICE = 'alice@acme.example';
 const ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -479,6 +479,35 @@ describe('administrators see and end sessions (admin API and CLI)', () => {
     assert.equal(all.body.ended.length, listed + 1);
     assert.equal(await store.adapter('Session').find(`jti-${uid}`), undefined);
     await assert.rejects(oidc.refreshTokenGrant(fed.rp, carol.tokens.refresh_token!), invalidGrant);
+  });
+
+  it('a session read ahead in a request answers its first get there; a write of a session in the request, or another get, reads the store again', async () => {
+    const { fed } = s;
+    const { tokens } = await signedIn(fed, 'carol@acme.example');
+    const { sessions, store } = fed.concord.concord;
+    const session = await sessionOf(fed, tokens);
+    const stored = await store.getTemp(`session:${session.id}`);
+    assert.ok(stored);
+    try {
+      await withRequestReads(async () => {
+        sessions.readAhead(session.id);
+        await store.deleteTemp(`session:${session.id}`); // behind its back, after the read left
+        assert.equal((await sessions.get(session.id))?.id, session.id, 'the read ahead answers');
+        assert.equal(await sessions.get(session.id), undefined, 'taken once: the next get reads the store');
+      });
+      await store.setTemp(`session:${session.id}`, stored, 60);
+      await withRequestReads(async () => {
+        sessions.readAhead(session.id);
+        await store.deleteTemp(`session:${session.id}`);
+        await sessions.addClient(session.id, { clientId: RP.client_id });
+        assert.equal(await sessions.get(session.id), undefined, 'a write dropped the read ahead');
+      });
+      sessions.readAhead(session.id); // outside a request: nothing
+      await store.setTemp(`session:${session.id}`, stored, 60);
+    } finally {
+      await store.setTemp(`session:${session.id}`, stored, 60);
+    }
+    assert.equal((await sessions.get(session.id))?.id, session.id);
   });
 
   it('a participant’s view names where its IdP sends logout tokens', async () => {
