@@ -496,10 +496,24 @@ class RedisAdapter implements Adapter {
     return id === null ? undefined : this.find(id);
   }
 
+  /**
+   * Marks the payload consumed. When this request has read it (oidc-provider always finds a code or
+   * refresh token before it consumes it), the consumed form of what was read is written with
+   * `SET ... KEEPTTL XX`: one command, the TTL kept, nothing created when the key is gone (revoked
+   * meanwhile). Tokens are not saved again once issued (codes never; refresh tokens rotate), so what
+   * was read is what is there. Otherwise (not read here, or a HASH from an earlier version), the
+   * CONSUME script, which reads it in Redis.
+   */
   async consume(id: string): Promise<void> {
     const key = this.#store.keys.oidc(this.#name, id);
+    const known = requestReads()?.get(key);
     forget(key);
-    await this.#store.script(CONSUME, key, nowSeconds());
+    if (typeof known === 'string') {
+      const json = known.charCodeAt(0) === 0x63 /* c */ ? known.slice(known.indexOf('|') + 1) : known;
+      await this.#store.run((c) => c.set(key, `c${nowSeconds()}|${json}`, 'KEEPTTL', 'XX'));
+    } else {
+      await this.#store.script(CONSUME, key, nowSeconds());
+    }
     // Again: a read of this request may have answered meanwhile with the payload before.
     forget(key);
   }

@@ -97,6 +97,29 @@ describe('Redis store: oidc-provider records read once per request', () => {
     }
   });
 
+  it('consuming what the request read writes its consumed form in place: TTL kept, nothing created when it is gone meanwhile', async () => {
+    const codes = store.adapter('AuthorizationCode');
+    await rawSet('AuthorizationCode', 'k1', { n: 1 });
+    await withRequestReads(async () => {
+      assert.deepEqual(await codes.find('k1'), { n: 1 });
+      await codes.consume('k1');
+      assert.equal(typeof (await codes.find('k1'))?.consumed, 'number');
+      await codes.consume('k1'); // again, from its consumed form
+    });
+    const raw = await store.client.get(store.keys.oidc('AuthorizationCode', 'k1'));
+    assert.match(raw!, /^c\d+\|\{"n":1\}$/);
+    const ttl = await store.client.pttl(store.keys.oidc('AuthorizationCode', 'k1'));
+    assert.ok(ttl > 50_000 && ttl <= 60_000, `the TTL is kept: ${ttl}`);
+    await rawSet('AuthorizationCode', 'k2', { n: 2 });
+    await withRequestReads(async () => {
+      assert.ok(await codes.find('k2'));
+      await store.client.del(store.keys.oidc('AuthorizationCode', 'k2')); // revoked meanwhile
+      await codes.consume('k2');
+      assert.equal(await codes.find('k2'), undefined);
+    });
+    assert.equal(await store.client.exists(store.keys.oidc('AuthorizationCode', 'k2')), 0, 'consuming a gone token creates nothing');
+  });
+
   it('a set add the request already made (same member, as long a lifetime) is not sent again; a longer one, or another request, is', async () => {
     const key = `adds-${randomBytes(4).toString('hex')}`;
     const raw = store.keys.set(key);
