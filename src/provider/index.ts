@@ -211,9 +211,13 @@ export function createProvider(deps: ProviderDeps): Provider {
       // The login this request belongs to: the token's session, or the browser's (single sign-on at /auth).
       const sessionUid = (token as { sessionUid?: string } | undefined)?.sessionUid ?? (oidcCtx?.oidc?.session?.accountId === accountId ? oidcCtx.oidc.session.uid : undefined);
       // At the resume that finishes a login its session has no record yet (trackSessions binds the
-      // login after oidc-provider answered), so the account is read in the same round trip.
-      const early = !token && oidcCtx?.oidc?.route === 'resume' ? accounts.find(accountId) : undefined;
+      // login after oidc-provider answered), so the account is read in the same round trip, and the
+      // login held for the resumed interaction is taken there for that bind (Sessions.takeAhead).
+      const resuming = !token && oidcCtx?.oidc?.route === 'resume';
+      const early = resuming ? accounts.find(accountId) : undefined;
       early?.catch(() => {}); // awaited below when it is needed
+      const resumed = resuming ? (oidcCtx.oidc.entities as { Interaction?: { uid?: string } }).Interaction?.uid : undefined;
+      if (resumed) sessions.takeAhead(resumed, accountId);
       let session = sessionUid === undefined ? undefined : await sessions.get(sessionUid);
       if (session && session.accountId !== accountId) session = undefined;
       // Tokens and sessions from before per-session state: the account's last login, until they expire.

@@ -92,6 +92,9 @@ export interface SessionsOptions {
 /** Sessions read ahead in a request (store requestScope): uid -> the read, taken by the first get(). */
 const readsAhead = new WeakMap<object, Map<string, Promise<SessionRecord | undefined>>>();
 
+/** Held logins taken ahead in a request (store requestScope): interaction uid -> the take, used by bind(). */
+const takesAhead = new WeakMap<object, Map<string, { accountId: string; take: Promise<PendingSessionLogin | undefined> }>>();
+
 /** oidc-provider's Session payload, as far as ending one needs it. */
 interface LiveSession extends AdapterPayload {
   jti: string;
@@ -146,7 +149,8 @@ export class Sessions {
   async bind(interactionUid: string, session: { uid: string; accountId?: string | undefined }, client?: SessionClient): Promise<SessionRecord | undefined> {
     this.#forgetReadsAhead();
     if (!session.accountId) return undefined;
-    const login = await this.#records.take(interactionUid, session.accountId);
+    const ahead = this.#takenAhead(interactionUid, session.accountId);
+    const login = await (ahead ?? this.#records.take(interactionUid, session.accountId));
     if (!login) return undefined;
     return this.#records.put(session.uid, login, login.confirmedAt, client);
   }
@@ -186,6 +190,35 @@ export class Sessions {
     const read = this.#records.get(uid);
     read.catch(() => {}); // the get() that takes it sees the failure
     started.set(uid, read);
+  }
+
+  /**
+   * Starts taking the login held for an interaction as `accountId`'s now, for bind() later in this
+   * request: at the resume that finishes a login, findAccount calls it, so the take leaves with the
+   * account's read instead of in a round trip of its own after oidc-provider answered. The take is
+   * the same single-use GETDEL bind makes (another account's login is put back). Outside a request,
+   * nothing.
+   */
+  takeAhead(interactionUid: string, accountId: string): void {
+    const scope = requestScope();
+    if (!scope) return;
+    let started = takesAhead.get(scope);
+    if (!started) takesAhead.set(scope, (started = new Map()));
+    if (started.has(interactionUid)) return;
+    const take = this.#records.take(interactionUid, accountId);
+    take.catch(() => {}); // the bind that uses it sees the failure
+    started.set(interactionUid, { accountId, take });
+  }
+
+  /** The take started by takeAhead for this interaction and account in this request, once. */
+  #takenAhead(interactionUid: string, accountId: string): Promise<PendingSessionLogin | undefined> | undefined {
+    const scope = requestScope();
+    const started = scope ? takesAhead.get(scope) : undefined;
+    const ahead = started?.get(interactionUid);
+    if (!ahead) return undefined;
+    started!.delete(interactionUid);
+    // Taken as another account's: it was put back, so it is taken again as this one's.
+    return ahead.accountId === accountId ? ahead.take : ahead.take.then(() => this.#records.take(interactionUid, accountId));
   }
 
   /** A write of this request: sessions read ahead are read again. */

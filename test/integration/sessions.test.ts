@@ -510,6 +510,28 @@ describe('administrators see and end sessions (admin API and CLI)', () => {
     assert.equal((await sessions.get(session.id))?.id, session.id);
   });
 
+  it('a held login taken ahead in a request is the one bind uses there; taken ahead as another account, it is put back and bound to its own', async () => {
+    const { sessions, store } = s.fed.concord.concord;
+    const login = { accountId: 'acme:ahead', participantId: 'acme', claims: { email: 'ahead@acme.example' }, upstream: {}, confirmedAt: sessions.nowSeconds() };
+    await sessions.hold('ia-1', login, 60);
+    const bound = await withRequestReads(async () => {
+      sessions.takeAhead('ia-1', 'acme:ahead');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(await store.getTemp('session-pending:ia-1'), undefined, 'taken ahead, single use');
+      return sessions.bind('ia-1', { uid: 'sa-1', accountId: 'acme:ahead' });
+    });
+    assert.equal(bound?.accountId, 'acme:ahead');
+    assert.deepEqual(bound?.claims, login.claims);
+    await sessions.hold('ia-2', login, 60);
+    const other = await withRequestReads(async () => {
+      sessions.takeAhead('ia-2', 'acme:someone-else');
+      return sessions.bind('ia-2', { uid: 'sa-2', accountId: 'acme:ahead' });
+    });
+    assert.equal(other?.accountId, 'acme:ahead', 'put back by the other account’s take, then bound');
+    await sessions.end('sa-1', 'admin');
+    await sessions.end('sa-2', 'admin');
+  });
+
   it('a participant’s view names where its IdP sends logout tokens', async () => {
     const res = await api('GET', '/participants/acme');
     assert.equal(res.body.registration.backchannelLogoutUri, `${s.fed.concord.issuer}/broker/acme/backchannel-logout`);
