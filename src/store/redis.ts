@@ -3,7 +3,7 @@ import { Cluster, Redis, ReplyError as ReplyErrorClass, type ClusterNode, type C
 import { StoreUnavailableError } from './errors.ts';
 import type { StoreOptions } from './factory.ts';
 import { RedisKeys } from './redis-keys.ts';
-import { requestReads, requestScope } from './request-reads.ts';
+import { deferWrite, requestReads, requestScope, takeDeferredWrites } from './request-reads.ts';
 import type { Adapter, AdapterPayload, LogEntry, Store } from './types.ts';
 
 /**
@@ -423,7 +423,8 @@ class RedisAdapter implements Adapter {
       forget(k);
       writes.push(store.run((c) => c.set(k, id, 'PX', ttl)));
     }
-    await Promise.all(writes);
+    // With the request's deferred writes (an Interaction's destroy): this write is not known done before they are.
+    await Promise.all([...writes, ...takeDeferredWrites()]);
     reads?.set(key, raw);
     if (userCodeKey) reads?.set(userCodeKey, id);
     if (uidKey) reads?.set(uidKey, id);
@@ -518,11 +519,19 @@ class RedisAdapter implements Adapter {
     forget(key);
   }
 
+  /**
+   * Deletes the payload. An Interaction's delete (oidc-provider's, as the resume begins) is deferred
+   * within a request (request-reads.ts deferWrite): it leaves with the request's next reads instead
+   * of taking a round trip of its own, and the request's next write (the grant, the code) waits
+   * for it, so nothing is issued, nor the request answered, before it is known done.
+   */
   async destroy(id: string): Promise<void> {
     const key = this.#store.keys.oidc(this.#name, id);
     forget(key);
-    await this.#store.run((c) => c.del(key));
+    const deleted = this.#store.run((c) => c.del(key));
     requestReads()?.set(key, null);
+    if (this.#name === 'Interaction' && deferWrite(deleted)) return;
+    await deleted;
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {

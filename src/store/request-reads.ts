@@ -15,19 +15,48 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 export interface RequestReads {
   entries: Map<string, string | null>;
   open: boolean;
+  /** Writes sent without waiting for their answer (see deferWrite): awaited by the request's next write, or when it ends. */
+  deferred: Set<Promise<unknown>>;
 }
 
 const scope = new AsyncLocalStorage<RequestReads>();
 
 /** Runs `fn` (a request's downstream middleware) with its own read scope, closed when it settles. */
 export async function withRequestReads<T>(fn: () => Promise<T>): Promise<T> {
-  const reads: RequestReads = { entries: new Map(), open: true };
+  const reads: RequestReads = { entries: new Map(), open: true, deferred: new Set() };
   try {
-    return await scope.run(reads, fn);
+    const result = await scope.run(reads, fn);
+    // A deferred write no later write awaited: the request fails with it, before it is answered.
+    await Promise.all(reads.deferred);
+    return result;
   } finally {
     reads.open = false;
     reads.entries.clear();
+    reads.deferred.clear();
   }
+}
+
+/**
+ * Within a request, sends a write without making its caller wait for the answer: the request's
+ * next write (awaitDeferredWrites) waits for it, and so does the end of the request, so nothing is
+ * answered before it is known done and a failure still fails the request. Outside a request, the
+ * caller waits, as for any write. Answers whether the write was deferred.
+ */
+export function deferWrite(write: Promise<unknown>): boolean {
+  const reads = scope.getStore();
+  if (!reads?.open) return false;
+  write.catch(() => {}); // seen by whoever awaits the deferred writes
+  reads.deferred.add(write);
+  return true;
+}
+
+/** The request's deferred writes, to be awaited with the write about to be made (and forgotten then). */
+export function takeDeferredWrites(): Array<Promise<unknown>> {
+  const reads = scope.getStore();
+  if (!reads?.open || reads.deferred.size === 0) return [];
+  const writes = [...reads.deferred];
+  reads.deferred.clear();
+  return writes;
 }
 
 /** The current request's read scope, when there is one and it is still open. */

@@ -120,6 +120,24 @@ describe('Redis store: oidc-provider records read once per request', () => {
     assert.equal(await store.client.exists(store.keys.oidc('AuthorizationCode', 'k2')), 0, 'consuming a gone token creates nothing');
   });
 
+  it("an Interaction's destroy is deferred to the request's next write, or its end; outside a request it is waited for", async () => {
+    const interactions = store.adapter('Interaction');
+    const key = (id: string) => store.keys.oidc('Interaction', id);
+    await rawSet('Interaction', 'd1', { n: 1 });
+    await rawSet('Interaction', 'd2', { n: 2 });
+    await withRequestReads(async () => {
+      await interactions.destroy('d1');
+      assert.equal(await interactions.find('d1'), undefined, 'the request reads it gone');
+      await store.adapter('Grant').upsert('dg', { n: 1 } as AdapterPayload, 60);
+      assert.equal(await store.client.exists(key('d1')), 0, 'the next write waited for the delete');
+      await interactions.destroy('d2');
+    });
+    assert.equal(await store.client.exists(key('d2')), 0, 'the end of the request waited for the delete');
+    await rawSet('Interaction', 'd3', { n: 3 });
+    await interactions.destroy('d3');
+    assert.equal(await store.client.exists(key('d3')), 0);
+  });
+
   it('a set add the request already made (same member, as long a lifetime) is not sent again; a longer one, or another request, is', async () => {
     const key = `adds-${randomBytes(4).toString('hex')}`;
     const raw = store.keys.set(key);
