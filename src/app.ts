@@ -23,7 +23,7 @@ import { ConnectorPool, Registry, UpstreamWatch } from './participants/index.ts'
 import { AccountStore, createProvider, dpopNonceSecret, jwtTokenEndpoints, jwtUserinfo, openResourceServers, pairwiseKey, sendLogoutToken, tokenIdKey, trackSessions, userinfoDPoP } from './provider/index.ts';
 import { LogoutDelivery, Sessions } from './sessions/index.ts';
 import { createSecretBox, type SecretBox } from './secrets/index.ts';
-import { createStore, StoreFullError, StoreUnavailableError, withRequestReads, type Store } from './store/index.ts';
+import { createStore, settleDeferredWrites, StoreFullError, StoreUnavailableError, withRequestReads, type Store } from './store/index.ts';
 import { listenError } from './startup/index.ts';
 import { UpstreamHealth } from './upstream/index.ts';
 
@@ -332,6 +332,11 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   publicApp.use((_ctx, next) => withRequestReads(next));
   publicApp.use(securityHeaders({ https: settings.issuer.startsWith('https://') }));
   publicApp.use(errorBoundary());
+  // Writes a request deferred (store deferWrite) are done before it is answered; a failure is rendered as any store error.
+  publicApp.use(async (_ctx, next) => {
+    await next();
+    await settleDeferredWrites();
+  });
   // Stylesheet, favicon and logos; the 404 page of every path no route answers.
   publicApp.use(pages.middleware());
   // The edge check (oversized, malformed parameters), then the rate limits: before any route touches the store.

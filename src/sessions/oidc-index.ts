@@ -1,4 +1,4 @@
-import type { Adapter, AdapterPayload, Store } from '../store/index.ts';
+import { deferWrite, type Adapter, type AdapterPayload, type Store } from '../store/index.ts';
 import { ofAccountKey } from './records.ts';
 
 /** Set of an account's oidc-provider Grant ids (as saved), for revocation. */
@@ -38,7 +38,12 @@ export function indexingAdapter(store: Store, name: string, indexTtlSeconds = 0)
       // The index lives at least `indexTtlSeconds`: with Concord's session records' lifetime, a
       // Session's entry is the one its record's index adds in the same response (sent once).
       const ttl = expiresIn === undefined ? undefined : Math.max(expiresIn, indexTtlSeconds);
-      await Promise.all([entry ? store.addToSet(entry[0], entry[1], ttl) : undefined, inner.upsert(id, payload, expiresIn)]);
+      const written = Promise.all([entry ? store.addToSet(entry[0], entry[1], ttl) : undefined, inner.upsert(id, payload, expiresIn)]);
+      // oidc-provider saves a Session last, as it answers: within a request the save is deferred
+      // (store deferWrite), so it leaves with what Concord writes next (the session's record, at
+      // the resume), and the request is answered only once it is known done.
+      if (name === 'Session' && deferWrite(written)) return;
+      await written;
     },
   };
 }

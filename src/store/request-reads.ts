@@ -50,6 +50,11 @@ export function deferWrite(write: Promise<unknown>): boolean {
   return true;
 }
 
+/** Waits for the request's deferred writes (a failure rejects): before the request is answered, where its errors are rendered. */
+export async function settleDeferredWrites(): Promise<void> {
+  await Promise.all(takeDeferredWrites());
+}
+
 /** The request's deferred writes, to be awaited with the write about to be made (and forgotten then). */
 export function takeDeferredWrites(): Array<Promise<unknown>> {
   const reads = scope.getStore();

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { createStore, withRequestReads, type AdapterPayload, type Store } from '../../src/store/index.ts';
+import { createStore, settleDeferredWrites, withRequestReads, type AdapterPayload, type Store } from '../../src/store/index.ts';
+import { indexingAdapter } from '../../src/sessions/index.ts';
 import type { RedisStore } from '../../src/store/redis.ts';
 import { dropRedisPrefix } from './admin-fixtures.ts';
 import { REDIS_URL } from '../support/redis-dump.ts';
@@ -136,6 +137,19 @@ describe('Redis store: oidc-provider records read once per request', () => {
     await rawSet('Interaction', 'd3', { n: 3 });
     await interactions.destroy('d3');
     assert.equal(await store.client.exists(key('d3')), 0);
+  });
+
+  it("a Session's save (through the account index) is deferred within a request: settleDeferredWrites and the request's end wait for it", async () => {
+    const sessionsIndexed = indexingAdapter(store, 'Session', 3600);
+    await withRequestReads(async () => {
+      await sessionsIndexed.upsert('sd1', { uid: 'ud1', accountId: 'acme:deferred' } as AdapterPayload, 600);
+      await settleDeferredWrites();
+      assert.equal(await store.client.exists(store.keys.oidc('Session', 'sd1')), 1, 'settled: written');
+      assert.deepEqual(await store.setMembers('sessions-of-account:acme:deferred'), ['ud1']);
+      await sessionsIndexed.upsert('sd2', { uid: 'ud2', accountId: 'acme:deferred' } as AdapterPayload, 600);
+    });
+    assert.equal(await store.client.exists(store.keys.oidc('Session', 'sd2')), 1, 'the end of the request waited for it');
+    assert.deepEqual((await store.setMembers('sessions-of-account:acme:deferred')).sort(), ['ud1', 'ud2']);
   });
 
   it('a set add the request already made (same member, as long a lifetime) is not sent again; a longer one, or another request, is', async () => {
