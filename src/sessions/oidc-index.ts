@@ -39,10 +39,11 @@ export function indexingAdapter(store: Store, name: string, indexTtlSeconds = 0)
       // Session's entry is the one its record's index adds in the same response (sent once).
       const ttl = expiresIn === undefined ? undefined : Math.max(expiresIn, indexTtlSeconds);
       const written = Promise.all([entry ? store.addToSet(entry[0], entry[1], ttl) : undefined, inner.upsert(id, payload, expiresIn)]);
-      // oidc-provider saves a Session last, as it answers: within a request the save is deferred
-      // (store deferWrite), so it leaves with what Concord writes next (the session's record, at
-      // the resume), and the request is answered only once it is known done.
-      if (name === 'Session' && deferWrite(written)) return;
+      // oidc-provider saves a Session last, as it answers, and a Grant just before the code that
+      // hangs on it: within a request the save is deferred (store deferWrite), so it leaves with
+      // what is written next (the code; the session's record, at the resume), which waits for it,
+      // and the request is answered only once it is known done.
+      if (deferWrite(written)) return;
       await written;
     },
   };

@@ -407,7 +407,6 @@ class RedisAdapter implements Adapter {
     const key = keys.oidc(this.#name, id);
     const ttl = ms(expiresIn ?? DEFAULT_TTL_SECONDS);
     const reads = requestReads();
-    // Until the write is known done, this request reads Redis again.
     forget(key);
     const index = payload.grantId ? this.#indexInGrant(payload.grantId, key, ttl) : undefined;
     if (index && store.kind === 'redis-cluster') await index;
@@ -423,11 +422,17 @@ class RedisAdapter implements Adapter {
       forget(k);
       writes.push(store.run((c) => c.set(k, id, 'PX', ttl)));
     }
-    // With the request's deferred writes (an Interaction's destroy): this write is not known done before they are.
-    await Promise.all([...writes, ...takeDeferredWrites()]);
+    // The request reads what it wrote from now on: the write is on the connection, ahead of any
+    // later read of the key (one connection; on a Cluster, the key's node), and should it fail, the
+    // request fails with it (below, or where a deferred write is awaited).
     reads?.set(key, raw);
     if (userCodeKey) reads?.set(userCodeKey, id);
     if (uidKey) reads?.set(uidKey, id);
+    const written = Promise.all(writes);
+    // An access token is followed by the refresh token's save or the answer (deferWrite), which wait for it.
+    if (this.#name === 'AccessToken' && deferWrite(written)) return;
+    // With the request's deferred writes: this write is not known done before they are.
+    await Promise.all([written, ...takeDeferredWrites()]);
   }
 
   /**
@@ -511,7 +516,11 @@ class RedisAdapter implements Adapter {
     forget(key);
     if (typeof known === 'string') {
       const json = known.charCodeAt(0) === 0x63 /* c */ ? known.slice(known.indexOf('|') + 1) : known;
-      await this.#store.run((c) => c.set(key, `c${nowSeconds()}|${json}`, 'KEEPTTL', 'XX'));
+      const consumed = this.#store.run((c) => c.set(key, `c${nowSeconds()}|${json}`, 'KEEPTTL', 'XX'));
+      // In a request the tokens issued for it follow (their saves wait for this), or the answer
+      // does: deferred, so it leaves with the access token's write (deferWrite).
+      if (deferWrite(consumed)) return;
+      await consumed;
     } else {
       await this.#store.script(CONSUME, key, nowSeconds());
     }

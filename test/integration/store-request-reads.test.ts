@@ -139,7 +139,7 @@ describe('Redis store: oidc-provider records read once per request', () => {
     assert.equal(await store.client.exists(key('d3')), 0);
   });
 
-  it("a Session's save (through the account index) is deferred within a request: settleDeferredWrites and the request's end wait for it", async () => {
+  it("a Session's, a Grant's and an access token's saves are deferred within a request: settleDeferredWrites and the request's end wait for it", async () => {
     const sessionsIndexed = indexingAdapter(store, 'Session', 3600);
     await withRequestReads(async () => {
       await sessionsIndexed.upsert('sd1', { uid: 'ud1', accountId: 'acme:deferred' } as AdapterPayload, 600);
@@ -147,8 +147,15 @@ describe('Redis store: oidc-provider records read once per request', () => {
       assert.equal(await store.client.exists(store.keys.oidc('Session', 'sd1')), 1, 'settled: written');
       assert.deepEqual(await store.setMembers('sessions-of-account:acme:deferred'), ['ud1']);
       await sessionsIndexed.upsert('sd2', { uid: 'ud2', accountId: 'acme:deferred' } as AdapterPayload, 600);
+      // A Grant's save (through the account index) and an access token's are deferred alike; the request reads them.
+      await indexingAdapter(store, 'Grant', 3600).upsert('gd1', { accountId: 'acme:deferred' } as AdapterPayload, 600);
+      await store.adapter('AccessToken').upsert('atd1', { grantId: 'gd1' } as AdapterPayload, 60);
+      assert.deepEqual(await store.adapter('AccessToken').find('atd1'), { grantId: 'gd1' });
     });
-    assert.equal(await store.client.exists(store.keys.oidc('Session', 'sd2')), 1, 'the end of the request waited for it');
+    for (const [model, id] of [['Session', 'sd2'], ['Grant', 'gd1'], ['AccessToken', 'atd1']] as const) {
+      assert.equal(await store.client.exists(store.keys.oidc(model, id)), 1, `the end of the request waited for the ${model}`);
+    }
+    assert.deepEqual(await store.client.smembers(store.keys.grant('gd1')), [store.keys.oidc('AccessToken', 'atd1')]);
     assert.deepEqual((await store.setMembers('sessions-of-account:acme:deferred')).sort(), ['ud1', 'ud2']);
   });
 
