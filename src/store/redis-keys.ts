@@ -13,7 +13,7 @@
  * | {prefix}log:{log}                   | LIST   | none; seq = index + 1        |
  * | {prefix}set:{key}                   | SET    | none                         |
  * | {prefix}oidc:{Model}:{id}           | STRING | expiresIn; JSON, `c{ts}|`JSON consumed (a HASH {payload, consumed} from before is still read) |
- * | {prefix}oidc-grant:{grantId}        | SET    | longest member's             |
+ * | {prefix}oidc-grant:{grantId}        | SET    | the grant's (its `exp`); the longest member's when added without the grant at hand |
  * | {prefix}oidc-uid:{Model}:{uid}      | STRING | expiresIn; -> id             |
  * | {prefix}oidc-ucode:{Model}:{code}   | STRING | expiresIn; -> id             |
  * | channel {prefix}chan:{channel}      | pub/sub| -                            |

@@ -391,6 +391,14 @@ export class RedisStore implements Store {
  * different nodes, the grant index is written first and awaited (should the payload write fail
  * after it, revoking finds a key that is not there, which is harmless; the other order could leave
  * a token its grant cannot revoke). A failed upsert rejects, so oidc-provider hands nothing out.
+ *
+ * Within a request (request-reads.ts), what oidc-provider writes before it answers is sent without
+ * waiting where another write or the answer follows (deferWrite): an Interaction's delete, a code's
+ * and an access token's save, the consume of a token the request read; a Grant's and a Session's
+ * save are deferred by sessions/oidc-index.ts. The next write that is not deferred waits for them,
+ * and the request is answered only once all are known done (app.ts settles them inside the error
+ * boundary), so a failure still fails the request and nothing is handed out before it is stored.
+ * An Interaction's save is never deferred: interactionFinished answers the browser itself.
  */
 class RedisAdapter implements Adapter {
   readonly #name: string;
@@ -429,8 +437,9 @@ class RedisAdapter implements Adapter {
     if (userCodeKey) reads?.set(userCodeKey, id);
     if (uidKey) reads?.set(uidKey, id);
     const written = Promise.all(writes);
-    // An access token is followed by the refresh token's save or the answer (deferWrite), which wait for it.
-    if (this.#name === 'AccessToken' && deferWrite(written)) return;
+    // A code is followed by the Session's save and the answer, an access token by the refresh
+    // token's save or the answer (deferWrite): they leave together, and those wait for them.
+    if ((this.#name === 'AccessToken' || this.#name === 'AuthorizationCode') && deferWrite(written)) return;
     // With the request's deferred writes: this write is not known done before they are.
     await Promise.all([written, ...takeDeferredWrites()]);
   }
