@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { exceededClaimBound } from '../mapping/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
-import type { Store } from '../store/index.ts';
+import { requestScope, type Store } from '../store/index.ts';
 import type { UpstreamLogout, UpstreamRefreshState } from '../upstream/index.ts';
 
 /**
@@ -165,6 +165,24 @@ function parseClient(member: string): SessionClient | undefined {
   }
 }
 
+/** Session records this request read and found absent (store requestScope): their put need not read them again. */
+const absentInRequest = new WeakMap<object, Set<string>>();
+function noteAbsent(uid: string): void {
+  const scope = requestScope();
+  if (!scope) return;
+  let absent = absentInRequest.get(scope);
+  if (!absent) absentInRequest.set(scope, (absent = new Set()));
+  absent.add(uid);
+}
+const knownAbsent = (uid: string): boolean => {
+  const scope = requestScope();
+  return scope !== undefined && absentInRequest.get(scope)?.has(uid) === true;
+};
+function forgetAbsent(uid: string): void {
+  const scope = requestScope();
+  if (scope) absentInRequest.get(scope)?.delete(uid);
+}
+
 /**
  * The store side of sessions: records, their client lists and indexes (by account, by upstream
  * session id), the pending login of an interaction. What is secret is sealed with the SecretBox for
@@ -235,17 +253,25 @@ export class SessionStore {
     };
     const sealed = login.upstream.logout || login.upstream.refresh ? this.#box.seal(JSON.stringify(packState(login.upstream)), sealContext(uid), COMPRESSED) : undefined;
     // Indexes first: a record is never left where an upstream logout or an account's revocation
-    // cannot find it. The previous record is read in the same round trip.
-    const [previous] = await Promise.all([
-      this.#store.getTemp<StoredSession>(recordKey(uid)),
+    // cannot find it. The previous record is read in the same round trip, unless this request found
+    // none (the resume of a new session: findAccount looked), when there is none to read: then the
+    // record's write leaves with the indexes (on one connection, after them; on a Cluster, once
+    // they are written).
+    const absent = knownAbsent(uid);
+    const indexes = Promise.all([
+      absent ? undefined : this.#store.getTemp<StoredSession>(recordKey(uid)),
       this.#store.addToSet(ofAccountKey(login.accountId), uid, this.#ttl),
       upstreamKey ? this.#store.addToSet(upstreamKey, uid, this.#ttl) : undefined,
     ]);
+    if (!absent || this.#store.kind === 'redis-cluster') await indexes;
+    forgetAbsent(uid);
+    const [previous] = absent ? [undefined] : await indexes;
     if (previous?.upstreamKey && previous.upstreamKey !== upstreamKey) await this.#store.removeFromSet(previous.upstreamKey, uid);
     // The previous login's services stay the session's; the service of this authorization joins them.
     const members = [...new Set([...(previous?.clients ?? []), ...(client ? [clientMember(client)] : [])])];
     if (members.length) stored.clients = members;
     await Promise.all([
+      absent ? indexes : undefined,
       this.#store.setTemp(recordKey(uid), stored, this.#ttl),
       // A previous login's state goes with it: the session keeps this login's, or none.
       sealed !== undefined ? this.#store.setTemp(upstreamStateKey(uid), sealed, this.#ttl) : previous ? this.#store.deleteTemp(upstreamStateKey(uid)) : undefined,
@@ -256,6 +282,7 @@ export class SessionStore {
 
   /** What a re-check found: fresh claims, the time, and what to keep for the next re-check. */
   async confirm(uid: string, update: { claims: Record<string, unknown>; confirmedAt: number; upstream: UpstreamSessionState }): Promise<void> {
+    forgetAbsent(uid);
     const stored = await this.#store.getTemp<StoredSession>(recordKey(uid));
     if (!stored) return;
     const { sealed: _before, ...rest } = stored;
@@ -271,6 +298,7 @@ export class SessionStore {
    */
   async get(uid: string): Promise<SessionRecord | undefined> {
     const [stored, clients] = await Promise.all([this.#store.getTemp<StoredSession>(recordKey(uid)), this.#setClients(uid)]);
+    if (stored === undefined) noteAbsent(uid);
     if (!stored || stored.v !== 1 || typeof stored.accountId !== 'string') return undefined;
     const claims = stored.claims as unknown;
     if (claims === null || typeof claims !== 'object' || Array.isArray(claims) || exceededClaimBound(claims)) return undefined;
@@ -301,6 +329,7 @@ export class SessionStore {
   }
 
   async removeClient(uid: string, client: SessionClient): Promise<void> {
+    forgetAbsent(uid);
     const member = clientMember(client);
     const [stored] = await Promise.all([this.#store.getTemp<StoredSession>(recordKey(uid)), this.#store.removeFromSet(clientsKey(uid), member)]);
     if (!stored?.clients?.includes(member)) return;
@@ -330,6 +359,7 @@ export class SessionStore {
 
   /** Removes a session's record, client list and index entries. */
   async remove(uid: string, record?: { accountId: string }): Promise<void> {
+    forgetAbsent(uid);
     const stored = await this.#store.getTemp<StoredSession>(recordKey(uid));
     const accountId = stored?.accountId ?? record?.accountId;
     await this.#store.deleteTemp(recordKey(uid));

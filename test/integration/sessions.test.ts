@@ -532,6 +532,25 @@ describe('administrators see and end sessions (admin API and CLI)', () => {
     await sessions.end('sa-2', 'admin');
   });
 
+  it('a session record the request found absent is written by its bind without being read again; a write of it in the request, or another request, reads it', async () => {
+    const { sessions, store } = s.fed.concord.concord;
+    const login = { accountId: 'acme:absent', participantId: 'acme', claims: { email: 'absent@acme.example' }, upstream: {}, confirmedAt: sessions.nowSeconds() };
+    const planted = { v: 1, accountId: 'acme:absent', participantId: 'acme', startedAt: 1, confirmedAt: 1, claims: {}, clients: ['["planted",null,null]'] };
+    await sessions.hold('iab-1', login, 60);
+    const bound = await withRequestReads(async () => {
+      assert.equal(await sessions.get('sab-1'), undefined);
+      await store.setTemp('session:sab-1', planted, 60); // behind its back, after the read
+      return sessions.bind('iab-1', { uid: 'sab-1', accountId: 'acme:absent' });
+    });
+    assert.deepEqual(bound?.clients, [], 'known absent: not read again');
+    await store.setTemp('session:sab-2', planted, 60);
+    await sessions.hold('iab-2', login, 60);
+    const read = await withRequestReads(async () => sessions.bind('iab-2', { uid: 'sab-2', accountId: 'acme:absent' }));
+    assert.deepEqual(read?.clients.map((c) => c.clientId), ['planted'], 'not looked at in the request: read');
+    await sessions.end('sab-1', 'admin');
+    await sessions.end('sab-2', 'admin');
+  });
+
   it('a participant’s view names where its IdP sends logout tokens', async () => {
     const res = await api('GET', '/participants/acme');
     assert.equal(res.body.registration.backchannelLogoutUri, `${s.fed.concord.issuer}/broker/acme/backchannel-logout`);
