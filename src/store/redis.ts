@@ -415,14 +415,17 @@ class RedisAdapter implements Adapter {
     const key = keys.oidc(this.#name, id);
     const ttl = ms(expiresIn ?? DEFAULT_TTL_SECONDS);
     const reads = requestReads();
+    // A grant this request neither read nor wrote before is new (oidc-provider finds a grant before it
+    // saves it again): it has no index yet to take along.
+    const newGrant = this.#name === 'Grant' && reads !== undefined && !reads.has(key);
     forget(key);
     const index = payload.grantId ? this.#indexInGrant(payload.grantId, key, ttl) : undefined;
     if (index && store.kind === 'redis-cluster') await index;
     const raw = serialize(payload);
     const writes: Array<Promise<unknown> | undefined> = [index, store.run((c) => c.set(key, raw, 'PX', ttl))];
     // A grant's index lives as long as the grant (see #indexInGrant): saving the grant again moves
-    // its end (a no-op while the index does not exist yet).
-    if (this.#name === 'Grant') writes.push(store.run((c) => c.pexpire(keys.grant(id), ttl)));
+    // its end (a no-op while the index does not exist yet, so not sent for a new grant).
+    if (this.#name === 'Grant' && !newGrant) writes.push(store.run((c) => c.pexpire(keys.grant(id), ttl)));
     const userCodeKey = payload.userCode ? keys.userCode(this.#name, payload.userCode) : undefined;
     const uidKey = payload.uid ? keys.uid(this.#name, payload.uid) : undefined;
     for (const k of [userCodeKey, uidKey]) {

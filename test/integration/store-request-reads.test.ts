@@ -86,7 +86,13 @@ describe('Redis store: oidc-provider records read once per request', () => {
     const ends = Date.now() + (await store.client.pttl(index)); // PTTL: Redis 6.2 has no PEXPIRETIME
     assert.ok(Math.abs(ends - exp * 1000) <= 1000, `the index ends with the grant: ${ends} vs ${exp * 1000}`);
     assert.deepEqual((await store.client.smembers(index)).sort(), [store.keys.oidc('AuthorizationCode', 'code9'), store.keys.oidc('RefreshToken', 'rt9')]);
-    // Saved again (another request), for longer: the index follows.
+    // Found and saved again in a request, for longer: the index follows.
+    await withRequestReads(async () => {
+      assert.ok(await grants.find('g9'));
+      await grants.upsert('g9', { exp: exp + 1200, clientId: 'c', accountId: 'a' } as AdapterPayload, 1800);
+    });
+    assert.ok((await store.client.pttl(index)) > 1_200_000, 'the index lives as long as the grant saved again in a request');
+    // Saved again outside a request, for longer still: the index follows.
     await grants.upsert('g9', { exp: exp + 3000, clientId: 'c', accountId: 'a' } as AdapterPayload, 3600);
     assert.ok((await store.client.pttl(index)) > 3_000_000, 'the index lives as long as the grant saved again');
     // Outside a request the grant is not known: the token's own lifetime, never shortening the index.
