@@ -42,8 +42,9 @@ export function indexingAdapter(store: Store, name: string, indexTtlSeconds = 0)
       // oidc-provider saves a Session last, as it answers, and a Grant just before the code that
       // hangs on it: within a request the save is deferred (store deferWrite), so it leaves with
       // what is written next (the code; the session's record, at the resume), which waits for it,
-      // and the request is answered only once it is known done.
-      if (deferWrite(written)) return;
+      // and the request is answered only once it is known done. (The memory store has no round
+      // trips to save: there it is waited for, as before.)
+      if (store.kind !== 'memory' && deferWrite(written)) return;
       await written;
     },
   };

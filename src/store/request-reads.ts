@@ -11,6 +11,10 @@ import { AsyncLocalStorage } from 'node:async_hooks';
  * request's middleware chain returns, so work the request started that outlives it (background
  * deliveries) reads Redis again. Another request's write in between is not seen, exactly as when
  * it lands just after this request's one read.
+ *
+ * The same scope holds the request's deferred writes (deferWrite): sent without their caller
+ * waiting, awaited by the request's next write that is not deferred, by app.ts before the request
+ * is answered, and at the latest when the scope closes.
  */
 export interface RequestReads {
   entries: Map<string, string | null>;
@@ -38,7 +42,7 @@ export async function withRequestReads<T>(fn: () => Promise<T>): Promise<T> {
 
 /**
  * Within a request, sends a write without making its caller wait for the answer: the request's
- * next write (awaitDeferredWrites) waits for it, and so does the end of the request, so nothing is
+ * next write (takeDeferredWrites) waits for it, and so does the end of the request, so nothing is
  * answered before it is known done and a failure still fails the request. Outside a request, the
  * caller waits, as for any write. Answers whether the write was deferred.
  */
