@@ -41,8 +41,11 @@ export async function startChild(spec: StartSpec): Promise<BenchChild> {
   const child = fork(CHILD, [], {
     env: { ...process.env, NODE_ENV: 'production' },
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-    // BENCH_CPU_PROF=dir: Concord children write a V8 CPU profile there when they stop (node --cpu-prof).
-    execArgv: process.env.BENCH_CPU_PROF && spec.kind === 'concord' ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [],
+    // BENCH_CPU_PROF=dir: Concord children write a V8 CPU profile there when they stop (node --cpu-prof);
+    // with BENCH_CPU_PROF_BARE=1 the bare oidc-provider children too, in dir/bare (to compare profiles).
+    execArgv: process.env.BENCH_CPU_PROF && (spec.kind === 'concord' || (spec.kind === 'bare' && process.env.BENCH_CPU_PROF_BARE === '1'))
+      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}${spec.kind === 'bare' ? '/bare' : ''}`]
+      : [],
   });
   live.add(child);
   let stderr = '';

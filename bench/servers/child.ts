@@ -13,10 +13,9 @@ import net, { type AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair } from 'jose';
 import Provider, { type Configuration } from 'oidc-provider';
-import { pino } from 'pino';
 import { createConcord } from '../../src/app.ts';
 import { ClientSchema, ConcordSettingsSchema, ParticipantSchema, type LoadedConfig } from '../../src/config/index.ts';
-import { createLogger } from '../../src/observability/index.ts';
+import { createLogger, logDestination } from '../../src/observability/index.ts';
 import { createStore, MemoryStore, type Store } from '../../src/store/index.ts';
 import { startPartnerIdp, type PartnerClient, type PartnerUser } from '../../demo/partner-idp.ts';
 
@@ -92,8 +91,8 @@ async function startConcordChild(s: Extract<ChildSpec, { kind: 'concord' }>): Pr
     participants: (s.participants ?? []).map((p) => ParticipantSchema.parse(p)),
     clients: (s.clients ?? []).map((c) => ClientSchema.parse(c)),
   };
-  // Production logs every request at info; the lines are written (to /dev/null), not skipped.
-  const logger = createLogger({ level: settings.logLevel, destination: pino.destination({ dest: '/dev/null', sync: false }) });
+  // Production logs every request at info; the lines are written (to /dev/null, as deployed: logDestination), not skipped.
+  const logger = createLogger({ level: settings.logLevel, destination: logDestination('/dev/null') });
   if (typeof settings.store === 'string' && settings.store !== 'memory') countRedisWrites(settings.store);
   const concord = await createConcord({ config, logger });
   await concord.listen();

@@ -1,4 +1,4 @@
-export { createLogger, safeUrl, type Logger } from './logger.ts';
+export { createLogger, logDestination, safeUrl, type Logger } from './logger.ts';
 export { requestLogging, requestContext, currentLogger, newReference, type RequestContext, type RequestLoggingOptions } from './request-context.ts';
 export { createMetrics, observeKeyAges, type Metrics } from './metrics.ts';
 export { loginMetrics, providerMetrics } from './instrument.ts';
