@@ -110,7 +110,9 @@ export async function refreshPart(options: RefreshOptions = {}): Promise<Section
       const withChecked = options.checked !== false;
       const checked = withChecked ? await startLoginRig({ store: url, storePrefix: `${prefix}b:`, users: chains, participant: { session: { revalidateAfter: 0 } }, partnerRefreshTokens: true }) : undefined;
       if (checked) rigs.push(checked);
-      const bare = await startChild({ kind: 'bare', store: url, storePrefix: `${prefix}bare:`, algorithm: 'ES256', client: MACHINE, mintRefreshTokens: chains });
+      // The same signatures as Concord's refresh for BENCH_RP: an ES256 access token (keys.accessTokenAlgorithm's
+      // default) and an RS256 ID token (the client names no id_token_signed_response_alg: OIDC Registration 2).
+      const bare = await startChild({ kind: 'bare', store: url, storePrefix: `${prefix}bare:`, algorithm: 'ES256', idTokenAlgorithm: 'RS256', client: MACHINE, mintRefreshTokens: chains });
       bares.push(bare);
       const targets: Partial<Record<'unchecked' | 'checked' | 'bare', Target>> & Record<'unchecked' | 'bare', Target> = {
         unchecked: { name: 'unchecked', url: unchecked.issuer, client: BENCH_RP, chains: await loginChains(unchecked, chains), children: [unchecked.concord] },
@@ -189,7 +191,7 @@ export async function refreshPart(options: RefreshOptions = {}): Promise<Section
       `POST /token grant_type=refresh_token (client_secret_basic), ${chains} chains refreshed back to back from this process (refresh tokens rotate: each chain uses the one it was last given); ` +
       `each server in its own child process. Concord's refresh tokens come from real brokered logins through a partner IdP (oidc-provider, its own child); ` +
       `"re-check not due" runs with session.revalidateAfter 1h, "asked at every refresh" with 0 against a partner that issues refresh tokens (its refresh grant, ID token and mapping each time). ` +
-      `Bare oidc-provider has the same rotation, ES256 JWT access tokens, an ID token, and the same store adapter; its refresh tokens are minted at start with a static account. ` +
+      `Bare oidc-provider has the same rotation, ES256 JWT access tokens, an RS256 ID token (as Concord signs BENCH_RP's), and the same store adapter; its refresh tokens are minted at start with a static account. ` +
       `${warmup} s warm-up each, then ${rounds} alternating rounds of ${seconds} s. CPU/refresh is each process's own CPU time divided by refreshes.`,
     rows,
     figures,

@@ -35,6 +35,8 @@ export type ChildSpec =
       store: string;
       storePrefix?: string;
       algorithm: 'ES256' | 'EdDSA' | 'RS256';
+      /** ID tokens in this algorithm instead (a key of its own): Concord signs a client's ID tokens RS256 when it names none. */
+      idTokenAlgorithm?: 'ES256' | 'EdDSA' | 'RS256';
       client: { client_id: string; client_secret: string };
       /** Also serve the refresh_token grant (rotating, as Concord's) and mint this many refresh tokens, each of its own grant. */
       mintRefreshTokens?: number;
@@ -103,16 +105,20 @@ async function startConcordChild(s: Extract<ChildSpec, { kind: 'concord' }>): Pr
 async function startBareChild(s: Extract<ChildSpec, { kind: 'bare' }>): Promise<{ url: string; refreshTokens?: string[] }> {
   const issuer = `http://127.0.0.1:${s.port}`;
   const store: Store = s.store === 'memory' ? new MemoryStore() : await createStore({ url: s.store, prefix: s.storePrefix ?? 'bare:' });
-  const { privateKey } = await generateKeyPair(s.algorithm === 'EdDSA' ? 'Ed25519' : s.algorithm, { extractable: true });
-  const jwk = { ...(await exportJWK(privateKey)), kid: randomBytes(6).toString('hex'), alg: s.algorithm, use: 'sig' };
+  const signingKey = async (alg: 'ES256' | 'EdDSA' | 'RS256') => {
+    const { privateKey } = await generateKeyPair(alg === 'EdDSA' ? 'Ed25519' : alg, { extractable: true });
+    return { ...(await exportJWK(privateKey)), kid: randomBytes(6).toString('hex'), alg, use: 'sig' };
+  };
+  const idTokenAlg = s.idTokenAlgorithm ?? s.algorithm;
+  const keys = [await signingKey(s.algorithm), ...(idTokenAlg !== s.algorithm ? [await signingKey(idTokenAlg)] : [])];
   const refresh = (s.mintRefreshTokens ?? 0) > 0;
   const configuration: Configuration = {
     adapter: (name: string) => store.adapter(name),
     clients: [{ ...s.client, grant_types: refresh ? ['client_credentials', 'refresh_token'] : ['client_credentials'], response_types: [], redirect_uris: [] }],
-    jwks: { keys: [jwk] } as Configuration['jwks'],
+    jwks: { keys } as Configuration['jwks'],
     cookies: { keys: [randomBytes(32).toString('base64url')] },
-    enabledJWA: { idTokenSigningAlgValues: [s.algorithm] },
-    clientDefaults: { grant_types: ['client_credentials'], response_types: [], token_endpoint_auth_method: 'client_secret_basic', id_token_signed_response_alg: s.algorithm },
+    enabledJWA: { idTokenSigningAlgValues: [idTokenAlg] },
+    clientDefaults: { grant_types: ['client_credentials'], response_types: [], token_endpoint_auth_method: 'client_secret_basic', id_token_signed_response_alg: idTokenAlg },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -155,8 +161,10 @@ async function startBareChild(s: Extract<ChildSpec, { kind: 'bare' }>): Promise<
     const accountId = `bench-user-${i}`;
     const grant = new provider.Grant({ accountId, clientId: client.clientId });
     grant.addOIDCScope('openid email');
+    // For the issuer as resource, as Concord's logins grant: the refreshed access token is a JWT (RFC 9068), not opaque.
+    grant.addResourceScope(issuer, 'openid email');
     const grantId = await grant.save();
-    const token = new provider.RefreshToken({ accountId, client, grantId, scope: 'openid email', gty: 'authorization_code', authTime: Math.floor(Date.now() / 1000), rotations: 0 } as never);
+    const token = new provider.RefreshToken({ accountId, client, grantId, scope: 'openid email', resource: issuer, gty: 'authorization_code', authTime: Math.floor(Date.now() / 1000), rotations: 0 } as never);
     refreshTokens.push(await token.save());
   }
   return { url: issuer, refreshTokens };
