@@ -316,19 +316,43 @@ export function replaceForm(ctx: Context, rawForm: string): void {
   checked.form = parseParams(rawForm);
 }
 
+/** What a body reader uses of a request (oidc-provider: `readable`, `readableEncoding`, `iterator()`); events such as 'close' stay the connection's. */
+const STREAM_SIDE = new Set<PropertyKey>(['readable', 'readableEnded', 'readableEncoding', 'readableLength', 'iterator', 'read', 'setEncoding', Symbol.asyncIterator]);
+
+async function* once(body: Buffer): AsyncGenerator<Buffer> {
+  yield body;
+}
+
 /**
  * The request as it came, whose body (already read from the socket) can be read once more: the
- * reading side (`readable`, async iteration, `iterator()`) is a fresh stream of `body`;
- * everything else (headers, method, url, socket) is the original request's.
+ * reading side (`readable`, async iteration, `iterator()`) plays `body` again; everything else
+ * (headers, method, url, socket) is the original request's.
+ *
+ * oidc-provider's reader (lib/shared/selective_body.js) asks `readable` and `readableEncoding` and
+ * iterates `iterator()`: those are answered without a stream. Any other use of the reading side
+ * gets a stream of the same bytes (Readable.from), made on first use: building one for every token
+ * request cost more than the rest of the replay.
  */
 function replayable(request: IncomingMessage, body: Buffer): IncomingMessage {
-  const replay = Readable.from([body], { objectMode: false });
-  // What a body reader uses (oidc-provider: `readable`, `readableEncoding`, `iterator()`); events
-  // such as 'close' stay the connection's.
-  const streamSide = new Set<PropertyKey>(['readable', 'readableEnded', 'readableEncoding', 'readableLength', 'iterator', 'read', 'setEncoding', Symbol.asyncIterator]);
+  let replay: Readable | undefined;
+  let iterated = false;
   return new Proxy(request, {
     get(target, property) {
-      const from = streamSide.has(property) ? replay : target;
+      let from: object = target;
+      if (STREAM_SIDE.has(property)) {
+        if (replay === undefined) {
+          if (property === 'readable') return !iterated;
+          if (property === 'readableEncoding') return null;
+          if (property === 'iterator' && !iterated) {
+            return () => {
+              iterated = true;
+              return once(body);
+            };
+          }
+          replay = Readable.from(iterated ? [] : [body], { objectMode: false });
+        }
+        from = replay;
+      }
       const value = Reflect.get(from, property, from) as unknown;
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(from) : value;
     },
