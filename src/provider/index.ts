@@ -18,6 +18,7 @@ import { hashedIdAdapter } from './hashed-ids.ts';
 import { compactPayloads } from './compact-payloads.ts';
 import { answerMissingProof, DPOP_ALGORITHMS } from './dpop.ts';
 import { derivedKey } from './derived-key.ts';
+import { LOCAL_SIGNING_ALGORITHMS, LocalSigningKey } from './local-signing.ts';
 
 export { AccountStore, accountIdOf, type BrokeredAccount } from './accounts.ts';
 export { SCOPE_CLAIMS, OIDC_SCOPES, claimsForScopes } from './claims.ts';
@@ -77,7 +78,8 @@ export function createProvider(deps: ProviderDeps): Provider {
         ? clientAdapter(registry)
         : readSessionAhead(compactPayloads(hashedIdAdapter(indexingAdapter(store, name, sessions.ttlSeconds), name, deps.tokenIdKey), name, settings.issuer), name, sessions),
     clients: [],
-    jwks: keySet.jwks as Configuration['jwks'],
+    // ES256 and EdDSA keys that sign (not the verify-only ones) sign in place with node:crypto (local-signing.ts).
+    jwks: { keys: keySet.jwks.keys.map((jwk) => (jwk.key_ops === undefined && LOCAL_SIGNING_ALGORITHMS.has(jwk.alg ?? '') ? new LocalSigningKey(jwk) : jwk)) } as Configuration['jwks'],
     cookies: {
       keys: cookieKeys,
       // Own names, so a service or partner IdP on the same host (localhost in the demo) cannot clash.
@@ -109,6 +111,8 @@ export function createProvider(deps: ProviderDeps): Provider {
       },
     },
     features: {
+      // LocalSigningKey (local-signing.ts) is oidc-provider's ExternalSigningKey.
+      externalSigningSupport: { enabled: true, ack: 'experimental-01' },
       devInteractions: { enabled: false },
       // OIDC Back-Channel Logout 1.0: clients register backchannel_logout_uri (and _session_required);
       // every way a session ends sends them logout tokens through Concord's delivery (src/sessions).
