@@ -28,7 +28,9 @@ export const LOGIN_GOALS = {
   sessionBytes: 2 * 1024,
   /**
    * Concord CPU per login / the cryptographic floor: half of the ratio before issue 17's work
-   * (`--quick` on the commit before it, 2026-11-30, this 2-vCPU VM: 23.5, so the goal is 12).
+   * (`--quick` on the commit before it, 2026-11-30, this 2-vCPU VM: 23.5, so the goal is 12). That
+   * floor signed ES256 ID tokens, as Concord then did; since issue 12 a client naming no algorithm
+   * gets RS256 ID tokens, and the floor signs what the login signs (about 1.35x the ES256 floor).
    */
   cpuRatio: 12,
 } as const;
