@@ -194,7 +194,7 @@ export class MemoryStore implements Store {
     const until = ttlSeconds === undefined ? undefined : Date.now() + ttlSeconds * 1000;
     const entry = this.#liveSet(key);
     if (entry?.value.has(member)) {
-      if (until !== undefined && entry.expiresAt !== undefined && until > entry.expiresAt) entry.expiresAt = until;
+      if (until !== undefined && (entry.expiresAt === undefined || until > entry.expiresAt)) entry.expiresAt = until;
       return;
     }
     const bytes = member.length + ENTRY_OVERHEAD + (entry ? 0 : key.length);
@@ -205,8 +205,8 @@ export class MemoryStore implements Store {
     }
     entry.value.add(member);
     entry.bytes += bytes;
-    // As SET_ADD in redis.ts: lengthened, never shortened; a set without a lifetime keeps none.
-    if (until !== undefined && entry.expiresAt !== undefined && until > entry.expiresAt) entry.expiresAt = until;
+    // As setAdd in redis.ts (PEXPIRE NX, then GT): lengthened, never shortened; a set without a lifetime gets this one.
+    if (until !== undefined && (entry.expiresAt === undefined || until > entry.expiresAt)) entry.expiresAt = until;
   }
 
   async removeFromSet(key: string, member: string): Promise<void> {

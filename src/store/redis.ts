@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Cluster, Redis, ReplyError as ReplyErrorClass, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { ConcordError } from '../errors.ts';
 import { StoreUnavailableError } from './errors.ts';
 import type { StoreOptions } from './factory.ts';
 import { RedisKeys } from './redis-keys.ts';
@@ -78,17 +79,20 @@ redis.call('SET', KEYS[1], 'c' .. ARGV[1] .. '|' .. v, 'KEEPTTL')
 return 1`);
 
 /**
- * Adds a member to a set that lives at least ARGV[2] ms from now: a new set gets that lifetime, one
- * with a shorter TTL is lengthened, never shortened (the grant indexes, and addToSet with a lifetime). A set that already exists without a TTL (written
- * before sets had one) stays so: giving it this member's lifetime could drop longer-lived members.
- * A script, not SET options: PEXPIRE's NX/GT need Redis 7.
+ * Adds `member` to the set `key` and makes the set live at least `ttlMs` from now, never shorter:
+ * `SADD`, then `PEXPIRE NX` (a set with no lifetime yet, so one just created, gets this one), then
+ * `PEXPIRE GT` (one with a shorter lifetime is lengthened; GT alone would leave a new set without
+ * any, as it counts a key without TTL as infinite). Three single-key commands issued together (one
+ * write on the connection, pipelined with the request's other commands), no script: PEXPIRE's NX
+ * and GT need Redis 7.0, which createRedisStore checks. Of concurrent adds, each one's GT runs after
+ * its own NX, so the set ends at least as late as every add asked. A set without a lifetime (written
+ * before sets had one, in this repository's first hours) gets this one. Not atomic as the script
+ * before was: a set whose lifetime ends in the microseconds between the SADD and the PEXPIREs
+ * takes the member with it; a set ends only once its newest member's lifetime is over.
  */
-const SET_ADD = new Script(`
-local ttl = tonumber(ARGV[2])
-local current = redis.call('PTTL', KEYS[1])
-redis.call('SADD', KEYS[1], ARGV[1])
-if current == -2 or (current >= 0 and current < ttl) then redis.call('PEXPIRE', KEYS[1], ttl) end
-return 1`);
+function setAdd(store: RedisStore, key: string, member: string, ttlMs: number): Promise<void> {
+  return store.run((c) => Promise.all([c.sadd(key, member), c.pexpire(key, ttlMs, 'NX'), c.pexpire(key, ttlMs, 'GT')])).then(() => undefined);
+}
 
 /** Set adds made in a request (requestScope): set key + member -> until when (epoch ms) it made the set live, and its write. */
 const setAdds = new WeakMap<object, Map<string, { until: number; written: Promise<void> }>>();
@@ -267,7 +271,7 @@ export class RedisStore implements Store {
     const until = Date.now() + ttlSeconds * 1000;
     const earlier = scope ? setAdds.get(scope)?.get(id) : undefined;
     if (earlier && earlier.until >= until - SET_ADD_SLACK_MS) return earlier.written;
-    const written = this.script(SET_ADD, k, member, ms(ttlSeconds)).then(() => undefined);
+    const written = setAdd(this, k, member, ms(ttlSeconds));
     if (scope) {
       let adds = setAdds.get(scope);
       if (!adds) setAdds.set(scope, (adds = new Map()));
@@ -453,16 +457,15 @@ class RedisAdapter implements Adapter {
    * introspection; liveAccessToken alike), and revoking a grant that is gone has nothing to reach.
    * So when this request knows the grant (it read or saved it: the code's resume, the code
    * exchange, a refresh), the index is given the grant's own end, which every add of that grant
-   * asks alike: SADD and PEXPIREAT on the index's key, pipelined (2 commands, not the 4 of the
-   * SET_ADD script). Saving the grant again moves the index's end with it (upsert). When the grant is
-   * not known here, SET_ADD with the token's lifetime, as before.
+   * asks alike: SADD and PEXPIREAT on the index's key, pipelined (2 commands, not setAdd's 3). Saving the grant again moves the index's end with it (upsert). When the grant is
+   * not known here, setAdd with the token's lifetime, as before.
    */
   #indexInGrant(grantId: string, member: string, ttlMs: number): Promise<unknown> {
     const store = this.#store;
     const index = store.keys.grant(grantId);
     const known = requestReads()?.get(store.keys.oidc('Grant', grantId));
     const ends = known ? grantEnd(known) : undefined;
-    if (ends === undefined || ends <= Date.now()) return store.script(SET_ADD, index, member, ttlMs);
+    if (ends === undefined || ends <= Date.now()) return setAdd(store, index, member, ttlMs);
     return Promise.all([store.run((c) => c.sadd(index, member)), store.run((c) => c.pexpireat(index, ends))]);
   }
 
@@ -822,7 +825,51 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Redi
     client.disconnect();
     throw new StoreUnavailableError(`Redis at ${redact(options.url)} is unavailable`, err);
   }
+  try {
+    await checkRedisVersion(client, redact(options.url), options.startupTimeoutMs ?? 10_000);
+  } catch (err) {
+    client.disconnect();
+    throw err;
+  }
   return store;
+}
+
+/** The oldest Redis Concord runs on: PEXPIRE's NX and GT options (setAdd) came with 7.0. */
+export const MIN_REDIS_VERSION = [7, 0] as const;
+
+/** `redis_version` of an INFO server answer, or undefined when there is none. */
+export function redisVersion(info: string): string | undefined {
+  return /^redis_version:([0-9][0-9.]*)\s*$/m.exec(info)?.[1];
+}
+
+/** Whether a `redis_version` (major.minor.patch) is at least MIN_REDIS_VERSION. */
+export function supportedRedis(version: string): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  return major > MIN_REDIS_VERSION[0] || (major === MIN_REDIS_VERSION[0] && minor >= MIN_REDIS_VERSION[1]);
+}
+
+/**
+ * Refuses a Redis older than MIN_REDIS_VERSION, by `redis_version` of INFO server: of the server a
+ * single or Sentinel-managed client is connected to, of every master of a Cluster. Valkey answers
+ * with the Redis version it is compatible with. Throws ConcordError `redis_too_old`, whose message
+ * says which server answered which version; main.ts prints it as the reason start-up failed.
+ */
+async function checkRedisVersion(client: Client, where: string, timeoutMs: number): Promise<void> {
+  const servers = client instanceof Cluster ? client.nodes('master') : [client];
+  await Promise.all(
+    servers.map(async (server) => {
+      // A Cluster's node connections are made on first use (lazyConnect): this is the first.
+      if (server.status === 'wait') await server.connect();
+      else await waitReady(server, timeoutMs);
+      const version = redisVersion(await server.info('server'));
+      if (version !== undefined && supportedRedis(version)) return;
+      const node = client instanceof Cluster ? ` (node ${server.options.host}:${server.options.port})` : '';
+      throw new ConcordError(
+        'redis_too_old',
+        `Redis at ${where}${node} is version ${version ?? 'unknown'}; Concord needs Redis ${MIN_REDIS_VERSION.join('.')} or later (PEXPIRE NX/GT): upgrade it (docs/scaling.md)`,
+      );
+    }),
+  );
 }
 
 /** The URL without its credentials (user:password@, and a sentinelPassword), for messages and logs. */

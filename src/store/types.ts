@@ -53,8 +53,9 @@ export interface Store {
 
   /**
    * Adds a member. With `ttlSeconds`, a new set lives that long and an existing set with a lifetime
-   * lives at least that long from now (an index of records that expire then goes with them); a set
-   * created without a lifetime keeps none.
+   * lives at least that long from now (an index of records that expire then goes with them), never
+   * shorter; a set that has no lifetime (created by an add without one) gets this one. Without
+   * `ttlSeconds`, the set's lifetime is left as it is.
    */
   addToSet(key: string, member: string, ttlSeconds?: number): Promise<void>;
   removeFromSet(key: string, member: string): Promise<void>;

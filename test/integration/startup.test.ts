@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +11,7 @@ import { Redis } from 'ioredis';
 import { createConcord } from '../../src/app.ts';
 import { ConcordSettingsSchema } from '../../src/config/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
+import { createStore } from '../../src/store/index.ts';
 import { startConcord } from '../support/concord.ts';
 import { freePort } from '../support/ports.ts';
 import { dropRedisPrefix } from './admin-fixtures.ts';
@@ -92,6 +94,84 @@ describe('start-up: secrets at rest', () => {
     } finally {
       redis.disconnect();
       await instance.close();
+    }
+  });
+});
+
+/**
+ * A server that speaks enough RESP to pass for an old Redis: INFO answers `redis_version` and
+ * every other command +OK (ioredis' ready check reads INFO too).
+ */
+async function oldRedis(version: string): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((socket) => {
+    let buffer = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      for (;;) {
+        // One command: *N\r\n then N bulk strings $len\r\n...\r\n.
+        const args: string[] = [];
+        let at = 0;
+        const line = () => {
+          const end = buffer.indexOf('\r\n', at);
+          if (end < 0) return undefined;
+          const text = buffer.subarray(at, end).toString();
+          at = end + 2;
+          return text;
+        };
+        const head = line();
+        if (head === undefined) return;
+        let complete = true;
+        for (let i = 0; i < Number(head.slice(1)); i++) {
+          const len = line();
+          if (len === undefined || buffer.length < at + Number(len.slice(1)) + 2) {
+            complete = false;
+            break;
+          }
+          args.push(buffer.subarray(at, at + Number(len.slice(1))).toString());
+          at += Number(len.slice(1)) + 2;
+        }
+        if (!complete) return;
+        buffer = buffer.subarray(at);
+        if (args[0]?.toLowerCase() === 'info') {
+          const info = `# Server\r\nredis_version:${version}\r\nredis_mode:standalone\r\n\r\n# Persistence\r\nloading:0\r\n`;
+          socket.write(`$${Buffer.byteLength(info)}\r\n${info}\r\n`);
+        } else socket.write('+OK\r\n');
+      }
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `redis://:hunter2@127.0.0.1:${port}`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe('start-up: Redis version', () => {
+  it('refuses a Redis older than 7.0 in one line that names the version found and the one needed', async () => {
+    const old = await oldRedis('6.2.14');
+    try {
+      await assert.rejects(createStore({ url: old.url }), (err: { code?: string; message?: string }) => {
+        assert.equal(err.code, 'redis_too_old');
+        assert.match(err.message ?? '', /is version 6\.2\.14; Concord needs Redis 7\.0 or later/);
+        assert.doesNotMatch(err.message ?? '', /hunter2|\n/);
+        return true;
+      });
+    } finally {
+      await old.close();
+    }
+  });
+
+  it('starts on Redis 7.0 and later (Valkey answers a Redis version too)', async () => {
+    for (const version of ['7.0.15', '7.2.4', '8.0.2']) {
+      const server = await oldRedis(version);
+      try {
+        const store = await createStore({ url: server.url });
+        await store.close();
+      } finally {
+        await server.close();
+      }
     }
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createStore } from '../../src/store/index.ts';
-import { parseClusterUrl, parseSentinelUrl, redact } from '../../src/store/redis.ts';
+import { parseClusterUrl, parseSentinelUrl, redact, redisVersion, supportedRedis } from '../../src/store/redis.ts';
 
 /** The URL forms of CONCORD_STORE that name several servers, and what may be shown of them. */
 describe('store URLs', () => {
@@ -50,5 +50,14 @@ describe('store URLs', () => {
       assert.doesNotMatch(err.message, /hunter2/);
       return true;
     });
+  });
+});
+
+describe('Redis version', () => {
+  it('reads redis_version of INFO server and accepts 7.0 and later only', () => {
+    assert.equal(redisVersion('# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\n'), '7.0.15');
+    assert.equal(redisVersion('# Server\r\nredis_mode:standalone\r\n'), undefined);
+    for (const v of ['7.0.0', '7.0.15', '7.2.4', '8.0.2', '10.0.0']) assert.equal(supportedRedis(v), true, v);
+    for (const v of ['6.2.14', '6.0.20', '5.0.7', '']) assert.equal(supportedRedis(v), false, v);
   });
 });
