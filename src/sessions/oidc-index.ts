@@ -1,7 +1,11 @@
 import { deferWrite, type Adapter, type AdapterPayload, type Store } from '../store/index.ts';
-import { ofAccountKey } from './records.ts';
+import { grantMember, ofAccountKey } from './records.ts';
 
-/** Set of an account's oidc-provider Grant ids (as saved), for revocation. */
+/**
+ * Set of an account's oidc-provider Grant ids (as saved), written before Grants went into the
+ * account's index with its sessions (`sessions-of-account`, as `g:{grant id}`); still read when
+ * ending an account's sessions until it expires, never written.
+ */
 export const grantsOf = (accountId: string) => `account-grants:${accountId}`;
 /**
  * Set of an account's oidc-provider Session ids (jti), written before sessions were indexed by uid
@@ -16,7 +20,9 @@ export const sessionsOf = (accountId: string) => `account-sessions:${accountId}`
  * it; the index outlives the newest record in it, so it never outgrows the account's activity.
  * A Session goes by its `uid` into the index of Concord's session records (`sessions-of-account`,
  * records.ts): one index per account serves both, and a session never bound to a Concord record
- * (its login lost on the way) is still found there.
+ * (its login lost on the way) is still found there. A Grant goes into the same set as `g:{id}`:
+ * one key per account, not two (a grant may outlive every session record that names it, so the
+ * account's index of grants stays; it need not be a key of its own).
  *
  * `indexTtlSeconds` (Concord's session records' lifetime, Sessions.ttlSeconds): the indexes live at
  * least that long, so every add to `sessions-of-account` asks the same lifetime and the record's
@@ -27,7 +33,7 @@ export function indexingAdapter(store: Store, name: string, indexTtlSeconds = 0)
   if (name !== 'Grant' && name !== 'Session') return inner;
   const index = (payload: AdapterPayload, id: string): [string, string] | undefined => {
     if (!payload.accountId) return undefined;
-    if (name === 'Grant') return [grantsOf(payload.accountId), id];
+    if (name === 'Grant') return [ofAccountKey(payload.accountId), grantMember(id)];
     return typeof payload.uid === 'string' ? [ofAccountKey(payload.accountId), payload.uid] : undefined;
   };
   return {

@@ -97,8 +97,15 @@ const seenKey = (uid: string) => `session-seen:${uid}`;
  */
 const upstreamStateKey = (uid: string) => `session-upstream:${uid}`;
 const pendingKey = (interactionUid: string) => `session-pending:${interactionUid}`;
-/** An account's sessions by uid: Concord's records, and oidc-provider's Sessions as saved (oidc-index.ts). */
+/**
+ * An account's index: its sessions by uid (Concord's records, and oidc-provider's Sessions as
+ * saved) and its oidc-provider Grants as `g:{grant id}` (oidc-index.ts), one key per account. A uid
+ * is base64url and never holds a ':'.
+ */
 export const ofAccountKey = (accountId: string) => `sessions-of-account:${accountId}`;
+/** A Grant's member in its account's index (ofAccountKey). */
+export const grantMember = (grantId: string) => `g:${grantId}`;
+const GRANT_MEMBER = 'g:';
 /** Upstream session ids are the upstream's strings: hashed into the key, so its length and characters are ours. */
 const ofUpstreamKey = (participantId: string, upstreamSessionId: string) =>
   `sessions-of-upstream:${participantId}:${createHash('sha256').update(upstreamSessionId, 'utf8').digest('base64url')}`;
@@ -348,8 +355,27 @@ export class SessionStore {
   }
 
   /** The uids of an account's sessions (some may have ended meanwhile: get() tells). */
-  ofAccount(accountId: string): Promise<string[]> {
-    return this.#store.setMembers(ofAccountKey(accountId));
+  async ofAccount(accountId: string): Promise<string[]> {
+    return (await this.indexOfAccount(accountId)).sessions;
+  }
+
+  /**
+   * An account's index in one read: the uids of its sessions and the ids of its oidc-provider
+   * Grants (as saved; some may be gone meanwhile).
+   */
+  async indexOfAccount(accountId: string): Promise<{ sessions: string[]; grants: string[] }> {
+    const sessions: string[] = [];
+    const grants: string[] = [];
+    for (const member of await this.#store.setMembers(ofAccountKey(accountId))) {
+      if (member.startsWith(GRANT_MEMBER)) grants.push(member.slice(GRANT_MEMBER.length));
+      else sessions.push(member);
+    }
+    return { sessions, grants };
+  }
+
+  /** Takes revoked Grants out of their account's index (one by one: a session or grant added meanwhile stays). */
+  async forgetGrants(accountId: string, grantIds: string[]): Promise<void> {
+    await Promise.all(grantIds.map((id) => this.#store.removeFromSet(ofAccountKey(accountId), grantMember(id))));
   }
 
   /** The uids of the sessions an upstream session id names, for a participant. */

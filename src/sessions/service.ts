@@ -416,8 +416,10 @@ export class Sessions {
     const { store } = this.#opts;
     const ended: EndedSession[] = [];
     let grants = 0;
-    // Concord's records and oidc-provider's Sessions as saved, bound or not (one index by uid).
-    const uids = new Set(await this.#records.ofAccount(accountId));
+    // Concord's records and oidc-provider's Sessions as saved, bound or not (one index by uid), and
+    // the account's Grants (in the same index).
+    const index = await this.#records.indexOfAccount(accountId);
+    const uids = new Set(index.sessions);
     // oidc-provider's Sessions indexed by jti before that, until that index expires.
     const sessionsAdapter = store.adapter('Session');
     for (const jti of await store.setMembers(sessionsOf(accountId))) {
@@ -431,13 +433,16 @@ export class Sessions {
         grants += one.grants;
       }
     }
-    // Grants no session names any more (their session expired): revoked too.
+    // Grants no session names any more (their session expired): revoked too. Those of the index
+    // written before Grants joined the account's index (account-grants), until it expires.
     const grantsAdapter = store.adapter('Grant');
-    for (const grantId of await store.setMembers(grantsOf(accountId))) {
+    const legacyGrants = await store.setMembers(grantsOf(accountId));
+    for (const grantId of new Set([...index.grants, ...legacyGrants])) {
       if (await grantsAdapter.find(grantId)) grants++;
       await grantsAdapter.revokeByGrantId(grantId);
       await grantsAdapter.destroy(grantId);
     }
+    await this.#records.forgetGrants(accountId, index.grants);
     await store.deleteSet(grantsOf(accountId));
     await store.deleteSet(sessionsOf(accountId));
     return { ended, grants };

@@ -481,6 +481,36 @@ describe('administrators see and end sessions (admin API and CLI)', () => {
     await assert.rejects(oidc.refreshTokenGrant(fed.rp, carol.tokens.refresh_token!), invalidGrant);
   });
 
+  it('grants no session names any more are revoked with their user’s: from the account’s index, and from the index of before (account-grants)', async () => {
+    // (With offline_access a grant and its refresh tokens outlive the session; here the grant alone does.)
+    const { fed } = s;
+    const { store } = fed.concord.concord;
+    const one = await signedIn(fed, 'carol@acme.example');
+    const two = await signedIn(fed, 'carol@acme.example');
+    const user = String(one.tokens.claims()!.sub);
+    const grantIds: string[] = [];
+    // Both sessions gone as when they expire before their grants (offline refresh tokens live on):
+    // the record and oidc-provider's Session; only the account's index still names the grants.
+    for (const { tokens } of [one, two]) {
+      const session = await sessionOf(fed, tokens);
+      grantIds.push(session.clients.find((c) => c.clientId === RP.client_id)!.grantId!);
+      await store.deleteTemp(`session:${session.id}`);
+      const live = await store.adapter('Session').findByUid(session.id);
+      if (live?.jti) await store.adapter('Session').destroy(String(live.jti));
+    }
+    assert.ok((await store.setMembers(`sessions-of-account:${user}`)).includes(`g:${grantIds[0]}`), 'a grant is in its account’s index');
+    // The second grant as an earlier version indexed it.
+    await store.removeFromSet(`sessions-of-account:${user}`, `g:${grantIds[1]}`);
+    await store.addToSet(`account-grants:${user}`, grantIds[1]!, 3600);
+    for (const grantId of grantIds) assert.ok(await store.adapter('Grant').find(grantId), 'the grant outlived its session');
+
+    const all = await api('POST', `/users/${encodeURIComponent(user)}/revoke-sessions`);
+    assert.equal(all.status, 200);
+    for (const grantId of grantIds) assert.equal(await store.adapter('Grant').find(grantId), undefined, 'revoked');
+    assert.deepEqual((await store.setMembers(`sessions-of-account:${user}`)).filter((m) => m.startsWith('g:')), [], 'the revoked grants left the index');
+    assert.deepEqual(await store.setMembers(`account-grants:${user}`), []);
+  });
+
   it('a session read ahead in a request answers its first get there; a write of a session in the request, or another get, reads the store again', async () => {
     const { fed } = s;
     const { tokens } = await signedIn(fed, 'carol@acme.example');

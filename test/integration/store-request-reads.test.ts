@@ -162,7 +162,7 @@ describe('Redis store: oidc-provider records read once per request', () => {
       assert.equal(await store.client.exists(store.keys.oidc(model, id)), 1, `the end of the request waited for the ${model}`);
     }
     assert.deepEqual(await store.client.smembers(store.keys.grant('gd1')), [store.keys.oidc('AccessToken', 'atd1')]);
-    assert.deepEqual((await store.setMembers('sessions-of-account:acme:deferred')).sort(), ['ud1', 'ud2']);
+    assert.deepEqual((await store.setMembers('sessions-of-account:acme:deferred')).sort(), ['g:gd1', 'ud1', 'ud2'], 'sessions by uid, grants by id, one index');
   });
 
   it('a set add the request already made (same member, as long a lifetime) is not sent again; a longer one, or another request, is', async () => {
