@@ -99,9 +99,16 @@ const setAdds = new WeakMap<object, Map<string, { until: number; written: Promis
 /** How much shorter than asked a set's lifetime may end when an add is answered by an earlier one of the same request. */
 const SET_ADD_SLACK_MS = 1000;
 
-/** After a removal in this request, an add of the same member (any member, without one) is sent again. */
+/**
+ * Sets a request made live (requestScope): set key -> until when (epoch ms) its setAdd made the set
+ * live, and that write. Another member added to such a set, asking no later an end, needs no GT.
+ */
+const setLives = new WeakMap<object, Map<string, { until: number; written: Promise<void> }>>();
+
+/** After a removal in this request, an add of the same member (any member, without one) is sent again, and any add to the set in full (a removal may have emptied it: Redis deletes an empty set, lifetime and all). */
 function forgetSetAdds(key: string, member?: string): void {
   const scope = requestScope();
+  if (scope) setLives.get(scope)?.delete(key);
   const adds = scope && setAdds.get(scope);
   if (!adds) return;
   if (member !== undefined) adds.delete(`${key}\n${member}`);
@@ -271,11 +278,25 @@ export class RedisStore implements Store {
     const until = Date.now() + ttlSeconds * 1000;
     const earlier = scope ? setAdds.get(scope)?.get(id) : undefined;
     if (earlier && earlier.until >= until - SET_ADD_SLACK_MS) return earlier.written;
-    const written = setAdd(this, k, member, ms(ttlSeconds));
+    // Another member of a set this request already made live as long (an account's Grant, then its
+    // Session, into sessions-of-account at the resume): SADD and PEXPIRE NX, no GT. They are issued
+    // after that add's PEXPIREs on the same connection (the key's node on a Cluster), so the set they
+    // join has that lifetime; NX gives one to a set that was emptied (another request's SREM: Redis
+    // deletes it) and made again by this SADD. The write is known done only with the earlier one.
+    const live = scope ? setLives.get(scope)?.get(k) : undefined;
+    const written =
+      live && live.until >= until - SET_ADD_SLACK_MS
+        ? Promise.all([live.written, this.run((c) => Promise.all([c.sadd(k, member), c.pexpire(k, ms(ttlSeconds), 'NX')]))]).then(() => undefined)
+        : setAdd(this, k, member, ms(ttlSeconds));
     if (scope) {
       let adds = setAdds.get(scope);
       if (!adds) setAdds.set(scope, (adds = new Map()));
       adds.set(id, { until, written });
+      if (!live || live.until < until - SET_ADD_SLACK_MS) {
+        let lives = setLives.get(scope);
+        if (!lives) setLives.set(scope, (lives = new Map()));
+        lives.set(k, { until, written });
+      }
     }
     return written;
   }

@@ -196,6 +196,30 @@ describe('Redis store: oidc-provider records read once per request', () => {
     assert.deepEqual(await store.setMembers(key), ['m'], 'outside a request it is sent');
   });
 
+  it('another member added to a set the request made live as long is SADD and PEXPIRE NX: no GT; a set emptied meanwhile gets its lifetime again', async () => {
+    const key = `lives-${randomBytes(4).toString('hex')}`;
+    const raw = store.keys.set(key);
+    await withRequestReads(async () => {
+      await store.addToSet(key, 'a', 600);
+      await store.client.pexpire(raw, 5_000); // behind the store's back: a GT would lengthen it again
+      await store.addToSet(key, 'b', 600);
+      const ttl = await store.client.pttl(raw);
+      assert.ok(ttl > 0 && ttl <= 5_000, `no GT was sent: ${ttl} ms`);
+      await store.addToSet(key, 'c', 3600);
+      assert.ok((await store.client.pttl(raw)) > 600_000, 'a later end is asked in full');
+      await store.client.del(raw); // as another request's SREMs emptying it
+      await store.addToSet(key, 'd', 600);
+      assert.deepEqual(await store.setMembers(key), ['d']);
+      assert.ok((await store.client.pttl(raw)) > 0, 'the set made again has a lifetime');
+      await store.removeFromSet(key, 'none');
+      await store.client.pexpire(raw, 5_000);
+      await store.addToSet(key, 'e', 600);
+      const again = await store.client.pttl(raw);
+      assert.ok(again > 500_000, `after a removal in the request, the add is sent in full: ${again} ms`);
+    });
+    await store.client.del(raw);
+  });
+
   it('work a request started that outlives it reads Redis', async () => {
     const adapter = store.adapter('Session');
     await rawSet('Session', 's1', { n: 1 });
