@@ -151,7 +151,8 @@ export function createDomainProof(options: DomainProofOptions): DomainProof {
 
   async function report(record: DomainRecord, events: ProofEvent[], by: Actor, extra: Record<string, unknown> = {}): Promise<void> {
     for (const event of events) {
-      const fields = { domain: record.domain, participant: record.participant, state: record.state, ...extra };
+      // `proofState`, not `state`: the logger redacts `state` everywhere (the OAuth parameter is a secret).
+      const fields = { domain: record.domain, participant: record.participant, proofState: record.state, ...extra };
       const detail = record.lastCheck ? { dns: record.lastCheck.dns.detail, https: record.lastCheck.https.detail } : {};
       if (event === 'verified') log.info({ ...fields, verifiedBy: record.verifiedBy }, 'domain verified: it routes logins');
       if (event === 'proof_restored') log.info({ ...fields, verifiedBy: record.verifiedBy }, 'domain proof found again; flag cleared');
@@ -178,7 +179,7 @@ export function createDomainProof(options: DomainProofOptions): DomainProof {
   }
 
   async function audited(action: 'claim' | 'release', record: DomainRecord, by: Actor): Promise<void> {
-    log.info({ domain: record.domain, participant: record.participant, state: record.state, origin: record.origin }, action === 'claim' ? 'domain claimed' : 'domain released');
+    log.info({ domain: record.domain, participant: record.participant, proofState: record.state, origin: record.origin }, action === 'claim' ? 'domain claimed' : 'domain released');
     await audit.record({
       actor: by.actor,
       action: `domain.${action}`,

@@ -278,7 +278,7 @@ describe('domain proof: brokered logins through a participant added at runtime',
     assert.equal(flagged.suspendsAt, new Date(flaggedAt + 7 * DAY).toISOString());
     assert.deepEqual([flagged.lastCheck.found, flagged.lastCheck.dns.outcome], [false, 'absent']);
     assert.notEqual(flagged.lastCheck.https.outcome, 'found');
-    assert.ok(fed.concord.logs.some((l) => l.msg?.toString().startsWith('domain proof missing') && l.domain === 'initech.example' && l.level === 'warn'));
+    assert.ok(fed.concord.logs.some((l) => l.msg?.toString().startsWith('domain proof missing') && l.domain === 'initech.example' && l.proofState === 'verified' && l.level === 'warn'));
     assert.equal(metricValue(await metrics(), 'concord_domain_proof_missing{participant="initech"}'), 1);
     assert.ok((await audit()).some((e) => e.action === 'domain.proof_missing' && e.object.id === 'initech.example' && e.result?.suspendsAt === flagged.suspendsAt));
     assert.equal((await signsIn('peter@initech.example')).idp, 'initech', 'still routing during the grace period');
@@ -296,7 +296,7 @@ describe('domain proof: brokered logins through a participant added at runtime',
     assert.equal(suspended.suspendedAt, new Date(clock.now).toISOString());
     assert.equal(fed.concord.concord.registry.participantForDomain('initech.example'), undefined);
     await refusedAsUnverified('peter@initech.example');
-    assert.ok(fed.concord.logs.some((l) => l.msg?.toString().startsWith('domain suspended') && l.domain === 'initech.example' && l.level === 'error'));
+    assert.ok(fed.concord.logs.some((l) => l.msg?.toString().startsWith('domain suspended') && l.domain === 'initech.example' && l.proofState === 'suspended' && l.level === 'error'));
     const suspension = (await audit()).filter((e) => e.action === 'domain.suspend');
     assert.deepEqual(suspension.map((e) => [e.actor, e.object.id, e.result?.state]), [['domain-proof', 'initech.example', 'suspended']]);
     const text = await metrics();
