@@ -209,7 +209,7 @@ export function createDomainProof(options: DomainProofOptions): DomainProof {
     const result = await probe(record);
     const { record: next, events } = afterCheck(record, result, required(record.origin), now(), timing);
     await put(next);
-    log.debug({ domain, participant: record.participant, found: result.found, dns: result.dns.outcome, https: result.https.outcome, state: next.state }, 'domain proof checked');
+    log.debug({ domain, participant: record.participant, found: result.found, dns: result.dns.outcome, https: result.https.outcome, proofState: next.state }, 'domain proof checked');
     await report(next, events, by);
     if (events.length > 0) await options.announce();
     return next;
