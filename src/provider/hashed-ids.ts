@@ -1,5 +1,5 @@
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
-import { requestScope, type Adapter, type AdapterPayload } from '../store/index.ts';
+import { requestLocal, type Adapter, type AdapterPayload } from '../store/index.ts';
 
 /**
  * oidc-provider models whose id is the credential itself: whoever holds the value can redeem it
@@ -48,18 +48,7 @@ export function hashedIdAdapter(inner: Adapter, name: string, key: Buffer): Adap
   if (!BEARER_MODELS.has(name)) return inner;
   const h = (id: string) => hashedId(key, id);
   /** Per request: the values this request found under their hash (a code found, then consumed: no entry under the value to reach). */
-  const foundHashed = new WeakMap<object, Set<string>>();
-  const remember = (id: string) => {
-    const scope = requestScope();
-    if (!scope) return;
-    let ids = foundHashed.get(scope);
-    if (!ids) foundHashed.set(scope, (ids = new Set()));
-    ids.add(id);
-  };
-  const knownHashed = (id: string) => {
-    const scope = requestScope();
-    return scope !== undefined && foundHashed.get(scope)?.has(id) === true;
-  };
+  const foundHashed = requestLocal(() => new Set<string>());
   return {
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
       const { jti: _value, ...stored } = payload;
@@ -68,7 +57,7 @@ export function hashedIdAdapter(inner: Adapter, name: string, key: Buffer): Adap
     async find(id: string) {
       const stored = await inner.find(h(id));
       if (stored) {
-        remember(id);
+        foundHashed.get()?.add(id);
         return { ...stored, jti: id };
       }
       return inner.find(id);
@@ -78,7 +67,7 @@ export function hashedIdAdapter(inner: Adapter, name: string, key: Buffer): Adap
     async consume(id: string) {
       // A value this request found under its hash has no entry under the value itself (those were
       // written before hashing, and a value is stored one way): one consume, not two.
-      await Promise.all([inner.consume(h(id)), knownHashed(id) ? undefined : inner.consume(id)]);
+      await Promise.all([inner.consume(h(id)), foundHashed.peek()?.has(id) ? undefined : inner.consume(id)]);
     },
     async destroy(id: string) {
       await Promise.all([inner.destroy(h(id)), inner.destroy(id)]);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { exceededClaimBound } from '../mapping/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
-import { requestScope, type Store } from '../store/index.ts';
+import { requestLocal, type Store } from '../store/index.ts';
 import type { UpstreamLogout, UpstreamRefreshState } from '../upstream/index.ts';
 
 /**
@@ -172,23 +172,11 @@ function parseClient(member: string): SessionClient | undefined {
   }
 }
 
-/** Session records this request read and found absent (store requestScope): their put need not read them again. */
-const absentInRequest = new WeakMap<object, Set<string>>();
-function noteAbsent(uid: string): void {
-  const scope = requestScope();
-  if (!scope) return;
-  let absent = absentInRequest.get(scope);
-  if (!absent) absentInRequest.set(scope, (absent = new Set()));
-  absent.add(uid);
-}
-const knownAbsent = (uid: string): boolean => {
-  const scope = requestScope();
-  return scope !== undefined && absentInRequest.get(scope)?.has(uid) === true;
-};
-function forgetAbsent(uid: string): void {
-  const scope = requestScope();
-  if (scope) absentInRequest.get(scope)?.delete(uid);
-}
+/** Session records this request read and found absent (store requestLocal): their put need not read them again. */
+const absentInRequest = requestLocal(() => new Set<string>());
+const noteAbsent = (uid: string): void => void absentInRequest.get()?.add(uid);
+const knownAbsent = (uid: string): boolean => absentInRequest.peek()?.has(uid) === true;
+const forgetAbsent = (uid: string): void => void absentInRequest.peek()?.delete(uid);
 
 /**
  * The store side of sessions: records, their client lists and indexes (by account, by upstream

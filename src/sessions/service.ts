@@ -1,7 +1,7 @@
 import type { Logger } from '../observability/index.ts';
 import type { ActiveParticipant, Registry } from '../participants/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
-import { requestScope, type AdapterPayload, type Store } from '../store/index.ts';
+import { requestLocal, type AdapterPayload, type Store } from '../store/index.ts';
 import type { Connector } from '../upstream/index.ts';
 import type { LogoutNotice } from './delivery.ts';
 import { grantsOf, sessionsOf } from './oidc-index.ts';
@@ -89,11 +89,11 @@ export interface SessionsOptions {
   now?: () => number;
 }
 
-/** Sessions read ahead in a request (store requestScope): uid -> the read, taken by the first get(). */
-const readsAhead = new WeakMap<object, Map<string, Promise<SessionRecord | undefined>>>();
+/** Sessions read ahead in a request (store requestLocal): uid -> the read, taken by the first get(). */
+const readsAhead = requestLocal(() => new Map<string, Promise<SessionRecord | undefined>>());
 
-/** Held logins taken ahead in a request (store requestScope): interaction uid -> the take, used by bind(). */
-const takesAhead = new WeakMap<object, Map<string, { accountId: string; take: Promise<PendingSessionLogin | undefined> }>>();
+/** Held logins taken ahead in a request (store requestLocal): interaction uid -> the take, used by bind(). */
+const takesAhead = requestLocal(() => new Map<string, { accountId: string; take: Promise<PendingSessionLogin | undefined> }>());
 
 /** oidc-provider's Session payload, as far as ending one needs it. */
 interface LiveSession extends AdapterPayload {
@@ -165,8 +165,7 @@ export class Sessions {
 
   /** The session, or undefined. A read started by readAhead in this request answers the first get of it. */
   get(uid: string): Promise<SessionRecord | undefined> {
-    const scope = requestScope();
-    const started = scope ? readsAhead.get(scope) : undefined;
+    const started = readsAhead.peek();
     const read = started?.get(uid);
     if (read) {
       started!.delete(uid);
@@ -182,11 +181,8 @@ export class Sessions {
    * nothing. Any write of a session in the request drops what was read ahead.
    */
   readAhead(uid: string): void {
-    const scope = requestScope();
-    if (!scope) return;
-    let started = readsAhead.get(scope);
-    if (!started) readsAhead.set(scope, (started = new Map()));
-    if (started.has(uid)) return;
+    const started = readsAhead.get();
+    if (!started || started.has(uid)) return;
     const read = this.#records.get(uid);
     read.catch(() => {}); // the get() that takes it sees the failure
     started.set(uid, read);
@@ -200,11 +196,8 @@ export class Sessions {
    * nothing.
    */
   takeAhead(interactionUid: string, accountId: string): void {
-    const scope = requestScope();
-    if (!scope) return;
-    let started = takesAhead.get(scope);
-    if (!started) takesAhead.set(scope, (started = new Map()));
-    if (started.has(interactionUid)) return;
+    const started = takesAhead.get();
+    if (!started || started.has(interactionUid)) return;
     const take = this.#records.take(interactionUid, accountId);
     take.catch(() => {}); // the bind that uses it sees the failure
     started.set(interactionUid, { accountId, take });
@@ -212,8 +205,7 @@ export class Sessions {
 
   /** The take started by takeAhead for this interaction and account in this request, once. */
   #takenAhead(interactionUid: string, accountId: string): Promise<PendingSessionLogin | undefined> | undefined {
-    const scope = requestScope();
-    const started = scope ? takesAhead.get(scope) : undefined;
+    const started = takesAhead.peek();
     const ahead = started?.get(interactionUid);
     if (!ahead) return undefined;
     started!.delete(interactionUid);
@@ -223,8 +215,7 @@ export class Sessions {
 
   /** A write of this request: sessions read ahead are read again. */
   #forgetReadsAhead(): void {
-    const scope = requestScope();
-    if (scope) readsAhead.delete(scope);
+    readsAhead.clear();
   }
 
   /** The sealed part of a session (what its upstream logout and re-checks need). */

@@ -4,7 +4,7 @@ import { ConcordError } from '../errors.ts';
 import { StoreUnavailableError } from './errors.ts';
 import type { StoreOptions } from './factory.ts';
 import { RedisKeys } from './redis-keys.ts';
-import { deferWrite, requestReads, requestScope, takeDeferredWrites } from './request-reads.ts';
+import { deferWrite, requestLocal, requestReads, takeDeferredWrites } from './request-reads.ts';
 import type { Adapter, AdapterPayload, LogEntry, Store } from './types.ts';
 
 /**
@@ -94,22 +94,21 @@ function setAdd(store: RedisStore, key: string, member: string, ttlMs: number): 
   return store.run((c) => Promise.all([c.sadd(key, member), c.pexpire(key, ttlMs, 'NX'), c.pexpire(key, ttlMs, 'GT')])).then(() => undefined);
 }
 
-/** Set adds made in a request (requestScope): set key + member -> until when (epoch ms) it made the set live, and its write. */
-const setAdds = new WeakMap<object, Map<string, { until: number; written: Promise<void> }>>();
+/** Set adds made in a request (requestLocal): set key + member -> until when (epoch ms) it made the set live, and its write. */
+const setAdds = requestLocal(() => new Map<string, { until: number; written: Promise<void> }>());
 /** How much shorter than asked a set's lifetime may end when an add is answered by an earlier one of the same request. */
 const SET_ADD_SLACK_MS = 1000;
 
 /**
- * Sets a request made live (requestScope): set key -> until when (epoch ms) its setAdd made the set
+ * Sets a request made live (requestLocal): set key -> until when (epoch ms) its setAdd made the set
  * live, and that write. Another member added to such a set, asking no later an end, needs no GT.
  */
-const setLives = new WeakMap<object, Map<string, { until: number; written: Promise<void> }>>();
+const setLives = requestLocal(() => new Map<string, { until: number; written: Promise<void> }>());
 
 /** After a removal in this request, an add of the same member (any member, without one) is sent again, and any add to the set in full (a removal may have emptied it: Redis deletes an empty set, lifetime and all). */
 function forgetSetAdds(key: string, member?: string): void {
-  const scope = requestScope();
-  if (scope) setLives.get(scope)?.delete(key);
-  const adds = scope && setAdds.get(scope);
+  setLives.peek()?.delete(key);
+  const adds = setAdds.peek();
   if (!adds) return;
   if (member !== undefined) adds.delete(`${key}\n${member}`);
   else for (const id of adds.keys()) if (id.startsWith(`${key}\n`)) adds.delete(id);
@@ -273,31 +272,22 @@ export class RedisStore implements Store {
     // Within one request, the same member added again to a set this request already made live as
     // long (within SET_ADD_SLACK_MS) is not sent again, only waited for: oidc-provider's Session and
     // Concord's session record index the same session in one response (sessions/oidc-index.ts).
-    const scope = requestScope();
     const id = `${k}\n${member}`;
     const until = Date.now() + ttlSeconds * 1000;
-    const earlier = scope ? setAdds.get(scope)?.get(id) : undefined;
+    const earlier = setAdds.peek()?.get(id);
     if (earlier && earlier.until >= until - SET_ADD_SLACK_MS) return earlier.written;
     // Another member of a set this request already made live as long (an account's Grant, then its
     // Session, into sessions-of-account at the resume): SADD and PEXPIRE NX, no GT. They are issued
     // after that add's PEXPIREs on the same connection (the key's node on a Cluster), so the set they
     // join has that lifetime; NX gives one to a set that was emptied (another request's SREM: Redis
     // deletes it) and made again by this SADD. The write is known done only with the earlier one.
-    const live = scope ? setLives.get(scope)?.get(k) : undefined;
+    const live = setLives.peek()?.get(k);
     const written =
       live && live.until >= until - SET_ADD_SLACK_MS
         ? Promise.all([live.written, this.run((c) => Promise.all([c.sadd(k, member), c.pexpire(k, ms(ttlSeconds), 'NX')]))]).then(() => undefined)
         : setAdd(this, k, member, ms(ttlSeconds));
-    if (scope) {
-      let adds = setAdds.get(scope);
-      if (!adds) setAdds.set(scope, (adds = new Map()));
-      adds.set(id, { until, written });
-      if (!live || live.until < until - SET_ADD_SLACK_MS) {
-        let lives = setLives.get(scope);
-        if (!lives) setLives.set(scope, (lives = new Map()));
-        lives.set(k, { until, written });
-      }
-    }
+    setAdds.get()?.set(id, { until, written });
+    if (!live || live.until < until - SET_ADD_SLACK_MS) setLives.get()?.set(k, { until, written });
     return written;
   }
 
@@ -595,8 +585,8 @@ class RedisAdapter implements Adapter {
   }
 }
 
-/** GETs of oidc-provider keys under way in a request (requestScope): key -> the answer to come. */
-const inFlight = new WeakMap<object, Map<string, Promise<string | null>>>();
+/** GETs of oidc-provider keys under way in a request (requestLocal): key -> the answer to come. */
+const inFlight = requestLocal(() => new Map<string, Promise<string | null>>());
 
 /**
  * GET of an oidc-provider key (a payload, or a uid / user code index) once per request: answered
@@ -608,11 +598,10 @@ function readOnce(store: RedisStore, key: string): Promise<string | null> {
   if (!reads) return store.run((c) => c.get(key));
   const known = reads.get(key);
   if (known !== undefined) return Promise.resolve(known);
-  const scope = requestScope()!;
-  let pending = inFlight.get(scope);
-  const under = pending?.get(key);
+  // Within a request (its reads are open), so it has its own map.
+  const pending = inFlight.get()!;
+  const under = pending.get(key);
   if (under) return under;
-  if (!pending) inFlight.set(scope, (pending = new Map()));
   const read = store.run((c) => c.get(key));
   pending.set(key, read);
   const settled = () => {
@@ -637,13 +626,11 @@ function readAhead(store: RedisStore, key: string): void {
 /** A write of this request to `key`: its reads, and a GET of it under way, no longer answer. */
 function forget(key: string): void {
   requestReads()?.delete(key);
-  const scope = requestScope();
-  if (scope) inFlight.get(scope)?.delete(key);
+  inFlight.peek()?.delete(key);
 }
 
 function forgetAll(): void {
-  const scope = requestScope();
-  if (scope) inFlight.delete(scope);
+  inFlight.clear();
 }
 
 /** When a stored Grant expires (its `exp`, epoch ms), or undefined when it has none or does not parse. */

@@ -81,3 +81,35 @@ export function requestReads(): Map<string, string | null> | undefined {
 export function requestScope(): object | undefined {
   return requestReads();
 }
+
+/** A value each request has of its own (requestScope), made at its first use there and gone with the request. */
+export interface RequestLocal<T> {
+  /** The current request's value, made now if it has none yet; undefined outside a request. */
+  get(): T | undefined;
+  /** The current request's value if it has one (nothing is made); undefined otherwise. */
+  peek(): T | undefined;
+  /** Forgets the current request's value: its next get() makes a new one. */
+  clear(): void;
+}
+
+/** A RequestLocal whose values `make` creates (a Map or Set of what one request has seen or started). */
+export function requestLocal<T>(make: () => T): RequestLocal<T> {
+  const values = new WeakMap<object, T>();
+  return {
+    get() {
+      const scope = requestScope();
+      if (scope === undefined) return undefined;
+      let value = values.get(scope);
+      if (value === undefined) values.set(scope, (value = make()));
+      return value;
+    },
+    peek() {
+      const scope = requestScope();
+      return scope === undefined ? undefined : values.get(scope);
+    },
+    clear() {
+      const scope = requestScope();
+      if (scope !== undefined) values.delete(scope);
+    },
+  };
+}
