@@ -547,8 +547,9 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     };
     // The account, the login held for its session, the trail and the interaction's result go out
     // together (one round trip): none depends on another. The browser is sent on only once all are
-    // written; should one fail, the result saved without its held login resumes as a session
-    // without a record, which the account's claims serve (as sessions from before records).
+    // written; should one fail, the browser gets the error page, and a result saved without its
+    // held login would resume as a session without a record, whose code exchange is refused
+    // (findAccount: accounts keep no claims, so nothing vouches for such a token).
     const [, , , returnTo] = await Promise.all([
       accounts.save({ accountId, participantId, upstreamIssuer: identity.issuer, upstreamSubject: identity.subject, claims: outcome.claims, updatedAt: now }),
       // What this login keeps (its claims, its upstream session, what its logout and re-checks need)
