@@ -5,3 +5,4 @@ export { parseDocumentText, readDocumentFile, describeSyntaxProblem, type Parsed
 export { jsonSchemas } from './json-schema.ts';
 export { Duration } from './duration.ts';
 export { clientRedirectProblems, redirectUriProblem, isSafeRedirect, isLoopbackHost, type ApplicationType } from './redirect-uris.ts';
+export { contrastRatio, parseHexColor, AA_TEXT_CONTRAST } from './contrast.ts';

@@ -5,7 +5,7 @@ import { SIGNING_ALGORITHMS } from '../keys/types.ts';
 import { MappingSchema } from '../mapping/index.ts';
 import { Duration } from './duration.ts';
 import { clientRedirectProblems } from './redirect-uris.ts';
-import { AA_TEXT_CONTRAST, contrastRatio, parseHexColor } from '../pages/contrast.ts';
+import { AA_TEXT_CONTRAST, contrastRatio, parseHexColor } from './contrast.ts';
 
 /**
  * A logo: the name of a file in the configuration directory's `logos/` folder, served by Concord at

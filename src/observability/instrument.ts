@@ -1,13 +1,28 @@
-import type { LoginEvent, LoginObserver } from '../interactions/login-events.ts';
 import { clientLabel, grantTypeLabel, oauthErrorLabel, outcomeLabel, participantLabel, type KnownIds } from './labels.ts';
 import type { Metrics } from './metrics.ts';
+
+/**
+ * What the login metrics read of a brokered login's end. The part that runs logins (interactions/)
+ * defines the events and their bounded outcomes; this part only counts them, so it depends on no
+ * route: any event of this shape will do.
+ */
+export interface CountedLogin {
+  participant: string | undefined;
+  client: string | undefined;
+  /** A bounded outcome code ('success', an error code); one not shaped like a code is labelled 'other'. */
+  outcome: string;
+  /** Whole brokered login, milliseconds. */
+  durationMs?: number;
+  /** The upstream's share of it, milliseconds. */
+  upstreamMs?: number;
+}
 
 /**
  * Counts every brokered login by participant, client and outcome, and times the successful ones
  * (end to end, and the upstream's share). `next` is another observer to call as well (tests, hooks).
  */
-export function loginMetrics(metrics: Metrics, known: KnownIds, next?: LoginObserver): LoginObserver {
-  return (event: LoginEvent) => {
+export function loginMetrics<E extends CountedLogin>(metrics: Metrics, known: KnownIds, next?: (event: E) => void): (event: E) => void {
+  return (event: E) => {
     const participant = participantLabel(known, event.participant);
     metrics.loginAttempts.inc({ participant, client: clientLabel(known, event.client), outcome: outcomeLabel(event.outcome) });
     if (event.durationMs !== undefined) metrics.loginDuration.observe({ participant }, event.durationMs / 1000);

@@ -7,5 +7,5 @@ export { Pages, loadPages, pagesOf, renderPage, type ParticipantShown } from './
 export { showError, errorText, ERROR_PAGES, type ErrorPage, type ErrorDetails, type WayBack } from './errors.ts';
 export { escapeHtml, Trusted, inlineScript, type TemplateVars } from './render.ts';
 export { negotiateLocale, catalogueIssues, placeholdersOf, loadCatalogues, shippedCatalogue, SHIPPED_LOCALES, REFERENCE_LOCALE, Messages, type CatalogueIssue } from './messages.ts';
-export { contrastRatio, parseHexColor, AA_TEXT_CONTRAST } from './contrast.ts';
+export { contrastRatio, parseHexColor, AA_TEXT_CONTRAST } from '../config/index.ts';
 export { MAX_LOGO_BYTES } from './assets.ts';
