@@ -10,6 +10,7 @@ import { ConfigError, type LoadedConfig } from './config/index.ts';
 import { createDomainProof, type DomainProof } from './domain-proof/index.ts';
 import { ConcordError } from './errors.ts';
 import { errorBoundary } from './http/errors.ts';
+import { CookieKeys } from './http/cookie-keys.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { createRateLimits } from './http/rate-limit.ts';
 import { replaceForm, requestLimits, type CheckedRequest } from './http/request-limits.ts';
@@ -222,6 +223,8 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
 
   const tokenIds = tokenIdKey(settings.secretsKey, keys.pairwiseSalt());
   const dpopNonces = dpopNonceSecret(settings.secretsKey, keys.pairwiseSalt());
+  // One signer of signed cookies for the public app and every provider built (src/http/cookie-keys.ts).
+  const cookieKeys = new CookieKeys(keys.cookieKeys());
   // The provider is rebuilt when the key set changes (a key activates, is added or leaves).
   // Requests already inside the old one finish there.
   let providerState: { provider: Provider; fingerprint: string; middleware: Koa.Middleware };
@@ -234,7 +237,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
       registry,
       accounts,
       keySet,
-      cookieKeys: keys.cookieKeys(),
+      cookieKeys,
       pairwiseSalt: keys.pairwiseSalt(),
       tokenIdKey: tokenIds,
       dpopNonceSecret: dpopNonces,
@@ -289,7 +292,8 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     }
   }
 
-  const publicApp = new Koa({ keys: keys.cookieKeys(), proxy: settings.trustProxy, maxIpsCount: settings.rateLimits.proxyHops });
+  const publicApp = new Koa({ proxy: settings.trustProxy, maxIpsCount: settings.rateLimits.proxyHops });
+  publicApp.keys = cookieKeys;
   publicApp.silent = true;
   const base = new Router();
   base.get('/healthz', (ctx) => {

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import Provider, { errors, interactionPolicy, type Account, type Configuration, type KoaContextWithOIDC, type AsymmetricSigningAlgorithm } from 'oidc-provider';
 import type { ConcordSettings } from '../config/index.ts';
+import type { CookieSigner } from '../http/cookie-keys.ts';
 import type { KeySet } from '../keys/index.ts';
 import type { Registry } from '../participants/index.ts';
 import type { Store } from '../store/index.ts';
@@ -36,7 +37,8 @@ export interface ProviderDeps {
   registry: Registry;
   accounts: AccountStore;
   keySet: KeySet;
-  cookieKeys: string[];
+  /** The signer of signed cookies (src/http/cookie-keys.ts), shared with the public Koa app. */
+  cookieKeys: CookieSigner;
   /** Secret of the pairwise subject identifiers (KeyManager.pairwiseSalt). */
   pairwiseSalt: string;
   /** HMAC key of the store keys of bearer values (codes, refresh tokens): tokenIdKey() of the same module. */
