@@ -108,8 +108,11 @@ export class UpstreamHttp {
 
   async request(url: string, init: Partial<CustomFetchOptions> & { method: string }, kind: EndpointKind): Promise<Response> {
     const started = performance.now();
-    const timeout = AbortSignal.timeout(this.#timeoutMs);
-    const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
+    // A timer cleared once the call is over, not AbortSignal.timeout: that one's timer runs its full
+    // course after every call and then aborts its signal (a DOMException and an abort event each).
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(new DOMException(`no answer within ${this.#timeoutMs} ms`, 'TimeoutError')), this.#timeoutMs);
+    const signal = init.signal ? AbortSignal.any([init.signal, timeout.signal]) : timeout.signal;
     let status: number | undefined;
     let failure: string | undefined;
     let reason: UpstreamFailureReason | undefined;
@@ -145,7 +148,7 @@ export class UpstreamHttp {
           const code = kind === 'discovery' || kind === 'jwks' ? 'discovery_invalid' : 'upstream_misconfigured';
           throw new UpstreamError(code, `${kind}: ${err.message}`, { participantId: this.#participantId });
         }
-        if (timeout.aborted || (err instanceof Error && err.name === 'TimeoutError')) {
+        if (timeout.signal.aborted || (err instanceof Error && err.name === 'TimeoutError')) {
           failure = 'timeout';
           reason = 'timeout';
           throw new UpstreamError('upstream_timeout', `${kind}: no answer from ${origin(url)} within ${this.#timeoutMs} ms`, {
@@ -169,6 +172,7 @@ export class UpstreamHttp {
       }
       return response;
     } finally {
+      clearTimeout(timer);
       const durationMs = performance.now() - started;
       const acc = spent.getStore();
       if (acc) acc.ms += durationMs;

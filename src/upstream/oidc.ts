@@ -545,7 +545,10 @@ class OidcConnector implements Connector {
       this.#http.kindOf(url) === 'token'
         ? this.#http.fetch(url, options).then((response) => lenientTokenResponse(response, this.participantId, { idTokenRequired: !isRefreshGrant(options.body) }))
         : this.#http.fetch(url, options);
-    config.timeout = timeout;
+    // No timeout of openid-client's own on the calls of a login (0: none; discovery above needs one,
+    // there 0 would mean at once): every call it makes goes through UpstreamHttp (customFetch), which
+    // times it out (upstream.timeoutMs, the body included); a second timer per call is waste.
+    config.timeout = 0;
     if (insecure) oidc.allowInsecureRequests(config);
     // ID token signatures are verified by #verifySignature (jose), not openid-client's non-repudiation
     // checks: its JWKS cache refetches for an unknown kid only once a minute, and a login right after

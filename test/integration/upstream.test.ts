@@ -120,6 +120,29 @@ describe('upstream OIDC connector against the demo partner IdP', () => {
     assert.ok(identity.durationMs >= 0 && identity.durationMs < 3000);
   });
 
+  it('ends the timeout of each call with the call: no timer left running, none of openid-client\'s', async () => {
+    const { url, pending } = await connector.beginLogin({ redirectUri: REDIRECT_URI });
+    const callback = await signIn(new Browser(), url, 'alice@acme.example', DEMO_PASSWORD);
+    // AbortSignal.timeout's timer runs its full course after the call it guarded, then aborts a
+    // signal nobody listens to any more (a DOMException and an abort event per call, for nothing).
+    const armed: AbortSignal[] = [];
+    const timeoutSignal = AbortSignal.timeout.bind(AbortSignal);
+    AbortSignal.timeout = (ms: number) => {
+      const signal = timeoutSignal(ms);
+      armed.push(signal);
+      return signal;
+    };
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    try {
+      await connector.completeLogin(callbackFrom(callback), pending);
+    } finally {
+      AbortSignal.timeout = timeoutSignal;
+    }
+    assert.equal(armed.length, 0, 'no AbortSignal.timeout per call');
+    assert.equal(timers(), before, 'the timeout of each call is cleared when the call ends');
+  });
+
   it('carries nested custom claims (Keycloak-style realm_access) and fetches userinfo when asked', async () => {
     const globex = await startPartnerIdp({
       name: 'Globex',
