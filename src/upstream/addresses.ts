@@ -100,7 +100,7 @@ export function nonPublicLiteral(url: URL): string | undefined {
   return isIP(host) && !isPublicAddress(host) ? host : undefined;
 }
 
-/** The error a refused lookup gives; `fetch` reports it as the cause of its TypeError. */
+/** The error a refused lookup gives; undici rejects the call with it (`fetch`, as the cause of its TypeError). */
 export class NotPublicAddress extends Error {
   readonly code = 'ENOTPUBLIC';
   readonly addresses: string[];
@@ -134,7 +134,7 @@ export function publicOnly(lookup: AddressLookup = systemLookup) {
 export const publicOnlyLookup = publicOnly();
 
 /**
- * An undici dispatcher for `fetch` that only connects to public addresses, as `lookup` (default
+ * An undici dispatcher (UpstreamHttp's calls) that only connects to public addresses, as `lookup` (default
  * dns.lookup) finds them. Domain proof (domain-proof/) passes its configured resolvers' lookup.
  */
 export function publicOnlyDispatcher(lookup?: AddressLookup): Agent {

@@ -1,4 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import { request as undiciRequest, type Dispatcher } from 'undici';
 import type { CustomFetch, CustomFetchOptions } from 'openid-client';
 import { requestContext } from '../observability/index.ts';
 import { lookupDispatcher, nonPublicLiteral, NotPublicAddress, publicOnlyDispatcher, type AddressLookup } from './addresses.ts';
@@ -124,14 +128,23 @@ export class UpstreamHttp {
         // called. A name is checked as it is connected to (the dispatcher), a literal address here.
         const literal = this.#publicOnly ? nonPublicLiteral(new URL(url)) : undefined;
         if (literal) throw new NotPublicAddress(literal, [literal]);
-        response = await fetch(url, { ...(init as RequestInit), redirect: 'manual', signal, ...(this.#dispatcher ? { dispatcher: this.#dispatcher } : {}) } as RequestInit);
-        status = response.status;
+        // undici's request(), not fetch(): the same HTTP client without the Fetch machinery (Request
+        // objects, web streams, a fetch controller), which more than doubled the CPU of a call (a
+        // token request and its answer: about 520 against 220 µs, client and server together, on a
+        // loaded 2-core machine). It follows no redirect (as fetch's redirect: 'manual' did).
+        const answer = await undiciRequest(url, {
+          method: init.method as Dispatcher.HttpMethod,
+          ...outgoing(init),
+          signal,
+          ...(this.#dispatcher ? { dispatcher: this.#dispatcher } : {}),
+        });
+        status = answer.statusCode;
         // Read the body here, under the same timeout, with a cap; hand openid-client a buffered copy.
-        const body = await readCapped(response, this.#maxBodyBytes);
-        response = new Response(nullBodyStatus(response.status) ? null : body, {
-          status: response.status,
-          statusText: response.statusText,
-          headers: response.headers,
+        const body = await readCapped(answer.headers, answer.body, this.#maxBodyBytes);
+        response = new Response(nullBodyStatus(status) ? null : body, {
+          status,
+          statusText: answer.statusText,
+          headers: incomingHeaders(answer.headers),
         });
       } catch (err) {
         const notPublic = err instanceof NotPublicAddress ? err : (err as { cause?: unknown } | null)?.cause instanceof NotPublicAddress ? ((err as { cause: NotPublicAddress }).cause) : undefined;
@@ -201,30 +214,64 @@ function nullBodyStatus(status: number): boolean {
   return status === 101 || status === 204 || status === 205 || status === 304;
 }
 
-async function readCapped(response: Response, max: number): Promise<Uint8Array> {
-  const declared = Number(response.headers.get('content-length'));
+async function readCapped(headers: IncomingHttpHeaders, body: Readable, max: number): Promise<Uint8Array> {
+  const declared = Number(headers['content-length']);
   if (Number.isFinite(declared) && declared > max) {
-    await response.body?.cancel().catch(() => {});
+    discard(body);
     throw new BodyTooLarge(`response body of ${declared} bytes is larger than ${max}`);
   }
-  if (!response.body) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
+  const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+  for await (const chunk of body as AsyncIterable<Buffer>) {
     size += chunk.byteLength;
     if (size > max) {
-      await response.body.cancel().catch(() => {});
+      discard(body);
       throw new BodyTooLarge(`response body larger than ${max} bytes`);
     }
     chunks.push(chunk);
   }
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+}
+
+/** Stops reading an answer's body and closes its connection (the abort that undici reports is expected). */
+function discard(body: Readable): void {
+  body.on('error', () => {});
+  body.destroy();
+}
+
+/**
+ * The headers and body of a call as undici's request() takes them, with what fetch() adds when a
+ * caller leaves it out (`accept`, `user-agent`, the content type of a string or form body), so a
+ * partner IdP sees the requests it saw before.
+ */
+function outgoing(init: Partial<CustomFetchOptions>): { headers: Record<string, string>; body?: string | Uint8Array | Readable } {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(init.headers ?? {})) headers[name.toLowerCase()] = value;
+  headers['accept'] ??= '*/*';
+  headers['user-agent'] ??= 'node';
+  const body = init.body;
+  if (body === undefined || body === null) return { headers };
+  if (typeof body === 'string') {
+    headers['content-type'] ??= 'text/plain;charset=UTF-8';
+    return { headers, body };
   }
-  return out;
+  if (body instanceof URLSearchParams) {
+    headers['content-type'] ??= 'application/x-www-form-urlencoded;charset=UTF-8';
+    return { headers, body: body.toString() };
+  }
+  if (body instanceof ArrayBuffer) return { headers, body: new Uint8Array(body) };
+  if (body instanceof Uint8Array) return { headers, body };
+  return { headers, body: Readable.fromWeb(body as NodeReadableStream) };
+}
+
+/** An answer's headers (undici: lower-case names, repeated ones as arrays) as a Fetch Headers. */
+function incomingHeaders(raw: IncomingHttpHeaders): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(raw)) {
+    if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+    else if (value !== undefined) headers.append(name, value);
+  }
+  return headers;
 }
 
 export function stripQuery(url: string): string {
@@ -244,7 +291,7 @@ function origin(url: string): string {
   }
 }
 
-/** ECONNREFUSED, ENOTFOUND, ... from undici's `fetch failed` TypeError; never the message of a body. */
+/** ECONNREFUSED, ENOTFOUND, ... from undici's error or its cause; never the message of a body. */
 function networkReason(err: unknown): string {
   let current: unknown = err;
   for (let i = 0; i < 5 && current; i++) {
