@@ -384,7 +384,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     }),
   );
   // The login an authorization finished goes to its session; each service's part in a session is recorded.
-  const sessionTracking = trackSessions(sessions);
+  const sessionTracking = trackSessions(sessions, { provider: () => providerState.provider, interactions: store.adapter('Interaction') });
   publicApp.use((ctx, next) => {
     const route = routeOf(ctx)?.name;
     return route === 'authorization' || route === 'resume' ? sessionTracking(ctx, next) : next();

@@ -217,18 +217,20 @@ export function createProvider(deps: ProviderDeps): Provider {
       // The login this request belongs to: the token's session, or the browser's (single sign-on at /auth).
       const sessionUid = (token as { sessionUid?: string } | undefined)?.sessionUid ?? (oidcCtx?.oidc?.session?.accountId === accountId ? oidcCtx.oidc.session.uid : undefined);
       // At the resume that finishes a login its session has no record yet (trackSessions binds the
-      // login after oidc-provider answered), so the account is read in the same round trip, and the
-      // login held for the resumed interaction is taken there for that bind (Sessions.takeAhead).
+      // login after oidc-provider answered): the login held for the resumed interaction is taken for
+      // that bind (Sessions.takeAhead; trackSessions began it with the request, when it could). A
+      // session oidc-provider has just made (the browser had none: never saved, no `exp`) has no
+      // record to read, and the account is not read: nothing at the resume releases claims, and the
+      // participant is the account id's.
       const resuming = !token && oidcCtx?.oidc?.route === 'resume';
-      const early = resuming ? accounts.find(accountId) : undefined;
-      early?.catch(() => {}); // awaited below when it is needed
       const resumed = resuming ? (oidcCtx.oidc.entities as { Interaction?: { uid?: string } }).Interaction?.uid : undefined;
-      if (resumed) sessions.takeAhead(resumed, accountId);
+      if (resumed) sessions.takeAhead(resumed);
+      if (resuming && sessionUid !== undefined && typeof oidcCtx.oidc.session?.exp !== 'number') sessions.madeNow(sessionUid);
       let session = sessionUid === undefined ? undefined : await sessions.get(sessionUid);
       if (session && session.accountId !== accountId) session = undefined;
       // Tokens and sessions from before per-session state: the account's last login, until they expire.
-      const legacy: BrokeredAccount | undefined = session ? undefined : await (early ?? accounts.find(accountId));
-      const participantId = session?.participantId ?? legacy?.participantId;
+      const legacy: BrokeredAccount | undefined = session || resuming ? undefined : await accounts.find(accountId);
+      const participantId = session?.participantId ?? legacy?.participantId ?? (resuming ? accounts.participantOf(accountId) : undefined);
       const participant = participantId === undefined ? undefined : registry.participant(participantId);
       // A participant removed or disabled stops its users at once: sessions, codes and refresh tokens.
       if (!participant?.config.enabled) return undefined;

@@ -1,4 +1,5 @@
 import type { Context, Next } from 'koa';
+import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Sessions } from '../sessions/index.ts';
 import type { Adapter } from '../store/index.ts';
@@ -13,32 +14,64 @@ interface AuthorizationContext {
   };
 }
 
+/** What trackSessions reads ahead with: oidc-provider's Interactions and the provider's cookies. */
+export interface ResumeReads {
+  /** The provider serving now (its cookie names and keys). */
+  provider: () => Provider;
+  /** The Interaction adapter: a find issued now answers oidc-provider's find later in the request (store request-reads.ts). */
+  interactions: Adapter;
+}
+
 /**
  * Around oidc-provider's authorization endpoint (/auth and its resume): after it answered, the login
  * an interaction finished goes to the session oidc-provider put it in (Sessions.bind), and a service
  * that got an authorization code in a session is recorded with its `sid` and grant, so the session's
  * end reaches it. Mounted for the `authorization` and `resume` routes only.
+ *
+ * A resume (`/auth/:uid`) whose resume cookie names that uid (the cookie oidc-provider checks before
+ * it resumes anything) begins with what it will read: the Interaction, and the login held for it
+ * (Sessions.takeAhead), issued together as the request starts, one round trip. A login taken so and
+ * not bound (the resume ended another way) is held again as the request ends (Sessions.settleTakes).
  */
-export function trackSessions(sessions: Sessions) {
+export function trackSessions(sessions: Sessions, reads?: ResumeReads) {
   return async function trackSession(ctx: Context, next: Next) {
     // The interaction this request resumes (`/auth/:uid`), read before oidc-provider answers: when the
     // login it finished is followed by another prompt (consent), oidc-provider replaces its Interaction
     // entity with the new one, and the login, held under the resumed interaction, would never be bound.
     const resumed = (ctx.state.route as { name?: string } | undefined)?.name === 'resume' ? lastSegment(ctx.path) : undefined;
-    await next();
-    const { oidc } = ctx as unknown as AuthorizationContext;
-    const session = oidc?.session;
-    if (!session?.accountId || session.destroyed) return;
-    const current = oidc?.entities?.Interaction?.uid;
-    const code = oidc?.entities?.AuthorizationCode;
-    const sid = code?.clientId ? session.sidFor(code.clientId) : undefined;
-    let client = code?.clientId && code.sessionUid === session.uid ? { clientId: code.clientId, ...(sid ? { sid } : {}), ...(code.grantId ? { grantId: code.grantId } : {}) } : undefined;
-    for (const interaction of new Set([resumed, current])) {
-      // The service of this code goes in with the record the login is bound to (no write of its own).
-      if (interaction && (await sessions.bind(interaction, { uid: session.uid, accountId: session.accountId }, client))) client = undefined;
+    if (resumed && reads && resumeCookie(reads.provider(), ctx) === resumed) {
+      reads.interactions.find(resumed).catch(() => {}); // oidc-provider's own find gets the answer, or the failure
+      sessions.takeAhead(resumed);
     }
-    if (client) await sessions.addClient(session.uid, client);
+    try {
+      await next();
+    } catch (error) {
+      // What was taken ahead is held again; the request's own failure is what it answers.
+      await sessions.settleTakes().catch(() => {});
+      throw error;
+    }
+    try {
+      const { oidc } = ctx as unknown as AuthorizationContext;
+      const session = oidc?.session;
+      if (!session?.accountId || session.destroyed) return;
+      const current = oidc?.entities?.Interaction?.uid;
+      const code = oidc?.entities?.AuthorizationCode;
+      const sid = code?.clientId ? session.sidFor(code.clientId) : undefined;
+      let client = code?.clientId && code.sessionUid === session.uid ? { clientId: code.clientId, ...(sid ? { sid } : {}), ...(code.grantId ? { grantId: code.grantId } : {}) } : undefined;
+      for (const interaction of new Set([resumed, current])) {
+        // The service of this code goes in with the record the login is bound to (no write of its own).
+        if (interaction && (await sessions.bind(interaction, { uid: session.uid, accountId: session.accountId }, client))) client = undefined;
+      }
+      if (client) await sessions.addClient(session.uid, client);
+    } finally {
+      await sessions.settleTakes();
+    }
   };
+}
+
+/** The interaction uid oidc-provider's resume cookie names (signed with the provider's cookie keys), if the request has a valid one. */
+function resumeCookie(provider: Provider, ctx: Context): string | undefined {
+  return provider.createContext(ctx.req, ctx.res).cookies.get(provider.cookieName('resume'), { signed: true }) ?? undefined;
 }
 
 /** The last segment of a path, decoded (undefined when it is not valid percent-encoding). */

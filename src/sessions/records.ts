@@ -82,6 +82,15 @@ interface HeldLogin extends PendingSessionLogin {
   heldUntil?: number;
 }
 
+/** A held login as taken (SessionStore.takeHeld): the login, and what holds it again (putBack). */
+export interface TakenLogin {
+  login: PendingSessionLogin;
+  /** The record as it was held. */
+  sealed: string;
+  /** When it stops being held, epoch ms. */
+  heldUntil?: number;
+}
+
 /** The time of a session's last refresh: apart from the record, so a refresh never rewrites what a re-check just wrote. */
 interface SessionSeen {
   refreshedAt: number;
@@ -213,6 +222,20 @@ export class SessionStore {
    * then resumes again). One that does not open is dropped. One GETDEL: the record is read once.
    */
   async take(interactionUid: string, accountId: string): Promise<PendingSessionLogin | undefined> {
+    const held = await this.takeHeld(interactionUid);
+    if (!held) return undefined;
+    if (held.login.accountId !== accountId) {
+      await this.putBack(interactionUid, held);
+      return undefined;
+    }
+    return held.login;
+  }
+
+  /**
+   * Takes (single use: one GETDEL) the login held for an interaction, whoever's it is, with what
+   * putBack needs to hold it again. One that does not open is dropped.
+   */
+  async takeHeld(interactionUid: string): Promise<TakenLogin | undefined> {
     const sealed = await this.#store.takeTemp<string>(pendingKey(interactionUid));
     if (typeof sealed !== 'string') return undefined;
     let held: HeldLogin;
@@ -221,13 +244,14 @@ export class SessionStore {
     } catch {
       return undefined;
     }
-    if (held.accountId !== accountId) {
-      const left = typeof held.heldUntil === 'number' ? (held.heldUntil - Date.now()) / 1000 : 0;
-      if (left > 0) await this.#store.setTemp(pendingKey(interactionUid), sealed, left);
-      return undefined;
-    }
-    const { heldUntil: _until, ...login } = held;
-    return { ...login, upstream: unpackState(login.upstream ?? {}) };
+    const { heldUntil, ...login } = held;
+    return { login: { ...login, upstream: unpackState(login.upstream ?? {}) }, sealed, ...(typeof heldUntil === 'number' ? { heldUntil } : {}) };
+  }
+
+  /** Holds a taken login again for the rest of its lifetime (nothing when that is over, or unknown). */
+  async putBack(interactionUid: string, taken: TakenLogin): Promise<void> {
+    const left = taken.heldUntil === undefined ? 0 : (taken.heldUntil - Date.now()) / 1000;
+    if (left > 0) await this.#store.setTemp(pendingKey(interactionUid), taken.sealed, left);
   }
 
   /**
@@ -273,6 +297,14 @@ export class SessionStore {
     ]);
     // A new session has no clients but the one given (others are added after this, as it gets authorizations).
     return this.#view(uid, stored, previous ? await this.#setClients(uid) : []);
+  }
+
+  /**
+   * Notes that a session has no record (oidc-provider has just made it: a new uid, never saved), as a
+   * get that found none would: its put in this request writes it without reading it first.
+   */
+  markAbsent(uid: string): void {
+    noteAbsent(uid);
   }
 
   /** What a re-check found: fresh claims, the time, and what to keep for the next re-check. */

@@ -5,7 +5,7 @@ import { requestLocal, type AdapterPayload, type Store } from '../store/index.ts
 import type { Connector } from '../upstream/index.ts';
 import type { LogoutNotice } from './delivery.ts';
 import { grantsOf, sessionsOf } from './oidc-index.ts';
-import { SessionStore, type PendingSessionLogin, type SessionClient, type SessionRecord, type UpstreamSessionState } from './records.ts';
+import { SessionStore, type PendingSessionLogin, type SessionClient, type SessionRecord, type TakenLogin, type UpstreamSessionState } from './records.ts';
 import { recheckForRefresh, type RefreshDecision } from './recheck.ts';
 
 /** Why a session ended: a log field, a metric label and the admin API's word for it. */
@@ -92,8 +92,14 @@ export interface SessionsOptions {
 /** Sessions read ahead in a request (store requestLocal): uid -> the read, taken by the first get(). */
 const readsAhead = requestLocal(() => new Map<string, Promise<SessionRecord | undefined>>());
 
-/** Held logins taken ahead in a request (store requestLocal): interaction uid -> the take, used by bind(). */
-const takesAhead = requestLocal(() => new Map<string, { accountId: string; take: Promise<PendingSessionLogin | undefined> }>());
+/**
+ * Held logins taken ahead in a request (store requestLocal): interaction uid -> the take, whoever's
+ * login it holds; bind() uses it, and settleTakes() holds again what no bind used.
+ */
+const takesAhead = requestLocal(() => new Map<string, Promise<TakenLogin | undefined>>());
+
+/** Sessions oidc-provider made in a request (a new uid, never saved, store requestLocal): they have no record to read. */
+const madeInRequest = requestLocal(() => new Set<string>());
 
 /** oidc-provider's Session payload, as far as ending one needs it. */
 interface LiveSession extends AdapterPayload {
@@ -149,10 +155,22 @@ export class Sessions {
   async bind(interactionUid: string, session: { uid: string; accountId?: string | undefined }, client?: SessionClient): Promise<SessionRecord | undefined> {
     this.#forgetReadsAhead();
     if (!session.accountId) return undefined;
-    const ahead = this.#takenAhead(interactionUid, session.accountId);
-    const login = await (ahead ?? this.#records.take(interactionUid, session.accountId));
+    const login = await this.#take(interactionUid, session.accountId);
     if (!login) return undefined;
     return this.#records.put(session.uid, login, login.confirmedAt, client);
+  }
+
+  /** The login held for an interaction, when it is `accountId`'s: the take started ahead in this request, or one now; another's is held again. */
+  async #take(interactionUid: string, accountId: string): Promise<PendingSessionLogin | undefined> {
+    const started = takesAhead.peek();
+    const ahead = started?.get(interactionUid);
+    if (!ahead) return this.#records.take(interactionUid, accountId);
+    started!.delete(interactionUid);
+    const taken = await ahead;
+    if (!taken) return undefined;
+    if (taken.login.accountId === accountId) return taken.login;
+    await this.#records.putBack(interactionUid, taken);
+    return undefined;
   }
 
   /** Records that a service got an authorization response in a session (its sid and grant). */
@@ -165,6 +183,7 @@ export class Sessions {
 
   /** The session, or undefined. A read started by readAhead in this request answers the first get of it. */
   get(uid: string): Promise<SessionRecord | undefined> {
+    if (madeInRequest.peek()?.has(uid)) return Promise.resolve(undefined);
     const started = readsAhead.peek();
     const read = started?.get(uid);
     if (read) {
@@ -172,6 +191,19 @@ export class Sessions {
       return read;
     }
     return this.#records.get(uid);
+  }
+
+  /**
+   * Notes that oidc-provider has just made this session (a new uid, never saved: the browser had no
+   * session, or one that is gone): it has no record, so get() answers without reading the store, and
+   * the bind that gives it its login writes the record without reading it first. Until the request's
+   * next write of a session.
+   */
+  madeNow(uid: string): void {
+    const made = madeInRequest.get();
+    if (!made) return;
+    made.add(uid);
+    this.#records.markAbsent(uid);
   }
 
   /**
@@ -189,33 +221,43 @@ export class Sessions {
   }
 
   /**
-   * Starts taking the login held for an interaction as `accountId`'s now, for bind() later in this
-   * request: at the resume that finishes a login, findAccount calls it, so the take leaves with the
-   * account's read instead of in a round trip of its own after oidc-provider answered. The take is
-   * the same single-use GETDEL bind makes (another account's login is put back). Outside a request,
-   * nothing.
+   * Starts taking the login held for an interaction now, for bind() later in this request: at the
+   * resume that finishes a login, as the request begins (the interaction's uid is in its path, and
+   * its resume cookie names it), so the take leaves with oidc-provider's read of the interaction
+   * instead of in a round trip of its own. The take is the same single-use GETDEL bind makes; what
+   * it takes is checked by bind (another account's login is held again), and settleTakes() holds
+   * again what no bind used. Outside a request, nothing.
    */
-  takeAhead(interactionUid: string, accountId: string): void {
+  takeAhead(interactionUid: string): void {
     const started = takesAhead.get();
     if (!started || started.has(interactionUid)) return;
-    const take = this.#records.take(interactionUid, accountId);
+    const take = this.#records.takeHeld(interactionUid);
     take.catch(() => {}); // the bind that uses it sees the failure
-    started.set(interactionUid, { accountId, take });
+    started.set(interactionUid, take);
   }
 
-  /** The take started by takeAhead for this interaction and account in this request, once. */
-  #takenAhead(interactionUid: string, accountId: string): Promise<PendingSessionLogin | undefined> | undefined {
+  /**
+   * Holds again the logins taken ahead in this request that no bind used (the resume ended another
+   * way: an error, a session signed in as someone else to end first), for the rest of their
+   * lifetime, so the interaction can still finish. Called as the request ends.
+   */
+  async settleTakes(): Promise<void> {
     const started = takesAhead.peek();
-    const ahead = started?.get(interactionUid);
-    if (!ahead) return undefined;
-    started!.delete(interactionUid);
-    // Taken as another account's: it was put back, so it is taken again as this one's.
-    return ahead.accountId === accountId ? ahead.take : ahead.take.then(() => this.#records.take(interactionUid, accountId));
+    if (!started?.size) return;
+    const left = [...started];
+    started.clear();
+    await Promise.all(
+      left.map(async ([interactionUid, take]) => {
+        const taken = await take.catch(() => undefined);
+        if (taken) await this.#records.putBack(interactionUid, taken);
+      }),
+    );
   }
 
-  /** A write of this request: sessions read ahead are read again. */
+  /** A write of this request: sessions read ahead are read again, and those made in it are records now, or may be. */
   #forgetReadsAhead(): void {
     readsAhead.clear();
+    madeInRequest.clear();
   }
 
   /** The sealed part of a session (what its upstream logout and re-checks need). */

@@ -540,12 +540,12 @@ describe('administrators see and end sessions (admin API and CLI)', () => {
     assert.equal((await sessions.get(session.id))?.id, session.id);
   });
 
-  it('a held login taken ahead in a request is the one bind uses there; taken ahead as another account, it is put back and bound to its own', async () => {
+  it('a held login taken ahead in a request is the one bind uses there; bound as another account, or not bound at all, it is held again', async () => {
     const { sessions, store } = s.fed.concord.concord;
     const login = { accountId: 'acme:ahead', participantId: 'acme', claims: { email: 'ahead@acme.example' }, upstream: {}, confirmedAt: sessions.nowSeconds() };
     await sessions.hold('ia-1', login, 60);
     const bound = await withRequestReads(async () => {
-      sessions.takeAhead('ia-1', 'acme:ahead');
+      sessions.takeAhead('ia-1');
       await new Promise((resolve) => setTimeout(resolve, 20));
       assert.equal(await store.getTemp('session-pending:ia-1'), undefined, 'taken ahead, single use');
       return sessions.bind('ia-1', { uid: 'sa-1', accountId: 'acme:ahead' });
@@ -554,12 +554,37 @@ describe('administrators see and end sessions (admin API and CLI)', () => {
     assert.deepEqual(bound?.claims, login.claims);
     await sessions.hold('ia-2', login, 60);
     const other = await withRequestReads(async () => {
-      sessions.takeAhead('ia-2', 'acme:someone-else');
-      return sessions.bind('ia-2', { uid: 'sa-2', accountId: 'acme:ahead' });
+      sessions.takeAhead('ia-2');
+      return sessions.bind('ia-2', { uid: 'sa-x', accountId: 'acme:someone-else' });
     });
-    assert.equal(other?.accountId, 'acme:ahead', 'put back by the other account’s take, then bound');
+    assert.equal(other, undefined, 'not bound to another account’s session');
+    const own = await withRequestReads(async () => sessions.bind('ia-2', { uid: 'sa-2', accountId: 'acme:ahead' }));
+    assert.equal(own?.accountId, 'acme:ahead', 'held again by the other account’s bind, then bound to its own');
+    // Taken ahead and never bound (the resume ended another way): held again as the request settles.
+    await sessions.hold('ia-3', login, 60);
+    await withRequestReads(async () => {
+      sessions.takeAhead('ia-3');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(await store.getTemp('session-pending:ia-3'), undefined, 'taken ahead');
+      await sessions.settleTakes();
+    });
+    const later = await withRequestReads(async () => sessions.bind('ia-3', { uid: 'sa-3', accountId: 'acme:ahead' }));
+    assert.equal(later?.accountId, 'acme:ahead', 'held again by settleTakes, then bound');
     await sessions.end('sa-1', 'admin');
     await sessions.end('sa-2', 'admin');
+    await sessions.end('sa-3', 'admin');
+  });
+
+  it('the resume that finishes a login takes its held login and reads no account, nor a record of the session oidc-provider just made', async () => {
+    const { fed } = s;
+    const { browser } = await signedIn(fed, 'carol@acme.example');
+    const resume = browser.history.find((hop) => hop.url.origin === new URL(fed.concord.issuer).origin && /^\/auth\/[^/]+$/.test(hop.url.pathname));
+    assert.ok(resume, 'the login resumed at /auth/{uid}');
+    const request = fed.concord.logs.find((l) => l.msg === 'request' && l.url === resume.url.pathname);
+    assert.ok(request, 'the resume is logged');
+    const calls = fed.concord.logs.filter((l) => l.msg === 'store call' && l.requestId === request.requestId).map((l) => `${String(l.op)} ${String(l.target ?? '')}`);
+    assert.equal(calls.filter((c) => c === 'takeTemp session-pending').length, 1, calls.join(', '));
+    assert.deepEqual(calls.filter((c) => /^(getTemp (account|session)|setMembers session-clients)$/.test(c)), [], calls.join(', '));
   });
 
   it('a session record the request found absent is written by its bind without being read again; a write of it in the request, or another request, reads it', async () => {
