@@ -16,7 +16,7 @@ import { createRateLimits } from './http/rate-limit.ts';
 import { replaceForm, requestLimits, type CheckedRequest } from './http/request-limits.ts';
 import { postedFormToQuery } from './http/posted-form.ts';
 import { routeOf, routeTable, routing } from './http/route.ts';
-import { interactionRoutes, pendingKey, testLogins, type LoginObserver } from './interactions/index.ts';
+import { interactionRoutes, pendingKey, testLogins, trailingInteractions, type LoginObserver } from './interactions/index.ts';
 import { loadPages } from './pages/index.ts';
 import { BrokerClientKeys, CLIENT_KEY_COLLECTION, KeyManager, SAML_KEY_COLLECTION, SamlSpKeys } from './keys/index.ts';
 import { clientLabel, createLogger, createMetrics, loginMetrics, observeKeyAges, participantLabel, providerMetrics, requestLogging, startTracing, timedStore, type Logger, type Metrics } from './observability/index.ts';
@@ -243,6 +243,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
       dpopNonceSecret: dpopNonces,
       sessions,
       notify: (notices) => logoutDelivery.enqueue(notices),
+      adapter: (adapter, name) => trailingInteractions(adapter, name, store),
       log,
     });
     provider.on('server_error', (ctx: Koa.Context, error: unknown) => {

@@ -18,6 +18,7 @@ import type { ClientConfig } from '../config/index.ts';
 import { REFERENCE_LOCALE } from '../pages/index.ts';
 import { readForm } from './form.ts';
 import { finishTestLogin, type TestLoginPending } from './test-login.ts';
+import { stateTrailKey, trailKey, TRAIL_TTL_S, type InteractionTrail } from './trail.ts';
 
 export interface InteractionDeps {
   settings: ConcordSettings;
@@ -67,25 +68,6 @@ interface CarriedCallback {
 
 const callbackKey = (ref: string) => `upstream-callback:${ref}`;
 
-/**
- * What is remembered of a sign-in after oidc-provider has forgotten its interaction, so that Back
- * (or a bookmark) to its pages leads on to the service instead of a scary "expired": its service,
- * and how it ended. Kept under the interaction's uid, and under the pending login's state once the
- * upstream answered (its callback URL may be revisited as well).
- */
-interface InteractionTrail {
-  clientId: string;
-  /** How the sign-in ended; absent while it goes on. */
-  ended?: 'signed_in' | 'cancelled';
-}
-const trailKey = (uid: string) => `interaction-trail:${uid}`;
-const stateTrailKey = (state: string) => `interaction-trail-state:${state}`;
-/**
- * How long Back to a finished sign-in still says where it went (seconds): an hour, the time in which
- * a person goes Back or revisits a tab. Written for every sign-in, so it is not kept for a day: two
- * small keys per login alive for 24 h weighed as much in Redis as a session's grant.
- */
-const TRAIL_TTL_S = 3600;
 /** A carried callback is used by the very next request of the same browser: seconds. */
 const CALLBACK_TTL_S = 120;
 
@@ -330,8 +312,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     if (!interaction || interaction.uid !== uid) return goneInteraction(ctx, uid);
     const params = interaction.params as Record<string, unknown> & { client_id: string; login_hint?: string; idp_hint?: string };
     ctx.set('Cache-Control', 'no-store');
-    const trail: InteractionTrail = { clientId: params.client_id };
-    await store.setTemp(trailKey(uid), trail, TRAIL_TTL_S);
+    // The sign-in's trail (its service) was written with the interaction (trail.ts).
 
     // select_account (provider/index.ts) is a sign-in like login: discovery again, then the upstream with prompt=select_account.
     if (interaction.prompt.name === 'login' || interaction.prompt.name === 'select_account') {

@@ -4,7 +4,7 @@ import type { ConcordSettings } from '../config/index.ts';
 import type { CookieSigner } from '../http/cookie-keys.ts';
 import type { KeySet } from '../keys/index.ts';
 import type { Registry } from '../participants/index.ts';
-import type { Store } from '../store/index.ts';
+import type { Adapter, Store } from '../store/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { escapeHtml, inlineScript, pagesOf, renderPage, showError, Trusted } from '../pages/index.ts';
 import { indexingAdapter, type LogoutNotice, type SessionRecord, type Sessions } from '../sessions/index.ts';
@@ -49,6 +49,11 @@ export interface ProviderDeps {
   sessions: Sessions;
   /** Queues logout tokens (sessions' LogoutDelivery): oidc-provider's own end_session sends through it too. */
   notify: (notices: LogoutNotice[]) => Promise<void>;
+  /**
+   * What the routes keep with oidc-provider's records, around the store's adapter of model `name`
+   * (interactions/trail.ts: a new Interaction's trail); the adapter as it is when absent.
+   */
+  adapter?: (adapter: Adapter, name: string) => Adapter;
   log: Logger;
 }
 
@@ -70,15 +75,17 @@ export function createProvider(deps: ProviderDeps): Provider {
   const offered = settings.keys.algorithms as AsymmetricSigningAlgorithm[];
   const accessTokenAlg = () => settings.keys.accessTokenAlgorithm as AsymmetricSigningAlgorithm;
   const t = settings.tokens;
+  const withRoutes = deps.adapter ?? ((adapter: Adapter) => adapter);
 
   const configuration: Configuration = {
     // Codes, refresh tokens and other bearer values are stored under a keyed hash of their value (hashed-ids.ts);
     // no record repeats its model or its id (compact-payloads.ts). A code's or refresh token's session
-    // is read as soon as the token is (session-tracking.ts).
+    // is read as soon as the token is (session-tracking.ts). `deps.adapter` adds what the routes keep
+    // with oidc-provider's records (a new Interaction's trail: interactions/trail.ts).
     adapter: (name: string) =>
       name === 'Client'
         ? clientAdapter(registry)
-        : readSessionAhead(compactPayloads(hashedIdAdapter(indexingAdapter(store, name, sessions.ttlSeconds), name, deps.tokenIdKey), name, settings.issuer), name, sessions),
+        : readSessionAhead(compactPayloads(withRoutes(hashedIdAdapter(indexingAdapter(store, name, sessions.ttlSeconds), name, deps.tokenIdKey), name), name, settings.issuer), name, sessions),
     clients: [],
     // ES256 and EdDSA keys that sign (not the verify-only ones) sign in place with node:crypto (local-signing.ts).
     jwks: { keys: keySet.jwks.keys.map((jwk) => (jwk.key_ops === undefined && LOCAL_SIGNING_ALGORITHMS.has(jwk.alg ?? '') ? new LocalSigningKey(jwk) : jwk)) } as Configuration['jwks'],

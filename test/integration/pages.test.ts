@@ -219,6 +219,14 @@ describe('pages of a running Concord', () => {
     assert.equal(h1(browsers), '¿Cerrar sesión?');
   });
 
+  it('a sign-in’s trail (its service) is written with its interaction, before its page is shown', async () => {
+    const auth = await authorizationRequest(fed.rp);
+    const toPage = await new Browser().get(auth.url, { stopAt: (u) => u.pathname.startsWith('/interaction/') });
+    assert.ok(toPage.stoppedAt, 'Concord sent the browser to the sign-in page');
+    const uid = toPage.stoppedAt.pathname.split('/')[2]!;
+    assert.deepEqual(await fed.concord.concord.store.getTemp(`interaction-trail:${uid}`), { clientId: RP.client_id });
+  });
+
   it('an expired sign-in of a known service leads back to the service’s home page', async () => {
     const { page } = await loginPage();
     // A fresh browser (no interaction cookie) on a live sign-in's address: expired here, with the way back.
