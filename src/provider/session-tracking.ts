@@ -1,8 +1,8 @@
 import type { Context, Next } from 'koa';
-import type Provider from 'oidc-provider';
+import Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Sessions } from '../sessions/index.ts';
-import type { Adapter } from '../store/index.ts';
+import { noteSessionId, type Adapter, type AdapterPayload } from '../store/index.ts';
 
 interface AuthorizationContext {
   oidc?: {
@@ -87,12 +87,20 @@ function lastSegment(path: string): string | undefined {
  * Codes and refresh tokens name the session they were issued in (`sessionUid`); redeeming one
  * reads that session's record next (findAccount), after oidc-provider checked the token and its
  * grant. The adapter starts that read as soon as the token is found (Sessions.readAhead), so it
- * leaves with the grant's read instead of taking a round trip of its own.
+ * leaves with the grant's read instead of taking a round trip of its own. And as one is saved, the
+ * id of the oidc-provider Session it is issued in (the one oidc-provider holds for the request, by
+ * its uid) is noted for the store (noteSessionId), which keeps it with a code: redeeming the code
+ * reads that Session by id, with the grant (store/redis.ts).
  */
 export function readSessionAhead(adapter: Adapter, name: string, sessions: Sessions): Adapter {
   if (name !== 'AuthorizationCode' && name !== 'RefreshToken') return adapter;
   return {
     ...adapter,
+    upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
+      const session = (Provider.ctx?.oidc as { session?: { uid?: unknown; jti?: unknown } } | undefined)?.session;
+      if (typeof session?.uid === 'string' && typeof session.jti === 'string' && session.uid === (payload as { sessionUid?: unknown }).sessionUid) noteSessionId(session.uid, session.jti);
+      return adapter.upsert(id, payload, expiresIn);
+    },
     async find(id: string) {
       const payload = await adapter.find(id);
       const uid = (payload as { sessionUid?: unknown } | undefined)?.sessionUid;

@@ -12,7 +12,7 @@
  * | {prefix}ctr:{key}                   | STRING | none; INCR                   |
  * | {prefix}log:{log}                   | LIST   | none; seq = index + 1        |
  * | {prefix}set:{key}                   | SET    | none                         |
- * | {prefix}oidc:{Model}:{id}           | STRING | expiresIn; JSON, `c{ts}|`JSON consumed (a HASH {payload, consumed} from before is still read) |
+ * | {prefix}oidc:{Model}:{id}           | STRING | expiresIn; JSON, `c{ts}|`JSON consumed (a HASH {payload, consumed} from before is still read); a code bound to its session may hold `sessionJti`, its Session's id (redis.ts) |
  * | {prefix}oidc-grant:{grantId}        | SET    | the grant's (its `exp`); the longest member's when added without the grant at hand |
  * | {prefix}oidc-uid:{Model}:{uid}      | STRING | expiresIn; -> id             |
  * | {prefix}oidc-ucode:{Model}:{code}   | STRING | expiresIn; -> id             |

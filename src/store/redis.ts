@@ -4,7 +4,7 @@ import { ConcordError } from '../errors.ts';
 import { StoreUnavailableError } from './errors.ts';
 import type { StoreOptions } from './factory.ts';
 import { RedisKeys } from './redis-keys.ts';
-import { deferWrite, requestLocal, requestReads, takeDeferredWrites } from './request-reads.ts';
+import { deferWrite, noteSessionId, requestLocal, requestReads, sessionIdOf, takeDeferredWrites } from './request-reads.ts';
 import type { Adapter, AdapterPayload, LogEntry, Store } from './types.ts';
 
 /**
@@ -436,7 +436,8 @@ class RedisAdapter implements Adapter {
     forget(key);
     const index = payload.grantId ? this.#indexInGrant(payload.grantId, key, ttl) : undefined;
     if (index && store.kind === 'redis-cluster') await index;
-    const raw = serialize(payload);
+    if (this.#name === 'Session' && typeof payload.uid === 'string') noteSessionId(payload.uid, id);
+    const raw = serialize(this.#withSessionId(payload));
     const writes: Array<Promise<unknown> | undefined> = [index, store.run((c) => c.set(key, raw, 'PX', ttl))];
     // A grant's index lives as long as the grant (see #indexInGrant): saving the grant again moves
     // its end (a no-op while the index does not exist yet, so not sent for a new grant).
@@ -460,6 +461,23 @@ class RedisAdapter implements Adapter {
     if ((this.#name === 'AccessToken' || this.#name === 'AuthorizationCode') && deferWrite(written)) return;
     // With the request's deferred writes: this write is not known done before they are.
     await Promise.all([written, ...takeDeferredWrites()]);
+  }
+
+  /**
+   * An authorization code bound to its session (`expiresWithSession`, `sessionUid`) as stored: with the
+   * Session's id (SESSION_ID) when this request knows it (request-reads.ts noteSessionId: the request
+   * saved or read that Session, or oidc-provider holds it while it issues the code), so the code
+   * exchange reads the Session by id, together with the code's Grant, instead of its uid index first
+   * and then the Session (see find). A hint only: oidc-provider never sees it, and a Session found
+   * under it counts only when it has the code's uid (a session whose id changed since is found by its
+   * uid as before). Codes only: they live a minute, while a refresh token kept it for weeks (128 bytes
+   * more of each session's memory, measured) for a refresh's round trip.
+   */
+  #withSessionId(payload: AdapterPayload): AdapterPayload {
+    const sessionUid = (payload as { sessionUid?: unknown }).sessionUid;
+    if (this.#name !== 'AuthorizationCode' || payload.expiresWithSession !== true || typeof sessionUid !== 'string') return payload;
+    const sessionId = sessionIdOf(sessionUid);
+    return sessionId === undefined ? payload : { ...payload, [SESSION_ID]: sessionId };
   }
 
   /**
@@ -496,17 +514,31 @@ class RedisAdapter implements Adapter {
       return this.#findHash(key);
     }
     const payload = decodePayload(raw);
-    if (payload && requestReads()) this.#readAhead(payload);
+    if (!payload) return payload;
+    const sessionId = payload[SESSION_ID];
+    delete payload[SESSION_ID];
+    if (requestReads()) {
+      if (this.#name === 'Session' && typeof payload.uid === 'string') noteSessionId(payload.uid, id);
+      this.#readAhead(payload, typeof sessionId === 'string' ? sessionId : undefined);
+    }
     return payload;
   }
 
-  /** Issues the reads of what the token's use reads next (see find); their answers wait in the request's reads. */
-  #readAhead(payload: AdapterPayload): void {
+  /**
+   * Issues the reads of what the token's use reads next (see find); their answers wait in the
+   * request's reads. Its Session by id when the token names it (#withSessionId), else its uid index.
+   */
+  #readAhead(payload: AdapterPayload, sessionId: string | undefined): void {
     const keys = this.#store.keys;
     if (this.#name !== 'Grant' && typeof payload.grantId === 'string') readAhead(this.#store, keys.oidc('Grant', payload.grantId));
     const sessionUid = (payload as { sessionUid?: unknown; expiresWithSession?: unknown }).sessionUid;
     if (this.#name !== 'Session' && (payload as { expiresWithSession?: unknown }).expiresWithSession === true && typeof sessionUid === 'string') {
-      readAhead(this.#store, keys.uid('Session', sessionUid));
+      if (sessionId === undefined) {
+        readAhead(this.#store, keys.uid('Session', sessionUid));
+      } else {
+        sessionHints.get()?.set(sessionUid, sessionId);
+        readAhead(this.#store, keys.oidc('Session', sessionId));
+      }
     }
   }
 
@@ -519,6 +551,12 @@ class RedisAdapter implements Adapter {
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    // A token read in this request named the Session's id (#readAhead): that Session, when it is this uid's.
+    const hinted = this.#name === 'Session' ? sessionHints.peek()?.get(uid) : undefined;
+    if (hinted !== undefined) {
+      const found = await this.find(hinted);
+      if (found?.uid === uid) return found;
+    }
     const id = await readOnce(this.#store, this.#store.keys.uid(this.#name, uid));
     return id === null ? undefined : this.find(id);
   }
@@ -584,6 +622,15 @@ class RedisAdapter implements Adapter {
     await Promise.all(members.map((key) => this.#store.run((c) => c.unlink(key))));
   }
 }
+
+/**
+ * The field of a stored token that names its Session's id (RedisAdapter #withSessionId): not one of
+ * oidc-provider's (it keeps only the fields it knows), and taken out before the payload is handed out.
+ */
+const SESSION_ID = 'sessionJti';
+
+/** Sessions named by the tokens read in a request (requestLocal): uid -> the id a token named, for findByUid. */
+const sessionHints = requestLocal(() => new Map<string, string>());
 
 /** GETs of oidc-provider keys under way in a request (requestLocal): key -> the answer to come. */
 const inFlight = requestLocal(() => new Map<string, Promise<string | null>>());

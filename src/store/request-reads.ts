@@ -113,3 +113,20 @@ export function requestLocal<T>(make: () => T): RequestLocal<T> {
     },
   };
 }
+
+/**
+ * oidc-provider Sessions whose id this request knows, by uid (requestLocal): a Session it saved or
+ * read, or the one oidc-provider holds while it issues a token of it (noteSessionId). A token of
+ * that session saved in the request carries the id, so its use reads the Session by id (RedisStore).
+ */
+const sessionIds = requestLocal(() => new Map<string, string>());
+
+/** Within a request: the oidc-provider Session `uid` has the id `id` (its `jti`, the key it is stored under). */
+export function noteSessionId(uid: string, id: string): void {
+  sessionIds.get()?.set(uid, id);
+}
+
+/** The id of the Session `uid`, if this request knows it (noteSessionId). */
+export function sessionIdOf(uid: string): string | undefined {
+  return sessionIds.peek()?.get(uid);
+}

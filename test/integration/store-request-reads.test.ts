@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { createStore, settleDeferredWrites, withRequestReads, type AdapterPayload, type Store } from '../../src/store/index.ts';
+import { createStore, noteSessionId, settleDeferredWrites, withRequestReads, type AdapterPayload, type Store } from '../../src/store/index.ts';
 import { indexingAdapter } from '../../src/sessions/index.ts';
 import type { RedisStore } from '../../src/store/redis.ts';
 import { dropRedisPrefix } from './admin-fixtures.ts';
@@ -218,6 +218,46 @@ describe('Redis store: oidc-provider records read once per request', () => {
       assert.ok(again > 500_000, `after a removal in the request, the add is sent in full: ${again} ms`);
     });
     await store.client.del(raw);
+  });
+
+  it("a code saved in a request that knows its Session names the Session's id: its use reads that Session with the Grant, not the uid index; a Session whose id changed is found by uid", async () => {
+    const sessions = store.adapter('Session');
+    const codes = store.adapter('AuthorizationCode');
+    const uidKey = store.keys.uid('Session', 'hu1');
+    await withRequestReads(async () => {
+      await sessions.upsert('hs1', { uid: 'hu1', accountId: 'a' } as AdapterPayload, 60);
+      await codes.upsert('hc1', { grantId: 'hg1', sessionUid: 'hu1', expiresWithSession: true } as AdapterPayload, 60);
+      await store.adapter('RefreshToken').upsert('hr1', { grantId: 'hg1', sessionUid: 'hu1', expiresWithSession: true } as AdapterPayload, 60);
+    });
+    assert.match((await store.client.get(store.keys.oidc('AuthorizationCode', 'hc1')))!, /"sessionJti":"hs1"/, 'the code keeps its session’s id');
+    assert.doesNotMatch((await store.client.get(store.keys.oidc('RefreshToken', 'hr1')))!, /sessionJti/, 'a refresh token, kept for weeks, does not');
+    // Noted by whoever issues it (oidc-provider's session of the request), before the Session is saved.
+    await withRequestReads(async () => {
+      noteSessionId('hu2', 'hs2');
+      await codes.upsert('hc2', { grantId: 'hg1', sessionUid: 'hu2', expiresWithSession: true } as AdapterPayload, 60);
+    });
+    assert.match((await store.client.get(store.keys.oidc('AuthorizationCode', 'hc2')))!, /"sessionJti":"hs2"/);
+    await withRequestReads(async () => {
+      const code = await codes.find('hc1');
+      assert.deepEqual(code, { grantId: 'hg1', sessionUid: 'hu1', expiresWithSession: true }, 'the id is not handed out');
+      // Behind the adapter's back, after the code's read: the uid index is not what answers.
+      await store.client.set(uidKey, 'elsewhere', 'PX', 60_000);
+      assert.deepEqual(await sessions.findByUid('hu1'), { uid: 'hu1', accountId: 'a' }, 'the Session read with the code, by its id');
+    });
+    // The session's id changed since (oidc-provider gives a session a new id at a new login): found by uid.
+    await store.client.del(store.keys.oidc('Session', 'hs1'));
+    await rawSet('Session', 'hs1b', { uid: 'hu1', accountId: 'a', n: 2 });
+    await store.client.set(uidKey, 'hs1b', 'PX', 60_000);
+    await withRequestReads(async () => {
+      assert.ok(await codes.find('hc1'));
+      assert.deepEqual(await sessions.findByUid('hu1'), { uid: 'hu1', accountId: 'a', n: 2 });
+    });
+    // A Session under the named id with another uid is not this token's.
+    await rawSet('Session', 'hs1', { uid: 'other', accountId: 'a' });
+    await withRequestReads(async () => {
+      assert.ok(await codes.find('hc1'));
+      assert.deepEqual(await sessions.findByUid('hu1'), { uid: 'hu1', accountId: 'a', n: 2 });
+    });
   });
 
   it('work a request started that outlives it reads Redis', async () => {
