@@ -21,7 +21,7 @@ import { loadPages } from './pages/index.ts';
 import { BrokerClientKeys, CLIENT_KEY_COLLECTION, KeyManager, SAML_KEY_COLLECTION, SamlSpKeys } from './keys/index.ts';
 import { clientLabel, createLogger, createMetrics, loginMetrics, observeKeyAges, participantLabel, providerMetrics, requestLogging, startTracing, timedStore, type Logger, type Metrics } from './observability/index.ts';
 import { ConnectorPool, Registry, UpstreamWatch } from './participants/index.ts';
-import { AccountStore, createProvider, dpopNonceSecret, jwtTokenEndpoints, jwtUserinfo, openResourceServers, pairwiseKey, sendLogoutToken, tokenIdKey, trackSessions, userinfoDPoP } from './provider/index.ts';
+import { AccountStore, callbackCheckKey, createProvider, dpopNonceSecret, jwtTokenEndpoints, jwtUserinfo, openResourceServers, pairwiseKey, sendLogoutToken, tokenIdKey, trackSessions, userinfoDPoP } from './provider/index.ts';
 import { LogoutDelivery, Sessions } from './sessions/index.ts';
 import { createSecretBox, type SecretBox } from './secrets/index.ts';
 import { createStore, settleDeferredWrites, StoreFullError, StoreUnavailableError, withRequestReads, type Store } from './store/index.ts';
@@ -327,6 +327,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
       options.observe?.(event);
     }),
     observeUpstreamLogout: (participant, outcome) => metrics.upstreamLogouts.inc({ participant: participantLabel(registry, participant), outcome }),
+    callbackCheckKey: callbackCheckKey(settings.secretsKey, keys.pairwiseSalt()),
   });
 
   // The route of every request, derived once as oidc-provider will dispatch it (`/TOKEN` is /token):

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
@@ -6,7 +6,7 @@ import { errors as oidcErrors } from 'oidc-provider';
 import type { ConcordSettings } from '../config/index.ts';
 import { emailDomain } from '../domains/index.ts';
 import type { ActiveParticipant, ConnectorPool, Registry } from '../participants/index.ts';
-import { AccountStore, accountIdOf, type BrokeredAccount } from '../provider/index.ts';
+import { AccountStore, accountIdOf, keyedHash, providerCookie, type BrokeredAccount } from '../provider/index.ts';
 import type { Sessions } from '../sessions/index.ts';
 import type { Store } from '../store/index.ts';
 import type { CallbackInput, ForwardedParams, PendingLogin, UpstreamLogout } from '../upstream/index.ts';
@@ -32,6 +32,8 @@ export interface InteractionDeps {
   observe?: LoginObserver;
   /** Counts each back-channel logout request from a partner by its outcome. */
   observeUpstreamLogout?: (participantId: string | undefined, outcome: UpstreamLogoutOutcome) => void;
+  /** HMAC key of the check that binds a carried callback's redirect to its interaction (provider callbackCheckKey); the same on every instance. */
+  callbackCheckKey: Buffer;
 }
 
 /** What is kept, single-use, between the redirect to the upstream and its callback, under the pending login's state. */
@@ -56,9 +58,10 @@ interface CarriedCallback {
   participantId: string;
   state: string;
   /**
-   * The pending login's interaction (its record's `interactionUid`): checked against the browser's
-   * interaction before anything is taken, so the record need not be read first. Absent in callbacks
-   * carried by an earlier version (then the record is read first, as before).
+   * The pending login's interaction (its record's `interactionUid`), written by earlier versions,
+   * which carried a callback after reading its record: checked against the browser's interaction
+   * before anything is taken. Carried now in the same round trip as the record's read, a callback
+   * does not name it: the redirect does, bound to the state by its `check` (callbackCheck).
    */
   interactionUid?: string;
   method: 'GET' | 'POST';
@@ -67,6 +70,16 @@ interface CarriedCallback {
 }
 
 const callbackKey = (ref: string) => `upstream-callback:${ref}`;
+
+/**
+ * The check of a carried callback's redirect, `/interaction/{uid}/callback?ref&state&check`: an HMAC
+ * of the interaction, the state and the reference, made by the broker callback once the pending
+ * login under `state` was found to be that interaction's. With it (and the browser's interaction
+ * cookie naming that interaction), the callback and the pending login are taken in the same round
+ * trip as the interaction's read: nothing another browser, or another interaction, could still
+ * finish is taken before it is known to be this one's.
+ */
+const callbackCheck = (key: Buffer, uid: string, state: string, ref: string) => keyedHash(key, `${uid}\n${state}\n${ref}`);
 
 /** A carried callback is used by the very next request of the same browser: seconds. */
 const CALLBACK_TTL_S = 120;
@@ -395,6 +408,66 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     return provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId: id } }, { mergeWithLastSubmission: true });
   });
 
+  /** The browser's interaction for a callback, or undefined once the page of a gone one is shown (no interaction cookie, expired, its session changed). */
+  async function interactionOrGone(ctx: Context, uid: string) {
+    try {
+      return await details(ctx);
+    } catch (cause) {
+      if (!(cause instanceof oidcErrors.SessionNotFound)) throw cause;
+      observe({ participant: undefined, client: undefined, outcome: 'session_expired' });
+      await goneInteraction(ctx, uid, cause);
+      return undefined;
+    }
+  }
+
+  /**
+   * The callback and its pending login of a redirect whose check binds its state to this interaction,
+   * in a browser whose interaction cookie names it: both taken (single use) in the same round trip as
+   * the interaction's read. Undefined once the answer is given (refused, or gone).
+   */
+  async function takeBoundCallback(ctx: Context, uid: string, ref: string, state: string): Promise<{ carried: CarriedCallback; record: UpstreamLoginRecord } | undefined> {
+    const takes = Promise.all([store.takeTemp<CarriedCallback>(callbackKey(ref)), store.takeTemp<UpstreamLoginRecord | TestLoginPending>(pendingKey(state))]);
+    takes.catch(() => {}); // awaited below, unless the interaction fails first
+    // Gone (expired, or its session changed): what was taken could not finish.
+    const interaction = await interactionOrGone(ctx, uid);
+    if (!interaction) return undefined;
+    const [carried, record] = await takes;
+    const login = record && !('testLogin' in record) ? record : undefined;
+    if (!carried || !login || interaction.uid !== uid || login.interactionUid !== uid || carried.state !== state || carried.participantId !== login.participantId) {
+      return void refuse(ctx, 'session_expired', 'state_mismatch', record?.participantId ?? carried?.participantId, login?.clientId);
+    }
+    return { carried, record: login };
+  }
+
+  /**
+   * The callback and its pending login of a redirect without a check (made by an earlier version), or
+   * in a browser without this interaction's cookie: read with the interaction, and taken only once
+   * they are known to be this browser's interaction's (another browser burns nothing the real login
+   * still needs). Undefined once the answer is given.
+   */
+  async function takeCheckedCallback(ctx: Context, uid: string, ref: string): Promise<{ carried: CarriedCallback; record: UpstreamLoginRecord } | undefined> {
+    // The carried callback is read (not taken) in the same round trip as the interaction.
+    const carriedRead = store.getTemp<CarriedCallback>(callbackKey(ref));
+    carriedRead.catch(() => {}); // awaited below, unless the interaction fails first
+    // Another browser (no interaction cookie): nothing is taken, the real login can still finish.
+    const interaction = await interactionOrGone(ctx, uid);
+    if (!interaction) return undefined;
+    const carried = await carriedRead;
+    // A callback that does not name its interaction: its record is read first.
+    const known = carried && carried.interactionUid === undefined ? await store.getTemp<UpstreamLoginRecord>(pendingKey(carried.state)) : undefined;
+    const carriedFor = carried?.interactionUid ?? known?.interactionUid;
+    if (!carried || carriedFor === undefined || interaction.uid !== carriedFor || uid !== carriedFor || (known && known.participantId !== carried.participantId)) {
+      return void refuse(ctx, 'session_expired', 'state_mismatch', known?.participantId ?? carried?.participantId, known?.clientId);
+    }
+    // Single use: a replay, or a race with another tab, finds nothing. Only this browser's interaction
+    // gets here, so taking both at once burns nothing another browser could still finish.
+    const [tookCallback, record] = await Promise.all([store.takeTemp(callbackKey(ref)), store.takeTemp<UpstreamLoginRecord>(pendingKey(carried.state))]);
+    if (!tookCallback || !record || record.participantId !== carried.participantId || record.interactionUid !== uid) {
+      return void refuse(ctx, 'session_expired', 'state_mismatch', record?.participantId ?? carried.participantId, record?.clientId);
+    }
+    return { carried, record };
+  }
+
   // The upstream's answer lands here: by redirect (GET, response_mode=query) or posted (form_post).
   // The interaction cookie is SameSite=Lax with the path /interaction/{uid}: it comes neither here nor
   // with a cross-site POST. So this route only finds the pending login by the answer's state and
@@ -417,7 +490,18 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const callback: CallbackInput = { method: ctx.method === 'POST' ? 'POST' : 'GET', query: new URLSearchParams(ctx.querystring), body };
     const state = connectors.get(participant).callbackState(callback);
     if (!state || state.length > 512) return refuse(ctx, 'session_expired', 'state_mismatch', participantId, undefined);
-    const record = await store.getTemp<UpstreamLoginRecord | TestLoginPending>(pendingKey(state));
+    // The pending login is read and the callback carried in one round trip (the callback does not
+    // wait for the record: the redirect names the interaction, bound to the state by its check).
+    const ref = randomBytes(24).toString('base64url');
+    const carried: CarriedCallback = { participantId, state, method: callback.method, query: callback.query.toString(), body: body.toString() };
+    const [record] = await Promise.all([
+      store.getTemp<UpstreamLoginRecord | TestLoginPending>(pendingKey(state)),
+      store.setTemp(callbackKey(ref), carried, Math.min(CALLBACK_TTL_S, settings.tokens.interactionTtl)),
+    ]);
+    if (!record || record.participantId !== participantId || 'testLogin' in record) {
+      // Carried for nothing: not left behind.
+      await store.deleteTemp(callbackKey(ref));
+    }
     if (!record) {
       // Back to the upstream after signing in, which answered again: that sign-in's page says it is finished.
       const finished = await store.getTemp<string>(stateTrailKey(state));
@@ -433,12 +517,11 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       if (!(await store.takeTemp(pendingKey(state)))) return refuse(ctx, 'session_expired', 'state_mismatch', participantId, undefined);
       return finishTestLogin(ctx, store, connectors, participant, record, callback);
     }
-    const ref = randomBytes(24).toString('base64url');
-    const carried: CarriedCallback = { participantId, state, interactionUid: record.interactionUid, method: callback.method, query: callback.query.toString(), body: body.toString() };
-    await store.setTemp(callbackKey(ref), carried, Math.min(CALLBACK_TTL_S, settings.tokens.interactionTtl));
+    const uid = record.interactionUid;
+    const query = new URLSearchParams({ ref, state, check: callbackCheck(deps.callbackCheckKey, uid, state, ref) });
     ctx.set('Cache-Control', 'no-store');
     ctx.status = 303;
-    ctx.redirect(`/interaction/${record.interactionUid}/callback?ref=${ref}`);
+    ctx.redirect(`/interaction/${uid}/callback?${query}`);
   }
   router.get('/broker/:participantId/callback', brokerCallback);
   router.post('/broker/:participantId/callback', brokerCallback);
@@ -451,32 +534,15 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     if (typeof ref !== 'string' || ref.length === 0 || ref.length > 64) {
       return refuse(ctx, 'session_expired', 'state_mismatch', undefined, undefined);
     }
-    // The carried callback is read (not taken) in the same round trip as the interaction.
-    const carriedRead = store.getTemp<CarriedCallback>(callbackKey(ref));
-    carriedRead.catch(() => {}); // awaited below, unless the interaction fails first
-    let interaction;
-    try {
-      interaction = await details(ctx);
-    } catch (cause) {
-      // Another browser (no interaction cookie): nothing is taken, the real login can still finish.
-      if (!(cause instanceof oidcErrors.SessionNotFound)) throw cause;
-      observe({ participant: undefined, client: undefined, outcome: 'session_expired' });
-      return goneInteraction(ctx, ctx.params.uid!, cause);
-    }
     const uid = ctx.params.uid!;
-    const carried = await carriedRead;
-    // A callback carried by an earlier version does not name its interaction: its record is read first.
-    const known = carried && carried.interactionUid === undefined ? await store.getTemp<UpstreamLoginRecord>(pendingKey(carried.state)) : undefined;
-    const carriedFor = carried?.interactionUid ?? known?.interactionUid;
-    if (!carried || carriedFor === undefined || interaction.uid !== carriedFor || uid !== carriedFor || (known && known.participantId !== carried.participantId)) {
-      return refuse(ctx, 'session_expired', 'state_mismatch', known?.participantId ?? carried?.participantId, known?.clientId);
-    }
-    // Single use: a replay, or a race with another tab, finds nothing. Only this browser's interaction
-    // gets here, so taking both at once burns nothing another browser could still finish.
-    const [tookCallback, record] = await Promise.all([store.takeTemp(callbackKey(ref)), store.takeTemp<UpstreamLoginRecord>(pendingKey(carried.state))]);
-    if (!tookCallback || !record || record.participantId !== carried.participantId || record.interactionUid !== uid) {
-      return refuse(ctx, 'session_expired', 'state_mismatch', record?.participantId ?? carried.participantId, record?.clientId);
-    }
+    const { state, check } = ctx.query;
+    const bound =
+      typeof state === 'string' && state.length > 0 && state.length <= 512 && typeof check === 'string' &&
+      safeEqual(check, callbackCheck(deps.callbackCheckKey, uid, state, ref)) &&
+      providerCookie(deps.provider(), ctx.req, ctx.res, 'interaction') === uid;
+    const taken = bound ? await takeBoundCallback(ctx, uid, ref, state) : await takeCheckedCallback(ctx, uid, ref);
+    if (!taken) return;
+    const { carried, record } = taken;
     const { participantId, clientId } = record;
 
     const participant = registry.participant(participantId);
@@ -768,4 +834,11 @@ export function serviceHome(client: ClientConfig): string | undefined {
   if (!first) return undefined;
   const url = new URL(first);
   return url.protocol === 'https:' || url.protocol === 'http:' ? `${url.origin}/` : undefined;
+}
+
+/** Whether two strings are equal, in a time that does not depend on where they differ. */
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }

@@ -28,6 +28,8 @@ export { jwtUserinfo } from './userinfo.ts';
 export { jwtTokenEndpoints, liveAccessToken } from './access-tokens.ts';
 export { sendLogoutToken, LogoutDeliveryError, BACKCHANNEL_LOGOUT_EVENT } from './logout-tokens.ts';
 export { trackSessions } from './session-tracking.ts';
+export { providerCookie } from './cookies.ts';
+export { keyedHash } from './hashed-ids.ts';
 import { readSessionAhead } from './session-tracking.ts';
 export { dpopNonceSecret, userinfoDPoP } from './dpop.ts';
 
@@ -397,6 +399,11 @@ function loginPolicy() {
 }
 
 export const pairwiseKey = (clientId: string, sub: string) => `pairwise:${clientId}:${sub}`;
+
+/** The HMAC key that binds a carried upstream callback's redirect to its interaction (interactions/routes.ts; derived-key.ts). */
+export function callbackCheckKey(secretsKey: string | undefined, fallbackSecret: string): Buffer {
+  return derivedKey(secretsKey, fallbackSecret, 'concord:callback-check:v1');
+}
 
 /** The HMAC key of bearer values' store keys (derived-key.ts: from CONCORD_SECRETS_KEY when set). */
 export function tokenIdKey(secretsKey: string | undefined, fallbackSecret: string): Buffer {

@@ -3,6 +3,7 @@ import Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Sessions } from '../sessions/index.ts';
 import { noteSessionId, type Adapter, type AdapterPayload } from '../store/index.ts';
+import { providerCookie } from './cookies.ts';
 
 interface AuthorizationContext {
   oidc?: {
@@ -39,7 +40,7 @@ export function trackSessions(sessions: Sessions, reads?: ResumeReads) {
     // login it finished is followed by another prompt (consent), oidc-provider replaces its Interaction
     // entity with the new one, and the login, held under the resumed interaction, would never be bound.
     const resumed = (ctx.state.route as { name?: string } | undefined)?.name === 'resume' ? lastSegment(ctx.path) : undefined;
-    if (resumed && reads && resumeCookie(reads.provider(), ctx) === resumed) {
+    if (resumed && reads && providerCookie(reads.provider(), ctx.req, ctx.res, 'resume') === resumed) {
       reads.interactions.find(resumed).catch(() => {}); // oidc-provider's own find gets the answer, or the failure
       sessions.takeAhead(resumed);
     }
@@ -67,11 +68,6 @@ export function trackSessions(sessions: Sessions, reads?: ResumeReads) {
       await sessions.settleTakes();
     }
   };
-}
-
-/** The interaction uid oidc-provider's resume cookie names (signed with the provider's cookie keys), if the request has a valid one. */
-function resumeCookie(provider: Provider, ctx: Context): string | undefined {
-  return provider.createContext(ctx.req, ctx.res).cookies.get(provider.cookieName('resume'), { signed: true }) ?? undefined;
 }
 
 /** The last segment of a path, decoded (undefined when it is not valid percent-encoding). */

@@ -285,4 +285,64 @@ describe('brokered login over HTTP', () => {
     const tokens = await exchange(fed.rp, done.stoppedAt, auth);
     assert.equal(tokens.claims()!.idp, 'acme');
   });
+
+  /** A login up to Concord's redirect from the broker callback to the interaction's callback (not followed). */
+  async function upToInteractionCallback(email: string) {
+    const browser = new Browser();
+    const auth = await authorizationRequest(fed.rp);
+    const start = await browser.get(auth.url);
+    const emailForm = parseForm(start.body, '/login');
+    const partnerPage = await browser.post(new URL(emailForm.action, start.url), { ...emailForm.fields, email });
+    const form = parseForm(partnerPage.body, '/login');
+    const toConcord = await browser.post(new URL(form.action, partnerPage.url), { ...form.fields, username: email, password: DEMO_PASSWORD }, {
+      stopAt: (u) => /^\/interaction\/[^/]+\/callback$/.test(u.pathname),
+    });
+    assert.ok(toConcord.stoppedAt, `Concord carried the callback on: ${toConcord.status} ${toConcord.url.href}`);
+    return { browser, auth, redirect: toConcord.stoppedAt };
+  }
+
+  /** The store calls Concord made while answering `url` (its request line and the calls share a request id). */
+  function storeCalls(url: URL): string[] {
+    const request = fed.concord.logs.findLast((l) => l.msg === 'request' && typeof l.url === 'string' && l.url.split('?')[0] === url.pathname);
+    assert.ok(request, `no request line for ${url.pathname}`);
+    return fed.concord.logs.filter((l) => l.msg === 'store call' && l.requestId === request.requestId).map((l) => `${String(l.op)} ${String(l.target ?? '')}`);
+  }
+
+  it('the carried callback and its pending login are taken with the interaction’s read, the redirect binding the state to the interaction', async () => {
+    const { browser, auth, redirect } = await upToInteractionCallback('alice@acme.example');
+    assert.deepEqual([...redirect.searchParams.keys()].sort(), ['check', 'ref', 'state']);
+    const broker = browser.history.find((hop) => hop.url.pathname === '/broker/acme/callback')!.url;
+    assert.deepEqual(storeCalls(broker).sort(), ['getTemp upstream-login', 'setTemp upstream-callback'], 'the broker callback reads the pending login and carries the callback');
+    const done = await browser.get(redirect, { stopAt: atRp });
+    assert.ok(done.stoppedAt, `no code: ${done.status} ${done.body.slice(0, 200)}`);
+    const calls = storeCalls(redirect);
+    assert.ok(calls.includes('takeTemp upstream-callback') && calls.includes('takeTemp upstream-login'), calls.join(', '));
+    assert.deepEqual(calls.filter((c) => c.startsWith('getTemp upstream-')), [], 'nothing read before it is taken');
+    assert.equal((await exchange(fed.rp, done.stoppedAt, auth)).claims()!.idp, 'acme');
+  });
+
+  it('a redirect whose check does not bind its state to the interaction takes nothing of another login: that login still finishes', async () => {
+    const victim = await upToInteractionCallback('alice@acme.example');
+    const attacker = await upToInteractionCallback('carol@acme.example');
+    // The attacker's own redirect, with the victim's state (leaked) in place of its own.
+    const forged = new URL(attacker.redirect);
+    forged.searchParams.set('state', victim.redirect.searchParams.get('state')!);
+    const own = await attacker.browser.get(forged, { stopAt: atRp });
+    // Not bound: the callback is read, and the attacker's own login goes on by its carried state.
+    assert.ok(own.stoppedAt, `the attacker's own login: ${own.status} ${own.body.slice(0, 200)}`);
+    assert.equal((await exchange(fed.rp, own.stoppedAt, attacker.auth)).claims()!.email, 'carol@acme.example');
+    const done = await victim.browser.get(victim.redirect, { stopAt: atRp });
+    assert.ok(done.stoppedAt, `the victim's login did not finish: ${done.status} ${done.body.slice(0, 200)}`);
+    assert.equal((await exchange(fed.rp, done.stoppedAt, victim.auth)).claims()!.email, 'alice@acme.example');
+  });
+
+  it('a redirect without a check (an earlier version’s broker callback) still finishes the login', async () => {
+    const { browser, auth, redirect } = await upToInteractionCallback('alice@acme.example');
+    const plain = new URL(redirect);
+    plain.search = new URLSearchParams({ ref: redirect.searchParams.get('ref')! }).toString();
+    const done = await browser.get(plain, { stopAt: atRp });
+    assert.ok(done.stoppedAt, `no code: ${done.status} ${done.body.slice(0, 200)}`);
+    assert.ok(storeCalls(plain).includes('getTemp upstream-login'), 'the pending login is read before it is taken');
+    assert.equal((await exchange(fed.rp, done.stoppedAt, auth)).claims()!.idp, 'acme');
+  });
 });
