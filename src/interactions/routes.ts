@@ -72,6 +72,18 @@ interface CarriedCallback {
 const callbackKey = (ref: string) => `upstream-callback:${ref}`;
 
 /**
+ * What a pending login's key holds once its callback took it (for the trail's hour): the interaction
+ * that took it, where a revisit of the upstream's callback URL (Back to the upstream after signing
+ * in, which answers again) is sent, to that sign-in's page. It names no participant: an earlier
+ * version reading it refuses it as a state mismatch.
+ */
+interface TakenLogin {
+  taken: string;
+}
+type PendingRecord = UpstreamLoginRecord | TestLoginPending | TakenLogin;
+const isTaken = (record: PendingRecord): record is TakenLogin => typeof (record as Partial<TakenLogin>).taken === 'string' && !('participantId' in record);
+
+/**
  * The check of a carried callback's redirect, `/interaction/{uid}/callback?ref&state&check`: an HMAC
  * of the interaction, the state and the reference, made by the broker callback once the pending
  * login under `state` was found to be that interaction's. With it (and the browser's interaction
@@ -179,10 +191,20 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     return participant ? { name: participant.config.displayName, logo: participant.config.logo } : undefined;
   }
 
-  /** Remembers how a sign-in ended (see InteractionTrail), under its uid and, with `state`, its upstream state. */
-  async function markEnded(uid: string, clientId: string, ended: NonNullable<InteractionTrail['ended']>, state?: string) {
+  /** Remembers how a sign-in ended (see InteractionTrail), under its uid. */
+  async function markEnded(uid: string, clientId: string, ended: NonNullable<InteractionTrail['ended']>) {
     const trail: InteractionTrail = { clientId, ended };
-    await Promise.all([store.setTemp(trailKey(uid), trail, TRAIL_TTL_S), state ? store.setTemp(stateTrailKey(state), uid, TRAIL_TTL_S) : undefined]);
+    await store.setTemp(trailKey(uid), trail, TRAIL_TTL_S);
+  }
+
+  /**
+   * Takes (single use) the pending login under `state`, leaving in its place the mark of the
+   * interaction `uid` that took it (TakenLogin), for a revisit of the upstream's callback. Undefined
+   * when there is none, or it was taken already.
+   */
+  async function takePending(state: string, uid: string): Promise<UpstreamLoginRecord | TestLoginPending | undefined> {
+    const found = await store.swapTemp<PendingRecord, TakenLogin>(pendingKey(state), { taken: uid }, TRAIL_TTL_S);
+    return found === undefined || isTaken(found) ? undefined : found;
   }
 
   /**
@@ -426,7 +448,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
    * the interaction's read. Undefined once the answer is given (refused, or gone).
    */
   async function takeBoundCallback(ctx: Context, uid: string, ref: string, state: string): Promise<{ carried: CarriedCallback; record: UpstreamLoginRecord } | undefined> {
-    const takes = Promise.all([store.takeTemp<CarriedCallback>(callbackKey(ref)), store.takeTemp<UpstreamLoginRecord | TestLoginPending>(pendingKey(state))]);
+    const takes = Promise.all([store.takeTemp<CarriedCallback>(callbackKey(ref)), takePending(state, uid)]);
     takes.catch(() => {}); // awaited below, unless the interaction fails first
     // Gone (expired, or its session changed): what was taken could not finish.
     const interaction = await interactionOrGone(ctx, uid);
@@ -454,16 +476,18 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     if (!interaction) return undefined;
     const carried = await carriedRead;
     // A callback that does not name its interaction: its record is read first.
-    const known = carried && carried.interactionUid === undefined ? await store.getTemp<UpstreamLoginRecord>(pendingKey(carried.state)) : undefined;
+    const read = carried && carried.interactionUid === undefined ? await store.getTemp<PendingRecord>(pendingKey(carried.state)) : undefined;
+    const known = read && !isTaken(read) && !('testLogin' in read) ? read : undefined;
     const carriedFor = carried?.interactionUid ?? known?.interactionUid;
     if (!carried || carriedFor === undefined || interaction.uid !== carriedFor || uid !== carriedFor || (known && known.participantId !== carried.participantId)) {
       return void refuse(ctx, 'session_expired', 'state_mismatch', known?.participantId ?? carried?.participantId, known?.clientId);
     }
     // Single use: a replay, or a race with another tab, finds nothing. Only this browser's interaction
     // gets here, so taking both at once burns nothing another browser could still finish.
-    const [tookCallback, record] = await Promise.all([store.takeTemp(callbackKey(ref)), store.takeTemp<UpstreamLoginRecord>(pendingKey(carried.state))]);
+    const [tookCallback, taken] = await Promise.all([store.takeTemp(callbackKey(ref)), takePending(carried.state, uid)]);
+    const record = taken && !('testLogin' in taken) ? taken : undefined;
     if (!tookCallback || !record || record.participantId !== carried.participantId || record.interactionUid !== uid) {
-      return void refuse(ctx, 'session_expired', 'state_mismatch', record?.participantId ?? carried.participantId, record?.clientId);
+      return void refuse(ctx, 'session_expired', 'state_mismatch', taken?.participantId ?? carried.participantId, record?.clientId);
     }
     return { carried, record };
   }
@@ -494,21 +518,24 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     // wait for the record: the redirect names the interaction, bound to the state by its check).
     const ref = randomBytes(24).toString('base64url');
     const carried: CarriedCallback = { participantId, state, method: callback.method, query: callback.query.toString(), body: body.toString() };
-    const [record] = await Promise.all([
-      store.getTemp<UpstreamLoginRecord | TestLoginPending>(pendingKey(state)),
+    const [found] = await Promise.all([
+      store.getTemp<PendingRecord>(pendingKey(state)),
       store.setTemp(callbackKey(ref), carried, Math.min(CALLBACK_TTL_S, settings.tokens.interactionTtl)),
     ]);
+    const record = found && !isTaken(found) ? found : undefined;
     if (!record || record.participantId !== participantId || 'testLogin' in record) {
       // Carried for nothing: not left behind.
       await store.deleteTemp(callbackKey(ref));
     }
     if (!record) {
-      // Back to the upstream after signing in, which answered again: that sign-in's page says it is finished.
-      const finished = await store.getTemp<string>(stateTrailKey(state));
+      // Back to the upstream after signing in, which answered again: that sign-in's page says it is
+      // finished (or, should it not have finished, that it expired). The login's mark names it; an
+      // earlier version kept it under the state's trail instead (read until those expire).
+      const finished = found ? (found as TakenLogin).taken : await store.getTemp<string>(stateTrailKey(state));
       if (finished) {
         ctx.set('Cache-Control', 'no-store');
         ctx.status = 303;
-        return ctx.redirect(`/interaction/${finished}`);
+        return ctx.redirect(`/interaction/${encodeURIComponent(finished)}`);
       }
     }
     if (!record || record.participantId !== participantId) return refuse(ctx, 'session_expired', 'state_mismatch', participantId, undefined);
@@ -613,7 +640,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
         },
         settings.tokens.interactionTtl,
       ),
-      markEnded(uid, clientId, 'signed_in', carried.state),
+      markEnded(uid, clientId, 'signed_in'),
       // The select_account prompt (provider/index.ts) is answered by this sign-in too.
       deps.provider().interactionResult(ctx.req, ctx.res, { login, select_account: {} }, { mergeWithLastSubmission: false }),
     ]);

@@ -3,8 +3,8 @@ import type { Adapter, AdapterPayload, Store } from '../store/index.ts';
 /**
  * What is remembered of a sign-in after oidc-provider has forgotten its interaction, so that Back
  * (or a bookmark) to its pages leads on to the service instead of a scary "expired": its service,
- * and how it ended. Kept under the interaction's uid, and under the pending login's state once the
- * upstream answered (its callback URL may be revisited as well).
+ * and how it ended. Kept under the interaction's uid. (A revisit of the upstream's callback URL
+ * finds the sign-in by the mark its taken pending login leaves: routes.ts TakenLogin.)
  */
 export interface InteractionTrail {
   clientId: string;
@@ -12,6 +12,7 @@ export interface InteractionTrail {
   ended?: 'signed_in' | 'cancelled';
 }
 export const trailKey = (uid: string) => `interaction-trail:${uid}`;
+/** A sign-in's uid under its upstream state: written by earlier versions (now the taken pending login's mark says it), read until those expire. */
 export const stateTrailKey = (state: string) => `interaction-trail-state:${state}`;
 /**
  * How long Back to a finished sign-in still says where it went (seconds): an hour, the time in which

@@ -142,6 +142,15 @@ export class MemoryStore implements Store {
     return deserialize<T>(entry?.value);
   }
 
+  async swapTemp<T, R = T>(key: string, value: R, ttlSeconds: number): Promise<T | undefined> {
+    // Read and write with no await between: no other call runs in between.
+    const entry = this._readTemp(key);
+    const before = entry?.value;
+    if (ttlSeconds > 0) this._writeTemp(key, serialize(value), Date.now() + ttlSeconds * 1000);
+    else if (entry) this.#dropTemp(key, entry);
+    return deserialize<T>(before);
+  }
+
   async claimTemp<T>(key: string, value: T, ttlSeconds: number): Promise<boolean> {
     // Read and write with no await between: no other call runs in between.
     if (!(ttlSeconds > 0) || this._readTemp(key) !== undefined) return false;

@@ -225,6 +225,13 @@ export class RedisStore implements Store {
     return deserialize<T>(await this.run((c) => c.getdel(this.keys.temp(key))));
   }
 
+  async swapTemp<T, R = T>(key: string, value: R, ttlSeconds: number): Promise<T | undefined> {
+    const k = this.keys.temp(key);
+    // SET ... GET (Redis >= 6.2) is atomic on its one key; a lifetime of 0 or less takes (GETDEL), as setTemp deletes.
+    if (!(ttlSeconds > 0)) return deserialize<T>(await this.run((c) => c.getdel(k)));
+    return deserialize<T>(await this.run((c) => c.set(k, serialize(value), 'PX', ms(ttlSeconds), 'GET')));
+  }
+
   async claimTemp<T>(key: string, value: T, ttlSeconds: number): Promise<boolean> {
     if (!(ttlSeconds > 0)) return false;
     // SET NX is atomic on its one key.

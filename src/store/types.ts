@@ -40,6 +40,12 @@ export interface Store {
    * holder dies. A `ttlSeconds` of 0 or less sets nothing and answers `false`.
    */
   claimTemp<T>(key: string, value: T, ttlSeconds: number): Promise<boolean>;
+  /**
+   * Sets the value (for `ttlSeconds`) and answers the one it replaced, atomically (Redis SET PX GET):
+   * of two concurrent callers, only one gets what was there before. A take that leaves a marker in
+   * place of what it took (a single-use value, and a note that it was used).
+   */
+  swapTemp<T, R = T>(key: string, value: R, ttlSeconds: number): Promise<T | undefined>;
   deleteTemp(key: string): Promise<void>;
 
   /** Atomically increments a counter and returns the new value. */

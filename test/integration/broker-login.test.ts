@@ -249,6 +249,11 @@ describe('brokered login over HTTP', () => {
     const interactionCallback = browser.history.find((hop) => /^\/interaction\/[^/]+\/callback$/.test(hop.url.pathname))?.url;
     assert.ok(brokerCallback && interactionCallback);
     const codesBefore = browser.history.filter((hop) => hop.location && atRp(hop.location)).length;
+    // The taken pending login leaves the mark of its interaction in its place (no key of its own).
+    const state = brokerCallback.searchParams.get('state')!;
+    const uid = interactionCallback.pathname.split('/')[2];
+    assert.deepEqual(await fed.concord.concord.store.getTemp(`upstream-login:${state}`), { taken: uid });
+    assert.equal(await fed.concord.concord.store.getTemp(`interaction-trail-state:${state}`), undefined);
     for (const url of [brokerCallback, interactionCallback]) {
       const replay = await browser.get(url, { stopAt: atRp });
       assert.equal(replay.stoppedAt, undefined, `replay of ${url.pathname} reached the RP`);
@@ -316,7 +321,7 @@ describe('brokered login over HTTP', () => {
     const done = await browser.get(redirect, { stopAt: atRp });
     assert.ok(done.stoppedAt, `no code: ${done.status} ${done.body.slice(0, 200)}`);
     const calls = storeCalls(redirect);
-    assert.ok(calls.includes('takeTemp upstream-callback') && calls.includes('takeTemp upstream-login'), calls.join(', '));
+    assert.ok(calls.includes('takeTemp upstream-callback') && calls.includes('swapTemp upstream-login'), calls.join(', '));
     assert.deepEqual(calls.filter((c) => c.startsWith('getTemp upstream-')), [], 'nothing read before it is taken');
     assert.equal((await exchange(fed.rp, done.stoppedAt, auth)).claims()!.idp, 'acme');
   });

@@ -185,10 +185,10 @@ describe('observability: metrics after real logins', () => {
     assert.ok(tokenCall, 'the code exchange is logged with the request id');
     assert.equal(tokenCall.participant, 'acme');
     assert.equal(typeof tokenCall.durationMs, 'number');
-    const takeTemp = lines.find((l) => l.msg === 'store call' && l.op === 'takeTemp' && l.target === 'upstream-login');
-    assert.ok(takeTemp, 'the store calls of the callback are logged with the request id');
-    assert.equal(takeTemp.target, 'upstream-login');
-    assert.equal(typeof takeTemp.ms, 'number');
+    const take = lines.find((l) => l.msg === 'store call' && l.op === 'swapTemp' && l.target === 'upstream-login');
+    assert.ok(take, 'the store calls of the callback are logged with the request id');
+    assert.equal(take.target, 'upstream-login');
+    assert.equal(typeof take.ms, 'number');
     // Every upstream call line of the whole run carries some request id (a request's, or a probe's).
     const orphans = fed.concord.logs.filter((l) => l.msg === 'upstream call' && typeof l.requestId !== 'string');
     assert.deepEqual(orphans, []);

@@ -126,6 +126,27 @@ const cases: Array<{ name: string; run(ctx: Ctx): Promise<void> }> = [
     },
   },
   {
+    name: 'temp: swapTemp sets a value and answers the one it replaced, atomically (N parallel swaps on two instances, one gets the value)',
+    async run({ store, other }) {
+      for (let round = 0; round < 5; round++) {
+        const key = id('swap');
+        await store.setTemp(key, { round }, 60);
+        const swaps = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? other : store).swapTemp(key, { taken: i }, 60)));
+        assert.deepEqual(swaps.filter((s) => s !== undefined && !('taken' in (s as object))), [{ round }], `round ${round}: the value went to one swap`);
+        assert.equal(swaps.filter((s) => s === undefined).length, 0, 'every other swap got the marker of the one before it');
+        assert.ok('taken' in ((await other.getTemp<object>(key)) ?? {}), 'a marker stays');
+      }
+      const absent = id('swap');
+      assert.equal(await store.swapTemp(absent, 'marker', 1), undefined, 'nothing was there');
+      assert.equal(await other.getTemp(absent), 'marker');
+      await eventually(async () => (await store.getTemp(absent)) === undefined, 6000, 'expiry of a 1 s marker');
+      const taken = id('swap');
+      await store.setTemp(taken, 'v', 60);
+      assert.equal(await store.swapTemp(taken, 'marker', 0), 'v', 'no lifetime: taken');
+      assert.equal(await other.getTemp(taken), undefined);
+    },
+  },
+  {
     name: 'temp: claimTemp sets only an absent key, atomically (N parallel claims on two instances, one winner), and frees it after its TTL',
     async run({ store, other }) {
       for (let round = 0; round < 5; round++) {
