@@ -441,28 +441,28 @@ class RedisAdapter implements Adapter {
     // saves it again): it has no index yet to take along.
     const newGrant = this.#name === 'Grant' && reads !== undefined && !reads.has(key);
     forget(key);
-    const index = payload.grantId ? this.#indexInGrant(payload.grantId, key, ttl) : undefined;
-    if (index && store.kind === 'redis-cluster') await index;
     if (this.#name === 'Session' && typeof payload.uid === 'string') noteSessionId(payload.uid, id);
     const raw = serialize(this.#withSessionId(payload));
-    const writes: Array<Promise<unknown> | undefined> = [index, store.run((c) => c.set(key, raw, 'PX', ttl))];
-    // A grant's index lives as long as the grant (see #indexInGrant): saving the grant again moves
-    // its end (a no-op while the index does not exist yet, so not sent for a new grant).
-    if (this.#name === 'Grant' && !newGrant) writes.push(store.run((c) => c.pexpire(keys.grant(id), ttl)));
     const userCodeKey = payload.userCode ? keys.userCode(this.#name, payload.userCode) : undefined;
     const uidKey = payload.uid ? keys.uid(this.#name, payload.uid) : undefined;
-    for (const k of [userCodeKey, uidKey]) {
-      if (k === undefined) continue;
-      forget(k);
-      writes.push(store.run((c) => c.set(k, id, 'PX', ttl)));
-    }
-    // The request reads what it wrote from now on: the write is on the connection, ahead of any
-    // later read of the key (one connection; on a Cluster, the key's node), and should it fail, the
-    // request fails with it (below, or where a deferred write is awaited).
+    for (const k of [userCodeKey, uidKey]) if (k !== undefined) forget(k);
+    // The record's own writes, issued once its grant index (if any) is on the connection.
+    const record = (): Array<Promise<unknown>> => {
+      const writes: Array<Promise<unknown>> = [store.run((c) => c.set(key, raw, 'PX', ttl))];
+      // A grant's index lives as long as the grant (see #indexInGrant): saving the grant again moves
+      // its end (a no-op while the index does not exist yet, so not sent for a new grant).
+      if (this.#name === 'Grant' && !newGrant) writes.push(store.run((c) => c.pexpire(keys.grant(id), ttl)));
+      for (const k of [userCodeKey, uidKey]) if (k !== undefined) writes.push(store.run((c) => c.set(k, id, 'PX', ttl)));
+      return writes;
+    };
+    const written = payload.grantId ? this.#indexInGrant(payload.grantId, key, ttl, record) : Promise.all(record());
+    // The request reads what it wrote from now on: the write is on the connection (or held by this
+    // request, joinGrantIndex), ahead of any later read of the key (one connection; on a Cluster, the
+    // key's node), and should it fail, the request fails with it (below, or where a deferred write is
+    // awaited).
     reads?.set(key, raw);
     if (userCodeKey) reads?.set(userCodeKey, id);
     if (uidKey) reads?.set(uidKey, id);
-    const written = Promise.all(writes);
     // A code is followed by the Session's save and the answer, an access token by the refresh
     // token's save or the answer (deferWrite): they leave together, and those wait for them.
     if ((this.#name === 'AccessToken' || this.#name === 'AuthorizationCode') && deferWrite(written)) return;
@@ -493,16 +493,21 @@ class RedisAdapter implements Adapter {
    * introspection; liveAccessToken alike), and revoking a grant that is gone has nothing to reach.
    * So when this request knows the grant (it read or saved it: the code's resume, the code
    * exchange, a refresh), the index is given the grant's own end, which every add of that grant
-   * asks alike: SADD and PEXPIREAT on the index's key, pipelined (2 commands, not setAdd's 3). Saving the grant again moves the index's end with it (upsert). When the grant is
-   * not known here, setAdd with the token's lifetime, as before.
+   * asks alike: SADD and PEXPIREAT on the index's key, pipelined (2 commands, not setAdd's 3), and
+   * an access token's with the refresh token saved next in one SADD (joinGrantIndex). Saving the
+   * grant again moves the index's end with it (upsert). When the grant is not known here, setAdd
+   * with the token's lifetime, as before. Then the token's own writes (`record`), after the index:
+   * on one connection in that order, on a Cluster once the index is written. Answers when all are done.
    */
-  #indexInGrant(grantId: string, member: string, ttlMs: number): Promise<unknown> {
+  #indexInGrant(grantId: string, member: string, ttlMs: number, record: () => Array<Promise<unknown>>): Promise<unknown> {
     const store = this.#store;
     const index = store.keys.grant(grantId);
     const known = requestReads()?.get(store.keys.oidc('Grant', grantId));
     const ends = known ? grantEnd(known) : undefined;
-    if (ends === undefined || ends <= Date.now()) return setAdd(store, index, member, ttlMs);
-    return Promise.all([store.run((c) => c.sadd(index, member)), store.run((c) => c.pexpireat(index, ends))]);
+    if (ends !== undefined && ends > Date.now()) return joinGrantIndex(store, index, ends, member, record, this.#name === 'AccessToken');
+    const added = setAdd(store, index, member, ttlMs);
+    // On a Cluster the index and the record live on different nodes: the index is written first.
+    return store.kind === 'redis-cluster' ? added.then(() => Promise.all(record())) : Promise.all([added, ...record()]);
   }
 
   /**
@@ -638,6 +643,65 @@ const SESSION_ID = 'sessionJti';
 
 /** Sessions named by the tokens read in a request (requestLocal): uid -> the id a token named, for findByUid. */
 const sessionHints = requestLocal(() => new Map<string, string>());
+
+/**
+ * A request's additions to one grant index with one end, sent as one SADD of every member and one
+ * PEXPIREAT, then the records they index (in the order they came): an access token's and the
+ * refresh token saved with it (the code exchange, a refresh) are 4 commands, not 6.
+ */
+interface GrantIndexBatch {
+  index: string;
+  ends: number;
+  members: string[];
+  records: Array<() => Array<Promise<unknown>>>;
+  sent: boolean;
+  done: Promise<unknown>;
+  settle: { resolve: (value: unknown) => void; reject: (err: unknown) => void };
+}
+
+/** Grant index additions a request holds (requestLocal): index key -> its batch, until it is sent. */
+const grantIndexBatches = requestLocal(() => new Map<string, GrantIndexBatch>());
+
+/**
+ * Adds `member` to the grant index `index` (whose grant ends at `ends`, epoch ms) and issues `record`
+ * after it. Within a request, an access token's addition (`hold`) is held until the request's next
+ * addition to the same index with the same end (the refresh token saved next, which sends both) or
+ * the end of the current run of microtasks (process.nextTick: before the connection's next write),
+ * whichever comes first; other additions are sent at once, with what is held for their index. Order
+ * is kept: the index (with every member), then the records; on a Cluster, the records once the index
+ * is written. Outside a request, sent at once.
+ */
+function joinGrantIndex(store: RedisStore, index: string, ends: number, member: string, record: () => Array<Promise<unknown>>, hold: boolean): Promise<unknown> {
+  const batches = grantIndexBatches.get();
+  let batch = batches?.get(index);
+  if (batch && batch.ends !== ends) {
+    sendGrantIndex(store, batch, batches!);
+    batch = undefined;
+  }
+  if (!batch) {
+    let settle!: GrantIndexBatch['settle'];
+    const done = new Promise<unknown>((resolve, reject) => (settle = { resolve, reject }));
+    batch = { index, ends, members: [], records: [], sent: false, done, settle };
+    if (batches && hold) {
+      batches.set(index, batch);
+      const held = batch;
+      process.nextTick(() => sendGrantIndex(store, held, batches));
+    }
+  }
+  batch.members.push(member);
+  batch.records.push(record);
+  if (!hold || !batches) sendGrantIndex(store, batch, batches);
+  return batch.done;
+}
+
+function sendGrantIndex(store: RedisStore, batch: GrantIndexBatch, batches: Map<string, GrantIndexBatch> | undefined): void {
+  if (batch.sent) return;
+  batch.sent = true;
+  if (batches?.get(batch.index) === batch) batches.delete(batch.index);
+  const indexed = Promise.all([store.run((c) => c.sadd(batch.index, ...batch.members)), store.run((c) => c.pexpireat(batch.index, batch.ends))]);
+  const records = store.kind === 'redis-cluster' ? indexed.then(() => Promise.all(batch.records.flatMap((r) => r()))) : Promise.all(batch.records.flatMap((r) => r()));
+  Promise.all([indexed, records]).then(batch.settle.resolve, batch.settle.reject);
+}
 
 /** GETs of oidc-provider keys under way in a request (requestLocal): key -> the answer to come. */
 const inFlight = requestLocal(() => new Map<string, Promise<string | null>>());

@@ -104,6 +104,47 @@ describe('Redis store: oidc-provider records read once per request', () => {
     }
   });
 
+  it("an access token and the refresh token saved after it in a request go into their grant's index in one SADD; one saved alone is written by the request's end", async () => {
+    const grants = store.adapter('Grant');
+    const index = store.keys.grant('gb1');
+    const exp = Math.floor(Date.now() / 1000) + 600;
+    const calls: string[] = [];
+    const spy = (name: 'sadd' | 'pexpireat') => {
+      const original = store.client[name].bind(store.client) as (...args: unknown[]) => Promise<unknown>;
+      (store.client as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
+        calls.push(`${name} ${args.length - 1}`);
+        return original(...args);
+      };
+      return () => ((store.client as unknown as Record<string, unknown>)[name] = original);
+    };
+    const restore = [spy('sadd'), spy('pexpireat')];
+    try {
+      await withRequestReads(async () => {
+        await grants.upsert('gb1', { exp, clientId: 'c', accountId: 'a' } as AdapterPayload, 600);
+        calls.length = 0;
+        await store.adapter('AccessToken').upsert('atb1', { grantId: 'gb1' } as AdapterPayload, 300);
+        await store.adapter('RefreshToken').upsert('rtb1', { grantId: 'gb1' } as AdapterPayload, 600);
+      });
+      assert.deepEqual(calls, ['sadd 2', 'pexpireat 1'], 'one SADD of both members, one PEXPIREAT');
+      assert.deepEqual((await store.client.smembers(index)).sort(), [store.keys.oidc('AccessToken', 'atb1'), store.keys.oidc('RefreshToken', 'rtb1')]);
+      assert.ok(await store.client.exists(store.keys.oidc('AccessToken', 'atb1')));
+      const ends = Date.now() + (await store.client.pttl(index));
+      assert.ok(Math.abs(ends - exp * 1000) <= 1000, 'the index ends with the grant');
+      calls.length = 0;
+      await withRequestReads(async () => {
+        assert.ok(await grants.find('gb1'));
+        await store.adapter('AccessToken').upsert('atb2', { grantId: 'gb1' } as AdapterPayload, 300);
+      });
+      assert.deepEqual(calls, ['sadd 1', 'pexpireat 1']);
+      assert.ok(await store.client.exists(store.keys.oidc('AccessToken', 'atb2')), 'written by the request’s end');
+      assert.ok((await store.client.smembers(index)).includes(store.keys.oidc('AccessToken', 'atb2')));
+    } finally {
+      for (const undo of restore) undo();
+    }
+    await store.adapter('AccessToken').revokeByGrantId('gb1');
+    for (const [model, tid] of [['AccessToken', 'atb1'], ['RefreshToken', 'rtb1'], ['AccessToken', 'atb2']] as const) assert.equal(await store.adapter(model).find(tid), undefined, `${model} revoked`);
+  });
+
   it('consuming what the request read writes its consumed form in place: TTL kept, nothing created when it is gone meanwhile', async () => {
     const codes = store.adapter('AuthorizationCode');
     await rawSet('AuthorizationCode', 'k1', { n: 1 });
