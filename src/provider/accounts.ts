@@ -32,6 +32,16 @@ export interface BrokeredAccount {
 }
 
 const key = (accountId: string) => `account:${accountId}`;
+/**
+ * The accounts that signed in through a participant (for offboarding): one set per participant,
+ * without a lifetime, as long-lived as the participant (endAllOfParticipant deletes it). Each login
+ * adds its account (SADD, one command: a set every login of the participant lengthened never
+ * expired while the participant was in use anyway); members whose account expired stay, which
+ * offboarding tolerates (it removes what it finds).
+ */
+const ofParticipantKey = (participantId: string) => `accounts-of-participant:${participantId}`;
+/** The same index as written before (a lifetime lengthened by every add): read and deleted with it until it expires. */
+const ofParticipantBefore = (participantId: string) => `participant-accounts:${participantId}`;
 /** Accounts by the email their mapping released (lower case), hashed: for an administrator's look-up. */
 const byEmailKey = (email: string) => `accounts-by-email:${createHash('sha256').update(email.toLowerCase(), 'utf8').digest('base64url')}`;
 /** SecretBox context of an account's upstream logout record: a sealed one copied to another account does not open. */
@@ -67,10 +77,11 @@ export class AccountStore {
     const email = account.claims?.email ?? account.email;
     const indexed = typeof email === 'string' && email.length > 0 && email.length <= 320;
     const stored: StoredAccount = { upstreamIssuer: account.upstreamIssuer, ...(indexed ? { email } : {}), updatedAt: account.updatedAt };
-    // The indexes live as long as the newest account in them; older members may outlive their record,
-    // which offboarding tolerates (it removes what it finds). Written together: one round trip.
+    // The by-email index lives as long as the newest account in it, the participant's as long as the
+    // participant; older members may outlive their record, which offboarding tolerates (it removes
+    // what it finds). Written together: one round trip.
     await Promise.all([
-      this.#store.addToSet(`participant-accounts:${account.participantId}`, account.accountId, this.#ttlSeconds),
+      this.#store.addToSet(ofParticipantKey(account.participantId), account.accountId),
       indexed ? this.#store.addToSet(byEmailKey(email), account.accountId, this.#ttlSeconds) : undefined,
       this.#store.setTemp(key(account.accountId), stored, this.#ttlSeconds),
     ]);
@@ -121,8 +132,14 @@ export class AccountStore {
   }
 
   /** Accounts that signed in through a participant (for offboarding). */
-  idsOfParticipant(participantId: string): Promise<string[]> {
-    return this.#store.setMembers(`participant-accounts:${participantId}`);
+  async idsOfParticipant(participantId: string): Promise<string[]> {
+    const [now, before] = await Promise.all([this.#store.setMembers(ofParticipantKey(participantId)), this.#store.setMembers(ofParticipantBefore(participantId))]);
+    return [...new Set([...now, ...before])];
+  }
+
+  /** Forgets a participant's index of accounts (offboarding, once its accounts are removed). */
+  async forgetParticipant(participantId: string): Promise<void> {
+    await Promise.all([this.#store.deleteSet(ofParticipantKey(participantId)), this.#store.deleteSet(ofParticipantBefore(participantId))]);
   }
 
   idOf(participantId: string, upstreamSubject: string): string {

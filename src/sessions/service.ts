@@ -67,6 +67,8 @@ export interface AccountIndex {
   participantOf(accountId: string): string;
   idsOfParticipant(participantId: string): Promise<string[]>;
   remove(accountId: string): Promise<void>;
+  /** Forgets the participant's index of accounts (once they are removed). */
+  forgetParticipant(participantId: string): Promise<void>;
 }
 
 export interface SessionsOptions {
@@ -379,7 +381,7 @@ export class Sessions {
    */
   async endAllOfParticipant(participantId: string, cause: SessionEndCause): Promise<RevocationReport> {
     const report: RevocationReport = { accounts: 0, sessions: 0, grants: 0 };
-    const { store, accounts } = this.#opts;
+    const { accounts } = this.#opts;
     for (const accountId of await accounts.idsOfParticipant(participantId)) {
       report.accounts++;
       const { ended, grants } = await this.#endAllOfAccount(accountId, cause);
@@ -387,7 +389,7 @@ export class Sessions {
       report.grants += grants;
       await accounts.remove(accountId);
     }
-    await store.deleteSet(`participant-accounts:${participantId}`);
+    await accounts.forgetParticipant(participantId);
     return report;
   }
 

@@ -17,6 +17,27 @@ describe('accounts: who a person is, the claims kept once (in each session)', ()
     assert.deepEqual(await accounts.idsOfParticipant('acme'), ['acme:u:1']);
   });
 
+  it('indexes an account under its participant without a lifetime (one SADD a login); the index written before is read and forgotten with it', async () => {
+    const adds: Array<[string, number | undefined]> = [];
+    const addToSet = (k: string, member: string, ttl?: number) => {
+      adds.push([k.split(':')[0]!, ttl]);
+      return store.addToSet(k, member, ttl);
+    };
+    const spied = new Proxy(store, {
+      get: (target, prop) => {
+        if (prop === 'addToSet') return addToSet;
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    await new AccountStore(spied, 3600).save({ accountId: 'globex:u:1', participantId: 'globex', upstreamIssuer: 'https://idp.globex.example', upstreamSubject: 'u:1', claims: { email: 'a@globex.example' }, updatedAt: 1 });
+    assert.deepEqual(adds.sort(), [['accounts-by-email', 3600], ['accounts-of-participant', undefined]]);
+    await store.addToSet('participant-accounts:globex', 'globex:u:0', 60); // as written before
+    assert.deepEqual((await accounts.idsOfParticipant('globex')).sort(), ['globex:u:0', 'globex:u:1']);
+    await accounts.forgetParticipant('globex');
+    assert.deepEqual(await accounts.idsOfParticipant('globex'), []);
+  });
+
   it('reads an account of the previous release with its last login’s claims, and finds it by email', async () => {
     const before = { accountId: 'acme:u2', participantId: 'acme', upstreamIssuer: 'https://idp.acme.example', upstreamSubject: 'u2', claims: { email: 'bob@acme.example', name: 'Bob' }, updatedAt: 1 };
     await store.setTemp('account:acme:u2', before, 60);
