@@ -12,8 +12,12 @@
  *    holds afterwards, grouped by kind and lifetime.
  *
  *   node bench/parts/redis.ts
+ *
+ * BENCH_MONITOR_DUMP=file writes the traced commands, one a line; BENCH_WRITES_DUMP=file appends
+ * Concord's every write to Redis with the commands it carries (a round trip each), the traced
+ * logins' steps marked among them.
  */
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { RedisServer } from '../../test/support/redis-server.ts';
 import { login, loginLoad, startLoginRig, type LoginStep } from '../lib/login-driver.ts';
@@ -178,6 +182,8 @@ export async function redisPart(options: RedisPartOptions = {}): Promise<Section
       for (let i = 0; i < m; i++) {
         await login(rig.issuer, rig.users[n + i]!, async (step) => {
           const end = await settle();
+          // With BENCH_WRITES_DUMP (bench/servers/child.ts), each step's end among Concord's writes.
+          if (process.env.BENCH_WRITES_DUMP) appendFileSync(process.env.BENCH_WRITES_DUMP, `--- login ${i + 1}: end of ${step}\n`);
           const slice = ours(mon.lines.slice(mark, end), prefix);
           sentSteps[step] += roundTrips(slice);
           mark = end;

@@ -8,6 +8,7 @@
  *   <- { type: 'cpu', id }  -> { type: 'cpu', id, user, system, rss, redisWrites }   CPU microseconds so far, writes to Redis so far
  *   <- { type: 'stop' }                                closes and exits
  */
+import { appendFileSync } from 'node:fs';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -62,16 +63,45 @@ let close: () => Promise<void> = async () => {};
 /**
  * Writes to Redis sockets: a round trip each (ioredis writes one command, or one pipeline or
  * MULTI block, per write, and waits for the answer). Counted for the ports of the store URL.
+ * With BENCH_WRITES_DUMP=file, each write is also appended to the file as one line: its number and
+ * the commands it carries (arguments cut at 60 characters), to see which commands share a round trip.
  */
 let redisWrites = 0;
 function countRedisWrites(url: string): void {
   const ports = new Set([...url.matchAll(/:(\d+)(?=[,/?]|$)/g)].map((m) => Number(m[1])));
   if (ports.size === 0) return;
+  const dump = process.env.BENCH_WRITES_DUMP;
   const write = net.Socket.prototype.write;
   net.Socket.prototype.write = function countedWrite(this: net.Socket, ...args: unknown[]) {
-    if (this.remotePort !== undefined && ports.has(this.remotePort)) redisWrites++;
+    if (this.remotePort !== undefined && ports.has(this.remotePort)) {
+      redisWrites++;
+      if (dump) appendFileSync(dump, `W#${redisWrites} ${respCommands(args[0]).join(' ;; ')}\n`);
+    }
     return (write as (...a: unknown[]) => boolean).apply(this, args);
   } as typeof write;
+}
+
+/** The commands in a chunk of RESP requests (`*N` arrays of `$len` bulk strings), each as its words, arguments cut at 60 characters. */
+function respCommands(chunk: unknown): string[] {
+  const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+  const commands: string[] = [];
+  let at = 0;
+  const line = () => {
+    const end = buf.indexOf('\r\n', at);
+    const text = buf.toString('latin1', at, end);
+    at = end + 2;
+    return text;
+  };
+  while (at < buf.length && buf[at] === 0x2a /* * */) {
+    const words: string[] = [];
+    for (let n = Number(line().slice(1)); n > 0; n--) {
+      const len = Number(line().slice(1));
+      words.push(buf.toString('utf8', at, Math.min(at + len, at + 60)));
+      at += len + 2;
+    }
+    commands.push(words.join(' '));
+  }
+  return commands;
 }
 
 async function startConcordChild(s: Extract<ChildSpec, { kind: 'concord' }>): Promise<string> {
