@@ -67,7 +67,7 @@ export function requestLogging(root: Logger, options: RequestLoggingOptions = {}
     const log = span ? root.child({ requestId, traceId: span.spanContext().traceId }) : root.child({ requestId });
     ctx.state.requestId = requestId;
     ctx.state.log = log;
-    ctx.set('X-Request-Id', requestId);
+    if (!ctx.res.headersSent) ctx.res.setHeader('X-Request-Id', requestId);
     const serve = () => requestContext.run({ requestId, log }, next);
     let thrown: number | undefined;
     try {
