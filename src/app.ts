@@ -15,7 +15,7 @@ import { securityHeaders } from './http/security-headers.ts';
 import { createRateLimits } from './http/rate-limit.ts';
 import { replaceForm, requestLimits, type CheckedRequest } from './http/request-limits.ts';
 import { postedFormToQuery } from './http/posted-form.ts';
-import { routeOf, routeTable, routing } from './http/route.ts';
+import { routeOf, routeTable, routing, type RouteName } from './http/route.ts';
 import { interactionRoutes, pendingKey, testLogins, trailingInteractions, type LoginObserver } from './interactions/index.ts';
 import { loadPages } from './pages/index.ts';
 import { BrokerClientKeys, CLIENT_KEY_COLLECTION, KeyManager, SAML_KEY_COLLECTION, SamlSpKeys } from './keys/index.ts';
@@ -24,7 +24,7 @@ import { ConnectorPool, Registry, UpstreamWatch } from './participants/index.ts'
 import { AccountStore, callbackCheckKey, createProvider, dpopNonceSecret, jwtTokenEndpoints, jwtUserinfo, openResourceServers, pairwiseKey, sendLogoutToken, tokenIdKey, trackSessions, userinfoDPoP } from './provider/index.ts';
 import { LogoutDelivery, Sessions } from './sessions/index.ts';
 import { createSecretBox, type SecretBox } from './secrets/index.ts';
-import { createStore, settleDeferredWrites, StoreFullError, StoreUnavailableError, withRequestReads, type Store } from './store/index.ts';
+import { createStore, StoreFullError, StoreUnavailableError, withRequestReads, type Store } from './store/index.ts';
 import { listenError } from './startup/index.ts';
 import { UpstreamHealth } from './upstream/index.ts';
 
@@ -76,6 +76,12 @@ export interface Concord {
   readonly samlKeyRing: KeyManager;
   ready(): Promise<boolean>;
 }
+
+/**
+ * oidc-provider's routes that no Concord middleware after the rate limits applies to (app.ts): no
+ * form to redirect, no router's path, not userinfo, introspection or revocation, no session to track.
+ */
+const ROUTES_FOR_PROVIDER_ONLY: ReadonlySet<RouteName> = new Set(['token', 'jwks', 'discovery', 'pushed_authorization_request']);
 
 /** Runs `middleware` only for requests whose path starts with one of `prefixes`. */
 function forPaths(prefixes: string[], middleware: Koa.Middleware): Koa.Middleware {
@@ -334,15 +340,12 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   // every middleware below that decides by route reads it (src/http/route.ts).
   publicApp.use(routing(routeTable((name, params) => providerState.provider.pathFor(name, params as never))));
   publicApp.use(requestLogging(log, { metrics, ...(tracing ? { tracer: tracing.tracer } : {}) }));
-  // oidc-provider's records read once per request (src/store/request-reads.ts).
-  publicApp.use((_ctx, next) => withRequestReads(next));
   publicApp.use(securityHeaders({ https: settings.issuer.startsWith('https://') }));
   publicApp.use(errorBoundary());
-  // Writes a request deferred (store deferWrite) are done before it is answered; a failure is rendered as any store error.
-  publicApp.use(async (_ctx, next) => {
-    await next();
-    await settleDeferredWrites();
-  });
+  // oidc-provider's records read once per request; the writes a request deferred (store deferWrite)
+  // are done before it is answered, inside the error boundary: a failure is rendered as any store
+  // error (src/store/request-reads.ts).
+  publicApp.use((_ctx, next) => withRequestReads(next));
   // Stylesheet, favicon and logos; the 404 page of every path no route answers.
   publicApp.use(pages.middleware());
   // The edge check (oversized, malformed parameters), then the rate limits: before any route touches the store.
@@ -356,13 +359,18 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
     }),
   );
   publicApp.use(limits.public);
-  // POST at /auth and /session/end: a 303 to the same endpoint's GET (src/http/posted-form.ts).
-  publicApp.use(postedFormToQuery());
-  // Routers only see the paths they serve: most traffic is oidc-provider's, and a router's dispatch
-  // on every token request is measurable (bench/results.md).
-  publicApp.use(forPaths(['/healthz', '/readyz', '/broker/jwks'], base.routes() as Koa.Middleware));
-  publicApp.use(forPaths(['/interaction/', '/broker/', '/saml/', '/session/end/confirm'], interactions.routes() as Koa.Middleware));
-  publicApp.use(
+  // What follows (up to oidc-provider) serves some routes or paths only. None of it applies to
+  // oidc-provider's token endpoint, its JWKS, discovery or PAR (ROUTES_FOR_PROVIDER_ONLY): those go
+  // straight to oidc-provider, past six middleware that would each look at the route or path and hand on.
+  // What these routes need (logging, headers, errors, edge checks, rate limits) comes before.
+  const sessionTracking = trackSessions(sessions, { provider: () => providerState.provider, interactions: store.adapter('Interaction') });
+  const routeSpecific = compose([
+    // POST at /auth and /session/end: a 303 to the same endpoint's GET (src/http/posted-form.ts).
+    postedFormToQuery(),
+    // Routers only see the paths they serve: most traffic is oidc-provider's, and a router's dispatch
+    // on every token request is measurable (bench/results.md).
+    forPaths(['/healthz', '/readyz', '/broker/jwks'], base.routes() as Koa.Middleware),
+    forPaths(['/interaction/', '/broker/', '/saml/', '/session/end/confirm'], interactions.routes() as Koa.Middleware),
     jwtUserinfo({
       settings,
       keys,
@@ -374,9 +382,7 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
       provider: () => providerState.provider,
       tokenIdKey: tokenIds,
     }),
-  );
-  // Introspection and revocation of JWT access tokens, by their records (provider/access-tokens.ts).
-  publicApp.use(
+    // Introspection and revocation of JWT access tokens, by their records (provider/access-tokens.ts).
     jwtTokenEndpoints({
       issuer: settings.issuer,
       keys,
@@ -384,17 +390,18 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
       readForm: (ctx) => (ctx.state.checked as CheckedRequest | undefined)?.rawForm,
       writeForm: replaceForm,
     }),
-  );
-  // The login an authorization finished goes to its session; each service's part in a session is recorded.
-  const sessionTracking = trackSessions(sessions, { provider: () => providerState.provider, interactions: store.adapter('Interaction') });
+    // The login an authorization finished goes to its session; each service's part in a session is recorded.
+    (ctx, next) => {
+      const route = routeOf(ctx)?.name;
+      return route === 'authorization' || route === 'resume' ? sessionTracking(ctx, next) : next();
+    },
+  ] as Koa.Middleware[]);
   publicApp.use((ctx, next) => {
     const route = routeOf(ctx)?.name;
-    return route === 'authorization' || route === 'resume' ? sessionTracking(ctx, next) : next();
+    return route !== undefined && ROUTES_FOR_PROVIDER_ONLY.has(route) ? next() : routeSpecific(ctx, next);
   });
-  publicApp.use(async (ctx, next) => {
-    const { middleware } = providerState;
-    await middleware(ctx, next);
-  });
+  // The provider serving now (rebuilt when the key set changes).
+  publicApp.use((ctx, next) => providerState.middleware(ctx, next));
 
   const adminApp = new Koa({ proxy: false });
   adminApp.silent = true;

@@ -13,8 +13,8 @@ import { AsyncLocalStorage } from 'node:async_hooks';
  * it lands just after this request's one read.
  *
  * The same scope holds the request's deferred writes (deferWrite): sent without their caller
- * waiting, awaited by the request's next write that is not deferred, by app.ts before the request
- * is answered, and at the latest when the scope closes.
+ * waiting, awaited by the request's next write that is not deferred, and when the scope closes,
+ * before the request is answered (app.ts runs the scope inside its error boundary).
  */
 export interface RequestReads {
   entries: Map<string, string | null>;
@@ -31,7 +31,7 @@ export async function withRequestReads<T>(fn: () => Promise<T>): Promise<T> {
   try {
     const result = await scope.run(reads, fn);
     // A deferred write no later write awaited: the request fails with it, before it is answered.
-    await Promise.all(reads.deferred);
+    if (reads.deferred.size > 0) await Promise.all(reads.deferred);
     return result;
   } finally {
     reads.open = false;
