@@ -285,7 +285,10 @@ export function requestLimits(options: RequestLimitsOptions) {
 async function readBody(ctx: Context, max: number): Promise<string> {
   const charset = ctx.request.charset;
   if (charset && !/^(utf-?8|us-ascii)$/i.test(charset)) throw new BadRequest(`charset ${printable(charset)} is not supported: send UTF-8`);
-  const received = bodyOf(ctx.req, max);
+  // The check runs while Node is still parsing the packet that brought the headers; the rest of
+  // it (a form of a few hundred bytes, usually the whole body) is buffered before the next microtask.
+  await Promise.resolve();
+  const received = bodyOf(ctx.req, max, ctx.request.length);
   const body = received instanceof Buffer ? received : await received;
   ctx.req = replayable(ctx.req, body);
   try {
@@ -296,14 +299,19 @@ async function readBody(ctx: Context, max: number): Promise<string> {
 }
 
 /**
- * The body of `request`, at most `max` bytes (BadRequest 413 past that). At once when the whole
- * request is in already (`complete`: a form of a few hundred bytes comes with its headers, and is
- * buffered by the time the middleware runs), otherwise as it arrives. Events, not async iteration:
- * a stream's async iterator costs a dozen promises and listeners per request (a token request's
- * body is read here once).
+ * The body of `request`, at most `max` bytes (BadRequest 413 past that). At once when all of it is
+ * buffered already (the `declared` Content-Length, or the whole request: a form of a few hundred
+ * bytes comes in the packet of its headers), otherwise as it arrives. Events, not async iteration:
+ * a stream's async iterator costs a dozen promises and listeners per request.
  */
-function bodyOf(request: IncomingMessage, max: number): Buffer | Promise<Buffer> {
-  if (request.complete && request.readableLength <= max) return (request.read() as Buffer | null) ?? Buffer.alloc(0);
+function bodyOf(request: IncomingMessage, max: number, declared: number | undefined): Buffer | Promise<Buffer> {
+  const buffered = request.readableLength;
+  if (buffered <= max && (request.complete || buffered === declared)) {
+    const body = (request.read() as Buffer | null) ?? Buffer.alloc(0);
+    // Nothing more is read, but the stream still ends ('end', then 'close') as a request read to its end does.
+    request.resume();
+    return body;
+  }
   return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
