@@ -72,13 +72,9 @@ export class LeasedBudget {
    * consume does; rejects with the client's error when Redis does not answer (callers fail open).
    */
   async consume(key: string): Promise<void> {
+    if (this.spend(key)) return;
     const now = Date.now();
-    this.#sweep(now);
     const lease = this.#leases.get(key);
-    if (lease && lease.left > 0 && now < lease.resetAt) {
-      lease.left--;
-      return;
-    }
     const known = lease && now < lease.resetAt ? lease.consumed : 0;
     const size = Math.max(1, Math.min(MAX_LEASE, Math.floor((this.#points - known) / LEASE_FRACTION)));
     const [consumed, ttl] = await this.#client[COMMAND](`${this.#keyPrefix}:${key}`, size, this.#seconds);
@@ -90,6 +86,19 @@ export class LeasedBudget {
       throw new RateLimiterRes(0, Number(ttl), consumed, false);
     }
     this.#leases.set(key, { left: granted - 1, resetAt, consumed });
+  }
+
+  /**
+   * Spends one point of `key` from this instance's lease, without asking Redis: true when the lease
+   * had one left in its window; false when a lease must be taken first (consume does).
+   */
+  spend(key: string): boolean {
+    const now = Date.now();
+    this.#sweep(now);
+    const lease = this.#leases.get(key);
+    if (lease === undefined || lease.left <= 0 || now >= lease.resetAt) return false;
+    lease.left--;
+    return true;
   }
 
   /** Drops leases whose window has ended, at most once a second (the map holds only live keys). */

@@ -70,6 +70,13 @@ const CLEAN_CACHE_MS = 1000;
 /** Bound of that cache (keys); cleared when full. */
 const CLEAN_CACHE_MAX = 10_000;
 
+/** A key's failures since its last success; `wait`: seconds it is still locked, when it is. */
+interface Lock {
+  failures: number;
+  wait?: number;
+}
+const CLEAN: Lock = Object.freeze({ failures: 0 });
+
 /** Routes whose callers authenticate as a client: their failures are credential failures. */
 const CLIENT_ROUTES: ReadonlySet<RouteName> = new Set(['token', 'introspection', 'revocation', 'pushed_authorization_request']);
 /** Routes that count against the per-source browser budget: each can create state in the store. */
@@ -98,29 +105,37 @@ export function createRateLimits(options: RateLimitsOptions): RateLimits {
     }
     return new RateLimiterMemory({ keyPrefix: name, points, duration });
   };
-  const budget = (name: 'token' | 'browser' | 'admin'): Pick<RateLimiterAbstract, 'consume'> => {
+  /**
+   * A budget's point for `key`: undefined when it was spent at once (a lease with points left), else
+   * a promise that resolves when the request may go on and rejects with a RateLimiterRes when the
+   * budget is spent, or with the store's error (callers fail open).
+   */
+  type Budget = { take(key: string): Promise<unknown> | undefined };
+  const budget = (name: 'token' | 'browser' | 'admin'): Budget => {
     const { points, duration } = rateLimits[name];
-    if (!client) return limiter(name, points, duration);
+    if (!client) {
+      const memory = limiter(name, points, duration);
+      return { take: (key) => memory.consume(key) };
+    }
     const leased = new LeasedBudget({ client: client as ConstructorParameters<typeof LeasedBudget>[0]['client'], keyPrefix: `${storePrefix}rl:${name}`, points, seconds: duration });
     // Answer at once while the connection is down (as rejectIfRedisNotReady) instead of waiting for a timeout.
     const ready = client as { status?: string };
     return {
-      consume: async (key: string) => {
-        if (ready.status !== undefined && ready.status !== 'ready') throw new Error('Redis is not ready');
-        await leased.consume(key);
-        return new RateLimiterRes();
+      take(key) {
+        if (ready.status !== undefined && ready.status !== 'ready') return Promise.reject(new Error('Redis is not ready'));
+        return leased.spend(key) ? undefined : leased.consume(key);
       },
     };
   };
-  const limiters: Record<'token' | 'browser' | 'admin', Pick<RateLimiterAbstract, 'consume'>> = { token: budget('token'), browser: budget('browser'), admin: budget('admin') };
+  const limiters: Record<'token' | 'browser' | 'admin', Budget> = { token: budget('token'), browser: budget('browser'), admin: budget('admin') };
   // Failures since the last success; a lock is a block() on this limiter. Strikes: locks within `reset`.
   const failed = limiter('fail', failures.max, failures.reset);
   const strikes = limiter('strike', 1_000_000, failures.reset);
   const lastWarning = new Map<string, number>();
   /**
-   * Keys whose failure count Redis answered empty, until when (epoch ms): a client's every token
+   * Keys whose failure count the store answered empty, until when (epoch ms): a client's every token
    * request does not ask again within CLEAN_CACHE_MS. This instance's own failures count at once
-   * (settle drops the entry); another instance's reach it within CLEAN_CACHE_MS.
+   * (settle drops the entry); another instance's (Redis) reach it within CLEAN_CACHE_MS.
    */
   const cleanUntil = new Map<string, number>();
 
@@ -139,16 +154,17 @@ export function createRateLimits(options: RateLimitsOptions): RateLimits {
     return Math.max(1, Math.ceil(msBeforeNext / 1000));
   };
 
-  /** The seconds to wait when limited; undefined when the request may go on (also when the limiter failed). */
-  async function consume(ctx: Context, name: 'token' | 'browser' | 'admin', key: string): Promise<number | undefined> {
-    try {
-      await limiters[name].consume(key);
-      return undefined;
-    } catch (outcome) {
+  /**
+   * The seconds to wait when limited; undefined when the request may go on (also when the limiter
+   * failed). At once (not a promise) when the budget's point was spent without asking the store.
+   */
+  function consume(ctx: Context, name: 'token' | 'browser' | 'admin', key: string): number | undefined | Promise<number | undefined> {
+    const refused = (outcome: unknown) => {
       if (outcome instanceof RateLimiterRes) return limited(ctx, name, key, outcome.msBeforeNext);
       failOpen(name, outcome);
       return undefined;
-    }
+    };
+    return limiters[name].take(key)?.then(() => undefined, refused);
   }
 
   /**
@@ -156,24 +172,31 @@ export function createRateLimits(options: RateLimitsOptions): RateLimits {
    * time left matters only once the key is at its limit).
    */
   async function failureState(key: string): Promise<{ consumedPoints: number; msBeforeNext: number } | null> {
-    if (!client) return failed.get(key);
     const now = Date.now();
-    if ((cleanUntil.get(key) ?? 0) > now) return null;
-    const redis = client as { get(key: string): Promise<string | null>; pttl(key: string): Promise<number> };
-    const rlKey = failed.getKey(key);
-    const raw = await redis.get(rlKey);
-    if (raw === null) {
+    const clean = () => {
       if (cleanUntil.size >= CLEAN_CACHE_MAX) cleanUntil.clear();
       cleanUntil.set(key, now + CLEAN_CACHE_MS);
       return null;
-    }
+    };
+    if (!client) return (await failed.get(key)) ?? clean();
+    const redis = client as { get(key: string): Promise<string | null>; pttl(key: string): Promise<number> };
+    const rlKey = failed.getKey(key);
+    const raw = await redis.get(rlKey);
+    if (raw === null) return clean();
     const consumedPoints = Number(raw);
     if (!(consumedPoints >= failures.max)) return { consumedPoints, msBeforeNext: 0 };
     return { consumedPoints, msBeforeNext: Math.max(0, await redis.pttl(rlKey)) };
   }
 
-  /** The key's failures since its last success, and the seconds it still waits when locked. */
-  async function locked(ctx: Context, name: 'credentials' | 'admin_credentials', key: string): Promise<{ failures: number; wait?: number }> {
+  /**
+   * The key's failures since its last success, and the seconds it still waits when locked. At once
+   * (not a promise) for a key known clean (cleanUntil).
+   */
+  function locked(ctx: Context, name: 'credentials' | 'admin_credentials', key: string): Lock | Promise<Lock> {
+    return (cleanUntil.get(key) ?? 0) > Date.now() ? CLEAN : lockOf(ctx, name, key);
+  }
+
+  async function lockOf(ctx: Context, name: 'credentials' | 'admin_credentials', key: string): Promise<Lock> {
     try {
       const state = await failureState(key);
       if (!state) return { failures: 0 };
@@ -233,12 +256,16 @@ export function createRateLimits(options: RateLimitsOptions): RateLimits {
       const route = routeOf(ctx)?.name;
       const credentialRoute = route !== undefined && CLIENT_ROUTES.has(route) && ctx.method === 'POST';
       const key = credentialRoute ? clientKey(ctx) : ipKey(ctx);
-      const before = credentialRoute ? await locked(ctx, 'credentials', key) : undefined;
+      // Both checks answer at once, without a promise to wait for, when they need not ask the store
+      // (a key known clean, a lease with points left): most token requests wait for neither.
+      const lock = credentialRoute ? locked(ctx, 'credentials', key) : undefined;
+      const before = lock instanceof Promise ? await lock : lock;
       if (before?.wait !== undefined) return tooMany(ctx, before.wait, true);
       const name =
         (credentialRoute && route !== 'pushed_authorization_request') || route === 'broker_backchannel_logout' ? 'token' : route !== undefined && BROWSER_ROUTES.has(route) ? 'browser' : undefined;
       if (name) {
-        const retryAfter = await consume(ctx, name, name === 'token' ? key : ipKey(ctx));
+        const spent = consume(ctx, name, name === 'token' ? key : ipKey(ctx));
+        const retryAfter = spent instanceof Promise ? await spent : spent;
         if (retryAfter !== undefined) return tooMany(ctx, retryAfter, name === 'token' || route === 'pushed_authorization_request');
       }
       await next();
@@ -246,7 +273,8 @@ export function createRateLimits(options: RateLimitsOptions): RateLimits {
         const error = oauthError(ctx);
         // A refresh refused because the session ended upstream (src/sessions) is no guess at a credential.
         const guessed = error === 'invalid_client' || (error === 'invalid_grant' && ctx.state.sessionEnded !== true);
-        await settle(ctx, 'credentials', key, guessed, before.failures);
+        // A success of a key without failures changes nothing.
+        if (guessed || before.failures > 0) await settle(ctx, 'credentials', key, guessed, before.failures);
       }
     },
 

@@ -342,6 +342,20 @@ describe('leased budgets (Redis)', () => {
     await new Promise((r) => setTimeout(r, 1100));
     assert.equal(await allowed(a, 'ip:3', 3), 2);
   });
+
+  it('spends the points of a lease without Redis (spend), and never more than the lease holds', async () => {
+    const { a, b, prefix } = budgetPair(1000, 60);
+    assert.equal(a.spend('ip:4'), false, 'no lease yet');
+    await a.consume('ip:4');
+    // A lease is 1/16 of what the window has left, at most 64: 62 points, one spent by consume.
+    let spent = 0;
+    while (a.spend('ip:4')) spent++;
+    assert.equal(spent, 61);
+    assert.equal(b.spend('ip:4'), false, 'another instance has its own lease');
+    const client = new Redis(REDIS_URL);
+    clients.push(client);
+    assert.equal(Number(await client.get(`${prefix}rl:test:ip:4`)), 62, 'the shared counter holds the whole lease');
+  });
 });
 
 describe('basicClientId', () => {
