@@ -58,6 +58,14 @@ interface IssuedToken {
  */
 const UNREAD = new Set(['gty', 'sessionUid', 'expiresWithSession']);
 
+/** A model's payload fields a record keeps (its IN_PAYLOAD, a getter that builds the list each time, less UNREAD), once per model class. */
+const recordFields = new WeakMap<object, string[]>();
+function fieldsOf(model: IssuedToken['constructor']): string[] {
+  let fields = recordFields.get(model);
+  if (fields === undefined) recordFields.set(model, (fields = model.IN_PAYLOAD.filter((field) => !UNREAD.has(field))));
+  return fields;
+}
+
 /**
  * oidc-provider's `formats.customizers.jwt`: before a JWT access token is signed, keeps its record
  * (the payload an opaque token of the same model would have but what nothing reads, UNREAD; `iat`/`exp` those of the JWT) under
@@ -74,8 +82,12 @@ export function recordJwtAccessTokens(key: Buffer, log: Logger) {
     if (typeof jti !== 'string' || typeof exp !== 'number') return;
     const id = accessTokenRecordId(key, jti);
     const record: Record<string, unknown> = {};
-    for (const field of issued.constructor.IN_PAYLOAD) if (issued[field] !== undefined && !UNREAD.has(field)) record[field] = issued[field];
-    Object.assign(record, { jti: id, kind: issued.kind, iat, exp, ...(issued.extra ? { extra: issued.extra } : {}) });
+    for (const field of fieldsOf(issued.constructor)) if (issued[field] !== undefined) record[field] = issued[field];
+    record.jti = id;
+    record.kind = issued.kind;
+    record.iat = iat;
+    record.exp = exp;
+    if (issued.extra) record.extra = issued.extra;
     const ttl = Math.max(1, exp - Math.floor(Date.now() / 1000));
     try {
       await issued.constructor.adapter.upsert(id, record as never, ttl);
