@@ -16,8 +16,13 @@ export function openResourceServers(settings: ConcordSettings): string[] {
  * which Concord's userinfo accepts. Services should ask for their own audience.
  */
 export function resourceIndicators(settings: ConcordSettings, signingAlg: () => AsymmetricSigningAlgorithm) {
-  const servers = new Map(settings.resourceServers.map((rs) => [rs.audience, rs]));
   const oidcScopes = OIDC_SCOPES.filter((s) => s !== 'offline_access');
+  // What oidc-provider is told of each resource server is the same at every request (the settings do
+  // not change while the provider lives): built once, read-only (oidc-provider copies what it keeps).
+  const info = (audience: string, scopes: readonly string[], accessTokenTTL: number): OidcResourceServer =>
+    Object.freeze({ accessTokenFormat: 'jwt' as const, jwt: { sign: { alg: signingAlg() } }, audience, scope: [...new Set(scopes)].join(' '), accessTokenTTL });
+  const own = info(settings.issuer, oidcScopes, settings.tokens.accessTokenTtl);
+  const servers = new Map(settings.resourceServers.map((rs) => [rs.audience, { clients: rs.clients, info: info(rs.audience, [...oidcScopes, ...rs.scopes], rs.accessTokenTtl ?? settings.tokens.accessTokenTtl) }]));
 
   return {
     enabled: true,
@@ -26,20 +31,12 @@ export function resourceIndicators(settings: ConcordSettings, signingAlg: () => 
       return (client as { default_resource?: string }).default_resource ?? settings.issuer;
     },
     getResourceServerInfo(_ctx: KoaContextWithOIDC, resource: string, client?: { clientId: string }): OidcResourceServer {
-      const base = { accessTokenFormat: 'jwt' as const, jwt: { sign: { alg: signingAlg() } } };
-      if (resource === settings.issuer) {
-        return { ...base, audience: settings.issuer, scope: oidcScopes.join(' '), accessTokenTTL: settings.tokens.accessTokenTtl };
-      }
+      if (resource === settings.issuer) return own;
       const server = servers.get(resource);
       if (!server) throw new errors.InvalidTarget(`unknown resource ${resource}`);
       // Only the clients the API names get tokens for it (all when it names none; see resourceServers[].clients).
       if (server.clients && !(client && server.clients.includes(client.clientId))) throw new errors.InvalidTarget(`this client may not get tokens for ${resource}`);
-      return {
-        ...base,
-        audience: server.audience,
-        scope: [...new Set([...oidcScopes, ...server.scopes])].join(' '),
-        accessTokenTTL: server.accessTokenTtl ?? settings.tokens.accessTokenTtl,
-      };
+      return server.info;
     },
   };
 }
