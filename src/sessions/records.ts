@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { exceededClaimBound } from '../mapping/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
-import { requestLocal, type Store } from '../store/index.ts';
+import { deferWrite, requestLocal, type Store } from '../store/index.ts';
 import type { UpstreamLogout, UpstreamRefreshState } from '../upstream/index.ts';
 
 /**
@@ -365,9 +365,16 @@ export class SessionStore {
     await this.#store.setTemp<StoredSession>(recordKey(uid), left.length ? { ...rest, clients: left } : rest, this.#ttl);
   }
 
-  /** Notes a refresh (epoch seconds); for the admin view only. */
+  /**
+   * Notes a refresh (epoch seconds); for the admin view only. Within a request it is not waited for
+   * here (store deferWrite): it leaves with the refresh's own writes (the refresh token consumed,
+   * the new one saved), which wait for it, and the request is answered only once it is known done,
+   * instead of taking a round trip of its own before them. (The memory store has none to save.)
+   */
   async seen(uid: string, refreshedAt: number): Promise<void> {
-    await this.#store.setTemp<SessionSeen>(seenKey(uid), { refreshedAt }, this.#ttl);
+    const written = this.#store.setTemp<SessionSeen>(seenKey(uid), { refreshedAt }, this.#ttl);
+    if (this.#store.kind !== 'memory' && deferWrite(written)) return;
+    await written;
   }
 
   async lastRefreshed(uid: string): Promise<number | undefined> {
