@@ -415,13 +415,18 @@ export class RedisStore implements Store {
  * a token its grant cannot revoke). A failed upsert rejects, so oidc-provider hands nothing out.
  *
  * Within a request (request-reads.ts), what oidc-provider writes before it answers is sent without
- * waiting where another write or the answer follows (deferWrite): an Interaction's delete, a code's
- * and an access token's save, the consume of a token the request read; a Grant's and a Session's
- * save are deferred by sessions/oidc-index.ts. The next write that is not deferred waits for them,
+ * waiting where another write or the answer follows (deferWrite): an Interaction's delete, a code's,
+ * a refresh token's and an access token's save, the consume of a token the request read; a Grant's
+ * and a Session's save are deferred by sessions/oidc-index.ts, a session's refresh note by
+ * sessions/records.ts. A refresh's writes (the note, the consume, the new refresh token and the
+ * access token's record) thus leave in one round trip. The next write that is not deferred waits for them,
  * and the request is answered only once all are known done (app.ts settles them inside the error
  * boundary), so a failure still fails the request and nothing is handed out before it is stored.
  * An Interaction's save is never deferred: interactionFinished answers the browser itself.
  */
+/** Models whose saves are deferred within a request (see RedisAdapter.upsert). */
+const DEFERRED_SAVES: ReadonlySet<string> = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken']);
+
 class RedisAdapter implements Adapter {
   readonly #name: string;
   readonly #store: RedisStore;
@@ -463,9 +468,10 @@ class RedisAdapter implements Adapter {
     reads?.set(key, raw);
     if (userCodeKey) reads?.set(userCodeKey, id);
     if (uidKey) reads?.set(uidKey, id);
-    // A code is followed by the Session's save and the answer, an access token by the refresh
-    // token's save or the answer (deferWrite): they leave together, and those wait for them.
-    if ((this.#name === 'AccessToken' || this.#name === 'AuthorizationCode') && deferWrite(written)) return;
+    // A code is followed by the Session's save and the answer; a refresh token (code exchange,
+    // refresh) by its access token's save and the answer; an access token by the refresh token's
+    // save or the answer (deferWrite): they leave together, and those wait for them.
+    if (DEFERRED_SAVES.has(this.#name) && deferWrite(written)) return;
     // With the request's deferred writes: this write is not known done before they are.
     await Promise.all([written, ...takeDeferredWrites()]);
   }

@@ -8,6 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createStore, noteSessionId, settleDeferredWrites, withRequestReads, type AdapterPayload, type Store } from '../../src/store/index.ts';
 import { indexingAdapter } from '../../src/sessions/index.ts';
+import { SessionStore } from '../../src/sessions/records.ts';
+import { createSecretBox } from '../../src/secrets/index.ts';
 import type { RedisStore } from '../../src/store/redis.ts';
 import { dropRedisPrefix } from './admin-fixtures.ts';
 import { REDIS_URL } from '../support/redis-dump.ts';
@@ -186,7 +188,7 @@ describe('Redis store: oidc-provider records read once per request', () => {
     assert.equal(await store.client.exists(key('d3')), 0);
   });
 
-  it("a Session's, a Grant's and an access token's saves are deferred within a request: settleDeferredWrites and the request's end wait for it", async () => {
+  it("a Session's, a Grant's, a refresh token's and an access token's saves are deferred within a request: settleDeferredWrites and the request's end wait for it", async () => {
     const sessionsIndexed = indexingAdapter(store, 'Session', 3600);
     await withRequestReads(async () => {
       await sessionsIndexed.upsert('sd1', { uid: 'ud1', accountId: 'acme:deferred' } as AdapterPayload, 600);
@@ -196,14 +198,46 @@ describe('Redis store: oidc-provider records read once per request', () => {
       await sessionsIndexed.upsert('sd2', { uid: 'ud2', accountId: 'acme:deferred' } as AdapterPayload, 600);
       // A Grant's save (through the account index) and an access token's are deferred alike; the request reads them.
       await indexingAdapter(store, 'Grant', 3600).upsert('gd1', { accountId: 'acme:deferred' } as AdapterPayload, 600);
+      await store.adapter('RefreshToken').upsert('rtd1', { grantId: 'gd1' } as AdapterPayload, 600);
       await store.adapter('AccessToken').upsert('atd1', { grantId: 'gd1' } as AdapterPayload, 60);
+      assert.deepEqual(await store.adapter('RefreshToken').find('rtd1'), { grantId: 'gd1' });
       assert.deepEqual(await store.adapter('AccessToken').find('atd1'), { grantId: 'gd1' });
     });
-    for (const [model, id] of [['Session', 'sd2'], ['Grant', 'gd1'], ['AccessToken', 'atd1']] as const) {
+    for (const [model, id] of [['Session', 'sd2'], ['Grant', 'gd1'], ['RefreshToken', 'rtd1'], ['AccessToken', 'atd1']] as const) {
       assert.equal(await store.client.exists(store.keys.oidc(model, id)), 1, `the end of the request waited for the ${model}`);
     }
-    assert.deepEqual(await store.client.smembers(store.keys.grant('gd1')), [store.keys.oidc('AccessToken', 'atd1')]);
+    assert.deepEqual((await store.client.smembers(store.keys.grant('gd1'))).sort(), [store.keys.oidc('AccessToken', 'atd1'), store.keys.oidc('RefreshToken', 'rtd1')].sort());
     assert.deepEqual((await store.setMembers('sessions-of-account:acme:deferred')).sort(), ['g:gd1', 'ud1', 'ud2'], 'sessions by uid, grants by id, one index');
+  });
+
+  it("a refresh's writes leave in one round trip: the session's refresh note, the old refresh token's consume, the new one's save and the access token's (deferred)", async () => {
+    await rawSet('RefreshToken', 'rto1', { grantId: 'gr1', accountId: 'acme:r' });
+    // Writes to Redis: a round trip each (ioredis sends the commands of one tick in one write).
+    const socket = (store.client as unknown as { stream: { write: (...args: unknown[]) => boolean } }).stream;
+    const write = socket.write;
+    let writes = 0;
+    socket.write = function counted(this: unknown, ...args: unknown[]) {
+      writes++;
+      return write.apply(this, args);
+    };
+    try {
+      await withRequestReads(async () => {
+        const refreshTokens = store.adapter('RefreshToken');
+        assert.ok(await refreshTokens.find('rto1'));
+        const before = writes;
+        await new SessionStore(store, createSecretBox(undefined), 600).seen('su1', 1_700_000_000);
+        await refreshTokens.consume('rto1');
+        await refreshTokens.upsert('rtn1', { grantId: 'gr1', accountId: 'acme:r' } as AdapterPayload, 600);
+        await store.adapter('AccessToken').upsert('atn1', { grantId: 'gr1', accountId: 'acme:r' } as AdapterPayload, 60);
+        await settleDeferredWrites();
+        assert.equal(writes - before, 1, 'one write for the four');
+      });
+    } finally {
+      socket.write = write;
+    }
+    assert.equal(await store.client.exists(store.keys.oidc('RefreshToken', 'rtn1'), store.keys.oidc('AccessToken', 'atn1')), 2);
+    assert.match(String(await store.client.get(store.keys.oidc('RefreshToken', 'rto1'))), /^c\d+\|/, 'consumed');
+    assert.deepEqual(await store.getTemp('session-seen:su1'), { refreshedAt: 1_700_000_000 });
   });
 
   it('a set add the request already made (same member, as long a lifetime) is not sent again; a longer one, or another request, is', async () => {
