@@ -86,7 +86,8 @@ export function createConnector(participant: Participant, deps: ConnectorDeps): 
 export class ConnectorPool {
   readonly #deps: ConnectorDeps;
   readonly #wrap: (connector: Connector) => Connector;
-  readonly #connectors = new Map<string, { signature: string; connector: Connector }>();
+  /** Per participant: its connector, the upstream settings it was made for, and the registry entry it was last given for. */
+  readonly #connectors = new Map<string, { signature: string; connector: Connector; participant: ActiveParticipant }>();
 
   constructor(deps: ConnectorDeps & { wrap?: (connector: Connector) => Connector }) {
     this.#deps = deps;
@@ -98,13 +99,22 @@ export class ConnectorPool {
     return `${this.#deps.settings.issuer}/broker/${participantId}/callback`;
   }
 
+  /**
+   * The participant's connector, made again when its upstream settings change. The registry makes a
+   * new entry whenever a participant is set, so the same entry as last time (every refresh, every
+   * login step in between) is answered without comparing its settings again.
+   */
   get(participant: ActiveParticipant): Connector {
     const { id, upstream } = participant.config;
-    const signature = JSON.stringify(upstream);
     const cached = this.#connectors.get(id);
-    if (cached?.signature === signature) return cached.connector;
+    if (cached?.participant === participant) return cached.connector;
+    const signature = JSON.stringify(upstream);
+    if (cached?.signature === signature) {
+      cached.participant = participant;
+      return cached.connector;
+    }
     const connector = this.#wrap(createConnector(participant.config, this.#deps));
-    this.#connectors.set(id, { signature, connector });
+    this.#connectors.set(id, { signature, connector, participant });
     return connector;
   }
 
