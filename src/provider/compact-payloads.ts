@@ -19,15 +19,15 @@ const FOUND_BY_ID = new Set(['Grant', 'Interaction']);
 export function compactPayloads(inner: Adapter, name: string, issuer: string): Adapter {
   const dropsJti = FOUND_BY_ID.has(name);
   const resumeUrl = (id: string) => (name === 'Interaction' ? `${issuer}/auth/${id}` : undefined);
+  // In place: every find gets a payload of its own from the store (parsed from JSON for it), so it
+  // is completed rather than copied (the fields come last, as a copy would have them).
   const restore = (payload: AdapterPayload | undefined | void, id?: string): AdapterPayload | undefined => {
     if (!payload) return undefined;
     const returnTo = id !== undefined && payload.returnTo === undefined ? resumeUrl(id) : undefined;
-    return {
-      ...payload,
-      ...(payload.kind === undefined ? { kind: name } : {}),
-      ...(dropsJti && id !== undefined && payload.jti === undefined ? { jti: id } : {}),
-      ...(returnTo !== undefined ? { returnTo } : {}),
-    };
+    if (payload.kind === undefined) payload.kind = name;
+    if (dropsJti && id !== undefined && payload.jti === undefined) payload.jti = id;
+    if (returnTo !== undefined) payload.returnTo = returnTo;
+    return payload;
   };
   return {
     upsert(id: string, payload: AdapterPayload, expiresIn?: number) {

@@ -47,18 +47,24 @@ export function hashedId(key: Buffer, value: string): string {
 export function hashedIdAdapter(inner: Adapter, name: string, key: Buffer): Adapter {
   if (!BEARER_MODELS.has(name)) return inner;
   const h = (id: string) => hashedId(key, id);
-  /** Per request: the values this request found under their hash (a code found, then consumed: no entry under the value to reach). */
-  const foundHashed = requestLocal(() => new Set<string>());
+  /**
+   * Per request: the values this request found under their hash, and that hash (a code or refresh
+   * token found, then consumed: the same hash, not computed again, and no entry under the value to reach).
+   */
+  const foundHashed = requestLocal(() => new Map<string, string>());
   return {
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
       const { jti: _value, ...stored } = payload;
       await inner.upsert(h(id), stored as AdapterPayload, expiresIn);
     },
     async find(id: string) {
-      const stored = await inner.find(h(id));
+      const hashed = h(id);
+      const stored = await inner.find(hashed);
       if (stored) {
-        foundHashed.get()?.add(id);
-        return { ...stored, jti: id };
+        foundHashed.get()?.set(id, hashed);
+        // The store's payload is this find's own (parsed for it): given its jti in place, not copied.
+        stored.jti = id;
+        return stored;
       }
       return inner.find(id);
     },
@@ -67,10 +73,12 @@ export function hashedIdAdapter(inner: Adapter, name: string, key: Buffer): Adap
     async consume(id: string) {
       // A value this request found under its hash has no entry under the value itself (those were
       // written before hashing, and a value is stored one way): one consume, not two.
-      await Promise.all([inner.consume(h(id)), foundHashed.peek()?.has(id) ? undefined : inner.consume(id)]);
+      const found = foundHashed.peek()?.get(id);
+      if (found !== undefined) await inner.consume(found);
+      else await Promise.all([inner.consume(h(id)), inner.consume(id)]);
     },
     async destroy(id: string) {
-      await Promise.all([inner.destroy(h(id)), inner.destroy(id)]);
+      await Promise.all([inner.destroy(foundHashed.peek()?.get(id) ?? h(id)), inner.destroy(id)]);
     },
     revokeByGrantId: (grantId: string) => inner.revokeByGrantId(grantId),
   };
