@@ -468,9 +468,9 @@ class RedisAdapter implements Adapter {
     reads?.set(key, raw);
     if (userCodeKey) reads?.set(userCodeKey, id);
     if (uidKey) reads?.set(uidKey, id);
-    // A code is followed by the Session's save and the answer; a refresh token (code exchange,
-    // refresh) by its access token's save and the answer; an access token by the refresh token's
-    // save or the answer (deferWrite): they leave together, and those wait for them.
+    // A code is followed by the Session's save and the answer; an access token and a refresh token
+    // by each other's save (a code exchange saves the access token first, a refresh the refresh
+    // token) and the answer (deferWrite): they leave together, and those wait for them.
     if (DEFERRED_SAVES.has(this.#name) && deferWrite(written)) return;
     // With the request's deferred writes: this write is not known done before they are.
     await Promise.all([written, ...takeDeferredWrites()]);
