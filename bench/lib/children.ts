@@ -15,6 +15,8 @@ export interface Cpu {
   rss: number;
   /** Writes to Redis sockets so far (round trips; Concord children with a Redis store only). */
   redisWrites: number;
+  /** Rounds of those writes: writes in one turn of the event loop, to one or several Cluster nodes, count once. */
+  redisRounds: number;
 }
 
 export interface BenchChild {
@@ -79,11 +81,11 @@ export async function startChild(spec: StartSpec): Promise<BenchChild> {
       const id = nextId++;
       return new Promise<Cpu>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('child did not report its CPU time')), 5000);
-        const onMessage = (m: { type: string; id?: number; user?: number; system?: number; rss?: number; redisWrites?: number }) => {
+        const onMessage = (m: { type: string; id?: number; user?: number; system?: number; rss?: number; redisWrites?: number; redisRounds?: number }) => {
           if (m.type !== 'cpu' || m.id !== id) return;
           clearTimeout(timer);
           child.off('message', onMessage);
-          resolve({ ms: ((m.user ?? 0) + (m.system ?? 0)) / 1000, rss: m.rss ?? 0, redisWrites: m.redisWrites ?? 0 });
+          resolve({ ms: ((m.user ?? 0) + (m.system ?? 0)) / 1000, rss: m.rss ?? 0, redisWrites: m.redisWrites ?? 0, redisRounds: m.redisRounds ?? 0 });
         };
         child.on('message', onMessage);
         child.send({ type: 'cpu', id });

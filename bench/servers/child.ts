@@ -5,7 +5,7 @@
  * Started by bench/lib/children.ts, which sends the spec over IPC. Talks over IPC:
  *   <- { type: 'spec', spec }                          what to start
  *   -> { type: 'ready', url, pid, refreshTokens? }     once listening (a bare server's minted refresh tokens)
- *   <- { type: 'cpu', id }  -> { type: 'cpu', id, user, system, rss, redisWrites }   CPU microseconds so far, writes to Redis so far
+ *   <- { type: 'cpu', id }  -> { type: 'cpu', id, user, system, rss, redisWrites, redisRounds }   CPU microseconds so far, writes to Redis so far, rounds of them
  *   <- { type: 'stop' }                                closes and exits
  */
 import { appendFileSync } from 'node:fs';
@@ -64,9 +64,20 @@ let close: () => Promise<void> = async () => {};
  * Writes to Redis sockets: a round trip each (ioredis writes one command, or one pipeline or
  * MULTI block, per write, and waits for the answer). Counted for the ports of the store URL.
  * With BENCH_WRITES_DUMP=file, each write is also appended to the file as one line: its number and
- * the commands it carries (arguments cut at 60 characters), to see which commands share a round trip.
+ * round, the port it went to and the commands it carries (arguments cut at 60 characters), to see
+ * which commands share a round trip.
  */
 let redisWrites = 0;
+/**
+ * Rounds of writes: writes made in one turn of the event loop go out together and are answered
+ * together, so they cost one wait, however many sockets they use. On one Redis a round is a write;
+ * on a Cluster, a request's commands for three nodes are three writes in one round.
+ */
+let redisRounds = 0;
+let roundOpen = false;
+const closeRound = () => {
+  roundOpen = false;
+};
 function countRedisWrites(url: string): void {
   const ports = new Set([...url.matchAll(/:(\d+)(?=[,/?]|$)/g)].map((m) => Number(m[1])));
   if (ports.size === 0) return;
@@ -75,7 +86,12 @@ function countRedisWrites(url: string): void {
   net.Socket.prototype.write = function countedWrite(this: net.Socket, ...args: unknown[]) {
     if (this.remotePort !== undefined && ports.has(this.remotePort)) {
       redisWrites++;
-      if (dump) appendFileSync(dump, `W#${redisWrites} ${respCommands(args[0]).join(' ;; ')}\n`);
+      if (!roundOpen) {
+        roundOpen = true;
+        redisRounds++;
+        setImmediate(closeRound);
+      }
+      if (dump) appendFileSync(dump, `W#${redisWrites} R#${redisRounds} :${this.remotePort} ${respCommands(args[0]).join(' ;; ')}\n`);
     }
     return (write as (...a: unknown[]) => boolean).apply(this, args);
   } as typeof write;
@@ -223,7 +239,7 @@ process.on('message', (message: { type: string; id?: number; spec?: ChildSpec })
     start(message.spec!);
   } else if (message.type === 'cpu') {
     const { user, system } = process.cpuUsage();
-    process.send!({ type: 'cpu', id: message.id, user, system, rss: process.memoryUsage.rss(), redisWrites });
+    process.send!({ type: 'cpu', id: message.id, user, system, rss: process.memoryUsage.rss(), redisWrites, redisRounds });
   } else if (message.type === 'stop') {
     const force = setTimeout(() => process.exit(0), 3000);
     force.unref();
