@@ -410,9 +410,12 @@ export class RedisStore implements Store {
  *
  * An upsert's writes (grant index, payload, uid/user-code index) go out together: on a single Redis
  * in one pipeline on one connection, executed in that order; on a Cluster, where they live on
- * different nodes, the grant index is written first and awaited (should the payload write fail
- * after it, revoking finds a key that is not there, which is harmless; the other order could leave
- * a token its grant cannot revoke). A failed upsert rejects, so oidc-provider hands nothing out.
+ * different nodes, in the same round trip to each node. Nothing is handed out before every one of
+ * them is known done (a failed upsert rejects, and the request's deferred writes are settled before
+ * it answers), so a token that reaches anyone is in its grant's index whatever order the nodes
+ * executed them in; a record whose index write failed is never handed out (its id is random and
+ * unknown), and an index member whose record write failed names a key that is not there, which
+ * revoking skips.
  *
  * Within a request (request-reads.ts), what oidc-provider writes before it answers is sent without
  * waiting where another write or the answer follows (deferWrite): an Interaction's delete, a code's,
@@ -503,7 +506,7 @@ class RedisAdapter implements Adapter {
    * an access token's with the refresh token saved next in one SADD (joinGrantIndex). Saving the
    * grant again moves the index's end with it (upsert). When the grant is not known here, setAdd
    * with the token's lifetime, as before. Then the token's own writes (`record`), after the index:
-   * on one connection in that order, on a Cluster once the index is written. Answers when all are done.
+   * on one connection in that order, on a Cluster in the same round. Answers when all are done.
    */
   #indexInGrant(grantId: string, member: string, ttlMs: number, record: () => Array<Promise<unknown>>): Promise<unknown> {
     const store = this.#store;
@@ -511,9 +514,9 @@ class RedisAdapter implements Adapter {
     const known = requestReads()?.get(store.keys.oidc('Grant', grantId));
     const ends = known ? grantEnd(known) : undefined;
     if (ends !== undefined && ends > Date.now()) return joinGrantIndex(store, index, ends, member, record, this.#name === 'AccessToken');
-    const added = setAdd(store, index, member, ttlMs);
-    // On a Cluster the index and the record live on different nodes: the index is written first.
-    return store.kind === 'redis-cluster' ? added.then(() => Promise.all(record())) : Promise.all([added, ...record()]);
+    // On a Cluster the index and the record live on different nodes: each gets its write in the same
+    // round; nothing is handed out before both are done (see the adapter's comment above).
+    return Promise.all([setAdd(store, index, member, ttlMs), ...record()]);
   }
 
   /**
@@ -674,8 +677,8 @@ const grantIndexBatches = requestLocal(() => new Map<string, GrantIndexBatch>())
  * addition to the same index with the same end (the refresh token saved next, which sends both) or
  * the end of the current run of microtasks (process.nextTick: before the connection's next write),
  * whichever comes first; other additions are sent at once, with what is held for their index. Order
- * is kept: the index (with every member), then the records; on a Cluster, the records once the index
- * is written. Outside a request, sent at once.
+ * is kept on one connection: the index (with every member), then the records; on a Cluster they go
+ * to their nodes in the same round (see RedisAdapter). Outside a request, sent at once.
  */
 function joinGrantIndex(store: RedisStore, index: string, ends: number, member: string, record: () => Array<Promise<unknown>>, hold: boolean): Promise<unknown> {
   const batches = grantIndexBatches.get();
@@ -705,7 +708,7 @@ function sendGrantIndex(store: RedisStore, batch: GrantIndexBatch, batches: Map<
   batch.sent = true;
   if (batches?.get(batch.index) === batch) batches.delete(batch.index);
   const indexed = Promise.all([store.run((c) => c.sadd(batch.index, ...batch.members)), store.run((c) => c.pexpireat(batch.index, batch.ends))]);
-  const records = store.kind === 'redis-cluster' ? indexed.then(() => Promise.all(batch.records.flatMap((r) => r()))) : Promise.all(batch.records.flatMap((r) => r()));
+  const records = Promise.all(batch.records.flatMap((r) => r()));
   Promise.all([indexed, records]).then(batch.settle.resolve, batch.settle.reject);
 }
 

@@ -735,3 +735,56 @@ describe('redis store: Cluster failover', () => {
     }
   });
 });
+
+describe('redis store: one round of writes per upsert on a Cluster', () => {
+  before(async () => {
+    cluster ??= await startRedisCluster();
+  });
+
+  it("a token's grant index and its record, on different nodes, are written in the same turn of the event loop, not one after the other", async () => {
+    const store = await createRedisStore({ url: cluster!.url, prefix: prefix() });
+    try {
+      const client = store.client as Cluster;
+      const nodeOf = async (key: string) => client.slots[(await client.cluster('KEYSLOT', key)) as number]?.[0];
+      const at = store.adapter('AccessToken');
+      // Connections to every node, and the slot map, before counting.
+      for (let i = 0; i < 6; i++) await at.upsert(id('warm'), { jti: 'w', grantId: id('grant') }, 60);
+      const grantId = id('grant');
+      let tokenId = id('at');
+      while ((await nodeOf(store.keys.grant(grantId))) === (await nodeOf(store.keys.oidc('AccessToken', tokenId)))) tokenId = id('at');
+
+      // Writes to this store's node sockets, grouped by turn of the event loop.
+      const writes: number[] = [];
+      let round = 0;
+      let open = false;
+      const restore: Array<() => void> = [];
+      for (const node of client.nodes('master')) {
+        const socket = (node as unknown as { stream: { write: (...a: unknown[]) => boolean } }).stream;
+        const write = socket.write;
+        socket.write = (...args: unknown[]) => {
+          if (!open) {
+            open = true;
+            round++;
+            setImmediate(() => (open = false));
+          }
+          writes.push(round);
+          return write.apply(socket, args);
+        };
+        restore.push(() => void (socket.write = write));
+      }
+      try {
+        await at.upsert(tokenId, { jti: tokenId, grantId }, 60);
+      } finally {
+        for (const r of restore) r();
+      }
+      assert.equal(writes.length, 2, `one write to the index's node, one to the record's: ${writes.length}`);
+      assert.equal(new Set(writes).size, 1, `both in one round, not ${new Set(writes).size}`);
+      // And the token is in its grant's index: revoking the grant reaches it.
+      assert.ok(await at.find(tokenId));
+      await at.revokeByGrantId(grantId);
+      assert.equal(await at.find(tokenId), undefined);
+    } finally {
+      await store.close();
+    }
+  });
+});
