@@ -51,7 +51,7 @@ function delta(a: Snapshot, b: Snapshot) {
 }
 
 /** The kind of a key: its prefix-free form with ids replaced, e.g. oidc:Session:*, tmp:account:*. */
-function kindOf(key: string, prefix: string): string {
+export function kindOf(key: string, prefix: string): string {
   const rest = key.slice(prefix.length);
   const parts = rest.split(':');
   const head = parts[0]!;

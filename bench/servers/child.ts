@@ -19,6 +19,7 @@ import { ClientSchema, ConcordSettingsSchema, ParticipantSchema, type LoadedConf
 import { createLogger, logDestination } from '../../src/observability/index.ts';
 import { createStore, MemoryStore, type Store } from '../../src/store/index.ts';
 import { startPartnerIdp, type PartnerClient, type PartnerUser } from '../../demo/partner-idp.ts';
+import { RespTracer } from '../lib/resp-trace.ts';
 
 export type ChildSpec =
   | {
@@ -82,6 +83,9 @@ function countRedisWrites(url: string): void {
   const ports = new Set([...url.matchAll(/:(\d+)(?=[,/?]|$)/g)].map((m) => Number(m[1])));
   if (ports.size === 0) return;
   const dump = process.env.BENCH_WRITES_DUMP;
+  // BENCH_BYTES_DUMP=file: each command, once answered, as `B <tab> name <tab> key <tab> bytes sent <tab> bytes received` (bench/login-bytes.ts).
+  const bytesDump = process.env.BENCH_BYTES_DUMP;
+  const tracer = bytesDump ? new RespTracer((c) => appendFileSync(bytesDump, `B\t${c.name}\t${c.key}\t${c.sent}\t${c.received}\n`)) : undefined;
   const write = net.Socket.prototype.write;
   net.Socket.prototype.write = function countedWrite(this: net.Socket, ...args: unknown[]) {
     if (this.remotePort !== undefined && ports.has(this.remotePort)) {
@@ -92,6 +96,7 @@ function countRedisWrites(url: string): void {
         setImmediate(closeRound);
       }
       if (dump) appendFileSync(dump, `W#${redisWrites} R#${redisRounds} :${this.remotePort} ${respCommands(args[0]).join(' ;; ')}\n`);
+      tracer?.written(this, args[0]);
     }
     return (write as (...a: unknown[]) => boolean).apply(this, args);
   } as typeof write;
