@@ -600,7 +600,7 @@ class RedisAdapter implements Adapter {
     const known = requestReads()?.get(key);
     forget(key);
     if (typeof known === 'string') {
-      const json = known.charCodeAt(0) === 0x63 /* c */ ? known.slice(known.indexOf('|') + 1) : known;
+      const json = consumedForm(this.#name, known.charCodeAt(0) === 0x63 /* c */ ? known.slice(known.indexOf('|') + 1) : known);
       const consumed = this.#store.run((c) => c.set(key, `c${nowSeconds()}|${json}`, 'KEEPTTL', 'XX'));
       // In a request the tokens issued for it follow (their saves wait for this), or the answer
       // does: deferred, so it leaves with the access token's write (deferWrite).
@@ -649,6 +649,28 @@ class RedisAdapter implements Adapter {
  * oidc-provider's (it keeps only the fields it knows), and taken out before the payload is handed out.
  */
 const SESSION_ID = 'sessionJti';
+
+/**
+ * What a consumed authorization code keeps: oidc-provider reads one again only to refuse its replay
+ * (grants/authorization_code.js: found by id, its client and expiry, its grant, PKCE, its
+ * redirect_uri, then `consumed`: the grant is revoked), so the fields none of those reads (the
+ * account, the login's acr/amr/auth_time, nonce, scope, resource, claims, its session) are not
+ * written again: the consume sends about 300 bytes, not the whole code (about 870). Fields it
+ * does not name are kept, whatever a later oidc-provider checks first.
+ */
+const CONSUMED_CODE_DROPS = ['accountId', 'acr', 'amr', 'authTime', 'nonce', 'scope', 'resource', 'claims', 'sessionUid', 'expiresWithSession', 'sid', SESSION_ID];
+
+/** The JSON a payload of `model` is written with once consumed (CONSUMED_CODE_DROPS for codes; others as they are). */
+function consumedForm(model: string, json: string): string {
+  if (model !== 'AuthorizationCode') return json;
+  try {
+    const payload = JSON.parse(json) as Record<string, unknown>;
+    for (const field of CONSUMED_CODE_DROPS) delete payload[field];
+    return JSON.stringify(payload);
+  } catch {
+    return json;
+  }
+}
 
 /** Sessions named by the tokens read in a request (requestLocal): uid -> the id a token named, for findByUid. */
 const sessionHints = requestLocal(() => new Map<string, string>());

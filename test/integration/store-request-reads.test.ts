@@ -170,6 +170,31 @@ describe('Redis store: oidc-provider records read once per request', () => {
     assert.equal(await store.client.exists(store.keys.oidc('AuthorizationCode', 'k2')), 0, 'consuming a gone token creates nothing');
   });
 
+  it('a consumed authorization code keeps what the refusal of its replay reads (client, expiry, grant, PKCE, redirect_uri), not the login it carried', async () => {
+    const codes = store.adapter('AuthorizationCode');
+    const code = {
+      iat: 1, exp: 2, accountId: 'acme:u1', acr: 'urn:x', amr: ['pwd'], authTime: 1, codeChallenge: 'ch', codeChallengeMethod: 'S256', grantId: 'g1', nonce: 'n',
+      redirectUri: 'https://rp.example/cb', resource: 'https://concord.example', scope: 'openid email', sessionUid: 'su', clientId: 'rp', expiresWithSession: true, dpopJkt: 'jkt',
+    };
+    await rawSet('AuthorizationCode', 'cc1', code);
+    await withRequestReads(async () => {
+      assert.ok(await codes.find('cc1'));
+      await codes.consume('cc1');
+    });
+    const raw = (await store.client.get(store.keys.oidc('AuthorizationCode', 'cc1')))!;
+    assert.match(raw, /^c\d+\|/);
+    assert.deepEqual(JSON.parse(raw.slice(raw.indexOf('|') + 1)), { iat: 1, exp: 2, codeChallenge: 'ch', codeChallengeMethod: 'S256', grantId: 'g1', redirectUri: 'https://rp.example/cb', clientId: 'rp', dpopJkt: 'jkt' });
+    const found = await codes.find('cc1');
+    assert.equal(typeof found?.consumed, 'number');
+    // Other models are consumed whole.
+    await rawSet('RefreshToken', 'rc1', { exp: 2, accountId: 'acme:u1', grantId: 'g1' });
+    await withRequestReads(async () => {
+      assert.ok(await store.adapter('RefreshToken').find('rc1'));
+      await store.adapter('RefreshToken').consume('rc1');
+    });
+    assert.match(String(await store.client.get(store.keys.oidc('RefreshToken', 'rc1'))), /^c\d+\|\{"exp":2,"accountId":"acme:u1","grantId":"g1"\}$/);
+  });
+
   it("an Interaction's destroy is deferred to the request's next write, or its end; outside a request it is waited for", async () => {
     const interactions = store.adapter('Interaction');
     const key = (id: string) => store.keys.oidc('Interaction', id);
