@@ -45,4 +45,23 @@ describe('oidc-provider records without their model and id', () => {
     assert.deepEqual(await adapter.find('g3'), before);
     assert.equal(await adapter.find('absent'), undefined);
   });
+
+  it('stores an Interaction without its cid and its empty prompt details, and gives the details back; details that say something stay', async () => {
+    const interactions = compactPayloads(store.adapter('Interaction'), 'Interaction', ISSUER);
+    const login = { kind: 'Interaction', jti: 'i4', returnTo: `${ISSUER}/auth/i4`, exp: 2, cid: 'correlation-id-0123456789', prompt: { name: 'login', reasons: ['no_session'], details: {} }, params: { client_id: 'rp' } } as unknown as AdapterPayload;
+    await interactions.upsert('i4', login, 60);
+    const stored = (await store.adapter('Interaction').find('i4')) as AdapterPayload;
+    assert.equal(stored.cid, undefined, 'no cid');
+    assert.deepEqual(stored.prompt, { name: 'login', reasons: ['no_session'] }, 'no empty details');
+    const { cid: _cid, ...withoutCid } = login;
+    assert.deepEqual(await interactions.find('i4'), withoutCid, 'oidc-provider makes a cid anew when the next interaction needs one');
+    const consent = { kind: 'Interaction', jti: 'i5', returnTo: `${ISSUER}/auth/i5`, exp: 2, prompt: { name: 'consent', reasons: ['op_scopes_missing'], details: { missingOIDCScope: ['openid'] } } } as unknown as AdapterPayload;
+    await interactions.upsert('i5', consent, 60);
+    assert.deepEqual(((await store.adapter('Interaction').find('i5')) as AdapterPayload).prompt, consent.prompt);
+    assert.deepEqual(await interactions.find('i5'), consent);
+    // Written by an earlier version, with both: read as it is.
+    const before = { exp: 2, cid: 'c', prompt: { name: 'login', reasons: [], details: {} } } as unknown as AdapterPayload;
+    await store.adapter('Interaction').upsert('i6', before, 60);
+    assert.deepEqual(await interactions.find('i6'), { ...before, kind: 'Interaction', jti: 'i6', returnTo: `${ISSUER}/auth/i6` });
+  });
 });
