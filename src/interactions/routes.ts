@@ -7,7 +7,7 @@ import type { ConcordSettings } from '../config/index.ts';
 import { emailDomain } from '../domains/index.ts';
 import type { ActiveParticipant, ConnectorPool, Registry } from '../participants/index.ts';
 import { AccountStore, accountIdOf, keyedHash, providerCookie, type BrokeredAccount } from '../provider/index.ts';
-import type { Sessions } from '../sessions/index.ts';
+import { HELD_LOGIN, type Sessions } from '../sessions/index.ts';
 import type { Store } from '../store/index.ts';
 import type { CallbackInput, ForwardedParams, PendingLogin, UpstreamLogout } from '../upstream/index.ts';
 import { UpstreamError } from '../upstream/index.ts';
@@ -619,30 +619,26 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       ...(identity.amr ? { amr: identity.amr } : {}),
       ...(identity.acr ? { acr: identity.acr } : {}),
     };
-    // The account, the login held for its session, the trail and the interaction's result go out
-    // together (one round trip): none depends on another. The browser is sent on only once all are
-    // written; should one fail, the browser gets the error page, and a result saved without its
-    // held login would resume as a session without a record, whose code exchange is refused
-    // (findAccount: accounts keep no claims, so nothing vouches for such a token).
-    const [, , , returnTo] = await Promise.all([
+    // What this login keeps (its claims, its upstream session, what its logout and re-checks need)
+    // goes to the Concord session oidc-provider puts it in, not to the account (src/sessions): sealed
+    // for this interaction, it rides in the interaction's result (HELD_LOGIN) to the resume, where it
+    // is bound to that session; no key of its own.
+    const held = sessions.sealHeld(uid, {
+      accountId,
+      participantId,
+      claims: outcome.claims,
+      ...(identity.sessionId !== undefined ? { upstreamSessionId: identity.sessionId } : {}),
+      upstream: { ...(identity.logout ? { logout: identity.logout } : {}), ...(identity.refresh ? { refresh: identity.refresh } : {}) },
+      confirmedAt: sessions.nowSeconds(),
+    });
+    // The account, the trail and the interaction's result (with the held login) go out together
+    // (one round trip): none depends on another. The browser is sent on only once all are written;
+    // should one fail, the browser gets the error page.
+    const [, , returnTo] = await Promise.all([
       accounts.save({ accountId, participantId, upstreamIssuer: identity.issuer, upstreamSubject: identity.subject, claims: outcome.claims, updatedAt: now }),
-      // What this login keeps (its claims, its upstream session, what its logout and re-checks need)
-      // goes to the Concord session oidc-provider puts it in, not to the account (src/sessions).
-      sessions.hold(
-        uid,
-        {
-          accountId,
-          participantId,
-          claims: outcome.claims,
-          ...(identity.sessionId !== undefined ? { upstreamSessionId: identity.sessionId } : {}),
-          upstream: { ...(identity.logout ? { logout: identity.logout } : {}), ...(identity.refresh ? { refresh: identity.refresh } : {}) },
-          confirmedAt: sessions.nowSeconds(),
-        },
-        settings.tokens.interactionTtl,
-      ),
       markEnded(uid, clientId, 'signed_in'),
       // The select_account prompt (provider/index.ts) is answered by this sign-in too.
-      deps.provider().interactionResult(ctx.req, ctx.res, { login, select_account: {} }, { mergeWithLastSubmission: false }),
+      deps.provider().interactionResult(ctx.req, ctx.res, { login, select_account: {}, [HELD_LOGIN]: held }, { mergeWithLastSubmission: false }),
     ]);
     observe({ participant: participantId, client: clientId, outcome: 'success', durationMs: Date.now() - record.startedAt, upstreamMs: identity.durationMs });
     ctx.state.log?.info({ participant: participantId, client: clientId }, 'brokered login succeeded');

@@ -1,3 +1,4 @@
+import { HELD_LOGIN } from '../sessions/index.ts';
 import type { Adapter, AdapterPayload } from '../store/index.ts';
 
 /** Models oidc-provider finds by id alone: their `jti` is the id they are stored under. */
@@ -63,9 +64,19 @@ export function compactPayloads(inner: Adapter, name: string, issuer: string): A
   };
 }
 
-/** An Interaction's payload as stored: without `cid`, and without its prompt's `details` when empty (see compactPayloads). */
+/**
+ * An Interaction's payload as stored: without `cid`, and without its prompt's `details` when empty
+ * (see compactPayloads); and without the held login (sessions HELD_LOGIN) in its `lastSubmission`:
+ * a login resumed into another prompt (consent) was bound to its session at that resume, and its
+ * sealed copy (which opens only for the interaction it was sealed for) is not carried on.
+ */
 function compactInteraction(payload: AdapterPayload): AdapterPayload {
   const { cid: _cid, ...rest } = payload;
+  const last = rest.lastSubmission as Record<string, unknown> | undefined;
+  if (last && typeof last === 'object' && HELD_LOGIN in last) {
+    const { [HELD_LOGIN]: _held, ...submitted } = last;
+    (rest as Record<string, unknown>).lastSubmission = submitted;
+  }
   const prompt = rest.prompt as { details?: unknown } | undefined;
   if (prompt && typeof prompt === 'object' && isEmptyObject(prompt.details)) {
     const { details: _details, ...shown } = prompt;

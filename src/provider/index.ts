@@ -226,14 +226,14 @@ export function createProvider(deps: ProviderDeps): Provider {
       // The login this request belongs to: the token's session, or the browser's (single sign-on at /auth).
       const sessionUid = (token as { sessionUid?: string } | undefined)?.sessionUid ?? (oidcCtx?.oidc?.session?.accountId === accountId ? oidcCtx.oidc.session.uid : undefined);
       // At the resume that finishes a login its session has no record yet (trackSessions binds the
-      // login after oidc-provider answered): the login held for the resumed interaction is taken for
-      // that bind (Sessions.takeAhead; trackSessions began it with the request, when it could). A
+      // login after oidc-provider answered, from the resumed interaction's result); a login an earlier
+      // version's callback held under its own key is taken now for that bind (Sessions.takeAhead). A
       // session oidc-provider has just made (the browser had none: never saved, no `exp`) has no
       // record to read, and the account is not read: nothing at the resume releases claims, and the
       // participant is the account id's.
       const resuming = !token && oidcCtx?.oidc?.route === 'resume';
       const resumed = resuming ? (oidcCtx.oidc.entities as { Interaction?: { uid?: string } }).Interaction?.uid : undefined;
-      if (resumed) sessions.takeAhead(resumed);
+      if (resumed && sessions.heldApart(oidcCtx?.oidc?.result)) sessions.takeAhead(resumed);
       if (resuming && sessionUid !== undefined && typeof oidcCtx.oidc.session?.exp !== 'number') sessions.madeNow(sessionUid);
       let session = sessionUid === undefined ? undefined : await sessions.get(sessionUid);
       if (session && session.accountId !== accountId) session = undefined;

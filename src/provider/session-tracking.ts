@@ -1,12 +1,15 @@
 import type { Context, Next } from 'koa';
 import Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import type { Sessions } from '../sessions/index.ts';
+import { HeldLoginTaken, type Sessions } from '../sessions/index.ts';
+import { showError } from '../pages/index.ts';
 import { noteSessionId, type Adapter, type AdapterPayload } from '../store/index.ts';
 import { providerCookie } from './cookies.ts';
 
 interface AuthorizationContext {
   oidc?: {
+    /** The resumed interaction's result (oidc-provider sets it at the resume). */
+    result?: unknown;
     session?: KoaContextWithOIDC['oidc']['session'] & { destroyed?: boolean };
     entities?: {
       Interaction?: { uid?: string };
@@ -30,9 +33,10 @@ export interface ResumeReads {
  * end reaches it. Mounted for the `authorization` and `resume` routes only.
  *
  * A resume (`/auth/:uid`) whose resume cookie names that uid (the cookie oidc-provider checks before
- * it resumes anything) begins with what it will read: the Interaction, and the login held for it
- * (Sessions.takeAhead), issued together as the request starts, one round trip. A login taken so and
- * not bound (the resume ended another way) is held again as the request ends (Sessions.settleTakes).
+ * it resumes anything) begins with what it will read: the Interaction, whose result carries the
+ * login its callback finished (Sessions.sealHeld). A login an earlier version's callback held under
+ * its own key is taken by findAccount (Sessions.takeAhead), and when taken so and not bound (the
+ * resume ended another way) held again as the request ends (Sessions.settleTakes).
  */
 export function trackSessions(sessions: Sessions, reads?: ResumeReads) {
   return async function trackSession(ctx: Context, next: Next) {
@@ -42,7 +46,6 @@ export function trackSessions(sessions: Sessions, reads?: ResumeReads) {
     const resumed = (ctx.state.route as { name?: string } | undefined)?.name === 'resume' ? lastSegment(ctx.path) : undefined;
     if (resumed && reads && providerCookie(reads.provider(), ctx.req, ctx.res, 'resume') === resumed) {
       reads.interactions.find(resumed).catch(() => {}); // oidc-provider's own find gets the answer, or the failure
-      sessions.takeAhead(resumed);
     }
     try {
       await next();
@@ -61,7 +64,17 @@ export function trackSessions(sessions: Sessions, reads?: ResumeReads) {
       let client = code?.clientId && code.sessionUid === session.uid ? { clientId: code.clientId, ...(sid ? { sid } : {}), ...(code.grantId ? { grantId: code.grantId } : {}) } : undefined;
       for (const interaction of new Set([resumed, current])) {
         // The service of this code goes in with the record the login is bound to (no write of its own).
-        if (interaction && (await sessions.bind(interaction, { uid: session.uid, accountId: session.accountId }, client))) client = undefined;
+        // The resumed interaction's result carries its login (Sessions.sealHeld), or says it is held apart.
+        const result = interaction === resumed ? (oidc?.result ?? {}) : undefined;
+        try {
+          if (interaction && (await sessions.bind(interaction, { uid: session.uid, accountId: session.accountId }, client, result))) client = undefined;
+        } catch (error) {
+          if (!(error instanceof HeldLoginTaken)) throw error;
+          // Another resume of this interaction bound its login first: this one answers no code.
+          ctx.remove('Location');
+          showError(ctx, 'session_expired', { log: { outcome: 'interaction_taken' } });
+          return;
+        }
       }
       if (client) await sessions.addClient(session.uid, client);
     } finally {

@@ -5,7 +5,8 @@
  * logout, the partner's back-channel logout, a failed re-check, an administrator), which tells every
  * service of the session by back-channel logout (a queue in the store, retried with back-off).
  */
-export { Sessions, SESSION_END_CAUSES, type SessionEndCause, type EndedSession, type RevocationReport, type UpstreamSessionTarget, type AccountIndex, type SessionsOptions } from './service.ts';
+export { HeldLoginTaken, Sessions, SESSION_END_CAUSES, type SessionEndCause, type EndedSession, type RevocationReport, type UpstreamSessionTarget, type AccountIndex, type SessionsOptions } from './service.ts';
+export { HELD_LOGIN } from './records.ts';
 export type { SessionRecord, SessionClient, PendingSessionLogin, UpstreamSessionState } from './records.ts';
 export type { RefreshDecision } from './recheck.ts';
 export { LogoutDelivery, type LogoutNotice, type LogoutSender, type LogoutDeliveryOptions } from './delivery.ts';

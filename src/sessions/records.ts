@@ -105,7 +105,15 @@ const seenKey = (uid: string) => `session-seen:${uid}`;
  * while the record is read at every code exchange and refresh.
  */
 const upstreamStateKey = (uid: string) => `session-upstream:${uid}`;
+/** Where earlier versions held a login between its callback and its resume (SessionStore.hold); now the interaction's result carries it (HELD_LOGIN). */
 const pendingKey = (interactionUid: string) => `session-pending:${interactionUid}`;
+/**
+ * The field of an oidc-provider Interaction's `result` that carries the login its callback finished
+ * (SessionStore.sealHeld), from the callback to the resume, in the record both already write and
+ * read: no key of its own. oidc-provider keeps a result as it is given (and uses only the prompts'
+ * names in it).
+ */
+export const HELD_LOGIN = 'held';
 /**
  * An account's index: its sessions by uid (Concord's records, and oidc-provider's Sessions as
  * saved) and its oidc-provider Grants as `g:{grant id}` (oidc-index.ts), one key per account. A uid
@@ -209,7 +217,33 @@ export class SessionStore {
     this.#ttl = ttlSeconds;
   }
 
-  /** Keeps an upstream login until oidc-provider puts it in a session (a few seconds; the interaction's lifetime at most). */
+  /**
+   * An upstream login sealed for the interaction it finishes (SecretBox, context
+   * `session-pending:{interaction uid}`, DEFLATEd): what the interaction's result carries to its
+   * resume (HELD_LOGIN), where openHeld() gives it back. A string of base64url text.
+   */
+  sealHeld(interactionUid: string, login: PendingSessionLogin): string {
+    const held: HeldLogin = { ...login, upstream: packState(login.upstream) };
+    return this.#box.seal(JSON.stringify(held), pendingContext(interactionUid), COMPRESSED);
+  }
+
+  /** The login sealHeld() sealed for this interaction; undefined when it does not open (another interaction's, another key). */
+  openHeld(interactionUid: string, sealed: string): PendingSessionLogin | undefined {
+    let held: HeldLogin;
+    try {
+      held = JSON.parse(this.#box.open(sealed, pendingContext(interactionUid))) as HeldLogin;
+    } catch {
+      return undefined;
+    }
+    const { heldUntil: _until, ...login } = held;
+    return { ...login, upstream: unpackState(login.upstream ?? {}) };
+  }
+
+  /**
+   * Keeps an upstream login under its own key, `session-pending:{interaction uid}`, until
+   * oidc-provider puts it in a session: the form earlier versions wrote (now the interaction's
+   * result carries it: sealHeld), which take() and takeHeld() still read.
+   */
   async hold(interactionUid: string, login: PendingSessionLogin, ttlSeconds: number): Promise<void> {
     const held: HeldLogin = { ...login, upstream: packState(login.upstream), heldUntil: Date.now() + ttlSeconds * 1000 };
     const sealed = this.#box.seal(JSON.stringify(held), pendingContext(interactionUid), COMPRESSED);

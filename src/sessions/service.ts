@@ -1,11 +1,11 @@
 import type { Logger } from '../observability/index.ts';
 import type { ActiveParticipant, Registry } from '../participants/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
-import { requestLocal, type AdapterPayload, type Store } from '../store/index.ts';
+import { destroyedHere, requestLocal, type AdapterPayload, type Store } from '../store/index.ts';
 import type { Connector } from '../upstream/index.ts';
 import type { LogoutNotice } from './delivery.ts';
 import { grantsOf, sessionsOf } from './oidc-index.ts';
-import { SessionStore, type PendingSessionLogin, type SessionClient, type SessionRecord, type TakenLogin, type UpstreamSessionState } from './records.ts';
+import { HELD_LOGIN, SessionStore, type PendingSessionLogin, type SessionClient, type SessionRecord, type TakenLogin, type UpstreamSessionState } from './records.ts';
 import { recheckForRefresh, type RefreshDecision } from './recheck.ts';
 
 /** Why a session ended: a log field, a metric label and the admin API's word for it. */
@@ -91,6 +91,23 @@ export interface SessionsOptions {
   now?: () => number;
 }
 
+/**
+ * The login an interaction carried was bound by another request (two resumes of one interaction at
+ * once; Sessions.bind): this request must answer no authorization (the expired page).
+ */
+export class HeldLoginTaken extends Error {
+  constructor(interactionUid: string) {
+    super(`the login of interaction ${interactionUid} was bound by another request`);
+    this.name = 'HeldLoginTaken';
+  }
+}
+
+/** The sealed login an interaction's result carries (HELD_LOGIN), if any. */
+function heldIn(result: unknown): string | undefined {
+  const held = result !== null && typeof result === 'object' ? (result as Record<string, unknown>)[HELD_LOGIN] : undefined;
+  return typeof held === 'string' ? held : undefined;
+}
+
 /** Sessions read ahead in a request (store requestLocal): uid -> the read, taken by the first get(). */
 const readsAhead = requestLocal(() => new Map<string, Promise<SessionRecord | undefined>>());
 
@@ -142,8 +159,18 @@ export class Sessions {
   // ---- a login becomes a session ----------------------------------------------------------------
 
   /**
-   * Keeps what an upstream login brought (claims, upstream session id, what its logout and re-checks
-   * need) for the interaction it finishes, until oidc-provider puts the login in a session (bind).
+   * What an upstream login brought (claims, upstream session id, what its logout and re-checks need),
+   * sealed for the interaction it finishes: the callback puts it in the interaction's result, under
+   * HELD_LOGIN (`{ login, ..., held }`), which carries it to the resume, where bind() gives it to the
+   * session oidc-provider put the login in. No key of its own: the interaction's save and read carry it.
+   */
+  sealHeld(interactionUid: string, login: PendingSessionLogin): string {
+    return this.#records.sealHeld(interactionUid, login);
+  }
+
+  /**
+   * Keeps a login under its own key (`session-pending:{interaction uid}`), as earlier versions did
+   * at the callback; bind() takes such a login when the interaction's result does not carry one.
    */
   hold(interactionUid: string, login: PendingSessionLogin, ttlSeconds: number): Promise<void> {
     return this.#records.hold(interactionUid, login, ttlSeconds);
@@ -153,13 +180,49 @@ export class Sessions {
    * Gives the login held for an interaction to the oidc-provider session it landed in (at the resume
    * of the authorization request), if that session is now signed in as the login's account.
    * `client`: the service this request authorizes, recorded with it (as addClient would).
+   * `result`: the resumed interaction's result (oidc-provider's `ctx.oidc.result`): the login it
+   * carries (HELD_LOGIN) is bound only by the request whose destroy of that interaction found it
+   * (store destroyedHere: of two resumes of one interaction, one), so it is used once, as a take of
+   * its own key was. A login result without one: the login held under its own key (an earlier
+   * version's callback, heldApart). Without a result (an interaction not resumed here): that key too.
    */
-  async bind(interactionUid: string, session: { uid: string; accountId?: string | undefined }, client?: SessionClient): Promise<SessionRecord | undefined> {
+  async bind(interactionUid: string, session: { uid: string; accountId?: string | undefined }, client?: SessionClient, result?: unknown): Promise<SessionRecord | undefined> {
     this.#forgetReadsAhead();
     if (!session.accountId) return undefined;
-    const login = await this.#take(interactionUid, session.accountId);
+    const carried = heldIn(result);
+    if (carried !== undefined) return this.#bindCarried(interactionUid, session as { uid: string; accountId: string }, carried, client);
+    const login = result === undefined || this.heldApart(result) ? await this.#take(interactionUid, session.accountId) : undefined;
     if (!login) return undefined;
     return this.#records.put(session.uid, login, login.confirmedAt, client);
+  }
+
+  /**
+   * Binds the login an interaction's result carries, when this request destroyed that interaction
+   * and the login is the session's account's. The record's writes are issued at once (they leave
+   * with the request's other writes, as a login taken ahead did), and the destroy's answer, which
+   * comes in the same round trip or before, decides: when another request's destroy found the
+   * interaction first (two resumes of one interaction at once), this one throws HeldLoginTaken
+   * before anything is answered, and its caller answers no code: the login is bound once.
+   */
+  async #bindCarried(interactionUid: string, session: { uid: string; accountId: string }, sealed: string, client: SessionClient | undefined): Promise<SessionRecord | undefined> {
+    const destroyed = destroyedHere('Interaction', interactionUid);
+    if (destroyed === undefined) return undefined;
+    const login = this.#records.openHeld(interactionUid, sealed);
+    if (login?.accountId !== session.accountId) return undefined;
+    const [record, first] = await Promise.all([this.#records.put(session.uid, login, login.confirmedAt, client), destroyed]);
+    if (!first) throw new HeldLoginTaken(interactionUid);
+    return record;
+  }
+
+  /**
+   * Whether the resume of an interaction with this result may find its login under the key of its
+   * own (`session-pending:{uid}`, an earlier version's callback): a login result that carries none
+   * (HELD_LOGIN). Not a result that carries one, nor one of another prompt (a consent's, which
+   * follows the login's resume, where the login was bound).
+   */
+  heldApart(result: unknown): boolean {
+    const r = result as { login?: unknown; consent?: unknown } | undefined;
+    return r?.login !== undefined && r.consent === undefined && heldIn(result) === undefined;
   }
 
   /** The login held for an interaction, when it is `accountId`'s: the take started ahead in this request, or one now; another's is held again. */

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { StoreFullError } from './errors.ts';
+import { noteDestroyed } from './request-reads.ts';
 import type { Adapter, AdapterPayload, LogEntry, Store } from './types.ts';
 
 export interface MemoryStoreOptions {
@@ -366,7 +367,9 @@ class MemoryAdapter implements Adapter {
   }
 
   async destroy(id: string): Promise<void> {
-    await this.#store.deleteTemp(this.#key(id));
+    const deleted = this.#store.takeTemp(this.#key(id)).then((value) => value !== undefined);
+    noteDestroyed(this.#name, id, deleted);
+    await deleted;
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {

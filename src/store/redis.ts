@@ -4,7 +4,7 @@ import { ConcordError } from '../errors.ts';
 import { StoreUnavailableError } from './errors.ts';
 import type { StoreOptions } from './factory.ts';
 import { RedisKeys } from './redis-keys.ts';
-import { deferWrite, noteSessionId, requestLocal, requestReads, sessionIdOf, takeDeferredWrites } from './request-reads.ts';
+import { deferWrite, noteDestroyed, noteSessionId, requestLocal, requestReads, sessionIdOf, takeDeferredWrites } from './request-reads.ts';
 import type { Adapter, AdapterPayload, LogEntry, Store } from './types.ts';
 
 /**
@@ -623,6 +623,7 @@ class RedisAdapter implements Adapter {
     const key = this.#store.keys.oidc(this.#name, id);
     forget(key);
     const deleted = this.#store.run((c) => c.del(key));
+    noteDestroyed(this.#name, id, deleted.then((n) => n > 0));
     requestReads()?.set(key, null);
     if (this.#name === 'Interaction' && deferWrite(deleted)) return;
     await deleted;

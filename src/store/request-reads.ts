@@ -130,3 +130,21 @@ export function noteSessionId(uid: string, id: string): void {
 export function sessionIdOf(uid: string): string | undefined {
   return sessionIds.peek()?.get(uid);
 }
+
+/** oidc-provider records a request destroyed (requestLocal): `{model}\n{id}` -> whether its destroy found the record there. */
+const destroyedInRequest = requestLocal(() => new Map<string, Promise<boolean>>());
+
+/** Within a request: its destroy of `model` `id` found the record there (`deleted`: true) or not. */
+export function noteDestroyed(model: string, id: string, deleted: Promise<boolean>): void {
+  deleted.catch(() => {}); // seen by whoever asks (destroyedHere), and by the write's own caller
+  destroyedInRequest.get()?.set(`${model}\n${id}`, deleted);
+}
+
+/**
+ * Whether this request's destroy of `model` `id` found the record there: of requests destroying
+ * the same record, exactly one is answered true (a DEL answers whether it deleted). Undefined when
+ * the request did not destroy it (or outside a request).
+ */
+export function destroyedHere(model: string, id: string): Promise<boolean> | undefined {
+  return destroyedInRequest.peek()?.get(`${model}\n${id}`);
+}

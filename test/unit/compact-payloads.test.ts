@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { compactPayloads } from '../../src/provider/compact-payloads.ts';
+import { HELD_LOGIN } from '../../src/sessions/index.ts';
 import { MemoryStore, type AdapterPayload } from '../../src/store/index.ts';
 
 const ISSUER = 'https://concord.example';
@@ -63,5 +64,15 @@ describe('oidc-provider records without their model and id', () => {
     const before = { exp: 2, cid: 'c', prompt: { name: 'login', reasons: [], details: {} } } as unknown as AdapterPayload;
     await store.adapter('Interaction').upsert('i6', before, 60);
     assert.deepEqual(await interactions.find('i6'), { ...before, kind: 'Interaction', jti: 'i6', returnTo: `${ISSUER}/auth/i6` });
+  });
+
+  it('does not carry a resumed login’s sealed held login on into the next interaction’s lastSubmission; its result keeps it', async () => {
+    const interactions = compactPayloads(store.adapter('Interaction'), 'Interaction', ISSUER);
+    const next = { kind: 'Interaction', jti: 'i7', returnTo: `${ISSUER}/auth/i7`, exp: 2, lastSubmission: { login: { accountId: 'acme:u1' }, select_account: {}, [HELD_LOGIN]: 'z2.sealed' } } as unknown as AdapterPayload;
+    await interactions.upsert('i7', next, 60);
+    assert.deepEqual((await interactions.find('i7'))?.lastSubmission, { login: { accountId: 'acme:u1' }, select_account: {} });
+    const finished = { kind: 'Interaction', jti: 'i8', returnTo: `${ISSUER}/auth/i8`, exp: 2, result: { login: { accountId: 'acme:u1' }, [HELD_LOGIN]: 'z2.sealed' } } as unknown as AdapterPayload;
+    await interactions.upsert('i8', finished, 60);
+    assert.deepEqual(await interactions.find('i8'), finished);
   });
 });

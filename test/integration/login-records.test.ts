@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import * as oidc from 'openid-client';
+import { HELD_LOGIN, HeldLoginTaken } from '../../src/sessions/index.ts';
+import { createStore, withRequestReads, type AdapterPayload } from '../../src/store/index.ts';
+import { authorizationRequest, brokeredLogin, exchange, startFederation, type Federation } from '../support/federation.ts';
+import { Browser } from '../support/http-client.ts';
+import { dropRedisPrefix } from './admin-fixtures.ts';
+import { dumpRedis as dump, REDIS_URL } from '../support/redis-dump.ts';
+import type { RedisStore } from '../../src/store/redis.ts';
+
+/*
+ * The short-lived records of a brokered login on Redis (issue 17, bytes and commands): the login a
+ * callback finished rides to its resume in the interaction's result (no key of its own), bound once;
+ * a login an earlier version's callback held under `session-pending:{uid}` is still bound; a
+ * consumed code keeps what refusing its replay needs, and its replay still revokes the grant.
+ */
+describe('the short-lived records of a login (Redis)', () => {
+  const prefix = `login-records-${randomBytes(6).toString('hex')}:`;
+  let fed: Federation;
+
+  before(async () => {
+    fed = await startFederation({ store: await createStore({ url: REDIS_URL, prefix }), settings: { storePrefix: prefix, upstream: { healthInterval: 0 } } });
+  });
+  after(async () => {
+    await fed.close();
+    await dropRedisPrefix(prefix);
+  });
+
+  const login = (accountId: string) => ({ accountId, participantId: 'acme', claims: { email: `${accountId.slice(5)}@acme.example` }, upstream: {}, confirmedAt: Math.floor(Date.now() / 1000) });
+
+  /** An Interaction as the callback leaves it: its result with the login, and (new form) the held login in it. */
+  async function interactionWith(uid: string, result: Record<string, unknown>): Promise<void> {
+    await fed.concord.concord.store.adapter('Interaction').upsert(uid, { exp: Math.floor(Date.now() / 1000) + 60, params: { client_id: 'rp' }, result } as AdapterPayload, 60);
+  }
+
+  /** A resume as oidc-provider makes it: the interaction destroyed, then the login bound to the session (trackSessions). */
+  const resume = (uid: string, session: { uid: string; accountId: string }, result: Record<string, unknown>) =>
+    withRequestReads(async () => {
+      await fed.concord.concord.store.adapter('Interaction').destroy(uid);
+      return fed.concord.concord.sessions.bind(uid, session, undefined, result);
+    });
+
+  it('a brokered login holds no key of its own between callback and resume, and its session gets the login', async () => {
+    const auth = await authorizationRequest(fed.rp);
+    const callback = await brokeredLogin(new Browser(), auth, { email: 'alice@acme.example' });
+    const keys = await dump(prefix);
+    assert.ok(!keys.includes('session-pending:'), 'no session-pending key');
+    const tokens = await exchange(fed.rp, callback, auth);
+    assert.equal(tokens.claims()?.email, 'alice@acme.example', 'the session record gave the token its claims');
+  });
+
+  it('the login an interaction carries is bound by the one resume whose destroy found the interaction: not by a second, nor by a request that did not destroy it', async () => {
+    const { sessions } = fed.concord.concord;
+    const held = sessions.sealHeld('ic-1', login('acme:carried'));
+    const result = { login: { accountId: 'acme:carried' }, select_account: {}, [HELD_LOGIN]: held };
+    await interactionWith('ic-1', result);
+    const notDestroyed = await withRequestReads(() => sessions.bind('ic-1', { uid: 'sc-0', accountId: 'acme:carried' }, undefined, result));
+    assert.equal(notDestroyed, undefined, 'a request that did not destroy the interaction binds nothing');
+    const both = await Promise.allSettled([resume('ic-1', { uid: 'sc-1', accountId: 'acme:carried' }, result), resume('ic-1', { uid: 'sc-2', accountId: 'acme:carried' }, result)]);
+    const bound = both.flatMap((r) => (r.status === 'fulfilled' && r.value ? [r.value] : []));
+    const refused = both.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+    assert.equal(bound.length, 1, 'bound once');
+    assert.equal(refused.length, 1, 'the other resume is refused');
+    assert.ok(refused[0] instanceof HeldLoginTaken, String(refused[0]));
+    assert.deepEqual(bound[0]!.claims, { email: 'carried@acme.example' });
+    // Another account's session, or a login sealed for another interaction: nothing.
+    await interactionWith('ic-2', result);
+    assert.equal(await resume('ic-2', { uid: 'sc-3', accountId: 'acme:carried' }, result), undefined, 'sealed for ic-1: does not open for ic-2');
+    await interactionWith('ic-3', { ...result, [HELD_LOGIN]: sessions.sealHeld('ic-3', login('acme:carried')) });
+    assert.equal(await resume('ic-3', { uid: 'sc-4', accountId: 'acme:someone-else' }, { ...result, [HELD_LOGIN]: sessions.sealHeld('ic-3', login('acme:carried')) }), undefined, 'another account');
+    await sessions.end('sc-1', 'admin');
+    await sessions.end('sc-2', 'admin');
+  });
+
+  it('a login an earlier version held under its own key (session-pending) is still bound at the resume; a consent resume does not look for one', async () => {
+    const { sessions, store } = fed.concord.concord;
+    await sessions.hold('io-1', login('acme:older'), 60);
+    const result = { login: { accountId: 'acme:older' }, select_account: {} };
+    await interactionWith('io-1', result);
+    await sessions.hold('io-2', login('acme:older'), 60);
+    const consent = await withRequestReads(() => sessions.bind('io-2', { uid: 'so-2', accountId: 'acme:older' }, undefined, { ...result, consent: { grantId: 'g' } }));
+    assert.equal(consent, undefined, 'a consent result: its login was bound at the login’s resume');
+    assert.ok(await store.getTemp('session-pending:io-2'), 'not taken');
+    const bound = await resume('io-1', { uid: 'so-1', accountId: 'acme:older' }, result);
+    assert.equal(bound?.accountId, 'acme:older');
+    assert.deepEqual(bound?.claims, { email: 'older@acme.example' });
+    assert.equal(await store.getTemp('session-pending:io-1'), undefined, 'taken: single use');
+    await sessions.end(bound!.id, 'admin');
+  });
+
+  it('a replayed code is refused and revokes its grant, from the consumed code’s short form', async () => {
+    const auth = await authorizationRequest(fed.rp);
+    const callback = await brokeredLogin(new Browser(), auth, { email: 'carol@acme.example' });
+    const tokens = await exchange(fed.rp, callback, auth);
+    const redis = (fed.concord.concord.store as RedisStore).client;
+    const keys = await redis.keys(`${prefix}oidc:AuthorizationCode:*`);
+    const codes = (await Promise.all(keys.map((key) => redis.get(key)))).filter((code): code is string => code !== null);
+    assert.ok(codes.length > 0 && codes.every((code) => /^c\d+\|\{/.test(code)), `the codes are kept consumed: ${codes.join(' / ')}`);
+    assert.ok(codes.every((code) => !code.includes('accountId') && !code.includes('nonce') && code.includes('grantId')), `without the login they carried: ${codes.join(' / ')}`);
+    await assert.rejects(exchange(fed.rp, callback, auth), (err: { error?: string }) => err.error === 'invalid_grant');
+    await assert.rejects(oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!), (err: { error?: string }) => err.error === 'invalid_grant', 'the grant is revoked');
+  });
+});
