@@ -202,7 +202,7 @@ const forgetAbsent = (uid: string): void => void absentInRequest.peek()?.delete(
  *
  * Key families: `session:{uid}` (with the services known when it was written), `session-clients:{uid}`
  * (set: the services added later), `session-upstream:{uid}` (the sealed state), `session-seen:{uid}`,
- * `session-pending:{interaction uid}`, `sessions-of-account:{accountId}` (set),
+ * `session-pending:{interaction uid}` (a held login, as earlier versions wrote it: read, no longer written), `sessions-of-account:{accountId}` (set),
  * `sessions-of-upstream:{participantId}:{sha256(upstream session id)}` (set). Everything lives
  * `ttlSeconds` from when it was written (the longest grant's lifetime): nothing outlives it.
  */
