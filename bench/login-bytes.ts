@@ -59,6 +59,8 @@ try {
     await login(rig.issuer, rig.users[i]!, async (step: LoginStep) => {
       await sleep(15);
       appendFileSync(dump, `--- end of ${step}\n`);
+      // With BENCH_WRITES_DUMP (bench/servers/child.ts: each write to Redis, a round trip each), the step's end there too.
+      if (process.env.BENCH_WRITES_DUMP) appendFileSync(process.env.BENCH_WRITES_DUMP, `--- end of ${step}\n`);
       if (watched) watched.lines.push({ client: '', command: `--- end of ${step}`, args: [] });
     });
     if (watched) {
