@@ -333,6 +333,20 @@ export class SessionStore {
     return this.#view(uid, stored, previous ? await this.#setClients(uid) : []);
   }
 
+  /** Whether this request knows the session has no record (it read none, or markAbsent): a put now makes it. */
+  knownAbsent(uid: string): boolean {
+    return knownAbsent(uid);
+  }
+
+  /**
+   * Deletes what a put just wrote for a session that had no record (its record and its sealed
+   * upstream state); its index entries stay, as those of an ended session do until they expire
+   * (readers check the record: get() answers none).
+   */
+  async unput(uid: string): Promise<void> {
+    await Promise.all([this.#store.deleteTemp(recordKey(uid)), this.#store.deleteTemp(upstreamStateKey(uid))]);
+  }
+
   /**
    * Notes that a session has no record (oidc-provider has just made it: a new uid, never saved), as a
    * get that found none would: its put in this request writes it without reading it first.

@@ -201,16 +201,22 @@ export class Sessions {
    * and the login is the session's account's. The record's writes are issued at once (they leave
    * with the request's other writes, as a login taken ahead did), and the destroy's answer, which
    * comes in the same round trip or before, decides: when another request's destroy found the
-   * interaction first (two resumes of one interaction at once), this one throws HeldLoginTaken
-   * before anything is answered, and its caller answers no code: the login is bound once.
+   * interaction first (two resumes of one interaction at once), what this one wrote for a session
+   * that had no record is deleted again and it throws HeldLoginTaken before anything is answered:
+   * its caller answers no code, and the login is bound once. (Into a session that had a record, both
+   * resumes bind the same login to the same session: the one record either writes.)
    */
   async #bindCarried(interactionUid: string, session: { uid: string; accountId: string }, sealed: string, client: SessionClient | undefined): Promise<SessionRecord | undefined> {
     const destroyed = destroyedHere('Interaction', interactionUid);
     if (destroyed === undefined) return undefined;
     const login = this.#records.openHeld(interactionUid, sealed);
     if (login?.accountId !== session.accountId) return undefined;
+    const fresh = this.#records.knownAbsent(session.uid);
     const [record, first] = await Promise.all([this.#records.put(session.uid, login, login.confirmedAt, client), destroyed]);
-    if (!first) throw new HeldLoginTaken(interactionUid);
+    if (!first) {
+      if (fresh) await this.#records.unput(session.uid);
+      throw new HeldLoginTaken(interactionUid);
+    }
     return record;
   }
 

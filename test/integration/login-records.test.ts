@@ -36,9 +36,11 @@ describe('the short-lived records of a login (Redis)', () => {
   }
 
   /** A resume as oidc-provider makes it: the interaction destroyed, then the login bound to the session (trackSessions). */
-  const resume = (uid: string, session: { uid: string; accountId: string }, result: Record<string, unknown>) =>
+  const resume = (uid: string, session: { uid: string; accountId: string }, result: Record<string, unknown>, made = false) =>
     withRequestReads(async () => {
       await fed.concord.concord.store.adapter('Interaction').destroy(uid);
+      // A session oidc-provider made in this request (the browser had none): findAccount says so.
+      if (made) fed.concord.concord.sessions.madeNow(session.uid);
       return fed.concord.concord.sessions.bind(uid, session, undefined, result);
     });
 
@@ -58,13 +60,16 @@ describe('the short-lived records of a login (Redis)', () => {
     await interactionWith('ic-1', result);
     const notDestroyed = await withRequestReads(() => sessions.bind('ic-1', { uid: 'sc-0', accountId: 'acme:carried' }, undefined, result));
     assert.equal(notDestroyed, undefined, 'a request that did not destroy the interaction binds nothing');
-    const both = await Promise.allSettled([resume('ic-1', { uid: 'sc-1', accountId: 'acme:carried' }, result), resume('ic-1', { uid: 'sc-2', accountId: 'acme:carried' }, result)]);
+    const both = await Promise.allSettled([resume('ic-1', { uid: 'sc-1', accountId: 'acme:carried' }, result, true), resume('ic-1', { uid: 'sc-2', accountId: 'acme:carried' }, result, true)]);
     const bound = both.flatMap((r) => (r.status === 'fulfilled' && r.value ? [r.value] : []));
     const refused = both.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
     assert.equal(bound.length, 1, 'bound once');
     assert.equal(refused.length, 1, 'the other resume is refused');
     assert.ok(refused[0] instanceof HeldLoginTaken, String(refused[0]));
     assert.deepEqual(bound[0]!.claims, { email: 'carried@acme.example' });
+    const loser = both[0]!.status === 'rejected' ? 'sc-1' : 'sc-2';
+    assert.equal(await sessions.get(loser), undefined, 'what the refused resume wrote for its new session is gone again');
+    assert.equal((await sessions.get(bound[0]!.id))?.accountId, 'acme:carried');
     // Another account's session, or a login sealed for another interaction: nothing.
     await interactionWith('ic-2', result);
     assert.equal(await resume('ic-2', { uid: 'sc-3', accountId: 'acme:carried' }, result), undefined, 'sealed for ic-1: does not open for ic-2');
