@@ -70,8 +70,11 @@ export function trackSessions(sessions: Sessions, reads?: ResumeReads) {
           if (interaction && (await sessions.bind(interaction, { uid: session.uid, accountId: session.accountId }, client, result))) client = undefined;
         } catch (error) {
           if (!(error instanceof HeldLoginTaken)) throw error;
-          // Another resume of this interaction bound its login first: this one answers no code.
+          // Another resume of this interaction bound its login first: this one answers no code, and
+          // sets no cookie (the browser keeps the session the other resume signed in, not the one
+          // oidc-provider made here, which has no record).
           ctx.remove('Location');
+          ctx.remove('Set-Cookie');
           showError(ctx, 'session_expired', { log: { outcome: 'interaction_taken' } });
           return;
         }

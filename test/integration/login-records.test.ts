@@ -69,6 +69,11 @@ describe('the short-lived records of a login (Redis)', () => {
     assert.equal(codes.length, 1, `one code: ${answers.map((a) => `${a.status} ${a.stoppedAt?.href ?? a.url.href}`).join(', ')}`);
     const tokens = await exchange(fed.rp, codes[0]!, auth);
     assert.equal(tokens.claims()?.email, 'alice@acme.example');
+    // The browser keeps the session the code was issued in: single sign-on gives a code that works.
+    const again = await authorizationRequest(fed.rp);
+    const sso = await browser.get(again.url, { stopAt: atRp });
+    assert.ok(sso.stoppedAt?.searchParams.get('code'), `single sign-on: ${sso.status} at ${sso.url.href}`);
+    assert.equal((await exchange(fed.rp, sso.stoppedAt!, again)).claims()?.email, 'alice@acme.example');
   });
 
   it('the login an interaction carries is bound by the one resume whose destroy found the interaction: not by a second, nor by a request that did not destroy it', async () => {
