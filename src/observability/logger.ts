@@ -33,14 +33,45 @@ export const LOG_FLUSH_MS = 100;
 
 /**
  * Where log lines go as deployed: file descriptor `dest` (1, stdout) or a file path, written
- * asynchronously and in batches: lines wait until LOG_BUFFER_BYTES are buffered, and at most
- * LOG_FLUSH_MS (sonic-boom's minLength and periodicFlush). A busy instance makes one write for a
- * dozen request lines instead of one each: each write, even an asynchronous one, costs the event
- * loop a request to libuv's thread pool, about 5 µs per line at the token endpoint's rate. pino ends
- * the stream with a synchronous flush when the process exits, so no line is lost then.
+ * asynchronously and in batches: lines wait until LOG_BUFFER_BYTES are buffered (sonic-boom's
+ * minLength), and at most LOG_FLUSH_MS after the first line that found the buffer empty. A busy
+ * instance makes one write for a dozen request lines instead of one each: each write, even an
+ * asynchronous one, costs the event loop a request to libuv's thread pool, about 5 µs per line at the
+ * token endpoint's rate. pino ends the stream with a synchronous flush when the process exits, so no
+ * line is lost then.
+ *
+ * The flush timer runs only while lines wait: sonic-boom's own `periodicFlush` fires every
+ * LOG_FLUSH_MS for ever and writes even an empty buffer (a thread-pool round trip, ten a second), so
+ * an idle instance woke up ten times a second to write nothing.
  */
 export function logDestination(dest: number | string = 1): pino.DestinationStream {
-  return pino.destination({ dest, sync: false, minLength: LOG_BUFFER_BYTES, periodicFlush: LOG_FLUSH_MS });
+  const stream = pino.destination({ dest, sync: false, minLength: LOG_BUFFER_BYTES });
+  const write = stream.write.bind(stream);
+  /** Bytes handed to the stream and not written yet (its 'write' event gives what each write took). */
+  let waiting = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    timer = undefined;
+    // A write under way (or the file still opening) ends with a 'write' (or 'ready') event, which arms the timer again if lines still wait.
+    if (!(stream as { destroyed?: boolean }).destroyed) stream.flush();
+  };
+  const arm = () => {
+    if (timer !== undefined || waiting <= 0) return;
+    timer = setTimeout(flush, LOG_FLUSH_MS);
+    timer.unref();
+  };
+  stream.on('write', (bytes: number) => {
+    waiting -= bytes;
+    arm();
+  });
+  stream.on('ready', arm);
+  stream.write = (line: string): boolean => {
+    waiting += Buffer.byteLength(line);
+    const accepted = write(line);
+    arm();
+    return accepted;
+  };
+  return stream;
 }
 
 /** The JSON logger: to `destination`, or as deployed (logDestination: stdout, asynchronous, batched); `flush()` before exit. */
