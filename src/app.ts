@@ -269,14 +269,13 @@ export async function createConcord(options: ConcordOptions): Promise<Concord> {
   buildProvider();
 
   async function followKeys(): Promise<void> {
-    await keys.reload();
+    // The three rings read together: one round trip to the store a second, not three.
+    await Promise.all([keys.reload(), clientKeyRing.reload(), samlKeyRing.reload()]);
     await keys.addMissing();
     await keys.rotateIfDue();
     await keys.sweep();
-    await clientKeyRing.reload();
     await clientKeyRing.rotateIfDue();
     await clientKeyRing.sweep();
-    await samlKeyRing.reload();
     await samlKeyRing.rotateIfDue();
     await samlKeyRing.sweep();
     if (keys.keySet().fingerprint !== providerState.fingerprint) {
