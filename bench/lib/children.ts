@@ -13,6 +13,8 @@ export interface Cpu {
   /** CPU time (user + system) in milliseconds since the process started. */
   ms: number;
   rss: number;
+  /** V8's heap in use, bytes. */
+  heap: number;
   /** Writes to Redis sockets so far (round trips; Concord children with a Redis store only). */
   redisWrites: number;
   /** Rounds of those writes: writes in one turn of the event loop, to one or several Cluster nodes, count once. */
@@ -26,6 +28,8 @@ export interface BenchChild {
   readonly refreshTokens: string[];
   /** The child's own CPU time so far. */
   cpu(): Promise<Cpu>;
+  /** Starts a V8 CPU profile in the child; `file` given: stops it and writes it there (.cpuprofile, bench/profile.ts). */
+  profile(file?: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -81,14 +85,29 @@ export async function startChild(spec: StartSpec): Promise<BenchChild> {
       const id = nextId++;
       return new Promise<Cpu>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('child did not report its CPU time')), 5000);
-        const onMessage = (m: { type: string; id?: number; user?: number; system?: number; rss?: number; redisWrites?: number; redisRounds?: number }) => {
+        const onMessage = (m: { type: string; id?: number; user?: number; system?: number; rss?: number; heap?: number; redisWrites?: number; redisRounds?: number }) => {
           if (m.type !== 'cpu' || m.id !== id) return;
           clearTimeout(timer);
           child.off('message', onMessage);
-          resolve({ ms: ((m.user ?? 0) + (m.system ?? 0)) / 1000, rss: m.rss ?? 0, redisWrites: m.redisWrites ?? 0, redisRounds: m.redisRounds ?? 0 });
+          resolve({ ms: ((m.user ?? 0) + (m.system ?? 0)) / 1000, rss: m.rss ?? 0, heap: m.heap ?? 0, redisWrites: m.redisWrites ?? 0, redisRounds: m.redisRounds ?? 0 });
         };
         child.on('message', onMessage);
         child.send({ type: 'cpu', id });
+      });
+    },
+    profile(file?: string) {
+      const id = nextId++;
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('child did not answer the profile request')), 30_000);
+        const onMessage = (m: { type: string; id?: number; error?: string }) => {
+          if (m.type !== 'profile' || m.id !== id) return;
+          clearTimeout(timer);
+          child.off('message', onMessage);
+          if (m.error) reject(new Error(m.error));
+          else resolve();
+        };
+        child.on('message', onMessage);
+        child.send({ type: 'profile', id, ...(file ? { file } : {}) });
       });
     },
     async stop() {

@@ -72,14 +72,22 @@ export interface RedisPartOptions {
   idleSeconds?: number;
   /** Replay the traced commands under load (Redis CPU per login when busy). Default true. */
   replay?: boolean;
+  /**
+   * Concord's CPU per login once its code is compiled and optimised: more logins until the instance
+   * has served `steady.after` in all, then CPU over `steady.logins` more. The CPU per login above
+   * (the goal's measure) counts logins soon after start, while V8 still compiles and optimises (CPU per
+   * login keeps falling for several hundred logins). Default (full run) { after: 700, logins: 300 }; false: not measured.
+   */
+  steady?: { after: number; logins: number } | false;
 }
 
 export async function redisPart(options: RedisPartOptions = {}): Promise<Section> {
   const n = options.logins ?? 300;
   const m = options.monitored ?? 30;
+  const steady = options.steady === undefined ? { after: 700, logins: 300 } : options.steady;
   const redis = await benchRedis();
   const prefix = `bench-redis-${randomBytes(3).toString('hex')}:`;
-  const rig = await startLoginRig({ store: redis.url, storePrefix: prefix, users: n + m + 100 });
+  const rig = await startLoginRig({ store: redis.url, storePrefix: prefix, users: n + m + 100 + (steady ? steady.after + steady.logins : 0) });
   const figures: Record<string, number> = {};
   try {
     // Warm-up (partner discovery and JWKS cached), with users the measured logins will not use.
@@ -92,12 +100,16 @@ export async function redisPart(options: RedisPartOptions = {}): Promise<Section
     // Background: what an idle instance sends anyway (key reloads every second).
     const snapshotCost = delta(await snapshot(redis), await snapshot(redis));
     const idleCpu0 = processCpuMs(redis.pid!);
-    const idleWrites0 = (await rig.concord.cpu()).redisWrites;
+    const idleConcord0 = await rig.concord.cpu();
+    const idleWrites0 = idleConcord0.redisWrites;
     const idle0 = await snapshot(redis);
     await sleep((options.idleSeconds ?? 3) * 1000);
     const idle = delta(idle0, await snapshot(redis));
     const idleCpuPerSecond = (processCpuMs(redis.pid!) - idleCpu0) / idle.seconds;
-    const idleWritesPerSecond = ((await rig.concord.cpu()).redisWrites - idleWrites0) / idle.seconds;
+    const idleConcord1 = await rig.concord.cpu();
+    const idleWritesPerSecond = (idleConcord1.redisWrites - idleWrites0) / idle.seconds;
+    // Concord's own CPU while idle (timers, store polling, metrics): it runs during the logins too and is charged to them.
+    figures.concord_idle_cpu_ms_per_s = (idleConcord1.ms - idleConcord0.ms) / idle.seconds;
     const perSecond = {
       commands: (idle.commands - snapshotCost.commands) / idle.seconds,
       input: (idle.input - snapshotCost.input) / idle.seconds,
@@ -114,6 +126,7 @@ export async function redisPart(options: RedisPartOptions = {}): Promise<Section
     const concord1 = await rig.concord.cpu();
     const cpu1 = processCpuMs(redis.pid!);
     figures.concord_cpu_ms_per_login = (concord1.ms - concord0.ms) / Math.max(1, run.logins);
+    figures.concord_login_seconds_per_login = run.seconds / Math.max(1, run.logins);
     await sleep(200);
     const memory1 = await usedMemory(redis);
     if (run.logins < n * 0.95) throw new Error(`only ${run.logins} of ${n} logins succeeded: ${run.firstError}`);
@@ -220,6 +233,21 @@ export async function redisPart(options: RedisPartOptions = {}): Promise<Section
     const perStep = (Object.keys(steps) as LoginStep[]).map((s) => `${s} ${(steps[s] / m).toFixed(1)}`).join(', ');
     const perStepSent = (Object.keys(sentSteps) as LoginStep[]).map((s) => `${s} ${(sentSteps[s] / m).toFixed(1)}`).join(', ');
 
+    // Steady state: the same instance, after enough logins for V8 to have compiled and optimised their code.
+    let steadyRun: { logins: number; ms: number; seconds: number; from: number } | undefined;
+    if (steady) {
+      const served = warm.logins + (warmMore?.logins ?? 0) + run.logins + m;
+      const steadyUsers = rig.users.slice(n + m);
+      if (served < steady.after) await loginLoad(rig.issuer, steadyUsers, { concurrency: 4, seconds: 300, maxLogins: steady.after - served });
+      const c0 = await rig.concord.cpu();
+      const load = await loginLoad(rig.issuer, steadyUsers, { concurrency: 4, seconds: 300, maxLogins: steady.logins, offset: Math.max(0, steady.after - served) });
+      const c1 = await rig.concord.cpu();
+      if (load.logins < steady.logins * 0.95) throw new Error(`only ${load.logins} of ${steady.logins} steady-state logins succeeded: ${load.firstError}`);
+      steadyRun = { logins: load.logins, ms: (c1.ms - c0.ms) / load.logins, seconds: load.seconds, from: Math.max(served, steady.after) + 1 };
+      figures.concord_steady_cpu_ms_per_login = steadyRun.ms;
+    }
+    const idleShare = (seconds: number, logins: number) => `${((figures.concord_idle_cpu_ms_per_s! * seconds) / logins).toFixed(2)} ms of it`;
+
     const rows: Row[] = [
       {
         name: 'Redis round trips per login',
@@ -230,7 +258,18 @@ export async function redisPart(options: RedisPartOptions = {}): Promise<Section
           `sent one by one (MONITOR: a command or MULTI block each, whether pipelined or not): ${sentPerLogin.toFixed(1)} (${perStepSent})`,
       },
       { name: 'Redis commands per login', rate: commands, unit: 'commands', note: `incl. those inside MULTI/EXEC and Lua (INFO commandstats, ${run.logins} logins, 4 at a time); MONITOR counted ${(commandsMonitored / m).toFixed(1)} sent` },
-      { name: 'Concord CPU per login', rate: figures.concord_cpu_ms_per_login, unit: 'ms', note: `the Concord process's own CPU time over the ${run.logins} logins (4 at a time), Redis store` },
+      {
+        name: 'Concord CPU per login',
+        rate: figures.concord_cpu_ms_per_login,
+        unit: 'ms',
+        note: `the Concord process's own CPU time over the ${run.logins} logins (4 at a time), Redis store, logins ${warm.logins + (warmMore?.logins ?? 0) + 1}-${warm.logins + (warmMore?.logins ?? 0) + run.logins} of the instance; its idle background (${figures.concord_idle_cpu_ms_per_s!.toFixed(1)} ms/s) is ${idleShare(run.seconds, run.logins)}`,
+      },
+      ...(steadyRun ? [{
+        name: 'Concord CPU per login, steady state',
+        rate: steadyRun.ms,
+        unit: 'ms',
+        note: `as above, logins ${steadyRun.from}-${steadyRun.from + steadyRun.logins - 1} of the same instance (its code compiled and optimised by then); idle background ${idleShare(steadyRun.seconds, steadyRun.logins)}`,
+      }] : []),
       {
         name: 'Redis CPU per login',
         rate: redisCpuPerLogin,

@@ -5,10 +5,12 @@
  * Started by bench/lib/children.ts, which sends the spec over IPC. Talks over IPC:
  *   <- { type: 'spec', spec }                          what to start
  *   -> { type: 'ready', url, pid, refreshTokens? }     once listening (a bare server's minted refresh tokens)
- *   <- { type: 'cpu', id }  -> { type: 'cpu', id, user, system, rss, redisWrites, redisRounds }   CPU microseconds so far, writes to Redis so far, rounds of them
+ *   <- { type: 'cpu', id }  -> { type: 'cpu', id, user, system, rss, heap, redisWrites, redisRounds }   CPU microseconds so far, memory (bytes; heap: V8's heap in use), writes to Redis so far, rounds of them
+ *   <- { type: 'profile', id, file? }  -> { type: 'profile', id }   starts a V8 CPU profile, or (with file) stops it and writes it there
  *   <- { type: 'stop' }                                closes and exits
  */
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -239,12 +241,37 @@ function start(spec: ChildSpec): void {
   );
 }
 
-process.on('message', (message: { type: string; id?: number; spec?: ChildSpec }) => {
+/**
+ * A V8 CPU profile of a window of the child's life (what `node --cpu-prof` writes for its whole
+ * life): started without `file`, stopped and written to `file` (.cpuprofile, bench/profile.ts sums it).
+ */
+let inspector: Session | undefined;
+async function profile(file?: string): Promise<void> {
+  if (!file) {
+    inspector = new Session();
+    inspector.connect();
+    await inspector.post('Profiler.enable');
+    await inspector.post('Profiler.start');
+    return;
+  }
+  if (!inspector) throw new Error('no profile started');
+  const { profile: taken } = await inspector.post('Profiler.stop');
+  writeFileSync(file, JSON.stringify(taken));
+  inspector.disconnect();
+  inspector = undefined;
+}
+
+process.on('message', (message: { type: string; id?: number; spec?: ChildSpec; file?: string }) => {
   if (message.type === 'spec') {
     start(message.spec!);
   } else if (message.type === 'cpu') {
     const { user, system } = process.cpuUsage();
-    process.send!({ type: 'cpu', id: message.id, user, system, rss: process.memoryUsage.rss(), redisWrites, redisRounds });
+    process.send!({ type: 'cpu', id: message.id, user, system, rss: process.memoryUsage.rss(), heap: process.memoryUsage().heapUsed, redisWrites, redisRounds });
+  } else if (message.type === 'profile') {
+    void profile(message.file).then(
+      () => process.send!({ type: 'profile', id: message.id }),
+      (err: unknown) => process.send!({ type: 'profile', id: message.id, error: String(err) }),
+    );
   } else if (message.type === 'stop') {
     const force = setTimeout(() => process.exit(0), 3000);
     force.unref();
