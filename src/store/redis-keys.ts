@@ -11,13 +11,23 @@
  * | {prefix}tmp:{key}                   | STRING | the caller's                 |
  * | {prefix}ctr:{key}                   | STRING | none; INCR                   |
  * | {prefix}log:{log}                   | LIST   | none; seq = index + 1        |
- * | {prefix}set:{key}                   | SET    | none                         |
+ * | {prefix}set:{key}                   | HASH   | the adds'; member -> '' (a SET before: still read, added to, removed from) |
  * | {prefix}oidc:{Model}:{id}           | STRING | expiresIn; JSON, `c{ts}|`JSON consumed (a HASH {payload, consumed} from before is still read); a code bound to its session may hold `sessionJti`, its Session's id (redis.ts) |
- * | {prefix}oidc-grant:{grantId}        | SET    | the grant's (its `exp`); the longest member's when added without the grant at hand |
+ * | {prefix}oidc-grant:{grantId}        | HASH   | the grant's (its `exp`); the longest member's when added without the grant at hand; grantField -> '' (a SET of the members' keys before: still read) |
  * | {prefix}oidc-uid:{Model}:{uid}      | STRING | expiresIn; -> id             |
  * | {prefix}oidc-ucode:{Model}:{code}   | STRING | expiresIn; -> id             |
  * | channel {prefix}chan:{channel}      | pub/sub| -                            |
  */
+
+/** The letters of the models a grant indexes (grantField). */
+const GRANT_FIELD_OF: Readonly<Record<string, string>> = {
+  AccessToken: 'A',
+  AuthorizationCode: 'C',
+  RefreshToken: 'R',
+  DeviceCode: 'D',
+  BackchannelAuthenticationRequest: 'B',
+};
+const MODEL_OF_GRANT_FIELD: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(GRANT_FIELD_OF).map(([model, letter]) => [letter, model]));
 
 /** Escapes the braces of a name placed inside a hash tag, so the tag ends where we mean it to. */
 export function tagged(name: string): string {
@@ -62,6 +72,23 @@ export class RedisKeys {
   /** One index per grant, shared by every model (as in memory.ts): revoking it removes them all. */
   grant(grantId: string): string {
     return `${this.prefix}oidc-grant:${tagged(grantId)}`;
+  }
+
+  /**
+   * A token's field in its grant's index: `{model's letter}:{id}` (`R:h1.…` for a refresh token),
+   * 48 characters for a hashed id, so a small index stays a listpack (fields of at most 64 bytes,
+   * Redis's hash-max-listpack-value); a model without a letter goes by its name.
+   */
+  grantField(model: string, id: string): string {
+    return `${GRANT_FIELD_OF[model] ?? model}:${id}`;
+  }
+
+  /** The key a grant index's field names (grantField), or undefined when it names none. */
+  grantFieldKey(field: string): string | undefined {
+    const colon = field.indexOf(':');
+    if (colon <= 0) return undefined;
+    const head = field.slice(0, colon);
+    return this.oidc(MODEL_OF_GRANT_FIELD[head] ?? head, field.slice(colon + 1));
   }
 
   uid(model: string, uid: string): string {

@@ -80,18 +80,50 @@ return 1`);
 
 /**
  * Adds `member` to the set `key` and makes the set live at least `ttlMs` from now, never shorter:
- * `SADD`, then `PEXPIRE NX` (a set with no lifetime yet, so one just created, gets this one), then
- * `PEXPIRE GT` (one with a shorter lifetime is lengthened; GT alone would leave a new set without
- * any, as it counts a key without TTL as infinite). Three single-key commands issued together (one
- * write on the connection, pipelined with the request's other commands), no script: PEXPIRE's NX
- * and GT need Redis 7.0, which createRedisStore checks. Of concurrent adds, each one's GT runs after
- * its own NX, so the set ends at least as late as every add asked. A set without a lifetime (written
- * before sets had one, in this repository's first hours) gets this one. Not atomic as the script
- * before was: a set whose lifetime ends in the microseconds between the SADD and the PEXPIREs
- * takes the member with it; a set ends only once its newest member's lifetime is over.
+ * the member's add (setAddOne), then `PEXPIRE NX` (a set with no lifetime yet, so one just created,
+ * gets this one), then `PEXPIRE GT` (one with a shorter lifetime is lengthened; GT alone would leave
+ * a new set without any, as it counts a key without TTL as infinite). Three single-key commands
+ * issued together (one write on the connection, pipelined with the request's other commands), no
+ * script: PEXPIRE's NX and GT need Redis 7.0, which createRedisStore checks. Of concurrent adds,
+ * each one's GT runs after its own NX, so the set ends at least as late as every add asked. A set
+ * without a lifetime (written before sets had one, in this repository's first hours) gets this one.
+ * Not atomic as the script before was: a set whose lifetime ends in the microseconds between the add
+ * and the PEXPIREs takes the member with it; a set ends only once its newest member's lifetime is over.
+ * `oldMember`: the member as a SET written before holds it (the grant index's full key), when it differs.
  */
-function setAdd(store: RedisStore, key: string, member: string, ttlMs: number): Promise<void> {
-  return store.run((c) => Promise.all([c.sadd(key, member), c.pexpire(key, ttlMs, 'NX'), c.pexpire(key, ttlMs, 'GT')])).then(() => undefined);
+function setAdd(store: RedisStore, key: string, member: string, ttlMs: number, oldMember = member): Promise<void> {
+  return Promise.all([setAddOne(store, key, [member], [oldMember]), store.run((c) => Promise.all([c.pexpire(key, ttlMs, 'NX'), c.pexpire(key, ttlMs, 'GT')]))]).then(() => undefined);
+}
+
+/** Whether a reply is Redis's WRONGTYPE: the key holds another type (an index as a SET written before, where a HASH is written now). */
+const wrongType = (err: unknown): boolean => isReplyError(err) && err.message.startsWith('WRONGTYPE');
+
+/**
+ * Adds members to an index set as Redis holds it: a HASH of member -> '' (a small one is a listpack,
+ * 184 bytes for one member of 45 characters where Redis 7.0 makes a SET of strings a hashtable of
+ * 296: sets of strings became listpacks only in 7.2); one written before as a SET (WRONGTYPE to
+ * HSET) gets an SADD of `oldMembers`, the members as that form holds them, and stays a SET until it
+ * expires or is deleted. Those are sent after the records of this request that were issued with the
+ * HSET (on one connection, the HSET's answer comes first): a record may be there a round trip before
+ * its entry in an index written before the upgrade, as when two requests race.
+ */
+function setAddOne(store: RedisStore, key: string, members: string[], oldMembers: string[] = members): Promise<void> {
+  const fields = members.flatMap((m) => [m, '']);
+  return store.run((c) => c.hset(key, ...fields)).then(
+    () => undefined,
+    (err: unknown) => {
+      if (!wrongType(err)) throw err;
+      return store.run((c) => c.sadd(key, ...oldMembers)).then(() => undefined);
+    },
+  );
+}
+
+/** An index set's members, whatever form it was written in (a HASH's fields; a SET's members, written before). */
+function setRead(store: RedisStore, key: string): Promise<string[]> {
+  return store.run((c) => c.hkeys(key)).catch((err: unknown) => {
+    if (!wrongType(err)) throw err;
+    return store.run((c) => c.smembers(key));
+  });
 }
 
 /** Set adds made in a request (requestLocal): set key + member -> until when (epoch ms) it made the set live, and its write. */
@@ -125,6 +157,17 @@ if last < 1 or limit < 1 then return {0, {}} end
 local first = last - limit + 1
 if first < 1 then first = 1 end
 return {first, redis.call('LRANGE', KEYS[1], first - 1, last - 1)}`);
+
+/**
+ * Reads and deletes a grant index (KEYS[1]) in one step, whatever its form: `{type, members}`, the
+ * fields of a HASH (today's), the members of a SET (written before), `{'none', {}}` when there is none.
+ */
+const TAKE_INDEX = new Script(`
+local t = redis.call('TYPE', KEYS[1]).ok
+local m = {}
+if t == 'hash' then m = redis.call('HKEYS', KEYS[1]) elseif t == 'set' then m = redis.call('SMEMBERS', KEYS[1]) end
+if t ~= 'none' then redis.call('DEL', KEYS[1]) end
+return {t, m}`);
 
 interface ChannelState {
   handlers: Set<{ fn: (message: string) => void }>;
@@ -273,7 +316,7 @@ export class RedisStore implements Store {
   async addToSet(key: string, member: string, ttlSeconds?: number): Promise<void> {
     const k = this.keys.set(key);
     if (ttlSeconds === undefined) {
-      await this.run((c) => c.sadd(k, member));
+      await setAddOne(this, k, [member]);
       return;
     }
     // Within one request, the same member added again to a set this request already made live as
@@ -284,14 +327,14 @@ export class RedisStore implements Store {
     const earlier = setAdds.peek()?.get(id);
     if (earlier && earlier.until >= until - SET_ADD_SLACK_MS) return earlier.written;
     // Another member of a set this request already made live as long (an account's Grant, then its
-    // Session, into sessions-of-account at the resume): SADD and PEXPIRE NX, no GT. They are issued
+    // Session, into sessions-of-account at the resume): the add (HSET) and PEXPIRE NX, no GT. They are issued
     // after that add's PEXPIREs on the same connection (the key's node on a Cluster), so the set they
     // join has that lifetime; NX gives one to a set that was emptied (another request's SREM: Redis
-    // deletes it) and made again by this SADD. The write is known done only with the earlier one.
+    // deletes it) and made again by this add. The write is known done only with the earlier one.
     const live = setLives.peek()?.get(k);
     const written =
       live && live.until >= until - SET_ADD_SLACK_MS
-        ? Promise.all([live.written, this.run((c) => Promise.all([c.sadd(k, member), c.pexpire(k, ms(ttlSeconds), 'NX')]))]).then(() => undefined)
+        ? Promise.all([live.written, setAddOne(this, k, [member]), this.run((c) => c.pexpire(k, ms(ttlSeconds), 'NX'))]).then(() => undefined)
         : setAdd(this, k, member, ms(ttlSeconds));
     setAdds.get()?.set(id, { until, written });
     if (!live || live.until < until - SET_ADD_SLACK_MS) setLives.get()?.set(k, { until, written });
@@ -301,11 +344,14 @@ export class RedisStore implements Store {
   async removeFromSet(key: string, member: string): Promise<void> {
     const k = this.keys.set(key);
     forgetSetAdds(k, member);
-    await this.run((c) => c.srem(k, member));
+    await this.run((c) => c.hdel(k, member)).catch((err: unknown) => {
+      if (!wrongType(err)) throw err;
+      return this.run((c) => c.srem(k, member));
+    });
   }
 
   async setMembers(key: string): Promise<string[]> {
-    return this.run((c) => c.smembers(this.keys.set(key)));
+    return setRead(this, this.keys.set(key));
   }
 
   async deleteSet(key: string): Promise<void> {
@@ -463,7 +509,7 @@ class RedisAdapter implements Adapter {
       for (const k of [userCodeKey, uidKey]) if (k !== undefined) writes.push(store.run((c) => c.set(k, id, 'PX', ttl)));
       return writes;
     };
-    const written = payload.grantId ? this.#indexInGrant(payload.grantId, key, ttl, record) : Promise.all(record());
+    const written = payload.grantId ? this.#indexInGrant(payload.grantId, id, key, ttl, record) : Promise.all(record());
     // The request reads what it wrote from now on: the write is on the connection (or held by this
     // request, joinGrantIndex), ahead of any later read of the key (one connection; on a Cluster, the
     // key's node), and should it fail, the request fails with it (below, or where a deferred write is
@@ -497,26 +543,28 @@ class RedisAdapter implements Adapter {
   }
 
   /**
-   * Adds a token's key to its grant's index. The index need not outlive the grant: oidc-provider
+   * Adds a token to its grant's index (a HASH whose fields name the tokens, RedisKeys.grantField;
+   * an index written before as a SET of their keys gets the key). The index need not outlive the grant: oidc-provider
    * uses no token whose grant is gone or expired (validateGrant at /token, loadAccessTokenGrant,
    * introspection; liveAccessToken alike), and revoking a grant that is gone has nothing to reach.
    * So when this request knows the grant (it read or saved it: the code's resume, the code
    * exchange, a refresh), the index is given the grant's own end, which every add of that grant
-   * asks alike: SADD and PEXPIREAT on the index's key, pipelined (2 commands, not setAdd's 3), and
-   * an access token's with the refresh token saved next in one SADD (joinGrantIndex). Saving the
+   * asks alike: HSET and PEXPIREAT on the index's key, pipelined (2 commands, not setAdd's 3), and
+   * an access token's with the refresh token saved next in one HSET (joinGrantIndex). Saving the
    * grant again moves the index's end with it (upsert). When the grant is not known here, setAdd
    * with the token's lifetime, as before. Then the token's own writes (`record`), after the index:
    * on one connection in that order, on a Cluster in the same round. Answers when all are done.
    */
-  #indexInGrant(grantId: string, member: string, ttlMs: number, record: () => Array<Promise<unknown>>): Promise<unknown> {
+  #indexInGrant(grantId: string, id: string, key: string, ttlMs: number, record: () => Array<Promise<unknown>>): Promise<unknown> {
     const store = this.#store;
     const index = store.keys.grant(grantId);
+    const field = store.keys.grantField(this.#name, id);
     const known = requestReads()?.get(store.keys.oidc('Grant', grantId));
     const ends = known ? grantEnd(known) : undefined;
-    if (ends !== undefined && ends > Date.now()) return joinGrantIndex(store, index, ends, member, record, this.#name === 'AccessToken');
+    if (ends !== undefined && ends > Date.now()) return joinGrantIndex(store, index, ends, field, key, record, this.#name === 'AccessToken');
     // On a Cluster the index and the record live on different nodes: each gets its write in the same
     // round; nothing is handed out before both are done (see the adapter's comment above).
-    return Promise.all([setAdd(store, index, member, ttlMs), ...record()]);
+    return Promise.all([setAdd(store, index, field, ttlMs, key), ...record()]);
   }
 
   /**
@@ -632,15 +680,12 @@ class RedisAdapter implements Adapter {
   async revokeByGrantId(grantId: string): Promise<void> {
     requestReads()?.clear();
     forgetAll();
-    const index = this.#store.keys.grant(grantId);
-    // Read and drop the index in one transaction on its key; its members live on other slots,
-    // so they are deleted one by one.
-    const members = await this.#store.run(async (c) => {
-      const results = await c.multi().smembers(index).del(index).exec();
-      const [err, value] = results?.[0] ?? [new Error('transaction aborted'), undefined];
-      if (err) throw err;
-      return value as string[];
-    });
+    const keys = this.#store.keys;
+    const index = keys.grant(grantId);
+    // Read and drop the index in one step on its key (a script: the index is a HASH, or a SET
+    // written before); its members live on other slots, so they are deleted one by one.
+    const [type, found] = (await this.#store.script(TAKE_INDEX, index)) as [string, string[]];
+    const members = type === 'set' ? found : found.flatMap((field) => keys.grantFieldKey(field) ?? []);
     await Promise.all(members.map((key) => this.#store.run((c) => c.unlink(key))));
   }
 }
@@ -677,14 +722,16 @@ function consumedForm(model: string, json: string): string {
 const sessionHints = requestLocal(() => new Map<string, string>());
 
 /**
- * A request's additions to one grant index with one end, sent as one SADD of every member and one
+ * A request's additions to one grant index with one end, sent as one HSET of every member and one
  * PEXPIREAT, then the records they index (in the order they came): an access token's and the
  * refresh token saved with it (the code exchange, a refresh) are 4 commands, not 6.
  */
 interface GrantIndexBatch {
   index: string;
   ends: number;
+  /** The index's fields (RedisKeys.grantField), and the keys they name (the members of an index written before as a SET). */
   members: string[];
+  keys: string[];
   records: Array<() => Array<Promise<unknown>>>;
   sent: boolean;
   done: Promise<unknown>;
@@ -703,7 +750,7 @@ const grantIndexBatches = requestLocal(() => new Map<string, GrantIndexBatch>())
  * is kept on one connection: the index (with every member), then the records; on a Cluster they go
  * to their nodes in the same round (see RedisAdapter). Outside a request, sent at once.
  */
-function joinGrantIndex(store: RedisStore, index: string, ends: number, member: string, record: () => Array<Promise<unknown>>, hold: boolean): Promise<unknown> {
+function joinGrantIndex(store: RedisStore, index: string, ends: number, member: string, key: string, record: () => Array<Promise<unknown>>, hold: boolean): Promise<unknown> {
   const batches = grantIndexBatches.get();
   let batch = batches?.get(index);
   if (batch && batch.ends !== ends) {
@@ -713,7 +760,7 @@ function joinGrantIndex(store: RedisStore, index: string, ends: number, member: 
   if (!batch) {
     let settle!: GrantIndexBatch['settle'];
     const done = new Promise<unknown>((resolve, reject) => (settle = { resolve, reject }));
-    batch = { index, ends, members: [], records: [], sent: false, done, settle };
+    batch = { index, ends, members: [], keys: [], records: [], sent: false, done, settle };
     if (batches && hold) {
       batches.set(index, batch);
       const held = batch;
@@ -721,6 +768,7 @@ function joinGrantIndex(store: RedisStore, index: string, ends: number, member: 
     }
   }
   batch.members.push(member);
+  batch.keys.push(key);
   batch.records.push(record);
   if (!hold || !batches) sendGrantIndex(store, batch, batches);
   return batch.done;
@@ -730,7 +778,7 @@ function sendGrantIndex(store: RedisStore, batch: GrantIndexBatch, batches: Map<
   if (batch.sent) return;
   batch.sent = true;
   if (batches?.get(batch.index) === batch) batches.delete(batch.index);
-  const indexed = Promise.all([store.run((c) => c.sadd(batch.index, ...batch.members)), store.run((c) => c.pexpireat(batch.index, batch.ends))]);
+  const indexed = Promise.all([setAddOne(store, batch.index, batch.members, batch.keys), store.run((c) => c.pexpireat(batch.index, batch.ends))]);
   const records = Promise.all(batch.records.flatMap((r) => r()));
   Promise.all([indexed, records]).then(batch.settle.resolve, batch.settle.reject);
 }

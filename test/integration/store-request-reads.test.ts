@@ -19,6 +19,8 @@ describe('Redis store: oidc-provider records read once per request', () => {
   let store: RedisStore;
   /** Writes behind the adapter's back, as another instance would. */
   const rawSet = (model: string, id: string, payload: Record<string, unknown>) => store.client.set(store.keys.oidc(model, id), JSON.stringify(payload), 'PX', 60_000);
+  /** The keys a grant index names (a HASH of grantField -> ''), sorted. */
+  const indexed = async (index: string) => (await store.client.hkeys(index)).map((field) => store.keys.grantFieldKey(field)!).sort();
 
   before(async () => {
     store = (await createStore({ url: REDIS_URL, prefix })) as Store as RedisStore;
@@ -87,7 +89,7 @@ describe('Redis store: oidc-provider records read once per request', () => {
     });
     const ends = Date.now() + (await store.client.pttl(index)); // PTTL: Redis 6.2 has no PEXPIRETIME
     assert.ok(Math.abs(ends - exp * 1000) <= 1000, `the index ends with the grant: ${ends} vs ${exp * 1000}`);
-    assert.deepEqual((await store.client.smembers(index)).sort(), [store.keys.oidc('AuthorizationCode', 'code9'), store.keys.oidc('RefreshToken', 'rt9')]);
+    assert.deepEqual(await indexed(index), [store.keys.oidc('AuthorizationCode', 'code9'), store.keys.oidc('RefreshToken', 'rt9')]);
     // Found and saved again in a request, for longer: the index follows.
     await withRequestReads(async () => {
       assert.ok(await grants.find('g9'));
@@ -106,12 +108,12 @@ describe('Redis store: oidc-provider records read once per request', () => {
     }
   });
 
-  it("an access token and the refresh token saved after it in a request go into their grant's index in one SADD; one saved alone is written by the request's end", async () => {
+  it("an access token and the refresh token saved after it in a request go into their grant's index in one HSET; one saved alone is written by the request's end", async () => {
     const grants = store.adapter('Grant');
     const index = store.keys.grant('gb1');
     const exp = Math.floor(Date.now() / 1000) + 600;
     const calls: string[] = [];
-    const spy = (name: 'sadd' | 'pexpireat') => {
+    const spy = (name: 'hset' | 'pexpireat') => {
       const original = store.client[name].bind(store.client) as (...args: unknown[]) => Promise<unknown>;
       (store.client as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
         calls.push(`${name} ${args.length - 1}`);
@@ -119,7 +121,7 @@ describe('Redis store: oidc-provider records read once per request', () => {
       };
       return () => ((store.client as unknown as Record<string, unknown>)[name] = original);
     };
-    const restore = [spy('sadd'), spy('pexpireat')];
+    const restore = [spy('hset'), spy('pexpireat')];
     try {
       await withRequestReads(async () => {
         await grants.upsert('gb1', { exp, clientId: 'c', accountId: 'a' } as AdapterPayload, 600);
@@ -127,8 +129,8 @@ describe('Redis store: oidc-provider records read once per request', () => {
         await store.adapter('AccessToken').upsert('atb1', { grantId: 'gb1' } as AdapterPayload, 300);
         await store.adapter('RefreshToken').upsert('rtb1', { grantId: 'gb1' } as AdapterPayload, 600);
       });
-      assert.deepEqual(calls, ['sadd 2', 'pexpireat 1'], 'one SADD of both members, one PEXPIREAT');
-      assert.deepEqual((await store.client.smembers(index)).sort(), [store.keys.oidc('AccessToken', 'atb1'), store.keys.oidc('RefreshToken', 'rtb1')]);
+      assert.deepEqual(calls, ['hset 4', 'pexpireat 1'], 'one HSET of both members, one PEXPIREAT');
+      assert.deepEqual(await indexed(index), [store.keys.oidc('AccessToken', 'atb1'), store.keys.oidc('RefreshToken', 'rtb1')]);
       assert.ok(await store.client.exists(store.keys.oidc('AccessToken', 'atb1')));
       const ends = Date.now() + (await store.client.pttl(index));
       assert.ok(Math.abs(ends - exp * 1000) <= 1000, 'the index ends with the grant');
@@ -137,9 +139,9 @@ describe('Redis store: oidc-provider records read once per request', () => {
         assert.ok(await grants.find('gb1'));
         await store.adapter('AccessToken').upsert('atb2', { grantId: 'gb1' } as AdapterPayload, 300);
       });
-      assert.deepEqual(calls, ['sadd 1', 'pexpireat 1']);
+      assert.deepEqual(calls, ['hset 2', 'pexpireat 1']);
       assert.ok(await store.client.exists(store.keys.oidc('AccessToken', 'atb2')), 'written by the request’s end');
-      assert.ok((await store.client.smembers(index)).includes(store.keys.oidc('AccessToken', 'atb2')));
+      assert.ok((await indexed(index)).includes(store.keys.oidc('AccessToken', 'atb2')));
     } finally {
       for (const undo of restore) undo();
     }
@@ -231,7 +233,7 @@ describe('Redis store: oidc-provider records read once per request', () => {
     for (const [model, id] of [['Session', 'sd2'], ['Grant', 'gd1'], ['RefreshToken', 'rtd1'], ['AccessToken', 'atd1']] as const) {
       assert.equal(await store.client.exists(store.keys.oidc(model, id)), 1, `the end of the request waited for the ${model}`);
     }
-    assert.deepEqual((await store.client.smembers(store.keys.grant('gd1'))).sort(), [store.keys.oidc('AccessToken', 'atd1'), store.keys.oidc('RefreshToken', 'rtd1')].sort());
+    assert.deepEqual(await indexed(store.keys.grant('gd1')), [store.keys.oidc('AccessToken', 'atd1'), store.keys.oidc('RefreshToken', 'rtd1')].sort());
     assert.deepEqual((await store.setMembers('sessions-of-account:acme:deferred')).sort(), ['g:gd1', 'ud1', 'ud2'], 'sessions by uid, grants by id, one index');
   });
 
@@ -296,7 +298,7 @@ describe('Redis store: oidc-provider records read once per request', () => {
     assert.deepEqual(await store.setMembers(key), ['m'], 'outside a request it is sent');
   });
 
-  it('another member added to a set the request made live as long is SADD and PEXPIRE NX: no GT; a set emptied meanwhile gets its lifetime again', async () => {
+  it('another member added to a set the request made live as long is its add (HSET) and PEXPIRE NX: no GT; a set emptied meanwhile gets its lifetime again', async () => {
     const key = `lives-${randomBytes(4).toString('hex')}`;
     const raw = store.keys.set(key);
     await withRequestReads(async () => {

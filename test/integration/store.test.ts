@@ -37,6 +37,10 @@ async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 6
   }
 }
 
+/** OBJECT ENCODING and MEMORY USAGE of a key, through a script on it (so a Cluster client sends it to the key's node). */
+const encodingOf = (store: RedisStore, key: string) => store.client.eval("return redis.call('OBJECT', 'ENCODING', KEYS[1])", 1, key) as Promise<string>;
+const memoryOf = async (store: RedisStore, key: string) => Number(await store.client.eval("return redis.call('MEMORY', 'USAGE', KEYS[1], 'SAMPLES', 0)", 1, key));
+
 const byId = <T extends { id: string }>(rows: T[]) => [...rows].sort((a, b) => a.id.localeCompare(b.id));
 
 const cases: Array<{ name: string; run(ctx: Ctx): Promise<void> }> = [
@@ -496,6 +500,57 @@ for (const backend of backends) {
     });
     for (const c of cases) it(c.name, () => c.run(ctx));
     if (backend.name !== 'memory') {
+      it('sets: kept as a small HASH (a listpack, not the hashtable Redis 7.0 makes of a SET of strings); a SET written by an earlier version is still read, added to, removed from and deleted', async () => {
+        const store = ctx.store as RedisStore;
+        const key = id('hset');
+        const raw = store.keys.set(key);
+        await store.addToSet(key, 'acme:5f0c1a52-8d1e-4b7a-9f0e-000000000001', 600);
+        await ctx.other.addToSet(key, 'g:9dXnWANGnZ32dvR82oWYMJIsAki6D-yDw4SbBoqO2mZ');
+        assert.equal(await store.client.type(raw), 'hash');
+        assert.equal(await encodingOf(store, raw), 'listpack');
+        const asHash = await memoryOf(store, raw);
+        const old = id('old-set');
+        const oldRaw = store.keys.set(old);
+        await store.client.sadd(oldRaw, 'acme:5f0c1a52-8d1e-4b7a-9f0e-000000000001', 'g:9dXnWANGnZ32dvR82oWYMJIsAki6D-yDw4SbBoqO2mZ');
+        assert.ok(asHash < await memoryOf(store, oldRaw), 'smaller than the SET of the same members');
+        // The earlier form, as an instance of an earlier version wrote it.
+        await store.client.pexpire(oldRaw, 60_000);
+        assert.deepEqual((await ctx.other.setMembers(old)).sort(), ['acme:5f0c1a52-8d1e-4b7a-9f0e-000000000001', 'g:9dXnWANGnZ32dvR82oWYMJIsAki6D-yDw4SbBoqO2mZ']);
+        await store.addToSet(old, 'u1', 600);
+        await ctx.other.addToSet(old, 'u2');
+        await store.removeFromSet(old, 'g:9dXnWANGnZ32dvR82oWYMJIsAki6D-yDw4SbBoqO2mZ');
+        assert.equal(await store.client.type(oldRaw), 'set', 'stays a SET until it expires');
+        assert.deepEqual((await store.setMembers(old)).sort(), ['acme:5f0c1a52-8d1e-4b7a-9f0e-000000000001', 'u1', 'u2']);
+        assert.ok((await store.client.pttl(oldRaw)) > 60_000, 'lengthened as a HASH is');
+        await ctx.other.deleteSet(old);
+        assert.deepEqual(await store.setMembers(old), []);
+        await store.deleteSet(key);
+      });
+      it("adapter: a grant index is a small HASH of the tokens' short names; one written before as a SET of their keys is still added to and revoked", async () => {
+        const store = ctx.store as RedisStore;
+        const [grant, before] = [id('g'), id('g-before')];
+        const hashed = (n: string) => `h1.${n.padEnd(43, 'x')}`;
+        await store.adapter('RefreshToken').upsert(hashed('rt1'), { grantId: grant }, 600);
+        await ctx.other.adapter('AccessToken').upsert(hashed('at1'), { grantId: grant }, 60);
+        await store.adapter('AuthorizationCode').upsert(hashed('c1'), { grantId: grant }, 60);
+        const index = store.keys.grant(grant);
+        assert.equal(await encodingOf(store, index), 'listpack');
+        assert.deepEqual((await store.client.hkeys(index)).sort(), [`A:${hashed('at1')}`, `C:${hashed('c1')}`, `R:${hashed('rt1')}`]);
+        assert.ok(await memoryOf(store, index) <= 400, 'three tokens in about 300 bytes (a SET of their keys: about 570)');
+        // An index written before: a SET of the tokens' keys.
+        const oldIndex = store.keys.grant(before);
+        await store.adapter('RefreshToken').upsert(hashed('rt0'), { n: 0 }, 600);
+        await store.client.sadd(oldIndex, store.keys.oidc('RefreshToken', hashed('rt0')));
+        await store.client.pexpire(oldIndex, 600_000);
+        await ctx.other.adapter('RefreshToken').upsert(hashed('rt2'), { grantId: before }, 600);
+        assert.equal(await store.client.type(oldIndex), 'set');
+        await ctx.other.adapter('AccessToken').revokeByGrantId(before);
+        await store.adapter('RefreshToken').revokeByGrantId(grant);
+        for (const [model, tid] of [['RefreshToken', 'rt0'], ['RefreshToken', 'rt2'], ['RefreshToken', 'rt1'], ['AccessToken', 'at1'], ['AuthorizationCode', 'c1']] as const) {
+          assert.equal(await store.adapter(model).find(hashed(tid)), undefined, `${model} ${tid} revoked`);
+        }
+        assert.equal((await store.client.exists(index)) + (await store.client.exists(oldIndex)), 0, 'both indexes dropped');
+      });
       it('adapter: a payload written as a HASH by an earlier version is still read and consumed', async () => {
         const store = ctx.store as RedisStore;
         const jti = id('old');
