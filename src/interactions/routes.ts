@@ -7,7 +7,7 @@ import type { ConcordSettings } from '../config/index.ts';
 import { emailDomain } from '../domains/index.ts';
 import type { ActiveParticipant, ConnectorPool, Registry } from '../participants/index.ts';
 import { AccountStore, accountIdOf, keyedHash, providerCookie, type BrokeredAccount } from '../provider/index.ts';
-import { HELD_LOGIN, type Sessions } from '../sessions/index.ts';
+import { HELD_LOGIN, refreshWorthKeeping, type Sessions } from '../sessions/index.ts';
 import type { Store } from '../store/index.ts';
 import type { CallbackInput, ForwardedParams, PendingLogin, UpstreamLogout } from '../upstream/index.ts';
 import { UpstreamError } from '../upstream/index.ts';
@@ -623,13 +623,16 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     // goes to the Concord session oidc-provider puts it in, not to the account (src/sessions): sealed
     // for this interaction, it rides in the interaction's result (HELD_LOGIN) to the resume, where it
     // is bound to that session; no key of its own.
+    const confirmedAt = sessions.nowSeconds();
+    // Only a re-check state a re-check can use (none that expires before the first is due).
+    const refresh = refreshWorthKeeping(identity.refresh, participant.config.session, confirmedAt);
     const held = sessions.sealHeld(uid, {
       accountId,
       participantId,
       claims: outcome.claims,
       ...(identity.sessionId !== undefined ? { upstreamSessionId: identity.sessionId } : {}),
-      upstream: { ...(identity.logout ? { logout: identity.logout } : {}), ...(identity.refresh ? { refresh: identity.refresh } : {}) },
-      confirmedAt: sessions.nowSeconds(),
+      upstream: { ...(identity.logout ? { logout: identity.logout } : {}), ...(refresh ? { refresh } : {}) },
+      confirmedAt,
     });
     // The account, the trail and the interaction's result (with the held login) go out together
     // (one round trip): none depends on another. The browser is sent on only once all are written;

@@ -8,6 +8,6 @@
 export { HeldLoginTaken, Sessions, SESSION_END_CAUSES, type SessionEndCause, type EndedSession, type RevocationReport, type UpstreamSessionTarget, type AccountIndex, type SessionsOptions } from './service.ts';
 export { HELD_LOGIN } from './records.ts';
 export type { SessionRecord, SessionClient, PendingSessionLogin, UpstreamSessionState } from './records.ts';
-export type { RefreshDecision } from './recheck.ts';
+export { refreshWorthKeeping, type RefreshDecision } from './recheck.ts';
 export { LogoutDelivery, type LogoutNotice, type LogoutSender, type LogoutDeliveryOptions } from './delivery.ts';
 export { indexingAdapter } from './oidc-index.ts';

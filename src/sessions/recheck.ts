@@ -1,6 +1,7 @@
 import type { Logger } from '../observability/index.ts';
 import type { ActiveParticipant } from '../participants/index.ts';
-import { UpstreamError, type Connector } from '../upstream/index.ts';
+import type { SessionPolicy } from '../config/index.ts';
+import { UpstreamError, type Connector, type UpstreamRefreshState } from '../upstream/index.ts';
 import type { SessionStore, SessionRecord } from './records.ts';
 import type { SessionEndCause } from './service.ts';
 
@@ -33,6 +34,25 @@ export interface RecheckContext {
   log: Logger;
   /** Milliseconds between two tries for a lease another request holds. Default 50. */
   pollMs?: number;
+}
+
+/**
+ * The re-check state worth keeping for a session confirmed at `confirmedAt` (epoch seconds) under its
+ * participant's `policy`: undefined when no re-check can ever use it, so a session keeps no bearer
+ * token it cannot use (a sealed access token and the claims beside it: about 200 bytes of each live
+ * session's long-lived memory). That is when `revalidateAfter` is `off` (recheckForRefresh asks
+ * nothing), or when the state holds an access token alone, no refresh token, that expires
+ * (`accessTokenExpiresAt`) before the first re-check is due (`confirmedAt + revalidateAfter`): that
+ * re-check would find it expired ('unconfirmable', OidcConnector.refresh) and end as one without
+ * state does (bounded by `maxAge`). Sessions confirmed while `revalidateAfter` was `off` or longer
+ * stay unchecked (bounded by `maxAge`) should it be shortened later.
+ */
+export function refreshWorthKeeping(refresh: UpstreamRefreshState | undefined, policy: Pick<SessionPolicy, 'revalidateAfter'>, confirmedAt: number): UpstreamRefreshState | undefined {
+  if (!refresh || policy.revalidateAfter === 'off') return undefined;
+  if (refresh.refreshToken !== undefined) return refresh;
+  const expires = refresh.accessTokenExpiresAt;
+  if (refresh.accessToken !== undefined && expires !== undefined && expires <= confirmedAt + policy.revalidateAfter) return undefined;
+  return refresh;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -94,12 +114,13 @@ export async function recheckForRefresh(record: SessionRecord, participant: Acti
       return { kind: 'ended', outcome: 'rejected', cause: 'mapping_rejected' };
     }
     const confirmedAt = ctx.nowSeconds();
+    const refresh = refreshWorthKeeping(outcome.identity.refresh, policy, confirmedAt);
     await records.confirm(current.id, {
       claims: mapped.claims,
       confirmedAt,
       upstream: {
         ...(outcome.identity.logout ?? upstream.logout ? { logout: outcome.identity.logout ?? upstream.logout! } : {}),
-        ...(outcome.identity.refresh ? { refresh: outcome.identity.refresh } : {}),
+        ...(refresh ? { refresh } : {}),
       },
     });
     return { kind: 'continue', outcome: 'confirmed', record: { ...current, claims: mapped.claims, confirmedAt } };

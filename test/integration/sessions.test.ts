@@ -215,6 +215,10 @@ describe('sessions that cannot be asked again are bounded by session.maxAge', ()
   it('refreshes within maxAge, then invalid_grant once the login is older', async () => {
     const { fed } = s;
     const { tokens } = await signedIn(fed, ALICE);
+    // No re-check will ask the partner: the session keeps its logout hint, not the partner's refresh token.
+    const upstream = await fed.concord.concord.sessions.upstream((await sessionOf(fed, tokens)).id);
+    assert.equal(upstream.logout?.protocol, 'oidc');
+    assert.equal(upstream.refresh, undefined, 'no re-check state kept under revalidateAfter: off');
     const refreshed = await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!);
     assert.ok(refreshed.access_token);
     offset = 2 * 3600 * 1000;

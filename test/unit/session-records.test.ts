@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createSign, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { createSecretBox } from '../../src/secrets/index.ts';
+import { refreshWorthKeeping } from '../../src/sessions/recheck.ts';
 import { SessionStore, type PendingSessionLogin } from '../../src/sessions/records.ts';
 import { MemoryStore } from '../../src/store/index.ts';
 
@@ -108,5 +109,24 @@ describe('session records: the services of a session', () => {
     await store.setTemp('session:s3', { v: 1, accountId: 'acme:u1', participantId: 'acme', startedAt: 1, confirmedAt: 1, claims: {} }, 60);
     await store.addToSet('session-clients:s3', JSON.stringify(['rp', 'sid-rp', 'grant-rp']), 60);
     assert.deepEqual((await sessions.get('s3'))?.clients, [rp]);
+  });
+});
+
+describe('session records: the re-check state worth keeping (refreshWorthKeeping)', () => {
+  const claims = { sub: 'u1' };
+  const at = 1_800_000_000;
+  const accessOnly = (expiresIn: number) => ({ protocol: 'oidc' as const, accessToken: 'opaque', accessTokenExpiresAt: at + expiresIn, claims });
+
+  it('keeps a refresh token, and an access token that outlives the first re-check', () => {
+    const refresh = { protocol: 'oidc' as const, refreshToken: 'rt', claims };
+    assert.equal(refreshWorthKeeping(refresh, { revalidateAfter: 900 }, at), refresh);
+    assert.deepEqual(refreshWorthKeeping(accessOnly(3600), { revalidateAfter: 900 }, at), accessOnly(3600));
+    assert.equal(refreshWorthKeeping(undefined, { revalidateAfter: 900 }, at), undefined);
+  });
+
+  it('drops an access token alone that expires before the first re-check is due, and everything under revalidateAfter: off', () => {
+    assert.equal(refreshWorthKeeping(accessOnly(600), { revalidateAfter: 900 }, at), undefined);
+    assert.equal(refreshWorthKeeping(accessOnly(900), { revalidateAfter: 900 }, at), undefined);
+    assert.equal(refreshWorthKeeping({ protocol: 'oidc', refreshToken: 'rt', claims }, { revalidateAfter: 'off' }, at), undefined);
   });
 });
