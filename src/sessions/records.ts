@@ -130,6 +130,13 @@ const ofUpstreamKey = (participantId: string, upstreamSessionId: string) =>
 const sealContext = (uid: string) => `session:${uid}:upstream`;
 /** Upstream tokens and claims, a kilobyte or two of text kept for weeks: sealed DEFLATEd (a third smaller; records sealed before still open). */
 const COMPRESSED = { compress: true } as const;
+/**
+ * A session's sealed state, kept for weeks: DEFLATEd with the dictionary of an upstream's tokens and
+ * claims (`z3`, secrets/index.ts), a fifth smaller than COMPRESSED. Records sealed before (`z2`,
+ * `v2`) still open. (The held login, a few seconds, stays COMPRESSED: an instance of the previous
+ * release may take it.)
+ */
+const COMPRESSED_TOKENS = { compress: 'tokens' } as const;
 const pendingContext = (interactionUid: string) => `session-pending:${interactionUid}`;
 
 /**
@@ -304,7 +311,7 @@ export class SessionStore {
       claims: login.claims,
       ...(upstreamKey ? { upstreamKey } : {}),
     };
-    const sealed = login.upstream.logout || login.upstream.refresh ? this.#box.seal(JSON.stringify(packState(login.upstream)), sealContext(uid), COMPRESSED) : undefined;
+    const sealed = login.upstream.logout || login.upstream.refresh ? this.#box.seal(JSON.stringify(packState(login.upstream)), sealContext(uid), COMPRESSED_TOKENS) : undefined;
     // Indexes first: a record is never left where an upstream logout or an account's revocation
     // cannot find it. The previous record is read in the same round trip, unless this request found
     // none (the resume of a new session: findAccount looked), when there is none to read: then the
@@ -362,7 +369,7 @@ export class SessionStore {
     if (!stored) return;
     const { sealed: _before, ...rest } = stored;
     const next: StoredSession = { ...rest, claims: update.claims, confirmedAt: update.confirmedAt };
-    const sealed = this.#box.seal(JSON.stringify(packState(update.upstream)), sealContext(uid), COMPRESSED);
+    const sealed = this.#box.seal(JSON.stringify(packState(update.upstream)), sealContext(uid), COMPRESSED_TOKENS);
     await Promise.all([this.#store.setTemp(recordKey(uid), next, this.#ttl), this.#store.setTemp(upstreamStateKey(uid), sealed, this.#ttl)]);
   }
 

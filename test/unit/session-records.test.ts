@@ -40,6 +40,7 @@ describe('session records: the sealed upstream state', () => {
     // The state has a key of its own; the record, read at every code exchange and refresh, does not carry it.
     assert.equal((await store.getTemp<{ sealed?: string }>('session:uid-2'))!.sealed, undefined);
     const packed = (await store.getTemp<string>('session-upstream:uid-2'))!;
+    assert.match(packed, /^z3\./, "DEFLATEd with the tokens' dictionary");
     const plain = box.open(packed, 'session:uid-2:upstream');
     assert.ok(plain.includes(JSON.stringify(claims.email)), 'the payload as text');
     assert.ok(!plain.includes(token), 'not its base64url form');
