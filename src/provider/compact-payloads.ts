@@ -1,8 +1,40 @@
 import { HELD_LOGIN } from '../sessions/index.ts';
 import type { Adapter, AdapterPayload } from '../store/index.ts';
 
-/** Models oidc-provider finds by id alone: their `jti` is the id they are stored under. */
-const FOUND_BY_ID = new Set(['Grant', 'Interaction']);
+/**
+ * Models stored without their `jti`, the id they are stored under: those oidc-provider finds by id
+ * alone (Grant, Interaction), and the Session, also found by uid, whose id the store's findByUid
+ * gives back as `jti` (its uid index names it).
+ */
+const FOUND_BY_ID = new Set(['Grant', 'Interaction', 'Session']);
+
+/**
+ * What a refresh token holds as oidc-provider first issues it, from a code (RefreshToken model,
+ * grants/authorization_code.js), and what these fields are then: left out when so (a refresh token
+ * lives for weeks: 59 bytes of each live session's), put back on read. `iiat` (when the first of a
+ * rotating chain was issued) is its `iat` until the first rotation; oidc-provider itself takes `iat`
+ * for a missing `iiat`, and 0 for missing `rotations`, so a record without them reads the same there too.
+ */
+const REFRESH_TOKEN_DEFAULTS = { rotations: 0, gty: 'authorization_code' } as const;
+
+/** A refresh token's payload without the fields that say what REFRESH_TOKEN_DEFAULTS and its `iat` say. */
+function compactRefreshToken(payload: AdapterPayload): AdapterPayload {
+  const { rotations, gty, iiat, ...rest } = payload as AdapterPayload & { rotations?: unknown; gty?: unknown; iiat?: unknown };
+  return {
+    ...rest,
+    ...(rotations !== REFRESH_TOKEN_DEFAULTS.rotations && rotations !== undefined ? { rotations } : {}),
+    ...(gty !== REFRESH_TOKEN_DEFAULTS.gty && gty !== undefined ? { gty } : {}),
+    ...(iiat !== payload.iat && iiat !== undefined ? { iiat } : {}),
+  } as AdapterPayload;
+}
+
+/** Puts back what compactRefreshToken left out (in place). */
+function restoreRefreshToken(payload: AdapterPayload): void {
+  const p = payload as AdapterPayload & { rotations?: unknown; gty?: unknown; iiat?: unknown };
+  if (p.rotations === undefined) p.rotations = REFRESH_TOKEN_DEFAULTS.rotations;
+  if (p.gty === undefined) p.gty = REFRESH_TOKEN_DEFAULTS.gty;
+  if (p.iiat === undefined && p.iat !== undefined) p.iiat = p.iat;
+}
 
 /**
  * oidc-provider's records without what their place in the store already says: `kind`, the model's
@@ -12,7 +44,9 @@ const FOUND_BY_ID = new Set(['Grant', 'Interaction']);
  * written twice and read five times in a login: that is about 70 bytes each time. Records written
  * with them (before) read as they are.
  *
- * The Session keeps its `jti`: it is also found by uid, where the id is not at hand. Bearer models
+ * A Session leaves out its `jti` too (51 bytes of each live session's, for its 8 hours): found by id,
+ * it is put back here; found by uid, the store's findByUid puts it back (Adapter findByUid in
+ * store/redis.ts and memory.ts: the id its uid index names). Bearer models
  * (codes, tokens) are stored without their `jti` already (hashed-ids.ts). An Interaction's
  * `returnTo` is, as oidc-provider builds it, the resume URL of the interaction, `{issuer}/auth/{uid}`:
  * left out when it is exactly that.
@@ -25,6 +59,7 @@ const FOUND_BY_ID = new Set(['Grant', 'Interaction']);
  * writes and reads in a login.
  */
 export function compactPayloads(inner: Adapter, name: string, issuer: string): Adapter {
+  const refreshToken = name === 'RefreshToken';
   const dropsJti = FOUND_BY_ID.has(name);
   const resumeUrl = (id: string) => (name === 'Interaction' ? `${issuer}/auth/${id}` : undefined);
   // In place: every find gets a payload of its own from the store (parsed from JSON for it), so it
@@ -37,6 +72,7 @@ export function compactPayloads(inner: Adapter, name: string, issuer: string): A
     if (dropsJti && id !== undefined && payload.jti === undefined) payload.jti = id;
     if (returnTo !== undefined) payload.returnTo = returnTo;
     if (interaction) restorePrompt(payload);
+    if (refreshToken) restoreRefreshToken(payload);
     return payload;
   };
   return {
@@ -49,7 +85,7 @@ export function compactPayloads(inner: Adapter, name: string, issuer: string): A
         ...(jti !== undefined && !(dropsJti && jti === id) ? { jti } : {}),
         ...(returnTo !== undefined && returnTo !== resumeUrl(id) ? { returnTo } : {}),
       };
-      return inner.upsert(id, stored, expiresIn);
+      return inner.upsert(id, refreshToken ? compactRefreshToken(stored) : stored, expiresIn);
     },
     async find(id: string) {
       return restore(await inner.find(id), id);

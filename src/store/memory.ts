@@ -318,6 +318,12 @@ export class MemoryStore implements Store {
 const grantIndex = (grantId: string) => `oidc:grant:${grantId}`;
 
 /** oidc-provider's adapter over the memory store's temp space, with the indexes it needs. */
+/** A payload found by uid, given the id it is stored under as its `jti` when it has none (in place: each find gets its own copy). */
+function withJti(payload: AdapterPayload | undefined, id: string): AdapterPayload | undefined {
+  if (payload && payload.jti === undefined) payload.jti = id;
+  return payload;
+}
+
 class MemoryAdapter implements Adapter {
   readonly #name: string;
   readonly #store: MemoryStore;
@@ -347,9 +353,10 @@ class MemoryAdapter implements Adapter {
     return this.#store.getTemp<AdapterPayload>(this.#key(id));
   }
 
+  /** The payload its uid index names, with that id as its `jti` when it was stored without one (provider/compact-payloads.ts). */
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
     const id = await this.#store.getTemp<string>(`oidc:uid:${uid}`);
-    return id === undefined ? undefined : this.find(id);
+    return id === undefined ? undefined : withJti(await this.find(id), id);
   }
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {

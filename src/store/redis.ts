@@ -619,15 +619,16 @@ class RedisAdapter implements Adapter {
     return payload;
   }
 
+  /** The payload its uid index names, with that id as its `jti` when it was stored without one (provider/compact-payloads.ts). */
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
     // A token read in this request named the Session's id (#readAhead): that Session, when it is this uid's.
     const hinted = this.#name === 'Session' ? sessionHints.peek()?.get(uid) : undefined;
     if (hinted !== undefined) {
       const found = await this.find(hinted);
-      if (found?.uid === uid) return found;
+      if (found?.uid === uid) return withJti(found, hinted);
     }
     const id = await readOnce(this.#store, this.#store.keys.uid(this.#name, uid));
-    return id === null ? undefined : this.find(id);
+    return id === null ? undefined : withJti(await this.find(id), id);
   }
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
@@ -688,6 +689,12 @@ class RedisAdapter implements Adapter {
     const members = type === 'set' ? found : found.flatMap((field) => keys.grantFieldKey(field) ?? []);
     await Promise.all(members.map((key) => this.#store.run((c) => c.unlink(key))));
   }
+}
+
+/** A payload found by uid, given the id it is stored under as its `jti` when it has none (in place: each find parses its own). */
+function withJti(payload: AdapterPayload | undefined, id: string): AdapterPayload | undefined {
+  if (payload && payload.jti === undefined) payload.jti = id;
+  return payload;
 }
 
 /**

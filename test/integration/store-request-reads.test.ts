@@ -69,7 +69,7 @@ describe('Redis store: oidc-provider records read once per request', () => {
       await rawSet('Grant', 'g1', { n: 2 });
       await store.client.set(store.keys.uid('Session', 'u1'), 's2', 'PX', 60_000);
       assert.deepEqual(await store.adapter('Grant').find('g1'), { n: 1 }, 'the Grant was read with the code');
-      assert.deepEqual(await store.adapter('Session').findByUid('u1'), { n: 1 }, 'the session uid was read with the code');
+      assert.deepEqual(await store.adapter('Session').findByUid('u1'), { n: 1, jti: 's1' }, 'the session uid was read with the code (found by uid: its id as its jti)');
       // A write of the request is what it reads next.
       await store.adapter('Grant').upsert('g1', { n: 3 } as AdapterPayload, 60);
       assert.deepEqual(await store.adapter('Grant').find('g1'), { n: 3 });
@@ -344,7 +344,7 @@ describe('Redis store: oidc-provider records read once per request', () => {
       assert.deepEqual(code, { grantId: 'hg1', sessionUid: 'hu1', expiresWithSession: true }, 'the id is not handed out');
       // Behind the adapter's back, after the code's read: the uid index is not what answers.
       await store.client.set(uidKey, 'elsewhere', 'PX', 60_000);
-      assert.deepEqual(await sessions.findByUid('hu1'), { uid: 'hu1', accountId: 'a' }, 'the Session read with the code, by its id');
+      assert.deepEqual(await sessions.findByUid('hu1'), { uid: 'hu1', accountId: 'a', jti: 'hs1' }, 'the Session read with the code, by its id');
     });
     // The session's id changed since (oidc-provider gives a session a new id at a new login): found by uid.
     await store.client.del(store.keys.oidc('Session', 'hs1'));
@@ -352,13 +352,13 @@ describe('Redis store: oidc-provider records read once per request', () => {
     await store.client.set(uidKey, 'hs1b', 'PX', 60_000);
     await withRequestReads(async () => {
       assert.ok(await codes.find('hc1'));
-      assert.deepEqual(await sessions.findByUid('hu1'), { uid: 'hu1', accountId: 'a', n: 2 });
+      assert.deepEqual(await sessions.findByUid('hu1'), { uid: 'hu1', accountId: 'a', n: 2, jti: 'hs1b' });
     });
     // A Session under the named id with another uid is not this token's.
     await rawSet('Session', 'hs1', { uid: 'other', accountId: 'a' });
     await withRequestReads(async () => {
       assert.ok(await codes.find('hc1'));
-      assert.deepEqual(await sessions.findByUid('hu1'), { uid: 'hu1', accountId: 'a', n: 2 });
+      assert.deepEqual(await sessions.findByUid('hu1'), { uid: 'hu1', accountId: 'a', n: 2, jti: 'hs1b' });
     });
   });
 

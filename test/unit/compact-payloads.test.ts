@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { compactPayloads } from '../../src/provider/compact-payloads.ts';
+import { randomBytes } from 'node:crypto';
 import { HELD_LOGIN } from '../../src/sessions/index.ts';
-import { MemoryStore, type AdapterPayload } from '../../src/store/index.ts';
+import { createStore, MemoryStore, withRequestReads, type AdapterPayload } from '../../src/store/index.ts';
+import { REDIS_URL } from '../support/redis-dump.ts';
 
 const ISSUER = 'https://concord.example';
 
@@ -25,13 +27,41 @@ describe('oidc-provider records without their model and id', () => {
     }
   });
 
-  it('keeps the jti of a Session (also found by uid) and gives it back found either way', async () => {
-    const adapter = compactPayloads(store.adapter('Session'), 'Session', ISSUER);
-    const payload = { kind: 'Session', jti: 'j1', uid: 'u1', accountId: 'acme:u1', exp: 2 } as AdapterPayload;
-    await adapter.upsert('j1', payload, 60);
-    assert.equal(((await store.adapter('Session').find('j1')) as AdapterPayload).kind, undefined);
-    assert.deepEqual(await adapter.find('j1'), payload);
-    assert.deepEqual(await adapter.findByUid('u1'), payload);
+  it('stores a Session without its jti too, and gives it back with it found by id or by uid (memory and Redis stores), a Session stored with it as it is', async () => {
+    const redis = await createStore({ url: REDIS_URL, prefix: `compact-${randomBytes(4).toString('hex')}:` });
+    try {
+      for (const backend of [store, redis]) {
+        const adapter = compactPayloads(backend.adapter('Session'), 'Session', ISSUER);
+        const payload = { kind: 'Session', jti: 'j1', uid: 'u1', accountId: 'acme:u1', exp: 2 } as AdapterPayload;
+        await adapter.upsert('j1', payload, 60);
+        const stored = (await backend.adapter('Session').find('j1')) as AdapterPayload;
+        assert.equal(stored.kind, undefined);
+        assert.equal(stored.jti, undefined, `${backend.kind}: stored without its jti`);
+        assert.deepEqual(await adapter.find('j1'), payload);
+        assert.deepEqual(await adapter.findByUid('u1'), payload);
+        assert.deepEqual(await withRequestReads(() => adapter.findByUid('u1')), payload, 'within a request too');
+        // A Session of the previous release, stored with its jti.
+        const before = { kind: 'Session', jti: 'j2', uid: 'u2', accountId: 'acme:u1', exp: 2 } as AdapterPayload;
+        await backend.adapter('Session').upsert('j2', before, 60);
+        assert.deepEqual(await adapter.findByUid('u2'), before);
+      }
+    } finally {
+      await redis.close();
+    }
+  });
+
+  it("stores a refresh token without what oidc-provider's first issue of it says (rotations 0, gty authorization_code, iiat = iat), and gives it back with them; a rotated one keeps them", async () => {
+    const adapter = compactPayloads(store.adapter('RefreshToken'), 'RefreshToken', ISSUER);
+    const first = { kind: 'RefreshToken', jti: 'r1', iat: 1_800_000_000, exp: 1_801_000_000, iiat: 1_800_000_000, rotations: 0, gty: 'authorization_code', grantId: 'g1', accountId: 'acme:u1' } as AdapterPayload;
+    await adapter.upsert('r1', first, 60);
+    const stored = (await store.adapter('RefreshToken').find('r1')) as AdapterPayload & Record<string, unknown>;
+    for (const field of ['rotations', 'gty', 'iiat']) assert.equal(stored[field], undefined, `${field} left out`);
+    assert.deepEqual(await adapter.find('r1'), first);
+    const rotated = { ...first, jti: 'r2', iat: 1_800_003_600, rotations: 1, gty: 'authorization_code refresh_token' } as AdapterPayload;
+    await adapter.upsert('r2', rotated, 60);
+    const kept = (await store.adapter('RefreshToken').find('r2')) as AdapterPayload & Record<string, unknown>;
+    assert.deepEqual([kept.rotations, kept.gty, kept.iiat], [1, 'authorization_code refresh_token', 1_800_000_000]);
+    assert.deepEqual(await adapter.find('r2'), rotated);
   });
 
   it('keeps what differs from the place (another kind, another jti) and reads records written with both', async () => {
