@@ -67,7 +67,8 @@ async function main(): Promise<void> {
         if (type === 'string') parts = [String(await redis.command('GET', key))];
         else if (type === 'hash') parts = (await redis.command('HGETALL', key)) as string[];
         else if (type === 'set') parts = (await redis.command('SMEMBERS', key)) as string[];
-        for (const part of parts) valueBytes += Buffer.byteLength(part);
+        if (type === 'string') valueBytes = Number(await redis.command('STRLEN', key)); // bytes (a sealed state is binary)
+        else for (const part of parts) valueBytes += Buffer.byteLength(part);
         const kind = `${kindOf(key.slice(prefix.length))} (${type})`;
         if (show && !samples.has(kind)) samples.set(kind, `${key}\n  ${parts.map((p) => p.slice(0, 600)).join('\n  ')}`);
         const k = kinds.get(kind) ?? { keys: 0, bytes: 0, ttl: 0, encodings: new Map(), valueBytes: 0, keyBytes: 0 };

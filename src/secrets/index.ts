@@ -41,6 +41,11 @@ const TOKEN_DICTIONARY = Buffer.from(
   'utf8',
 );
 
+/** The first byte of sealBytes's value: the form (`seal`'s prefix) it stands for. None is `"` (0x22), the start of a JSON string. */
+const BYTE_FORMS = { v2: 0x02, z2: 0x12, z3: 0x13, plain: 0x82, plainz: 0x92, plainz3: 0x93 } as const;
+type ByteForm = keyof typeof BYTE_FORMS;
+const FORM_OF_BYTE = new Map<number, ByteForm>(Object.entries(BYTE_FORMS).map(([form, byte]) => [byte, form as ByteForm]));
+
 const deflate = (plaintext: string, compress: SealOptions['compress']): Buffer =>
   compress === 'tokens' ? deflateRawSync(Buffer.from(plaintext, 'utf8'), { dictionary: TOKEN_DICTIONARY }) : deflateRawSync(Buffer.from(plaintext, 'utf8'));
 const inflate = (compressed: Buffer, version: string): Buffer =>
@@ -48,6 +53,14 @@ const inflate = (compressed: Buffer, version: string): Buffer =>
 
 export interface SecretBox {
   seal(plaintext: string, context: string, options?: SealOptions): string;
+  /**
+   * seal's value as bytes, for a store that keeps bytes (Store.setBytes): a form byte (BYTE_FORMS:
+   * `v2`, `z2`, `z3`, or their forms without a key), then the IV (12 bytes), the tag (16) and the
+   * ciphertext (without a key, the plaintext, DEFLATEd as asked): a third smaller than seal's base64url text.
+   */
+  sealBytes(plaintext: string, context: string, options?: SealOptions): Buffer;
+  /** Opens what sealBytes made. Throws as open does (a form byte it does not know: `secret_unreadable`). */
+  openBytes(sealed: Buffer, context: string): string;
   /** Opens every form (`v1`, `v2`, `z2`, `z3`, and `plain.`/`plainz.`/`plainz3.` without a key). */
   open(sealed: string, context: string): string;
   /** False when no CONCORD_SECRETS_KEY is set: values are then kept as plaintext (the embedded store only). */
@@ -63,6 +76,17 @@ export function createSecretBox(base64Key: string | undefined): SecretBox {
       encrypting: false,
       seal: (plaintext, _context, options) =>
         options?.compress ? `${options.compress === 'tokens' ? 'plainz3' : 'plainz'}.${deflate(plaintext, options.compress).toString('base64url')}` : `plain.${Buffer.from(plaintext).toString('base64url')}`,
+      sealBytes: (plaintext, _context, options) => {
+        const form: ByteForm = options?.compress === 'tokens' ? 'plainz3' : options?.compress ? 'plainz' : 'plain';
+        return Buffer.concat([Buffer.of(BYTE_FORMS[form]), options?.compress ? deflate(plaintext, options.compress) : Buffer.from(plaintext, 'utf8')]);
+      },
+      openBytes: (sealed) => {
+        const form = FORM_OF_BYTE.get(sealed[0] ?? -1);
+        if (form === 'plain') return sealed.subarray(1).toString('utf8');
+        if (form === 'plainz' || form === 'plainz3') return inflate(sealed.subarray(1), form).toString('utf8');
+        if (form === undefined) throw new ConcordError('secret_unreadable', 'a stored secret has an unknown format');
+        throw new ConcordError('secrets_key_missing', 'a secret in the store is encrypted; set CONCORD_SECRETS_KEY to read it');
+      },
       open: (sealed) => {
         if (sealed.startsWith('plain.')) return Buffer.from(sealed.slice(6), 'base64url').toString();
         if (sealed.startsWith('plainz.')) return inflate(Buffer.from(sealed.slice(7), 'base64url'), 'plainz').toString('utf8');
@@ -80,12 +104,20 @@ export function createSecretBox(base64Key: string | undefined): SecretBox {
   return {
     encrypting: true,
     seal(plaintext, context, options) {
-      const iv = randomBytes(12);
-      const cipher = createCipheriv('aes-256-gcm', keyObject, iv);
-      cipher.setAAD(Buffer.from(context, 'utf8'));
-      const input = options?.compress ? deflate(plaintext, options.compress) : Buffer.from(plaintext, 'utf8');
-      const ciphertext = Buffer.concat([cipher.update(input), cipher.final()]);
-      return [options?.compress === 'tokens' ? 'z3' : options?.compress ? 'z2' : 'v2', iv, cipher.getAuthTag(), ciphertext].map((p) => (typeof p === 'string' ? p : p.toString('base64url'))).join('.');
+      const { form, iv, tag, ciphertext } = encrypt(plaintext, context, options);
+      return [form, iv, tag, ciphertext].map((p) => (typeof p === 'string' ? p : p.toString('base64url'))).join('.');
+    },
+    sealBytes(plaintext, context, options) {
+      const { form, iv, tag, ciphertext } = encrypt(plaintext, context, options);
+      return Buffer.concat([Buffer.of(BYTE_FORMS[form]), iv, tag, ciphertext]);
+    },
+    openBytes(sealed, context) {
+      const form = FORM_OF_BYTE.get(sealed[0] ?? -1);
+      if (form === 'plain' || form === 'plainz' || form === 'plainz3') {
+        throw new ConcordError('secret_not_sealed', 'a stored secret is not encrypted although CONCORD_SECRETS_KEY is set (written before the key was set, or planted): see "Setting CONCORD_SECRETS_KEY on an existing store" in docs/operations.md');
+      }
+      if (form === undefined || sealed.length < 1 + 12 + 16) throw new ConcordError('secret_unreadable', 'a stored secret has an unknown format');
+      return decrypt(form, sealed.subarray(1, 13), sealed.subarray(13, 29), sealed.subarray(29), context);
     },
     open(sealed, context) {
       // With a key, Concord never writes a value in the clear: one in the store was either written
@@ -98,18 +130,30 @@ export function createSecretBox(base64Key: string | undefined): SecretBox {
       if ((version !== 'v1' && version !== 'v2' && version !== 'z2' && version !== 'z3') || !iv || !tag || ciphertext === undefined) {
         throw new ConcordError('secret_unreadable', 'a stored secret has an unknown format');
       }
-      const authTag = Buffer.from(tag, 'base64url');
-      // A full 128-bit tag only: a shortened one would be checked on fewer bits.
-      if (authTag.length !== 16) throw new ConcordError('secret_unreadable', 'a stored secret has an unknown format');
-      try {
-        const decipher = createDecipheriv('aes-256-gcm', keyObject, Buffer.from(iv, 'base64url'), { authTagLength: 16 });
-        if (version !== 'v1') decipher.setAAD(Buffer.from(context, 'utf8'));
-        decipher.setAuthTag(authTag);
-        const plain = Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]);
-        return (version === 'z2' || version === 'z3' ? inflate(plain, version) : plain).toString('utf8');
-      } catch (cause) {
-        throw new ConcordError('secret_unreadable', `a stored secret (${context}) cannot be decrypted with CONCORD_SECRETS_KEY, or was sealed for another record`, { cause });
-      }
+      return decrypt(version, Buffer.from(iv, 'base64url'), Buffer.from(tag, 'base64url'), Buffer.from(ciphertext, 'base64url'), context);
     },
   };
+
+  function encrypt(plaintext: string, context: string, options: SealOptions | undefined): { form: 'v2' | 'z2' | 'z3'; iv: Buffer; tag: Buffer; ciphertext: Buffer } {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', keyObject, iv);
+    cipher.setAAD(Buffer.from(context, 'utf8'));
+    const input = options?.compress ? deflate(plaintext, options.compress) : Buffer.from(plaintext, 'utf8');
+    const ciphertext = Buffer.concat([cipher.update(input), cipher.final()]);
+    return { form: options?.compress === 'tokens' ? 'z3' : options?.compress ? 'z2' : 'v2', iv, tag: cipher.getAuthTag(), ciphertext };
+  }
+
+  function decrypt(version: string, iv: Buffer, authTag: Buffer, ciphertext: Buffer, context: string): string {
+    // A full 128-bit tag only: a shortened one would be checked on fewer bits.
+    if (authTag.length !== 16) throw new ConcordError('secret_unreadable', 'a stored secret has an unknown format');
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', keyObject, iv, { authTagLength: 16 });
+      if (version !== 'v1') decipher.setAAD(Buffer.from(context, 'utf8'));
+      decipher.setAuthTag(authTag);
+      const plain = Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+      return (version === 'z2' || version === 'z3' ? inflate(plain, version) : plain).toString('utf8');
+    } catch (cause) {
+      throw new ConcordError('secret_unreadable', `a stored secret (${context}) cannot be decrypted with CONCORD_SECRETS_KEY, or was sealed for another record`, { cause });
+    }
+  }
 }

@@ -100,11 +100,14 @@ const recordKey = (uid: string) => `session:${uid}`;
 const clientsKey = (uid: string) => `session-clients:${uid}`;
 const seenKey = (uid: string) => `session-seen:${uid}`;
 /**
- * The sealed upstream state of a session (a JSON string: SecretBox(UpstreamSessionState)), apart from
+ * The sealed upstream state of a session (bytes: SecretBox.sealBytes(UpstreamSessionState), `z3`;
+ * written before, a JSON string of SecretBox.seal's text, still read), apart from
  * the record: two thirds of what a session keeps, needed only by the upstream logout and a re-check,
  * while the record is read at every code exchange and refresh.
  */
 const upstreamStateKey = (uid: string) => `session-upstream:${uid}`;
+/** The first byte of a state written as a JSON string (a sealed text, before states were kept as bytes): `"`. */
+const JSON_STRING = 0x22;
 /** Where earlier versions held a login between its callback and its resume (SessionStore.hold); now the interaction's result carries it (HELD_LOGIN). */
 const pendingKey = (interactionUid: string) => `session-pending:${interactionUid}`;
 /**
@@ -132,7 +135,8 @@ const sealContext = (uid: string) => `session:${uid}:upstream`;
 const COMPRESSED = { compress: true } as const;
 /**
  * A session's sealed state, kept for weeks: DEFLATEd with the dictionary of an upstream's tokens and
- * claims (`z3`, secrets/index.ts), a fifth smaller than COMPRESSED. Records sealed before (`z2`,
+ * claims (`z3`, secrets/index.ts), a fifth smaller than COMPRESSED, and kept as bytes (Store.setBytes),
+ * a quarter smaller than their base64url text. Records sealed before (`z2`,
  * `v2`) still open. (The held login, a few seconds, stays COMPRESSED: an instance of the previous
  * release may take it.)
  */
@@ -311,7 +315,7 @@ export class SessionStore {
       claims: login.claims,
       ...(upstreamKey ? { upstreamKey } : {}),
     };
-    const sealed = login.upstream.logout || login.upstream.refresh ? this.#box.seal(JSON.stringify(packState(login.upstream)), sealContext(uid), COMPRESSED_TOKENS) : undefined;
+    const sealed = login.upstream.logout || login.upstream.refresh ? this.#box.sealBytes(JSON.stringify(packState(login.upstream)), sealContext(uid), COMPRESSED_TOKENS) : undefined;
     // Indexes first: a record is never left where an upstream logout or an account's revocation
     // cannot find it. The previous record is read in the same round trip, unless this request found
     // none (the resume of a new session: findAccount looked), when there is none to read: then the
@@ -334,7 +338,7 @@ export class SessionStore {
       absent ? indexes : undefined,
       this.#store.setTemp(recordKey(uid), stored, this.#ttl),
       // A previous login's state goes with it: the session keeps this login's, or none.
-      sealed !== undefined ? this.#store.setTemp(upstreamStateKey(uid), sealed, this.#ttl) : previous ? this.#store.deleteTemp(upstreamStateKey(uid)) : undefined,
+      sealed !== undefined ? this.#store.setBytes(upstreamStateKey(uid), sealed, this.#ttl) : previous ? this.#store.deleteTemp(upstreamStateKey(uid)) : undefined,
     ]);
     // A new session has no clients but the one given (others are added after this, as it gets authorizations).
     return this.#view(uid, stored, previous ? await this.#setClients(uid) : []);
@@ -369,8 +373,8 @@ export class SessionStore {
     if (!stored) return;
     const { sealed: _before, ...rest } = stored;
     const next: StoredSession = { ...rest, claims: update.claims, confirmedAt: update.confirmedAt };
-    const sealed = this.#box.seal(JSON.stringify(packState(update.upstream)), sealContext(uid), COMPRESSED_TOKENS);
-    await Promise.all([this.#store.setTemp(recordKey(uid), next, this.#ttl), this.#store.setTemp(upstreamStateKey(uid), sealed, this.#ttl)]);
+    const sealed = this.#box.sealBytes(JSON.stringify(packState(update.upstream)), sealContext(uid), COMPRESSED_TOKENS);
+    await Promise.all([this.#store.setTemp(recordKey(uid), next, this.#ttl), this.#store.setBytes(upstreamStateKey(uid), sealed, this.#ttl)]);
   }
 
   /**
@@ -390,11 +394,12 @@ export class SessionStore {
   /** The sealed part of a session, or an empty state when it has none or it does not open (another key, another record's). */
   async upstream(uid: string): Promise<UpstreamSessionState> {
     // A record written before the state had its own key holds it (read in the same round trip).
-    const [own, stored] = await Promise.all([this.#store.getTemp<string>(upstreamStateKey(uid)), this.#store.getTemp<StoredSession>(recordKey(uid))]);
-    const sealed = typeof own === 'string' ? own : stored?.sealed;
-    if (!stored || sealed === undefined) return {};
+    const [own, stored] = await Promise.all([this.#store.getBytes(upstreamStateKey(uid)), this.#store.getTemp<StoredSession>(recordKey(uid))]);
+    if (!stored || (own === undefined && stored.sealed === undefined)) return {};
     try {
-      return unpackState(JSON.parse(this.#box.open(sealed, sealContext(uid))) as UpstreamSessionState);
+      // Bytes (sealBytes), or the JSON string of a sealed text written before (`"z2.…"`), or the record's.
+      const plain = own === undefined ? this.#box.open(stored.sealed!, sealContext(uid)) : own[0] === JSON_STRING ? this.#box.open(JSON.parse(own.toString('utf8')) as string, sealContext(uid)) : this.#box.openBytes(own, sealContext(uid));
+      return unpackState(JSON.parse(plain) as UpstreamSessionState);
     } catch {
       return {};
     }

@@ -37,6 +37,11 @@ const expired = (entry: { expiresAt: number | undefined }, now: number) => entry
  * recurses (a deeply nested value that JSON.stringify wrote, JSON.parse reads).
  */
 const serialize = (value: unknown): string => JSON.stringify(value) ?? 'null';
+/**
+ * What a temp value of bytes (setBytes) starts with, held as a latin1 string (a character a byte):
+ * no JSON text starts with NUL, so getTemp of it fails to parse, as Redis's JSON.parse of bytes does.
+ */
+const BYTES = '\u0000';
 const deserialize = <T>(raw: string | undefined): T | undefined => (raw === undefined ? undefined : (JSON.parse(raw) as T));
 
 /**
@@ -131,6 +136,18 @@ export class MemoryStore implements Store {
 
   async setTemp<T>(key: string, value: T, ttlSeconds: number): Promise<void> {
     this._writeTemp(key, serialize(value), Date.now() + ttlSeconds * 1000);
+  }
+
+  async setBytes(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
+    if (!(ttlSeconds > 0)) await this.deleteTemp(key);
+    else this._writeTemp(key, BYTES + value.toString('latin1'), Date.now() + ttlSeconds * 1000);
+  }
+
+  async getBytes(key: string): Promise<Buffer | undefined> {
+    const value = this._readTemp(key)?.value;
+    if (value === undefined) return undefined;
+    // A value setTemp wrote is JSON text: its UTF-8 bytes, as Redis would answer them.
+    return value.startsWith(BYTES) ? Buffer.from(value.slice(BYTES.length), 'latin1') : Buffer.from(value, 'utf8');
   }
 
   async getTemp<T>(key: string): Promise<T | undefined> {

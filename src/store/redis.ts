@@ -263,6 +263,16 @@ export class RedisStore implements Store {
     return deserialize<T>(await this.run((c) => c.get(this.keys.temp(key))));
   }
 
+  async setBytes(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
+    const k = this.keys.temp(key);
+    if (!(ttlSeconds > 0)) await this.run((c) => c.del(k));
+    else await this.run((c) => c.set(k, value, 'PX', ms(ttlSeconds)));
+  }
+
+  async getBytes(key: string): Promise<Buffer | undefined> {
+    return (await this.run((c) => c.getBuffer(this.keys.temp(key)))) ?? undefined;
+  }
+
   async takeTemp<T>(key: string): Promise<T | undefined> {
     // GETDEL (Redis >= 6.2) is atomic on its one key.
     return deserialize<T>(await this.run((c) => c.getdel(this.keys.temp(key))));

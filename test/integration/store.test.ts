@@ -218,6 +218,25 @@ const cases: Array<{ name: string; run(ctx: Ctx): Promise<void> }> = [
     },
   },
   {
+    name: 'temp bytes: kept as they are (every byte value), with a lifetime; a value setTemp wrote reads as its JSON text',
+    async run({ store, other }) {
+      const key = id('bytes');
+      const bytes = Buffer.from([0x13, 0x00, 0xff, 0x22, 0x80, ...Buffer.from('é 💡', 'utf8'), ...Array.from({ length: 600 }, (_, i) => i % 256)]);
+      assert.equal(await store.getBytes(key), undefined);
+      await store.setBytes(key, bytes, 60);
+      assert.deepEqual(await other.getBytes(key), bytes);
+      await store.setTemp(key, 'z2.text', 60);
+      assert.deepEqual(await other.getBytes(key), Buffer.from('"z2.text"', 'utf8'));
+      await store.setBytes(key, bytes, 0);
+      assert.equal(await store.getBytes(key), undefined, 'a lifetime of 0 deletes');
+      await store.setBytes(key, bytes, 1);
+      await store.setBytes(`${key}-kept`, bytes, 60);
+      await eventually(async () => (await store.getBytes(key)) === undefined, 6000, 'expiry of a 1 s value');
+      await other.deleteTemp(`${key}-kept`);
+      assert.equal(await store.getBytes(`${key}-kept`), undefined);
+    },
+  },
+  {
     name: 'sets: add, remove, members, delete',
     async run({ store, other }) {
       const key = id('set');
