@@ -7,7 +7,7 @@ import type { Registry } from '../participants/index.ts';
 import type { Adapter, Store } from '../store/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { escapeHtml, inlineScript, pagesOf, renderPage, showError, Trusted } from '../pages/index.ts';
-import { indexingAdapter, type LogoutNotice, type SessionRecord, type Sessions } from '../sessions/index.ts';
+import { indexingAdapter, type LogoutNotice, type SessionClient, type SessionRecord, type Sessions } from '../sessions/index.ts';
 import { StoreFullError, StoreUnavailableError } from '../store/index.ts';
 import { AccountStore, type BrokeredAccount } from './accounts.ts';
 import { SCOPE_CLAIMS } from './claims.ts';
@@ -309,7 +309,10 @@ export function createProvider(deps: ProviderDeps): Provider {
       if (!account) return undefined;
       const client = token.client as unknown as ClientWithExtras | undefined;
       const extra: Record<string, unknown> = { idp: account.participantId };
-      const sid = (token as { sid?: string }).sid ?? account.session?.clients.find((c) => c.clientId === client?.clientId && c.sid)?.sid;
+      const sidIn = (clients: SessionClient[] | undefined) => clients?.find((c) => c.clientId === client?.clientId && c.sid)?.sid;
+      // A session read ahead holds its record's services only (the first): another's sid is read when asked for.
+      let sid = (token as { sid?: string }).sid ?? sidIn(account.session?.clients);
+      if (sid === undefined && account.session?.clientsInRecordOnly) sid = sidIn(await sessions.clientsOf(account.session));
       if (sid) extra.sid = sid;
       for (const name of client?.access_token_claims ?? []) {
         if (account.mapped[name] !== undefined && !(name in RESERVED_TOKEN_CLAIMS)) extra[name] = account.mapped[name];

@@ -25,6 +25,12 @@ export interface SessionRecord {
   claims: Record<string, unknown>;
   /** The services that got an authorization in this session (from the authorization responses). */
   clients: SessionClient[];
+  /**
+   * Set when `clients` holds only the services kept in the record itself (the first one: read
+   * without the set of those added later, SessionStore.get `{ addedClients: false }`); clientsOf
+   * answers them all.
+   */
+  clientsInRecordOnly?: true;
   /** Whether an upstream session id (OIDC `sid`, SAML SessionIndex) names this session: its back-channel logout can find it. */
   upstreamSession: boolean;
 }
@@ -382,13 +388,24 @@ export class SessionStore {
    * bounds (damaged, or written before the bounds) counts as absent: the user signs in again, where
    * the bounds apply, instead of every request for them failing on it.
    */
-  async get(uid: string): Promise<SessionRecord | undefined> {
-    const [stored, clients] = await Promise.all([this.#store.getTemp<StoredSession>(recordKey(uid)), this.#setClients(uid)]);
+  async get(uid: string, options: { addedClients?: boolean } = {}): Promise<SessionRecord | undefined> {
+    // `addedClients: false`: the record alone, without the set of services added later (one command
+    // fewer: a code exchange and a refresh need a session's claims, and their own service's `sid`,
+    // which is the record's for the first service; clientsOf reads the rest).
+    const withSet = options.addedClients !== false;
+    const [stored, clients] = await Promise.all([this.#store.getTemp<StoredSession>(recordKey(uid)), withSet ? this.#setClients(uid) : undefined]);
     if (stored === undefined) noteAbsent(uid);
     if (!stored || stored.v !== 1 || typeof stored.accountId !== 'string') return undefined;
     const claims = stored.claims as unknown;
     if (claims === null || typeof claims !== 'object' || Array.isArray(claims) || exceededClaimBound(claims)) return undefined;
-    return this.#view(uid, stored, clients);
+    const view = this.#view(uid, stored, clients ?? []);
+    return withSet ? view : { ...view, clientsInRecordOnly: true };
+  }
+
+  /** A session's services: those of `record` when they are all there, else read again (its record and the set of those added later). */
+  async clientsOf(record: SessionRecord): Promise<SessionClient[]> {
+    if (!record.clientsInRecordOnly) return record.clients;
+    return (await this.get(record.id))?.clients ?? record.clients;
   }
 
   /** The sealed part of a session, or an empty state when it has none or it does not open (another key, another record's). */

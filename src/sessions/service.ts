@@ -252,7 +252,10 @@ export class Sessions {
 
   // ---- reading ----------------------------------------------------------------------------------
 
-  /** The session, or undefined. A read started by readAhead in this request answers the first get of it. */
+  /**
+   * The session, or undefined. A read started by readAhead in this request answers the first get of
+   * it: that one may hold only the services kept in its record (`clientsInRecordOnly`; clientsOf).
+   */
   get(uid: string): Promise<SessionRecord | undefined> {
     if (madeInRequest.peek()?.has(uid)) return Promise.resolve(undefined);
     const started = readsAhead.peek();
@@ -286,7 +289,8 @@ export class Sessions {
   readAhead(uid: string): void {
     const started = readsAhead.get();
     if (!started || started.has(uid)) return;
-    const read = this.#records.get(uid);
+    // For findAccount: the claims, and the record's own services (clientsOf reads the others when asked).
+    const read = this.#records.get(uid, { addedClients: false });
     read.catch(() => {}); // the get() that takes it sees the failure
     started.set(uid, read);
   }
@@ -329,6 +333,11 @@ export class Sessions {
   #forgetReadsAhead(): void {
     readsAhead.clear();
     madeInRequest.clear();
+  }
+
+  /** Every service of a session, reading those added after its record when `record` holds only the record's (clientsInRecordOnly). */
+  clientsOf(record: SessionRecord): Promise<SessionClient[]> {
+    return this.#records.clientsOf(record);
   }
 
   /** The sealed part of a session (what its upstream logout and re-checks need). */

@@ -382,7 +382,10 @@ describe('administrators see and end sessions (admin API and CLI)', () => {
   it('lists a user’s sessions (participant, clients, started, last refreshed, last confirmed upstream), by id or by email', async () => {
     const { fed } = s;
     const a = await signedIn(fed, 'carol@acme.example');
-    await ssoToRp2(s.rp2, a.browser);
+    const atRp2 = await ssoToRp2(s.rp2, a.browser);
+    // A service added to the session after its record (not in the record): its access token still
+    // carries its own sid, though the code exchange read the session without that set.
+    assert.equal(decodeJwt(atRp2.access_token).sid, atRp2.claims()!.sid);
     const b = await signedIn(fed, 'carol@acme.example');
     await oidc.refreshTokenGrant(fed.rp, b.tokens.refresh_token!);
     const user = String(a.tokens.claims()!.sub);
@@ -417,6 +420,9 @@ describe('administrators see and end sessions (admin API and CLI)', () => {
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, /^ID\s+USER\s+PARTICIPANT\s+CLIENTS\s+STARTED\s+REFRESHED\s+CONFIRMED/);
     assert.ok(table.stdout.includes(first.id) && table.stdout.includes(second.id));
+    // At a refresh too (a refresh token names no sid: the session's part for RP2 does, in the set).
+    assert.ok(atRp2.refresh_token, 'RP2 gets a refresh token');
+    assert.equal(decodeJwt((await oidc.refreshTokenGrant(s.rp2, atRp2.refresh_token!)).access_token).sid, atRp2.claims()!.sid, 'RP2’s refreshed access token has its sid');
 
     assert.equal((await api('GET', '/users/acme%3Anobody/sessions')).status, 404);
     assert.equal((await api('GET', '/sessions/no-such-session')).status, 404);
@@ -526,7 +532,10 @@ describe('administrators see and end sessions (admin API and CLI)', () => {
       await withRequestReads(async () => {
         sessions.readAhead(session.id);
         await store.deleteTemp(`session:${session.id}`); // behind its back, after the read left
-        assert.equal((await sessions.get(session.id))?.id, session.id, 'the read ahead answers');
+        const ahead = await sessions.get(session.id);
+        assert.equal(ahead?.id, session.id, 'the read ahead answers');
+        assert.equal(ahead?.clientsInRecordOnly, true, 'read without the set of services added later (one command fewer)');
+        assert.deepEqual(ahead?.clients.map((c) => c.clientId), [RP.client_id], 'the record keeps the first service');
         assert.equal(await sessions.get(session.id), undefined, 'taken once: the next get reads the store');
       });
       await store.setTemp(`session:${session.id}`, stored, 60);
