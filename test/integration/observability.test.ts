@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { types } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 import { DEMO_PASSWORD } from '../../demo/partner-idp.ts';
 import { authorizationRequest, brokeredLogin, RP, signedIn, startFederation, type Federation } from '../support/federation.ts';
 import { startConcord } from '../support/concord.ts';
@@ -210,6 +212,41 @@ describe('observability: zero cost when off', () => {
       assert.ok(loud.logs.some((l) => l.msg === 'store call' && l.op === 'setTemp' && l.target === 'probe'));
     } finally {
       await Promise.all([quiet.close(), loud.close()]);
+    }
+  });
+});
+
+describe('observability: event loop stalls', () => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it('shows a stall longer than the ConcordEventLoopLag threshold in the metric that alert reads, sampling 10 times a second', async () => {
+    // The alert's own metric and threshold, from the file Prometheus loads.
+    const rules = parseYaml(await readFile(new URL('../../deploy/prometheus/alerts.yaml', import.meta.url), 'utf8')) as { groups: Array<{ rules: Array<{ alert?: string; expr: string }> }> };
+    const expr = rules.groups.flatMap((g) => g.rules).find((r) => r.alert === 'ConcordEventLoopLag')!.expr;
+    const metric = /nodejs_eventloop_lag_\w+/.exec(expr)![0];
+    const threshold = Number(/>\s*([\d.]+)\s*$/.exec(expr.trim())![1]);
+
+    const { adminUrl, close } = await startConcord({ logLevel: 'info', settings: { upstream: { healthInterval: 0 } } });
+    try {
+      await scrape(adminUrl); // opens the scrape window
+      // The stall starts once the monitor's timer has run since the scrape (the period spanning a
+      // scrape goes unrecorded: EVENT_LOOP_MONITOR_PERIOD_MS in src/observability/metrics.ts). The
+      // 2 s window holds ~200 samples at prom-client's default 10 ms period: enough for a p99 to
+      // drop the stall's single sample, as it does in every 15 s scrape.
+      await sleep(500);
+      const stallMs = threshold * 1000 + 100;
+      const start = performance.now();
+      while (performance.now() - start < stallMs); // this process's event loop is Concord's
+      const stalled = (performance.now() - start) / 1000;
+      await sleep(1500);
+      const m = await scrape(adminUrl);
+      const seen = m.value(metric)!;
+      assert.ok(seen >= stalled - 0.001 && seen > threshold, `${metric} ${seen} s after a ${stalled.toFixed(3)} s stall (alert: ${expr.trim()})`);
+      // Node's monitor records the time between two runs of its timer: no interval shorter than the
+      // period, 100 ms (10 wake-ups a second, not prom-client's default 100).
+      assert.ok(m.value('nodejs_eventloop_lag_min_seconds')! >= 0.09, `shortest interval ${m.value('nodejs_eventloop_lag_min_seconds')} s`);
+    } finally {
+      await close();
     }
   });
 });
