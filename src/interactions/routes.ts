@@ -5,6 +5,7 @@ import type Provider from 'oidc-provider';
 import { errors as oidcErrors } from 'oidc-provider';
 import type { ConcordSettings } from '../config/index.ts';
 import { emailDomain } from '../domains/index.ts';
+import { MAX_URL_CHARS } from '../http/request-limits.ts';
 import type { ActiveParticipant, ConnectorPool, Registry } from '../participants/index.ts';
 import { AccountStore, accountIdOf, keyedHash, providerCookie, type BrokeredAccount } from '../provider/index.ts';
 import { HELD_LOGIN, refreshWorthKeeping, type Sessions } from '../sessions/index.ts';
@@ -32,7 +33,7 @@ export interface InteractionDeps {
   observe?: LoginObserver;
   /** Counts each back-channel logout request from a partner by its outcome. */
   observeUpstreamLogout?: (participantId: string | undefined, outcome: UpstreamLogoutOutcome) => void;
-  /** HMAC key of the check that binds a carried callback's redirect to its interaction (provider callbackCheckKey); the same on every instance. */
+  /** HMAC key of the checks that bind a callback's redirect to its interaction, carried or with its answer (provider callbackCheckKey); the same on every instance. */
   callbackCheckKey: Buffer;
 }
 
@@ -51,8 +52,10 @@ interface UpstreamLoginRecord {
 export const pendingKey = (state: string) => `upstream-login:${state}`;
 
 /**
- * A callback as it reached /broker/{participantId}/callback, carried (single-use, by a random
- * reference) to /interaction/{uid}/callback, where the browser's interaction cookie is checked.
+ * A callback as it reached /broker/{participantId}/callback, on its way to /interaction/{uid}/callback,
+ * where the browser's interaction cookie is checked: carried (single-use, by a random reference) when
+ * posted or when its state names no interaction (an earlier version's); else it rides in the
+ * redirect itself (directCheck) and is rebuilt from it there.
  */
 interface CarriedCallback {
   participantId: string;
@@ -92,6 +95,31 @@ const isTaken = (record: PendingRecord): record is TakenLogin => typeof (record 
  * finish is taken before it is known to be this one's.
  */
 const callbackCheck = (key: Buffer, uid: string, state: string, ref: string) => keyedHash(key, `${uid}\n${state}\n${ref}`);
+
+/**
+ * A GET answer's own parameters ride, instead, in the redirect to the interaction's callback:
+ * `/interaction/{uid}/callback?{the answer's query}&concord_participant={participantId}&concord_check={check}`,
+ * the check an HMAC of the interaction, the participant whose callback received it and the whole
+ * answer (its state included): nothing in it can be changed or swapped. The interaction is the one
+ * its state names (loginState); it is checked again against the pending login taken there. The
+ * ":" keeps these checks apart from callbackCheck's (whose first line is always a uid).
+ */
+const directCheck = (key: Buffer, uid: string, participantId: string, answer: string) => keyedHash(key, `direct:\n${uid}\n${participantId}\n${answer}`);
+/** The parameters the broker callback adds to a GET answer it sends on; an answer that has one already is carried. */
+const VIA_PARAM = 'concord_participant';
+const CHECK_PARAM = 'concord_check';
+
+/**
+ * The state of a login begun here (RFC 6749 4.1.1; opaque to the upstream): `{interaction uid}.{32
+ * random bytes, base64url}`. Unguessable by its random part, single use by its pending login (taken
+ * once, at the interaction's callback); the uid lets the broker callback send a GET answer on to its
+ * interaction without reading the store. An earlier version's state is the random part alone
+ * (stateInteraction: undefined, the answer is carried).
+ */
+const loginState = (uid: string) => `${uid}.${randomBytes(32).toString('base64url')}`;
+const LOGIN_STATE = /^([A-Za-z0-9_-]{1,64})\.[A-Za-z0-9_-]{43}$/;
+/** The interaction a login's state names (loginState), or undefined for an earlier version's state. */
+const stateInteraction = (state: string) => LOGIN_STATE.exec(state)?.[1];
 
 /** A carried callback is used by the very next request of the same browser: seconds. */
 const CALLBACK_TTL_S = 120;
@@ -203,8 +231,21 @@ export function interactionRoutes(deps: InteractionDeps): Router {
    * when there is none, or it was taken already.
    */
   async function takePending(state: string, uid: string): Promise<UpstreamLoginRecord | TestLoginPending | undefined> {
-    const found = await store.swapTemp<PendingRecord, TakenLogin>(pendingKey(state), { taken: uid }, TRAIL_TTL_S);
+    const found = await swapPending(state, uid);
     return found === undefined || isTaken(found) ? undefined : found;
+  }
+
+  /** As takePending, answering the mark found instead when it was taken already. */
+  function swapPending(state: string, uid: string): Promise<PendingRecord | undefined> {
+    return store.swapTemp<PendingRecord, TakenLogin>(pendingKey(state), { taken: uid }, TRAIL_TTL_S);
+  }
+
+  /** Back to the upstream after this interaction's callback took its login, which answered again: to the interaction, as the broker callback sends an earlier state's. */
+  function revisited(ctx: Context, uid: string): undefined {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${encodeURIComponent(uid)}`);
+    return undefined;
   }
 
   /**
@@ -279,7 +320,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     if (client?.participants && !client.participants.includes(id)) return refuse(ctx, 'participant_not_allowed', 'participant_not_allowed', id, clientId, { uid });
     const forwarded = forwardedParams(params, participant.config.upstream.forwardParams, loginHint);
     try {
-      const { url, pending } = await connectors.get(participant).beginLogin({ redirectUri: connectors.redirectUri(id), params: forwarded });
+      const { url, pending } = await connectors.get(participant).beginLogin({ redirectUri: connectors.redirectUri(id), params: forwarded, state: loginState(uid) });
       const record: UpstreamLoginRecord = {
         interactionUid: uid,
         participantId: id,
@@ -445,15 +486,18 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   /**
    * The callback and its pending login of a redirect whose check binds its state to this interaction,
    * in a browser whose interaction cookie names it: both taken (single use) in the same round trip as
-   * the interaction's read. Undefined once the answer is given (refused, or gone).
+   * the interaction's read. `carried` is the carried callback's take, or the answer the redirect
+   * itself brought (takeDirectCallback). Undefined once the answer is given (refused, or gone).
    */
-  async function takeBoundCallback(ctx: Context, uid: string, ref: string, state: string): Promise<{ carried: CarriedCallback; record: UpstreamLoginRecord } | undefined> {
-    const takes = Promise.all([store.takeTemp<CarriedCallback>(callbackKey(ref)), takePending(state, uid)]);
+  async function takeBoundCallback(ctx: Context, uid: string, state: string, carriedTake: Promise<CarriedCallback | undefined>): Promise<{ carried: CarriedCallback; record: UpstreamLoginRecord } | undefined> {
+    const takes = Promise.all([carriedTake, swapPending(state, uid)]);
     takes.catch(() => {}); // awaited below, unless the interaction fails first
     // Gone (expired, or its session changed): what was taken could not finish.
     const interaction = await interactionOrGone(ctx, uid);
     if (!interaction) return undefined;
-    const [carried, record] = await takes;
+    const [carried, found] = await takes;
+    if (found && isTaken(found) && found.taken === uid && interaction.uid === uid) return revisited(ctx, uid);
+    const record = found && !isTaken(found) ? found : undefined;
     const login = record && !('testLogin' in record) ? record : undefined;
     if (!carried || !login || interaction.uid !== uid || login.interactionUid !== uid || carried.state !== state || carried.participantId !== login.participantId) {
       return void refuse(ctx, 'session_expired', 'state_mismatch', record?.participantId ?? carried?.participantId, login?.clientId);
@@ -492,12 +536,60 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     return { carried, record };
   }
 
+  /**
+   * The answer of a GET callback that rides in its redirect (directCheck): refused, with nothing
+   * taken, unless the check holds; then its pending login is taken as a carried one's is (bound, or
+   * read with the interaction first). Undefined once the answer is given.
+   */
+  async function takeDirectCallback(ctx: Context, uid: string): Promise<{ carried: CarriedCallback; record: UpstreamLoginRecord } | undefined> {
+    const answer = new URLSearchParams(ctx.querystring);
+    const participantId = answer.get(VIA_PARAM);
+    const check = answer.get(CHECK_PARAM);
+    answer.delete(VIA_PARAM);
+    answer.delete(CHECK_PARAM);
+    const query = answer.toString();
+    const state = answer.get('state');
+    if (participantId === null || check === null || state === null || stateInteraction(state) !== uid || !safeEqual(check, directCheck(deps.callbackCheckKey, uid, participantId, query))) {
+      return void refuse(ctx, 'session_expired', 'state_mismatch', undefined, undefined);
+    }
+    const carried: CarriedCallback = { participantId, state, method: 'GET', query, body: '' };
+    if (providerCookie(deps.provider(), ctx.req, ctx.res, 'interaction') === uid) return takeBoundCallback(ctx, uid, state, Promise.resolve(carried));
+    // Another browser (no interaction cookie, or another's): nothing is taken, the real login can still finish.
+    const interaction = await interactionOrGone(ctx, uid);
+    if (!interaction) return undefined;
+    if (interaction.uid !== uid) return void refuse(ctx, 'session_expired', 'state_mismatch', participantId, undefined);
+    const found = await swapPending(state, uid);
+    if (found && isTaken(found) && found.taken === uid) return revisited(ctx, uid);
+    const record = found && !isTaken(found) && !('testLogin' in found) ? found : undefined;
+    if (!record || record.participantId !== participantId || record.interactionUid !== uid) {
+      return void refuse(ctx, 'session_expired', 'state_mismatch', record?.participantId ?? participantId, record?.clientId);
+    }
+    return { carried, record };
+  }
+
+  /**
+   * Where a GET answer goes on with its own parameters (directCheck), when its state names its
+   * interaction (stateInteraction); undefined when it is to be carried (an earlier version's state,
+   * an answer with a parameter of Concord's own, or one too long for a redirect).
+   */
+  function directRedirect(participantId: string, state: string, query: URLSearchParams): string | undefined {
+    const uid = stateInteraction(state);
+    if (uid === undefined || query.has(VIA_PARAM) || query.has(CHECK_PARAM)) return undefined;
+    const answer = query.toString();
+    const check = directCheck(deps.callbackCheckKey, uid, participantId, answer);
+    const url = `/interaction/${uid}/callback?${answer}&${new URLSearchParams({ [VIA_PARAM]: participantId, [CHECK_PARAM]: check })}`;
+    // Within the edge's limit on a request's URL (http/request-limits.ts), else carried.
+    return url.length <= MAX_URL_CHARS ? url : undefined;
+  }
+
   // The upstream's answer lands here: by redirect (GET, response_mode=query) or posted (form_post).
   // The interaction cookie is SameSite=Lax with the path /interaction/{uid}: it comes neither here nor
-  // with a cross-site POST. So this route only finds the pending login by the answer's state and
-  // carries the answer (stored, single-use, under a random reference) to /interaction/{uid}/callback
-  // by a 303: a top-level GET, which brings the cookie, and there the cookie binds the answer to the
-  // browser that began the login (no login CSRF, whichever way the answer came).
+  // with a cross-site POST. So this route only sends the answer on to /interaction/{uid}/callback by
+  // a 303: a top-level GET, which brings the cookie, and there the cookie binds the answer to the
+  // browser that began the login (no login CSRF, whichever way the answer came). A GET answer whose
+  // state names its interaction rides in that redirect, under its check (directRedirect: no store
+  // call); any other is carried (stored, single-use, under a random reference) after the pending login
+  // under its state is found.
   async function brokerCallback(ctx: Context) {
     const participantId = ctx.params.participantId!;
     const participant = registry.participant(participantId);
@@ -514,6 +606,14 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const callback: CallbackInput = { method: ctx.method === 'POST' ? 'POST' : 'GET', query: new URLSearchParams(ctx.querystring), body };
     const state = connectors.get(participant).callbackState(callback);
     if (!state || state.length > 512) return refuse(ctx, 'session_expired', 'state_mismatch', participantId, undefined);
+    // A GET answer whose state names its interaction goes on with its own parameters, bound by their
+    // check: no store call here (the pending login is taken there, once, as a carried one's is).
+    const direct = callback.method === 'GET' ? directRedirect(participantId, state, callback.query) : undefined;
+    if (direct) {
+      ctx.set('Cache-Control', 'no-store');
+      ctx.status = 303;
+      return ctx.redirect(direct);
+    }
     // The pending login is read and the callback carried in one round trip (the callback does not
     // wait for the record: the redirect names the interaction, bound to the state by its check).
     const ref = randomBytes(24).toString('base64url');
@@ -556,18 +656,24 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   // role of state; from here on the same path as any callback.
   router.post('/saml/:participantId/acs', brokerCallback);
 
-  router.get('/interaction/:uid/callback', async (ctx) => {
+  /** The callback carried under `ref` (the redirect `?ref&state&check`) and its pending login. Undefined once the answer is given. */
+  async function takeCarriedCallback(ctx: Context, uid: string): Promise<{ carried: CarriedCallback; record: UpstreamLoginRecord } | undefined> {
     const ref = ctx.query.ref;
     if (typeof ref !== 'string' || ref.length === 0 || ref.length > 64) {
-      return refuse(ctx, 'session_expired', 'state_mismatch', undefined, undefined);
+      return void refuse(ctx, 'session_expired', 'state_mismatch', undefined, undefined);
     }
-    const uid = ctx.params.uid!;
     const { state, check } = ctx.query;
     const bound =
       typeof state === 'string' && state.length > 0 && state.length <= 512 && typeof check === 'string' &&
       safeEqual(check, callbackCheck(deps.callbackCheckKey, uid, state, ref)) &&
       providerCookie(deps.provider(), ctx.req, ctx.res, 'interaction') === uid;
-    const taken = bound ? await takeBoundCallback(ctx, uid, ref, state) : await takeCheckedCallback(ctx, uid, ref);
+    return bound ? takeBoundCallback(ctx, uid, state, store.takeTemp<CarriedCallback>(callbackKey(ref))) : takeCheckedCallback(ctx, uid, ref);
+  }
+
+  router.get('/interaction/:uid/callback', async (ctx) => {
+    const uid = ctx.params.uid!;
+    // A GET answer rides in the redirect (concord_check); a posted one, or an earlier state's, is carried (ref).
+    const taken = ctx.query[CHECK_PARAM] !== undefined ? await takeDirectCallback(ctx, uid) : await takeCarriedCallback(ctx, uid);
     if (!taken) return;
     const { carried, record } = taken;
     const { participantId, clientId } = record;

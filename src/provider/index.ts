@@ -403,7 +403,7 @@ function loginPolicy() {
 
 export const pairwiseKey = (clientId: string, sub: string) => `pairwise:${clientId}:${sub}`;
 
-/** The HMAC key that binds a carried upstream callback's redirect to its interaction (interactions/routes.ts; derived-key.ts). */
+/** The HMAC key that binds an upstream callback's redirect to its interaction, carried or with its answer (interactions/routes.ts callbackCheck, directCheck; derived-key.ts). */
 export function callbackCheckKey(secretsKey: string | undefined, fallbackSecret: string): Buffer {
   return derivedKey(secretsKey, fallbackSecret, 'concord:callback-check:v1');
 }

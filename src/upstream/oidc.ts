@@ -129,7 +129,7 @@ class OidcConnector implements Connector {
     const { config, responseMode } = await this.#discovered();
     const pending: PendingOidcLogin = {
       protocol: 'oidc',
-      state: oidc.randomState(),
+      state: request.state ?? oidc.randomState(),
       nonce: oidc.randomNonce(),
       codeVerifier: oidc.randomPKCECodeVerifier(),
       redirectUri: request.redirectUri,

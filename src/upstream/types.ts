@@ -116,6 +116,13 @@ export interface LoginRequest {
   /** Concord's callback for this participant, absolute, without query or fragment. */
   redirectUri: string;
   params?: ForwardedParams;
+  /**
+   * The login's state (OIDC `state`, RFC 6749 4.1.1): unguessable, single-use, at most 512
+   * characters of base64url and `.`; the connector draws one (32 random bytes) when absent. The
+   * routes give one that names the interaction (interactions/routes.ts loginState). A connector whose
+   * answer comes back by POST (SAML's RelayState) may draw its own; `pending.state` is the one used.
+   */
+  state?: string;
 }
 
 /**

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
@@ -291,19 +292,39 @@ describe('brokered login over HTTP', () => {
     assert.equal(tokens.claims()!.idp, 'acme');
   });
 
-  /** A login up to Concord's redirect from the broker callback to the interaction's callback (not followed). */
-  async function upToInteractionCallback(email: string) {
+  /**
+   * A login up to the upstream's redirect to Concord's broker callback (not followed), then Concord's
+   * redirect from there to the interaction's callback (not followed). `earlierState`: the pending
+   * login is moved first to a state of an earlier version's form (random, naming no interaction), as
+   * one begun by such an instance would be, and the upstream's answer carries that state instead.
+   */
+  async function upToInteractionCallback(email: string, options: { earlierState?: boolean } = {}) {
     const browser = new Browser();
     const auth = await authorizationRequest(fed.rp);
     const start = await browser.get(auth.url);
     const emailForm = parseForm(start.body, '/login');
     const partnerPage = await browser.post(new URL(emailForm.action, start.url), { ...emailForm.fields, email });
     const form = parseForm(partnerPage.body, '/login');
-    const toConcord = await browser.post(new URL(form.action, partnerPage.url), { ...form.fields, username: email, password: DEMO_PASSWORD }, {
-      stopAt: (u) => /^\/interaction\/[^/]+\/callback$/.test(u.pathname),
+    const toBroker = await browser.post(new URL(form.action, partnerPage.url), { ...form.fields, username: email, password: DEMO_PASSWORD }, {
+      stopAt: (u) => u.pathname === '/broker/acme/callback',
     });
-    assert.ok(toConcord.stoppedAt, `Concord carried the callback on: ${toConcord.status} ${toConcord.url.href}`);
-    return { browser, auth, redirect: toConcord.stoppedAt };
+    assert.ok(toBroker.stoppedAt, `Acme did not answer at the broker callback: ${toBroker.status} ${toBroker.url.href}`);
+    const answer = new URL(toBroker.stoppedAt);
+    const begun = answer.searchParams.get('state')!;
+    if (options.earlierState) {
+      const { store } = fed.concord.concord;
+      const state = answer.searchParams.get('state')!;
+      const earlier = randomBytes(32).toString('base64url');
+      const record = await store.getTemp<{ pending: { state: string } }>(`upstream-login:${state}`);
+      assert.ok(record, 'the pending login is kept under its state');
+      record.pending.state = earlier;
+      await store.setTemp(`upstream-login:${earlier}`, record, 600);
+      await store.deleteTemp(`upstream-login:${state}`);
+      answer.searchParams.set('state', earlier);
+    }
+    const toConcord = await browser.get(answer, { stopAt: (u) => /^\/interaction\/[^/]+\/callback$/.test(u.pathname) });
+    assert.ok(toConcord.stoppedAt, `Concord sent the callback on: ${toConcord.status} ${toConcord.url.href}`);
+    return { browser, auth, answer, begun, redirect: toConcord.stoppedAt };
   }
 
   /** The store calls Concord made while answering `url` (its request line and the calls share a request id). */
@@ -313,11 +334,99 @@ describe('brokered login over HTTP', () => {
     return fed.concord.logs.filter((l) => l.msg === 'store call' && l.requestId === request.requestId).map((l) => `${String(l.op)} ${String(l.target ?? '')}`);
   }
 
-  it('the carried callback and its pending login are taken with the interaction’s read, the redirect binding the state to the interaction', async () => {
+  /** The interaction uid in an /interaction/{uid}/... path. */
+  const uidOf = (url: URL) => url.pathname.split('/')[2]!;
+
+  it('a GET answer rides in the redirect to the interaction’s callback: no store call at the broker callback, no carried-callback key', async () => {
+    const { browser, auth, answer, redirect } = await upToInteractionCallback('alice@acme.example');
+    // The upstream's state names the interaction (and 32 random bytes): the broker callback needs no read.
+    const state = answer.searchParams.get('state')!;
+    assert.match(state, /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
+    assert.equal(state.split('.')[0], uidOf(redirect));
+    // The redirect carries the upstream's answer as it came, and Concord's participant and check: nothing else.
+    assert.deepEqual([...redirect.searchParams.keys()].sort(), [...answer.searchParams.keys(), 'concord_check', 'concord_participant'].sort());
+    for (const [name, value] of answer.searchParams) assert.equal(redirect.searchParams.get(name), value, name);
+    assert.equal(redirect.searchParams.get('concord_participant'), 'acme');
+    assert.deepEqual(storeCalls(answer), [], 'the broker callback makes no store call');
+    const done = await browser.get(redirect, { stopAt: atRp });
+    assert.ok(done.stoppedAt, `no code: ${done.status} ${done.body.slice(0, 200)}`);
+    const calls = storeCalls(redirect);
+    assert.ok(calls.includes('swapTemp upstream-login'), calls.join(', '));
+    assert.deepEqual(calls.filter((c) => c.includes('upstream-callback') || c.startsWith('getTemp upstream-')), [], 'no carried callback, nothing read before it is taken');
+    assert.equal((await exchange(fed.rp, done.stoppedAt, auth)).claims()!.idp, 'acme');
+  });
+
+  it('a redirect with any parameter of the answer, the participant, the check or the interaction changed is refused, and takes nothing', async () => {
     const { browser, auth, redirect } = await upToInteractionCallback('alice@acme.example');
+    const other = await upToInteractionCallback('carol@acme.example');
+    const changed = (edit: (url: URL) => void) => {
+      const url = new URL(redirect);
+      edit(url);
+      return url;
+    };
+    const forgeries: Record<string, URL> = {
+      code: changed((u) => u.searchParams.set('code', other.redirect.searchParams.get('code')!)),
+      'code (one character)': changed((u) => u.searchParams.set('code', `${u.searchParams.get('code')!.slice(0, -1)}x`)),
+      state: changed((u) => u.searchParams.set('state', other.redirect.searchParams.get('state')!)),
+      iss: changed((u) => u.searchParams.set('iss', fed.globex.issuer)),
+      'iss removed': changed((u) => u.searchParams.delete('iss')),
+      'error added': changed((u) => u.searchParams.set('error', 'access_denied')),
+      participant: changed((u) => u.searchParams.set('concord_participant', 'globex')),
+      check: changed((u) => u.searchParams.set('concord_check', other.redirect.searchParams.get('concord_check')!)),
+      'check removed': changed((u) => u.searchParams.delete('concord_check')),
+      'another interaction': changed((u) => (u.pathname = `/interaction/${uidOf(other.redirect)}/callback`)),
+      'the other login’s answer with this check': changed((u) => {
+        u.search = other.redirect.search;
+        u.searchParams.set('concord_check', redirect.searchParams.get('concord_check')!);
+      }),
+    };
+    for (const [what, url] of Object.entries(forgeries)) {
+      const res = await browser.get(url, { stopAt: atRp });
+      assert.equal(res.stoppedAt, undefined, `${what}: a code`);
+      assert.equal(res.status, 400, `${what}: ${res.status} ${res.body.slice(0, 300)}`);
+    }
+    assertNoCodeAtRp(browser);
+    // Nothing was taken: both logins still finish, each in its own browser.
+    for (const login of [{ browser, auth, redirect, email: 'alice@acme.example' }, { ...other, email: 'carol@acme.example' }]) {
+      const done = await login.browser.get(login.redirect, { stopAt: atRp });
+      assert.ok(done.stoppedAt, `${login.email}: ${done.status} ${done.body.slice(0, 200)}`);
+      assert.equal((await exchange(fed.rp, done.stoppedAt, login.auth)).claims()!.email, login.email);
+    }
+  });
+
+  it('the answer again (Back to the upstream) after its callback, before the resume: back to the interaction, and the login still finishes', async () => {
+    const { browser, auth, answer, redirect } = await upToInteractionCallback('alice@acme.example');
+    const uid = uidOf(redirect);
+    const toResume = await browser.get(redirect, { stopAt: (u) => u.origin === fed.concord.issuer && !u.pathname.startsWith('/interaction/') });
+    assert.ok(toResume.stoppedAt, `the callback did not send the browser on to the resume: ${toResume.status} ${toResume.body.slice(0, 200)}`);
+    // The pending login is taken; its mark sends the answer's replay to its interaction, not to an error.
+    const again = await browser.get(answer, { stopAt: (u) => u.pathname === `/interaction/${uid}` });
+    assert.ok(again.stoppedAt, `the replay: ${again.status} ${again.body.slice(0, 300)}`);
+    const done = await browser.get(toResume.stoppedAt, { stopAt: atRp });
+    assert.ok(done.stoppedAt, `no code: ${done.status} ${done.body.slice(0, 200)}`);
+    assert.equal((await exchange(fed.rp, done.stoppedAt, auth)).claims()!.idp, 'acme');
+  });
+
+  it('a GET answer too long to ride in a redirect within the URL limit is carried, and finishes', async () => {
+    const { browser, auth, answer } = await upToInteractionCallback('alice@acme.example');
+    // The broker callback took nothing: the same answer, with parameters of the upstream's own that
+    // grow threefold once encoded again (~ as %7E), within the limit here but not after.
+    const long = new URL(answer);
+    for (const name of ['x1', 'x2', 'x3']) long.search += `&${name}=${'~'.repeat(1000)}`;
+    assert.ok(long.pathname.length + long.search.length < 8 * 1024);
+    const toConcord = await browser.get(long, { stopAt: (u) => /^\/interaction\/[^/]+\/callback$/.test(u.pathname) });
+    assert.ok(toConcord.stoppedAt, `${toConcord.status} ${toConcord.body.slice(0, 200)}`);
+    assert.deepEqual([...toConcord.stoppedAt.searchParams.keys()].sort(), ['check', 'ref', 'state']);
+    const done = await browser.get(toConcord.stoppedAt, { stopAt: atRp });
+    assert.ok(done.stoppedAt, `no code: ${done.status} ${done.body.slice(0, 200)}`);
+    assert.equal((await exchange(fed.rp, done.stoppedAt, auth)).claims()!.idp, 'acme');
+  });
+
+  it('a GET answer of a login begun by an earlier version (a state naming no interaction) is carried, and finishes', async () => {
+    const { browser, auth, begun, redirect } = await upToInteractionCallback('alice@acme.example', { earlierState: true });
+    // This version's state names the interaction; an earlier version's, random alone, is carried as it was.
+    assert.equal(begun.split('.')[0], uidOf(redirect));
     assert.deepEqual([...redirect.searchParams.keys()].sort(), ['check', 'ref', 'state']);
-    const broker = browser.history.find((hop) => hop.url.pathname === '/broker/acme/callback')!.url;
-    assert.deepEqual(storeCalls(broker).sort(), ['getTemp upstream-login', 'setTemp upstream-callback'], 'the broker callback reads the pending login and carries the callback');
     const done = await browser.get(redirect, { stopAt: atRp });
     assert.ok(done.stoppedAt, `no code: ${done.status} ${done.body.slice(0, 200)}`);
     const calls = storeCalls(redirect);
@@ -326,9 +435,9 @@ describe('brokered login over HTTP', () => {
     assert.equal((await exchange(fed.rp, done.stoppedAt, auth)).claims()!.idp, 'acme');
   });
 
-  it('a redirect whose check does not bind its state to the interaction takes nothing of another login: that login still finishes', async () => {
-    const victim = await upToInteractionCallback('alice@acme.example');
-    const attacker = await upToInteractionCallback('carol@acme.example');
+  it('a carried redirect whose check does not bind its state to the interaction takes nothing of another login: that login still finishes', async () => {
+    const victim = await upToInteractionCallback('alice@acme.example', { earlierState: true });
+    const attacker = await upToInteractionCallback('carol@acme.example', { earlierState: true });
     // The attacker's own redirect, with the victim's state (leaked) in place of its own.
     const forged = new URL(attacker.redirect);
     forged.searchParams.set('state', victim.redirect.searchParams.get('state')!);
@@ -341,8 +450,8 @@ describe('brokered login over HTTP', () => {
     assert.equal((await exchange(fed.rp, done.stoppedAt, victim.auth)).claims()!.email, 'alice@acme.example');
   });
 
-  it('a redirect without a check (an earlier version’s broker callback) still finishes the login', async () => {
-    const { browser, auth, redirect } = await upToInteractionCallback('alice@acme.example');
+  it('a carried redirect without a check (an earlier version’s broker callback) still finishes the login', async () => {
+    const { browser, auth, redirect } = await upToInteractionCallback('alice@acme.example', { earlierState: true });
     const plain = new URL(redirect);
     plain.search = new URLSearchParams({ ref: redirect.searchParams.get('ref')! }).toString();
     const done = await browser.get(plain, { stopAt: atRp });

@@ -265,6 +265,9 @@ describe('interop: standards-following IdPs work the first time, misbehaving one
       assert.equal(posted?.status, 303);
       assert.match(posted?.location?.pathname ?? '', /^\/interaction\/[^/]+\/callback$/);
       assert.equal(posted?.location?.searchParams.has('code'), false, 'the code stays out of URLs');
+      // Though its state names the interaction (a GET answer's would ride in the redirect), a posted answer is carried.
+      assert.equal(asked?.searchParams.get('state')?.split('.')[0], posted?.location?.pathname.split('/')[2]);
+      assert.deepEqual([...(posted?.location?.searchParams.keys() ?? [])].sort(), ['check', 'ref', 'state']);
     });
 
     it('form_post: another browser that submits a victim’s posted answer gets no sign-in, and does not burn it', async () => {
