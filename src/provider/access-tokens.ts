@@ -5,7 +5,7 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import { publicJwk, SIGNING_ALGORITHMS, type KeyManager } from '../keys/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { StoreUnavailableError, type Adapter } from '../store/index.ts';
-import { keyedHash } from './hashed-ids.ts';
+import { keyedHash, RECORD_ID_PREFIX } from './hashed-ids.ts';
 
 /*
  * Revocation of JWT access tokens, at the root.
@@ -37,9 +37,12 @@ export function publishedKeys(keys: KeyManager): () => ReturnType<typeof createL
   };
 }
 
-/** The id of a JWT access token's record: HMAC-SHA256(key, `jwt-at:` + jti), base64url. */
+/**
+ * The id of a JWT access token's record: `at1.` + HMAC-SHA256(key, `jwt-at:` + jti), base64url. The
+ * store keeps the record under the hash as it is (hashed-ids.ts RECORD_ID_PREFIX: one HMAC per token).
+ */
 export function accessTokenRecordId(key: Buffer, jti: string): string {
-  return keyedHash(key, `jwt-at:${jti}`);
+  return `${RECORD_ID_PREFIX}${keyedHash(key, `jwt-at:${jti}`)}`;
 }
 
 interface IssuedToken {

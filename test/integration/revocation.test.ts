@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as oidc from 'openid-client';
 import { createVerifier } from '../../src/verify/index.ts';
+import { keyedHash, tokenIdKey } from '../../src/provider/index.ts';
 import { authorizationRequest, brokeredLogin, exchange, RP, signedIn, startFederation, type Federation } from '../support/federation.ts';
 import { Browser, parseForm } from '../support/http-client.ts';
 
@@ -129,5 +130,67 @@ describe('revocation of access tokens', () => {
     assert.equal((await oidc.tokenIntrospection(machine, forged)).active, false);
     const { tokens } = await signedIn(fed, 'alice@acme.example');
     assert.equal((await oidc.tokenIntrospection(machine, tokens.id_token!)).active, false, 'an ID token is not an access token');
+  });
+
+  /*
+   * The record of a JWT access token is kept under X = HMAC(key, `jwt-at:` + jti), as it is. Instances
+   * of before kept it under `h1.` + HMAC(key, X), and look a record up there first, then under X
+   * itself; their revocation deletes both. During a rolling upgrade both kinds share the store.
+   */
+  describe('token records written by this version and by the one before', () => {
+    const recordKey = (token: string) => {
+      const { settings, keys } = fed.concord.concord;
+      const jti = String(JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).jti);
+      const key = tokenIdKey(settings.secretsKey, keys.pairwiseSalt());
+      const x = keyedHash(key, `jwt-at:${jti}`);
+      return { x, before: `h1.${keyedHash(key, x)}` };
+    };
+    const machine = () => oidc.discovery(new URL(fed.concord.issuer), MACHINE.client_id, MACHINE.client_secret, undefined, { execute: [oidc.allowInsecureRequests] });
+
+    it('keeps a new token’s record under its hash as it is, where an instance of before looks too', async () => {
+      const client = await machine();
+      const { access_token } = await oidc.clientCredentialsGrant(client);
+      const raw = fed.concord.concord.store.adapter('ClientCredentials');
+      const { x, before } = recordKey(access_token);
+      assert.equal(await raw.find(before), undefined, 'not under the hash of the hash (one HMAC per token)');
+      const record = await raw.find(x);
+      assert.equal(record?.clientId, MACHINE.client_id, 'an instance of before finds it where it looks after its own form');
+      // Revoked by an instance of before (its destroy deletes the value's hash and the value itself):
+      await raw.destroy(before);
+      await raw.destroy(x);
+      assert.equal((await oidc.tokenIntrospection(client, access_token)).active, false, 'and its revocation reaches it');
+    });
+
+    it('introspects and revokes a token whose record an instance of before wrote (RFC 7662, RFC 7009)', async () => {
+      const client = await machine();
+      const raw = fed.concord.concord.store.adapter('ClientCredentials');
+      const asBefore = async () => {
+        const { access_token } = await oidc.clientCredentialsGrant(client);
+        const { x, before } = recordKey(access_token);
+        const record = (await raw.find(x))!;
+        await raw.destroy(x);
+        await raw.upsert(before, record, 300);
+        return access_token;
+      };
+      const token = await asBefore();
+      const introspected = await oidc.tokenIntrospection(client, token);
+      assert.equal(introspected.active, true);
+      assert.equal(introspected.client_id, MACHINE.client_id);
+      await oidc.tokenRevocation(client, token, { token_type_hint: 'access_token' });
+      assert.equal((await oidc.tokenIntrospection(client, token)).active, false, 'revoked');
+      assert.equal(await raw.find(recordKey(token).before), undefined, 'its record is gone');
+
+      // A login's access token (a record of its grant), written as before: /me and introspection still answer it.
+      const { tokens } = await signedIn(fed, 'carol@acme.example');
+      const loginRaw = fed.concord.concord.store.adapter('AccessToken');
+      const { x, before } = recordKey(tokens.access_token);
+      const record = (await loginRaw.find(x))!;
+      assert.ok(record, 'the login’s token record is under its hash as it is');
+      await loginRaw.destroy(x);
+      await loginRaw.upsert(before, record, 300);
+      await assertLive(tokens.access_token, 'a login’s token recorded as before');
+      await oidc.tokenRevocation(fed.rp, tokens.access_token, { token_type_hint: 'access_token' });
+      await assertRevoked(tokens.access_token, 'revoked');
+    });
   });
 });
