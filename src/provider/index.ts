@@ -11,7 +11,7 @@ import { indexingAdapter, type LogoutNotice, type SessionClient, type SessionRec
 import { StoreFullError, StoreUnavailableError } from '../store/index.ts';
 import { AccountStore, type BrokeredAccount } from './accounts.ts';
 import { SCOPE_CLAIMS } from './claims.ts';
-import { clientAdapter, EXTRA_CLIENT_METADATA } from './clients.ts';
+import { clientAdapter, EXTRA_CLIENT_METADATA, toClientMetadata } from './clients.ts';
 import { recordJwtAccessTokens } from './access-tokens.ts';
 import { allScopes, resourceIndicators } from './resources.ts';
 export { openResourceServers } from './resources.ts';
@@ -361,6 +361,7 @@ export function createProvider(deps: ProviderDeps): Provider {
 
   const provider = new Provider(settings.issuer, configuration);
   provider.proxy = settings.trustProxy;
+  cacheClients(provider, registry);
   provider.on('grant.error', answerMissingProof);
   // oidc-provider's end_session sends logout tokens itself, inline (the user waits for every service),
   // once, uncounted. Routed to Concord's delivery instead, RP-initiated logout takes the one path every
@@ -370,6 +371,31 @@ export function createProvider(deps: ProviderDeps): Provider {
     return deps.notify([{ clientId: this.clientId, accountId: sub, ...(sid ? { sid } : {}) }]);
   };
   return provider;
+}
+
+/**
+ * oidc-provider's `Client.find`, answered from the Client it made for the registry's entry as it is
+ * now. oidc-provider finds a client that is not static through the adapter (clients.ts, from the
+ * registry) and then serialises and hashes its whole metadata (JSON, SHA-256) to find the Client it
+ * made before: at every client-authenticated request (each token, refresh, introspection). The
+ * registry replaces a client's entry when it changes, and clients.ts gives one metadata object per
+ * entry, so that object says which Client stands for it: a changed client is a new object, found and
+ * made by oidc-provider as before. Per provider (a rebuilt one has a Client class of its own).
+ */
+function cacheClients(provider: Provider, registry: Registry): void {
+  const Client = provider.Client as unknown as { find(id: string): Promise<unknown> };
+  const find = Client.find.bind(Client);
+  const made = new WeakMap<object, unknown>();
+  Client.find = async (id: string) => {
+    const entry = typeof id === 'string' && id.length > 0 ? registry.client(id) : undefined;
+    if (entry === undefined) return find(id);
+    const metadata = toClientMetadata(entry);
+    const cached = made.get(metadata);
+    if (cached !== undefined) return cached;
+    const client = await find(id);
+    if (client !== undefined) made.set(metadata, client);
+    return client;
+  };
 }
 
 /**

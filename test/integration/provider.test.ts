@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import * as client from 'openid-client';
+import { ClientSchema } from '../../src/config/index.ts';
 import { CONFIDENTIAL_CLIENT, startConcord, type TestConcord } from '../support/concord.ts';
 
 /** The provider's own endpoints, driven by openid-client as the relying party. */
@@ -29,6 +30,26 @@ describe('OpenID provider', () => {
     for (const endpoint of ['token_endpoint', 'userinfo_endpoint', 'jwks_uri', 'revocation_endpoint', 'introspection_endpoint', 'end_session_endpoint']) {
       assert.ok(meta[endpoint], `${endpoint} advertised`);
     }
+  });
+
+  it('authenticates a client as the registry has it now: a changed secret at once, a removed client not at all', async () => {
+    const { registry } = instance.concord;
+    const token = (secret: string) =>
+      fetch(`${instance.issuer}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`machine-rotating:${secret}`).toString('base64')}` },
+        body: 'grant_type=client_credentials',
+      });
+    const machine = (secret: string) => ClientSchema.parse({ client_id: 'machine-rotating', client_secret: secret, grant_types: ['client_credentials'] });
+    registry.setClient(machine('first-secret-0123456789'));
+    assert.equal((await token('first-secret-0123456789')).status, 200);
+    assert.equal((await token('first-secret-0123456789')).status, 200, 'again, the same client');
+    assert.equal((await token('second-secret-0123456789')).status, 401);
+    registry.setClient(machine('second-secret-0123456789'));
+    assert.equal((await token('first-secret-0123456789')).status, 401, 'the old secret is refused once the client changed');
+    assert.equal((await token('second-secret-0123456789')).status, 200);
+    registry.removeClient('machine-rotating');
+    assert.equal((await token('second-secret-0123456789')).status, 401, 'a removed client is unknown');
   });
 
   it('publishes a JWKS of public keys only', async () => {
