@@ -74,6 +74,24 @@ export function logDestination(dest: number | string = 1): pino.DestinationStrea
   return stream;
 }
 
+let timeSecond = Number.NaN;
+let timePrefix = '';
+
+/**
+ * pino's `time` field as pino.stdTimeFunctions.isoTime writes it (`,"time":"2026-11-30T09:08:12.345Z"`,
+ * UTC, milliseconds), with the part up to the second formatted once a second instead of by a Date
+ * per line: every request writes a line, and Date#toISOString was a measurable share of one.
+ */
+export function isoTime(now: number = Date.now()): string {
+  const ms = now % 1000;
+  const second = now - ms;
+  if (second !== timeSecond) {
+    timeSecond = second;
+    timePrefix = `,"time":"${new Date(second).toISOString().slice(0, 20)}`;
+  }
+  return `${timePrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`;
+}
+
 /** The JSON logger: to `destination`, or as deployed (logDestination: stdout, asynchronous, batched); `flush()` before exit. */
 export function createLogger(options: { level: string; destination?: pino.DestinationStream }): Logger {
   return pino(
@@ -81,7 +99,7 @@ export function createLogger(options: { level: string; destination?: pino.Destin
       level: options.level,
       base: { service: 'concord' },
       redact: { paths: REDACT, censor: '[redacted]' },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: () => isoTime(),
       formatters: { level: (label) => ({ level: label }) },
     },
     options.destination ?? logDestination(),
