@@ -43,10 +43,17 @@ export const LOG_FLUSH_MS = 100;
  * The flush timer runs only while lines wait: sonic-boom's own `periodicFlush` fires every
  * LOG_FLUSH_MS for ever and writes even an empty buffer (a thread-pool round trip, ten a second), so
  * an idle instance woke up ten times a second to write nothing.
+ *
+ * The batch is kept as the lines' bytes (sonic-boom's contentMode 'buffer'), each line encoded once
+ * as pino hands it over: kept as text, sonic-boom appended each line to one string and measured its
+ * UTF-8 length on every line (a copy of the whole batch so far), and copied the batch to bytes again
+ * after each write: kilobytes of garbage per line, more than the rest of Concord's own per-request
+ * middleware allocates.
  */
 export function logDestination(dest: number | string = 1): pino.DestinationStream {
-  const stream = pino.destination({ dest, sync: false, minLength: LOG_BUFFER_BYTES });
-  const write = stream.write.bind(stream);
+  const stream = pino.destination({ dest, sync: false, minLength: LOG_BUFFER_BYTES, contentMode: 'buffer' });
+  // pino writes each line as a string; in buffer mode sonic-boom takes bytes.
+  const write = stream.write.bind(stream) as unknown as (bytes: Buffer) => boolean;
   /** Bytes handed to the stream and not written yet (its 'write' event gives what each write took). */
   let waiting = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -66,8 +73,9 @@ export function logDestination(dest: number | string = 1): pino.DestinationStrea
   });
   stream.on('ready', arm);
   stream.write = (line: string): boolean => {
-    waiting += Buffer.byteLength(line);
-    const accepted = write(line);
+    const bytes = Buffer.from(line, 'utf8');
+    waiting += bytes.length;
+    const accepted = write(bytes);
     arm();
     return accepted;
   };

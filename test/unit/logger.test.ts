@@ -3,8 +3,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { pino } from 'pino';
 import { createLogger, logDestination } from '../../src/observability/index.ts';
-import { LOG_BUFFER_BYTES, LOG_FLUSH_MS } from '../../src/observability/logger.ts';
+import { isoTime, LOG_BUFFER_BYTES, LOG_FLUSH_MS } from '../../src/observability/logger.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -61,5 +62,63 @@ describe('log destination (batched writes)', () => {
     log.info('another');
     assert.equal((await linesOf(file, 2)).length, 2);
     assert.equal(writes, 1);
+  });
+});
+
+/** The `time` of every log line is pino's isoTime, to the character, however it is made. */
+describe('log line time', () => {
+  const pinos = (t: number) => `,"time":"${new Date(t).toISOString()}"`;
+
+  it('is what pino.stdTimeFunctions.isoTime writes, across milliseconds, seconds, days and years', () => {
+    const starts = [Date.UTC(2026, 10, 30, 9, 8, 12), Date.UTC(2026, 11, 31, 23, 59, 59), Date.UTC(2028, 1, 28, 23, 59, 58), 1_000];
+    for (const start of starts) {
+      // In order (the cached second is reused, then replaced) and back again.
+      for (let t = start; t < start + 2_500; t += 7) assert.equal(isoTime(t), pinos(t));
+      for (const t of [start + 999, start, start + 1000, start + 9, start + 10, start + 99, start + 100]) assert.equal(isoTime(t), pinos(t));
+    }
+    const now = Date.now();
+    const line = isoTime();
+    assert.match(line, /^,"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"$/);
+    assert.ok(Math.abs(Date.parse(line.slice(9, -1)) - now) < 1000);
+    assert.equal(typeof pino.stdTimeFunctions.isoTime(), 'string');
+  });
+
+  it('is the time of the lines the logger writes', () => {
+    const lines: string[] = [];
+    const log = createLogger({ level: 'info', destination: { write: (s: string) => void lines.push(s) } as never });
+    const before = Date.now();
+    log.info({ requestId: 'r1' }, 'request');
+    const written = JSON.parse(lines[0]!) as { time: string; level: string; service: string; requestId: string; msg: string };
+    assert.deepEqual(Object.keys(written), ['level', 'time', 'service', 'requestId', 'msg']);
+    assert.equal(new Date(written.time).toISOString(), written.time);
+    assert.ok(Date.parse(written.time) >= before - 1 && Date.parse(written.time) <= Date.now() + 1);
+  });
+});
+
+/** Lines as deployed (logDestination: asynchronous, batched as bytes): each arrives whole, in order, UTF-8, also when the process ends. */
+describe('log destination', () => {
+  it('writes every line whole and in order, batched, and what is buffered when the process exits', async () => {
+    const { mkdtempSync, readFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const { execFileSync } = await import('node:child_process');
+    const dir = mkdtempSync(path.join(tmpdir(), 'concord-log-'));
+    const file = path.join(dir, 'out.log');
+    const logger = new URL('../../src/observability/logger.ts', import.meta.url).href;
+    // A child process: 3000 lines (several batches), a few with multi-byte characters, then exits without flushing itself.
+    const script = `
+      const { createLogger, logDestination } = await import(${JSON.stringify(logger)});
+      const log = createLogger({ level: 'info', destination: logDestination(${JSON.stringify(file)}) });
+      for (let i = 0; i < 3000; i++) log.info({ i, name: i % 7 === 0 ? 'Zoë – 東京 🚀' : 'plain' }, 'line');
+      setTimeout(() => { log.info({ i: 3000, name: 'last' }, 'line'); process.exit(0); }, 20);
+    `;
+    execFileSync(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit' });
+    const lines = readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { i: number; name: string; msg: string });
+    assert.equal(lines.length, 3001);
+    lines.forEach((line, i) => {
+      assert.equal(line.i, i);
+      assert.equal(line.name, i === 3000 ? 'last' : i % 7 === 0 ? 'Zoë – 東京 🚀' : 'plain');
+      assert.equal(line.msg, 'line');
+    });
   });
 });
