@@ -322,30 +322,39 @@ export class SessionStore {
       ...(upstreamKey ? { upstreamKey } : {}),
     };
     const sealed = login.upstream.logout || login.upstream.refresh ? this.#box.sealBytes(JSON.stringify(packState(login.upstream)), sealContext(uid), COMPRESSED_TOKENS) : undefined;
-    // Indexes first: a record is never left where an upstream logout or an account's revocation
-    // cannot find it. The previous record is read in the same round trip, unless this request found
-    // none (the resume of a new session: findAccount looked), when there is none to read: then the
-    // record's write leaves with the indexes (on one connection, after them; on a Cluster, once
-    // they are written).
+    // A record is never left where an upstream logout or an account's revocation cannot find it: its
+    // indexes are written first, or with it. The previous record is read in the same round trip as
+    // the indexes, unless this request found none (the resume of a new session: findAccount looked),
+    // when there is none to read: then the record's write leaves with the indexes (on one connection,
+    // after them; on a Cluster, in the same round to their nodes), and should an index write fail,
+    // the new record is deleted before the failure goes on (fail closed: a session without a record
+    // is refused at its code exchange).
     const absent = knownAbsent(uid);
     const indexes = Promise.all([
       absent ? undefined : this.#store.getTemp<StoredSession>(recordKey(uid)),
       this.#store.addToSet(ofAccountKey(login.accountId), uid, this.#ttl),
       upstreamKey ? this.#store.addToSet(upstreamKey, uid, this.#ttl) : undefined,
     ]);
-    if (!absent || this.#store.kind === 'redis-cluster') await indexes;
+    if (!absent) await indexes;
     forgetAbsent(uid);
     const [previous] = absent ? [undefined] : await indexes;
     if (previous?.upstreamKey && previous.upstreamKey !== upstreamKey) await this.#store.removeFromSet(previous.upstreamKey, uid);
     // The previous login's services stay the session's; the service of this authorization joins them.
     const members = [...new Set([...(previous?.clients ?? []), ...(client ? [clientMember(client)] : [])])];
     if (members.length) stored.clients = members;
-    await Promise.all([
-      absent ? indexes : undefined,
+    const written = Promise.all([
       this.#store.setTemp(recordKey(uid), stored, this.#ttl),
       // A previous login's state goes with it: the session keeps this login's, or none.
       sealed !== undefined ? this.#store.setBytes(upstreamStateKey(uid), sealed, this.#ttl) : previous ? this.#store.deleteTemp(upstreamStateKey(uid)) : undefined,
     ]);
+    if (absent) {
+      const [indexed] = await Promise.allSettled([indexes, written]);
+      if (indexed.status === 'rejected') {
+        await Promise.allSettled([this.#store.deleteTemp(recordKey(uid)), this.#store.deleteTemp(upstreamStateKey(uid))]);
+        throw indexed.reason;
+      }
+    }
+    await written;
     // A new session has no clients but the one given (others are added after this, as it gets authorizations).
     return this.#view(uid, stored, previous ? await this.#setClients(uid) : []);
   }

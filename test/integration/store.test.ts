@@ -6,10 +6,12 @@
  * failover and a Cluster failover.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Cluster } from 'ioredis';
-import { createStore, MemoryStore, type Store } from '../../src/store/index.ts';
+import { createSecretBox } from '../../src/secrets/index.ts';
+import { SessionStore } from '../../src/sessions/records.ts';
+import { createStore, MemoryStore, withRequestReads, type Store } from '../../src/store/index.ts';
 import { createRedisStore, RedisStore } from '../../src/store/redis.ts';
 import { startRedis, startRedisCluster, startRedisSentinel, type RedisSentinel, type RedisServer } from '../support/redis-server.ts';
 
@@ -811,6 +813,34 @@ describe('redis store: Cluster failover', () => {
   });
 });
 
+/** Counts the writes to a Cluster store's master sockets while `fn` runs, each with its round (writes in one turn of the event loop share one). */
+async function roundsOfWrites(client: Cluster, fn: () => Promise<void>): Promise<number[]> {
+  const writes: number[] = [];
+  let round = 0;
+  let open = false;
+  const restore: Array<() => void> = [];
+  for (const node of client.nodes('master')) {
+    const socket = (node as unknown as { stream: { write: (...a: unknown[]) => boolean } }).stream;
+    const write = socket.write;
+    socket.write = (...args: unknown[]) => {
+      if (!open) {
+        open = true;
+        round++;
+        setImmediate(() => (open = false));
+      }
+      writes.push(round);
+      return write.apply(socket, args);
+    };
+    restore.push(() => void (socket.write = write));
+  }
+  try {
+    await fn();
+  } finally {
+    for (const r of restore) r();
+  }
+  return writes;
+}
+
 describe('redis store: one round of writes per upsert on a Cluster', () => {
   before(async () => {
     cluster ??= await startRedisCluster();
@@ -828,36 +858,40 @@ describe('redis store: one round of writes per upsert on a Cluster', () => {
       let tokenId = id('at');
       while ((await nodeOf(store.keys.grant(grantId))) === (await nodeOf(store.keys.oidc('AccessToken', tokenId)))) tokenId = id('at');
 
-      // Writes to this store's node sockets, grouped by turn of the event loop.
-      const writes: number[] = [];
-      let round = 0;
-      let open = false;
-      const restore: Array<() => void> = [];
-      for (const node of client.nodes('master')) {
-        const socket = (node as unknown as { stream: { write: (...a: unknown[]) => boolean } }).stream;
-        const write = socket.write;
-        socket.write = (...args: unknown[]) => {
-          if (!open) {
-            open = true;
-            round++;
-            setImmediate(() => (open = false));
-          }
-          writes.push(round);
-          return write.apply(socket, args);
-        };
-        restore.push(() => void (socket.write = write));
-      }
-      try {
-        await at.upsert(tokenId, { jti: tokenId, grantId }, 60);
-      } finally {
-        for (const r of restore) r();
-      }
+      const writes = await roundsOfWrites(client, () => at.upsert(tokenId, { jti: tokenId, grantId }, 60));
       assert.equal(writes.length, 2, `one write to the index's node, one to the record's: ${writes.length}`);
       assert.equal(new Set(writes).size, 1, `both in one round, not ${new Set(writes).size}`);
       // And the token is in its grant's index: revoking the grant reaches it.
       assert.ok(await at.find(tokenId));
       await at.revokeByGrantId(grantId);
       assert.equal(await at.find(tokenId), undefined);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("a new session's record, its upstream state and its account's index, on different nodes, are written in one round", async () => {
+    const store = await createRedisStore({ url: cluster!.url, prefix: prefix() });
+    try {
+      const client = store.client as Cluster;
+      const nodeOf = async (key: string) => client.slots[(await client.cluster('KEYSLOT', key)) as number]?.[0];
+      const sessions = new SessionStore(store, createSecretBox(randomBytes(32).toString('base64')), 3600);
+      const login = (accountId: string) => ({ accountId, participantId: 'acme', claims: {}, upstream: { logout: { protocol: 'oidc' as const, idTokenHint: 'a.b.c' } }, confirmedAt: 1_800_000_000 });
+      for (let i = 0; i < 6; i++) await sessions.put(id('warm'), login(id('acme:warm')), 1_800_000_000);
+      let uid = id('uid');
+      const accountId = id('acme:u');
+      const indexNode = await nodeOf(store.keys.set(`sessions-of-account:${accountId}`));
+      while ((await nodeOf(store.keys.temp(`session:${uid}`))) === indexNode) uid = id('uid');
+      const writes = await roundsOfWrites(client, () =>
+        withRequestReads(async () => {
+          sessions.markAbsent(uid);
+          await sessions.put(uid, login(accountId), 1_800_000_000);
+        }),
+      );
+      assert.ok(writes.length >= 2, `writes to at least two nodes: ${writes.length}`);
+      assert.equal(new Set(writes).size, 1, `all in one round, not ${new Set(writes).size}`);
+      assert.equal((await sessions.get(uid))?.accountId, accountId);
+      assert.deepEqual(await store.setMembers(`sessions-of-account:${accountId}`), [uid]);
     } finally {
       await store.close();
     }

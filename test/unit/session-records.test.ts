@@ -4,7 +4,7 @@ import { after, describe, it } from 'node:test';
 import { createSecretBox } from '../../src/secrets/index.ts';
 import { refreshWorthKeeping } from '../../src/sessions/recheck.ts';
 import { SessionStore, type PendingSessionLogin } from '../../src/sessions/records.ts';
-import { MemoryStore } from '../../src/store/index.ts';
+import { MemoryStore, withRequestReads, type Store } from '../../src/store/index.ts';
 
 /** A compact JWS as an IdP issues one: RS256 over its header and payload. */
 function idToken(claims: Record<string, unknown>): string {
@@ -129,5 +129,38 @@ describe('session records: the re-check state worth keeping (refreshWorthKeeping
     assert.equal(refreshWorthKeeping(accessOnly(600), { revalidateAfter: 900 }, at), undefined);
     assert.equal(refreshWorthKeeping(accessOnly(900), { revalidateAfter: 900 }, at), undefined);
     assert.equal(refreshWorthKeeping({ protocol: 'oidc', refreshToken: 'rt', claims }, { revalidateAfter: 'off' }, at), undefined);
+  });
+});
+
+describe('session records: a new session whose index cannot be written', () => {
+  const store = new MemoryStore({ sweepIntervalMs: 0 });
+  after(() => store.close());
+  // The store as it is, except that adding to the account's index fails (its node gone, say).
+  const failingIndex = new Proxy(store, {
+    get(target, name, receiver) {
+      if (name === 'addToSet') return (key: string, ...rest: unknown[]) => (key.startsWith('sessions-of-account:') ? Promise.reject(new Error('index write failed')) : (target.addToSet as (...a: unknown[]) => Promise<void>).call(target, key, ...rest));
+      const value = Reflect.get(target, name, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  }) as Store;
+  const sessions = new SessionStore(failingIndex, createSecretBox(randomBytes(32).toString('base64')), 3600);
+  const login: PendingSessionLogin = { accountId: 'acme:u1', participantId: 'acme', claims: {}, upstream: { logout: { protocol: 'oidc', idTokenHint: 'a.b.c' } }, confirmedAt: 1_800_000_000 };
+
+  it('fails, and leaves neither its record nor its upstream state (written with the index, in the same round): no session that revocation cannot find', async () => {
+    await assert.rejects(
+      withRequestReads(async () => {
+        sessions.markAbsent('new-1');
+        await sessions.put('new-1', login, 1_800_000_000);
+      }),
+      /index write failed/,
+    );
+    assert.equal(await store.getTemp('session:new-1'), undefined);
+    assert.equal(await store.getBytes('session-upstream:new-1'), undefined);
+  });
+
+  it('fails for a session that had a record too, leaving that record as it was', async () => {
+    await store.setTemp('session:old-1', { v: 1, accountId: 'acme:u1', participantId: 'acme', startedAt: 1, confirmedAt: 1, claims: { before: true } }, 60);
+    await assert.rejects(withRequestReads(() => sessions.put('old-1', login, 1_800_000_000)), /index write failed/);
+    assert.deepEqual((await store.getTemp<{ claims: unknown }>('session:old-1'))?.claims, { before: true });
   });
 });
