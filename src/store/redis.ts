@@ -917,6 +917,9 @@ async function shutdown(client: Client, timeoutMs: number): Promise<void> {
   client.disconnect();
 }
 
+/** How often a Cluster store reads the slot map again (CLUSTER SLOTS), ms: the longest a topology change can go unseen. */
+export const CLUSTER_SLOTS_REFRESH_MS = 5000;
+
 interface NodeListUrl {
   nodes: ClusterNode[] & Array<{ host: string; port: number }>;
   /** The path without its slash: the Sentinel master's name. */
@@ -1010,6 +1013,12 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Redi
       retryDelayOnTryAgain: 100,
       maxRedirections: 8,
       slotsRefreshTimeout: connectTimeout,
+      // The slot map read again every 5 s, whatever happens (ioredis documents 5000 as the default
+      // but applies none). With auto-pipelining, a MOVED answer fails a node's whole pipeline
+      // without always refreshing the map (redis/ioredis#2075): after a failover the store could go
+      // on sending a dead master's slots to the wrong node. Seen in the Cluster failover test: once
+      // in four runs, no key of those slots was readable a minute after the replica took over.
+      slotsRefreshInterval: CLUSTER_SLOTS_REFRESH_MS,
       redisOptions: {
         ...common,
         ...(username ? { username } : {}),

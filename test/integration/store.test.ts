@@ -12,7 +12,7 @@ import { Cluster } from 'ioredis';
 import { createSecretBox } from '../../src/secrets/index.ts';
 import { SessionStore } from '../../src/sessions/records.ts';
 import { createStore, MemoryStore, withRequestReads, type Store } from '../../src/store/index.ts';
-import { createRedisStore, RedisStore } from '../../src/store/redis.ts';
+import { CLUSTER_SLOTS_REFRESH_MS, createRedisStore, RedisStore } from '../../src/store/redis.ts';
 import { startRedis, startRedisCluster, startRedisSentinel, type RedisSentinel, type RedisServer } from '../support/redis-server.ts';
 
 interface Ctx {
@@ -774,6 +774,16 @@ describe('redis store: Cluster failover', () => {
     }
     return true;
   }
+
+  it('reads the slot map again every few seconds, so a topology change its pipelines miss is seen anyway (redis/ioredis#2075)', async () => {
+    const store = await createRedisStore({ url: nodes.url, prefix: prefix() });
+    try {
+      assert.ok(CLUSTER_SLOTS_REFRESH_MS > 0 && CLUSTER_SLOTS_REFRESH_MS <= 10_000);
+      assert.equal((store.client as Cluster).options.slotsRefreshInterval, CLUSTER_SLOTS_REFRESH_MS);
+    } finally {
+      await store.close();
+    }
+  });
 
   it('loses a master: its replica takes over, and the same store serves every slot again with what was replicated', async () => {
     const store = await createRedisStore({ url: nodes.url, prefix: prefix(), commandTimeoutMs: 500, connectTimeoutMs: 500 });
