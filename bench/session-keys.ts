@@ -16,19 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { loginLoad, startLoginRig } from './lib/login-driver.ts';
 import { benchRedis, stopBenchRedis } from './lib/redis.ts';
-
-/** The kind of a key: its prefix-free form with ids cut off (as bench/parts/redis.ts kindOf, finer for tmp:). */
-function kindOf(rest: string): string {
-  const parts = rest.split(':');
-  const head = parts[0]!;
-  if (head === 'oidc' || head === 'oidc-uid' || head === 'oidc-ucode') return `${head}:${parts[1]}`;
-  if (head === 'oidc-grant') return 'oidc-grant';
-  if (head === 'tmp' || head === 'set' || head === 'ctr' || head === 'rl') return `${head}:${(parts[1] ?? '').replace(/\{.*$/, '')}`;
-  if (head === 'rec' || head === 'log') return `${head}:${parts.slice(1).join(':')}`;
-  return head;
-}
-
-const shared = (kind: string) => /^(rec|ctr|rl|log):/.test(kind);
+import { deploymentKind, kindOf } from './parts/redis.ts';
 
 interface Kind {
   keys: number;
@@ -69,7 +57,7 @@ async function main(): Promise<void> {
         else if (type === 'set') parts = (await redis.command('SMEMBERS', key)) as string[];
         if (type === 'string') valueBytes = Number(await redis.command('STRLEN', key)); // bytes (a sealed state is binary)
         else for (const part of parts) valueBytes += Buffer.byteLength(part);
-        const kind = `${kindOf(key.slice(prefix.length))} (${type})`;
+        const kind = `${kindOf(key, prefix)} (${type})`;
         if (show && !samples.has(kind)) samples.set(kind, `${key}\n  ${parts.map((p) => p.slice(0, 600)).join('\n  ')}`);
         const k = kinds.get(kind) ?? { keys: 0, bytes: 0, ttl: 0, encodings: new Map(), valueBytes: 0, keyBytes: 0 };
         k.keys++;
@@ -83,7 +71,7 @@ async function main(): Promise<void> {
     } while (cursor !== '0');
     const lifetime = (ttl: number) => (ttl < 0 ? 'no TTL' : ttl <= 3600 ? `≤ ${Math.ceil(ttl / 60)} min` : ttl <= 86400 ? `${Math.round(ttl / 3600)} h` : `${Math.round(ttl / 86400)} d`);
     const long = (k: Kind) => k.ttl < 0 || k.ttl > 3600;
-    const sorted = [...kinds].filter(([kind]) => !shared(kind)).sort((a, b) => Number(long(b[1])) - Number(long(a[1])) || b[1].bytes - a[1].bytes);
+    const sorted = [...kinds].filter(([kind]) => !deploymentKind(kind)).sort((a, b) => Number(long(b[1])) - Number(long(a[1])) || b[1].bytes - a[1].bytes);
     const per = (x: number) => x / run.logins;
     const lines = [
       `${run.logins} logins, one session each (redis ${String(await redis.command('INFO', 'server')).match(/redis_version:(\S+)/)?.[1]}); per login:`,
@@ -95,7 +83,7 @@ async function main(): Promise<void> {
     const total = (f: (k: Kind) => boolean) => Math.round(per(sorted.filter(([, k]) => f(k)).reduce((s, [, k]) => s + k.bytes, 0)));
     const keysOf = (f: (k: Kind) => boolean) => per(sorted.filter(([, k]) => f(k)).reduce((s, [, k]) => s + k.keys, 0)).toFixed(2);
     lines.push('', `Long-lived: ${total(long)} B per session in ${keysOf(long)} keys; short-lived: ${total((k) => !long(k))} B in ${keysOf((k) => !long(k))} keys.`);
-    lines.push(`Per deployment: ${[...kinds].filter(([kind]) => shared(kind)).map(([kind, k]) => `${kind} ${k.keys} keys ${k.bytes} B`).join(', ')}.`);
+    lines.push(`Per deployment: ${[...kinds].filter(([kind]) => deploymentKind(kind)).map(([kind, k]) => `${kind} ${k.keys} keys ${k.bytes} B`).join(', ')}.`);
     if (show) lines.push('', ...[...samples.values()]);
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {

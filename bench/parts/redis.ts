@@ -50,6 +50,9 @@ function delta(a: Snapshot, b: Snapshot) {
   };
 }
 
+/** Whether a kind of key (kindOf) belongs to the deployment (records, counters, rate limits, logs), not to a login or session. */
+export const deploymentKind = (kind: string): boolean => /^(rec|ctr|rl|log):/.test(kind);
+
 /** The kind of a key: its prefix-free form with ids replaced, e.g. oidc:Session:*, tmp:account:*. */
 export function kindOf(key: string, prefix: string): string {
   const rest = key.slice(prefix.length);
@@ -167,9 +170,8 @@ export async function redisPart(options: RedisPartOptions = {}): Promise<Section
     const kinds = [...census].sort((a, b) => b[1].bytes - a[1].bytes);
     let longLived = 0;
     let shortLived = 0;
-    const shared = (kind: string) => /^(rec|ctr|rl|log):/.test(kind);
     for (const [kind, e] of kinds) {
-      if (shared(kind)) continue;
+      if (deploymentKind(kind)) continue;
       if (e.ttl > 3600 || e.ttl < 0) longLived += e.bytes;
       else shortLived += e.bytes;
     }
@@ -296,9 +298,9 @@ export async function redisPart(options: RedisPartOptions = {}): Promise<Section
       '',
       '| key kind | keys per login | bytes per login | lifetime |',
       '|---|---:|---:|---|',
-      ...kinds.filter(([kind]) => !shared(kind)).map(([kind, e]) => `| ${kind} | ${(e.keys / loginsHeld).toFixed(2)} | ${Math.round(e.bytes / loginsHeld)} | ${lifetime(e.ttl)} |`),
+      ...kinds.filter(([kind]) => !deploymentKind(kind)).map(([kind, e]) => `| ${kind} | ${(e.keys / loginsHeld).toFixed(2)} | ${Math.round(e.bytes / loginsHeld)} | ${lifetime(e.ttl)} |`),
       '',
-      `Per deployment, not per login: ${kinds.filter(([kind]) => shared(kind)).map(([kind, e]) => `${kind} (${e.keys} key${e.keys === 1 ? '' : 's'}, ${fmtBytes(e.bytes)})`).join(', ')}.`,
+      `Per deployment, not per login: ${kinds.filter(([kind]) => deploymentKind(kind)).map(([kind, e]) => `${kind} (${e.keys} key${e.keys === 1 ? '' : 's'}, ${fmtBytes(e.bytes)})`).join(', ')}.`,
     ];
     return {
       title: 'Redis cost of a login',
