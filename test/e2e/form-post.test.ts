@@ -69,7 +69,7 @@ describe('form_post callbacks in Chromium, cross-site', { skip }, () => {
    */
   async function newPage(): Promise<{ page: Page; atRp: URL[]; reachRp: () => Promise<URL> }> {
     const page = await (await browser.newContext()).newPage();
-    page.setDefaultTimeout(10_000);
+    page.setDefaultTimeout(20_000);
     const atRp: URL[] = [];
     page.on('request', (request) => {
       if (request.url().startsWith(RP_CALLBACK)) atRp.push(new URL(request.url()));
@@ -90,8 +90,8 @@ describe('form_post callbacks in Chromium, cross-site', { skip }, () => {
       posted = { action: request.url(), fields: Object.fromEntries(new URLSearchParams(request.postData() ?? '')) };
       await route.abort();
     });
-    await page.click('button:has-text("Sign in")');
-    await page.waitForEvent('requestfailed');
+    // Listen before clicking: the held request can fail while the click still waits for its navigation.
+    await Promise.all([page.waitForEvent('requestfailed'), page.click('button:has-text("Sign in")')]);
     assert.ok(posted, 'the IdP posted its answer to Concord');
     return posted;
   }

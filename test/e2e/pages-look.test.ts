@@ -277,7 +277,7 @@ describe('every page in Chromium: light and dark, desktop and 320 px, contrast a
       context.on('console', (message) => {
         if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text());
       });
-      context.setDefaultTimeout(10_000);
+      context.setDefaultTimeout(20_000);
       return context;
     };
     const only = process.env.PAGES_LOOK_ONLY ? new RegExp(process.env.PAGES_LOOK_ONLY) : undefined;
