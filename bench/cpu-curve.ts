@@ -11,7 +11,8 @@
  *   CURVE=20,60,700,1000 IDLE=5 node bench/cpu-curve.ts     window ends, idle seconds
  *   PROF=dir node bench/cpu-curve.ts                        a V8 CPU profile per window (bench/profile.ts sums one)
  *   PERF=dir NODE_OPTIONS="--perf-basic-prof-only-functions --interpreted-frames-native-stack" node bench/cpu-curve.ts
- *                                                           `perf record` of the Concord process per window (CPU time only, every thread)
+ *                                                           `perf record` of the Concord process per window (CPU time only, every thread;
+ *                                                           `perf script -i dir/logins-701-1000.data > x.txt`, then bench/perf-profile.ts sums it)
  *
  * The V8 profile weighs each sample by the wall time since the one before (bench/profile.ts), so on
  * a machine with more work than cores it charges waiting to the code that waited; `perf` counts CPU.

@@ -14,7 +14,8 @@
  * what the libraries it calls spend. Times are V8's: each sample weighs the wall time since the one
  * before, so on a machine with more work than cores the time a thread waits to run again after a
  * system call (a socket write waking Redis) counts against that call. Linux `perf record` of the
- * process (node --perf-prof, then perf inject --jit) counts CPU time only.
+ * process counts CPU time only (bench/cpu-curve.ts with PERF=dir records one per window;
+ * bench/perf-profile.ts sums it as this file sums a V8 profile).
  *
  *   node bench/profile.ts <file.cpuprofile> [--top 40] [--functions 40] [--skip-idle]
  */
