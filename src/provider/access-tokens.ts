@@ -4,7 +4,7 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { publicJwk, SIGNING_ALGORITHMS, type KeyManager } from '../keys/index.ts';
 import type { Logger } from '../observability/index.ts';
-import { StoreUnavailableError, type Adapter } from '../store/index.ts';
+import { requestLocal, StoreUnavailableError, type Adapter, type AdapterPayload, type Store } from '../store/index.ts';
 import { keyedHash, RECORD_ID_PREFIX } from './hashed-ids.ts';
 
 /*
@@ -25,6 +25,17 @@ import { keyedHash, RECORD_ID_PREFIX } from './hashed-ids.ts';
  * tokens use it: `/me` (userinfo.ts) calls it; introspection and revocation (RFC 7662, RFC 7009) get
  * the record's id in place of the JWT, so oidc-provider's own lookup and grant check apply as they do
  * for opaque tokens.
+ *
+ * A client-credentials token is the exception: it has no grant, no session and no user, so nothing
+ * but its own revocation (RFC 7009) or its expiry ends it, and everything its record would hold is in
+ * the signed JWT. It gets no record (a store write and an HMAC less per token, issue 17): its `jti`
+ * carries CLIENT_CREDENTIALS_JTI_PREFIX, and when introspection, revocation or `/me` have verified
+ * such a JWT, the record oidc-provider looks up is made from its claims for that request
+ * (`knowVerifiedToken`); revoking it writes a marker under the record's id until the token's `exp`
+ * (`statelessClientCredentials`), which every instance sharing the store reads. A token with such a
+ * `jti` was never recorded, and no other token has one (oidc-provider's own ids are nanoids, without
+ * a `.`), so a login's token whose record is gone can never be taken for one. Client-credentials
+ * tokens of the release before (a nanoid `jti`, a record) are found and revoked by their records as before.
  */
 
 /** Concord's published keys as a jose key set, rebuilt when the key set changes. */
@@ -74,8 +85,9 @@ function fieldsOf(model: IssuedToken['constructor']): string[] {
  * (the payload an opaque token of the same model would have but what nothing reads, UNREAD; `iat`/`exp` those of the JWT) under
  * `accessTokenRecordId(key, jti)` for as long as the token lives. Awaited by oidc-provider, so the
  * record exists before the token is handed out.
+ * A client-credentials token gets no record: its `jti` is marked instead (CLIENT_CREDENTIALS_JTI_PREFIX).
  * @throws StoreUnavailableError for a token of a grant when the store is away (the request fails
- *   503, as the grant lookup would); a client-credentials token is issued without its record then.
+ *   503, as the grant lookup would); a token without a grant is issued without its record then.
  */
 export function recordJwtAccessTokens(key: Buffer, log: Logger) {
   let storeDown = false;
@@ -83,6 +95,11 @@ export function recordJwtAccessTokens(key: Buffer, log: Logger) {
     const issued = token as IssuedToken;
     const { iat, exp, jti } = jwt.payload;
     if (typeof jti !== 'string' || typeof exp !== 'number') return;
+    // No grant, no session, no user: the JWT is its whole record (see the top of this file).
+    if (issued.kind === 'ClientCredentials' && issued.grantId === undefined) {
+      jwt.payload.jti = `${CLIENT_CREDENTIALS_JTI_PREFIX}${jti}`;
+      return;
+    }
     const id = accessTokenRecordId(key, jti);
     const record: Record<string, unknown> = {};
     for (const field of fieldsOf(issued.constructor)) if (issued[field] !== undefined) record[field] = issued[field];
@@ -114,13 +131,14 @@ export interface LiveAccessToken {
 }
 
 /**
- * Whether the JWT access token with this `jti` (its signature already verified) still stands: its
- * record is there (not revoked, not expired) and so is its grant, for the same client and account.
+ * Whether the JWT access token with these claims (its signature already verified) still stands: its
+ * record is there (not revoked, not expired; for a client-credentials token, made from the claims and
+ * not revoked) and so is its grant, for the same client and account.
  * The rules of oidc-provider's introspection for opaque tokens (lib/actions/introspection.js), so
  * `/me` and introspection answer alike. Undefined when it does not stand.
  */
-export async function liveAccessToken(provider: Provider, key: Buffer, jti: string): Promise<LiveAccessToken | undefined> {
-  const id = accessTokenRecordId(key, jti);
+export async function liveAccessToken(provider: Provider, key: Buffer, payload: JWTPayload): Promise<LiveAccessToken | undefined> {
+  const id = knowVerifiedToken(key, payload);
   const token = ((await provider.AccessToken.find(id)) ?? (await provider.ClientCredentials.find(id))) as (LiveAccessToken & { isValid: boolean }) | undefined;
   if (!token?.isValid) return undefined;
   if (token.grantId) {
@@ -157,17 +175,85 @@ export function jwtTokenEndpoints(deps: {
     const tokens = form.getAll('token');
     // Not one compact JWS: oidc-provider's own checks answer (missing or repeated token, opaque tokens).
     if (tokens.length !== 1 || tokens[0]!.split('.').length !== 3) return next();
-    let jti: string | undefined;
+    let payload: JWTPayload | undefined;
     try {
-      const { payload } = await jwtVerify(tokens[0]!, jwks(), { issuer: deps.issuer, typ: 'at+jwt', algorithms: [...SIGNING_ALGORITHMS], requiredClaims: ['jti', 'exp'] });
-      jti = String(payload.jti);
+      ({ payload } = await jwtVerify(tokens[0]!, jwks(), { issuer: deps.issuer, typ: 'at+jwt', algorithms: [...SIGNING_ALGORITHMS], requiredClaims: ['jti', 'exp'] }));
     } catch {
-      jti = undefined;
+      payload = undefined;
     }
-    form.set('token', jti === undefined ? 'not-an-access-token' : accessTokenRecordId(deps.tokenIdKey, jti));
+    const jti = payload === undefined ? undefined : String(payload.jti);
+    form.set('token', payload === undefined ? 'not-an-access-token' : knowVerifiedToken(deps.tokenIdKey, payload));
     deps.writeForm(ctx, form.toString());
     await next();
     const body = (ctx as unknown as KoaContextWithOIDC).body as { active?: boolean; jti?: string } | undefined;
     if (route === 'introspection' && jti !== undefined && body?.active === true) body.jti = jti;
+  };
+}
+
+/**
+ * The mark of a client-credentials token's `jti` (`cc.` + oidc-provider's nanoid): a token without a
+ * record. No id oidc-provider makes holds a `.`, so no other token (of this release or the one before) has it.
+ */
+export const CLIENT_CREDENTIALS_JTI_PREFIX = 'cc.';
+
+/** JWT claims that are not a token's `extra` (oidc-provider's jwt format sets them from the model). */
+const MODEL_CLAIMS = new Set(['jti', 'sub', 'iat', 'exp', 'authorization_details', 'scope', 'client_id', 'iss', 'aud', 'cnf']);
+
+/** Per request: the records of the client-credentials JWTs it verified, by record id (knowVerifiedToken). */
+const verifiedTokens = requestLocal(() => new Map<string, AdapterPayload>());
+
+/**
+ * The record id of a verified JWT access token (`accessTokenRecordId` of its `jti`). For a
+ * client-credentials token without a record (CLIENT_CREDENTIALS_JTI_PREFIX), also makes for this
+ * request the record its release before would have written: what oidc-provider's ClientCredentials
+ * model keeps (clientId, aud, scope, iat, exp, extra, the DPoP or certificate thumbprint), from the
+ * signed claims. `statelessClientCredentials` answers it unless the token was revoked.
+ */
+export function knowVerifiedToken(key: Buffer, payload: JWTPayload): string {
+  const jti = String(payload.jti);
+  const id = accessTokenRecordId(key, jti);
+  if (!jti.startsWith(CLIENT_CREDENTIALS_JTI_PREFIX) || typeof payload.client_id !== 'string' || typeof payload.exp !== 'number') return id;
+  const record: AdapterPayload = { jti: id, kind: 'ClientCredentials', clientId: payload.client_id, exp: payload.exp };
+  if (typeof payload.iat === 'number') record.iat = payload.iat;
+  if (payload.aud !== undefined) record.aud = payload.aud as never;
+  if (typeof payload.scope === 'string') record.scope = payload.scope;
+  if (payload.authorization_details !== undefined) record.rar = payload.authorization_details as never;
+  const cnf = payload.cnf as { jkt?: string; 'x5t#S256'?: string } | undefined;
+  if (cnf?.jkt !== undefined) record.jkt = cnf.jkt;
+  if (cnf?.['x5t#S256'] !== undefined) record['x5t#S256'] = cnf['x5t#S256'];
+  const extra = Object.fromEntries(Object.entries(payload).filter(([claim]) => !MODEL_CLAIMS.has(claim)));
+  if (Object.keys(extra).length > 0) record.extra = extra;
+  verifiedTokens.get()?.set(id, record);
+  return id;
+}
+
+/** The store key of a revoked client-credentials token's marker, from its record id (`at1.` + keyed hash). */
+export const revokedTokenKey = (id: string) => `revoked-at:${id.slice(RECORD_ID_PREFIX.length)}`;
+
+/**
+ * The ClientCredentials adapter: a token this request verified and knows without a record
+ * (knowVerifiedToken) is found unless its revocation marker is there, and destroying it (RFC 7009
+ * revocation) writes that marker until the token's `exp`. Every other id goes to `inner`: the records
+ * of tokens issued by the release before, found and destroyed as ever.
+ */
+export function statelessClientCredentials(inner: Adapter, store: Pick<Store, 'getTemp' | 'setTemp'>): Adapter {
+  return {
+    upsert: (id, payload, expiresIn) => inner.upsert(id, payload, expiresIn),
+    findByUid: (uid) => inner.findByUid(uid),
+    findByUserCode: (userCode) => inner.findByUserCode(userCode),
+    consume: (id) => inner.consume(id),
+    revokeByGrantId: (grantId) => inner.revokeByGrantId(grantId),
+    async find(id: string) {
+      const known = verifiedTokens.peek()?.get(id);
+      if (known === undefined) return inner.find(id);
+      if ((await store.getTemp<number>(revokedTokenKey(id))) !== undefined) return undefined;
+      // oidc-provider's own copy: its model is built on what find answers.
+      return { ...known };
+    },
+    async destroy(id: string) {
+      const known = verifiedTokens.peek()?.get(id);
+      if (known === undefined) return inner.destroy(id);
+      await store.setTemp(revokedTokenKey(id), 1, Math.max(1, Number(known.exp) - Math.floor(Date.now() / 1000)));
+    },
   };
 }

@@ -12,7 +12,7 @@ import { StoreFullError, StoreUnavailableError } from '../store/index.ts';
 import { AccountStore, type BrokeredAccount } from './accounts.ts';
 import { SCOPE_CLAIMS } from './claims.ts';
 import { clientAdapter, EXTRA_CLIENT_METADATA, toClientMetadata } from './clients.ts';
-import { recordJwtAccessTokens } from './access-tokens.ts';
+import { recordJwtAccessTokens, statelessClientCredentials } from './access-tokens.ts';
 import { allScopes, resourceIndicators } from './resources.ts';
 export { openResourceServers } from './resources.ts';
 import { hashedIdAdapter } from './hashed-ids.ts';
@@ -84,10 +84,12 @@ export function createProvider(deps: ProviderDeps): Provider {
     // no record repeats its model or its id (compact-payloads.ts). A code's or refresh token's session
     // is read as soon as the token is (session-tracking.ts). `deps.adapter` adds what the routes keep
     // with oidc-provider's records (a new Interaction's trail: interactions/trail.ts).
-    adapter: (name: string) =>
-      name === 'Client'
-        ? clientAdapter(registry)
-        : readSessionAhead(compactPayloads(withRoutes(hashedIdAdapter(indexingAdapter(store, name, sessions.ttlSeconds), name, deps.tokenIdKey), name), name, settings.issuer), name, sessions),
+    adapter: (name: string) => {
+      if (name === 'Client') return clientAdapter(registry);
+      const adapter = readSessionAhead(compactPayloads(withRoutes(hashedIdAdapter(indexingAdapter(store, name, sessions.ttlSeconds), name, deps.tokenIdKey), name), name, settings.issuer), name, sessions);
+      // A client-credentials JWT has no record: its revocation marker, or a record of the release before (access-tokens.ts).
+      return name === 'ClientCredentials' ? statelessClientCredentials(adapter, store) : adapter;
+    },
     clients: [],
     // ES256 and EdDSA keys that sign (not the verify-only ones) sign in place with node:crypto (local-signing.ts).
     jwks: { keys: keySet.jwks.keys.map((jwk) => (jwk.key_ops === undefined && LOCAL_SIGNING_ALGORITHMS.has(jwk.alg ?? '') ? new LocalSigningKey(jwk) : jwk)) } as Configuration['jwks'],
@@ -194,7 +196,8 @@ export function createProvider(deps: ProviderDeps): Provider {
       Interaction: t.interactionTtl,
       Grant: t.grantTtl,
     },
-    // Every JWT access token keeps a record like an opaque one's, so revoking its grant reaches it (access-tokens.ts).
+    // Every JWT access token of a grant keeps a record like an opaque one's, so revoking its grant reaches it;
+    // a client-credentials one is its own record (access-tokens.ts).
     formats: { customizers: { jwt: recordJwtAccessTokens(deps.tokenIdKey, log) as never } },
     // Refresh tokens rotate on every use; a replayed one revokes the grant (oidc-provider's reuse detection).
     rotateRefreshToken: () => true,

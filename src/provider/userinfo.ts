@@ -78,7 +78,7 @@ export function jwtUserinfo(deps: {
     const unbound = await deps.dpop.check(ctx, scheme, token, payload.cnf);
     if (unbound) return deps.dpop.refuse(ctx, unbound);
     // Revoked since it was signed: its grant is gone (or its record, revoked on its own).
-    if (!(await liveAccessToken(deps.provider(), deps.tokenIdKey, String(payload.jti)))) return refuse(ctx, 401, 'invalid_token', 'the access token was revoked');
+    if (!(await liveAccessToken(deps.provider(), deps.tokenIdKey, payload))) return refuse(ctx, 401, 'invalid_token', 'the access token was revoked');
     const scopes = new Set(String(payload.scope ?? '').split(' '));
     if (!scopes.has('openid')) return refuse(ctx, 403, 'insufficient_scope', 'access token missing openid scope');
     const sub = String(payload.sub);
