@@ -41,6 +41,44 @@ export function newReference(): string {
   return out;
 }
 
+/**
+ * A request's context (requestContext's store), its child logger made on first use: a pino child
+ * serializes its bindings (through the redaction paths) when made, and most requests (every token)
+ * log nothing but the request line, which then names the id itself.
+ */
+class RequestScope implements RequestContext {
+  readonly requestId: string;
+  readonly traceId: string | undefined;
+  readonly #root: Logger;
+  #log: Logger | undefined;
+  constructor(root: Logger, requestId: string, traceId: string | undefined) {
+    this.#root = root;
+    this.requestId = requestId;
+    this.traceId = traceId;
+  }
+  get log(): Logger {
+    return (this.#log ??= this.#root.child(this.traceId === undefined ? { requestId: this.requestId } : { requestId: this.requestId, traceId: this.traceId }));
+  }
+  /** The child logger, if something made it. */
+  get made(): Logger | undefined {
+    return this.#log;
+  }
+}
+
+/**
+ * Koa's `ctx.state` of a logged request: `log` is the request's logger, made on first read
+ * (RequestScope). A class, so the getter is its prototype's and every state has one shape.
+ */
+class RequestState {
+  readonly #scope: RequestScope;
+  constructor(scope: RequestScope) {
+    this.#scope = scope;
+  }
+  get log(): Logger {
+    return this.#scope.log;
+  }
+}
+
 export interface RequestLoggingOptions {
   /** Time every request into concord_http_request_duration_seconds (public listener). */
   metrics?: Pick<Metrics, 'httpDuration'>;
@@ -64,11 +102,11 @@ export function requestLogging(root: Logger, options: RequestLoggingOptions = {}
       { kind: SpanKind.SERVER, attributes: { 'http.request.method': ctx.method, 'url.path': ctx.path, 'concord.request_id': requestId } },
       propagation.extract(context.active(), ctx.headers),
     );
-    const log = span ? root.child({ requestId, traceId: span.spanContext().traceId }) : root.child({ requestId });
+    const scope = new RequestScope(root, requestId, span?.spanContext().traceId);
+    ctx.state = Object.assign(new RequestState(scope), ctx.state);
     ctx.state.requestId = requestId;
-    ctx.state.log = log;
     if (!ctx.res.headersSent) ctx.res.setHeader('X-Request-Id', requestId);
-    const serve = () => requestContext.run({ requestId, log }, next);
+    const serve = () => requestContext.run(scope, next);
     let thrown: number | undefined;
     try {
       await (span ? context.with(trace.setSpan(context.active(), span), serve) : serve());
@@ -80,7 +118,17 @@ export function requestLogging(root: Logger, options: RequestLoggingOptions = {}
     } finally {
       const elapsed = performance.now() - started;
       const status = thrown ?? ctx.status;
-      const line = { method: ctx.method, url: safeUrl(ctx.originalUrl), status, ms: Math.round(elapsed * 10) / 10 };
+      const url = safeUrl(ctx.originalUrl);
+      const ms = Math.round(elapsed * 10) / 10;
+      const child = scope.made;
+      // Without a child, the line names the id (and trace) itself: the same keys in the same order.
+      const line =
+        child !== undefined
+          ? { method: ctx.method, url, status, ms }
+          : scope.traceId === undefined
+            ? { requestId, method: ctx.method, url, status, ms }
+            : { requestId, traceId: scope.traceId, method: ctx.method, url, status, ms };
+      const log = child ?? root;
       if (status >= 500) log.error(line, 'request');
       else log.info(line, 'request');
       if (metrics || span) {

@@ -141,6 +141,22 @@ describe('OpenID provider', () => {
     assert.ok(instance.logs.some((l) => l.requestId === 'trace-123' && l.url === '/healthz'), 'one log line with the request id');
   });
 
+  it('writes the request line alike whether the request logged through its logger or not', async () => {
+    // A token request logs nothing but its line; an edge refusal logs a warning first, through the request's logger.
+    const basic = `Basic ${Buffer.from(`${CONFIDENTIAL_CLIENT.client_id}:${CONFIDENTIAL_CLIENT.client_secret}`).toString('base64')}`;
+    const post = (id: string, body: string) =>
+      fetch(`${instance.issuer}/token`, { method: 'POST', headers: { 'x-request-id': id, authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body });
+    assert.equal((await post('line-quiet', 'grant_type=client_credentials')).status, 200);
+    assert.equal((await post('line-warned', 'grant_type=client_credentials&grant_type=client_credentials')).status, 400);
+    const lines = (id: string) => instance.logs.filter((l) => l.requestId === id);
+    assert.deepEqual(lines('line-quiet').map((l) => l.msg), ['request']);
+    assert.deepEqual(lines('line-warned').map((l) => l.msg), ['request refused at the edge', 'request']);
+    for (const line of [lines('line-quiet')[0]!, lines('line-warned')[1]!]) {
+      assert.deepEqual(Object.keys(line), ['level', 'time', 'service', 'requestId', 'method', 'url', 'status', 'ms', 'msg']);
+      assert.equal(line.url, '/token');
+    }
+  });
+
   it('never writes a secret into the logs', () => {
     const logs = instance.rawLogs();
     assert.ok(logs.length > 0);
