@@ -266,8 +266,9 @@ export function requestLimits(options: RequestLimitsOptions) {
       const endSessionPost = ctx.method === 'POST' && routeOf(ctx)?.name === 'end_session';
       if (kind === 'authorization' || kind === 'par' || kind === 'token' || kind === 'callback' || kind === 'saml' || endSessionPost) {
         checkProtocolParams(query);
-        if (ctx.method === 'POST' && ctx.is('application/x-www-form-urlencoded')) {
-          checked.rawForm = await readBody(ctx, maxBody);
+        const posted = ctx.method === 'POST' ? formType(ctx) : undefined;
+        if (posted !== undefined) {
+          checked.rawForm = await readBody(ctx, maxBody, posted);
           const form = parseParams(checked.rawForm);
           checkProtocolParams(form);
           checked.form = form;
@@ -281,9 +282,24 @@ export function requestLimits(options: RequestLimitsOptions) {
   };
 }
 
+/** The Content-Type every client sends for a form, without parameters: no parser needed to know it. */
+const PLAIN_FORM = 'application/x-www-form-urlencoded';
+
+/**
+ * Whether the request's body is a form (Koa's `ctx.is`), and its charset (`ctx.request.charset`):
+ * `{ charset: '' }` for a form without one, undefined for any other body. The usual header, exactly
+ * `application/x-www-form-urlencoded`, is answered without parsing it twice (type-is, then
+ * content-type, a few µs of every token request); any other goes through Koa as before.
+ */
+function formType(ctx: Context): { charset: string } | undefined {
+  const { headers } = ctx.req;
+  // type-is's hasBody, as ctx.is asks it: a request without a body has no form.
+  if (headers['content-type'] === PLAIN_FORM && (headers['transfer-encoding'] !== undefined || !Number.isNaN(Number(headers['content-length'])))) return { charset: '' };
+  return ctx.is(PLAIN_FORM) ? { charset: ctx.request.charset } : undefined;
+}
+
 /** Reads the body (at most `max` bytes) and hands it on to oidc-provider as `ctx.request.body`. */
-async function readBody(ctx: Context, max: number): Promise<string> {
-  const charset = ctx.request.charset;
+async function readBody(ctx: Context, max: number, { charset }: { charset: string }): Promise<string> {
   if (charset && !/^(utf-?8|us-ascii)$/i.test(charset)) throw new BadRequest(`charset ${printable(charset)} is not supported: send UTF-8`);
   // The check runs while Node is still parsing the packet that brought the headers; the rest of
   // it (a form of a few hundred bytes, usually the whole body) is buffered before the next microtask.

@@ -200,6 +200,11 @@ describe('hostile input', () => {
       const r = await send('/token', { method: 'POST', body: Buffer.from([0x67, 0x3d, 0xff, 0xfe]), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
       assertJsonError(r);
     });
+    it('a repeated grant_type in a form whose Content-Type is spelt otherwise, or names its charset', async () => {
+      for (const type of ['Application/X-WWW-Form-Urlencoded', 'application/x-www-form-urlencoded; charset=UTF-8']) {
+        assertJsonError(await token('grant_type=client_credentials&grant_type=client_credentials', { 'content-type': type }));
+      }
+    });
     it('a charset other than UTF-8', async () => assertJsonError(await token('grant_type=client_credentials', { 'content-type': 'application/x-www-form-urlencoded; charset=iso-8859-1' })));
     it('a body over 32 KB: 413', async () => assertJsonError(await token(`grant_type=refresh_token&x=${'a'.repeat(40_000)}`), 413));
     it('a streamed (chunked) body over 32 KB: 413', async () => {
