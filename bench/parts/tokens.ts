@@ -108,9 +108,9 @@ export async function tokensPart(options: TokenOptions = {}): Promise<Section> {
       if (commandsBefore && commandsAfter) {
         // Both servers share the Redis, but the bare one sends nothing for a JWT client-credentials
         // token (its client is static, the token is not stored): every command is Concord's (the
-        // rate limiter's, and the token's record, which introspection and revocation read).
+        // rate limiter's; a client-credentials token has no record, provider/access-tokens.ts).
         const perToken = (commandsAfter.total - commandsBefore.total) / Math.max(1, c.requests - c.non2xx);
-        redisNote = `, ${perToken.toFixed(2)} Redis commands/token (the rate limiter's script and what runs inside it, and the token's record)`;
+        redisNote = `, ${perToken.toFixed(2)} Redis commands/token (the rate limiter's script and what runs inside it)`;
         figures.redis_commands_per_cc_token = perToken;
       }
       rows.push({
@@ -164,7 +164,7 @@ export async function tokensPart(options: TokenOptions = {}): Promise<Section> {
     extra.push(
       `CPU per token, memory store: Concord ${fmtMs(c)} ms, bare ${fmtMs(b)} ms, Concord with log level warn and the rate limiter off ${fmtMs(lean)} ms (diagnostic row). ` +
         `In this run the per-request log line and the rate limiter account for ${fmtMs(Math.max(0, c - lean))} ms of the ${fmtMs(c - b)} ms difference; the rest is Concord's other per-request work around the same oidc-provider token code ` +
-        `(request id and child logger, request-size checks that read the /token body, metrics, security headers, routing, the userinfo middleware). ` +
+        `(request id and the request line, request-size checks that read the /token body, metrics, security headers, routing). ` +
         `On this shared 2-core machine these per-token figures move by 10-20 % from run to run.`,
     );
   }
@@ -176,7 +176,7 @@ export async function tokensPart(options: TokenOptions = {}): Promise<Section> {
       `(Concord at log level info, lines written to /dev/null; bare oidc-provider with a static client and the same store adapter, ES256 and RFC 9068 JWT format). ` +
       `${warmup} s warm-up each, then ${rounds} alternating rounds of ${seconds} s; p50/p99 are request-weighted means over the rounds. ` +
       `CPU/token is the server process's own CPU time (user+system) divided by tokens issued; on a shared 2-core machine it is steadier than the rate. ` +
-      `Concord runs with its rate limiter on (budgets raised so it never refuses). Concord keeps a record of each JWT access token for as long as it lives (so introspection and revocation work on them, provider/access-tokens.ts); with Redis, its commands per token are the rate limiter's and that record's.`,
+      `Concord runs with its rate limiter on (budgets raised so it never refuses). A client-credentials JWT has no record: introspection and revocation work from the verified JWT and a revocation marker written only when one is revoked (provider/access-tokens.ts); with Redis, Concord's commands per token are the rate limiter's.`,
     rows,
     extra,
     figures,
