@@ -6,6 +6,7 @@ import type { SigningAlgorithm } from '../../src/keys/index.ts';
 import { keyedHash, tokenIdKey } from '../../src/provider/index.ts';
 import { createStore } from '../../src/store/index.ts';
 import { createVerifier } from '../../src/verify/index.ts';
+import { dpopKeys, dpopProof } from '../support/dpop-proof.ts';
 import { freePort } from '../support/ports.ts';
 import { dropRedisPrefix } from './admin-fixtures.ts';
 import { startConcord, type TestConcord } from '../support/concord.ts';
@@ -86,6 +87,23 @@ describe('client-credentials tokens across instances, without records', () => {
     assertActive(await introspect(urlA, other), other, 'another token of the same client stands');
     const offline = await createVerifier({ issuer: urlA, audience: urlA })(token);
     assert.equal(offline.client_id, MACHINE.client_id, 'it still verifies offline (docs/verify.md)');
+  });
+
+  it('introspects a DPoP-bound token as bound (RFC 9449 6.2: token_type DPoP, cnf.jkt), from its claims', async () => {
+    const keys = await dpopKeys();
+    const response = await fetch(`${urlA}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: BASIC, dpop: await dpopProof(keys, 'POST', `${urlA}/token`, undefined) },
+      body: 'grant_type=client_credentials',
+    });
+    const { access_token: token, token_type } = (await response.json()) as { access_token: string; token_type: string };
+    assert.equal(token_type, 'DPoP');
+    const claims = decodeJwt(token) as { cnf?: { jkt?: string } };
+    assert.ok(claims.cnf?.jkt, 'the token is bound to the key');
+    const answer = await introspect(urlB, token);
+    assert.equal(answer.active, true);
+    assert.equal(answer.token_type, 'DPoP');
+    assert.deepEqual(answer.cnf, { jkt: claims.cnf.jkt });
   });
 
   it('answers inactive for a token with the mark whose signature is not Concord’s', async () => {
