@@ -108,9 +108,13 @@ describe('log destination', () => {
     // A child process: 3000 lines (several batches), a few with multi-byte characters, then exits without flushing itself.
     const script = `
       const { createLogger, logDestination } = await import(${JSON.stringify(logger)});
-      const log = createLogger({ level: 'info', destination: logDestination(${JSON.stringify(file)}) });
+      const destination = logDestination(${JSON.stringify(file)});
+      const log = createLogger({ level: 'info', destination });
       for (let i = 0; i < 3000; i++) log.info({ i, name: i % 7 === 0 ? 'Zoë – 東京 🚀' : 'plain' }, 'line');
-      setTimeout(() => { log.info({ i: 3000, name: 'last' }, 'line'); process.exit(0); }, 20);
+      // The batches written, then one line left in the buffer at exit. (A write still under way at
+      // process.exit is sonic-boom's to finish: its exit flush writes only what waits, so it could land
+      // after the flushed rest on a loaded machine. Concord's own shutdown lets the writes end first.)
+      destination.flush(() => { log.info({ i: 3000, name: 'last' }, 'line'); process.exit(0); });
     `;
     execFileSync(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit' });
     const lines = readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { i: number; name: string; msg: string });
