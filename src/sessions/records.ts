@@ -83,6 +83,76 @@ interface StoredSession {
   clients?: string[];
 }
 
+/**
+ * A session's record as written now (`v: 2`), kept for weeks: the fields of StoredSession under
+ * one-letter names, without what the rest says (its participant is the head of its account id,
+ * accountIdOf; its upstream index key is that participant's and a hash, of which only the hash is
+ * kept; `confirmedAt` as seconds after `startedAt`, absent when the same), its services as arrays
+ * rather than JSON text inside JSON. 85 bytes less of each live session's record (498 -> 413 in
+ * bench/session-keys.ts). Records of the previous release (`v: 1`, StoredSession as it is) are
+ * still read; a record this form cannot say exactly (an odd participant, a v1 record's `sealed`
+ * state rewritten by removeClient) is written as before.
+ */
+interface CompactSession {
+  v: 2;
+  /** accountId */
+  a: string;
+  /** startedAt, epoch seconds */
+  t: number;
+  /** confirmedAt - startedAt, seconds; absent when 0 */
+  c?: number;
+  /** claims */
+  m: Record<string, unknown>;
+  /** clients: each [clientId, sid | null, grantId | null], as clientMember encodes it */
+  s?: unknown[];
+  /** upstreamKey without its `sessions-of-upstream:{participantId}:` head */
+  u?: string;
+}
+
+/** The participant an account id starts with (accountIdOf: `{participantId}:{sub}`, participant ids have no colon). */
+const participantOfId = (accountId: string) => accountId.slice(0, Math.max(0, accountId.indexOf(':')));
+const upstreamKeyHead = (participantId: string) => `sessions-of-upstream:${participantId}:`;
+
+/** The form a record is written in: CompactSession when it says the record exactly, else StoredSession as before. */
+function encodeSession(stored: StoredSession): CompactSession | StoredSession {
+  const { accountId, participantId, startedAt, confirmedAt, claims, clients, upstreamKey, sealed } = stored;
+  const head = upstreamKeyHead(participantId);
+  if (sealed !== undefined || participantOfId(accountId) !== participantId || (upstreamKey !== undefined && !upstreamKey.startsWith(head))) return stored;
+  let members: unknown[] | undefined;
+  try {
+    members = clients?.map((m) => JSON.parse(m) as unknown);
+  } catch {
+    return stored;
+  }
+  return {
+    v: 2,
+    a: accountId,
+    t: startedAt,
+    ...(confirmedAt !== startedAt ? { c: confirmedAt - startedAt } : {}),
+    m: claims,
+    ...(members?.length ? { s: members } : {}),
+    ...(upstreamKey !== undefined ? { u: upstreamKey.slice(head.length) } : {}),
+  };
+}
+
+/** A record as read: a CompactSession put back into StoredSession, a record of before as it is (get() checks it). */
+function decodeSession(raw: CompactSession | StoredSession | undefined): StoredSession | undefined {
+  if (raw === undefined || raw === null || typeof raw !== 'object' || raw.v !== 2) return raw as StoredSession | undefined;
+  const { a, t, c, m, s, u } = raw;
+  if (typeof a !== 'string' || typeof t !== 'number') return undefined;
+  const participantId = participantOfId(a);
+  return {
+    v: 1,
+    accountId: a,
+    participantId,
+    startedAt: t,
+    confirmedAt: t + (typeof c === 'number' ? c : 0),
+    claims: m,
+    ...(Array.isArray(s) ? { clients: s.map((member) => JSON.stringify(member)) } : {}),
+    ...(typeof u === 'string' ? { upstreamKey: upstreamKeyHead(participantId) + u } : {}),
+  };
+}
+
 /** A pending login as held: with when it expires (epoch ms), so one taken by mistake can be put back. */
 interface HeldLogin extends PendingSessionLogin {
   heldUntil?: number;
@@ -331,7 +401,7 @@ export class SessionStore {
     // is refused at its code exchange).
     const absent = knownAbsent(uid);
     const indexes = Promise.all([
-      absent ? undefined : this.#store.getTemp<StoredSession>(recordKey(uid)),
+      absent ? undefined : this.#read(uid),
       this.#store.addToSet(ofAccountKey(login.accountId), uid, this.#ttl),
       upstreamKey ? this.#store.addToSet(upstreamKey, uid, this.#ttl) : undefined,
     ]);
@@ -343,7 +413,7 @@ export class SessionStore {
     const members = [...new Set([...(previous?.clients ?? []), ...(client ? [clientMember(client)] : [])])];
     if (members.length) stored.clients = members;
     const written = Promise.all([
-      this.#store.setTemp(recordKey(uid), stored, this.#ttl),
+      this.#write(uid, stored),
       // A previous login's state goes with it: the session keeps this login's, or none.
       sealed !== undefined ? this.#store.setBytes(upstreamStateKey(uid), sealed, this.#ttl) : previous ? this.#store.deleteTemp(upstreamStateKey(uid)) : undefined,
     ]);
@@ -384,12 +454,12 @@ export class SessionStore {
   /** What a re-check found: fresh claims, the time, and what to keep for the next re-check. */
   async confirm(uid: string, update: { claims: Record<string, unknown>; confirmedAt: number; upstream: UpstreamSessionState }): Promise<void> {
     forgetAbsent(uid);
-    const stored = await this.#store.getTemp<StoredSession>(recordKey(uid));
+    const stored = await this.#read(uid);
     if (!stored) return;
     const { sealed: _before, ...rest } = stored;
     const next: StoredSession = { ...rest, claims: update.claims, confirmedAt: update.confirmedAt };
     const sealed = this.#box.sealBytes(JSON.stringify(packState(update.upstream)), sealContext(uid), COMPRESSED_TOKENS);
-    await Promise.all([this.#store.setTemp(recordKey(uid), next, this.#ttl), this.#store.setBytes(upstreamStateKey(uid), sealed, this.#ttl)]);
+    await Promise.all([this.#write(uid, next), this.#store.setBytes(upstreamStateKey(uid), sealed, this.#ttl)]);
   }
 
   /**
@@ -402,7 +472,7 @@ export class SessionStore {
     // fewer: a code exchange and a refresh need a session's claims, and their own service's `sid`,
     // which is the record's for the first service; clientsOf reads the rest).
     const withSet = options.addedClients !== false;
-    const [stored, clients] = await Promise.all([this.#store.getTemp<StoredSession>(recordKey(uid)), withSet ? this.#setClients(uid) : undefined]);
+    const [stored, clients] = await Promise.all([this.#read(uid), withSet ? this.#setClients(uid) : undefined]);
     if (stored === undefined) noteAbsent(uid);
     if (!stored || stored.v !== 1 || typeof stored.accountId !== 'string') return undefined;
     const claims = stored.claims as unknown;
@@ -420,7 +490,7 @@ export class SessionStore {
   /** The sealed part of a session, or an empty state when it has none or it does not open (another key, another record's). */
   async upstream(uid: string): Promise<UpstreamSessionState> {
     // A record written before the state had its own key holds it (read in the same round trip).
-    const [own, stored] = await Promise.all([this.#store.getBytes(upstreamStateKey(uid)), this.#store.getTemp<StoredSession>(recordKey(uid))]);
+    const [own, stored] = await Promise.all([this.#store.getBytes(upstreamStateKey(uid)), this.#read(uid)]);
     if (!stored || (own === undefined && stored.sealed === undefined)) return {};
     try {
       // Bytes (sealBytes), or the JSON string of a sealed text written before (`"z2.…"`), or the record's.
@@ -444,11 +514,11 @@ export class SessionStore {
   async removeClient(uid: string, client: SessionClient): Promise<void> {
     forgetAbsent(uid);
     const member = clientMember(client);
-    const [stored] = await Promise.all([this.#store.getTemp<StoredSession>(recordKey(uid)), this.#store.removeFromSet(clientsKey(uid), member)]);
+    const [stored] = await Promise.all([this.#read(uid), this.#store.removeFromSet(clientsKey(uid), member)]);
     if (!stored?.clients?.includes(member)) return;
     const { clients, ...rest } = stored;
     const left = clients.filter((m) => m !== member);
-    await this.#store.setTemp<StoredSession>(recordKey(uid), left.length ? { ...rest, clients: left } : rest, this.#ttl);
+    await this.#write(uid, left.length ? { ...rest, clients: left } : rest);
   }
 
   /**
@@ -499,7 +569,7 @@ export class SessionStore {
   /** Removes a session's record, client list and index entries. */
   async remove(uid: string, record?: { accountId: string }): Promise<void> {
     forgetAbsent(uid);
-    const stored = await this.#store.getTemp<StoredSession>(recordKey(uid));
+    const stored = await this.#read(uid);
     const accountId = stored?.accountId ?? record?.accountId;
     await this.#store.deleteTemp(recordKey(uid));
     await Promise.all([
@@ -521,6 +591,16 @@ export class SessionStore {
 
   unlock(uid: string): Promise<void> {
     return this.#store.deleteTemp(`session-lock:${uid}`);
+  }
+
+  /** A session's record as stored (CompactSession, or a record of before), as StoredSession. */
+  async #read(uid: string): Promise<StoredSession | undefined> {
+    return decodeSession(await this.#store.getTemp<CompactSession | StoredSession>(recordKey(uid)));
+  }
+
+  /** Writes a session's record (encodeSession), living `ttlSeconds`. */
+  #write(uid: string, stored: StoredSession): Promise<void> {
+    return this.#store.setTemp(recordKey(uid), encodeSession(stored), this.#ttl);
   }
 
   #view(uid: string, stored: StoredSession, added: string[]): SessionRecord {

@@ -60,9 +60,11 @@ describe('what a store reader gets', () => {
     await store.setTemp(`session-upstream:${session.id}`, secrets.seal(state, `session:${session.id}:upstream`, { compress: true }), 600);
     assert.equal(((await sessions.upstream(session.id)).logout as OidcLogout | undefined)?.idTokenHint, upstreamIdToken, 'a z2 state opens');
     // A record of before: the state inline, sealed as before (v2, not compressed), still opens.
-    const stored = (await store.getTemp<Record<string, unknown>>(`session:${session.id}`))!;
+    const stored = (await store.getTemp<{ v: number; a: string; t: number; m: Record<string, unknown> }>(`session:${session.id}`))!;
+    assert.equal(stored.v, 2, 'the record as written now (sessions/records.ts CompactSession)');
     await store.deleteTemp(`session-upstream:${session.id}`);
-    await store.setTemp(`session:${session.id}`, { ...stored, sealed: secrets.seal(state, `session:${session.id}:upstream`) }, 600);
+    const before = { v: 1, accountId: stored.a, participantId: stored.a.split(':')[0], startedAt: stored.t, confirmedAt: stored.t, claims: stored.m };
+    await store.setTemp(`session:${session.id}`, { ...before, sealed: secrets.seal(state, `session:${session.id}:upstream`) }, 600);
     assert.match((await store.getTemp<{ sealed: string }>(`session:${session.id}`))!.sealed, /^v2\./);
     assert.equal(((await sessions.upstream(session.id)).logout as OidcLogout | undefined)?.idTokenHint, upstreamIdToken, 'a v2 record opens');
 

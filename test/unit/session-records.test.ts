@@ -113,6 +113,56 @@ describe('session records: the services of a session', () => {
   });
 });
 
+describe('session records: the stored form', () => {
+  const store = new MemoryStore({ sweepIntervalMs: 0 });
+  after(() => store.close());
+  const sessions = new SessionStore(store, createSecretBox(randomBytes(32).toString('base64')), 3600);
+  const claims = { email: 'ada@acme.example', groups: ['engineering'] };
+  const rp = { clientId: 'rp', sid: 'sid-rp', grantId: 'grant-rp' };
+
+  it('writes a record with one-letter fields, without its participant, its confirmation when it is its start, nor its services as text', async () => {
+    const login: PendingSessionLogin = { accountId: 'acme:u1', participantId: 'acme', claims, upstream: {}, confirmedAt: 1_800_000_000 };
+    const record = await sessions.put('f1', login, 1_800_000_000, rp);
+    assert.deepEqual(await store.getTemp('session:f1'), { v: 2, a: 'acme:u1', t: 1_800_000_000, m: claims, s: [['rp', 'sid-rp', 'grant-rp']] });
+    assert.deepEqual(await sessions.get('f1'), { ...record, clients: [rp] });
+    assert.equal(record.participantId, 'acme');
+    assert.equal(record.confirmedAt, 1_800_000_000);
+  });
+
+  it('keeps a later confirmation as seconds after the start, and the upstream session index as its hash', async () => {
+    const login: PendingSessionLogin = { accountId: 'acme:u2', participantId: 'acme', claims, upstream: {}, upstreamSessionId: 'idp-sid-1', confirmedAt: 1_800_000_050 };
+    await sessions.put('f2', login, 1_800_000_000);
+    const stored = await store.getTemp<Record<string, unknown>>('session:f2');
+    assert.equal(stored?.c, 50);
+    assert.match(String(stored?.u), /^[A-Za-z0-9_-]{43}$/);
+    const record = await sessions.get('f2');
+    assert.equal(record?.confirmedAt, 1_800_000_050);
+    assert.equal(record?.upstreamSession, true);
+    assert.deepEqual(await sessions.ofUpstreamSession('acme', 'idp-sid-1'), ['f2']);
+    await sessions.remove('f2');
+    assert.deepEqual(await sessions.ofUpstreamSession('acme', 'idp-sid-1'), [], 'its end leaves the index the hash names');
+  });
+
+  it('reads a record of the previous release (v 1, long names, services as text), and writes it anew in the compact form', async () => {
+    const upstreamKey = 'sessions-of-upstream:acme:' + 'h'.repeat(43);
+    await store.setTemp('session:f3', { v: 1, accountId: 'acme:u3', participantId: 'acme', startedAt: 5, confirmedAt: 7, claims, clients: [JSON.stringify(['rp', 'sid-rp', 'grant-rp'])], upstreamKey }, 60);
+    await store.addToSet(upstreamKey, 'f3', 60);
+    const record = await sessions.get('f3');
+    assert.deepEqual(record, { id: 'f3', accountId: 'acme:u3', participantId: 'acme', startedAt: 5, confirmedAt: 7, claims, clients: [rp], upstreamSession: true });
+    await sessions.confirm('f3', { claims: { email: 'new@acme.example' }, confirmedAt: 9, upstream: {} });
+    assert.deepEqual(await store.getTemp('session:f3'), { v: 2, a: 'acme:u3', t: 5, c: 4, m: { email: 'new@acme.example' }, s: [['rp', 'sid-rp', 'grant-rp']], u: 'h'.repeat(43) });
+    await sessions.remove('f3');
+    assert.deepEqual(await store.setMembers(upstreamKey), [], 'the index named by a record of before is left');
+  });
+
+  it('writes a record the compact form cannot say (a participant that does not head its account id) as before', async () => {
+    const login: PendingSessionLogin = { accountId: 'other:u4', participantId: 'acme', claims, upstream: {}, confirmedAt: 1_800_000_000 };
+    await sessions.put('f4', login, 1_800_000_000);
+    assert.equal((await store.getTemp<{ v: number }>('session:f4'))?.v, 1);
+    assert.equal((await sessions.get('f4'))?.participantId, 'acme');
+  });
+});
+
 describe('session records: the re-check state worth keeping (refreshWorthKeeping)', () => {
   const claims = { sub: 'u1' };
   const at = 1_800_000_000;
