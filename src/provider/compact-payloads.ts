@@ -37,6 +37,59 @@ function restoreRefreshToken(payload: AdapterPayload): void {
 }
 
 /**
+ * Long-lived records (a refresh token and its Grant live for weeks) keep oidc-provider's field names
+ * as one letter each: about 45 bytes of a refresh token, 25 of a Grant. Only names no layer under
+ * this one reads (the store reads a token's `grantId`, `sessionUid`, `expiresWithSession`, `exp`;
+ * the account index a Grant's `accountId`: sessions/oidc-index.ts). A record is written so only
+ * when it has its `clientId` (every refresh token and Grant has), which then goes by `c`: a record
+ * with `c` is of this form, one without it (the previous release's, with long names) reads as it is.
+ */
+const SHORT_NAMES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  RefreshToken: { accountId: 'a', acr: 'r', amr: 'm', authTime: 't', clientId: 'c', nonce: 'n', resource: 'u', scope: 's' },
+  Grant: { clientId: 'c', openid: 'o', resources: 'r' },
+};
+
+/**
+ * A refresh token's `resource` and a Grant's `resources` name the issuer (Concord's own userinfo) as
+ * a rule, 20 to 60 characters: a refresh token's `u` is absent when its resource is the issuer (and
+ * `0` when it has none), a Grant's resource `''` is the issuer (no resource indicator is empty: RFC
+ * 8707 2, an absolute URI).
+ */
+function shorten(name: string, payload: AdapterPayload, issuer: string): AdapterPayload {
+  const names = SHORT_NAMES[name];
+  if (names === undefined || typeof payload.clientId !== 'string') return payload;
+  const out: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(payload)) out[names[field] ?? field] = value;
+  if (name === 'RefreshToken') {
+    if (out.u === issuer) delete out.u;
+    else if (out.u === undefined) out.u = 0;
+  } else if (out.r !== null && typeof out.r === 'object' && issuer in out.r) {
+    const { [issuer]: own, ...others } = out.r as Record<string, unknown>;
+    out.r = { '': own, ...others };
+  }
+  return out as AdapterPayload;
+}
+
+/** Puts back what shorten() shortened (in place: every find parses its own payload). */
+function lengthen(name: string, payload: AdapterPayload, issuer: string): void {
+  const names = SHORT_NAMES[name];
+  if (names === undefined || !('c' in payload)) return;
+  const p = payload as Record<string, unknown>;
+  if (name === 'RefreshToken') {
+    if (p.u === undefined) p.u = issuer;
+    else if (p.u === 0) delete p.u;
+  } else if (p.r !== null && typeof p.r === 'object' && '' in p.r) {
+    const { '': own, ...others } = p.r as Record<string, unknown>;
+    p.r = { [issuer]: own, ...others };
+  }
+  for (const [field, short] of Object.entries(names)) {
+    if (!(short in p)) continue;
+    p[field] = p[short];
+    delete p[short];
+  }
+}
+
+/**
  * oidc-provider's records without what their place in the store already says: `kind`, the model's
  * name (every record an adapter holds is of its model; oidc-provider takes the model's name when a
  * payload has none), and, for the models found by id alone (Grant, Interaction), `jti`, which is the
@@ -73,6 +126,7 @@ export function compactPayloads(inner: Adapter, name: string, issuer: string): A
     if (returnTo !== undefined) payload.returnTo = returnTo;
     if (interaction) restorePrompt(payload);
     if (refreshToken) restoreRefreshToken(payload);
+    lengthen(name, payload, issuer);
     return payload;
   };
   return {
@@ -85,7 +139,7 @@ export function compactPayloads(inner: Adapter, name: string, issuer: string): A
         ...(jti !== undefined && !(dropsJti && jti === id) ? { jti } : {}),
         ...(returnTo !== undefined && returnTo !== resumeUrl(id) ? { returnTo } : {}),
       };
-      return inner.upsert(id, refreshToken ? compactRefreshToken(stored) : stored, expiresIn);
+      return inner.upsert(id, shorten(name, refreshToken ? compactRefreshToken(stored) : stored, issuer), expiresIn);
     },
     async find(id: string) {
       return restore(await inner.find(id), id);

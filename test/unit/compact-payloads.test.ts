@@ -64,6 +64,39 @@ describe('oidc-provider records without their model and id', () => {
     assert.deepEqual(await adapter.find('r2'), rotated);
   });
 
+  it('stores a refresh token and a Grant with one-letter field names and the issuer as its resource left out, and gives them back as they were', async () => {
+    const tokens = compactPayloads(store.adapter('RefreshToken'), 'RefreshToken', ISSUER);
+    const token = {
+      kind: 'RefreshToken', jti: 'r5', iat: 1_800_000_000, exp: 1_801_000_000, iiat: 1_800_000_000, rotations: 0, gty: 'authorization_code',
+      accountId: 'acme:u1', acr: 'urn:acr', amr: ['pwd'], authTime: 1_799_999_990, expiresWithSession: true, grantId: 'g5', nonce: 'n-1',
+      resource: ISSUER, scope: 'openid email', sessionUid: 'su-1', clientId: 'rp',
+    } as AdapterPayload;
+    await tokens.upsert('r5', token, 60);
+    const stored = (await store.adapter('RefreshToken').find('r5')) as AdapterPayload;
+    assert.deepEqual(stored, { iat: 1_800_000_000, exp: 1_801_000_000, a: 'acme:u1', r: 'urn:acr', m: ['pwd'], t: 1_799_999_990, expiresWithSession: true, grantId: 'g5', n: 'n-1', s: 'openid email', sessionUid: 'su-1', c: 'rp', jti: 'r5' }, 'what the store reads (grantId, sessionUid, expiresWithSession) keeps its name');
+    assert.deepEqual(await tokens.find('r5'), token);
+    // Another resource, and none.
+    for (const [id, resource] of [['r6', 'https://api.example'], ['r7', undefined]] as const) {
+      const other = { ...token, jti: id, resource } as AdapterPayload;
+      if (resource === undefined) delete other.resource;
+      await tokens.upsert(id, other, 60);
+      assert.deepEqual(await tokens.find(id), other);
+    }
+    // A refresh token of the previous release: long names, read as they are.
+    const before = { iat: 1, exp: 2, accountId: 'acme:u1', clientId: 'rp', resource: 'https://api.example', scope: 'openid', grantId: 'g5' } as AdapterPayload;
+    await store.adapter('RefreshToken').upsert('h-r8', before, 60);
+    assert.deepEqual(await compactPayloads(store.adapter('RefreshToken'), 'RefreshToken', ISSUER).find('h-r8'), { ...before, kind: 'RefreshToken', rotations: 0, gty: 'authorization_code', iiat: 1 });
+
+    const grants = compactPayloads(store.adapter('Grant'), 'Grant', ISSUER);
+    const grant = { kind: 'Grant', jti: 'g5', iat: 1, exp: 2, clientId: 'rp', accountId: 'acme:u1', openid: { scope: 'openid email' }, resources: { [ISSUER]: 'openid email', 'https://api.example': 'read' } } as AdapterPayload;
+    await grants.upsert('g5', grant, 60);
+    assert.deepEqual(await store.adapter('Grant').find('g5'), { iat: 1, exp: 2, c: 'rp', accountId: 'acme:u1', o: { scope: 'openid email' }, r: { '': 'openid email', 'https://api.example': 'read' } }, 'the account index reads accountId');
+    assert.deepEqual(await grants.find('g5'), grant);
+    const apiOnly = { ...grant, jti: 'g6', resources: { 'https://api.example': 'read' } } as AdapterPayload;
+    await grants.upsert('g6', apiOnly, 60);
+    assert.deepEqual(await grants.find('g6'), apiOnly);
+  });
+
   it('keeps what differs from the place (another kind, another jti) and reads records written with both', async () => {
     const interactions = compactPayloads(store.adapter('Interaction'), 'Interaction', ISSUER);
     const elsewhere = { kind: 'Interaction', jti: 'i2', returnTo: 'https://elsewhere.example/auth/i2', exp: 2 } as AdapterPayload;
