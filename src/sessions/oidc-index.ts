@@ -36,10 +36,12 @@ export function indexingAdapter(store: Store, name: string, indexTtlSeconds = 0)
     if (name === 'Grant') return [ofAccountKey(payload.accountId), grantMember(id)];
     return typeof payload.uid === 'string' ? [ofAccountKey(payload.accountId), payload.uid] : undefined;
   };
+  const sessions = name === 'Session';
   return {
-    ...bind(inner),
+    ...(sessions ? liveSessions(inner) : bind(inner)),
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
       const entry = index(payload, id);
+      if (sessions) payload = compactSession(payload);
       // Issued together (the index first: on one connection it is written first), one round trip.
       // The index lives at least `indexTtlSeconds`: with Concord's session records' lifetime, a
       // Session's entry is the one its record's index adds in the same response (sent once).
@@ -65,5 +67,72 @@ function bind(adapter: Adapter): Adapter {
     consume: adapter.consume.bind(adapter),
     destroy: adapter.destroy.bind(adapter),
     revokeByGrantId: adapter.revokeByGrantId.bind(adapter),
+  };
+}
+
+/**
+ * An oidc-provider Session as the store keeps it (it lives as long as the browser session, 8 hours
+ * by default): `loginTs` as the seconds before its `iat` (`l`), `amr` as `m`, `acr` as `r`,
+ * `authorizations` as `z`, in which each service's `grantId` is `g` and its `sid` `s`: 40 bytes of
+ * its 352 (bench/session-keys.ts). The names the store and the account index read (`uid`,
+ * `accountId`) stay. No field oidc-provider writes has one letter, so a record of before (long names)
+ * reads as it is.
+ */
+function compactSession(payload: AdapterPayload): AdapterPayload {
+  const { loginTs, amr, acr, authorizations, ...rest } = payload as AdapterPayload & { loginTs?: unknown; authorizations?: unknown };
+  const out: Record<string, unknown> = rest;
+  if (loginTs !== undefined) {
+    if (typeof loginTs === 'number' && typeof payload.iat === 'number') out.l = payload.iat - loginTs;
+    else out.loginTs = loginTs;
+  }
+  if (amr !== undefined) out.m = amr;
+  if (acr !== undefined) out.r = acr;
+  if (authorizations !== null && typeof authorizations === 'object') {
+    const z: Record<string, unknown> = {};
+    for (const [clientId, auth] of Object.entries(authorizations as Record<string, unknown>)) {
+      if (auth === null || typeof auth !== 'object') z[clientId] = auth;
+      else {
+        const { grantId, sid, ...others } = auth as Record<string, unknown>;
+        z[clientId] = { ...others, ...(grantId !== undefined ? { g: grantId } : {}), ...(sid !== undefined ? { s: sid } : {}) };
+      }
+    }
+    out.z = z;
+  } else if (authorizations !== undefined) out.authorizations = authorizations;
+  return out as AdapterPayload;
+}
+
+/** Puts back what compactSession() left out or shortened (in place: every find parses its own payload). */
+function restoreSession(payload: AdapterPayload | undefined | void): AdapterPayload | undefined {
+  if (!payload) return undefined;
+  const p = payload as Record<string, unknown>;
+  if (typeof p.l === 'number' && typeof p.iat === 'number') p.loginTs = p.iat - p.l;
+  if ('m' in p) p.amr = p.m;
+  if ('r' in p) p.acr = p.r;
+  if (p.z !== null && typeof p.z === 'object') {
+    const authorizations: Record<string, unknown> = {};
+    for (const [clientId, auth] of Object.entries(p.z as Record<string, unknown>)) {
+      if (auth === null || typeof auth !== 'object') authorizations[clientId] = auth;
+      else {
+        const { g, s, ...others } = auth as Record<string, unknown>;
+        authorizations[clientId] = { ...others, ...(g !== undefined ? { grantId: g } : {}), ...(s !== undefined ? { sid: s } : {}) };
+      }
+    }
+    p.authorizations = authorizations;
+  }
+  for (const short of ['l', 'm', 'r', 'z']) delete p[short];
+  return payload;
+}
+
+/**
+ * The Session adapter that reads Sessions as oidc-provider saved them (restoreSession): what Concord
+ * reads of a live Session itself (its services, when a session ends: service.ts) goes through it too.
+ */
+export function liveSessions(adapter: Adapter): Adapter {
+  const bound = bind(adapter);
+  return {
+    ...bound,
+    find: async (id: string) => restoreSession(await bound.find(id)),
+    findByUid: async (uid: string) => restoreSession(await bound.findByUid(uid)),
+    findByUserCode: async (userCode: string) => restoreSession(await bound.findByUserCode(userCode)),
   };
 }

@@ -4,7 +4,7 @@ import type { SecretBox } from '../secrets/index.ts';
 import { destroyedHere, requestLocal, type AdapterPayload, type Store } from '../store/index.ts';
 import type { Connector } from '../upstream/index.ts';
 import type { LogoutNotice } from './delivery.ts';
-import { grantsOf, sessionsOf } from './oidc-index.ts';
+import { grantsOf, liveSessions, sessionsOf } from './oidc-index.ts';
 import { HELD_LOGIN, SessionStore, type PendingSessionLogin, type SessionClient, type SessionRecord, type TakenLogin, type UpstreamSessionState } from './records.ts';
 import { recheckForRefresh, type RefreshDecision } from './recheck.ts';
 
@@ -497,7 +497,7 @@ export class Sessions {
   // ---- internals --------------------------------------------------------------------------------
 
   async #liveSession(uid: string): Promise<LiveSession | undefined> {
-    const payload = (await this.#opts.store.adapter('Session').findByUid(uid)) as LiveSession | undefined;
+    const payload = (await liveSessions(this.#opts.store.adapter('Session')).findByUid(uid)) as LiveSession | undefined;
     return payload && typeof payload.jti === 'string' ? payload : undefined;
   }
 
@@ -534,7 +534,7 @@ export class Sessions {
     const index = await this.#records.indexOfAccount(accountId);
     const uids = new Set(index.sessions);
     // oidc-provider's Sessions indexed by jti before that, until that index expires.
-    const sessionsAdapter = store.adapter('Session');
+    const sessionsAdapter = liveSessions(store.adapter('Session'));
     for (const jti of await store.setMembers(sessionsOf(accountId))) {
       const live = (await sessionsAdapter.find(jti)) as LiveSession | undefined;
       if (live?.uid && live.accountId === accountId) uids.add(live.uid);

@@ -4,7 +4,8 @@ import { after, describe, it } from 'node:test';
 import { createSecretBox } from '../../src/secrets/index.ts';
 import { refreshWorthKeeping } from '../../src/sessions/recheck.ts';
 import { SessionStore, type PendingSessionLogin } from '../../src/sessions/records.ts';
-import { MemoryStore, withRequestReads, type Store } from '../../src/store/index.ts';
+import { indexingAdapter, liveSessions } from '../../src/sessions/oidc-index.ts';
+import { MemoryStore, withRequestReads, type AdapterPayload, type Store } from '../../src/store/index.ts';
 
 /** A compact JWS as an IdP issues one: RS256 over its header and payload. */
 function idToken(claims: Record<string, unknown>): string {
@@ -160,6 +161,34 @@ describe('session records: the stored form', () => {
     await sessions.put('f4', login, 1_800_000_000);
     assert.equal((await store.getTemp<{ v: number }>('session:f4'))?.v, 1);
     assert.equal((await sessions.get('f4'))?.participantId, 'acme');
+  });
+});
+
+describe('oidc-provider Sessions as stored (oidc-index.ts)', () => {
+  const store = new MemoryStore({ sweepIntervalMs: 0 });
+  after(() => store.close());
+  const adapter = indexingAdapter(store, 'Session', 3600);
+  const session = {
+    iat: 1_800_000_010, exp: 1_800_028_810, uid: 'u-1', accountId: 'acme:u1', loginTs: 1_800_000_000, amr: ['pwd'], acr: 'urn:acr',
+    authorizations: { rp: { grantId: 'g-1', sid: 'sid-1' }, other: { sid: 'sid-2', persistsLogout: true } },
+  } as unknown as AdapterPayload;
+
+  it('keeps a Session with one-letter fields, its login time as seconds before its iat, and gives it back as saved, by id and by uid', async () => {
+    await adapter.upsert('j-1', { ...session }, 60);
+    assert.deepEqual(await store.adapter('Session').find('j-1'), {
+      iat: 1_800_000_010, exp: 1_800_028_810, uid: 'u-1', accountId: 'acme:u1', l: 10, m: ['pwd'], r: 'urn:acr',
+      z: { rp: { g: 'g-1', s: 'sid-1' }, other: { s: 'sid-2', persistsLogout: true } },
+    });
+    assert.deepEqual(await adapter.find('j-1'), session);
+    assert.deepEqual(await adapter.findByUid('u-1'), { ...session, jti: 'j-1' });
+    assert.deepEqual(await liveSessions(store.adapter('Session')).findByUid('u-1'), { ...session, jti: 'j-1' }, 'what Concord reads of a live Session itself');
+    assert.deepEqual(await store.setMembers('sessions-of-account:acme:u1'), ['u-1'], 'indexed by its account');
+  });
+
+  it('reads a Session of the previous release (long names) as it is', async () => {
+    await store.adapter('Session').upsert('j-2', { ...session, uid: 'u-2' }, 60);
+    assert.deepEqual(await adapter.find('j-2'), { ...session, uid: 'u-2' });
+    assert.deepEqual(await liveSessions(store.adapter('Session')).find('j-2'), { ...session, uid: 'u-2' });
   });
 });
 
