@@ -11,7 +11,7 @@ describe('accounts: who a person is, the claims kept once (in each session)', ()
 
   it('keeps the issuer and the email of the last login, not its claims; the id, participant and subject are the key’s', async () => {
     await accounts.save({ accountId: 'acme:u:1', participantId: 'acme', upstreamIssuer: 'https://idp.acme.example', upstreamSubject: 'u:1', claims, updatedAt: 1_800_000_000 });
-    assert.deepEqual(await store.getTemp('account:acme:u:1'), { upstreamIssuer: 'https://idp.acme.example', email: 'Ada@Acme.example', updatedAt: 1_800_000_000 });
+    assert.deepEqual(await store.getTemp('account:acme:u:1'), { i: 'https://idp.acme.example', e: 'Ada@Acme.example', t: 1_800_000_000 }, 'one-letter fields');
     assert.deepEqual(await accounts.find('acme:u:1'), { accountId: 'acme:u:1', participantId: 'acme', upstreamSubject: 'u:1', upstreamIssuer: 'https://idp.acme.example', email: 'Ada@Acme.example', updatedAt: 1_800_000_000 });
     assert.deepEqual(await accounts.idsByEmail('ada@acme.example'), ['acme:u:1']);
     assert.deepEqual(await accounts.idsOfParticipant('acme'), ['acme:u:1']);
@@ -43,6 +43,10 @@ describe('accounts: who a person is, the claims kept once (in each session)', ()
     await store.setTemp('account:acme:u2', before, 60);
     await store.addToSet(`accounts-by-email:${(await import('node:crypto')).createHash('sha256').update('bob@acme.example').digest('base64url')}`, 'acme:u2', 60);
     assert.deepEqual(await accounts.find('acme:u2'), before);
+    // One of the previous release: long names, no claims.
+    const named = { upstreamIssuer: 'https://idp.acme.example', email: 'carol@acme.example', updatedAt: 2 };
+    await store.setTemp('account:acme:u3', named, 60);
+    assert.deepEqual(await accounts.find('acme:u3'), { accountId: 'acme:u3', participantId: 'acme', upstreamSubject: 'u3', ...named });
     assert.deepEqual(await accounts.idsByEmail('BOB@acme.example'), ['acme:u2']);
   });
 });
