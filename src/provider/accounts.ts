@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { exceededClaimBound } from '../mapping/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
+import { ACCOUNT_MEMBERS, ofAccountKey } from '../sessions/index.ts';
 import type { Store } from '../store/index.ts';
 import type { UpstreamLogout } from '../upstream/index.ts';
 
@@ -57,14 +58,29 @@ const idTokenContext = (accountId: string) => `account:${accountId}:upstreamIdTo
 type StoredAccount = Partial<BrokeredAccount> & { upstreamIssuer: string; updatedAt: number; sealedUpstreamLogout?: string; sealedUpstreamIdToken?: string; upstreamIdToken?: string };
 
 /**
- * An account as written now: its issuer, email and time under one letter each (`i`, `e`, `t`), a
- * third of the 99 bytes of a record with their names (kept as long as the longest grant). Records of
- * before (StoredAccount, with `updatedAt`) are read as they are.
+ * An account as written in its own key (`account:{id}`) when its index holds no values (a SET the
+ * release before the previous wrote, see save): its issuer, email and time under one letter each.
+ * Records of before (StoredAccount, with `updatedAt`) are read as they are.
  */
 interface CompactAccount {
   i: string;
   e?: string;
   t: number;
+}
+
+/**
+ * An account as its index keeps it (ACCOUNT_MEMBERS): `[updatedAt]` or `[updatedAt, email]` as JSON
+ * (record), and the issuer as it is (issuer). Each value in a field of its own: a small hash stays a
+ * listpack only while each value is at most 64 bytes (Redis's hash-max-listpack-value).
+ */
+function accountOfMembers(record: string, issuer: string | undefined): CompactAccount | undefined {
+  try {
+    const [t, e] = JSON.parse(record) as [unknown, unknown];
+    if (typeof t !== 'number') return undefined;
+    return { i: issuer ?? '', t, ...(typeof e === 'string' ? { e } : {}) };
+  } catch {
+    return undefined;
+  }
 }
 
 /** A stored account as StoredAccount: a CompactAccount's fields under their names, a record of before as it is. */
@@ -94,14 +110,23 @@ export class AccountStore {
     // The id, participant and subject are the key's (accountIdOf); the claims are the session's.
     const email = account.claims?.email ?? account.email;
     const indexed = typeof email === 'string' && email.length > 0 && email.length <= 320;
-    const stored: CompactAccount = { i: account.upstreamIssuer, ...(indexed ? { e: email } : {}), t: account.updatedAt };
-    // The by-email index lives as long as the newest account in it, the participant's as long as the
-    // participant; older members may outlive their record, which offboarding tolerates (it removes
-    // what it finds). Written together: one round trip.
+    // The account goes into its sessions' index (sessions-of-account, as ACCOUNT_MEMBERS), a key
+    // every account has anyway: no key of its own (about 150 bytes of each account's memory, measured).
+    // That index lives as long as its newest add, and every add asks this lifetime (the longest
+    // grant's): putInSet's exact lifetime is that newest end. An index of the form written before
+    // (a SET, no values) has the account written to its own key, as before.
+    const record = JSON.stringify(indexed ? [account.updatedAt, email] : [account.updatedAt]);
+    const members = { [ACCOUNT_MEMBERS.record]: record, [ACCOUNT_MEMBERS.issuer]: account.upstreamIssuer };
+    const inIndex = this.#store.putInSet(ofAccountKey(account.accountId), members, this.#ttlSeconds).then(async (kept) => {
+      if (!kept) await this.#store.setTemp(key(account.accountId), { i: account.upstreamIssuer, ...(indexed ? { e: email } : {}), t: account.updatedAt } satisfies CompactAccount, this.#ttlSeconds);
+    });
+    // The by-email index lives as long as the newest account in it (every add asks this lifetime:
+    // putInSet), the participant's as long as the participant; older members may outlive their
+    // record, which offboarding tolerates (it removes what it finds). Written together: one round trip.
     await Promise.all([
       this.#store.addToSet(ofParticipantKey(account.participantId), account.accountId),
-      indexed ? this.#store.addToSet(byEmailKey(email), account.accountId, this.#ttlSeconds) : undefined,
-      this.#store.setTemp(key(account.accountId), stored, this.#ttlSeconds),
+      indexed ? this.#store.putInSet(byEmailKey(email), { [account.accountId]: '' }, this.#ttlSeconds) : undefined,
+      inIndex,
     ]);
   }
 
@@ -120,7 +145,12 @@ export class AccountStore {
    * request for them failing on it.
    */
   async find(accountId: string): Promise<BrokeredAccount | undefined> {
-    const raw = await this.#store.getTemp<StoredAccount | CompactAccount>(key(accountId));
+    // The account as its index keeps it, or its own key (written before, or beside an index of before): one round trip.
+    const [[record, issuer], own] = await Promise.all([
+      this.#store.setValues(ofAccountKey(accountId), [ACCOUNT_MEMBERS.record, ACCOUNT_MEMBERS.issuer]),
+      this.#store.getTemp<StoredAccount | CompactAccount>(key(accountId)),
+    ]);
+    const raw = (record ? accountOfMembers(record, issuer) : undefined) ?? own;
     if (!raw || typeof raw !== 'object') return undefined;
     const stored = storedAccount(raw);
     const claims = stored.claims as unknown;
@@ -147,7 +177,10 @@ export class AccountStore {
   }
 
   async remove(accountId: string): Promise<void> {
-    await this.#store.deleteTemp(key(accountId));
+    await Promise.all([
+      this.#store.deleteTemp(key(accountId)),
+      ...Object.values(ACCOUNT_MEMBERS).map((member) => this.#store.removeFromSet(ofAccountKey(accountId), member)),
+    ]);
   }
 
   /** Accounts that signed in through a participant (for offboarding). */

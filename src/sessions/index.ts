@@ -6,7 +6,7 @@
  * service of the session by back-channel logout (a queue in the store, retried with back-off).
  */
 export { HeldLoginTaken, Sessions, SESSION_END_CAUSES, type SessionEndCause, type EndedSession, type RevocationReport, type UpstreamSessionTarget, type AccountIndex, type SessionsOptions } from './service.ts';
-export { HELD_LOGIN } from './records.ts';
+export { ACCOUNT_MEMBERS, HELD_LOGIN, ofAccountKey } from './records.ts';
 export type { SessionRecord, SessionClient, PendingSessionLogin, UpstreamSessionState } from './records.ts';
 export { refreshWorthKeeping, type RefreshDecision } from './recheck.ts';
 export { LogoutDelivery, type LogoutNotice, type LogoutSender, type LogoutDeliveryOptions } from './delivery.ts';

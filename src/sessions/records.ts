@@ -202,6 +202,12 @@ export const ofAccountKey = (accountId: string) => `sessions-of-account:${accoun
 /** A Grant's member in its account's index (ofAccountKey). */
 export const grantMember = (grantId: string) => `g:${grantId}`;
 const GRANT_MEMBER = 'g:';
+/**
+ * The members of an account's index that hold the account's own record (provider/accounts.ts),
+ * with a value each (Store.putInSet): no session's uid (43 characters of base64url) nor grant member.
+ */
+export const ACCOUNT_MEMBERS = { record: 'a', issuer: 'i' } as const;
+const accountMembers: ReadonlySet<string> = new Set(Object.values(ACCOUNT_MEMBERS));
 /** Upstream session ids are the upstream's strings: hashed into the key, so its length and characters are ours. */
 const ofUpstreamKey = (participantId: string, upstreamSessionId: string) =>
   `sessions-of-upstream:${participantId}:${createHash('sha256').update(upstreamSessionId, 'utf8').digest('base64url')}`;
@@ -551,7 +557,7 @@ export class SessionStore {
     const grants: string[] = [];
     for (const member of await this.#store.setMembers(ofAccountKey(accountId))) {
       if (member.startsWith(GRANT_MEMBER)) grants.push(member.slice(GRANT_MEMBER.length));
-      else sessions.push(member);
+      else if (!accountMembers.has(member)) sessions.push(member);
     }
     return { sessions, grants };
   }

@@ -20,6 +20,9 @@ export const MEMORY_STORE_DEFAULTS = { maxEntries: 200_000, maxBytes: 256 * 1024
 /** What one entry costs beyond its key and value: the Map slot and the record around it. */
 const ENTRY_OVERHEAD = 64;
 
+/** A set: its members, and the values of those added with one (putInSet). */
+type SetEntry = Expiring<Set<string>> & { values?: Map<string, string> };
+
 interface Expiring<T> {
   value: T;
   /** epoch ms; undefined = never */
@@ -63,7 +66,7 @@ export class MemoryStore implements Store {
   readonly #records = new Map<string, Map<string, string>>();
   readonly #counters = new Map<string, number>();
   readonly #logs = new Map<string, string[]>();
-  readonly #sets = new Map<string, Expiring<Set<string>>>();
+  readonly #sets = new Map<string, SetEntry>();
   readonly #bus = new EventEmitter().setMaxListeners(0);
   readonly #adapters = new Map<string, MemoryAdapter>();
   readonly #maxEntries: number;
@@ -208,7 +211,7 @@ export class MemoryStore implements Store {
     return out;
   }
 
-  #liveSet(key: string): Expiring<Set<string>> | undefined {
+  #liveSet(key: string): SetEntry | undefined {
     const entry = this.#sets.get(key);
     if (entry && expired(entry, Date.now())) {
       this.#dropSet(key, entry);
@@ -236,9 +239,36 @@ export class MemoryStore implements Store {
     if (until !== undefined && (entry.expiresAt === undefined || until > entry.expiresAt)) entry.expiresAt = until;
   }
 
+  async putInSet(key: string, values: Record<string, string>, ttlSeconds: number): Promise<boolean> {
+    for (const [member, value] of Object.entries(values)) {
+      await this.addToSet(key, member);
+      const entry = this.#sets.get(key)!;
+      const map = (entry.values ??= new Map());
+      const grown = value.length - (map.get(member)?.length ?? 0);
+      this.#admit(grown);
+      this.#entries--; // a value is no entry of its own: its bytes count with its member
+      entry.bytes += grown;
+      map.set(member, value);
+    }
+    const entry = this.#sets.get(key);
+    if (entry) entry.expiresAt = Date.now() + ttlSeconds * 1000;
+    return true;
+  }
+
+  async setValues(key: string, members: string[]): Promise<Array<string | undefined>> {
+    const entry = this.#liveSet(key);
+    return members.map((m) => (entry?.value.has(m) ? (entry.values?.get(m) ?? '') : undefined));
+  }
+
   async removeFromSet(key: string, member: string): Promise<void> {
     const entry = this.#liveSet(key);
     if (!entry?.value.delete(member)) return;
+    const value = entry.values?.get(member);
+    if (value !== undefined) {
+      entry.values!.delete(member);
+      entry.bytes -= value.length;
+      this.#bytes -= value.length;
+    }
     const bytes = member.length + ENTRY_OVERHEAD;
     entry.bytes -= bytes;
     this.#entries--;
@@ -291,7 +321,7 @@ export class MemoryStore implements Store {
     this.#bytes -= entry.bytes;
   }
 
-  #dropSet(key: string, entry: Expiring<Set<string>>): void {
+  #dropSet(key: string, entry: SetEntry): void {
     this.#sets.delete(key);
     this.#entries -= entry.value.size;
     this.#bytes -= entry.bytes;

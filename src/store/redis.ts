@@ -351,6 +351,38 @@ export class RedisStore implements Store {
     return written;
   }
 
+  async putInSet(key: string, values: Record<string, string>, ttlSeconds: number): Promise<boolean> {
+    const k = this.keys.set(key);
+    forgetSetAdds(k);
+    const fields = Object.entries(values).flat();
+    // Issued together (one write on the connection): the HSET, then the lifetime.
+    const [added] = await Promise.all([
+      this.run((c) => c.hset(k, ...fields)).then(
+        () => true,
+        (err: unknown) => {
+          if (!wrongType(err)) throw err;
+          return this.run((c) => c.sadd(k, ...Object.keys(values))).then(() => false);
+        },
+      ),
+      this.run((c) => c.pexpire(k, ms(ttlSeconds))),
+    ]);
+    return added;
+  }
+
+  async setValues(key: string, members: string[]): Promise<Array<string | undefined>> {
+    if (members.length === 0) return [];
+    const k = this.keys.set(key);
+    return this.run((c) => c.hmget(k, ...members)).then(
+      (values) => values.map((v) => v ?? undefined),
+      async (err: unknown) => {
+        if (!wrongType(err)) throw err;
+        // A SET written before: its members have no value.
+        const found = await this.run((c) => c.smismember(k, ...members));
+        return found.map((f) => (f ? '' : undefined));
+      },
+    );
+  }
+
   async removeFromSet(key: string, member: string): Promise<void> {
     const k = this.keys.set(key);
     forgetSetAdds(k, member);

@@ -73,6 +73,17 @@ export interface Store {
    * `ttlSeconds`, the set's lifetime is left as it is.
    */
   addToSet(key: string, member: string, ttlSeconds?: number): Promise<void>;
+  /**
+   * Adds members with a value each (`{member: value}`) and sets the set's lifetime to `ttlSeconds`
+   * from now, exactly (Redis: HSET and PEXPIRE, two commands where addToSet's are three): for a set
+   * whose every add asks the same lifetime, so the newest add is the one that ends last. setMembers
+   * lists them with the others, setValues reads their values, removeFromSet removes them. Answers
+   * false when the set is of a form written before that holds no values (Redis: a SET): the members
+   * were added without them.
+   */
+  putInSet(key: string, values: Record<string, string>, ttlSeconds: number): Promise<boolean>;
+  /** The values of `members` (putInSet) in their order: '' for one added by addToSet, undefined for one not there. */
+  setValues(key: string, members: string[]): Promise<Array<string | undefined>>;
   removeFromSet(key: string, member: string): Promise<void>;
   setMembers(key: string): Promise<string[]>;
   deleteSet(key: string): Promise<void>;

@@ -54,6 +54,40 @@ describe('the short-lived records of a login (Redis)', () => {
     assert.equal(tokens.claims()?.email, 'alice@acme.example', 'the session record gave the token its claims');
   });
 
+  it("a session's long-lived records are in their compact forms, and its account is in its sessions' index (no key of its own), a small listpack", async () => {
+    const auth = await authorizationRequest(fed.rp);
+    const callback = await brokeredLogin(new Browser(), auth, { email: 'carol@acme.example' });
+    const tokens = await exchange(fed.rp, callback, auth);
+    assert.ok(tokens.refresh_token);
+    const redis = (fed.concord.concord.store as RedisStore).client;
+    const [accountId] = await fed.concord.concord.accounts.idsByEmail('carol@acme.example');
+    assert.ok(accountId, 'the account, found by its email');
+    const [session] = await fed.concord.concord.sessions.ofAccount(accountId);
+    assert.ok(session, 'its session, found through its index');
+    assert.equal(await redis.exists(`${prefix}tmp:account:${accountId}`), 0, 'no account key');
+    const index = `${prefix}set:sessions-of-account:${accountId}`;
+    assert.equal(await redis.object('ENCODING', index), 'listpack');
+    const members = await redis.hgetall(index);
+    assert.deepEqual(Object.keys(members).sort(), [session.id, 'a', `g:${session.clients[0]!.grantId}`, 'i'].sort());
+    assert.deepEqual(JSON.parse(members.a!), [JSON.parse(members.a!)[0], 'carol@acme.example']);
+    assert.equal((await fed.concord.concord.accounts.find(accountId))?.email, 'carol@acme.example');
+    const json = async (key: string) => JSON.parse((await redis.get(key))!) as Record<string, unknown>;
+    assert.equal((await json(`${prefix}tmp:session:${session.id}`)).v, 2, 'the session record (CompactSession)');
+    const [grant] = await Promise.all([json(`${prefix}oidc:Grant:${session.clients[0]!.grantId}`)]);
+    assert.equal(grant.c, RP.client_id, 'the Grant with one-letter fields');
+    assert.equal(grant.clientId, undefined);
+    const sessionKeys = await redis.keys(`${prefix}oidc:Session:*`);
+    const live = await Promise.all(sessionKeys.map(json));
+    const mine = live.find((p) => p.uid === session.id)!;
+    assert.ok(mine.z && mine.authorizations === undefined && typeof mine.l === 'number', 'the oidc-provider Session with one-letter fields');
+    const refresh = (await Promise.all((await redis.keys(`${prefix}oidc:RefreshToken:*`)).map(json))).find((p) => p.sessionUid === session.id)!;
+    assert.equal(refresh.c, RP.client_id, 'the refresh token with one-letter fields');
+    assert.equal(refresh.u, undefined, 'its resource, the issuer, left out');
+    // All of them read back: the refresh token refreshes.
+    const refreshed = await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token);
+    assert.ok(refreshed.access_token);
+  });
+
   it('two resumes of one finished sign-in at once (the same browser): one code reaches the service, and it works', async () => {
     const browser = new Browser();
     const auth = await authorizationRequest(fed.rp);

@@ -256,6 +256,23 @@ const cases: Array<{ name: string; run(ctx: Ctx): Promise<void> }> = [
     },
   },
   {
+    name: 'sets with values: putInSet adds members with a value and sets the lifetime it asks; setValues reads them, removeFromSet removes them',
+    async run({ store, other }) {
+      const key = id('set-values');
+      await store.addToSet(key, 'plain', 60);
+      assert.equal(await store.putInSet(key, { a: '[1,"ada@acme.example"]', i: 'https://idp.example' }, 2), true);
+      assert.deepEqual((await other.setMembers(key)).sort(), ['a', 'i', 'plain'], 'listed with the others');
+      assert.deepEqual(await other.setValues(key, ['a', 'i', 'plain', 'missing']), ['[1,"ada@acme.example"]', 'https://idp.example', '', undefined]);
+      await other.putInSet(key, { a: '[2]' }, 2);
+      assert.deepEqual(await store.setValues(key, ['a', 'i']), ['[2]', 'https://idp.example'], 'replaced');
+      await store.removeFromSet(key, 'i');
+      assert.deepEqual(await store.setValues(key, ['i']), [undefined]);
+      assert.deepEqual(await store.setValues(id('none'), ['a']), [undefined]);
+      // Its lifetime is the one it asks, from now: the set's 60 s became 2 s.
+      await eventually(async () => (await store.setMembers(key)).length === 0, 8000, 'the lifetime putInSet set');
+    },
+  },
+  {
     name: 'sets with a lifetime: gone after it, lengthened by a longer one, never shortened',
     async run({ store, other }) {
       const short = id('set-short');
@@ -546,6 +563,16 @@ for (const backend of backends) {
         await ctx.other.deleteSet(old);
         assert.deepEqual(await store.setMembers(old), []);
         await store.deleteSet(key);
+      });
+      it('sets with values: a SET written by an earlier version takes the members without their values (putInSet answers false), and reads them as added without one', async () => {
+        const store = ctx.store as RedisStore;
+        const old = id('old-set-values');
+        await store.client.sadd(store.keys.set(old), 'u1');
+        assert.equal(await store.putInSet(old, { a: '[1]' }, 60), false);
+        assert.deepEqual((await ctx.other.setMembers(old)).sort(), ['a', 'u1']);
+        assert.deepEqual(await ctx.other.setValues(old, ['a', 'u1', 'missing']), ['', '', undefined]);
+        assert.ok((await store.client.pttl(store.keys.set(old))) > 50_000);
+        await store.deleteSet(old);
       });
       it("adapter: a grant index is a small HASH of the tokens' short names; one written before as a SET of their keys is still added to and revoked", async () => {
         const store = ctx.store as RedisStore;
