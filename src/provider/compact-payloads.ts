@@ -53,7 +53,8 @@ const SHORT_NAMES: Readonly<Record<string, Readonly<Record<string, string>>>> = 
  * A refresh token's `resource` and a Grant's `resources` name the issuer (Concord's own userinfo) as
  * a rule, 20 to 60 characters: a refresh token's `u` is absent when its resource is the issuer (and
  * `0` when it has none), a Grant's resource `''` is the issuer (no resource indicator is empty: RFC
- * 8707 2, an absolute URI).
+ * 8707 2, an absolute URI). A Grant's `r` is left out when it is the issuer alone with the Grant's
+ * OpenID scope (as every login's Grant is: about 30 bytes), and `0` when the Grant has none.
  */
 function shorten(name: string, payload: AdapterPayload, issuer: string): AdapterPayload {
   const names = SHORT_NAMES[name];
@@ -63,12 +64,21 @@ function shorten(name: string, payload: AdapterPayload, issuer: string): Adapter
   if (name === 'RefreshToken') {
     if (out.u === issuer) delete out.u;
     else if (out.u === undefined) out.u = 0;
+  } else if (out.r === undefined) {
+    out.r = 0;
   } else if (out.r !== null && typeof out.r === 'object' && issuer in out.r) {
     const { [issuer]: own, ...others } = out.r as Record<string, unknown>;
-    out.r = { '': own, ...others };
+    if (Object.keys(others).length === 0 && typeof own === 'string' && own === openidScope(out.o)) delete out.r;
+    else out.r = { '': own, ...others };
   }
   return out as AdapterPayload;
 }
+
+/** A Grant's OpenID scope (`openid.scope`), when it is a string. */
+const openidScope = (openid: unknown): string | undefined => {
+  const scope = openid !== null && typeof openid === 'object' ? (openid as { scope?: unknown }).scope : undefined;
+  return typeof scope === 'string' ? scope : undefined;
+};
 
 /** Puts back what shorten() shortened (in place: every find parses its own payload). */
 function lengthen(name: string, payload: AdapterPayload, issuer: string): void {
@@ -78,6 +88,11 @@ function lengthen(name: string, payload: AdapterPayload, issuer: string): void {
   if (name === 'RefreshToken') {
     if (p.u === undefined) p.u = issuer;
     else if (p.u === 0) delete p.u;
+  } else if (p.r === undefined) {
+    const scope = openidScope(p.o);
+    if (scope !== undefined) p.r = { [issuer]: scope };
+  } else if (p.r === 0) {
+    delete p.r;
   } else if (p.r !== null && typeof p.r === 'object' && '' in p.r) {
     const { '': own, ...others } = p.r as Record<string, unknown>;
     p.r = { [issuer]: own, ...others };

@@ -92,9 +92,22 @@ describe('oidc-provider records without their model and id', () => {
     await grants.upsert('g5', grant, 60);
     assert.deepEqual(await store.adapter('Grant').find('g5'), { iat: 1, exp: 2, c: 'rp', accountId: 'acme:u1', o: { scope: 'openid email' }, r: { '': 'openid email', 'https://api.example': 'read' } }, 'the account index reads accountId');
     assert.deepEqual(await grants.find('g5'), grant);
-    const apiOnly = { ...grant, jti: 'g6', resources: { 'https://api.example': 'read' } } as AdapterPayload;
-    await grants.upsert('g6', apiOnly, 60);
-    assert.deepEqual(await grants.find('g6'), apiOnly);
+    // A login's Grant: the issuer alone, with the OpenID scope: no `r` at all.
+    const login = { ...grant, jti: 'g7', resources: { [ISSUER]: 'openid email' } } as AdapterPayload;
+    await grants.upsert('g7', login, 60);
+    assert.equal(((await store.adapter('Grant').find('g7')) as Record<string, unknown>).r, undefined);
+    assert.deepEqual(await grants.find('g7'), login);
+    // Others: another resource alone, the issuer with another scope, no resources at all, no OpenID scope.
+    const others = [
+      { ...grant, jti: 'g6', resources: { 'https://api.example': 'read' } },
+      { ...grant, jti: 'g8', resources: { [ISSUER]: 'openid' } },
+      { kind: 'Grant', jti: 'g9', iat: 1, exp: 2, clientId: 'rp', accountId: 'acme:u1', openid: { scope: 'openid' } },
+      { kind: 'Grant', jti: 'g10', iat: 1, exp: 2, clientId: 'rp', accountId: 'acme:u1', resources: { [ISSUER]: 'read' } },
+    ] as AdapterPayload[];
+    for (const other of others) {
+      await grants.upsert(String(other.jti), other, 60);
+      assert.deepEqual(await grants.find(String(other.jti)), other, String(other.jti));
+    }
   });
 
   it('keeps what differs from the place (another kind, another jti) and reads records written with both', async () => {
