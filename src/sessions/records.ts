@@ -195,8 +195,8 @@ const pendingKey = (interactionUid: string) => `session-pending:${interactionUid
 export const HELD_LOGIN = 'held';
 /**
  * An account's index: its sessions by uid (Concord's records, and oidc-provider's Sessions as
- * saved) and its oidc-provider Grants as `g:{grant id}` (oidc-index.ts), one key per account. A uid
- * is base64url and never holds a ':'.
+ * saved), its oidc-provider Grants as `g:{grant id}` (oidc-index.ts) and the account's own record
+ * (ACCOUNT_MEMBERS, provider/accounts.ts), one key per account. A uid is base64url and never holds a ':'.
  */
 export const ofAccountKey = (accountId: string) => `sessions-of-account:${accountId}`;
 /** A Grant's member in its account's index (ofAccountKey). */
