@@ -592,10 +592,12 @@ class RedisAdapter implements Adapter {
    * So when this request knows the grant (it read or saved it: the code's resume, the code
    * exchange, a refresh), the index is given the grant's own end, which every add of that grant
    * asks alike: HSET and PEXPIREAT on the index's key, pipelined (2 commands, not setAdd's 3), and
-   * an access token's with the refresh token saved next in one HSET (joinGrantIndex). Saving the
-   * grant again moves the index's end with it (upsert). When the grant is not known here, setAdd
-   * with the token's lifetime, as before. Then the token's own writes (`record`), after the index:
-   * on one connection in that order, on a Cluster in the same round. Answers when all are done.
+   * an access token's and a refresh token's, saved one after the other in one response (in either
+   * order: a code exchange saves the access token first, a refresh the refresh token), in one HSET
+   * (joinGrantIndex). Saving the grant again moves the index's end with it (upsert). When the grant
+   * is not known here, setAdd with the token's lifetime, as before. Then the token's own writes
+   * (`record`), after the index: on one connection in that order, on a Cluster in the same round.
+   * Answers when all are done.
    */
   #indexInGrant(grantId: string, id: string, key: string, ttlMs: number, record: () => Array<Promise<unknown>>): Promise<unknown> {
     const store = this.#store;
@@ -603,7 +605,7 @@ class RedisAdapter implements Adapter {
     const field = store.keys.grantField(this.#name, id);
     const known = requestReads()?.get(store.keys.oidc('Grant', grantId));
     const ends = known ? grantEnd(known) : undefined;
-    if (ends !== undefined && ends > Date.now()) return joinGrantIndex(store, index, ends, field, key, record, this.#name === 'AccessToken');
+    if (ends !== undefined && ends > Date.now()) return joinGrantIndex(store, index, ends, field, key, record, HELD_INDEX_ADDS.has(this.#name));
     // On a Cluster the index and the record live on different nodes: each gets its write in the same
     // round; nothing is handed out before both are done (see the adapter's comment above).
     return Promise.all([setAdd(store, index, field, ttlMs, key), ...record()]);
@@ -787,17 +789,26 @@ interface GrantIndexBatch {
   settle: { resolve: (value: unknown) => void; reject: (err: unknown) => void };
 }
 
+/**
+ * Models whose additions to a grant index are held (joinGrantIndex `hold`): a response issues an
+ * access token and a refresh token together, one after the other without waiting on the store
+ * (their saves are deferred), so the second's addition finds the first's held and both leave as one
+ * HSET and one PEXPIREAT, not two of each.
+ */
+const HELD_INDEX_ADDS: ReadonlySet<string> = new Set(['AccessToken', 'RefreshToken']);
+
 /** Grant index additions a request holds (requestLocal): index key -> its batch, until it is sent. */
 const grantIndexBatches = requestLocal(() => new Map<string, GrantIndexBatch>());
 
 /**
  * Adds `member` to the grant index `index` (whose grant ends at `ends`, epoch ms) and issues `record`
- * after it. Within a request, an access token's addition (`hold`) is held until the request's next
- * addition to the same index with the same end (the refresh token saved next, which sends both) or
- * the end of the current run of microtasks (process.nextTick: before the connection's next write),
- * whichever comes first; other additions are sent at once, with what is held for their index. Order
- * is kept on one connection: the index (with every member), then the records; on a Cluster they go
- * to their nodes in the same round (see RedisAdapter). Outside a request, sent at once.
+ * after it. Within a request, a token's addition (`hold`, HELD_INDEX_ADDS) is held until the
+ * end of the current run of microtasks (process.nextTick: before the connection's next write), and
+ * every addition to the same index with the same end made meanwhile joins it (the other token of
+ * the response: one HSET of both); an addition that is not held is sent at once, with what is held
+ * for its index. Order is kept on one connection: the index (with every member), then the records;
+ * on a Cluster they go to their nodes in the same round (see RedisAdapter). Outside a request, sent
+ * at once.
  */
 function joinGrantIndex(store: RedisStore, index: string, ends: number, member: string, key: string, record: () => Array<Promise<unknown>>, hold: boolean): Promise<unknown> {
   const batches = grantIndexBatches.get();

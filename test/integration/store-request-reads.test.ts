@@ -108,7 +108,7 @@ describe('Redis store: oidc-provider records read once per request', () => {
     }
   });
 
-  it("an access token and the refresh token saved after it in a request go into their grant's index in one HSET; one saved alone is written by the request's end", async () => {
+  it("an access token and a refresh token saved one after the other in a request (either order) go into their grant's index in one HSET; one saved alone is written by the request's end", async () => {
     const grants = store.adapter('Grant');
     const index = store.keys.grant('gb1');
     const exp = Math.floor(Date.now() / 1000) + 600;
@@ -142,11 +142,21 @@ describe('Redis store: oidc-provider records read once per request', () => {
       assert.deepEqual(calls, ['hset 2', 'pexpireat 1']);
       assert.ok(await store.client.exists(store.keys.oidc('AccessToken', 'atb2')), 'written by the request’s end');
       assert.ok((await indexed(index)).includes(store.keys.oidc('AccessToken', 'atb2')));
+      // A refresh saves them the other way round: the rotated refresh token, then the access token.
+      calls.length = 0;
+      await withRequestReads(async () => {
+        assert.ok(await grants.find('gb1'));
+        await store.adapter('RefreshToken').upsert('rtb2', { grantId: 'gb1' } as AdapterPayload, 600);
+        await store.adapter('AccessToken').upsert('atb3', { grantId: 'gb1' } as AdapterPayload, 300);
+      });
+      assert.deepEqual(calls, ['hset 4', 'pexpireat 1'], 'a refresh token and the access token saved after it: one HSET, one PEXPIREAT');
+      assert.ok((await indexed(index)).includes(store.keys.oidc('RefreshToken', 'rtb2')) && (await indexed(index)).includes(store.keys.oidc('AccessToken', 'atb3')));
+      assert.equal(await store.client.exists(store.keys.oidc('RefreshToken', 'rtb2'), store.keys.oidc('AccessToken', 'atb3')), 2, 'both written by the request’s end');
     } finally {
       for (const undo of restore) undo();
     }
     await store.adapter('AccessToken').revokeByGrantId('gb1');
-    for (const [model, tid] of [['AccessToken', 'atb1'], ['RefreshToken', 'rtb1'], ['AccessToken', 'atb2']] as const) assert.equal(await store.adapter(model).find(tid), undefined, `${model} revoked`);
+    for (const [model, tid] of [['AccessToken', 'atb1'], ['RefreshToken', 'rtb1'], ['AccessToken', 'atb2'], ['RefreshToken', 'rtb2'], ['AccessToken', 'atb3']] as const) assert.equal(await store.adapter(model).find(tid), undefined, `${model} revoked`);
   });
 
   it('consuming what the request read writes its consumed form in place: TTL kept, nothing created when it is gone meanwhile', async () => {
