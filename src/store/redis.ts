@@ -3,6 +3,7 @@ import { Cluster, Redis, ReplyError as ReplyErrorClass, type ClusterNode, type C
 import { ConcordError } from '../errors.ts';
 import { StoreUnavailableError } from './errors.ts';
 import type { StoreOptions } from './factory.ts';
+import { RecentIds } from './recent-ids.ts';
 import { RedisKeys } from './redis-keys.ts';
 import { deferWrite, noteDestroyed, noteSessionId, requestLocal, requestReads, sessionIdOf, takeDeferredWrites } from './request-reads.ts';
 import type { Adapter, AdapterPayload, LogEntry, Store } from './types.ts';
@@ -33,6 +34,13 @@ export interface RedisStoreOptions extends StoreOptions {
 type Client = Redis | Cluster;
 
 const DEFAULT_TTL_SECONDS = 14 * 24 * 3600; // as memory.ts, when oidc-provider gives no expiresIn
+
+/**
+ * How many Sessions' ids by uid an instance keeps as hints (RedisStore.sessionIds): about 200 bytes
+ * each (two 43-character strings and the Map's entry), 4 MB at most; a session refreshed at an
+ * instance among the last 20,000 it saw reads its Session a round trip sooner.
+ */
+const SESSION_ID_HINTS = 20_000;
 
 /** Error replies that mean "not now" rather than "wrong command" (MOVED/ASK: a Cluster slot map changing under a pipelined request, during a failover). */
 const TRANSIENT_REPLY = /^(CLUSTERDOWN|LOADING|TRYAGAIN|MASTERDOWN|BUSY|NOREPLICAS|READONLY|MOVED|ASK)\b/;
@@ -179,6 +187,12 @@ export class RedisStore implements Store {
   /** The raw ioredis client (rate limiting uses it). Commands on it fail fast while Redis is away. */
   readonly client: Redis | Cluster;
   readonly keys: RedisKeys;
+  /**
+   * oidc-provider Sessions' ids by uid, as this instance last saved or read them: a hint, checked
+   * where it is used (RedisAdapter findByUid), so a refresh reads its token's Session by id in the
+   * round trip that reads the grant, instead of the uid index first (see RedisAdapter #readAhead).
+   */
+  readonly sessionIds = new RecentIds(SESSION_ID_HINTS);
   readonly #timeoutMs: number;
   readonly #adapters = new Map<string, RedisAdapter>();
   readonly #channels = new Map<string, ChannelState>();
@@ -537,7 +551,7 @@ class RedisAdapter implements Adapter {
     // saves it again): it has no index yet to take along.
     const newGrant = this.#name === 'Grant' && reads !== undefined && !reads.has(key);
     forget(key);
-    if (this.#name === 'Session' && typeof payload.uid === 'string') noteSessionId(payload.uid, id);
+    if (this.#name === 'Session' && typeof payload.uid === 'string') this.#noteSession(payload.uid, id);
     const raw = serialize(this.#withSessionId(payload));
     const userCodeKey = payload.userCode ? keys.userCode(this.#name, payload.userCode) : undefined;
     const uidKey = payload.uid ? keys.uid(this.#name, payload.uid) : undefined;
@@ -630,22 +644,30 @@ class RedisAdapter implements Adapter {
     if (!payload) return payload;
     const sessionId = payload[SESSION_ID];
     delete payload[SESSION_ID];
-    if (requestReads()) {
-      if (this.#name === 'Session' && typeof payload.uid === 'string') noteSessionId(payload.uid, id);
-      this.#readAhead(payload, typeof sessionId === 'string' ? sessionId : undefined);
-    }
+    if (this.#name === 'Session' && typeof payload.uid === 'string') this.#noteSession(payload.uid, id);
+    if (requestReads()) this.#readAhead(payload, typeof sessionId === 'string' ? sessionId : undefined);
     return payload;
+  }
+
+  /** A Session `id` of `uid` saved or found: for this request (noteSessionId), and as the store's hint for later ones (RedisStore.sessionIds). */
+  #noteSession(uid: string, id: string): void {
+    noteSessionId(uid, id);
+    this.#store.sessionIds.note(uid, id);
   }
 
   /**
    * Issues the reads of what the token's use reads next (see find); their answers wait in the
-   * request's reads. Its Session by id when the token names it (#withSessionId), else its uid index.
+   * request's reads. Its Session by id when the token names it (#withSessionId) or this instance
+   * knows the id of its uid (RedisStore.sessionIds: a refresh token, whose session this instance
+   * saved or read before), else its uid index. A hint that no longer holds (the Session ended, or
+   * got a new id at a new login) costs findByUid the uid index's read after it.
    */
-  #readAhead(payload: AdapterPayload, sessionId: string | undefined): void {
+  #readAhead(payload: AdapterPayload, named: string | undefined): void {
     const keys = this.#store.keys;
     if (this.#name !== 'Grant' && typeof payload.grantId === 'string') readAhead(this.#store, keys.oidc('Grant', payload.grantId));
     const sessionUid = (payload as { sessionUid?: unknown; expiresWithSession?: unknown }).sessionUid;
     if (this.#name !== 'Session' && (payload as { expiresWithSession?: unknown }).expiresWithSession === true && typeof sessionUid === 'string') {
+      const sessionId = named ?? this.#store.sessionIds.get(sessionUid);
       if (sessionId === undefined) {
         readAhead(this.#store, keys.uid('Session', sessionUid));
       } else {

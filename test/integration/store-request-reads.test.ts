@@ -372,6 +372,61 @@ describe('Redis store: oidc-provider records read once per request', () => {
     });
   });
 
+  it("a refresh token whose Session this store saved or read before reads that Session by id with its Grant, not the uid index first; a hint that no longer holds falls back to the uid index", async () => {
+    const sessions = store.adapter('Session');
+    const refreshTokens = store.adapter('RefreshToken');
+    const uidKey = store.keys.uid('Session', 'ku1');
+    await sessions.upsert('ks1', { uid: 'ku1', accountId: 'a' } as AdapterPayload, 60);
+    await rawSet('RefreshToken', 'kr1', { grantId: 'kg1', sessionUid: 'ku1', expiresWithSession: true });
+    const gets: string[] = [];
+    const get = store.client.get.bind(store.client);
+    (store.client as unknown as Record<string, unknown>).get = (key: string) => {
+      gets.push(key);
+      return get(key);
+    };
+    try {
+      await withRequestReads(async () => {
+        assert.ok(await refreshTokens.find('kr1'));
+        assert.deepEqual(gets.slice(1), [store.keys.oidc('Grant', 'kg1'), store.keys.oidc('Session', 'ks1')], 'issued as the token is read, together');
+        assert.equal((await sessions.findByUid('ku1'))?.jti, 'ks1');
+      });
+      assert.ok(!gets.includes(uidKey), 'the uid index is not read');
+      // The session got a new id (a new login in it), behind this store's back: the hint finds nothing, the uid index answers.
+      await store.client.del(store.keys.oidc('Session', 'ks1'));
+      await rawSet('Session', 'ks2', { uid: 'ku1', accountId: 'a' });
+      await store.client.set(uidKey, 'ks2', 'PX', 60_000);
+      gets.length = 0;
+      await withRequestReads(async () => {
+        assert.ok(await refreshTokens.find('kr1'));
+        assert.equal((await sessions.findByUid('ku1'))?.jti, 'ks2');
+      });
+      assert.deepEqual(gets.slice(2), [store.keys.oidc('Session', 'ks1'), uidKey, store.keys.oidc('Session', 'ks2')], 'the hinted id, then the uid index and what it names');
+      // A Session under the hinted id that is another uid's does not count either.
+      await rawSet('Session', 'ks2', { uid: 'other', accountId: 'a' });
+      await rawSet('Session', 'ks3', { uid: 'ku1', accountId: 'a' });
+      await store.client.set(uidKey, 'ks3', 'PX', 60_000);
+      await withRequestReads(async () => {
+        assert.ok(await refreshTokens.find('kr1'));
+        assert.equal((await sessions.findByUid('ku1'))?.jti, 'ks3');
+      });
+      // Now known: read by id again.
+      gets.length = 0;
+      await withRequestReads(async () => {
+        assert.ok(await refreshTokens.find('kr1'));
+        assert.equal((await sessions.findByUid('ku1'))?.jti, 'ks3');
+      });
+      assert.ok(!gets.includes(uidKey) && gets.includes(store.keys.oidc('Session', 'ks3')));
+      // Gone: no Session at all.
+      await store.client.del(store.keys.oidc('Session', 'ks3'), uidKey);
+      await withRequestReads(async () => {
+        assert.ok(await refreshTokens.find('kr1'));
+        assert.equal(await sessions.findByUid('ku1'), undefined);
+      });
+    } finally {
+      (store.client as unknown as Record<string, unknown>).get = get;
+    }
+  });
+
   it('work a request started that outlives it reads Redis', async () => {
     const adapter = store.adapter('Session');
     await rawSet('Session', 's1', { n: 1 });

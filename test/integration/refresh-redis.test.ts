@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import * as oidc from 'openid-client';
+import { createStore } from '../../src/store/index.ts';
+import type { RedisStore } from '../../src/store/redis.ts';
+import { authorizationRequest, brokeredLogin, exchange, startFederation, type Federation } from '../support/federation.ts';
+import { Browser } from '../support/http-client.ts';
+import { dropRedisPrefix } from './admin-fixtures.ts';
+import { REDIS_URL } from '../support/redis-dump.ts';
+
+/*
+ * A refresh on Redis (issue 17, refresh vs bare oidc-provider): what one refresh of a session-bound
+ * refresh token sends, by command and round, while rotation, reuse detection and revocation keep
+ * working. Rounds: commands issued in one turn of the event loop leave together (auto-pipelining).
+ */
+describe('a refresh on Redis: its commands and rounds', () => {
+  const prefix = `refresh-redis-${randomBytes(6).toString('hex')}:`;
+  let fed: Federation;
+  let store: RedisStore;
+
+  before(async () => {
+    store = (await createStore({ url: REDIS_URL, prefix })) as RedisStore;
+    fed = await startFederation({ store, settings: { storePrefix: prefix, upstream: { healthInterval: 0 } } });
+  });
+  after(async () => {
+    await fed.close();
+    await dropRedisPrefix(prefix);
+  });
+
+  /** The commands on a session's and its tokens' keys while `fn` runs, each as `{round} {command} {key kind}`. */
+  async function traced(fn: () => Promise<unknown>): Promise<string[]> {
+    const client = store.client as unknown as { sendCommand: (command: { name: string; args: unknown[] }, ...rest: unknown[]) => unknown };
+    const send = client.sendCommand;
+    const seen: string[] = [];
+    let round = 0;
+    let open = false;
+    client.sendCommand = function traced(this: unknown, command: { name: string; args: unknown[] }, ...rest: unknown[]) {
+      const key = String(command.args[0] ?? '');
+      if (key.startsWith(`${prefix}oidc`) || key.startsWith(`${prefix}tmp:session`)) {
+        if (!open) {
+          open = true;
+          round++;
+          setImmediate(() => (open = false));
+        }
+        const kind = key.slice(prefix.length).replace(/:[^:]*$/, '').replace(/\{.*\}$/, '');
+        seen.push(`${round} ${command.name} ${kind}`);
+      }
+      return send.call(this, command, ...rest);
+    };
+    try {
+      await fn();
+    } finally {
+      client.sendCommand = send;
+    }
+    return seen;
+  }
+
+  it('reads in two rounds (the token; its grant, Session and session record together) and writes in one: 10 commands, one grant-index HSET', async () => {
+    // Without offline_access: the refresh token ends with its session (oidc-provider reads the Session at each use).
+    const auth = await authorizationRequest(fed.rp, { scope: 'openid email profile' });
+    const tokens = await exchange(fed.rp, await brokeredLogin(new Browser(), auth, { email: 'alice@acme.example' }), auth);
+    assert.ok(tokens.refresh_token, 'a refresh token');
+    const refreshed: oidc.TokenEndpointResponse[] = [];
+    const commands = await traced(async () => refreshed.push(await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!)));
+    assert.deepEqual(commands, [
+      '1 get oidc:RefreshToken',
+      '2 get oidc:Grant',
+      '2 get oidc:Session',
+      '2 get tmp:session',
+      '3 set tmp:session-seen',
+      '3 set oidc:RefreshToken',
+      '3 hset oidc-grant',
+      '3 pexpireat oidc-grant',
+      '3 set oidc:RefreshToken',
+      '3 set oidc:AccessToken',
+    ]);
+    // Rotation: the new refresh token works, the one used is consumed and its reuse revokes the grant.
+    const next = await oidc.refreshTokenGrant(fed.rp, refreshed[0]!.refresh_token!);
+    assert.ok(next.access_token && next.refresh_token);
+    await assert.rejects(oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!), (err: { error?: string }) => err.error === 'invalid_grant', 'a used refresh token is refused');
+    await assert.rejects(oidc.refreshTokenGrant(fed.rp, next.refresh_token!), (err: { error?: string }) => err.error === 'invalid_grant', 'its reuse revoked the grant');
+  });
+
+  it('an instance that does not know the Session yet reads it by its uid index, and the refresh works', async () => {
+    const auth = await authorizationRequest(fed.rp, { scope: 'openid email profile' });
+    const tokens = await exchange(fed.rp, await brokeredLogin(new Browser(), auth, { email: 'alice@acme.example' }), auth);
+    // As another instance would be: no Session id known by uid.
+    (store as unknown as { sessionIds: unknown }).sessionIds = new (store.sessionIds.constructor as new (max: number) => unknown)(10);
+    const refreshed: oidc.TokenEndpointResponse[] = [];
+    const commands = await traced(async () => refreshed.push(await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!)));
+    assert.deepEqual(commands.filter((c) => c.startsWith('2 ') || c.startsWith('3 get')), ['2 get oidc:Grant', '2 get oidc-uid:Session', '2 get tmp:session', '3 get oidc:Session']);
+    // Found so, the Session's id is known: the next refresh reads it with the grant.
+    const next = await traced(() => oidc.refreshTokenGrant(fed.rp, refreshed[0]!.refresh_token!));
+    assert.deepEqual(next.filter((c) => c.startsWith('2 ')), ['2 get oidc:Grant', '2 get oidc:Session', '2 get tmp:session']);
+  });
+
+  it('a session ended (logout, revocation) is no longer refreshed, whatever this instance knew of it', async () => {
+    const auth = await authorizationRequest(fed.rp, { scope: 'openid email profile' });
+    const tokens = await exchange(fed.rp, await brokeredLogin(new Browser(), auth, { email: 'carol@acme.example' }), auth);
+    const first = await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!);
+    const sessions = fed.concord.concord.sessions;
+    const [record] = await sessions.ofAccount(String(tokens.claims()!.sub));
+    assert.ok(record, 'the session');
+    await sessions.end(record.id, 'admin');
+    await assert.rejects(oidc.refreshTokenGrant(fed.rp, first.refresh_token!), (err: { error?: string }) => err.error === 'invalid_grant');
+  });
+});
