@@ -91,10 +91,12 @@ export async function recheckForRefresh(record: SessionRecord, participant: Acti
   }
   if (!held) return upstreamDown(record, new Error('another re-check of this session did not finish in time'));
   try {
-    const current = await records.get(record.id);
+    // The record as it is now (another request may have confirmed it meanwhile) and what asking the
+    // upstream needs, in one round trip; the record alone, as the refresh read it (its services
+    // added later are read when asked: SessionStore.clientsOf).
+    const { record: current, upstream } = await records.withUpstream(record.id);
     if (!current) return { kind: 'ended', outcome: 'gone', cause: 'upstream_revoked' };
     if (ageOf(current) < (policy.revalidateAfter as number)) return { kind: 'continue', outcome: 'fresh', record: current };
-    const upstream = await records.upstream(current.id);
     if (!upstream.refresh) return bounded(current);
     let outcome;
     try {

@@ -480,11 +480,16 @@ export class SessionStore {
     const withSet = options.addedClients !== false;
     const [stored, clients] = await Promise.all([this.#read(uid), withSet ? this.#setClients(uid) : undefined]);
     if (stored === undefined) noteAbsent(uid);
+    return stored === undefined ? undefined : this.#record(uid, stored, clients);
+  }
+
+  /** The session a stored record is (get), with the services added later (`clients`; undefined: not read, clientsInRecordOnly). */
+  #record(uid: string, stored: StoredSession, clients: string[] | undefined): SessionRecord | undefined {
     if (!stored || stored.v !== 1 || typeof stored.accountId !== 'string') return undefined;
     const claims = stored.claims as unknown;
     if (claims === null || typeof claims !== 'object' || Array.isArray(claims) || exceededClaimBound(claims)) return undefined;
     const view = this.#view(uid, stored, clients ?? []);
-    return withSet ? view : { ...view, clientsInRecordOnly: true };
+    return clients !== undefined ? view : { ...view, clientsInRecordOnly: true };
   }
 
   /** A session's services: those of `record` when they are all there, else read again (its record and the set of those added later). */
@@ -495,8 +500,23 @@ export class SessionStore {
 
   /** The sealed part of a session, or an empty state when it has none or it does not open (another key, another record's). */
   async upstream(uid: string): Promise<UpstreamSessionState> {
+    return (await this.withUpstream(uid)).upstream;
+  }
+
+  /**
+   * A session (its record alone: `clientsInRecordOnly`, as get `{ addedClients: false }`) and its
+   * sealed part, read in one round trip: what a re-check needs once it holds the session's lease.
+   */
+  async withUpstream(uid: string): Promise<{ record: SessionRecord | undefined; upstream: UpstreamSessionState }> {
     // A record written before the state had its own key holds it (read in the same round trip).
     const [own, stored] = await Promise.all([this.#store.getBytes(upstreamStateKey(uid)), this.#read(uid)]);
+    if (stored === undefined) noteAbsent(uid);
+    const record = stored === undefined ? undefined : this.#record(uid, stored, undefined);
+    return { record, upstream: this.#open(uid, stored, own) };
+  }
+
+  /** The upstream state `own` (its key's bytes) or, written before, the record's `sealed` hold; empty when none opens. */
+  #open(uid: string, stored: StoredSession | undefined, own: Buffer | undefined): UpstreamSessionState {
     if (!stored || (own === undefined && stored.sealed === undefined)) return {};
     try {
       // Bytes (sealBytes), or the JSON string of a sealed text written before (`"z2.…"`), or the record's.
@@ -595,8 +615,15 @@ export class SessionStore {
     return this.#store.claimTemp(`session-lock:${uid}`, 1, ttlSeconds);
   }
 
-  unlock(uid: string): Promise<void> {
-    return this.#store.deleteTemp(`session-lock:${uid}`);
+  /**
+   * Gives the lease up. Within a request it is not waited for here (store deferWrite): it leaves with
+   * the refresh's own writes, and the request is answered only once it is known done. (The memory
+   * store has no round trips to save.)
+   */
+  async unlock(uid: string): Promise<void> {
+    const deleted = this.#store.deleteTemp(`session-lock:${uid}`);
+    if (this.#store.kind !== 'memory' && deferWrite(deleted)) return;
+    await deleted;
   }
 
   /** A session's record as stored (CompactSession, or a record of before), as StoredSession. */

@@ -14,6 +14,35 @@ import { REDIS_URL } from '../support/redis-dump.ts';
  * refresh token sends, by command and round, while rotation, reuse detection and revocation keep
  * working. Rounds: commands issued in one turn of the event loop leave together (auto-pipelining).
  */
+
+/** The commands on a session's and its tokens' keys (under `prefix`) while `fn` runs, each as `{round} {command} {key kind}`. */
+async function traced(store: RedisStore, prefix: string, fn: () => Promise<unknown>): Promise<string[]> {
+  const client = store.client as unknown as { sendCommand: (command: { name: string; args: unknown[] }, ...rest: unknown[]) => unknown };
+  const send = client.sendCommand;
+  const seen: string[] = [];
+  let round = 0;
+  let open = false;
+  client.sendCommand = function traced(this: unknown, command: { name: string; args: unknown[] }, ...rest: unknown[]) {
+    const key = String(command.args[0] ?? '');
+    if (key.startsWith(`${prefix}oidc`) || key.startsWith(`${prefix}tmp:session`)) {
+      if (!open) {
+        open = true;
+        round++;
+        setImmediate(() => (open = false));
+      }
+      const kind = key.slice(prefix.length).replace(/:[^:]*$/, '').replace(/\{.*\}$/, '');
+      seen.push(`${round} ${command.name} ${kind}`);
+    }
+    return send.call(this, command, ...rest);
+  };
+  try {
+    await fn();
+  } finally {
+    client.sendCommand = send;
+  }
+  return seen;
+}
+
 describe('a refresh on Redis: its commands and rounds', () => {
   const prefix = `refresh-redis-${randomBytes(6).toString('hex')}:`;
   let fed: Federation;
@@ -28,41 +57,13 @@ describe('a refresh on Redis: its commands and rounds', () => {
     await dropRedisPrefix(prefix);
   });
 
-  /** The commands on a session's and its tokens' keys while `fn` runs, each as `{round} {command} {key kind}`. */
-  async function traced(fn: () => Promise<unknown>): Promise<string[]> {
-    const client = store.client as unknown as { sendCommand: (command: { name: string; args: unknown[] }, ...rest: unknown[]) => unknown };
-    const send = client.sendCommand;
-    const seen: string[] = [];
-    let round = 0;
-    let open = false;
-    client.sendCommand = function traced(this: unknown, command: { name: string; args: unknown[] }, ...rest: unknown[]) {
-      const key = String(command.args[0] ?? '');
-      if (key.startsWith(`${prefix}oidc`) || key.startsWith(`${prefix}tmp:session`)) {
-        if (!open) {
-          open = true;
-          round++;
-          setImmediate(() => (open = false));
-        }
-        const kind = key.slice(prefix.length).replace(/:[^:]*$/, '').replace(/\{.*\}$/, '');
-        seen.push(`${round} ${command.name} ${kind}`);
-      }
-      return send.call(this, command, ...rest);
-    };
-    try {
-      await fn();
-    } finally {
-      client.sendCommand = send;
-    }
-    return seen;
-  }
-
   it('reads in two rounds (the token; its grant, Session and session record together) and writes in one: 10 commands, one grant-index HSET', async () => {
     // Without offline_access: the refresh token ends with its session (oidc-provider reads the Session at each use).
     const auth = await authorizationRequest(fed.rp, { scope: 'openid email profile' });
     const tokens = await exchange(fed.rp, await brokeredLogin(new Browser(), auth, { email: 'alice@acme.example' }), auth);
     assert.ok(tokens.refresh_token, 'a refresh token');
     const refreshed: oidc.TokenEndpointResponse[] = [];
-    const commands = await traced(async () => refreshed.push(await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!)));
+    const commands = await traced(store, prefix, async () => refreshed.push(await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!)));
     assert.deepEqual(commands, [
       '1 get oidc:RefreshToken',
       '2 get oidc:Grant',
@@ -88,10 +89,10 @@ describe('a refresh on Redis: its commands and rounds', () => {
     // As another instance would be: no Session id known by uid.
     (store as unknown as { sessionIds: unknown }).sessionIds = new (store.sessionIds.constructor as new (max: number) => unknown)(10);
     const refreshed: oidc.TokenEndpointResponse[] = [];
-    const commands = await traced(async () => refreshed.push(await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!)));
+    const commands = await traced(store, prefix, async () => refreshed.push(await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!)));
     assert.deepEqual(commands.filter((c) => c.startsWith('2 ') || c.startsWith('3 get')), ['2 get oidc:Grant', '2 get oidc-uid:Session', '2 get tmp:session', '3 get oidc:Session']);
     // Found so, the Session's id is known: the next refresh reads it with the grant.
-    const next = await traced(() => oidc.refreshTokenGrant(fed.rp, refreshed[0]!.refresh_token!));
+    const next = await traced(store, prefix, () => oidc.refreshTokenGrant(fed.rp, refreshed[0]!.refresh_token!));
     assert.deepEqual(next.filter((c) => c.startsWith('2 ')), ['2 get oidc:Grant', '2 get oidc:Session', '2 get tmp:session']);
   });
 
@@ -104,5 +105,59 @@ describe('a refresh on Redis: its commands and rounds', () => {
     assert.ok(record, 'the session');
     await sessions.end(record.id, 'admin');
     await assert.rejects(oidc.refreshTokenGrant(fed.rp, first.refresh_token!), (err: { error?: string }) => err.error === 'invalid_grant');
+  });
+});
+
+describe('a refresh that asks the upstream again (session.revalidateAfter 0) on Redis', () => {
+  const prefix = `refresh-recheck-${randomBytes(6).toString('hex')}:`;
+  let fed: Federation;
+  let store: RedisStore;
+
+  before(async () => {
+    store = (await createStore({ url: REDIS_URL, prefix })) as RedisStore;
+    fed = await startFederation({
+      store,
+      settings: { storePrefix: prefix, upstream: { healthInterval: 0 } },
+      acme: { session: { revalidateAfter: 0 } },
+      partners: { partner: { refreshTokens: true } },
+    });
+  });
+  after(async () => {
+    await fed.close();
+    await dropRedisPrefix(prefix);
+  });
+
+  it('holds the lease, reads the record and its upstream state together, confirms, and gives the lease up with the refresh’s writes', async () => {
+    const auth = await authorizationRequest(fed.rp, { scope: 'openid email profile' });
+    const tokens = await exchange(fed.rp, await brokeredLogin(new Browser(), auth, { email: 'alice@acme.example' }), auth);
+    const [before] = await fed.concord.concord.sessions.ofAccount(String(tokens.claims()!.sub));
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // a confirmation a second later than the login's
+    const refreshed: oidc.TokenEndpointResponse[] = [];
+    const commands = await traced(store, prefix, async () => refreshed.push(await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!)));
+    const [after] = await fed.concord.concord.sessions.ofAccount(String(tokens.claims()!.sub));
+    assert.ok(after!.confirmedAt > before!.confirmedAt, 'the upstream confirmed the session again');
+    assert.deepEqual(commands, [
+      '1 get oidc:RefreshToken',
+      '2 get oidc:Grant',
+      '2 get oidc:Session',
+      '2 get tmp:session',
+      '3 set tmp:session-lock',
+      '4 get tmp:session-upstream',
+      '4 get tmp:session',
+      '5 get tmp:session',
+      '6 set tmp:session',
+      '6 set tmp:session-upstream',
+      '7 del tmp:session-lock',
+      '7 set tmp:session-seen',
+      '7 set oidc:RefreshToken',
+      '7 hset oidc-grant',
+      '7 pexpireat oidc-grant',
+      '7 set oidc:RefreshToken',
+      '7 set oidc:AccessToken',
+    ]);
+    assert.equal(await store.client.exists(`${prefix}tmp:session-lock:${after!.id}`), 0, 'the lease is given up');
+    // The next refresh asks again, with the upstream refresh token this one kept.
+    const next = await oidc.refreshTokenGrant(fed.rp, refreshed[0]!.refresh_token!);
+    assert.ok(next.access_token);
   });
 });
