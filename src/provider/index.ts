@@ -79,6 +79,8 @@ export function createProvider(deps: ProviderDeps): Provider {
   const t = settings.tokens;
   const withRoutes = deps.adapter ?? ((adapter: Adapter) => adapter);
 
+  // A refresh token's session records are read with its grant (a store that keeps hints of the tokens it issued, redis.ts).
+  store.readSessionsWith?.((sessionUid) => sessions.readAhead(sessionUid));
   const configuration: Configuration = {
     // Codes, refresh tokens and other bearer values are stored under a keyed hash of their value (hashed-ids.ts);
     // no record repeats its model or its id (compact-payloads.ts). A code's or refresh token's session

@@ -23,6 +23,10 @@ export class RecentIds {
     if (ids.size > this.#max) ids.delete(ids.keys().next().value!);
   }
 
+  forget(key: string): void {
+    this.#ids.delete(key);
+  }
+
   get size(): number {
     return this.#ids.size;
   }

@@ -193,6 +193,14 @@ export class RedisStore implements Store {
    * round trip that reads the grant, instead of the uid index first (see RedisAdapter #readAhead).
    */
   readonly sessionIds = new RecentIds(SESSION_ID_HINTS);
+  /**
+   * Refresh tokens this instance saved, by stored id: `{grantId}\n{sessionUid}\n{1 when it ends with
+   * that session, else 0}` (refreshTokenHint). A rotating chain's next refresh here reads its
+   * grant, its Session and its session's records in the round trip that reads the token (see
+   * RedisAdapter find); what it read ahead counts only when the token names the same.
+   */
+  readonly refreshTokenHints = new RecentIds(SESSION_ID_HINTS);
+  #sessionReader: ((sessionUid: string) => void) | undefined;
   readonly #timeoutMs: number;
   readonly #adapters = new Map<string, RedisAdapter>();
   readonly #channels = new Map<string, ChannelState>();
@@ -488,6 +496,15 @@ export class RedisStore implements Store {
     });
   }
 
+  readSessionsWith(reader: (sessionUid: string) => void): void {
+    this.#sessionReader = reader;
+  }
+
+  /** Starts the reads `readSessionsWith` registered for a session (within a request: their answers wait in its reads). */
+  readSession(sessionUid: string): void {
+    this.#sessionReader?.(sessionUid);
+  }
+
   // lifecycle ------------------------------------------------------------------------------------
 
   async ping(): Promise<void> {
@@ -552,6 +569,7 @@ class RedisAdapter implements Adapter {
     const newGrant = this.#name === 'Grant' && reads !== undefined && !reads.has(key);
     forget(key);
     if (this.#name === 'Session' && typeof payload.uid === 'string') this.#noteSession(payload.uid, id);
+    if (this.#name === 'RefreshToken' && typeof payload.grantId === 'string') store.refreshTokenHints.note(id, refreshTokenHint(payload));
     const raw = serialize(this.#withSessionId(payload));
     const userCodeKey = payload.userCode ? keys.userCode(this.#name, payload.userCode) : undefined;
     const uidKey = payload.uid ? keys.uid(this.#name, payload.uid) : undefined;
@@ -633,9 +651,12 @@ class RedisAdapter implements Adapter {
    */
   async find(id: string): Promise<AdapterPayload | undefined> {
     const key = this.#store.keys.oidc(this.#name, id);
+    const hint = this.#name === 'RefreshToken' && requestReads() ? this.#store.refreshTokenHints.get(id) : undefined;
     let raw: string | null;
     try {
-      raw = await readOnce(this.#store, key);
+      const read = readOnce(this.#store, key);
+      if (hint !== undefined) this.#readAheadOfHint(hint);
+      raw = await read;
     } catch (err) {
       if (!(isReplyError(err) && err.message.startsWith('WRONGTYPE'))) throw err;
       return this.#findHash(key);
@@ -677,6 +698,18 @@ class RedisAdapter implements Adapter {
     }
   }
 
+  /**
+   * Issues, with the refresh token's own read, the reads its use makes next, as this instance saved
+   * it (RedisStore.refreshTokenHints): its grant, its Session and its session's records. Reads only:
+   * the token as read decides what is used (#readAhead issues what it names; a read already under
+   * way is not sent again).
+   */
+  #readAheadOfHint(hint: string): void {
+    const [grantId, sessionUid, bound] = hint.split('\n') as [string, string, string];
+    this.#readAhead({ grantId, ...(sessionUid ? { sessionUid, expiresWithSession: bound === '1' } : {}) } as AdapterPayload, undefined);
+    if (sessionUid) this.#store.readSession(sessionUid);
+  }
+
   /** A payload written as a HASH by an earlier version. */
   async #findHash(key: string): Promise<AdapterPayload | undefined> {
     const [raw, consumed] = await this.#store.run((c) => c.hmget(key, 'payload', 'consumed'));
@@ -712,6 +745,7 @@ class RedisAdapter implements Adapter {
    */
   async consume(id: string): Promise<void> {
     const key = this.#store.keys.oidc(this.#name, id);
+    if (this.#name === 'RefreshToken') this.#store.refreshTokenHints.forget(id);
     const known = requestReads()?.get(key);
     forget(key);
     if (typeof known === 'string') {
@@ -755,6 +789,12 @@ class RedisAdapter implements Adapter {
     const members = type === 'set' ? found : found.flatMap((field) => keys.grantFieldKey(field) ?? []);
     await Promise.all(members.map((key) => this.#store.run((c) => c.unlink(key))));
   }
+}
+
+/** What RedisStore.refreshTokenHints keeps of a refresh token: its grant, its session's uid, whether it ends with that session (1 or 0). */
+function refreshTokenHint(payload: AdapterPayload): string {
+  const sessionUid = (payload as { sessionUid?: unknown }).sessionUid;
+  return `${payload.grantId}\n${typeof sessionUid === 'string' ? sessionUid : ''}\n${payload.expiresWithSession === true ? 1 : 0}`;
 }
 
 /** A payload found by uid, given the id it is stored under as its `jti` when it has none (in place: each find parses its own). */

@@ -92,6 +92,14 @@ export interface Store {
   /** Resolves once subscribed; the returned function unsubscribes. */
   subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
 
+  /**
+   * What else to read when a token naming a session (its `sessionUid`) is about to be used: Concord's
+   * own records of the session (sessions/), read with the token's grant instead of after it. One
+   * reader: a later call replaces it (a provider built again). A store with no round trips to save
+   * (memory) has none.
+   */
+  readSessionsWith?(reader: (sessionUid: string) => void): void;
+
   /** Throws StoreUnavailableError when the backend does not answer. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -57,24 +57,25 @@ describe('a refresh on Redis: its commands and rounds', () => {
     await dropRedisPrefix(prefix);
   });
 
-  it('reads in two rounds (the token; its grant, Session and session record together) and writes in one: 10 commands, one grant-index HSET', async () => {
+  it('reads in one round (the token, its grant, Session and session record together) and writes in one: 10 commands, one grant-index HSET', async () => {
     // Without offline_access: the refresh token ends with its session (oidc-provider reads the Session at each use).
     const auth = await authorizationRequest(fed.rp, { scope: 'openid email profile' });
     const tokens = await exchange(fed.rp, await brokeredLogin(new Browser(), auth, { email: 'alice@acme.example' }), auth);
     assert.ok(tokens.refresh_token, 'a refresh token');
     const refreshed: oidc.TokenEndpointResponse[] = [];
     const commands = await traced(store, prefix, async () => refreshed.push(await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!)));
+    // This instance issued the token (at the code exchange): its grant, Session and session record are read with it.
     assert.deepEqual(commands, [
       '1 get oidc:RefreshToken',
-      '2 get oidc:Grant',
-      '2 get oidc:Session',
-      '2 get tmp:session',
-      '3 set tmp:session-seen',
-      '3 set oidc:RefreshToken',
-      '3 hset oidc-grant',
-      '3 pexpireat oidc-grant',
-      '3 set oidc:RefreshToken',
-      '3 set oidc:AccessToken',
+      '1 get oidc:Grant',
+      '1 get oidc:Session',
+      '1 get tmp:session',
+      '2 set tmp:session-seen',
+      '2 set oidc:RefreshToken',
+      '2 hset oidc-grant',
+      '2 pexpireat oidc-grant',
+      '2 set oidc:RefreshToken',
+      '2 set oidc:AccessToken',
     ]);
     // Rotation: the new refresh token works, the one used is consumed and its reuse revokes the grant.
     const next = await oidc.refreshTokenGrant(fed.rp, refreshed[0]!.refresh_token!);
@@ -83,17 +84,18 @@ describe('a refresh on Redis: its commands and rounds', () => {
     await assert.rejects(oidc.refreshTokenGrant(fed.rp, next.refresh_token!), (err: { error?: string }) => err.error === 'invalid_grant', 'its reuse revoked the grant');
   });
 
-  it('an instance that does not know the Session yet reads it by its uid index, and the refresh works', async () => {
+  it('an instance that did not issue the token nor see its Session reads what the token names after it, and the Session by its uid index; the refresh works', async () => {
     const auth = await authorizationRequest(fed.rp, { scope: 'openid email profile' });
     const tokens = await exchange(fed.rp, await brokeredLogin(new Browser(), auth, { email: 'alice@acme.example' }), auth);
-    // As another instance would be: no Session id known by uid.
-    (store as unknown as { sessionIds: unknown }).sessionIds = new (store.sessionIds.constructor as new (max: number) => unknown)(10);
+    // As another instance would be: no hints.
+    const hints = store as unknown as Record<'sessionIds' | 'refreshTokenHints', unknown>;
+    for (const field of ['sessionIds', 'refreshTokenHints'] as const) hints[field] = new (store.sessionIds.constructor as new (max: number) => unknown)(10);
     const refreshed: oidc.TokenEndpointResponse[] = [];
     const commands = await traced(store, prefix, async () => refreshed.push(await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!)));
-    assert.deepEqual(commands.filter((c) => c.startsWith('2 ') || c.startsWith('3 get')), ['2 get oidc:Grant', '2 get oidc-uid:Session', '2 get tmp:session', '3 get oidc:Session']);
-    // Found so, the Session's id is known: the next refresh reads it with the grant.
+    assert.deepEqual(commands.filter((c) => !c.startsWith('4 ')), ['1 get oidc:RefreshToken', '2 get oidc:Grant', '2 get oidc-uid:Session', '2 get tmp:session', '3 get oidc:Session']);
+    // Now this instance issued the token and found the Session: the next refresh reads all four at once.
     const next = await traced(store, prefix, () => oidc.refreshTokenGrant(fed.rp, refreshed[0]!.refresh_token!));
-    assert.deepEqual(next.filter((c) => c.startsWith('2 ')), ['2 get oidc:Grant', '2 get oidc:Session', '2 get tmp:session']);
+    assert.deepEqual(next.filter((c) => c.startsWith('1 ')), ['1 get oidc:RefreshToken', '1 get oidc:Grant', '1 get oidc:Session', '1 get tmp:session']);
   });
 
   it('a session ended (logout, revocation) is no longer refreshed, whatever this instance knew of it', async () => {
@@ -138,22 +140,22 @@ describe('a refresh that asks the upstream again (session.revalidateAfter 0) on 
     assert.ok(after!.confirmedAt > before!.confirmedAt, 'the upstream confirmed the session again');
     assert.deepEqual(commands, [
       '1 get oidc:RefreshToken',
-      '2 get oidc:Grant',
-      '2 get oidc:Session',
-      '2 get tmp:session',
-      '3 set tmp:session-lock',
-      '4 get tmp:session-upstream',
+      '1 get oidc:Grant',
+      '1 get oidc:Session',
+      '1 get tmp:session',
+      '2 set tmp:session-lock',
+      '3 get tmp:session-upstream',
+      '3 get tmp:session',
       '4 get tmp:session',
-      '5 get tmp:session',
-      '6 set tmp:session',
-      '6 set tmp:session-upstream',
-      '7 del tmp:session-lock',
-      '7 set tmp:session-seen',
-      '7 set oidc:RefreshToken',
-      '7 hset oidc-grant',
-      '7 pexpireat oidc-grant',
-      '7 set oidc:RefreshToken',
-      '7 set oidc:AccessToken',
+      '5 set tmp:session',
+      '5 set tmp:session-upstream',
+      '6 del tmp:session-lock',
+      '6 set tmp:session-seen',
+      '6 set oidc:RefreshToken',
+      '6 hset oidc-grant',
+      '6 pexpireat oidc-grant',
+      '6 set oidc:RefreshToken',
+      '6 set oidc:AccessToken',
     ]);
     assert.equal(await store.client.exists(`${prefix}tmp:session-lock:${after!.id}`), 0, 'the lease is given up');
     // The next refresh asks again, with the upstream refresh token this one kept.

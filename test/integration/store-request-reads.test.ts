@@ -427,6 +427,63 @@ describe('Redis store: oidc-provider records read once per request', () => {
     }
   });
 
+  it("a refresh token this store saved is read with its grant, its Session and its session's records (readSessionsWith); what the token names decides, and a consumed one is forgotten", async () => {
+    const refreshTokens = store.adapter('RefreshToken');
+    const named: string[] = [];
+    store.readSessionsWith((uid) => named.push(uid));
+    await store.adapter('Session').upsert('ts1', { uid: 'tu1', accountId: 'a' } as AdapterPayload, 60);
+    await refreshTokens.upsert('tr1', { grantId: 'tg1', sessionUid: 'tu1', expiresWithSession: true } as AdapterPayload, 60);
+    await refreshTokens.upsert('tr2', { grantId: 'tg2', sessionUid: 'tu2' } as AdapterPayload, 60);
+    const gets: string[] = [];
+    const get = store.client.get.bind(store.client);
+    (store.client as unknown as Record<string, unknown>).get = (key: string) => {
+      gets.push(key);
+      return get(key);
+    };
+    try {
+      await withRequestReads(async () => {
+        const found = refreshTokens.find('tr1');
+        assert.deepEqual(gets, [store.keys.oidc('RefreshToken', 'tr1'), store.keys.oidc('Grant', 'tg1'), store.keys.oidc('Session', 'ts1')], 'issued with the token’s own read');
+        assert.deepEqual(named, ['tu1']);
+        assert.ok(await found);
+      });
+      // Not bound to its session (offline_access): its grant and its session's records, no Session.
+      gets.length = 0;
+      named.length = 0;
+      await withRequestReads(async () => {
+        const found = refreshTokens.find('tr2');
+        assert.deepEqual(gets, [store.keys.oidc('RefreshToken', 'tr2'), store.keys.oidc('Grant', 'tg2')]);
+        assert.deepEqual(named, ['tu2']);
+        await found;
+      });
+      // Saved again by another instance with another grant: the hint's reads are extra, the token's own follow.
+      await rawSet('RefreshToken', 'tr2', { grantId: 'tg3' });
+      gets.length = 0;
+      await withRequestReads(async () => {
+        assert.equal((await refreshTokens.find('tr2'))?.grantId, 'tg3');
+        assert.ok(gets.includes(store.keys.oidc('Grant', 'tg3')), 'the grant the token names is read');
+      });
+      // Consumed: forgotten (a reuse reads the token first, as any instance does).
+      await withRequestReads(async () => {
+        assert.ok(await refreshTokens.find('tr1'));
+        await refreshTokens.consume('tr1');
+      });
+      gets.length = 0;
+      await withRequestReads(async () => {
+        const found = refreshTokens.find('tr1');
+        assert.deepEqual(gets, [store.keys.oidc('RefreshToken', 'tr1')]);
+        await found;
+      });
+      // Outside a request nothing is read ahead.
+      gets.length = 0;
+      await refreshTokens.find('tr2');
+      assert.deepEqual(gets, [store.keys.oidc('RefreshToken', 'tr2')]);
+    } finally {
+      (store.client as unknown as Record<string, unknown>).get = get;
+      store.readSessionsWith(() => {});
+    }
+  });
+
   it('work a request started that outlives it reads Redis', async () => {
     const adapter = store.adapter('Session');
     await rawSet('Session', 's1', { n: 1 });
