@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import * as oidc from 'openid-client';
 import { createStore } from '../../src/store/index.ts';
 import type { RedisStore } from '../../src/store/redis.ts';
-import { authorizationRequest, brokeredLogin, exchange, startFederation, type Federation } from '../support/federation.ts';
+import { authorizationRequest, brokeredLogin, exchange, startFederation, type Federation, type FederationOptions } from '../support/federation.ts';
 import { Browser } from '../support/http-client.ts';
 import { dropRedisPrefix } from './admin-fixtures.ts';
 import { REDIS_URL } from '../support/redis-dump.ts';
@@ -43,27 +43,31 @@ async function traced(store: RedisStore, prefix: string, fn: () => Promise<unkno
   return seen;
 }
 
-describe('a refresh on Redis: its commands and rounds', () => {
-  const prefix = `refresh-redis-${randomBytes(6).toString('hex')}:`;
-  let fed: Federation;
-  let store: RedisStore;
-
+/** A federation on its own Redis prefix for the tests of a describe block (started before them, closed after). */
+function federationOnRedis(name: string, options: Omit<FederationOptions, 'store' | 'settings'> = {}) {
+  const prefix = `${name}-${randomBytes(6).toString('hex')}:`;
+  const ctx = { prefix } as { prefix: string; fed: Federation; store: RedisStore };
   before(async () => {
-    store = (await createStore({ url: REDIS_URL, prefix })) as RedisStore;
-    fed = await startFederation({ store, settings: { storePrefix: prefix, upstream: { healthInterval: 0 } } });
+    ctx.store = (await createStore({ url: REDIS_URL, prefix })) as RedisStore;
+    ctx.fed = await startFederation({ ...options, store: ctx.store, settings: { storePrefix: prefix, upstream: { healthInterval: 0 } } });
   });
   after(async () => {
-    await fed.close();
+    await ctx.fed.close();
     await dropRedisPrefix(prefix);
   });
+  return ctx;
+}
+
+describe('a refresh on Redis: its commands and rounds', () => {
+  const ctx = federationOnRedis('refresh-redis');
 
   it('reads in one round (the token, its grant, Session and session record together) and writes in one: 10 commands, one grant-index HSET', async () => {
     // Without offline_access: the refresh token ends with its session (oidc-provider reads the Session at each use).
-    const auth = await authorizationRequest(fed.rp, { scope: 'openid email profile' });
-    const tokens = await exchange(fed.rp, await brokeredLogin(new Browser(), auth, { email: 'alice@acme.example' }), auth);
+    const auth = await authorizationRequest(ctx.fed.rp, { scope: 'openid email profile' });
+    const tokens = await exchange(ctx.fed.rp, await brokeredLogin(new Browser(), auth, { email: 'alice@acme.example' }), auth);
     assert.ok(tokens.refresh_token, 'a refresh token');
     const refreshed: oidc.TokenEndpointResponse[] = [];
-    const commands = await traced(store, prefix, async () => refreshed.push(await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!)));
+    const commands = await traced(ctx.store, ctx.prefix, async () => refreshed.push(await oidc.refreshTokenGrant(ctx.fed.rp, tokens.refresh_token!)));
     // This instance issued the token (at the code exchange): its grant, Session and session record are read with it.
     assert.deepEqual(commands, [
       '1 get oidc:RefreshToken',
@@ -78,65 +82,49 @@ describe('a refresh on Redis: its commands and rounds', () => {
       '2 set oidc:AccessToken',
     ]);
     // Rotation: the new refresh token works, the one used is consumed and its reuse revokes the grant.
-    const next = await oidc.refreshTokenGrant(fed.rp, refreshed[0]!.refresh_token!);
+    const next = await oidc.refreshTokenGrant(ctx.fed.rp, refreshed[0]!.refresh_token!);
     assert.ok(next.access_token && next.refresh_token);
-    await assert.rejects(oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!), (err: { error?: string }) => err.error === 'invalid_grant', 'a used refresh token is refused');
-    await assert.rejects(oidc.refreshTokenGrant(fed.rp, next.refresh_token!), (err: { error?: string }) => err.error === 'invalid_grant', 'its reuse revoked the grant');
+    await assert.rejects(oidc.refreshTokenGrant(ctx.fed.rp, tokens.refresh_token!), (err: { error?: string }) => err.error === 'invalid_grant', 'a used refresh token is refused');
+    await assert.rejects(oidc.refreshTokenGrant(ctx.fed.rp, next.refresh_token!), (err: { error?: string }) => err.error === 'invalid_grant', 'its reuse revoked the grant');
   });
 
   it('an instance that did not issue the token nor see its Session reads what the token names after it, and the Session by its uid index; the refresh works', async () => {
-    const auth = await authorizationRequest(fed.rp, { scope: 'openid email profile' });
-    const tokens = await exchange(fed.rp, await brokeredLogin(new Browser(), auth, { email: 'alice@acme.example' }), auth);
+    const auth = await authorizationRequest(ctx.fed.rp, { scope: 'openid email profile' });
+    const tokens = await exchange(ctx.fed.rp, await brokeredLogin(new Browser(), auth, { email: 'alice@acme.example' }), auth);
     // As another instance would be: no hints.
-    const hints = store as unknown as Record<'sessionIds' | 'refreshTokenHints', unknown>;
-    for (const field of ['sessionIds', 'refreshTokenHints'] as const) hints[field] = new (store.sessionIds.constructor as new (max: number) => unknown)(10);
+    const hints = ctx.store as unknown as Record<'sessionIds' | 'refreshTokenHints', unknown>;
+    for (const field of ['sessionIds', 'refreshTokenHints'] as const) hints[field] = new (ctx.store.sessionIds.constructor as new (max: number) => unknown)(10);
     const refreshed: oidc.TokenEndpointResponse[] = [];
-    const commands = await traced(store, prefix, async () => refreshed.push(await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!)));
+    const commands = await traced(ctx.store, ctx.prefix, async () => refreshed.push(await oidc.refreshTokenGrant(ctx.fed.rp, tokens.refresh_token!)));
     assert.deepEqual(commands.filter((c) => !c.startsWith('4 ')), ['1 get oidc:RefreshToken', '2 get oidc:Grant', '2 get oidc-uid:Session', '2 get tmp:session', '3 get oidc:Session']);
     // Now this instance issued the token and found the Session: the next refresh reads all four at once.
-    const next = await traced(store, prefix, () => oidc.refreshTokenGrant(fed.rp, refreshed[0]!.refresh_token!));
+    const next = await traced(ctx.store, ctx.prefix, () => oidc.refreshTokenGrant(ctx.fed.rp, refreshed[0]!.refresh_token!));
     assert.deepEqual(next.filter((c) => c.startsWith('1 ')), ['1 get oidc:RefreshToken', '1 get oidc:Grant', '1 get oidc:Session', '1 get tmp:session']);
   });
 
   it('a session ended (logout, revocation) is no longer refreshed, whatever this instance knew of it', async () => {
-    const auth = await authorizationRequest(fed.rp, { scope: 'openid email profile' });
-    const tokens = await exchange(fed.rp, await brokeredLogin(new Browser(), auth, { email: 'carol@acme.example' }), auth);
-    const first = await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!);
-    const sessions = fed.concord.concord.sessions;
+    const auth = await authorizationRequest(ctx.fed.rp, { scope: 'openid email profile' });
+    const tokens = await exchange(ctx.fed.rp, await brokeredLogin(new Browser(), auth, { email: 'carol@acme.example' }), auth);
+    const first = await oidc.refreshTokenGrant(ctx.fed.rp, tokens.refresh_token!);
+    const sessions = ctx.fed.concord.concord.sessions;
     const [record] = await sessions.ofAccount(String(tokens.claims()!.sub));
     assert.ok(record, 'the session');
     await sessions.end(record.id, 'admin');
-    await assert.rejects(oidc.refreshTokenGrant(fed.rp, first.refresh_token!), (err: { error?: string }) => err.error === 'invalid_grant');
+    await assert.rejects(oidc.refreshTokenGrant(ctx.fed.rp, first.refresh_token!), (err: { error?: string }) => err.error === 'invalid_grant');
   });
 });
 
 describe('a refresh that asks the upstream again (session.revalidateAfter 0) on Redis', () => {
-  const prefix = `refresh-recheck-${randomBytes(6).toString('hex')}:`;
-  let fed: Federation;
-  let store: RedisStore;
-
-  before(async () => {
-    store = (await createStore({ url: REDIS_URL, prefix })) as RedisStore;
-    fed = await startFederation({
-      store,
-      settings: { storePrefix: prefix, upstream: { healthInterval: 0 } },
-      acme: { session: { revalidateAfter: 0 } },
-      partners: { partner: { refreshTokens: true } },
-    });
-  });
-  after(async () => {
-    await fed.close();
-    await dropRedisPrefix(prefix);
-  });
+  const ctx = federationOnRedis('refresh-recheck', { acme: { session: { revalidateAfter: 0 } }, partners: { partner: { refreshTokens: true } } });
 
   it('holds the lease, reads the record and its upstream state together, confirms, and gives the lease up with the refresh’s writes', async () => {
-    const auth = await authorizationRequest(fed.rp, { scope: 'openid email profile' });
-    const tokens = await exchange(fed.rp, await brokeredLogin(new Browser(), auth, { email: 'alice@acme.example' }), auth);
-    const [before] = await fed.concord.concord.sessions.ofAccount(String(tokens.claims()!.sub));
+    const auth = await authorizationRequest(ctx.fed.rp, { scope: 'openid email profile' });
+    const tokens = await exchange(ctx.fed.rp, await brokeredLogin(new Browser(), auth, { email: 'alice@acme.example' }), auth);
+    const [before] = await ctx.fed.concord.concord.sessions.ofAccount(String(tokens.claims()!.sub));
     await new Promise((resolve) => setTimeout(resolve, 1100)); // a confirmation a second later than the login's
     const refreshed: oidc.TokenEndpointResponse[] = [];
-    const commands = await traced(store, prefix, async () => refreshed.push(await oidc.refreshTokenGrant(fed.rp, tokens.refresh_token!)));
-    const [after] = await fed.concord.concord.sessions.ofAccount(String(tokens.claims()!.sub));
+    const commands = await traced(ctx.store, ctx.prefix, async () => refreshed.push(await oidc.refreshTokenGrant(ctx.fed.rp, tokens.refresh_token!)));
+    const [after] = await ctx.fed.concord.concord.sessions.ofAccount(String(tokens.claims()!.sub));
     assert.ok(after!.confirmedAt > before!.confirmedAt, 'the upstream confirmed the session again');
     assert.deepEqual(commands, [
       '1 get oidc:RefreshToken',
@@ -157,9 +145,9 @@ describe('a refresh that asks the upstream again (session.revalidateAfter 0) on 
       '6 set oidc:RefreshToken',
       '6 set oidc:AccessToken',
     ]);
-    assert.equal(await store.client.exists(`${prefix}tmp:session-lock:${after!.id}`), 0, 'the lease is given up');
+    assert.equal(await ctx.store.client.exists(`${ctx.prefix}tmp:session-lock:${after!.id}`), 0, 'the lease is given up');
     // The next refresh asks again, with the upstream refresh token this one kept.
-    const next = await oidc.refreshTokenGrant(fed.rp, refreshed[0]!.refresh_token!);
+    const next = await oidc.refreshTokenGrant(ctx.fed.rp, refreshed[0]!.refresh_token!);
     assert.ok(next.access_token);
   });
 });

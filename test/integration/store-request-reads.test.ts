@@ -22,6 +22,17 @@ describe('Redis store: oidc-provider records read once per request', () => {
   /** The keys a grant index names (a HASH of grantField -> ''), sorted. */
   const indexed = async (index: string) => (await store.client.hkeys(index)).map((field) => store.keys.grantFieldKey(field)!).sort();
 
+  /** The keys GET reads from now on (in the order issued), until `restore`. */
+  const spyGets = () => {
+    const gets: string[] = [];
+    const get = store.client.get.bind(store.client);
+    (store.client as unknown as Record<string, unknown>).get = (key: string) => {
+      gets.push(key);
+      return get(key);
+    };
+    return { gets, restore: () => void ((store.client as unknown as Record<string, unknown>).get = get) };
+  };
+
   before(async () => {
     store = (await createStore({ url: REDIS_URL, prefix })) as Store as RedisStore;
   });
@@ -378,12 +389,7 @@ describe('Redis store: oidc-provider records read once per request', () => {
     const uidKey = store.keys.uid('Session', 'ku1');
     await sessions.upsert('ks1', { uid: 'ku1', accountId: 'a' } as AdapterPayload, 60);
     await rawSet('RefreshToken', 'kr1', { grantId: 'kg1', sessionUid: 'ku1', expiresWithSession: true });
-    const gets: string[] = [];
-    const get = store.client.get.bind(store.client);
-    (store.client as unknown as Record<string, unknown>).get = (key: string) => {
-      gets.push(key);
-      return get(key);
-    };
+    const { gets, restore } = spyGets();
     try {
       await withRequestReads(async () => {
         assert.ok(await refreshTokens.find('kr1'));
@@ -423,7 +429,7 @@ describe('Redis store: oidc-provider records read once per request', () => {
         assert.equal(await sessions.findByUid('ku1'), undefined);
       });
     } finally {
-      (store.client as unknown as Record<string, unknown>).get = get;
+      restore();
     }
   });
 
@@ -434,12 +440,7 @@ describe('Redis store: oidc-provider records read once per request', () => {
     await store.adapter('Session').upsert('ts1', { uid: 'tu1', accountId: 'a' } as AdapterPayload, 60);
     await refreshTokens.upsert('tr1', { grantId: 'tg1', sessionUid: 'tu1', expiresWithSession: true } as AdapterPayload, 60);
     await refreshTokens.upsert('tr2', { grantId: 'tg2', sessionUid: 'tu2' } as AdapterPayload, 60);
-    const gets: string[] = [];
-    const get = store.client.get.bind(store.client);
-    (store.client as unknown as Record<string, unknown>).get = (key: string) => {
-      gets.push(key);
-      return get(key);
-    };
+    const { gets, restore } = spyGets();
     try {
       await withRequestReads(async () => {
         const found = refreshTokens.find('tr1');
@@ -479,7 +480,7 @@ describe('Redis store: oidc-provider records read once per request', () => {
       await refreshTokens.find('tr2');
       assert.deepEqual(gets, [store.keys.oidc('RefreshToken', 'tr2')]);
     } finally {
-      (store.client as unknown as Record<string, unknown>).get = get;
+      restore();
       store.readSessionsWith(() => {});
     }
   });
