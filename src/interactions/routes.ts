@@ -732,18 +732,21 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const confirmedAt = sessions.nowSeconds();
     // Only a re-check state a re-check can use (none that expires before the first is due).
     const refresh = refreshWorthKeeping(identity.refresh, participant.config.session, confirmedAt);
-    const held = sessions.sealHeld(uid, {
+    // The upstream state (its tokens) is written once, here, under a key of its own that the session
+    // takes over; the held login only names it (Sessions.holdAtCallback).
+    const { held, written } = sessions.holdAtCallback(uid, {
       accountId,
       participantId,
       claims: outcome.claims,
       ...(identity.sessionId !== undefined ? { upstreamSessionId: identity.sessionId } : {}),
       upstream: { ...(identity.logout ? { logout: identity.logout } : {}), ...(refresh ? { refresh } : {}) },
       confirmedAt,
-    });
-    // The account, the trail and the interaction's result (with the held login) go out together
-    // (one round trip): none depends on another. The browser is sent on only once all are written;
-    // should one fail, the browser gets the error page.
-    const [, , returnTo] = await Promise.all([
+    }, settings.tokens.interactionTtl);
+    // The account, the trail, the upstream state and the interaction's result (with the held login)
+    // go out together (one round trip): none depends on another. The browser is sent on only once
+    // all are written; should one fail, the browser gets the error page.
+    const [, , , returnTo] = await Promise.all([
+      written,
       accounts.save({ accountId, participantId, upstreamIssuer: identity.issuer, upstreamSubject: identity.subject, claims: outcome.claims, updatedAt: now }),
       markEnded(uid, clientId, 'signed_in'),
       // The select_account prompt (provider/index.ts) is answered by this sign-in too.

@@ -94,7 +94,7 @@ export async function recheckForRefresh(record: SessionRecord, participant: Acti
     // The record as it is now (another request may have confirmed it meanwhile) and what asking the
     // upstream needs, in one round trip; the record alone, as the refresh read it (its services
     // added later are read when asked: SessionStore.clientsOf).
-    const { record: current, upstream } = await records.withUpstream(record.id);
+    const { record: current, upstream } = await records.withUpstream(record.id, record.stateId);
     if (!current) return { kind: 'ended', outcome: 'gone', cause: 'upstream_revoked' };
     if (ageOf(current) < (policy.revalidateAfter as number)) return { kind: 'continue', outcome: 'fresh', record: current };
     if (!upstream.refresh) return bounded(current);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { exceededClaimBound } from '../mapping/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
 import { deferWrite, requestLocal, type Store } from '../store/index.ts';
@@ -33,6 +33,8 @@ export interface SessionRecord {
   clientsInRecordOnly?: true;
   /** Whether an upstream session id (OIDC `sid`, SAML SessionIndex) names this session: its back-channel logout can find it. */
   upstreamSession: boolean;
+  /** The id its upstream state is kept under since its login's callback (PendingSessionLogin `stateId`), when so: withUpstream's hint. */
+  stateId?: string;
 }
 
 /** A service's part in a session: its OIDC session id (`sid`) and the grant its tokens hang on. */
@@ -61,6 +63,12 @@ export interface PendingSessionLogin {
   upstream: UpstreamSessionState;
   /** Epoch seconds. */
   confirmedAt: number;
+  /**
+   * Set when the upstream state is kept already, sealed under its own key
+   * (`session-upstream:{stateId}`, SessionStore.holdAtCallback), for the session to take over as it
+   * is (put: its lifetime extended, the record naming it); `upstream` is then empty.
+   */
+  stateId?: string;
 }
 
 interface StoredSession {
@@ -74,6 +82,12 @@ interface StoredSession {
   upstreamKey?: string;
   /** SecretBox(UpstreamSessionState), context `session:{uid}:upstream`: in records written before it got its own key (upstreamStateKey). */
   sealed?: string;
+  /**
+   * Where the sealed state is when it was written at the login's callback and taken over as it was
+   * (PendingSessionLogin `stateId`): `session-upstream:{stateId}`, sealed for that id and the
+   * account (stateContext); else, in `session-upstream:{uid}` (or `sealed`, or none).
+   */
+  stateId?: string;
   /**
    * The services known when the record was written (clientMember form): the first one gets its
    * authorization in the very request that binds the login, so it goes in with the record instead
@@ -107,6 +121,8 @@ interface CompactSession {
   s?: unknown[];
   /** upstreamKey without its `sessions-of-upstream:{participantId}:` head */
   u?: string;
+  /** stateId: the upstream state kept since the login's callback, `session-upstream:{k}` */
+  k?: string;
 }
 
 /** The participant an account id starts with (accountIdOf: `{participantId}:{sub}`, participant ids have no colon). */
@@ -115,7 +131,7 @@ const upstreamKeyHead = (participantId: string) => `sessions-of-upstream:${parti
 
 /** The form a record is written in: CompactSession when it says the record exactly, else StoredSession as before. */
 function encodeSession(stored: StoredSession): CompactSession | StoredSession {
-  const { accountId, participantId, startedAt, confirmedAt, claims, clients, upstreamKey, sealed } = stored;
+  const { accountId, participantId, startedAt, confirmedAt, claims, clients, upstreamKey, sealed, stateId } = stored;
   const head = upstreamKeyHead(participantId);
   if (sealed !== undefined || participantOfId(accountId) !== participantId || (upstreamKey !== undefined && !upstreamKey.startsWith(head))) return stored;
   let members: unknown[] | undefined;
@@ -132,13 +148,14 @@ function encodeSession(stored: StoredSession): CompactSession | StoredSession {
     m: claims,
     ...(members?.length ? { s: members } : {}),
     ...(upstreamKey !== undefined ? { u: upstreamKey.slice(head.length) } : {}),
+    ...(stateId !== undefined ? { k: stateId } : {}),
   };
 }
 
 /** A record as read: a CompactSession put back into StoredSession, a record of before as it is (get() checks it). */
 function decodeSession(raw: CompactSession | StoredSession | undefined): StoredSession | undefined {
   if (raw === undefined || raw === null || typeof raw !== 'object' || raw.v !== 2) return raw as StoredSession | undefined;
-  const { a, t, c, m, s, u } = raw;
+  const { a, t, c, m, s, u, k } = raw;
   if (typeof a !== 'string' || typeof t !== 'number') return undefined;
   const participantId = participantOfId(a);
   return {
@@ -150,6 +167,7 @@ function decodeSession(raw: CompactSession | StoredSession | undefined): StoredS
     claims: m,
     ...(Array.isArray(s) ? { clients: s.map((member) => JSON.stringify(member)) } : {}),
     ...(typeof u === 'string' ? { upstreamKey: upstreamKeyHead(participantId) + u } : {}),
+    ...(typeof k === 'string' ? { stateId: k } : {}),
   };
 }
 
@@ -213,6 +231,16 @@ const ofUpstreamKey = (participantId: string, upstreamSessionId: string) =>
   `sessions-of-upstream:${participantId}:${createHash('sha256').update(upstreamSessionId, 'utf8').digest('base64url')}`;
 
 const sealContext = (uid: string) => `session:${uid}:upstream`;
+/**
+ * The context of a state sealed at its login's callback, under its own id (holdAtCallback): bound to
+ * that id and to the account, so it opens for no other key, and for no session of another account
+ * (the session's record names the id in clear; the held login that carried it to the session was
+ * sealed for its interaction).
+ */
+const stateContext = (stateId: string, accountId: string) => `session-upstream:${stateId}:${accountId}`;
+/** The id of a state kept at the callback: 16 random bytes, base64url (22 characters; a session uid is 43). */
+const newStateId = () => randomBytes(16).toString('base64url');
+const STATE_ID = /^[A-Za-z0-9_-]{22}$/;
 /** Upstream tokens and claims, a kilobyte or two of text kept for weeks: sealed DEFLATEd (a third smaller; records sealed before still open). */
 const COMPRESSED = { compress: true } as const;
 /**
@@ -320,6 +348,26 @@ export class SessionStore {
     return this.#box.seal(JSON.stringify(held), pendingContext(interactionUid), COMPRESSED);
   }
 
+  /**
+   * At a login's callback: its upstream state written once, sealed as a session keeps it (`z3`,
+   * bytes), under a key of its own (`session-upstream:{stateId}`, a new random id) for `ttlSeconds`
+   * (the interaction's lifetime: a login never resumed leaves nothing longer), and the rest of the
+   * login sealed for the interaction (sealHeld), naming that id instead of carrying the state: the
+   * interaction's result, written once and read at the resume, stays small, and the session takes
+   * the state over where it is (put: its lifetime extended) instead of writing it again. Without
+   * upstream state, nothing is written and the held login names none. `written` is the state's write
+   * (issued now, to be awaited with the callback's other writes).
+   */
+  holdAtCallback(interactionUid: string, login: PendingSessionLogin, ttlSeconds: number): { held: string; written: Promise<void> } {
+    if (!login.upstream.logout && !login.upstream.refresh) return { held: this.sealHeld(interactionUid, { ...login, upstream: {} }), written: Promise.resolve() };
+    const stateId = newStateId();
+    const sealed = this.#box.sealBytes(JSON.stringify(packState(login.upstream)), stateContext(stateId, login.accountId), COMPRESSED_TOKENS);
+    const written = this.#store.setBytes(upstreamStateKey(stateId), sealed, ttlSeconds);
+    const { upstream: _kept, ...rest } = login;
+    const held = this.#box.seal(JSON.stringify({ ...rest, stateId }), pendingContext(interactionUid), COMPRESSED);
+    return { held, written };
+  }
+
   /** The login sealHeld() sealed for this interaction; undefined when it does not open (another interaction's, another key). */
   openHeld(interactionUid: string, sealed: string): PendingSessionLogin | undefined {
     let held: HeldLogin;
@@ -328,7 +376,9 @@ export class SessionStore {
     } catch {
       return undefined;
     }
-    const { heldUntil: _until, ...login } = held;
+    const { heldUntil: _until, stateId, ...login } = held;
+    // A state kept at the callback is named by its id (holdAtCallback); one carried here (earlier versions) is unpacked.
+    if (typeof stateId === 'string' && STATE_ID.test(stateId)) return { ...login, upstream: {}, stateId };
     return { ...login, upstream: unpackState(login.upstream ?? {}) };
   }
 
@@ -397,7 +447,9 @@ export class SessionStore {
       claims: login.claims,
       ...(upstreamKey ? { upstreamKey } : {}),
     };
-    const sealed = login.upstream.logout || login.upstream.refresh ? this.#box.sealBytes(JSON.stringify(packState(login.upstream)), sealContext(uid), COMPRESSED_TOKENS) : undefined;
+    // A state kept at the callback (stateId) is taken over where it is: the record names it.
+    if (login.stateId !== undefined) stored.stateId = login.stateId;
+    const sealed = login.stateId === undefined && (login.upstream.logout || login.upstream.refresh) ? this.#box.sealBytes(JSON.stringify(packState(login.upstream)), sealContext(uid), COMPRESSED_TOKENS) : undefined;
     // A record is never left where an upstream logout or an account's revocation cannot find it: its
     // indexes are written first, or with it. The previous record is read in the same round trip as
     // the indexes, unless this request found none (the resume of a new session: findAccount looked),
@@ -420,12 +472,16 @@ export class SessionStore {
     if (members.length) stored.clients = members;
     const written = Promise.all([
       this.#write(uid, stored),
+      // This login's state: kept at its callback (its lifetime now the session's), or written here.
+      login.stateId !== undefined ? this.#store.expireTemp(upstreamStateKey(login.stateId), this.#ttl) : undefined,
       // A previous login's state goes with it: the session keeps this login's, or none.
       sealed !== undefined ? this.#store.setBytes(upstreamStateKey(uid), sealed, this.#ttl) : previous ? this.#store.deleteTemp(upstreamStateKey(uid)) : undefined,
+      previous?.stateId !== undefined && previous.stateId !== login.stateId ? this.#store.deleteTemp(upstreamStateKey(previous.stateId)) : undefined,
     ]);
     if (absent) {
       const [indexed] = await Promise.allSettled([indexes, written]);
       if (indexed.status === 'rejected') {
+        // (A state kept at the callback stays: it expires with the rest of the session's lifetime, named by nothing.)
         await Promise.allSettled([this.#store.deleteTemp(recordKey(uid)), this.#store.deleteTemp(upstreamStateKey(uid))]);
         throw indexed.reason;
       }
@@ -443,7 +499,8 @@ export class SessionStore {
   /**
    * Deletes what a put just wrote for a session that had no record (its record and its sealed
    * upstream state); its index entries stay, as those of an ended session do until they expire
-   * (readers check the record: get() answers none).
+   * (readers check the record: get() answers none). A state kept at the callback (stateId) stays:
+   * the login is bound by the other resume, whose session names it.
    */
   async unput(uid: string): Promise<void> {
     await Promise.all([this.#store.deleteTemp(recordKey(uid)), this.#store.deleteTemp(upstreamStateKey(uid))]);
@@ -464,8 +521,10 @@ export class SessionStore {
     if (!stored) return;
     const { sealed: _before, ...rest } = stored;
     const next: StoredSession = { ...rest, claims: update.claims, confirmedAt: update.confirmedAt };
-    const sealed = this.#box.sealBytes(JSON.stringify(packState(update.upstream)), sealContext(uid), COMPRESSED_TOKENS);
-    await Promise.all([this.#write(uid, next), this.#store.setBytes(upstreamStateKey(uid), sealed, this.#ttl)]);
+    // Where the record says the state is: under its own id (sealed for that id and the account), or the session's.
+    const stateId = typeof stored.stateId === 'string' ? stored.stateId : undefined;
+    const sealed = this.#box.sealBytes(JSON.stringify(packState(update.upstream)), stateId === undefined ? sealContext(uid) : stateContext(stateId, stored.accountId), COMPRESSED_TOKENS);
+    await Promise.all([this.#write(uid, next), this.#store.setBytes(upstreamStateKey(stateId ?? uid), sealed, this.#ttl)]);
   }
 
   /**
@@ -505,18 +564,40 @@ export class SessionStore {
 
   /**
    * A session (its record alone: `clientsInRecordOnly`, as get `{ addedClients: false }`) and its
-   * sealed part, read in one round trip: what a re-check needs once it holds the session's lease.
+   * sealed part, read in one round trip: what a re-check needs once it holds the session's lease. A
+   * state kept since its login's callback (the record's `stateId`) is read in that round trip when
+   * `stateHint` names it (the record the caller read before: SessionRecord `stateId`), else after it.
    */
-  async withUpstream(uid: string): Promise<{ record: SessionRecord | undefined; upstream: UpstreamSessionState }> {
+  async withUpstream(uid: string, stateHint?: string): Promise<{ record: SessionRecord | undefined; upstream: UpstreamSessionState }> {
     // A record written before the state had its own key holds it (read in the same round trip).
-    const [own, stored] = await Promise.all([this.#store.getBytes(upstreamStateKey(uid)), this.#read(uid)]);
+    // A state kept since the login's callback is read in its place when hinted (the session's own key
+    // holds none then); should the record name another (a new login since), what it names is read after.
+    const [first, stored] = await Promise.all([this.#store.getBytes(upstreamStateKey(stateHint ?? uid)), this.#read(uid)]);
+    let own: Buffer | undefined;
+    let kept: Buffer | undefined;
+    if (stateHint !== undefined && stored?.stateId === stateHint) kept = first;
+    else {
+      own = stateHint === undefined ? first : await this.#store.getBytes(upstreamStateKey(uid));
+      kept = stored?.stateId !== undefined && own === undefined ? await this.#store.getBytes(upstreamStateKey(stored.stateId)) : undefined;
+    }
     if (stored === undefined) noteAbsent(uid);
     const record = stored === undefined ? undefined : this.#record(uid, stored, undefined);
-    return { record, upstream: this.#open(uid, stored, own) };
+    return { record, upstream: this.#open(uid, stored, own, kept) };
   }
 
-  /** The upstream state `own` (its key's bytes) or, written before, the record's `sealed` hold; empty when none opens. */
-  #open(uid: string, stored: StoredSession | undefined, own: Buffer | undefined): UpstreamSessionState {
+  /**
+   * The upstream state `own` (its key's bytes), `kept` (under the id the record names, sealed for it
+   * and the account) or, written before, the record's `sealed`; empty when none opens.
+   */
+  #open(uid: string, stored: StoredSession | undefined, own: Buffer | undefined, kept?: Buffer): UpstreamSessionState {
+    if (stored?.stateId !== undefined && own === undefined) {
+      if (kept === undefined) return {};
+      try {
+        return unpackState(JSON.parse(this.#box.openBytes(kept, stateContext(stored.stateId, stored.accountId))) as UpstreamSessionState);
+      } catch {
+        return {};
+      }
+    }
     if (!stored || (own === undefined && stored.sealed === undefined)) return {};
     try {
       // Bytes (sealBytes), or the JSON string of a sealed text written before (`"z2.…"`), or the record's.
@@ -602,6 +683,7 @@ export class SessionStore {
       this.#store.deleteSet(clientsKey(uid)),
       this.#store.deleteTemp(seenKey(uid)),
       this.#store.deleteTemp(upstreamStateKey(uid)),
+      typeof stored?.stateId === 'string' ? this.#store.deleteTemp(upstreamStateKey(stored.stateId)) : undefined,
       accountId ? this.#store.removeFromSet(ofAccountKey(accountId), uid) : undefined,
       stored?.upstreamKey ? this.#store.removeFromSet(stored.upstreamKey, uid) : undefined,
     ]);
@@ -647,6 +729,7 @@ export class SessionStore {
       claims: stored.claims,
       clients,
       upstreamSession: stored.upstreamKey !== undefined,
+      ...(stored.stateId !== undefined ? { stateId: stored.stateId } : {}),
     };
   }
 }

@@ -169,6 +169,17 @@ export class Sessions {
   }
 
   /**
+   * As sealHeld, with the login's upstream state (its tokens, a kilobyte or so) written once, sealed
+   * under a key of its own for `ttlSeconds` (the interaction's lifetime), and only its id in the held
+   * login: the session bind() gives the login to takes the state over where it is (its lifetime
+   * extended; SessionStore.holdAtCallback). `written`: the state's write, issued now, to be awaited
+   * with the callback's other writes (the interaction's result among them).
+   */
+  holdAtCallback(interactionUid: string, login: PendingSessionLogin, ttlSeconds: number): { held: string; written: Promise<void> } {
+    return this.#records.holdAtCallback(interactionUid, login, ttlSeconds);
+  }
+
+  /**
    * Keeps a login under its own key (`session-pending:{interaction uid}`), as earlier versions did
    * at the callback; bind() takes such a login when the interaction's result does not carry one.
    */

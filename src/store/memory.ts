@@ -157,6 +157,14 @@ export class MemoryStore implements Store {
     return deserialize<T>(this._readTemp(key)?.value);
   }
 
+  async expireTemp(key: string, ttlSeconds: number): Promise<boolean> {
+    const entry = this._readTemp(key);
+    if (!entry) return false;
+    if (ttlSeconds > 0) entry.expiresAt = Date.now() + ttlSeconds * 1000;
+    else this.#dropTemp(key, entry);
+    return true;
+  }
+
   async takeTemp<T>(key: string): Promise<T | undefined> {
     const entry = this._readTemp(key);
     if (entry) this.#dropTemp(key, entry);

@@ -295,6 +295,10 @@ export class RedisStore implements Store {
     return (await this.run((c) => c.getBuffer(this.keys.temp(key)))) ?? undefined;
   }
 
+  async expireTemp(key: string, ttlSeconds: number): Promise<boolean> {
+    return (await this.run((c) => c.pexpire(this.keys.temp(key), Math.max(1, ms(ttlSeconds))))) === 1;
+  }
+
   async takeTemp<T>(key: string): Promise<T | undefined> {
     // GETDEL (Redis >= 6.2) is atomic on its one key.
     return deserialize<T>(await this.run((c) => c.getdel(this.keys.temp(key))));

@@ -57,6 +57,12 @@ export interface Store {
   /** The bytes of a temp value: one setBytes wrote, or the JSON text of one setTemp wrote. */
   getBytes(key: string): Promise<Buffer | undefined>;
 
+  /**
+   * Makes an existing temp value (setTemp or setBytes) live `ttlSeconds` from now, longer or shorter,
+   * without sending it again (Redis PEXPIRE). True when the key was there; a missing key is not made.
+   */
+  expireTemp(key: string, ttlSeconds: number): Promise<boolean>;
+
   /** Atomically increments a counter and returns the new value. */
   incr(key: string): Promise<number>;
   getCounter(key: string): Promise<number>;

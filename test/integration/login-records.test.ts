@@ -88,6 +88,59 @@ describe('the short-lived records of a login (Redis)', () => {
     assert.ok(refreshed.access_token);
   });
 
+  it('the upstream state is written once, at the callback, under its own key for the interaction’s lifetime; the interaction carries only its id; the session takes it over where it is', async () => {
+    const browser = new Browser();
+    const auth = await authorizationRequest(fed.rp);
+    const redis = (fed.concord.concord.store as RedisStore).client;
+    const atRp = (u: URL) => u.href.startsWith(RP.redirect_uris[0]!);
+    const atResume = (u: URL) => u.origin === fed.concord.issuer && /^\/auth\/[^/]+$/.test(u.pathname);
+    let page = await browser.get(auth.url, { stopAt: atRp });
+    page = await browser.post(new URL(parseForm(page.body, '/login').action, page.url), { ...parseForm(page.body, '/login').fields, email: 'alice@acme.example' }, { stopAt: atRp });
+    const form = parseForm(page.body, '/login');
+    const states = async () => (await redis.keys(`${prefix}tmp:session-upstream:*`)).filter((k) => /:[A-Za-z0-9_-]{22}$/.test(k));
+    const before = new Set(await states());
+    const upTo = await browser.post(new URL(form.action, page.url), { ...form.fields, username: 'alice@acme.example', password: DEMO_PASSWORD }, { stopAt: atResume });
+    assert.ok(upTo.stoppedAt, `stopped before the resume: ${upTo.status} at ${upTo.url.href}`);
+    // Between the callback and the resume: one state, for the interaction's lifetime (a login never resumed leaves nothing longer).
+    const written = (await states()).filter((k) => !before.has(k));
+    assert.equal(written.length, 1, written.join(', '));
+    const stateKey = written[0]!;
+    const stateId = stateKey.slice(stateKey.lastIndexOf(':') + 1);
+    const ttl = await redis.pttl(stateKey);
+    assert.ok(ttl > 0 && ttl <= 600_000, `the interaction's lifetime: ${ttl} ms`);
+    const uid = upTo.stoppedAt.pathname.split('/').pop()!;
+    const interaction = (await redis.get(`${prefix}oidc:Interaction:${uid}`))!;
+    const held = (JSON.parse(interaction) as { result: Record<string, string> }).result[HELD_LOGIN]!;
+    const sealedState = (await redis.getBuffer(stateKey))!;
+    assert.ok(held.length < sealedState.length, `the held login names the state, it does not carry it: ${held.length} vs ${sealedState.length} bytes`);
+    const done = await browser.get(upTo.stoppedAt, { stopAt: atRp });
+    const tokens = await exchange(fed.rp, done.stoppedAt!, auth);
+    const { sessions, store } = fed.concord.concord;
+    const named = await Promise.all((await sessions.ofAccount(String(tokens.claims()!.sub))).map(async (one) => ({ one, stateId: (await store.getTemp<{ k?: string }>(`session:${one.id}`))?.k })));
+    const session = named.find((n) => n.stateId === stateId)?.one;
+    assert.ok(session, `a session names the state written at the callback: ${JSON.stringify(named.map((n) => n.stateId))}`);
+    assert.deepEqual(await redis.getBuffer(stateKey), sealedState, 'not written again');
+    assert.ok((await redis.pttl(stateKey)) > 3_600_000, 'its lifetime now the session’s');
+    assert.equal(await redis.exists(`${prefix}tmp:session-upstream:${session!.id}`), 0, 'no second copy');
+    assert.ok(((await sessions.upstream(session!.id)).logout as { idTokenHint?: string } | undefined)?.idTokenHint, 'the session gives its upstream logout hint');
+    await sessions.end(session!.id, 'admin');
+    assert.equal(await redis.exists(stateKey), 0, 'the state ends with the session');
+  });
+
+  it('a held login in the previous release’s form (the upstream state carried in it) is still bound, its state kept under the session', async () => {
+    const { sessions, store } = fed.concord.concord;
+    const logout = { protocol: 'oidc' as const, idTokenHint: 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJvbGQifQ.sig' };
+    const held = sessions.sealHeld('ip-1', { ...login('acme:previous'), upstream: { logout } });
+    const result = { login: { accountId: 'acme:previous' }, select_account: {}, [HELD_LOGIN]: held };
+    await interactionWith('ip-1', result);
+    const bound = await resume('ip-1', { uid: 'sp-1', accountId: 'acme:previous' }, result, true);
+    assert.equal(bound?.accountId, 'acme:previous');
+    assert.equal((await store.getTemp<{ k?: string }>('session:sp-1'))?.k, undefined, 'its record names no state of its own (CompactSession k)');
+    assert.ok(await store.getBytes('session-upstream:sp-1'), 'its state under the session, as before');
+    assert.deepEqual((await sessions.upstream('sp-1')).logout, logout);
+    await sessions.end('sp-1', 'admin');
+  });
+
   it('two resumes of one finished sign-in at once (the same browser): one code reaches the service, and it works', async () => {
     const browser = new Browser();
     const auth = await authorizationRequest(fed.rp);

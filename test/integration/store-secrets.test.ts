@@ -53,9 +53,16 @@ describe('what a store reader gets', () => {
       assert.ok(!afterExchange.includes(value), `the ${what} is in the store in the clear`);
     }
     const { store, secrets } = fed.concord.concord;
-    const sealed = (await store.getBytes(`session-upstream:${session.id}`))!;
+    // Written once, at the login's callback, under its own id, which the session's record names (sealed for that id and the account).
+    const { k: stateId, ...record } = (await store.getTemp<{ k?: string; a: string }>(`session:${session.id}`))!;
+    assert.match(stateId ?? '', /^[A-Za-z0-9_-]{22}$/, 'the record names its state');
+    assert.equal(await store.getBytes(`session-upstream:${session.id}`), undefined, 'no second copy under the session');
+    const sealed = (await store.getBytes(`session-upstream:${stateId}`))!;
     assert.equal(sealed[0], 0x13, 'the session keeps its upstream state sealed (compressed with the tokens\' dictionary: z3), as bytes, apart from its record');
-    const state = secrets.openBytes(sealed, `session:${session.id}:upstream`);
+    assert.throws(() => secrets.openBytes(sealed, `session-upstream:${stateId}:acme:someone-else`), Error, 'bound to its account');
+    const state = secrets.openBytes(sealed, `session-upstream:${stateId}:${record.a}`);
+    // The previous release's forms, under the session's uid, in a record that names no state of its own.
+    await store.setTemp(`session:${session.id}`, record, 600);
     // The previous release's form: the sealed text (z2) as a JSON string, still opens.
     await store.setTemp(`session-upstream:${session.id}`, secrets.seal(state, `session:${session.id}:upstream`, { compress: true }), 600);
     assert.equal(((await sessions.upstream(session.id)).logout as OidcLogout | undefined)?.idTokenHint, upstreamIdToken, 'a z2 state opens');

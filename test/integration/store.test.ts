@@ -239,6 +239,23 @@ const cases: Array<{ name: string; run(ctx: Ctx): Promise<void> }> = [
     },
   },
   {
+    name: 'temp lifetime: expireTemp lengthens or shortens a value (bytes or JSON) without rewriting it; a missing key is not made',
+    async run({ store, other }) {
+      const key = id('expire');
+      assert.equal(await store.expireTemp(key, 60), false, 'nothing there');
+      assert.equal(await other.getBytes(key), undefined, 'and nothing made');
+      const bytes = Buffer.from([0x13, 0x00, 0xff, 0x80]);
+      await store.setBytes(key, bytes, 1);
+      assert.equal(await other.expireTemp(key, 60), true);
+      await sleep(1500);
+      assert.deepEqual(await store.getBytes(key), bytes, 'lengthened: still there after its first lifetime');
+      await store.setTemp(`${key}-json`, { a: 1 }, 60);
+      assert.equal(await store.expireTemp(`${key}-json`, 1), true);
+      await eventually(async () => (await other.getTemp(`${key}-json`)) === undefined, 6000, 'shortened to 1 s');
+      await store.deleteTemp(key);
+    },
+  },
+  {
     name: 'sets: add, remove, members, delete',
     async run({ store, other }) {
       const key = id('set');
