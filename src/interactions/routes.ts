@@ -236,8 +236,53 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   }
 
   /** As takePending, answering the mark found instead when it was taken already. */
-  function swapPending(state: string, uid: string): Promise<PendingRecord | undefined> {
-    return store.swapTemp<PendingRecord, TakenLogin>(pendingKey(state), { taken: uid }, TRAIL_TTL_S);
+  async function swapPending(state: string, uid: string): Promise<PendingRecord | undefined> {
+    // The mark names its interaction by nothing (`""`) when the state names it (loginState).
+    const mark: TakenLogin = { taken: stateInteraction(state) === uid ? '' : uid };
+    return expandPending(state, await store.swapTemp<PendingRecord, TakenLogin>(pendingKey(state), mark, TRAIL_TTL_S));
+  }
+
+  /** The pending login (or its mark) under `state`, read (not taken). */
+  async function readPending(state: string): Promise<PendingRecord | undefined> {
+    return expandPending(state, await store.getTemp<PendingRecord>(pendingKey(state)));
+  }
+
+  /**
+   * A pending login as it is stored: without what its key says (its state, and the interaction a
+   * state of loginState's form names), the participant's own callback URL as its OIDC redirect_uri,
+   * nor its start apart from the pending login's `createdAt`. Written once and read back once per
+   * login: about 250 bytes each way. expandPending puts them back.
+   */
+  function compactPending(record: UpstreamLoginRecord): unknown {
+    const { interactionUid, pending, startedAt, ...rest } = record;
+    const { state, ...kept } = pending;
+    if (kept.protocol === 'oidc' && kept.redirectUri === connectors.redirectUri(record.participantId)) delete (kept as Partial<typeof kept>).redirectUri;
+    return {
+      ...rest,
+      ...(interactionUid !== stateInteraction(state) ? { interactionUid } : {}),
+      pending: kept,
+      ...(startedAt !== pending.createdAt ? { startedAt } : {}),
+    };
+  }
+
+  /**
+   * A pending login record as read under `state`, completed (compactPending); the mark of a taken one
+   * with its interaction (swapPending). Records written whole (earlier versions, test logins) are as they were.
+   */
+  function expandPending(state: string, found: PendingRecord | undefined): PendingRecord | undefined {
+    if (found === undefined || found === null || typeof found !== 'object') return found;
+    if (isTaken(found)) return found.taken === '' ? { taken: stateInteraction(state) ?? '' } : found;
+    if ('testLogin' in found) return found;
+    const stored = found as unknown as Omit<UpstreamLoginRecord, 'interactionUid' | 'startedAt' | 'pending'> & { interactionUid?: string; startedAt?: number; pending?: Record<string, unknown> };
+    const pending = { ...stored.pending, state: stored.pending?.state ?? state } as Record<string, unknown>;
+    if (pending.protocol === 'oidc' && pending.redirectUri === undefined && typeof stored.participantId === 'string') pending.redirectUri = connectors.redirectUri(stored.participantId);
+    const interactionUid = stored.interactionUid ?? stateInteraction(state);
+    return {
+      ...stored,
+      ...(interactionUid !== undefined ? { interactionUid } : {}),
+      pending: pending as unknown as PendingLogin,
+      startedAt: stored.startedAt ?? (pending.createdAt as number),
+    } as UpstreamLoginRecord;
   }
 
   /** Back to the upstream after this interaction's callback took its login, which answered again: to the interaction, as the broker callback sends an earlier state's. */
@@ -327,9 +372,10 @@ export function interactionRoutes(deps: InteractionDeps): Router {
         clientId,
         pending,
         ...(forwarded.max_age !== undefined ? { maxAge: forwarded.max_age } : {}),
-        startedAt: Date.now(),
+        // The login began as its pending login was made.
+        startedAt: pending.createdAt,
       };
-      await store.setTemp(pendingKey(pending.state), record, settings.tokens.interactionTtl);
+      await store.setTemp(pendingKey(pending.state), compactPending(record), settings.tokens.interactionTtl);
       ctx.state.log?.info({ participant: id, client: clientId }, 'redirecting to upstream');
       ctx.redirect(url);
     } catch (error) {
@@ -520,7 +566,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     if (!interaction) return undefined;
     const carried = await carriedRead;
     // A callback that does not name its interaction: its record is read first.
-    const read = carried && carried.interactionUid === undefined ? await store.getTemp<PendingRecord>(pendingKey(carried.state)) : undefined;
+    const read = carried && carried.interactionUid === undefined ? await readPending(carried.state) : undefined;
     const known = read && !isTaken(read) && !('testLogin' in read) ? read : undefined;
     const carriedFor = carried?.interactionUid ?? known?.interactionUid;
     if (!carried || carriedFor === undefined || interaction.uid !== carriedFor || uid !== carriedFor || (known && known.participantId !== carried.participantId)) {
@@ -619,7 +665,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     const ref = randomBytes(24).toString('base64url');
     const carried: CarriedCallback = { participantId, state, method: callback.method, query: callback.query.toString(), body: body.toString() };
     const [found] = await Promise.all([
-      store.getTemp<PendingRecord>(pendingKey(state)),
+      readPending(state),
       store.setTemp(callbackKey(ref), carried, Math.min(CALLBACK_TTL_S, settings.tokens.interactionTtl)),
     ]);
     const record = found && !isTaken(found) ? found : undefined;

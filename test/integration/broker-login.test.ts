@@ -250,10 +250,12 @@ describe('brokered login over HTTP', () => {
     const interactionCallback = browser.history.find((hop) => /^\/interaction\/[^/]+\/callback$/.test(hop.url.pathname))?.url;
     assert.ok(brokerCallback && interactionCallback);
     const codesBefore = browser.history.filter((hop) => hop.location && atRp(hop.location)).length;
-    // The taken pending login leaves the mark of its interaction in its place (no key of its own).
+    // The taken pending login leaves the mark of its interaction in its place (no key of its own):
+    // "" when the state names the interaction (`{uid}.{random}`), as here.
     const state = brokerCallback.searchParams.get('state')!;
     const uid = interactionCallback.pathname.split('/')[2];
-    assert.deepEqual(await fed.concord.concord.store.getTemp(`upstream-login:${state}`), { taken: uid });
+    assert.equal(state.split('.')[0], uid);
+    assert.deepEqual(await fed.concord.concord.store.getTemp(`upstream-login:${state}`), { taken: '' });
     assert.equal(await fed.concord.concord.store.getTemp(`interaction-trail-state:${state}`), undefined);
     for (const url of [brokerCallback, interactionCallback]) {
       const replay = await browser.get(url, { stopAt: atRp });
@@ -315,9 +317,11 @@ describe('brokered login over HTTP', () => {
       const { store } = fed.concord.concord;
       const state = answer.searchParams.get('state')!;
       const earlier = randomBytes(32).toString('base64url');
-      const record = await store.getTemp<{ pending: { state: string } }>(`upstream-login:${state}`);
+      const record = await store.getTemp<{ pending: { state: string }; interactionUid?: string }>(`upstream-login:${state}`);
       assert.ok(record, 'the pending login is kept under its state');
+      // As an earlier version kept it: whole (its state, and the interaction, which such a state does not name).
       record.pending.state = earlier;
+      record.interactionUid = state.split('.')[0]!;
       await store.setTemp(`upstream-login:${earlier}`, record, 600);
       await store.deleteTemp(`upstream-login:${state}`);
       answer.searchParams.set('state', earlier);

@@ -141,6 +141,31 @@ describe('the short-lived records of a login (Redis)', () => {
     await sessions.end('sp-1', 'admin');
   });
 
+  it('a pending upstream login is stored without what its key says (state, interaction, callback URL, start); one stored whole (the previous release) still finishes', async () => {
+    const { store } = fed.concord.concord;
+    for (const whole of [false, true]) {
+      const browser = new Browser();
+      const auth = await authorizationRequest(fed.rp);
+      const atRp = (u: URL) => u.href.startsWith(RP.redirect_uris[0]!);
+      let page = await browser.get(auth.url, { stopAt: atRp });
+      page = await browser.post(new URL(parseForm(page.body, '/login').action, page.url), { ...parseForm(page.body, '/login').fields, email: 'alice@acme.example' }, { stopAt: atRp });
+      const form = parseForm(page.body, '/login');
+      const toBroker = await browser.post(new URL(form.action, page.url), { ...form.fields, username: 'alice@acme.example', password: DEMO_PASSWORD }, { stopAt: (u) => u.pathname === '/broker/acme/callback' });
+      const state = toBroker.stoppedAt!.searchParams.get('state')!;
+      const uid = state.split('.')[0]!;
+      const stored = (await store.getTemp<Record<string, unknown> & { pending: Record<string, unknown> }>(`upstream-login:${state}`))!;
+      assert.deepEqual(Object.keys(stored).sort(), ['clientId', 'participantId', 'pending'], JSON.stringify(stored));
+      assert.deepEqual(Object.keys(stored.pending).sort(), ['codeVerifier', 'createdAt', 'nonce', 'protocol'], JSON.stringify(stored.pending));
+      if (whole) {
+        const redirectUri = `${fed.concord.issuer}/broker/acme/callback`;
+        await store.setTemp(`upstream-login:${state}`, { interactionUid: uid, ...stored, pending: { ...stored.pending, state, redirectUri }, startedAt: Date.now() }, 600);
+      }
+      const done = await browser.get(toBroker.stoppedAt!, { stopAt: atRp });
+      assert.ok(done.stoppedAt?.searchParams.get('code'), `${whole ? 'whole' : 'compact'}: ${done.status} at ${done.url.href}`);
+      assert.deepEqual(await store.getTemp(`upstream-login:${state}`), { taken: '' }, 'the mark: the state names its interaction');
+    }
+  });
+
   it('two resumes of one finished sign-in at once (the same browser): one code reaches the service, and it works', async () => {
     const browser = new Browser();
     const auth = await authorizationRequest(fed.rp);
