@@ -85,10 +85,11 @@ export function createProvider(deps: ProviderDeps): Provider {
     // Codes, refresh tokens and other bearer values are stored under a keyed hash of their value (hashed-ids.ts);
     // no record repeats its model or its id (compact-payloads.ts). A code's or refresh token's session
     // is read as soon as the token is (session-tracking.ts). `deps.adapter` adds what the routes keep
-    // with oidc-provider's records (a new Interaction's trail: interactions/trail.ts).
+    // with oidc-provider's records (a new Interaction's trail: interactions/trail.ts), from the
+    // payloads as oidc-provider saves them (outside compactPayloads).
     adapter: (name: string) => {
       if (name === 'Client') return clientAdapter(registry);
-      const adapter = readSessionAhead(compactPayloads(withRoutes(hashedIdAdapter(indexingAdapter(store, name, sessions.ttlSeconds), name, deps.tokenIdKey), name), name, settings.issuer), name, sessions);
+      const adapter = readSessionAhead(withRoutes(compactPayloads(hashedIdAdapter(indexingAdapter(store, name, sessions.ttlSeconds), name, deps.tokenIdKey), name, settings.issuer), name), name, sessions);
       // A client-credentials JWT has no record: its revocation marker, or a record of the release before (access-tokens.ts).
       return name === 'ClientCredentials' ? statelessClientCredentials(adapter, store) : adapter;
     },

@@ -145,6 +145,32 @@ describe('oidc-provider records without their model and id', () => {
     assert.deepEqual(await interactions.find('i6'), { ...before, kind: 'Interaction', jti: 'i6', returnTo: `${ISSUER}/auth/i6` });
   });
 
+  it('stores an Interaction’s parameters under short names, a resource that is the issuer as "", and gives them back; parameters stored before, or one named like a short name, read as they are', async () => {
+    const interactions = compactPayloads(store.adapter('Interaction'), 'Interaction', ISSUER);
+    const params = {
+      client_id: 'rp', code_challenge: 'Z8YUml4Z15lnsGs3hIptajCb-AkZoozH8A-za-UYVc4', code_challenge_method: 'S256', nonce: 'n0', redirect_uri: 'https://rp.example/cb',
+      response_type: 'code', scope: 'openid email', state: 's0', resource: ISSUER, login_hint: 'ada@acme.example', max_age: 300, custom_param: 'kept',
+    };
+    const payload = { kind: 'Interaction', jti: 'ip1', returnTo: `${ISSUER}/auth/ip1`, exp: 2, prompt: { name: 'login', reasons: ['no_session'], details: {} }, params } as unknown as AdapterPayload;
+    await interactions.upsert('ip1', payload, 60);
+    const stored = (await store.adapter('Interaction').find('ip1')) as AdapterPayload & { p?: Record<string, unknown> };
+    assert.equal(stored.params, undefined);
+    assert.deepEqual(stored.p, { c: 'rp', cc: params.code_challenge, cm: 'S256', n: 'n0', r: 'https://rp.example/cb', t: 'code', s: 'openid email', st: 's0', rs: '', lh: 'ada@acme.example', ma: 300, custom_param: 'kept' });
+    assert.ok(JSON.stringify(stored).length < JSON.stringify({ ...stored, p: undefined, params }).length - 100, 'about 100 bytes shorter');
+    assert.deepEqual(await interactions.find('ip1'), payload);
+    // Another resource stays as it is.
+    await interactions.upsert('ip2', { ...payload, jti: 'ip2', returnTo: `${ISSUER}/auth/ip2`, params: { ...params, resource: 'https://api.example' } } as AdapterPayload, 60);
+    assert.equal(((await store.adapter('Interaction').find('ip2')) as { p: { rs: unknown } }).p.rs, 'https://api.example');
+    assert.equal(((await interactions.find('ip2'))!.params as { resource: unknown }).resource, 'https://api.example');
+    // Stored before (as params): read as it is.
+    await store.adapter('Interaction').upsert('ip3', { exp: 2, params } as unknown as AdapterPayload, 60);
+    assert.deepEqual((await interactions.find('ip3'))!.params, params);
+    // A parameter already named like a short name: stored as it is.
+    await interactions.upsert('ip4', { ...payload, jti: 'ip4', returnTo: `${ISSUER}/auth/ip4`, params: { ...params, cc: 'odd' } } as AdapterPayload, 60);
+    assert.deepEqual(((await store.adapter('Interaction').find('ip4')) as AdapterPayload).params, { ...params, cc: 'odd' });
+    assert.deepEqual((await interactions.find('ip4'))!.params, { ...params, cc: 'odd' });
+  });
+
   it('does not carry a resumed login’s sealed held login on into the next interaction’s lastSubmission; its result keeps it', async () => {
     const interactions = compactPayloads(store.adapter('Interaction'), 'Interaction', ISSUER);
     const next = { kind: 'Interaction', jti: 'i7', returnTo: `${ISSUER}/auth/i7`, exp: 2, lastSubmission: { login: { accountId: 'acme:u1' }, select_account: {}, [HELD_LOGIN]: 'z2.sealed' } } as unknown as AdapterPayload;
