@@ -359,13 +359,15 @@ export class SessionStore {
    * (issued now, to be awaited with the callback's other writes).
    */
   holdAtCallback(interactionUid: string, login: PendingSessionLogin, ttlSeconds: number): { held: string; written: Promise<void> } {
-    if (!login.upstream.logout && !login.upstream.refresh) return { held: this.sealHeld(interactionUid, { ...login, upstream: {} }), written: Promise.resolve() };
+    const { upstream, ...rest } = login;
+    // The claims it carries DEFLATE better with the tokens' and claims' dictionary (z3): ~60 bytes
+    // less of the interaction's save and read (instances replaced together: no earlier one opens it).
+    const sealHeld = (held: object) => this.#box.seal(JSON.stringify(held), pendingContext(interactionUid), COMPRESSED_TOKENS);
+    if (!upstream.logout && !upstream.refresh) return { held: sealHeld({ ...rest, upstream: {} }), written: Promise.resolve() };
     const stateId = newStateId();
-    const sealed = this.#box.sealBytes(JSON.stringify(packState(login.upstream)), stateContext(stateId, login.accountId), COMPRESSED_TOKENS);
+    const sealed = this.#box.sealBytes(JSON.stringify(packState(upstream)), stateContext(stateId, login.accountId), COMPRESSED_TOKENS);
     const written = this.#store.setBytes(upstreamStateKey(stateId), sealed, ttlSeconds);
-    const { upstream: _kept, ...rest } = login;
-    const held = this.#box.seal(JSON.stringify({ ...rest, stateId }), pendingContext(interactionUid), COMPRESSED);
-    return { held, written };
+    return { held: sealHeld({ ...rest, stateId }), written };
   }
 
   /** The login sealHeld() sealed for this interaction; undefined when it does not open (another interaction's, another key). */

@@ -113,6 +113,7 @@ describe('the short-lived records of a login (Redis)', () => {
     const held = (JSON.parse(interaction) as { result: Record<string, string> }).result[HELD_LOGIN]!;
     const sealedState = (await redis.getBuffer(stateKey))!;
     assert.ok(held.length < sealedState.length, `the held login names the state, it does not carry it: ${held.length} vs ${sealedState.length} bytes`);
+    assert.match(held, /^z3\./, 'sealed DEFLATEd with the claims’ dictionary');
     const done = await browser.get(upTo.stoppedAt, { stopAt: atRp });
     const tokens = await exchange(fed.rp, done.stoppedAt!, auth);
     const { sessions, store } = fed.concord.concord;
