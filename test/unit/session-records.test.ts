@@ -69,6 +69,31 @@ describe('session records: the sealed upstream state', () => {
     assert.deepEqual(await sessions.upstream('uid-3'), upstream);
   });
 
+  it('a state kept at the callback (holdAtCallback): the held login names it, the session takes it over, a re-check rewrites it there, the session’s end deletes it', async () => {
+    const upstream = { logout: { protocol: 'oidc' as const, idTokenHint: token, sid: 's1' }, refresh: { protocol: 'oidc' as const, refreshToken: 'rt-1', claims } };
+    const { held, written } = sessions.holdAtCallback('i9', login(upstream), 60);
+    await written;
+    const opened = sessions.openHeld('i9', held)!;
+    assert.deepEqual(opened.upstream, {}, 'the held login does not carry the state');
+    assert.match(opened.stateId ?? '', /^[A-Za-z0-9_-]{22}$/);
+    assert.equal(sessions.openHeld('i10', held), undefined, 'sealed for its interaction');
+    const stateKey = `session-upstream:${opened.stateId}`;
+    const kept = (await store.getBytes(stateKey))!;
+    await sessions.put('uid-9', opened, 1_800_000_000);
+    assert.deepEqual(await store.getBytes(stateKey), kept, 'taken over as it is');
+    assert.equal(await store.getBytes('session-upstream:uid-9'), undefined);
+    assert.deepEqual(await sessions.upstream('uid-9'), upstream);
+    // Another session naming it (a copied record) of another account: does not open.
+    await store.setTemp('session:uid-x', { ...(await store.getTemp<object>('session:uid-9')), a: 'acme:u2' }, 60);
+    assert.deepEqual(await sessions.upstream('uid-x'), {});
+    const next = { ...upstream, refresh: { ...upstream.refresh, refreshToken: 'rt-2' } };
+    await sessions.confirm('uid-9', { claims: {}, confirmedAt: 1_800_000_900, upstream: next });
+    assert.deepEqual(await sessions.upstream('uid-9'), next, 'a re-check rewrites it where the record names it');
+    assert.equal(await store.getBytes('session-upstream:uid-9'), undefined);
+    await sessions.remove('uid-9');
+    assert.equal(await store.getBytes(stateKey), undefined, 'ends with the session');
+  });
+
   it('a new login in the session without upstream state leaves none of the previous one', async () => {
     await sessions.put('uid-4', login({ logout: { protocol: 'oidc' as const, idTokenHint: token } }), 1_800_000_000);
     await sessions.put('uid-4', login({}), 1_800_000_100);
