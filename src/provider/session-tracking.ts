@@ -34,7 +34,7 @@ export interface ResumeReads {
  *
  * A resume (`/auth/:uid`) whose resume cookie names that uid (the cookie oidc-provider checks before
  * it resumes anything) begins with what it will read: the Interaction, whose result carries the
- * login its callback finished (Sessions.sealHeld). A login an earlier version's callback held under
+ * login its callback finished (Sessions.holdAtCallback). A login an earlier version's callback held under
  * its own key is taken by findAccount (Sessions.takeAhead), and when taken so and not bound (the
  * resume ended another way) held again as the request ends (Sessions.settleTakes).
  */
@@ -64,7 +64,7 @@ export function trackSessions(sessions: Sessions, reads?: ResumeReads) {
       let client = code?.clientId && code.sessionUid === session.uid ? { clientId: code.clientId, ...(sid ? { sid } : {}), ...(code.grantId ? { grantId: code.grantId } : {}) } : undefined;
       for (const interaction of new Set([resumed, current])) {
         // The service of this code goes in with the record the login is bound to (no write of its own).
-        // The resumed interaction's result carries its login (Sessions.sealHeld), or says it is held apart.
+        // The resumed interaction's result carries its login (Sessions.holdAtCallback), or says it is held apart.
         const result = interaction === resumed ? (oidc?.result ?? {}) : undefined;
         try {
           if (interaction && (await sessions.bind(interaction, { uid: session.uid, accountId: session.accountId }, client, result))) client = undefined;

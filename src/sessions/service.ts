@@ -163,6 +163,8 @@ export class Sessions {
    * sealed for the interaction it finishes: the callback puts it in the interaction's result, under
    * HELD_LOGIN (`{ login, ..., held }`), which carries it to the resume, where bind() gives it to the
    * session oidc-provider put the login in. No key of its own: the interaction's save and read carry it.
+   * The form of the previous release (the upstream state carried in it, `z2`), still bound; the
+   * callback now seals with holdAtCallback.
    */
   sealHeld(interactionUid: string, login: PendingSessionLogin): string {
     return this.#records.sealHeld(interactionUid, login);
