@@ -37,6 +37,20 @@ function restoreRefreshToken(payload: AdapterPayload): void {
 }
 
 /**
+ * What a consumed refresh token is written again without (Adapter consume `drops`): oidc-provider
+ * reads one again only to refuse its replay (grants/refresh_token.js: found ignoring expiry, its
+ * client, `exp`, its x5t#S256 / jkt / attestationJkt binding, its grant, a requested scope within
+ * its `scope`, its account (findAccount reads its `sessionUid`, checkSessionBinding its
+ * `expiresWithSession`), then `consumed`: destroyed, the grant revoked), and the store reads its
+ * `grantId`, `sessionUid`, `expiresWithSession`, `exp`. The login it carried (acr, amr, authTime,
+ * claims, nonce, sid, rar), its resource and what a rotation copies (gty, iiat, rotations) and `iat`
+ * are not written again: each refresh leaves its consumed token behind until that token's `exp`
+ * (weeks). Named long and short (SHORT_NAMES): a token of the previous release has its long names.
+ * Fields not named are kept, whatever a later oidc-provider checks first.
+ */
+const CONSUMED_REFRESH_TOKEN_DROPS = ['iat', 'acr', 'amr', 'authTime', 'claims', 'nonce', 'resource', 'sid', 'rar', 'gty', 'iiat', 'rotations'];
+
+/**
  * Long-lived records (a refresh token and its Grant live for weeks) keep oidc-provider's field names
  * as one letter each: about 45 bytes of a refresh token, 25 of a Grant. Only names no layer under
  * this one reads (the store reads a token's `grantId`, `sessionUid`, `expiresWithSession`, `exp`;
@@ -48,6 +62,12 @@ const SHORT_NAMES: Readonly<Record<string, Readonly<Record<string, string>>>> = 
   RefreshToken: { accountId: 'a', acr: 'r', amr: 'm', authTime: 't', clientId: 'c', nonce: 'n', resource: 'u', scope: 's' },
   Grant: { clientId: 'c', openid: 'o', resources: 'r' },
 };
+
+/** Each of `fields` under its long and its short name (SHORT_NAMES of `name`). */
+const underBothNames = (name: string, fields: readonly string[]): readonly string[] => [
+  ...fields,
+  ...fields.flatMap((field) => SHORT_NAMES[name]?.[field] ?? []),
+];
 
 /**
  * A refresh token's `resource` and a Grant's `resources` name the issuer (Concord's own userinfo) as
@@ -133,6 +153,7 @@ export function compactPayloads(inner: Adapter, name: string, issuer: string): A
   // In place: every find gets a payload of its own from the store (parsed from JSON for it), so it
   // is completed rather than copied (the fields come last, as a copy would have them).
   const interaction = name === 'Interaction';
+  const consumedDrops = refreshToken ? underBothNames(name, CONSUMED_REFRESH_TOKEN_DROPS) : undefined;
   const restore = (payload: AdapterPayload | undefined | void, id?: string): AdapterPayload | undefined => {
     if (!payload) return undefined;
     const returnTo = id !== undefined && payload.returnTo === undefined ? resumeUrl(id) : undefined;
@@ -168,7 +189,7 @@ export function compactPayloads(inner: Adapter, name: string, issuer: string): A
     async findByUserCode(userCode: string) {
       return restore(await inner.findByUserCode(userCode));
     },
-    consume: (id: string) => inner.consume(id),
+    consume: (id: string) => inner.consume(id, consumedDrops),
     destroy: (id: string) => inner.destroy(id),
     revokeByGrantId: (grantId: string) => inner.revokeByGrantId(grantId),
   };

@@ -94,14 +94,14 @@ export function hashedIdAdapter(inner: Adapter, name: string, key: Buffer): Adap
     },
     findByUid: (uid: string) => inner.findByUid(uid),
     findByUserCode: (userCode: string) => inner.findByUserCode(userCode),
-    async consume(id: string) {
+    async consume(id: string, drops?: readonly string[]) {
       const record = recordOf(id);
-      if (record !== undefined) return void (await Promise.all([inner.consume(record), inner.consume(h(record))]));
+      if (record !== undefined) return void (await Promise.all([inner.consume(record, drops), inner.consume(h(record), drops)]));
       // A value this request found under its hash has no entry under the value itself (those were
       // written before hashing, and a value is stored one way): one consume, not two.
       const found = foundHashed.peek()?.get(id);
-      if (found !== undefined) await inner.consume(found);
-      else await Promise.all([inner.consume(h(id)), inner.consume(id)]);
+      if (found !== undefined) await inner.consume(found, drops);
+      else await Promise.all([inner.consume(h(id), drops), inner.consume(id, drops)]);
     },
     async destroy(id: string) {
       const record = recordOf(id);

@@ -419,11 +419,13 @@ class MemoryAdapter implements Adapter {
     return id === undefined ? undefined : this.find(id);
   }
 
-  async consume(id: string): Promise<void> {
+  /** As the Redis store's: written again without `drops` (fields as stored, see Adapter). */
+  async consume(id: string, drops: readonly string[] = []): Promise<void> {
     const key = this.#key(id);
     const entry = this.#store._readTemp(key);
     if (!entry) return;
     const payload = JSON.parse(entry.value) as AdapterPayload;
+    for (const field of drops) delete payload[field];
     payload.consumed = nowSeconds();
     this.#store._writeTemp(key, serialize(payload), entry.expiresAt ?? Date.now());
   }

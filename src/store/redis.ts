@@ -745,15 +745,16 @@ class RedisAdapter implements Adapter {
    * `SET ... KEEPTTL XX`: one command, the TTL kept, nothing created when the key is gone (revoked
    * meanwhile). Tokens are not saved again once issued (codes never; refresh tokens rotate), so what
    * was read is what is there. Otherwise (not read here, or a HASH from an earlier version), the
-   * CONSUME script, which reads it in Redis.
+   * CONSUME script, which reads it in Redis (and keeps it whole). `drops`: fields (as stored) the
+   * consumed form is written without, besides an authorization code's (CONSUMED_CODE_DROPS).
    */
-  async consume(id: string): Promise<void> {
+  async consume(id: string, drops?: readonly string[]): Promise<void> {
     const key = this.#store.keys.oidc(this.#name, id);
     if (this.#name === 'RefreshToken') this.#store.refreshTokenHints.forget(id);
     const known = requestReads()?.get(key);
     forget(key);
     if (typeof known === 'string') {
-      const json = consumedForm(this.#name, known.charCodeAt(0) === 0x63 /* c */ ? known.slice(known.indexOf('|') + 1) : known);
+      const json = consumedForm(this.#name, known.charCodeAt(0) === 0x63 /* c */ ? known.slice(known.indexOf('|') + 1) : known, drops);
       const consumed = this.#store.run((c) => c.set(key, `c${nowSeconds()}|${json}`, 'KEEPTTL', 'XX'));
       // In a request the tokens issued for it follow (their saves wait for this), or the answer
       // does: deferred, so it leaves with the access token's write (deferWrite).
@@ -823,12 +824,13 @@ const SESSION_ID = 'sessionJti';
  */
 const CONSUMED_CODE_DROPS = ['accountId', 'acr', 'amr', 'authTime', 'nonce', 'scope', 'resource', 'claims', 'sessionUid', 'expiresWithSession', 'sid', SESSION_ID];
 
-/** The JSON a payload of `model` is written with once consumed (CONSUMED_CODE_DROPS for codes; others as they are). */
-function consumedForm(model: string, json: string): string {
-  if (model !== 'AuthorizationCode') return json;
+/** The JSON a payload of `model` is written with once consumed: without CONSUMED_CODE_DROPS for codes, and without `drops` (as they are without either). */
+function consumedForm(model: string, json: string, drops: readonly string[] = []): string {
+  const code = model === 'AuthorizationCode';
+  if (!code && drops.length === 0) return json;
   try {
     const payload = JSON.parse(json) as Record<string, unknown>;
-    for (const field of CONSUMED_CODE_DROPS) delete payload[field];
+    for (const field of code ? [...CONSUMED_CODE_DROPS, ...drops] : drops) delete payload[field];
     return JSON.stringify(payload);
   } catch {
     return json;

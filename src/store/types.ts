@@ -1,6 +1,16 @@
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { Adapter as ProviderAdapter, AdapterPayload } from 'oidc-provider';
 
-export type { Adapter, AdapterPayload };
+export type { AdapterPayload };
+
+/**
+ * oidc-provider's adapter, whose `consume` may be told which fields the consumed record is written
+ * again without (`drops`, as stored): the layer that knows a model's stored names (provider/
+ * compact-payloads.ts) says what of a consumed token oidc-provider no longer reads; the store
+ * rewrites what it read (redis.ts) or holds (memory.ts) without them. Unnamed fields are kept.
+ */
+export interface Adapter extends ProviderAdapter {
+  consume(id: string, drops?: readonly string[]): Promise<void | undefined>;
+}
 
 /** What an append-only log hands back: its position and the entry. */
 export interface LogEntry<T> {

@@ -43,6 +43,27 @@ async function traced(store: RedisStore, prefix: string, fn: () => Promise<unkno
   return seen;
 }
 
+/** The refresh tokens' keys under `prefix` (SCAN). */
+async function refreshTokenKeys(store: RedisStore, prefix: string): Promise<Set<string>> {
+  const keys = new Set<string>();
+  let cursor = '0';
+  do {
+    const [next, found] = await store.client.scan(cursor, 'MATCH', `${prefix}oidc:RefreshToken:*`, 'COUNT', 500);
+    cursor = next;
+    for (const key of found) keys.add(key);
+  } while (cursor !== '0');
+  return keys;
+}
+
+/** The one refresh token key under `prefix` that `fn` wrote. */
+async function newRefreshTokenKey(store: RedisStore, prefix: string, fn: () => Promise<unknown>): Promise<string> {
+  const before = await refreshTokenKeys(store, prefix);
+  await fn();
+  const added = [...(await refreshTokenKeys(store, prefix))].filter((key) => !before.has(key));
+  assert.equal(added.length, 1, 'one refresh token written');
+  return added[0]!;
+}
+
 /** A federation on its own Redis prefix for the tests of a describe block (started before them, closed after). */
 function federationOnRedis(name: string, options: Omit<FederationOptions, 'store' | 'settings'> = {}) {
   const prefix = `${name}-${randomBytes(6).toString('hex')}:`;
@@ -100,6 +121,40 @@ describe('a refresh on Redis: its commands and rounds', () => {
     // Now this instance issued the token and found the Session: the next refresh reads all four at once.
     const next = await traced(ctx.store, ctx.prefix, () => oidc.refreshTokenGrant(ctx.fed.rp, refreshed[0]!.refresh_token!));
     assert.deepEqual(next.filter((c) => c.startsWith('1 ')), ['1 get oidc:RefreshToken', '1 get oidc:Grant', '1 get oidc:Session', '1 get tmp:session']);
+  });
+
+  it('a consumed refresh token keeps only what the refusal of its replay reads; its replay (with a scope) is still refused and revokes the grant', async () => {
+    const auth = await authorizationRequest(ctx.fed.rp, { scope: 'openid email profile' });
+    let tokens!: oidc.TokenEndpointResponse;
+    const key = await newRefreshTokenKey(ctx.store, ctx.prefix, async () => (tokens = await exchange(ctx.fed.rp, await brokeredLogin(new Browser(), auth, { email: 'alice@acme.example' }), auth)));
+    const whole = (await ctx.store.client.get(key))!;
+    const refreshed = await oidc.refreshTokenGrant(ctx.fed.rp, tokens.refresh_token!);
+    const raw = (await ctx.store.client.get(key))!;
+    assert.match(raw, /^c\d+\|\{/, 'consumed');
+    const kept = JSON.parse(raw.slice(raw.indexOf('|') + 1)) as Record<string, unknown>;
+    // The client, expiry, grant, scope, account and session (oidc-provider's checks, findAccount, the store's grant index and hints).
+    assert.deepEqual(Object.keys(kept).sort(), ['a', 'c', 'exp', 'expiresWithSession', 'grantId', 's', 'sessionUid']);
+    assert.deepEqual(kept, Object.fromEntries(Object.entries(JSON.parse(whole) as Record<string, unknown>).filter(([field]) => field in kept)), 'as it was issued');
+    assert.ok(raw.length < whole.length - 100, `${raw.length} bytes consumed, ${whole.length} issued`);
+    // The replay asks for a scope of the token's: the scope check passes, the consumed one refuses it and revokes the grant.
+    await assert.rejects(oidc.refreshTokenGrant(ctx.fed.rp, tokens.refresh_token!, { scope: 'openid email' }), (err: { error?: string }) => err.error === 'invalid_grant');
+    assert.equal(await ctx.store.client.exists(ctx.store.keys.oidc('Grant', String(kept.grantId))), 0, 'the grant revoked');
+    await assert.rejects(oidc.refreshTokenGrant(ctx.fed.rp, refreshed.refresh_token!), (err: { error?: string }) => err.error === 'invalid_grant', 'the rotated token with it');
+  });
+
+  it('a refresh token consumed by the previous release (whole, long names) is refused when replayed, and its grant revoked', async () => {
+    const auth = await authorizationRequest(ctx.fed.rp, { scope: 'openid email profile' });
+    let tokens!: oidc.TokenEndpointResponse;
+    const key = await newRefreshTokenKey(ctx.store, ctx.prefix, async () => (tokens = await exchange(ctx.fed.rp, await brokeredLogin(new Browser(), auth, { email: 'alice@acme.example' }), auth)));
+    const short = JSON.parse((await ctx.store.client.get(key))!) as Record<string, unknown>;
+    // The token as the previous release wrote it once consumed: every field, under oidc-provider's names.
+    const long: Record<string, string> = { a: 'accountId', c: 'clientId', s: 'scope', r: 'acr', m: 'amr', t: 'authTime', n: 'nonce', u: 'resource' };
+    const before: Record<string, unknown> = { kind: 'RefreshToken', rotations: 0, gty: 'authorization_code', iiat: short.iat, resource: ctx.fed.concord.issuer };
+    for (const [field, value] of Object.entries(short)) before[long[field] ?? field] = value;
+    assert.equal(await ctx.store.client.set(key, `c${Math.floor(Date.now() / 1000) - 60}|${JSON.stringify(before)}`, 'KEEPTTL', 'XX'), 'OK');
+    await assert.rejects(oidc.refreshTokenGrant(ctx.fed.rp, tokens.refresh_token!), (err: { error?: string }) => err.error === 'invalid_grant');
+    assert.equal(await ctx.store.client.exists(ctx.store.keys.oidc('Grant', String(short.grantId))), 0, 'the grant revoked');
+    assert.equal(await ctx.store.client.exists(key), 0, 'the token destroyed');
   });
 
   it('a session ended (logout, revocation) is no longer refreshed, whatever this instance knew of it', async () => {

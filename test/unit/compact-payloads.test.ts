@@ -110,6 +110,44 @@ describe('oidc-provider records without their model and id', () => {
     }
   });
 
+  it('writes a consumed refresh token again with only what the refusal of its replay reads (memory and Redis stores), one of the previous release (long names) too', async () => {
+    const redis = await createStore({ url: REDIS_URL, prefix: `compact-${randomBytes(4).toString('hex')}:` });
+    try {
+      for (const backend of [store, redis]) {
+        const tokens = compactPayloads(backend.adapter('RefreshToken'), 'RefreshToken', ISSUER);
+        const token = {
+          kind: 'RefreshToken', jti: 'rc1', iat: 1_800_000_000, exp: 1_801_000_000, iiat: 1_799_000_000, rotations: 3, gty: 'authorization_code refresh_token',
+          accountId: 'acme:u1', acr: 'urn:acr', amr: ['pwd'], authTime: 1_799_999_990, expiresWithSession: true, grantId: 'g5', nonce: 'n-1', claims: { id_token: { email: null } },
+          resource: 'https://api.example', scope: 'openid email', sessionUid: 'su-1', sid: 'sid-1', clientId: 'rp', jkt: 'thumb', 'x5t#S256': 'cert', attestationJkt: 'att',
+        } as AdapterPayload;
+        // Previous release: long names, and `kind` (a store of then kept it).
+        const before = { iat: 1, exp: 1_801_000_000, accountId: 'acme:u1', acr: 'urn:acr', amr: ['pwd'], authTime: 1, clientId: 'rp', grantId: 'g6', nonce: 'n', resource: ISSUER, scope: 'openid', sessionUid: 'su-2', expiresWithSession: false, kind: 'RefreshToken', rotations: 0, gty: 'authorization_code', iiat: 1 } as AdapterPayload;
+        await tokens.upsert('rc1', token, 60);
+        await backend.adapter('RefreshToken').upsert('rc2', before, 60);
+        await withRequestReads(async () => {
+          for (const id of ['rc1', 'rc2']) {
+            assert.ok(await tokens.find(id));
+            await tokens.consume(id);
+          }
+        });
+        const stored = (id: string) => backend.adapter('RefreshToken').find(id) as Promise<Record<string, unknown>>;
+        const { consumed, ...kept } = await stored('rc1');
+        assert.equal(typeof consumed, 'number', `${backend.kind}: consumed`);
+        assert.deepEqual(kept, { exp: 1_801_000_000, a: 'acme:u1', c: 'rp', s: 'openid email', grantId: 'g5', sessionUid: 'su-1', expiresWithSession: true, jkt: 'thumb', 'x5t#S256': 'cert', attestationJkt: 'att', jti: 'rc1' }, backend.kind);
+        const { consumed: consumedBefore, ...keptBefore } = await stored('rc2');
+        assert.equal(typeof consumedBefore, 'number');
+        assert.deepEqual(keptBefore, { exp: 1_801_000_000, accountId: 'acme:u1', clientId: 'rp', grantId: 'g6', scope: 'openid', sessionUid: 'su-2', expiresWithSession: false, kind: 'RefreshToken' }, `${backend.kind}: the previous release's names`);
+        // What oidc-provider reads of it before its `consumed` (grants/refresh_token.js), under its names.
+        const found = (await tokens.find('rc1')) as Record<string, unknown>;
+        for (const field of ['clientId', 'exp', 'grantId', 'scope', 'accountId', 'sessionUid', 'expiresWithSession', 'jkt', 'x5t#S256', 'attestationJkt', 'consumed']) {
+          assert.deepEqual(found[field], field === 'consumed' ? consumed : token[field], `${backend.kind}: ${field}`);
+        }
+      }
+    } finally {
+      await redis.close();
+    }
+  });
+
   it('keeps what differs from the place (another kind, another jti) and reads records written with both', async () => {
     const interactions = compactPayloads(store.adapter('Interaction'), 'Interaction', ISSUER);
     const elsewhere = { kind: 'Interaction', jti: 'i2', returnTo: 'https://elsewhere.example/auth/i2', exp: 2 } as AdapterPayload;
