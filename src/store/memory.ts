@@ -253,8 +253,8 @@ export class MemoryStore implements Store {
       const entry = this.#sets.get(key)!;
       const map = (entry.values ??= new Map());
       const grown = value.length - (map.get(member)?.length ?? 0);
-      this.#admit(grown);
-      this.#entries--; // a value is no entry of its own: its bytes count with its member
+      // A value is no entry of its own: its bytes count with its member's.
+      this.#admit(grown, { entry: false });
       entry.bytes += grown;
       map.set(member, value);
     }
@@ -314,12 +314,15 @@ export class MemoryStore implements Store {
     this.#bus.removeAllListeners();
   }
 
-  /** Room for one more entry of `bytes`, or StoreFullError. */
-  #admit(bytes: number): void {
+  /**
+   * Room for one more entry of `bytes`, or StoreFullError; `entry: false` counts the bytes only (a
+   * set member's value), under the same check.
+   */
+  #admit(bytes: number, { entry = true }: { entry?: boolean } = {}): void {
     if (this.#entries + 1 > this.#maxEntries || this.#bytes + bytes > this.#maxBytes) {
       throw new StoreFullError(`the embedded store is full (${this.#entries} entries, ${this.#bytes} bytes; caps ${this.#maxEntries} and ${this.#maxBytes})`);
     }
-    this.#entries++;
+    if (entry) this.#entries++;
     this.#bytes += bytes;
   }
 
